@@ -1,0 +1,37 @@
+import type { Publication, StreamPosition } from './types.js';
+
+/**
+ * History: reads a channel's stream. Writing happens only through `Broker.publish` (append and fan-out are one
+ * atomic step), so an implementation usually implements both roles over one store.
+ *
+ * Contract (memory/history.ts, redis/history.ts):
+ * - `history` returns the stream's current top `position` and, unless `limit === 0`, publications in offset order
+ *   (newest first when `reverse`), only those with offset > `since.offset` when `since` is given.
+ *   `limit < 0` means no limit (bounded by the stream's size anyway).
+ * - Reading a channel that has no stream yet creates its meta (a fresh epoch, offset 0), so a subscriber learns
+ *   the epoch before the first publication and the position it gets stays valid after that publication.
+ * - Completeness test used by recovery: the publications returned after `since` are complete exactly when
+ *   `since.epoch === position.epoch` and `publications.length === position.offset - since.offset` (no limit).
+ * - Rejects with HeraldError 100 (temporary) when the store cannot answer.
+ */
+export interface History {
+  history(channel: string, query: HistoryQuery): Promise<HistoryResult>;
+  /** Drops the channel's publications; the epoch and top offset stay. */
+  removeHistory(channel: string): Promise<void>;
+}
+
+export interface HistoryQuery {
+  since?: StreamPosition;
+  limit: number;
+  reverse?: boolean;
+  /** The channel's configured size and TTL, so a stream that expired can be recognised and its meta renewed. */
+  historySize: number;
+  historyTtlMs: number;
+  /** How long the stream's meta (epoch, top offset) outlives its last publication. */
+  historyMetaTtlMs: number;
+}
+
+export interface HistoryResult {
+  publications: Publication[];
+  position: StreamPosition;
+}
