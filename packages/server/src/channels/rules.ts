@@ -1,0 +1,79 @@
+import type { HeraldConfig, NamespaceOptions } from '../config/index.js';
+import { ErrorCode, HeraldError } from '../protocol/codes.js';
+import { allowedUsersOf, channelNameProblem, namespaceOf } from './name.js';
+
+/** A channel's resolved options; pure lookups, no I/O. */
+export interface ChannelRules {
+  channel: string;
+  namespace: string | undefined;
+  options: NamespaceOptions;
+}
+
+/** Validates the name and finds its namespace options; throws 107 for a malformed name, 102 for an unknown namespace. */
+export function resolveChannel(config: Pick<HeraldConfig, 'channel'>, channel: unknown): ChannelRules {
+  const problem = channelNameProblem(channel);
+  if (problem) throw new HeraldError(ErrorCode.badRequest, `invalid channel name: ${problem}`);
+  const name = channel as string;
+  const ns = namespaceOf(name);
+  if (ns === undefined) return { channel: name, namespace: undefined, options: config.channel.withoutNamespace };
+  const options = config.channel.namespaces.get(ns);
+  if (!options) throw new HeraldError(ErrorCode.unknownChannel, `unknown channel: namespace "${ns}" is not configured (add it to channel.namespaces)`);
+  return { channel: name, namespace: ns, options };
+}
+
+export interface Actor {
+  user: string;
+  insecure: boolean;
+}
+
+function denied(what: string, channel: string): HeraldError {
+  return new HeraldError(ErrorCode.permissionDenied, `permission denied: ${what} on channel "${channel}"`);
+}
+
+/** A user-limited channel (`chat#42,43`) lets only the listed users in, when the namespace allows such channels. */
+export function userLimitedAllows(rules: ChannelRules, user: string): boolean | undefined {
+  if (!rules.options.allow_user_limited_channels) return undefined;
+  const users = allowedUsersOf(rules.channel);
+  if (users === undefined) return undefined;
+  return user !== '' && users.includes(user);
+}
+
+/** Subscribe without a subscription token. */
+export function checkSubscribe(rules: ChannelRules, actor: Actor): void {
+  if (actor.insecure) return;
+  const limited = userLimitedAllows(rules, actor.user);
+  if (limited === true) return;
+  if (limited === false) throw denied('this channel is limited to other users', rules.channel);
+  const o = rules.options;
+  if (o.allow_subscribe_for_client && (actor.user !== '' || o.allow_subscribe_for_anonymous)) return;
+  throw denied('subscribe needs a subscription token or allow_subscribe_for_client', rules.channel);
+}
+
+export function checkPublish(rules: ChannelRules, actor: Actor, subscribed: boolean): void {
+  if (actor.insecure) return;
+  const o = rules.options;
+  const anonOk = actor.user !== '' || o.allow_publish_for_anonymous;
+  if (o.allow_publish_for_client && anonOk) return;
+  if (o.allow_publish_for_subscriber && subscribed && anonOk) return;
+  throw denied('publish needs allow_publish_for_client or allow_publish_for_subscriber', rules.channel);
+}
+
+export function checkHistory(rules: ChannelRules, actor: Actor, subscribed: boolean): void {
+  if (rules.options.history_size <= 0) throw new HeraldError(ErrorCode.notAvailable, `history is not enabled for channel "${rules.channel}" (set history_size and history_ttl)`);
+  if (actor.insecure) return;
+  const o = rules.options;
+  const anonOk = actor.user !== '' || o.allow_history_for_anonymous;
+  if (o.allow_history_for_client && anonOk) return;
+  if (o.allow_history_for_subscriber && subscribed && anonOk) return;
+  throw denied('history needs allow_history_for_client or allow_history_for_subscriber', rules.channel);
+}
+
+export function checkPresence(rules: ChannelRules, actor: Actor, subscribed: boolean): void {
+  if (!rules.options.presence) throw new HeraldError(ErrorCode.notAvailable, `presence is not enabled for channel "${rules.channel}" (set presence: true)`);
+  if (actor.insecure) return;
+  const o = rules.options;
+  const anonOk = actor.user !== '' || o.allow_presence_for_anonymous;
+  if (o.allow_presence_for_client && anonOk) return;
+  if (o.allow_presence_for_subscriber && subscribed && anonOk) return;
+  throw denied('presence needs allow_presence_for_client or allow_presence_for_subscriber', rules.channel);
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+import { publish, publishUsage } from './publish.js';
+import { serve, serveUsage } from './serve.js';
+import { token, tokenUsage } from './token.js';
+import { HERALD_VERSION } from '../version.js';
+
+type Command = { run: (argv: string[]) => Promise<number>; usage: string };
+
+/** Commands by name; each parses its own argv and calls the public API only. */
+export const commands: Record<string, Command> = {
+  serve: { run: serve, usage: serveUsage },
+  token: { run: token, usage: tokenUsage },
+  publish: { run: publish, usage: publishUsage },
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v') {
+    console.log(HERALD_VERSION);
+    return 0;
+  }
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    console.log(`herald ${HERALD_VERSION}: real-time server speaking the Centrifugo client protocol\n\n` +
+      Object.values(commands).map((c) => c.usage).join('\n\n'));
+    return name ? 0 : 2;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    console.error(`herald: unknown command "${name}". Commands: ${Object.keys(commands).join(', ')}`);
+    return 2;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      console.error(`herald ${name}: ${e.message}\n${cmd.usage}`);
+      return 2;
+    }
+    console.error(`herald ${name}: ${e.message}`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+  // serve has resolved only after closing everything; do not wait for stray handles (e.g. open keep-alive sockets).
+  if (process.argv[2] === 'serve') setTimeout(() => process.exit(code), 50).unref();
+});

@@ -1,0 +1,387 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { parseDurationMs } from './duration.js';
+import { booleanNamespaceKeys, defaultNamespaceOptions, type NamespaceOptions } from './namespace.js';
+
+export { parseDurationMs } from './duration.js';
+export { defaultNamespaceOptions, type NamespaceOptions } from './namespace.js';
+
+/**
+ * Herald's whole configuration: one typed object with documented defaults (docs/configuration.md).
+ * Sources, later wins: defaults < JSON config file (Centrifugo v6 key names) < environment < explicit options.
+ */
+export interface HeraldConfig {
+  /** WS_PORT. @default 3002 */
+  port: number;
+  /** HERALD_HOST: bind address. @default '0.0.0.0' ('::' would also take IPv6) */
+  host: string;
+  /** WebSocket endpoints. @default ['/ws', '/connection/websocket'] */
+  wsPaths: string[];
+  /** HERALD_NAME: node name shown by the info API. @default hostname */
+  name: string;
+  token: {
+    /** HERALD_TOKEN_SECRET, else NEXTAUTH_SECRET; file: client.token.hmac_secret_key */
+    hmacSecret?: string;
+    /** HERALD_TOKEN_PUBLIC_KEY: PEM text or a path to a PEM file; file: client.token.rsa_public_key / ecdsa_public_key */
+    publicKey?: string;
+    /** HERALD_TOKEN_JWKS_URL; file: client.token.jwks_public_endpoint */
+    jwksUrl?: string;
+    /** HERALD_TOKEN_AUDIENCE; file: client.token.audience */
+    audience?: string;
+    /** HERALD_TOKEN_ISSUER; file: client.token.issuer */
+    issuer?: string;
+    /** HERALD_TOKEN_REQUIRE_EXP. @default true (false in insecure mode, as Centrifugo) */
+    requireExp: boolean;
+  };
+  /** HERALD_CLIENT_INSECURE; file: client.insecure. Development only: no token needed, every permission granted. @default false */
+  insecure: boolean;
+  /** HERALD_ALLOW_ANONYMOUS; file: client.allow_anonymous_connect_without_token. @default false */
+  allowAnonymous: boolean;
+  /** HERALD_ALLOWED_ORIGINS (comma-separated, exact scheme://host:port, or '*'); file: client.allowed_origins. */
+  allowedOrigins?: string[];
+  /** HERALD_API_KEY; file: http_api.key. Without it the HTTP API answers 503 unless apiInsecure. */
+  apiKey?: string;
+  /** HERALD_API_INSECURE; file: http_api.insecure. @default false */
+  apiInsecure: boolean;
+  /** HERALD_API_MAX_BODY bytes. @default 1 MiB */
+  apiMaxBodyBytes: number;
+  /** HERALD_API_RATE: requests per second per client IP on /api; 0 = unlimited. @default 0 */
+  apiRatePerSecond: number;
+  /** HERALD_ENGINE. @default 'memory' */
+  engine: 'memory' | 'redis';
+  /** REDIS_URL. @default 'redis://127.0.0.1:6379' */
+  redisUrl: string;
+  /** HERALD_REDIS_PREFIX. @default 'herald' */
+  redisPrefix: string;
+  /** HERALD_DATABASE_URL: turns the outbox consumer on. */
+  databaseUrl?: string;
+  /** HERALD_PING_INTERVAL (client.ping_interval). @default 25 s */
+  pingIntervalMs: number;
+  /** HERALD_PONG_TIMEOUT (client.pong_timeout). @default 8 s */
+  pongTimeoutMs: number;
+  /** HERALD_MAX_MESSAGE_SIZE bytes of one incoming WebSocket message; larger closes with 1009. @default 65536 */
+  maxMessageBytes: number;
+  /** HERALD_CONNECT_TIMEOUT: a socket that sends no valid connect in time is closed with 3502. @default 10 s */
+  connectTimeoutMs: number;
+  /** HERALD_CHANNEL_LIMIT (client.channel_limit): subscriptions per connection (error 106). @default 128 */
+  channelLimit: number;
+  /** HERALD_USER_CONNECTION_LIMIT (client.user_connection_limit): per user per node, 0 = none (3504). @default 0 */
+  userConnectionLimit: number;
+  /** HERALD_IP_CONNECTION_LIMIT: per client IP per node, 0 = none (403 before upgrade). @default 0 */
+  ipConnectionLimit: number;
+  /** HERALD_COMMAND_RATE: commands per second per connection (burst = 2x); past it error 111, then 3013. 0 = none. @default 100 */
+  commandRatePerSecond: number;
+  /** HERALD_MAX_ERRORS: bad commands tolerated per connection before 3509. @default 20 */
+  maxErrors: number;
+  /** HERALD_MAX_SEND_BUFFER bytes queued to one socket before it is closed with 3008 (slow). @default 1 MiB */
+  maxSendBufferBytes: number;
+  /** HERALD_EXPIRED_CLOSE_DELAY: grace after a token's exp before closing with 3005 (the SDK refreshes at exp). @default 25 s */
+  expiredCloseDelayMs: number;
+  /** HERALD_PRESENCE_TTL (presence entries' lifetime in a shared engine). @default 60 s */
+  presenceTtlMs: number;
+  /** HERALD_SHUTDOWN_TIMEOUT: SIGTERM drain deadline. @default 10 s */
+  shutdownTimeoutMs: number;
+  /** HERALD_LOG_LEVEL. @default 'info' */
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  channel: {
+    withoutNamespace: NamespaceOptions;
+    namespaces: Map<string, NamespaceOptions>;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super('invalid configuration:\n  - ' + problems.join('\n  - '));
+    this.name = 'ConfigError';
+  }
+}
+
+export type HeraldEnv = Record<string, string | undefined>;
+
+export interface LoadConfigInput {
+  env?: HeraldEnv;
+  /** Path of a JSON config file (HERALD_CONFIG or --config). */
+  configFile?: string;
+  /** Parsed JSON config (instead of a file). */
+  fileConfig?: unknown;
+  /** Explicit values (createHerald options, CLI flags): win over everything. */
+  overrides?: Partial<Omit<HeraldConfig, 'channel' | 'token'>> & {
+    token?: Partial<HeraldConfig['token']>;
+    channel?: { withoutNamespace?: Partial<NamespaceOptions>; namespaces?: Record<string, Partial<NamespaceOptions>> };
+  };
+}
+
+const nsSchemaShape: Record<string, z.ZodType> = {};
+for (const key of booleanNamespaceKeys) nsSchemaShape[key] = z.boolean().optional();
+Object.assign(nsSchemaShape, {
+  history_size: z.number().int().min(0).max(1_000_000).optional(),
+  history_ttl: z.union([z.string(), z.number()]).optional(),
+  history_meta_ttl: z.union([z.string(), z.number()]).optional(),
+});
+const namespaceSchema = z.looseObject(nsSchemaShape);
+const namedNamespaceSchema = namespaceSchema.extend({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "-" or "." (1-64 characters)'),
+});
+
+const fileSchema = z.looseObject({
+  client: z.looseObject({
+    token: z.looseObject({
+      hmac_secret_key: z.string().min(1).optional(),
+      rsa_public_key: z.string().optional(),
+      ecdsa_public_key: z.string().optional(),
+      jwks_public_endpoint: z.string().url().optional(),
+      audience: z.string().optional(),
+      issuer: z.string().optional(),
+    }).optional(),
+    allowed_origins: z.array(z.string()).optional(),
+    insecure: z.boolean().optional(),
+    allow_anonymous_connect_without_token: z.boolean().optional(),
+    channel_limit: z.number().int().min(1).optional(),
+    user_connection_limit: z.number().int().min(0).optional(),
+    ping_interval: z.union([z.string(), z.number()]).optional(),
+    pong_timeout: z.union([z.string(), z.number()]).optional(),
+  }).optional(),
+  http_api: z.looseObject({ key: z.string().optional(), insecure: z.boolean().optional() }).optional(),
+  channel: z.looseObject({
+    without_namespace: namespaceSchema.optional(),
+    namespaces: z.array(namedNamespaceSchema).optional(),
+  }).optional(),
+});
+
+const knownNamespaceKeys = new Set([...Object.keys(nsSchemaShape), 'name']);
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+function closest(key: string, known: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = 4;
+  for (const k of known) {
+    const d = editDistance(key, k);
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+function namespaceFrom(raw: Record<string, unknown>, where: string, base: NamespaceOptions, problems: string[], warnings: string[]): NamespaceOptions {
+  const ns: NamespaceOptions = { ...base };
+  for (const key of Object.keys(raw)) {
+    if (knownNamespaceKeys.has(key)) continue;
+    const guess = closest(key, knownNamespaceKeys);
+    if (guess) problems.push(`${where}.${key}: unknown option; did you mean "${guess}"?`);
+    else warnings.push(`${where}.${key}: not supported by Herald, ignored`);
+  }
+  for (const key of booleanNamespaceKeys) {
+    const v = raw[key];
+    if (typeof v === 'boolean') (ns as unknown as Record<string, unknown>)[key] = v;
+  }
+  if (typeof raw.history_size === 'number') ns.history_size = raw.history_size;
+  for (const [src, dst] of [['history_ttl', 'history_ttl_ms'], ['history_meta_ttl', 'history_meta_ttl_ms']] as const) {
+    if (raw[src] === undefined) continue;
+    const ms = parseDurationMs(raw[src]);
+    if (ms === undefined) problems.push(`${where}.${src}: expected a duration like "300s", "5m" or a number of seconds, got ${JSON.stringify(raw[src])}`);
+    else ns[dst] = ms;
+  }
+  if (ns.history_size > 0 && ns.history_ttl_ms === 0) {
+    problems.push(`${where}: history_size is ${ns.history_size} but history_ttl is not set; set history_ttl (e.g. "300s") so history can expire`);
+  }
+  if ((ns.force_recovery || ns.allow_recovery) && ns.history_size === 0) {
+    problems.push(`${where}: recovery needs history; set history_size and history_ttl, or remove force_recovery/allow_recovery`);
+  }
+  return ns;
+}
+
+function envInt(env: HeraldEnv, name: string, problems: string[], min = 0): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) {
+    problems.push(`${name}=${JSON.stringify(raw)}: expected a whole number >= ${min}`);
+    return undefined;
+  }
+  return n;
+}
+
+function envBool(env: HeraldEnv, name: string, problems: string[]): boolean | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`);
+  return undefined;
+}
+
+function envDuration(env: HeraldEnv, name: string, problems: string[]): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const ms = parseDurationMs(raw);
+  if (ms === undefined) problems.push(`${name}=${JSON.stringify(raw)}: expected a duration like "10s" or "500ms", or seconds`);
+  return ms;
+}
+
+function envStr(env: HeraldEnv, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function validOrigin(o: string): boolean {
+  if (o === '*') return true;
+  try {
+    const u = new URL(o);
+    return u.origin === o && (u.protocol === 'http:' || u.protocol === 'https:');
+  } catch {
+    return false;
+  }
+}
+
+/** Builds the configuration; throws ConfigError listing every problem with the key and what is expected. */
+export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnings: string[] } {
+  const env = input.env ?? {};
+  const problems: string[] = [];
+  const warnings: string[] = [];
+
+  let rawFile: unknown = input.fileConfig;
+  const configFile = input.configFile ?? envStr(env, 'HERALD_CONFIG');
+  if (rawFile === undefined && configFile) {
+    let text: string;
+    try {
+      text = readFileSync(configFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError([`config file ${configFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); check HERALD_CONFIG / --config`]);
+    }
+    try {
+      rawFile = JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError([`config file ${configFile}: not valid JSON (${(err as Error).message})`]);
+    }
+  }
+  const parsed = fileSchema.safeParse(rawFile ?? {});
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+      problems.push(`${configFile ?? 'config'}: ${path || '(root)'}: ${issue.message}`);
+    }
+    throw new ConfigError(problems);
+  }
+  const file = parsed.data;
+  const fileToken = file.client?.token;
+
+  const withoutNamespace = namespaceFrom(
+    (file.channel?.without_namespace ?? {}) as Record<string, unknown>,
+    'channel.without_namespace', defaultNamespaceOptions, problems, warnings,
+  );
+  const namespaces = new Map<string, NamespaceOptions>();
+  for (const [i, raw] of (file.channel?.namespaces ?? []).entries()) {
+    const name = raw.name as string;
+    if (namespaces.has(name)) problems.push(`channel.namespaces[${i}].name: namespace "${name}" is defined twice`);
+    namespaces.set(name, namespaceFrom(raw as Record<string, unknown>, `channel.namespaces[${i}] ("${name}")`, defaultNamespaceOptions, problems, warnings));
+  }
+
+  const insecure = envBool(env, 'HERALD_CLIENT_INSECURE', problems) ?? file.client?.insecure ?? false;
+  const originsEnv = envStr(env, 'HERALD_ALLOWED_ORIGINS');
+  let allowedOrigins = originsEnv !== undefined ? originsEnv.split(',').map((s) => s.trim()).filter(Boolean) : file.client?.allowed_origins;
+  if (allowedOrigins) {
+    allowedOrigins = allowedOrigins.map((o) => o.replace(/\/$/, ''));
+    for (const o of allowedOrigins) {
+      if (!validOrigin(o)) problems.push(`HERALD_ALLOWED_ORIGINS / client.allowed_origins: "${o}" is not an origin; write scheme://host[:port] exactly as the browser sends it, e.g. http://localhost:3000`);
+    }
+  }
+  const requireExpEnv = envBool(env, 'HERALD_TOKEN_REQUIRE_EXP', problems);
+  const engineRaw = envStr(env, 'HERALD_ENGINE') ?? 'memory';
+  if (engineRaw !== 'memory' && engineRaw !== 'redis') problems.push(`HERALD_ENGINE=${JSON.stringify(engineRaw)}: expected "memory" or "redis"`);
+  const logLevel = envStr(env, 'HERALD_LOG_LEVEL') ?? 'info';
+  const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+  if (!levels.includes(logLevel)) problems.push(`HERALD_LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${levels.join(', ')}`);
+
+  let pingIntervalMs = envDuration(env, 'HERALD_PING_INTERVAL', problems);
+  if (pingIntervalMs === undefined && file.client?.ping_interval !== undefined) {
+    pingIntervalMs = parseDurationMs(file.client.ping_interval);
+    if (pingIntervalMs === undefined) problems.push('client.ping_interval: expected a duration like "25s"');
+  }
+  let pongTimeoutMs = envDuration(env, 'HERALD_PONG_TIMEOUT', problems);
+  if (pongTimeoutMs === undefined && file.client?.pong_timeout !== undefined) {
+    pongTimeoutMs = parseDurationMs(file.client.pong_timeout);
+    if (pongTimeoutMs === undefined) problems.push('client.pong_timeout: expected a duration like "8s"');
+  }
+
+  const o = input.overrides ?? {};
+  const config: HeraldConfig & { warnings: string[] } = {
+    port: envInt(env, 'WS_PORT', problems) ?? envInt(env, 'HERALD_PORT', problems) ?? 3002,
+    host: envStr(env, 'HERALD_HOST') ?? '0.0.0.0',
+    wsPaths: ['/ws', '/connection/websocket'],
+    name: envStr(env, 'HERALD_NAME') ?? (process.env.HOSTNAME || 'herald'),
+    token: {
+      hmacSecret: envStr(env, 'HERALD_TOKEN_SECRET') ?? fileToken?.hmac_secret_key ?? envStr(env, 'NEXTAUTH_SECRET'),
+      publicKey: envStr(env, 'HERALD_TOKEN_PUBLIC_KEY') ?? fileToken?.rsa_public_key ?? fileToken?.ecdsa_public_key,
+      jwksUrl: envStr(env, 'HERALD_TOKEN_JWKS_URL') ?? fileToken?.jwks_public_endpoint,
+      audience: envStr(env, 'HERALD_TOKEN_AUDIENCE') ?? fileToken?.audience,
+      issuer: envStr(env, 'HERALD_TOKEN_ISSUER') ?? fileToken?.issuer,
+      requireExp: requireExpEnv ?? !insecure,
+      ...o.token,
+    },
+    insecure,
+    allowAnonymous: envBool(env, 'HERALD_ALLOW_ANONYMOUS', problems) ?? file.client?.allow_anonymous_connect_without_token ?? false,
+    allowedOrigins,
+    apiKey: envStr(env, 'HERALD_API_KEY') ?? file.http_api?.key,
+    apiInsecure: envBool(env, 'HERALD_API_INSECURE', problems) ?? file.http_api?.insecure ?? false,
+    apiMaxBodyBytes: envInt(env, 'HERALD_API_MAX_BODY', problems, 1) ?? 1024 * 1024,
+    apiRatePerSecond: envInt(env, 'HERALD_API_RATE', problems) ?? 0,
+    engine: engineRaw === 'redis' ? 'redis' : 'memory',
+    redisUrl: envStr(env, 'REDIS_URL') ?? 'redis://127.0.0.1:6379',
+    redisPrefix: envStr(env, 'HERALD_REDIS_PREFIX') ?? 'herald',
+    databaseUrl: envStr(env, 'HERALD_DATABASE_URL'),
+    pingIntervalMs: pingIntervalMs ?? 25_000,
+    pongTimeoutMs: pongTimeoutMs ?? 8_000,
+    maxMessageBytes: envInt(env, 'HERALD_MAX_MESSAGE_SIZE', problems, 128) ?? 65_536,
+    connectTimeoutMs: envDuration(env, 'HERALD_CONNECT_TIMEOUT', problems) ?? 10_000,
+    channelLimit: envInt(env, 'HERALD_CHANNEL_LIMIT', problems, 1) ?? file.client?.channel_limit ?? 128,
+    userConnectionLimit: envInt(env, 'HERALD_USER_CONNECTION_LIMIT', problems) ?? file.client?.user_connection_limit ?? 0,
+    ipConnectionLimit: envInt(env, 'HERALD_IP_CONNECTION_LIMIT', problems) ?? 0,
+    commandRatePerSecond: envInt(env, 'HERALD_COMMAND_RATE', problems) ?? 100,
+    maxErrors: envInt(env, 'HERALD_MAX_ERRORS', problems, 1) ?? 20,
+    maxSendBufferBytes: envInt(env, 'HERALD_MAX_SEND_BUFFER', problems, 1024) ?? 1024 * 1024,
+    expiredCloseDelayMs: envDuration(env, 'HERALD_EXPIRED_CLOSE_DELAY', problems) ?? 25_000,
+    presenceTtlMs: envDuration(env, 'HERALD_PRESENCE_TTL', problems) ?? 60_000,
+    shutdownTimeoutMs: envDuration(env, 'HERALD_SHUTDOWN_TIMEOUT', problems) ?? 10_000,
+    logLevel: logLevel as HeraldConfig['logLevel'],
+    channel: { withoutNamespace, namespaces },
+    warnings,
+  };
+
+  const { token: _t, channel: chOverride, ...flat } = o;
+  for (const [k, v] of Object.entries(flat)) if (v !== undefined) (config as unknown as Record<string, unknown>)[k] = v;
+  if (chOverride?.withoutNamespace) config.channel.withoutNamespace = { ...config.channel.withoutNamespace, ...chOverride.withoutNamespace };
+  if (chOverride?.namespaces) {
+    for (const [name, opts] of Object.entries(chOverride.namespaces)) {
+      config.channel.namespaces.set(name, { ...(config.channel.namespaces.get(name) ?? defaultNamespaceOptions), ...opts });
+    }
+  }
+
+  if (config.port < 0 || config.port > 65535) problems.push(`WS_PORT=${config.port}: expected 0-65535`);
+  if (!config.insecure && !config.token.hmacSecret && !config.token.publicKey && !config.token.jwksUrl && !config.allowAnonymous) {
+    warnings.push('no token key configured (HERALD_TOKEN_SECRET, NEXTAUTH_SECRET, HERALD_TOKEN_PUBLIC_KEY or HERALD_TOKEN_JWKS_URL): every connection will be refused unless an onConnecting hook authenticates it');
+  }
+  if (config.insecure) warnings.push('HERALD_CLIENT_INSECURE is on: connections need no token and every channel permission is granted. Development only, never in production.');
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/** The options that apply to a channel: its namespace's (the part before ':'), else `without_namespace`. */
+export function namespaceNameOf(channel: string): string | undefined {
+  const i = channel.indexOf(':');
+  return i > 0 ? channel.slice(0, i) : undefined;
+}

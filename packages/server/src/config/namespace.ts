@@ -1,0 +1,66 @@
+/** Per-namespace channel options, named as in Centrifugo v6 (`channel.without_namespace`, `channel.namespaces[]`). */
+export interface NamespaceOptions {
+  /** Track who is subscribed. @default false */
+  presence: boolean;
+  /** Send join/leave pushes to subscribers that ask for them. @default false */
+  join_leave: boolean;
+  /** Send join/leave pushes to every subscriber. @default false */
+  force_push_join_leave: boolean;
+  /** Publications kept per channel; 0 disables history and recovery. @default 0 */
+  history_size: number;
+  /** How long publications stay in history, ms (config: "300s"). @default 0 */
+  history_ttl_ms: number;
+  /** How long the stream's epoch and top offset outlive the last publication, ms. @default 30 days */
+  history_meta_ttl_ms: number;
+  /** Answer subscribe with `recoverable: true` and recover every resubscribe. @default false */
+  force_recovery: boolean;
+  /** Let clients ask for recovery. @default false */
+  allow_recovery: boolean;
+  /** Send offsets and epoch with every subscribe (positioning). @default false */
+  force_positioning: boolean;
+  allow_positioning: boolean;
+  /** Any authenticated connection may subscribe without a subscription token. @default false */
+  allow_subscribe_for_client: boolean;
+  /** Anonymous connections may subscribe without a token (needs allow_subscribe_for_client too). @default false */
+  allow_subscribe_for_anonymous: boolean;
+  allow_publish_for_subscriber: boolean;
+  allow_publish_for_client: boolean;
+  allow_publish_for_anonymous: boolean;
+  allow_history_for_subscriber: boolean;
+  allow_history_for_client: boolean;
+  allow_history_for_anonymous: boolean;
+  allow_presence_for_subscriber: boolean;
+  allow_presence_for_client: boolean;
+  allow_presence_for_anonymous: boolean;
+  /** Channels like `chat#42,43` may be joined only by users 42 and 43. @default false */
+  allow_user_limited_channels: boolean;
+}
+
+export const defaultNamespaceOptions: NamespaceOptions = {
+  presence: false,
+  join_leave: false,
+  force_push_join_leave: false,
+  history_size: 0,
+  history_ttl_ms: 0,
+  history_meta_ttl_ms: 30 * 24 * 3600 * 1000,
+  force_recovery: false,
+  allow_recovery: false,
+  force_positioning: false,
+  allow_positioning: false,
+  allow_subscribe_for_client: false,
+  allow_subscribe_for_anonymous: false,
+  allow_publish_for_subscriber: false,
+  allow_publish_for_client: false,
+  allow_publish_for_anonymous: false,
+  allow_history_for_subscriber: false,
+  allow_history_for_client: false,
+  allow_history_for_anonymous: false,
+  allow_presence_for_subscriber: false,
+  allow_presence_for_client: false,
+  allow_presence_for_anonymous: false,
+  allow_user_limited_channels: false,
+};
+
+export const booleanNamespaceKeys = Object.keys(defaultNamespaceOptions).filter(
+  (k) => typeof defaultNamespaceOptions[k as keyof NamespaceOptions] === 'boolean',
+) as (keyof NamespaceOptions)[];

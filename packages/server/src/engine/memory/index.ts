@@ -1,0 +1,23 @@
+import type { Engine } from '../engine.js';
+import { MemoryBroker } from './broker.js';
+import { MemoryHistory } from './history.js';
+import { MemoryPresence } from './presence.js';
+
+/** The embedded single-node engine: everything in this process; history is lost (new epochs) on restart. */
+export function createMemoryEngine(): Engine {
+  const history = new MemoryHistory();
+  history.startSweeper();
+  const broker = new MemoryBroker(history);
+  const presence = new MemoryPresence();
+  return {
+    name: 'memory',
+    broker,
+    history,
+    presence,
+    isReady: () => true,
+    async close() {
+      history.stopSweeper();
+      await broker.close();
+    },
+  };
+}

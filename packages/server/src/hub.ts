@@ -1,0 +1,176 @@
+import type { Broker } from './engine/broker.js';
+import type { ClientInfo, Publication, StreamPosition } from './engine/types.js';
+import { encodeJoinPush, encodeLeavePush, encodePubPush } from './protocol/codec.js';
+import type { SharedFrame } from './transport/connection.js';
+
+/** What the hub needs of a subscribed session. */
+export interface HubSubscriber {
+  deliver(frame: SharedFrame): void;
+  /** The node's feed of this channel skipped publications: the subscriber must recover (unsubscribe push 2500). */
+  onInsufficientState(channel: string): void;
+}
+
+interface Buffered {
+  pub: Publication;
+  frame: SharedFrame;
+}
+
+interface ChannelState {
+  json: string;
+  live: Set<HubSubscriber>;
+  /** Subscribers between registration and their subscribe reply: pushes wait here (the SDK drops early pushes). */
+  pending: Map<HubSubscriber, Buffered[]>;
+  joinLeave: Set<HubSubscriber>;
+  /** Resolves when the broker feeds this node the channel. */
+  ready: Promise<void>;
+  /** Last offset and epoch seen on the feed, for gap detection. */
+  epoch: string;
+  lastOffset: number;
+}
+
+/**
+ * The node's local subscriptions: channel -> subscribers, fed by the broker. A publication is encoded once per
+ * channel into a SharedFrame that every subscriber's transport writes as is.
+ */
+export class Hub {
+  private readonly channels = new Map<string, ChannelState>();
+  private subscriptionCount = 0;
+
+  constructor(private readonly broker: Broker, private readonly onBrokerError: (err: unknown, channel: string) => void) {}
+
+  get numChannels(): number {
+    return this.channels.size;
+  }
+
+  get numSubscriptions(): number {
+    return this.subscriptionCount;
+  }
+
+  channelNames(): IterableIterator<string> {
+    return this.channels.keys();
+  }
+
+  subscriberCount(channel: string): number {
+    const st = this.channels.get(channel);
+    return st ? st.live.size + st.pending.size : 0;
+  }
+
+  /**
+   * Registers a subscriber in pending mode and resolves once the broker feeds the channel, so a history read
+   * made after this cannot miss a publication: it is either in history or buffered here.
+   */
+  async add(channel: string, sub: HubSubscriber, joinLeave: boolean): Promise<void> {
+    let st = this.channels.get(channel);
+    if (!st) {
+      st = {
+        json: JSON.stringify(channel),
+        live: new Set(),
+        pending: new Map(),
+        joinLeave: new Set(),
+        ready: Promise.resolve(),
+        epoch: '',
+        lastOffset: 0,
+      };
+      this.channels.set(channel, st);
+      const state = st;
+      st.ready = this.broker.subscribe(channel).catch((err) => {
+        if (this.channels.get(channel) === state) this.channels.delete(channel);
+        throw err;
+      });
+    }
+    st.pending.set(sub, []);
+    if (joinLeave) st.joinLeave.add(sub);
+    this.subscriptionCount++;
+    try {
+      await st.ready;
+    } catch (err) {
+      st.pending.delete(sub);
+      st.joinLeave.delete(sub);
+      this.subscriptionCount--;
+      throw err;
+    }
+  }
+
+  /**
+   * Ends the pending phase: buffered publications newer than `position.offset` are delivered in order (older
+   * ones were in the subscribe reply), then the subscriber is live. Records the position for gap detection.
+   */
+  activate(channel: string, sub: HubSubscriber, position: StreamPosition | undefined): void {
+    const st = this.channels.get(channel);
+    if (!st) return;
+    const buffered = st.pending.get(sub);
+    if (buffered === undefined) return;
+    st.pending.delete(sub);
+    if (position && position.epoch !== '') {
+      if (st.epoch === '' || st.epoch === position.epoch) {
+        if (st.epoch === '' || position.offset > st.lastOffset) st.lastOffset = Math.max(st.lastOffset, position.offset);
+        st.epoch = position.epoch;
+      }
+    }
+    const after = position?.offset ?? 0;
+    for (const b of buffered) {
+      if (b.pub.offset === 0 || b.pub.offset > after) sub.deliver(b.frame);
+    }
+    st.live.add(sub);
+  }
+
+  remove(channel: string, sub: HubSubscriber): void {
+    const st = this.channels.get(channel);
+    if (!st) return;
+    const had = st.live.delete(sub) || st.pending.delete(sub);
+    st.joinLeave.delete(sub);
+    if (had) this.subscriptionCount--;
+    if (st.live.size === 0 && st.pending.size === 0) {
+      this.channels.delete(channel);
+      this.broker.unsubscribe(channel).catch((err) => this.onBrokerError(err, channel));
+    }
+  }
+
+  /** Number of deliveries made (for metrics). */
+  onPublication(channel: string, pub: Publication, position: StreamPosition): number {
+    const st = this.channels.get(channel);
+    if (!st) return 0;
+    if (pub.offset > 0 && position.epoch !== '') {
+      if (st.epoch !== '' && position.epoch === st.epoch && pub.offset <= st.lastOffset) return 0; // duplicate
+      const gap = st.epoch !== '' && (position.epoch !== st.epoch || pub.offset > st.lastOffset + 1);
+      st.epoch = position.epoch;
+      st.lastOffset = pub.offset;
+      if (gap) {
+        this.invalidate(channel);
+        return 0;
+      }
+    }
+    const frame: SharedFrame = { text: encodePubPush(st.json, pub) };
+    for (const sub of st.live) sub.deliver(frame);
+    for (const buf of st.pending.values()) buf.push({ pub, frame });
+    return st.live.size;
+  }
+
+  onJoin(channel: string, info: ClientInfo): void {
+    const st = this.channels.get(channel);
+    if (!st || st.joinLeave.size === 0) return;
+    const frame: SharedFrame = { text: encodeJoinPush(st.json, info) };
+    for (const sub of st.joinLeave) if (st.live.has(sub)) sub.deliver(frame);
+  }
+
+  onLeave(channel: string, info: ClientInfo): void {
+    const st = this.channels.get(channel);
+    if (!st || st.joinLeave.size === 0) return;
+    const frame: SharedFrame = { text: encodeLeavePush(st.json, info) };
+    for (const sub of st.joinLeave) if (st.live.has(sub)) sub.deliver(frame);
+  }
+
+  /** Every subscriber of the channel must recover: the node cannot vouch for continuity any more. */
+  invalidate(channel: string): void {
+    const st = this.channels.get(channel);
+    if (!st) return;
+    st.epoch = '';
+    st.lastOffset = 0;
+    for (const sub of [...st.live, ...st.pending.keys()]) sub.onInsufficientState(channel);
+  }
+
+  /** The broker's feed was interrupted: every channel may have missed publications. */
+  invalidateAll(): void {
+    for (const channel of [...this.channels.keys()]) this.invalidate(channel);
+  }
+}

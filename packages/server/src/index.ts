@@ -1,0 +1,11 @@
+export { createHerald, type Herald, type HeraldOptions, type HeraldCore, type PublishCallOptions } from './herald.js';
+export type * from './hooks.js';
+export { loadConfig, ConfigError, type HeraldConfig, type NamespaceOptions } from './config/index.js';
+export { HeraldError, ErrorCode, Disconnect, UnsubscribeCode } from './protocol/codes.js';
+export type { Engine } from './engine/engine.js';
+export type { Broker, BrokerEventHandler, ControlMessage, PublishOptions, NodeInfo } from './engine/broker.js';
+export type { History, HistoryQuery, HistoryResult } from './engine/history.js';
+export type { PresenceManager, PresenceStats } from './engine/presence.js';
+export type { ClientInfo, Publication, PublicationInput, StreamPosition } from './engine/types.js';
+export { createMemoryEngine } from './engine/memory/index.js';
+export { HERALD_VERSION } from './version.js';

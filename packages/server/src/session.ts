@@ -1,0 +1,732 @@
+import { randomUUID } from 'node:crypto';
+import type { ChannelRules } from './channels/rules.js';
+import { checkHistory, checkPresence, checkPublish, checkSubscribe, resolveChannel } from './channels/rules.js';
+import type { HeraldConfig } from './config/index.js';
+import type { Engine } from './engine/engine.js';
+import type { ClientInfo, StreamPosition } from './engine/types.js';
+import type { HeraldHooks } from './hooks.js';
+import type { Hub, HubSubscriber } from './hub.js';
+import {
+  encodeClientInfo, encodeError, encodePublicationList, encodeReply, encodeMessagePush,
+  encodeSubscribePush, encodeUnsubscribePush, decodeFrame, jsonText, PING_FRAME, type DecodedCommand,
+} from './protocol/codec.js';
+import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
+import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './transport/connection.js';
+
+/** What a session needs from its node (herald.ts). */
+export interface SessionNode {
+  readonly config: HeraldConfig;
+  readonly engine: Engine;
+  readonly hub: Hub;
+  readonly hooks: HeraldHooks;
+  readonly version: string;
+  verifyConnectionToken(token: string): Promise<ConnectionCredentialsLike>;
+  verifySubscriptionToken(token: string, expect: { client: string; user: string; channel: string }): Promise<{ expireAt?: number; info?: string }>;
+  /** Maps a failure from token checks to a reply error or a disconnect. */
+  tokenFailure(err: unknown): { reply?: HeraldError; disconnect?: DisconnectInfo };
+  register(session: Session): void;
+  unregister(session: Session): void;
+  userConnectionCount(user: string): number;
+  publishOptions(rules: ChannelRules): { historySize: number; historyTtlMs: number };
+  metrics: SessionMetrics;
+  logWarn(obj: object, msg: string): void;
+}
+
+export interface ConnectionCredentialsLike {
+  user: string;
+  expireAt?: number;
+  info?: string;
+  channels?: string[];
+}
+
+export interface SessionMetrics {
+  command(method: string): void;
+  error(code: number): void;
+  disconnect(code: number): void;
+  delivered(n: number): void;
+}
+
+interface Subscription {
+  rules: ChannelRules;
+  chanInfo?: string;
+  joinLeave: boolean;
+  presence: boolean;
+  expireAt: number;
+  /** The feed skipped publications while the subscribe reply was being prepared: recover right after it. */
+  invalidated: boolean;
+  active: boolean;
+  serverSide: boolean;
+}
+
+interface SubscribeParams {
+  recover: boolean;
+  offset: number;
+  epoch: string;
+  joinLeave: boolean;
+  recoverable: boolean;
+  positioned: boolean;
+  rejectUnrecovered: boolean;
+  data?: string;
+}
+
+const FLAG_REJECT_UNRECOVERED = 2;
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function badRequest(message: string): HeraldError {
+  return new HeraldError(ErrorCode.badRequest, `bad request: ${message}`);
+}
+
+/**
+ * One client connection's life: connect, subscribe, publish, recover, refresh, close. Commands run strictly in
+ * arrival order; later commands wait while an earlier one (e.g. connect with an async key lookup) is pending.
+ */
+export class Session implements HubSubscriber {
+  readonly id = randomUUID();
+  user = '';
+  private connInfo: string | undefined;
+  private state: 'new' | 'connecting' | 'connected' | 'closed' = 'new';
+  private readonly subs = new Map<string, Subscription>();
+  private readonly backlog: DecodedCommand[] = [];
+  private processing = false;
+  private errors = 0;
+  private expireAt = 0;
+  private readonly createdAt = Date.now();
+  private nextPingAt = 0;
+  private pongDeadline = 0;
+  private tokens: number;
+  private lastRefill = Date.now();
+  private clientName = '';
+
+  constructor(
+    private readonly node: SessionNode,
+    private readonly transport: ClientTransport,
+    readonly request: UpgradeRequestInfo,
+  ) {
+    this.tokens = node.config.commandRatePerSecond * 2;
+  }
+
+  get isConnected(): boolean {
+    return this.state === 'connected';
+  }
+
+  get subscriptionCount(): number {
+    return this.subs.size;
+  }
+
+  channels(): IterableIterator<string> {
+    return this.subs.keys();
+  }
+
+  hasSubscription(channel: string): boolean {
+    return this.subs.has(channel);
+  }
+
+  private get context() {
+    return { client: this.id, user: this.user, transport: this.request };
+  }
+
+  private clientInfo(chanInfo?: string): ClientInfo {
+    const info: ClientInfo = { user: this.user, client: this.id };
+    if (this.connInfo !== undefined) info.connInfo = this.connInfo;
+    if (chanInfo !== undefined) info.chanInfo = chanInfo;
+    return info;
+  }
+
+  // ---- transport events ------------------------------------------------------------------------------------
+
+  onFrame(text: string): void {
+    if (this.state === 'closed') return;
+    this.pongDeadline = 0;
+    const commands = decodeFrame(text);
+    for (const c of commands) this.backlog.push(c);
+    if (this.backlog.length > 4 * Math.max(this.node.config.commandRatePerSecond, 64)) {
+      this.disconnect(Disconnect.tooManyRequests);
+      return;
+    }
+    if (!this.processing) void this.drain();
+  }
+
+  onClose(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    this.backlog.length = 0;
+    this.node.metrics.disconnect(code);
+    for (const channel of [...this.subs.keys()]) this.dropSubscription(channel, 'disconnect');
+    if (wasConnected) {
+      this.node.unregister(this);
+      this.safeHook(() => this.node.hooks.onDisconnect?.({ ...this.context, code, reason }));
+    }
+  }
+
+  /** Called about once a second by the node: pings, pong deadline, stale and expired connections. */
+  tick(now: number): void {
+    const cfg = this.node.config;
+    if (this.state === 'new' || this.state === 'connecting') {
+      if (now - this.createdAt > cfg.connectTimeoutMs) this.disconnect(Disconnect.stale);
+      return;
+    }
+    if (this.state !== 'connected') return;
+    if (this.pongDeadline > 0 && now > this.pongDeadline) {
+      this.disconnect(Disconnect.noPong);
+      return;
+    }
+    if (cfg.pingIntervalMs > 0 && now >= this.nextPingAt) {
+      this.transport.send(PING_FRAME);
+      this.nextPingAt = now + cfg.pingIntervalMs;
+      if (this.pongDeadline === 0 && cfg.pongTimeoutMs > 0) this.pongDeadline = now + cfg.pongTimeoutMs;
+    }
+    if (this.expireAt > 0 && now > this.expireAt * 1000 + this.node.config.expiredCloseDelayMs) {
+      this.disconnect(Disconnect.expired);
+      return;
+    }
+    for (const [channel, sub] of this.subs) {
+      if (sub.expireAt > 0 && now > sub.expireAt * 1000 + this.node.config.expiredCloseDelayMs) {
+        this.unsubscribeByServer(channel, UnsubscribeCode.expired, 'subscription expired', 'expired');
+      }
+    }
+  }
+
+  // ---- HubSubscriber ---------------------------------------------------------------------------------------
+
+  deliver(frame: SharedFrame): void {
+    this.transport.sendShared(frame);
+  }
+
+  onInsufficientState(channel: string): void {
+    const sub = this.subs.get(channel);
+    if (!sub) return;
+    if (!sub.active) {
+      sub.invalidated = true;
+      return;
+    }
+    this.unsubscribeByServer(channel, UnsubscribeCode.insufficientState, 'insufficient state', 'insufficient_state');
+  }
+
+  // ---- server-initiated actions ----------------------------------------------------------------------------
+
+  disconnect(d: DisconnectInfo): void {
+    if (this.state === 'closed') return;
+    this.transport.close(d.code, d.reason);
+    this.onClose(d.code, d.reason);
+  }
+
+  unsubscribeByServer(channel: string, code: number, reason: string, hookReason = 'server'): void {
+    if (!this.subs.has(channel)) return;
+    this.dropSubscription(channel, hookReason);
+    this.transport.send(encodeUnsubscribePush(channel, code, reason));
+  }
+
+  /** Subscribes this client from the server side (HTTP API subscribe): a `subscribe` push tells the SDK. */
+  async subscribeByServer(channel: string): Promise<void> {
+    if (this.state !== 'connected' || this.subs.has(channel)) return;
+    const rules = resolveChannel(this.node.config, channel);
+    const body = await this.subscribeInternal(rules, {
+      recover: false, offset: 0, epoch: '', joinLeave: false, recoverable: true, positioned: true, rejectUnrecovered: false,
+    }, undefined, 0, true);
+    this.transport.send(encodeSubscribePush(channel, body.json));
+    this.activate(channel, body.position);
+  }
+
+  sendMessage(data: string): void {
+    this.transport.send(encodeMessagePush(data));
+  }
+
+  // ---- command loop ----------------------------------------------------------------------------------------
+
+  private async drain(): Promise<void> {
+    this.processing = true;
+    try {
+      while (this.backlog.length > 0 && this.state !== 'closed') {
+        const cmd = this.backlog.shift()!;
+        const pending = this.handle(cmd);
+        if (pending) await pending;
+      }
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private rateLimited(): boolean {
+    const rate = this.node.config.commandRatePerSecond;
+    if (rate <= 0) return false;
+    const now = Date.now();
+    this.tokens = Math.min(rate * 2, this.tokens + ((now - this.lastRefill) * rate) / 1000);
+    this.lastRefill = now;
+    this.tokens -= 1;
+    if (this.tokens < -rate * 2) {
+      this.disconnect(Disconnect.tooManyRequests);
+      return true;
+    }
+    return this.tokens < 0;
+  }
+
+  private handle(cmd: DecodedCommand): Promise<void> | undefined {
+    if (cmd.kind === 'pong') return undefined;
+    if (cmd.kind === 'invalid') {
+      this.fail(cmd.id, new HeraldError(cmd.code, cmd.message));
+      return undefined;
+    }
+    this.node.metrics.command(cmd.method);
+    if (this.rateLimited()) {
+      if (this.state !== 'closed' && cmd.id > 0) this.fail(cmd.id, new HeraldError(ErrorCode.tooManyRequests));
+      return undefined;
+    }
+    if (cmd.method !== 'connect' && this.state !== 'connected') {
+      // Commands before connect succeeded: the protocol is violated.
+      this.disconnect(Disconnect.badRequest);
+      return undefined;
+    }
+    let result: Promise<void> | void;
+    try {
+      result = this.dispatch(cmd.id, cmd.method, cmd.params);
+    } catch (err) {
+      this.fail(cmd.id, err);
+      return undefined;
+    }
+    if (result) return result.catch((err: unknown) => this.fail(cmd.id, err));
+    return undefined;
+  }
+
+  private dispatch(id: number, method: string, p: Record<string, unknown>): Promise<void> | void {
+    switch (method) {
+      case 'connect': return this.onConnect(id, p);
+      case 'subscribe': return this.onSubscribe(id, p);
+      case 'unsubscribe': return this.onUnsubscribe(id, p);
+      case 'publish': return this.onPublish(id, p);
+      case 'presence': return this.onPresence(id, p);
+      case 'presence_stats': return this.onPresenceStats(id, p);
+      case 'history': return this.onHistory(id, p);
+      case 'refresh': return this.onRefresh(id, p);
+      case 'sub_refresh': return this.onSubRefresh(id, p);
+      case 'rpc': return this.onRpc(id, p);
+      case 'send': return this.onSend(p);
+      case 'ping': this.reply(id, 'ping', '{}'); return;
+      default: throw new HeraldError(ErrorCode.methodNotFound);
+    }
+  }
+
+  private reply(id: number, method: string, result: string): void {
+    if (id > 0 && this.state !== 'closed') this.transport.send(encodeReply(id, method, result));
+  }
+
+  private fail(id: number, err: unknown): void {
+    if (this.state === 'closed') return;
+    let e: HeraldError;
+    if (err instanceof HeraldError) e = err;
+    else {
+      this.node.logWarn({ err, client: this.id }, 'command failed');
+      e = new HeraldError(ErrorCode.internal);
+    }
+    this.node.metrics.error(e.code);
+    if (e.code === ErrorCode.badRequest || e.code === ErrorCode.methodNotFound) {
+      this.errors++;
+      if (this.errors > this.node.config.maxErrors) {
+        this.disconnect(Disconnect.tooManyErrors);
+        return;
+      }
+    }
+    this.transport.send(encodeError(id, e.toReply()));
+  }
+
+  private safeHook(fn: () => unknown): void {
+    try {
+      const r = fn();
+      if (r && typeof (r as Promise<unknown>).catch === 'function') {
+        (r as Promise<unknown>).catch((err) => this.node.logWarn({ err }, 'hook failed'));
+      }
+    } catch (err) {
+      this.node.logWarn({ err }, 'hook failed');
+    }
+  }
+
+  private subscribed(channel: string): Subscription {
+    const sub = this.subs.get(channel);
+    if (!sub || !sub.active) throw new HeraldError(ErrorCode.permissionDenied, `permission denied: not subscribed to "${channel}"`);
+    return sub;
+  }
+
+  // ---- connect ---------------------------------------------------------------------------------------------
+
+  private async onConnect(id: number, p: Record<string, unknown>): Promise<void> {
+    if (this.state !== 'new') {
+      this.disconnect(Disconnect.badRequest);
+      return;
+    }
+    const token = p.token;
+    if (token !== undefined && typeof token !== 'string') throw badRequest('token must be a string');
+    this.state = 'connecting';
+    this.clientName = str(p.name) ?? '';
+    const cfg = this.node.config;
+    let creds: ConnectionCredentialsLike | undefined;
+    let replyData: string | undefined;
+    try {
+      const hook = this.node.hooks.onConnecting;
+      if (hook) {
+        const headers = p.headers && typeof p.headers === 'object' ? (p.headers as Record<string, string>) : undefined;
+        const r = await hook({
+          client: this.id, transport: this.request, token: token || undefined, data: p.data,
+          name: str(p.name), version: str(p.version), headers,
+        });
+        if (r?.disconnect) {
+          this.disconnect(r.disconnect);
+          return;
+        }
+        if (r) {
+          creds = {
+            user: r.user ?? '',
+            expireAt: r.expireAt,
+            info: r.info === undefined ? undefined : jsonText(r.info),
+            channels: r.channels,
+          };
+          if (r.data !== undefined) replyData = jsonText(r.data);
+        }
+      }
+      if (!creds && token) {
+        try {
+          creds = await this.node.verifyConnectionToken(token);
+        } catch (err) {
+          const f = this.node.tokenFailure(err);
+          if (f.disconnect) {
+            this.disconnect(f.disconnect);
+            return;
+          }
+          throw f.reply ?? err;
+        }
+      }
+      if (!creds) {
+        if (cfg.insecure || cfg.allowAnonymous) creds = { user: '' };
+        else {
+          throw new HeraldError(ErrorCode.unauthorized, 'unauthorized: a connection token is required (pass token or getToken to the client; anonymous connections are off)');
+        }
+      }
+    } catch (err) {
+      if (this.state === 'connecting') this.state = 'new';
+      throw err;
+    }
+    if (this.state !== 'connecting') return;
+    const nowSec = Date.now() / 1000;
+    if (creds.expireAt !== undefined && creds.expireAt > 0 && creds.expireAt <= nowSec) {
+      this.state = 'new';
+      throw new HeraldError(ErrorCode.tokenExpired);
+    }
+    this.user = creds.user;
+    this.connInfo = creds.info;
+    if (cfg.userConnectionLimit > 0 && this.user !== '' && this.node.userConnectionCount(this.user) >= cfg.userConnectionLimit) {
+      this.disconnect(Disconnect.connectionLimit);
+      return;
+    }
+    this.expireAt = creds.expireAt && creds.expireAt > 0 ? creds.expireAt : 0;
+    this.state = 'connected';
+    this.nextPingAt = Date.now() + cfg.pingIntervalMs;
+    this.node.register(this);
+
+    // Server-side subscriptions from the token's `channels` claim, recovered when the client asks in `subs`.
+    const wanted = p.subs && typeof p.subs === 'object' ? (p.subs as Record<string, unknown>) : {};
+    const subsJson: string[] = [];
+    const activations: [string, StreamPosition | undefined][] = [];
+    for (const channel of creds.channels ?? []) {
+      if (this.subs.has(channel)) continue;
+      let rules: ChannelRules;
+      try {
+        rules = resolveChannel(cfg, channel);
+      } catch (err) {
+        this.node.logWarn({ channel, err: (err as Error).message }, 'server-side channel from token skipped');
+        continue;
+      }
+      const req = Object.hasOwn(wanted, channel) ? (wanted[channel] as Record<string, unknown> | null) : null;
+      const body = await this.subscribeInternal(rules, {
+        recover: req?.recover === true,
+        offset: typeof req?.offset === 'number' ? req.offset : 0,
+        epoch: str(req?.epoch) ?? '',
+        joinLeave: false, recoverable: true, positioned: true, rejectUnrecovered: false,
+      }, undefined, 0, true);
+      if (this.state !== 'connected') return;
+      subsJson.push(`${JSON.stringify(channel)}:${body.json}`);
+      activations.push([channel, body.position]);
+    }
+
+    let result = `{"client":${JSON.stringify(this.id)},"version":${JSON.stringify(this.node.version)}`;
+    if (cfg.pingIntervalMs > 0) result += `,"ping":${Math.round(cfg.pingIntervalMs / 1000)},"pong":true`;
+    if (this.expireAt > 0) result += `,"expires":true,"ttl":${Math.max(1, Math.ceil(this.expireAt - nowSec))}`;
+    if (replyData !== undefined) result += `,"data":${replyData}`;
+    if (subsJson.length > 0) result += `,"subs":{${subsJson.join(',')}}`;
+    result += '}';
+    this.reply(id, 'connect', result);
+    for (const [channel, position] of activations) this.activate(channel, position);
+    this.safeHook(() => this.node.hooks.onConnect?.(this.context));
+  }
+
+  private async onRefresh(id: number, p: Record<string, unknown>): Promise<void> {
+    const token = str(p.token);
+    if (!token) throw badRequest('refresh needs a token');
+    let creds: ConnectionCredentialsLike;
+    try {
+      creds = await this.node.verifyConnectionToken(token);
+    } catch (err) {
+      const f = this.node.tokenFailure(err);
+      if (f.disconnect) {
+        this.disconnect(f.disconnect);
+        return;
+      }
+      throw f.reply ?? err;
+    }
+    if (creds.user !== this.user) {
+      this.disconnect({ code: 3500, reason: 'invalid token: refresh token is for another user' });
+      return;
+    }
+    const nowSec = Date.now() / 1000;
+    if (creds.expireAt !== undefined && creds.expireAt > 0 && creds.expireAt <= nowSec) throw new HeraldError(ErrorCode.tokenExpired);
+    this.expireAt = creds.expireAt && creds.expireAt > 0 ? creds.expireAt : 0;
+    if (creds.info !== undefined) this.connInfo = creds.info;
+    const ttl = this.expireAt > 0 ? `,"expires":true,"ttl":${Math.max(1, Math.ceil(this.expireAt - nowSec))}` : '';
+    this.reply(id, 'refresh', `{"client":${JSON.stringify(this.id)},"version":${JSON.stringify(this.node.version)}${ttl}}`);
+  }
+
+  // ---- subscriptions ---------------------------------------------------------------------------------------
+
+  private async onSubscribe(id: number, p: Record<string, unknown>): Promise<void> {
+    const cfg = this.node.config;
+    const rules = resolveChannel(cfg, p.channel);
+    const channel = rules.channel;
+    if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
+    if (this.subs.size >= cfg.channelLimit) {
+      throw new HeraldError(ErrorCode.limitExceeded, `limit exceeded: at most ${cfg.channelLimit} channels per connection (HERALD_CHANNEL_LIMIT)`);
+    }
+    const token = p.token;
+    if (token !== undefined && typeof token !== 'string') throw badRequest('token must be a string');
+    let chanInfo: string | undefined;
+    let expireAt = 0;
+    if (token) {
+      try {
+        const c = await this.node.verifySubscriptionToken(token, { client: this.id, user: this.user, channel });
+        chanInfo = c.info;
+        expireAt = c.expireAt && c.expireAt > 0 ? c.expireAt : 0;
+      } catch (err) {
+        const f = this.node.tokenFailure(err);
+        if (f.reply?.code === ErrorCode.tokenExpired) throw f.reply;
+        throw new HeraldError(ErrorCode.permissionDenied, `permission denied: subscription token refused (${f.disconnect?.reason ?? f.reply?.message ?? 'invalid'})`);
+      }
+    } else {
+      checkSubscribe(rules, { user: this.user, insecure: cfg.insecure });
+    }
+    let replyData: string | undefined;
+    const hook = this.node.hooks.onSubscribe;
+    if (hook) {
+      const r = await hook({ ...this.context, channel, data: p.data, token: token || undefined });
+      if (r?.info !== undefined) chanInfo = jsonText(r.info);
+      if (r?.data !== undefined) replyData = jsonText(r.data);
+    }
+    if (this.state !== 'connected') return;
+    if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
+    const flag = typeof p.flag === 'number' ? p.flag : 0;
+    const body = await this.subscribeInternal(rules, {
+      recover: p.recover === true,
+      offset: typeof p.offset === 'number' && p.offset >= 0 ? p.offset : 0,
+      epoch: str(p.epoch) ?? '',
+      joinLeave: p.join_leave === true,
+      recoverable: p.recoverable === true,
+      positioned: p.positioned === true,
+      rejectUnrecovered: (flag & FLAG_REJECT_UNRECOVERED) !== 0,
+      data: replyData,
+    }, chanInfo, expireAt, false);
+    if (this.state !== 'connected') return;
+    this.reply(id, 'subscribe', body.json);
+    this.activate(channel, body.position);
+  }
+
+  /**
+   * Registers the subscription (pending in the hub), reads history for recovery or position, adds presence and
+   * builds the subscribe result. The caller sends it, then calls activate() so buffered pushes follow the reply.
+   */
+  private async subscribeInternal(
+    rules: ChannelRules, p: SubscribeParams, chanInfo: string | undefined, expireAt: number, serverSide: boolean,
+  ): Promise<{ json: string; position: StreamPosition | undefined }> {
+    const o = rules.options;
+    const channel = rules.channel;
+    const joinLeave = o.join_leave && (p.joinLeave || o.force_push_join_leave);
+    const sub: Subscription = {
+      rules, chanInfo, joinLeave, presence: o.presence, expireAt, invalidated: false, active: false, serverSide,
+    };
+    this.subs.set(channel, sub);
+    try {
+      await this.node.hub.add(channel, this, joinLeave);
+      const useHistory = o.history_size > 0;
+      const recoverable = useHistory && (o.force_recovery || (o.allow_recovery && (p.recoverable || p.recover)));
+      const positioned = recoverable || (useHistory && (o.force_positioning || (o.allow_positioning && p.positioned)));
+      let position: StreamPosition | undefined;
+      let pubsJson: string | undefined;
+      let recovered = false;
+      const hq = { historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms };
+      if (recoverable && p.recover) {
+        const since = { offset: p.offset, epoch: p.epoch };
+        const r = await this.node.engine.history.history(channel, { since, limit: -1, ...hq });
+        position = r.position;
+        recovered = since.epoch === position.epoch && since.offset <= position.offset &&
+          r.publications.length === position.offset - since.offset;
+        if (recovered) pubsJson = encodePublicationList(r.publications);
+        else if (p.rejectUnrecovered) throw new HeraldError(ErrorCode.unrecoverablePosition);
+      } else if (positioned) {
+        position = (await this.node.engine.history.history(channel, { limit: 0, ...hq })).position;
+      }
+      if (this.state !== 'connected' || this.subs.get(channel) !== sub) throw new HeraldError(ErrorCode.internal, 'connection closed during subscribe');
+      if (o.presence) await this.node.engine.presence.addPresence(channel, this.clientInfo(chanInfo), this.node.config.presenceTtlMs);
+      if (o.join_leave) await this.node.engine.broker.publishJoin(channel, this.clientInfo(chanInfo));
+      let json = '{';
+      const parts: string[] = [];
+      if (expireAt > 0) parts.push(`"expires":true,"ttl":${Math.max(1, Math.ceil(expireAt - Date.now() / 1000))}`);
+      if (recoverable) parts.push('"recoverable":true');
+      if (positioned && position) {
+        parts.push(`"epoch":${JSON.stringify(position.epoch)},"offset":${position.offset},"positioned":true`);
+      }
+      if (recoverable && p.recover) {
+        parts.push('"was_recovering":true');
+        parts.push(`"recovered":${recovered}`);
+        if (pubsJson && pubsJson !== '[]') parts.push(`"publications":${pubsJson}`);
+      }
+      if (p.data !== undefined) parts.push(`"data":${p.data}`);
+      json += parts.join(',') + '}';
+      return { json, position: positioned ? position : undefined };
+    } catch (err) {
+      if (this.subs.get(channel) === sub) {
+        this.subs.delete(channel);
+        this.node.hub.remove(channel, this);
+      }
+      throw err;
+    }
+  }
+
+  private activate(channel: string, position: StreamPosition | undefined): void {
+    const sub = this.subs.get(channel);
+    if (!sub) return;
+    sub.active = true;
+    this.node.hub.activate(channel, this, position);
+    if (sub.invalidated) this.unsubscribeByServer(channel, UnsubscribeCode.insufficientState, 'insufficient state', 'insufficient_state');
+  }
+
+  /** Removes a subscription everywhere (hub, presence, leave event, hook); sends nothing to the client. */
+  private dropSubscription(channel: string, reason: string): void {
+    const sub = this.subs.get(channel);
+    if (!sub) return;
+    this.subs.delete(channel);
+    this.node.hub.remove(channel, this);
+    if (!sub.active) return;
+    const engine = this.node.engine;
+    const warn = (err: unknown) => this.node.logWarn({ err, channel }, 'leave cleanup failed');
+    if (sub.presence) engine.presence.removePresence(channel, this.id, this.user).catch(warn);
+    if (sub.rules.options.join_leave) engine.broker.publishLeave(channel, this.clientInfo(sub.chanInfo)).catch(warn);
+    this.safeHook(() => this.node.hooks.onUnsubscribe?.({ ...this.context, channel, reason }));
+  }
+
+  private onUnsubscribe(id: number, p: Record<string, unknown>): void {
+    const channel = str(p.channel);
+    if (channel === undefined) throw badRequest('channel must be a string');
+    this.dropSubscription(channel, 'client');
+    this.reply(id, 'unsubscribe', '{}');
+  }
+
+  private async onSubRefresh(id: number, p: Record<string, unknown>): Promise<void> {
+    const channel = str(p.channel);
+    const token = str(p.token);
+    if (!channel || !token) throw badRequest('sub_refresh needs channel and token');
+    const sub = this.subscribed(channel);
+    let c: { expireAt?: number; info?: string };
+    try {
+      c = await this.node.verifySubscriptionToken(token, { client: this.id, user: this.user, channel });
+    } catch (err) {
+      const f = this.node.tokenFailure(err);
+      if (f.reply?.code === ErrorCode.tokenExpired) throw f.reply;
+      this.unsubscribeByServer(channel, UnsubscribeCode.server, 'subscription token refused');
+      throw new HeraldError(ErrorCode.permissionDenied, 'permission denied: subscription token refused');
+    }
+    sub.expireAt = c.expireAt && c.expireAt > 0 ? c.expireAt : 0;
+    const ttl = sub.expireAt > 0 ? `"expires":true,"ttl":${Math.max(1, Math.ceil(sub.expireAt - Date.now() / 1000))}` : '';
+    this.reply(id, 'sub_refresh', `{${ttl}}`);
+  }
+
+  // ---- publish, history, presence, rpc, send ---------------------------------------------------------------
+
+  private async onPublish(id: number, p: Record<string, unknown>): Promise<void> {
+    const rules = resolveChannel(this.node.config, p.channel);
+    if (!Object.hasOwn(p, 'data')) throw badRequest('publish needs data');
+    const sub = this.subs.get(rules.channel);
+    checkPublish(rules, { user: this.user, insecure: this.node.config.insecure }, sub?.active === true);
+    let data = p.data;
+    const hook = this.node.hooks.onPublish;
+    if (hook) {
+      const r = await hook({ ...this.context, channel: rules.channel, data });
+      if (r && Object.hasOwn(r, 'data')) data = r.data;
+    }
+    await this.node.engine.broker.publish(
+      rules.channel,
+      { data: jsonText(data), info: this.clientInfo(sub?.chanInfo) },
+      this.node.publishOptions(rules),
+    );
+    this.reply(id, 'publish', '{}');
+  }
+
+  private async onHistory(id: number, p: Record<string, unknown>): Promise<void> {
+    const rules = resolveChannel(this.node.config, p.channel);
+    checkHistory(rules, { user: this.user, insecure: this.node.config.insecure }, this.subs.get(rules.channel)?.active === true);
+    const o = rules.options;
+    const limit = typeof p.limit === 'number' && Number.isInteger(p.limit) ? p.limit : 0;
+    let since: StreamPosition | undefined;
+    if (p.since !== undefined && p.since !== null) {
+      if (typeof p.since !== 'object') throw badRequest('since must be an object');
+      const s = p.since as Record<string, unknown>;
+      since = { offset: typeof s.offset === 'number' ? s.offset : 0, epoch: str(s.epoch) ?? '' };
+    }
+    const r = await this.node.engine.history.history(rules.channel, {
+      since, limit, reverse: p.reverse === true,
+      historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
+    });
+    if (since && since.epoch !== '' && since.epoch !== r.position.epoch) throw new HeraldError(ErrorCode.unrecoverablePosition);
+    this.reply(id, 'history', `{"publications":${encodePublicationList(r.publications)},"epoch":${JSON.stringify(r.position.epoch)},"offset":${r.position.offset}}`);
+  }
+
+  private async onPresence(id: number, p: Record<string, unknown>): Promise<void> {
+    const rules = resolveChannel(this.node.config, p.channel);
+    checkPresence(rules, { user: this.user, insecure: this.node.config.insecure }, this.subs.get(rules.channel)?.active === true);
+    const entries = await this.node.engine.presence.presence(rules.channel);
+    const parts: string[] = [];
+    for (const [client, info] of entries) parts.push(`${JSON.stringify(client)}:${encodeClientInfo(info)}`);
+    this.reply(id, 'presence', `{"presence":{${parts.join(',')}}}`);
+  }
+
+  private async onPresenceStats(id: number, p: Record<string, unknown>): Promise<void> {
+    const rules = resolveChannel(this.node.config, p.channel);
+    checkPresence(rules, { user: this.user, insecure: this.node.config.insecure }, this.subs.get(rules.channel)?.active === true);
+    const s = await this.node.engine.presence.presenceStats(rules.channel);
+    this.reply(id, 'presence_stats', `{"num_clients":${s.numClients},"num_users":${s.numUsers}}`);
+  }
+
+  private async onRpc(id: number, p: Record<string, unknown>): Promise<void> {
+    const hook = this.node.hooks.onRpc;
+    if (!hook) throw new HeraldError(ErrorCode.notAvailable, 'not available: no rpc handler is configured (onRpc hook)');
+    const method = str(p.method) ?? '';
+    const data = await hook({ ...this.context, method, data: p.data });
+    this.reply(id, 'rpc', `{"data":${jsonText(data ?? null)}}`);
+  }
+
+  private onSend(p: Record<string, unknown>): void {
+    const hook = this.node.hooks.onMessage;
+    if (!hook) return;
+    this.safeHook(() => hook({ ...this.context, data: p.data }));
+  }
+
+  /** Re-adds presence entries so they outlive the shared engine's TTL while this client stays. */
+  refreshPresence(): Promise<unknown>[] {
+    const out: Promise<unknown>[] = [];
+    for (const [channel, sub] of this.subs) {
+      if (sub.presence && sub.active) out.push(this.node.engine.presence.addPresence(channel, this.clientInfo(sub.chanInfo), this.node.config.presenceTtlMs));
+    }
+    return out;
+  }
+
+  get name(): string {
+    return this.clientName;
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * What a session sees of its socket. Implemented by transport/websocket.ts; nothing outside transport/ knows `ws`.
+ */
+export interface ClientTransport {
+  /** Queues one protocol message (JSON text). Messages queued in one event-loop turn go out as one frame. */
+  send(text: string): void;
+  /** Queues a frame shared by many sockets: encoded into WebSocket bytes once, written to each socket as is. */
+  sendShared(frame: SharedFrame): void;
+  /** Closes with a WebSocket close code and reason (<= 123 bytes) after what is queued. */
+  close(code: number, reason: string): void;
+  readonly remoteAddress: string;
+}
+
+/** One message for many sockets; the transport fills `bytes` the first time it writes it. */
+export interface SharedFrame {
+  readonly text: string;
+  bytes?: Buffer;
+}
+
+/** What the HTTP upgrade request said, as sessions and hooks need it. */
+export interface UpgradeRequestInfo {
+  headers: Record<string, string | string[] | undefined>;
+  remoteAddress: string;
+  url: string;
+}

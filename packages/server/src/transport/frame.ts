@@ -1,0 +1,24 @@
+/**
+ * Server-to-client WebSocket text frames (RFC 6455 section 5.2: FIN, opcode 1, no mask). Built once per shared
+ * message so that a broadcast costs one socket write per subscriber and no per-subscriber framing.
+ */
+export function encodeTextFrame(payload: Buffer): Buffer {
+  const len = payload.length;
+  let headerLen = 2;
+  if (len > 0xffff) headerLen = 10;
+  else if (len > 125) headerLen = 4;
+  const frame = Buffer.allocUnsafe(headerLen + len);
+  frame[0] = 0x81;
+  if (headerLen === 2) {
+    frame[1] = len;
+  } else if (headerLen === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(len, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(len / 0x100000000), 2);
+    frame.writeUInt32BE(len >>> 0, 6);
+  }
+  payload.copy(frame, headerLen);
+  return frame;
+}

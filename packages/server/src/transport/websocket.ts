@@ -1,0 +1,278 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
+import { encodeTextFrame } from './frame.js';
+import { checkOrigin } from './origin.js';
+
+/** The one module that imports `ws`: upgrades, frames, per-tick write coalescing, backpressure. */
+
+export interface SessionHandlers {
+  onFrame(text: string): void;
+  onClose(code: number, reason: string): void;
+}
+
+export interface WebSocketEndpointOptions {
+  paths: readonly string[];
+  version: string;
+  maxMessageBytes: number;
+  /** Fragments of one message; a flood of tiny fragments is closed with 1008. @default 128 */
+  maxFragments?: number;
+  maxSendBufferBytes: number;
+  allowedOrigins: readonly string[] | undefined;
+  /** Refuse upgrades without Origin (cookie-authenticated deployments). */
+  requireOrigin: boolean;
+  ipConnectionLimit: number;
+  /** False while draining for shutdown: new upgrades get 503. */
+  isAccepting(): boolean;
+  onConnection(transport: ClientTransport, request: UpgradeRequestInfo): SessionHandlers;
+  onRejected?(status: number, reason: string, request: UpgradeRequestInfo): void;
+}
+
+const dirty: WsTransport[] = [];
+let flushScheduled = false;
+
+function flushAll(): void {
+  flushScheduled = false;
+  // Transports marked dirty while flushing are picked up by the next turn.
+  const batch = dirty.splice(0, dirty.length);
+  for (const t of batch) t.flush();
+}
+
+function scheduleFlush(t: WsTransport): void {
+  dirty.push(t);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushAll);
+  }
+}
+
+/** Close reasons are limited to 123 bytes by RFC 6455. */
+function clampReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let r = reason.slice(0, 123);
+  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
+  return r;
+}
+
+class WsTransport implements ClientTransport {
+  private pending: string[] = [];
+  private out: Buffer[] = [];
+  private isDirty = false;
+  private closing = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly socket: Duplex & { writableLength: number },
+    private readonly maxSendBufferBytes: number,
+    readonly remoteAddress: string,
+  ) {}
+
+  send(text: string): void {
+    if (this.closing) return;
+    this.pending.push(text);
+    this.markDirty();
+  }
+
+  sendShared(frame: SharedFrame): void {
+    if (this.closing) return;
+    if (this.pending.length > 0) this.movePending();
+    frame.bytes ??= encodeTextFrame(Buffer.from(frame.text));
+    this.out.push(frame.bytes);
+    this.markDirty();
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closing) return;
+    this.flush();
+    this.closing = true;
+    try {
+      this.ws.close(code, clampReason(reason));
+    } catch {
+      this.ws.terminate();
+    }
+  }
+
+  flush(): void {
+    this.isDirty = false;
+    if (this.closing) return;
+    if (this.pending.length > 0) this.movePending();
+    const out = this.out;
+    if (out.length === 0) return;
+    this.out = [];
+    if (this.ws.readyState !== 1) return;
+    if (out.length === 1) {
+      this.socket.write(out[0]!);
+    } else {
+      this.socket.cork();
+      for (const b of out) this.socket.write(b);
+      this.socket.uncork();
+    }
+    if (this.socket.writableLength > this.maxSendBufferBytes) this.closeSlow();
+  }
+
+  private closeSlow(): void {
+    this.closing = true;
+    // The peer is not reading, so the close frame may never reach it: end the socket shortly after.
+    try {
+      this.ws.close(3008, 'slow');
+    } catch {
+      /* already closing */
+    }
+    const t = setTimeout(() => this.ws.terminate(), 1000);
+    t.unref();
+  }
+
+  private movePending(): void {
+    const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('\n');
+    this.pending = [];
+    this.out.push(encodeTextFrame(Buffer.from(text)));
+  }
+
+  private markDirty(): void {
+    if (this.isDirty) return;
+    this.isDirty = true;
+    scheduleFlush(this);
+  }
+}
+
+function statusText(status: number): string {
+  return ({ 400: 'Bad Request', 403: 'Forbidden', 426: 'Upgrade Required', 429: 'Too Many Requests', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Error';
+}
+
+export class WebSocketEndpoint {
+  private readonly wss: WebSocketServer;
+  private readonly perIp = new Map<string, number>();
+  private readonly sockets = new Set<WebSocket>();
+
+  constructor(private readonly opts: WebSocketEndpointOptions) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: opts.maxMessageBytes,
+      maxFragments: opts.maxFragments ?? 128,
+      perMessageDeflate: false,
+      clientTracking: false,
+      // Accept the protobuf subprotocol only to close it with a clear code: refusing it in the handshake would
+      // leave the browser with an opaque 1006.
+      handleProtocols: (protocols) => (protocols.has('centrifuge-protobuf') ? 'centrifuge-protobuf' : false),
+    } as ConstructorParameters<typeof WebSocketServer>[0]);
+  }
+
+  ownsPath(url: string | undefined): boolean {
+    const path = (url ?? '/').split('?')[0]!;
+    return this.opts.paths.includes(path);
+  }
+
+  /** Handles an upgrade on one of its paths; returns false (touching nothing) for any other path. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    if (!this.ownsPath(req.url)) return false;
+    socket.on('error', () => socket.destroy());
+    const info: UpgradeRequestInfo = {
+      headers: req.headers,
+      remoteAddress: req.socket.remoteAddress ?? '',
+      url: req.url ?? '/',
+    };
+    if (!this.opts.isAccepting()) return this.reject(socket, 503, 'server is shutting down; reconnect to another node', info);
+    const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
+    if (upgrade !== 'websocket') return this.reject(socket, 400, 'expected Upgrade: websocket', info);
+    const origin = req.headers.origin;
+    const fwd = req.headers['x-forwarded-host'];
+    const decision = checkOrigin(
+      typeof origin === 'string' ? origin : undefined,
+      { host: req.headers.host, forwardedHost: Array.isArray(fwd) ? fwd.join(',') : fwd },
+      this.opts.allowedOrigins,
+      this.opts.requireOrigin,
+    );
+    if (!decision.ok) return this.reject(socket, 403, decision.message ?? 'origin not allowed', info, 'origin_not_allowed');
+    const ip = info.remoteAddress;
+    if (this.opts.ipConnectionLimit > 0 && (this.perIp.get(ip) ?? 0) >= this.opts.ipConnectionLimit) {
+      return this.reject(socket, 429, `too many connections from ${ip} (HERALD_IP_CONNECTION_LIMIT=${this.opts.ipConnectionLimit})`, info, 'connection_limit');
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, info));
+    return true;
+  }
+
+  /** Answers a plain HTTP request on a WebSocket path: 426 with the marker header, so clients can diagnose. */
+  answerPlainRequest(method: string | undefined): { status: number; headers: Record<string, string>; body: string } {
+    const body = JSON.stringify({
+      server: 'herald',
+      version: this.opts.version,
+      message: 'This is a Herald WebSocket endpoint. Connect with a WebSocket client (Upgrade: websocket).',
+    });
+    return {
+      status: method === 'OPTIONS' ? 204 : 426,
+      headers: {
+        'content-type': 'application/json',
+        'x-herald-version': this.opts.version,
+        upgrade: 'websocket',
+        connection: 'Upgrade',
+        'access-control-allow-origin': '*',
+        'access-control-expose-headers': 'X-Herald-Version',
+        'access-control-allow-methods': 'GET, OPTIONS',
+        'cache-control': 'no-store',
+      },
+      body: method === 'OPTIONS' ? '' : body,
+    };
+  }
+
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
+  /** Forcefully ends every socket (after a graceful close deadline). */
+  terminateAll(): void {
+    for (const ws of this.sockets) ws.terminate();
+  }
+
+  private accept(ws: WebSocket, socket: Duplex, info: UpgradeRequestInfo): void {
+    const ip = info.remoteAddress;
+    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    this.sockets.add(ws);
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.sockets.delete(ws);
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(ip);
+      else this.perIp.set(ip, n);
+    };
+    const transport = new WsTransport(ws, socket as Duplex & { writableLength: number }, this.opts.maxSendBufferBytes, ip);
+    // A bad frame makes ws emit 'error' and close with the right code (1002, 1007, 1008, 1009); never let it throw.
+    ws.on('error', () => {});
+    if (ws.protocol === 'centrifuge-protobuf') {
+      ws.close(3506, 'inappropriate protocol: Herald speaks the JSON protocol only');
+      ws.on('close', release);
+      return;
+    }
+    const handlers = this.opts.onConnection(transport, info);
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) {
+        transport.close(3506, 'inappropriate protocol: send JSON text frames');
+        return;
+      }
+      handlers.onFrame(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString('utf8'));
+    });
+    ws.on('close', (code, reason) => {
+      release();
+      handlers.onClose(code, reason.toString('utf8'));
+    });
+  }
+
+  private reject(socket: Duplex, status: number, message: string, info: UpgradeRequestInfo, reason = 'rejected'): true {
+    this.opts.onRejected?.(status, message, info);
+    const body = JSON.stringify({ server: 'herald', version: this.opts.version, error: reason, message });
+    const origin = info.headers.origin;
+    socket.end(
+      `HTTP/1.1 ${status} ${statusText(status)}\r\n` +
+        'Content-Type: application/json\r\n' +
+        `X-Herald-Version: ${this.opts.version}\r\n` +
+        `X-Herald-Error: ${reason}\r\n` +
+        (typeof origin === 'string' && /^https?:\/\/[^\s]+$/.test(origin) ? `Access-Control-Allow-Origin: ${origin}\r\n` : '') +
+        'Connection: close\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n` +
+        body,
+    );
+    return true;
+  }
+}
