@@ -156,11 +156,11 @@ export class JwksSource {
     try {
       return await this.pick(header);
     } catch (err) {
-      if (!(err instanceof joseErrors.JWKSNoMatchingKey) || Date.now() - this.attemptedAt < this.cooldownMs) {
-        throw this.explain(err, header);
-      }
+      if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw this.explain(err, header);
+      // Inside the cooldown, refuse without a request, unless a fetch is under way: then wait for its keys.
+      if (!this.pending && Date.now() - this.attemptedAt < this.cooldownMs) throw this.explain(err, header);
     }
-    await this.refresh();
+    await this.refresh(); // joins the fetch under way, if any
     try {
       return await this.pick(header);
     } catch (err) {
