@@ -21,6 +21,7 @@ export {
   inspectNextAuthSession,
   parseCookieHeader,
   type NextAuthSession,
+  type NextAuthSessionFailure,
   type NextAuthSessionOptions,
   type NextAuthSessionResult,
 } from './nextauth-session.js';
