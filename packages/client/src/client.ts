@@ -1,0 +1,274 @@
+import { Centrifuge, UnauthorizedError, type Options, type PublicationContext, type Subscription, type SubscriptionOptions } from 'centrifuge';
+import {
+  diagnoseConnectError,
+  diagnoseServerClose,
+  diagnoseTokenRoute,
+  diagnoseTransportFailure,
+  type Diagnosis,
+  type DiagnosisContext,
+} from './diagnose.js';
+import { resolveEndpoint, type ResolvedEndpoint } from './endpoint.js';
+import { probeEndpoint } from './probe.js';
+
+export type ConnectionState = 'connecting' | 'connected' | 'disconnected';
+
+export interface HeraldClientOptions {
+  /** Herald's WebSocket URL (ws:, wss:, http(s): or a path). @default NEXT_PUBLIC_HERALD_URL, else same-origin /ws */
+  url?: string;
+  /** Path for the same-origin rule. @default '/ws' */
+  path?: string;
+  /**
+   * The app route that returns `{ token }` for the signed-in user; fetched on connect and again whenever Herald says
+   * the token expired. Relative URLs resolve against the page. `false` turns it off. @default '/api/herald/token' in a
+   * browser, none in Node
+   */
+  tokenUrl?: string | false;
+  /** Your own token source (wins over tokenUrl). Throw `UnauthorizedError` to stop reconnecting. */
+  getToken?: () => Promise<string>;
+  /** A fixed initial token. */
+  token?: string;
+  /** WebSocket constructor. @default globalThis.WebSocket (Node 20: pass `WebSocket` from 'ws') */
+  websocket?: unknown;
+  /**
+   * Milliseconds to wait for the upgrade and for each reply. An upgrade to a path Next.js has no rewrite for hangs
+   * forever, so this is what ends it. @default 5000
+   */
+  connectTimeout?: number;
+  /** Milliseconds for the diagnostic GET. @default 3000 */
+  probeTimeout?: number;
+  /**
+   * What to do with a diagnosis: `true` prints it with console.error, once per cause; a function receives each
+   * one (also once per cause); `false` does nothing. @default true
+   */
+  diagnose?: boolean | ((d: Diagnosis) => void);
+  /** Any other centrifuge SDK option (reconnect delays, debug, name, ...). */
+  centrifuge?: Partial<Options>;
+}
+
+type Listener<T> = (value: T) => void;
+
+/** Subscriptions shared by every hook and caller that asks for the same channel; released by reference count. */
+interface SharedSub {
+  sub: Subscription;
+  refs: number;
+}
+
+export class HeraldClient {
+  readonly endpoint: ResolvedEndpoint;
+  readonly centrifuge: Centrifuge;
+  private stateValue: ConnectionState = 'disconnected';
+  private readonly stateListeners = new Set<Listener<ConnectionState>>();
+  private readonly diagnosisListeners = new Set<Listener<Diagnosis>>();
+  private readonly reported = new Set<string>();
+  private readonly subs = new Map<string, SharedSub>();
+  private readonly ctx: DiagnosisContext;
+  private readonly report: ((d: Diagnosis) => void) | undefined;
+  private readonly probeTimeout: number;
+  private probedThisStreak = false;
+  private lastUpgradeStatus: number | undefined;
+
+  constructor(options: HeraldClientOptions = {}) {
+    this.endpoint = resolveEndpoint({ url: options.url, ...(options.path ? { path: options.path } : {}) });
+    const connectTimeout = options.connectTimeout ?? 5000;
+    this.probeTimeout = options.probeTimeout ?? 3000;
+    const loc = (globalThis as { location?: { origin?: string } }).location;
+    this.ctx = {
+      endpoint: this.endpoint,
+      pageOrigin: typeof loc?.origin === 'string' && loc.origin !== 'null' ? loc.origin : undefined,
+      connectTimeoutMs: connectTimeout,
+    };
+    const d = options.diagnose ?? true;
+    this.report = d === false ? undefined : d === true ? (x) => console.error(x.message) : d;
+
+    const Base = (options.websocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as WebSocketCtor | undefined;
+    if (typeof Base !== 'function') {
+      throw new TypeError("@herald/client: no WebSocket here (Node 20): pass { websocket: WebSocket } from the 'ws' package");
+    }
+    const sdkOptions: Partial<Options> = {
+      timeout: connectTimeout,
+      ...options.centrifuge,
+      websocket: this.observe(Base),
+    };
+    if (options.token !== undefined) sdkOptions.token = options.token;
+    const getToken = options.getToken ?? this.tokenRoute(options.tokenUrl);
+    if (getToken) sdkOptions.getToken = getToken;
+    this.centrifuge = new Centrifuge(this.endpoint.url, sdkOptions);
+    this.wire();
+  }
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  connect(): void {
+    this.centrifuge.connect();
+  }
+
+  disconnect(): void {
+    this.centrifuge.disconnect();
+  }
+
+  /** Listens to connection state changes; returns the function that stops listening. */
+  onState(fn: Listener<ConnectionState>): () => void {
+    this.stateListeners.add(fn);
+    return () => this.stateListeners.delete(fn);
+  }
+
+  /** Listens to diagnoses (each cause once); returns the function that stops listening. */
+  onDiagnosis(fn: Listener<Diagnosis>): () => void {
+    this.diagnosisListeners.add(fn);
+    return () => this.diagnosisListeners.delete(fn);
+  }
+
+  /**
+   * The shared subscription to a channel, subscribed on first use; call the returned release when done (the last
+   * release unsubscribes). Recovery is the SDK's: publications missed while disconnected arrive in order.
+   */
+  retain(channel: string, options: Partial<SubscriptionOptions> = {}): { sub: Subscription; release: () => void } {
+    let shared = this.subs.get(channel);
+    if (!shared) {
+      const sub = this.centrifuge.getSubscription(channel) ?? this.centrifuge.newSubscription(channel, { joinLeave: true, ...options });
+      shared = { sub, refs: 0 };
+      this.subs.set(channel, shared);
+      sub.subscribe();
+    }
+    shared.refs++;
+    const entry = shared;
+    let released = false;
+    return {
+      sub: entry.sub,
+      release: () => {
+        if (released) return;
+        released = true;
+        entry.refs--;
+        if (entry.refs === 0 && this.subs.get(channel) === entry) {
+          this.subs.delete(channel);
+          entry.sub.unsubscribe();
+          this.centrifuge.removeSubscription(entry.sub);
+        }
+      },
+    };
+  }
+
+  /** Subscribes and calls `onPublication` for each publication; returns the unsubscribe function. */
+  subscribe(channel: string, onPublication: (ctx: PublicationContext) => void): () => void {
+    const { sub, release } = this.retain(channel);
+    sub.on('publication', onPublication);
+    return () => {
+      sub.off('publication', onPublication);
+      release();
+    };
+  }
+
+  /** Publishes as this client (the namespace must allow it); waits for the connection. */
+  async publish(channel: string, data: unknown): Promise<void> {
+    await this.centrifuge.publish(channel, data);
+  }
+
+  private setState(next: ConnectionState): void {
+    if (next === this.stateValue) return;
+    this.stateValue = next;
+    for (const fn of this.stateListeners) fn(next);
+  }
+
+  private emitDiagnosis(d: Diagnosis): void {
+    // Once per cause: a reconnect loop must not print the same advice every few seconds.
+    if (this.reported.has(d.cause)) return;
+    this.reported.add(d.cause);
+    this.report?.(d);
+    for (const fn of this.diagnosisListeners) fn(d);
+  }
+
+  private wire(): void {
+    const c = this.centrifuge;
+    c.on('state', ({ newState, oldState }) => {
+      if (newState === 'connected') {
+        this.probedThisStreak = false;
+        this.setState('connected');
+      } else if (newState === 'disconnected') {
+        this.setState('disconnected');
+      } else if (oldState === 'connected') {
+        // Lost and retrying: the UI shows that it is not connected now.
+        this.setState('disconnected');
+      } else {
+        this.setState('connecting');
+      }
+    });
+    c.on('error', (e) => {
+      if (e.type === 'transport') {
+        // Failed before the socket opened (refused, timed out, answered without 101).
+        this.setState('disconnected');
+        if (!this.probedThisStreak && this.report !== undefined) {
+          this.probedThisStreak = true;
+          const failure = { reason: e.error.message, httpStatus: this.lastUpgradeStatus };
+          void probeEndpoint(this.endpoint.url, { timeoutMs: this.probeTimeout }).then((probe) =>
+            this.emitDiagnosis(diagnoseTransportFailure(this.ctx, failure, probe)),
+          );
+        }
+      } else if (e.type === 'connect') {
+        const d = diagnoseConnectError(this.ctx, e.error.code, e.error.message);
+        if (d) this.emitDiagnosis(d);
+      }
+    });
+    c.on('disconnected', ({ code, reason }) => {
+      const d = diagnoseServerClose(this.ctx, code, reason);
+      if (d) this.emitDiagnosis(d);
+    });
+  }
+
+  /** Wraps the WebSocket class to learn, where the implementation tells it, the HTTP status of a refused upgrade. */
+  private observe(Base: WebSocketCtor): WebSocketCtor {
+    const self = this;
+    return class ObservedWebSocket extends Base {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        self.lastUpgradeStatus = undefined;
+        this.addEventListener('error', (ev: unknown) => {
+          // Node's ws: "Unexpected server response: 403". Browsers give no detail at all.
+          const msg = (ev as { message?: unknown }).message;
+          const m = typeof msg === 'string' ? /Unexpected server response: (\d{3})/.exec(msg) : null;
+          if (m) self.lastUpgradeStatus = Number(m[1]);
+        });
+      }
+    };
+  }
+
+  private tokenRoute(tokenUrl: string | false | undefined): (() => Promise<string>) | undefined {
+    if (tokenUrl === false) return undefined;
+    const loc = (globalThis as { location?: { href?: string } }).location;
+    const raw = tokenUrl ?? (loc?.href ? '/api/herald/token' : undefined);
+    if (raw === undefined) return undefined;
+    const url = loc?.href ? new URL(raw, loc.href).toString() : raw;
+    return async () => {
+      let res: Response;
+      try {
+        res = await fetch(url, { credentials: 'same-origin', cache: 'no-store', headers: { accept: 'application/json' } });
+      } catch (err) {
+        this.emitDiagnosis(diagnoseTokenRoute(url, undefined, err instanceof Error ? err.message : String(err)));
+        throw err;
+      }
+      if (res.status === 401 || res.status === 403) {
+        this.emitDiagnosis(diagnoseTokenRoute(url, res.status, ''));
+        throw new UnauthorizedError(`token route answered ${res.status}`);
+      }
+      if (!res.ok) {
+        this.emitDiagnosis(diagnoseTokenRoute(url, res.status, ''));
+        throw new Error(`token route ${url} answered ${res.status}`);
+      }
+      const body = (await res.json().catch(() => null)) as { token?: unknown } | null;
+      if (!body || typeof body.token !== 'string' || body.token === '') {
+        this.emitDiagnosis(diagnoseTokenRoute(url, res.status, 'the answer has no "token" string'));
+        throw new Error(`token route ${url} answered without a token`);
+      }
+      return body.token;
+    };
+  }
+}
+
+type WebSocketCtor = new (url: string, protocols?: string | string[]) => {
+  addEventListener(type: string, listener: (ev: unknown) => void): void;
+};
+
+export function createHeraldClient(options: HeraldClientOptions = {}): HeraldClient {
+  return new HeraldClient(options);
+}

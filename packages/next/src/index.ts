@@ -1,0 +1,1 @@
+export { mintToken, createTokenRoute, TokenConfigError, type MintTokenOptions, type TokenRouteOptions, type SessionLike } from './token.js';
