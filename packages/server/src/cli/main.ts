@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { doctor, doctorUsage } from './doctor.js';
 import { publish, publishUsage } from './publish.js';
 import { serve, serveUsage } from './serve.js';
 import { token, tokenUsage } from './token.js';
@@ -11,6 +12,7 @@ export const commands: Record<string, Command> = {
   serve: { run: serve, usage: serveUsage },
   token: { run: token, usage: tokenUsage },
   publish: { run: publish, usage: publishUsage },
+  doctor: { run: doctor, usage: doctorUsage },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,236 @@
+/**
+ * `herald doctor`: walks the path a browser takes (TCP, plain GET, upgrade, connect, round trip) and stops at the
+ * first failing step. Each step observes (I/O here) and then calls its pure interpret function (the other modules).
+ */
+import { randomBytes } from 'node:crypto';
+import { interpretConnect, mintToken, readToken, verifiesWith, type TokenFacts } from './connect.js';
+import { parseTarget, type Finding, type Target } from './finding.js';
+import { exchange, plainGetRequest, tlsHandshakes, type WireTarget } from './http-wire.js';
+import { interpretPlainGet } from './plain-get.js';
+import { interpretRoundTrip, type PublishResult, type SubscribeResult } from './round-trip.js';
+import { candidatePorts, findHeraldNearby, interpretTcp, resolveHost, tcpConnect, type ConnectAttempt } from './tcp.js';
+import { interpretUpgrade, upgradeRequest } from './upgrade.js';
+import { newKey } from './ws-frames.js';
+import { ProtocolSocket } from './ws-session.js';
+
+export interface DoctorOptions {
+  url: string;
+  /** A connection token to test (what the app's token route returns). */
+  token?: string;
+  /** Mint a connection token for this user with `secret`. */
+  user?: string;
+  /** The page's origin. @default the first HERALD_ALLOWED_ORIGINS entry, else the URL's own origin */
+  origin?: string;
+  apiKey?: string;
+  /** Base URL of Herald's HTTP API. @default HERALD_URL, else where Herald was found, else the URL's origin */
+  apiUrl?: string;
+  /** @default `herald-doctor-<random>` */
+  channel?: string;
+  /** Bound of each network wait. @default 5000 */
+  timeoutMs?: number;
+  /** The local token secret (HERALD_TOKEN_SECRET, NEXTAUTH_SECRET, or the config file) and where it came from. */
+  secret?: string;
+  secretSource?: string;
+  audience?: string;
+  issuer?: string;
+  /** WS_PORT of this environment: the first port tried when looking for Herald elsewhere. */
+  envPort?: string;
+  /** HERALD_ALLOWED_ORIGINS of this environment. */
+  allowedOrigins?: string;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  url: string;
+  origin: string | undefined;
+  steps: Finding[];
+  /** The failing step's finding, when one failed. */
+  failed?: Finding;
+}
+
+function originOf(t: Target): string {
+  const u = new URL(t.httpUrl);
+  return u.origin;
+}
+
+/** The Origin the probes send: --origin, else the first allowed origin, else the URL's own (a same-origin page). */
+export function pageOrigin(opts: Pick<DoctorOptions, 'url' | 'origin' | 'allowedOrigins'>): string {
+  if (opts.origin) return opts.origin;
+  const first = (opts.allowedOrigins ?? '').split(',').map((s) => s.trim()).find((s) => s !== '' && s !== '*');
+  return first ?? originOf(parseTarget(opts.url));
+}
+
+/** Runs the steps; `onStep` sees each finding as soon as it is made (for streaming output). */
+export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => void = () => {}): Promise<DoctorReport> {
+  const t = parseTarget(opts.url);
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const origin = pageOrigin(opts);
+  const steps: Finding[] = [];
+  const report: DoctorReport = { ok: false, url: t.wsUrl, origin, steps };
+  const record = (f: Finding): boolean => {
+    steps.push(f);
+    onStep(f);
+    if (f.status === 'fail') report.failed = f;
+    return f.status !== 'fail';
+  };
+  const scanPaths = [...new Set([t.path.split('?')[0] ?? '/ws', '/ws'])];
+
+  // 1. Resolve and connect.
+  const resolved = await resolveHost(t.host);
+  const attempts: ConnectAttempt[] = [];
+  for (const address of resolved.addresses) {
+    const a = await tcpConnect(address, t.port, Math.min(timeoutMs, 3000));
+    attempts.push(a);
+    if (a.ok) break;
+  }
+  let heraldNearby: { url: string; version: string } | undefined;
+  const connected = attempts.find((a) => a.ok);
+  const scanAddress = connected?.address ?? resolved.addresses.find((a) => !a.includes(':')) ?? resolved.addresses[0];
+  const lookNearby = async () => {
+    if (heraldNearby || !scanAddress) return heraldNearby;
+    heraldNearby = await findHeraldNearby(t, scanAddress, candidatePorts(t.port, opts.envPort), scanPaths, timeoutMs);
+    return heraldNearby;
+  };
+  if (!connected && !resolved.error && attempts.every((a) => a.code === 'ECONNREFUSED')) await lookNearby();
+  const tcpObs = { addresses: resolved.addresses, attempts, ...(resolved.error ? { resolveError: resolved.error } : {}), ...(heraldNearby ? { heraldNearby } : {}) };
+  if (!record(interpretTcp(t, tcpObs)) || !connected) return report;
+
+  const wire: WireTarget = { host: t.host, address: connected.address, port: t.port, secure: t.secure };
+
+  // 2. Plain GET.
+  const get = await exchange(wire, plainGetRequest(t.host, t.port, t.defaultPort, t.path, origin), { timeoutMs });
+  let tlsAnswered: boolean | undefined;
+  if (!t.secure && (get.kind === 'closed' || get.kind === 'not_http')) tlsAnswered = (await tlsHandshakes(wire, Math.min(timeoutMs, 2000))).ok;
+  const heraldAnswered = get.kind === 'response' && get.response.headers['x-herald-version'] !== undefined;
+  if (!heraldAnswered && get.kind !== 'tls_error') await lookNearby();
+  const getFinding = interpretPlainGet(t, {
+    outcome: get, timeoutMs, pageOrigin: opts.origin,
+    ...(tlsAnswered !== undefined ? { tlsAnswered } : {}), ...(heraldNearby ? { heraldNearby } : {}),
+  });
+  if (!record(getFinding)) return report;
+
+  // 3. Upgrade.
+  const key = newKey();
+  const up = await exchange(wire, upgradeRequest(t, key, origin), { timeoutMs, keepUpgraded: true });
+  const upFinding = interpretUpgrade(t, { outcome: up, key, origin, timeoutMs, ...(opts.allowedOrigins !== undefined ? { allowedOriginsEnv: opts.allowedOrigins } : {}) });
+  if (!record(upFinding) || up.kind !== 'response' || !up.socket) {
+    if (up.kind === 'response') up.socket?.destroy();
+    return report;
+  }
+  const ws = new ProtocolSocket(up.socket, up.rest);
+  try {
+    // 4. Connect.
+    const facts: TokenFacts = { source: 'none' };
+    let token = opts.token;
+    if (token) facts.source = 'token';
+    else if (opts.user !== undefined && opts.secret) {
+      token = await mintToken(opts.user, opts.secret, { audience: opts.audience, issuer: opts.issuer });
+      facts.source = 'minted';
+    }
+    if (token) {
+      Object.assign(facts, readToken(token));
+      if (opts.secret) {
+        facts.localSignature = (await verifiesWith(token, opts.secret)) ? 'ok' : 'bad';
+        facts.secretSource = opts.secretSource ?? 'the local secret';
+      } else facts.localSignature = 'no_secret';
+    }
+    const started = performance.now();
+    ws.send({ id: 1, connect: { ...(token ? { token } : {}), name: 'herald-doctor' } });
+    const ev = await ws.reply(1, timeoutMs);
+    const connectFinding = interpretConnect({ token: facts, event: ev, timeoutMs, ms: Math.round(performance.now() - started) });
+    if (!record(connectFinding)) return report;
+    const user = typeof facts.claims?.sub === 'string' ? facts.claims.sub : opts.user;
+
+    // 5. Round trip.
+    const channel = opts.channel ?? `herald-doctor-${randomBytes(4).toString('hex')}`;
+    const subscribe = await subscribeStep(ws, channel, timeoutMs, opts.secret && user !== undefined ? { user, secret: opts.secret, audience: opts.audience, issuer: opts.issuer } : undefined);
+    let publish: PublishResult | undefined;
+    if (subscribe.ok) {
+      const apiBase = (opts.apiUrl ?? heraldNearby?.url ?? t.httpUrl).replace(/^ws/, 'http').replace(/^(https?:\/\/[^/]+).*$/, '$1');
+      publish = await publishStep(ws, channel, timeoutMs, opts.apiKey, apiBase);
+    }
+    record(interpretRoundTrip({ channel, subscribe, ...(publish ? { publish } : {}) }));
+  } finally {
+    ws.close();
+  }
+  report.ok = report.failed === undefined;
+  return report;
+}
+
+async function subscribeStep(
+  ws: ProtocolSocket, channel: string, timeoutMs: number,
+  minting: { user: string; secret: string; audience?: string | undefined; issuer?: string | undefined } | undefined,
+): Promise<SubscribeResult> {
+  const started = performance.now();
+  ws.send({ id: 2, subscribe: { channel } });
+  const ev = await ws.reply(2, timeoutMs);
+  if (ev.type === 'timeout') return { ok: false, timeout: true };
+  if (ev.type === 'close') return { ok: false, close: { code: ev.code, reason: ev.reason } };
+  const err = ev.value.error as { code: number; message: string } | undefined;
+  if (!err) return { ok: true, via: 'client', ms: Math.round(performance.now() - started) };
+  if (err.code !== 103 || !minting) return { ok: false, code: err.code, message: err.message, tokenTried: false };
+  const token = await mintToken(minting.user, minting.secret, { channel, audience: minting.audience, issuer: minting.issuer });
+  const again = performance.now();
+  ws.send({ id: 3, subscribe: { channel, token } });
+  const ev2 = await ws.reply(3, timeoutMs);
+  if (ev2.type === 'timeout') return { ok: false, timeout: true };
+  if (ev2.type === 'close') return { ok: false, close: { code: ev2.code, reason: ev2.reason } };
+  const err2 = ev2.value.error as { code: number; message: string } | undefined;
+  if (!err2) return { ok: true, via: 'token', ms: Math.round(performance.now() - again) };
+  return { ok: false, code: err.code, message: err.message, tokenTried: true, tokenMessage: err2.message };
+}
+
+async function publishStep(ws: ProtocolSocket, channel: string, timeoutMs: number, apiKey: string | undefined, apiBase: string): Promise<PublishResult> {
+  const nonce = randomBytes(6).toString('hex');
+  const data = { doctor: nonce };
+  const isOurs = (p: Record<string, unknown>) => {
+    const pub = p.pub as { data?: { doctor?: unknown } } | undefined;
+    return p.channel === channel && pub?.data?.doctor === nonce;
+  };
+  const started = performance.now();
+  let offset: number | undefined;
+  let via: 'api' | 'client';
+  if (apiKey) {
+    via = 'api';
+    let res: Response;
+    try {
+      res = await fetch(`${apiBase}/api/publish`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
+        body: JSON.stringify({ channel, data }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string } };
+      return { via: 'api', ok: false, unreachable: e.cause?.code ?? e.message, apiUrl: apiBase };
+    }
+    const text = await res.text();
+    let parsed: { result?: { offset?: number }; error?: unknown } | undefined;
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch {
+      parsed = undefined;
+    }
+    if (!res.ok || !parsed?.result) {
+      const herald = /"error"\s*:\s*\{/.test(text) && (res.headers.get('content-type') ?? '').includes('json');
+      return { via: 'api', ok: false, status: res.status, body: text, apiUrl: apiBase, herald };
+    }
+    offset = parsed.result.offset;
+  } else {
+    via = 'client';
+    ws.send({ id: 4, publish: { channel, data } });
+    let early: number | undefined;
+    const ev = await ws.reply(4, timeoutMs, (p, at) => {
+      if (isOurs(p)) early = at;
+    });
+    if (ev.type === 'message' && ev.value.error) {
+      const e = ev.value.error as { code: number; message: string };
+      return { via: 'none', reason: `the socket may not publish here (${e.code} ${e.message}); pass --api-key (or HERALD_API_KEY)` };
+    }
+    if (ev.type !== 'message') return { via: 'none', reason: 'no reply to publish' };
+    if (early !== undefined) return { via, ok: true, deliveredMs: Math.round(early - started) };
+  }
+  const got = await ws.push(isOurs, timeoutMs);
+  if (got.type === 'message') return { via, ok: true, deliveredMs: Math.round(got.at - started), ...(offset !== undefined ? { offset } : {}) };
+  return { via, ok: false, notDelivered: true, waitedMs: timeoutMs, ...(offset !== undefined ? { offset } : {}) };
+}
