@@ -1,9 +1,11 @@
 #!/usr/bin/env node
+import { migrate, migrateUsage } from './migrate.js';
 import { doctor, doctorUsage } from './doctor.js';
 import { publish, publishUsage } from './publish.js';
 import { serve, serveUsage } from './serve.js';
 import { token, tokenUsage } from './token.js';
 import { HERALD_VERSION } from '../version.js';
+import '../outbox/serve-extension.js';
 
 type Command = { run: (argv: string[]) => Promise<number>; usage: string };
 
@@ -13,6 +15,7 @@ export const commands: Record<string, Command> = {
   token: { run: token, usage: tokenUsage },
   publish: { run: publish, usage: publishUsage },
   doctor: { run: doctor, usage: doctorUsage },
+  migrate: { run: migrate, usage: migrateUsage },
 };
 
 async function main(argv: string[]): Promise<number> {

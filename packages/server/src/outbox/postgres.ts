@@ -1,0 +1,209 @@
+import pg from 'pg';
+import type { BatchOutcome, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
+import { columnProblem, NOTIFY_CHANNEL, POSTGRES_MIGRATION, type ColumnInfo } from './schema.js';
+
+/**
+ * The Postgres outbox store (contract on OutboxStore in consumer.ts); the only importer of `pg`.
+ *
+ * One batch = one transaction on one partition:
+ *   1. the partitions of the oldest rows are candidates, oldest first;
+ *   2. `pg_try_advisory_xact_lock` picks the first candidate no other consumer holds, so one partition is consumed by
+ *      one transaction at a time on every node (SKIP LOCKED alone would let two nodes publish rows of one partition
+ *      out of order);
+ *   3. its rows are claimed `FOR UPDATE SKIP LOCKED` in id order, published, deleted (or moved to the dead-letter
+ *      table) and committed. A crash before COMMIT rolls back: the rows stay and are published again.
+ */
+
+/** How many of the oldest rows are looked at to find partitions with work (bounded; uses the primary key). */
+const PARTITION_SCAN_WINDOW = 1000;
+
+export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool } {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 16,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    application_name: 'herald-outbox',
+  });
+  // An idle client losing its server emits here; without a listener the process would crash. The next checkout reconnects.
+  pool.on('error', () => {});
+
+  const target = redact(url);
+  let lockPrefix = '';
+  let listener: pg.Client | undefined;
+  let listenerRetry: NodeJS.Timeout | undefined;
+  let listenerAttempts = 0;
+  let closed = false;
+  const wakers = new Set<() => void>();
+
+  function wakeAll(): void {
+    for (const w of [...wakers]) w();
+  }
+
+  async function startListener(): Promise<void> {
+    if (closed || listener) return;
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, keepAlive: true, application_name: 'herald-outbox-listen' });
+    listener = client;
+    const lost = () => {
+      if (listener !== client) return;
+      listener = undefined;
+      client.end().catch(() => {});
+      if (closed) return;
+      // Polling keeps working meanwhile; LISTEN only makes delivery faster.
+      const ms = Math.min(5000, 200 * 2 ** Math.min(listenerAttempts++, 5));
+      listenerRetry = setTimeout(() => void startListener(), ms);
+      listenerRetry.unref();
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    client.on('notification', wakeAll);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
+      listenerAttempts = 0;
+      // Rows may have been inserted while nobody listened.
+      wakeAll();
+    } catch {
+      lost();
+    }
+  }
+
+  return {
+    dialect: 'postgres',
+    target,
+    pool,
+
+    async connect() {
+      const r = await pool.query<{ prefix: string }>(
+        `SELECT coalesce(n.nspname, current_schema()) || '.herald_outbox/' AS prefix
+           FROM (SELECT 1) one LEFT JOIN pg_class c ON c.oid = to_regclass('herald_outbox')
+           LEFT JOIN pg_namespace n ON n.oid = c.relnamespace`);
+      lockPrefix = r.rows[0]?.prefix ?? 'herald_outbox/';
+      void startListener();
+    },
+
+    async checkSchema(): Promise<SchemaState> {
+      const cols = await pool.query<{ name: string; type: string; not_null: boolean }>(
+        `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null
+           FROM pg_attribute a
+          WHERE a.attrelid = to_regclass('herald_outbox') AND a.attnum > 0 AND NOT a.attisdropped`);
+      const columns: ColumnInfo[] = cols.rows.map((c) => ({ name: c.name, type: c.type, notNull: c.not_null }));
+      const dead = await pool.query<{ ok: boolean }>(`SELECT to_regclass('herald_outbox_dead') IS NOT NULL AS ok`);
+      const problem = columnProblem('postgres', columns);
+      // The lock prefix names the table's schema; re-read it in case the table appeared after connect().
+      if (!problem) {
+        const r = await pool.query<{ prefix: string }>(
+          `SELECT n.nspname || '.herald_outbox/' AS prefix FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = to_regclass('herald_outbox')`);
+        lockPrefix = r.rows[0]?.prefix ?? lockPrefix;
+      }
+      return problem ? { problem, deadLetter: dead.rows[0]?.ok === true } : { deadLetter: dead.rows[0]?.ok === true };
+    },
+
+    async migrate() {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query(POSTGRES_MIGRATION);
+        await client.query('COMMIT');
+        client.release();
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        client.release(err as Error);
+        throw err;
+      }
+    },
+
+    async runBatch(limit, exclude, deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const candidates = await client.query<{ p: string }>(
+          `SELECT partition::text AS p FROM (
+             SELECT partition, id FROM herald_outbox WHERE NOT (id = ANY($1::bigint[])) ORDER BY id LIMIT $2
+           ) oldest GROUP BY partition ORDER BY min(id)`,
+          [exclude, PARTITION_SCAN_WINDOW]);
+        let partition: string | undefined;
+        for (const { p } of candidates.rows) {
+          const got = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS ok`, [lockPrefix + p]);
+          if (got.rows[0]?.ok) {
+            partition = p;
+            break;
+          }
+        }
+        if (partition === undefined) {
+          await client.query('ROLLBACK');
+          client.release();
+          return 0;
+        }
+        const claimed = await client.query<OutboxRow>(
+          `SELECT id::text AS id, method, payload::text AS payload, partition::text AS partition
+             FROM herald_outbox
+            WHERE partition = $1::bigint AND NOT (id = ANY($2::bigint[]))
+            ORDER BY herald_outbox.id LIMIT $3
+              FOR UPDATE SKIP LOCKED`,
+          [partition, exclude, limit]);
+        if (claimed.rows.length === 0) {
+          await client.query('ROLLBACK');
+          client.release();
+          return 0;
+        }
+        const out = await deliver(claimed.rows);
+        for (const d of out.dead) {
+          await client.query(
+            `INSERT INTO herald_outbox_dead (id, method, payload, partition, created_at, error)
+             SELECT id, method, payload, partition, created_at, $2 FROM herald_outbox WHERE id = $1::bigint
+             ON CONFLICT (id) DO NOTHING`,
+            [d.row.id, d.error]);
+        }
+        const remove = [...out.done, ...out.dead.map((d) => d.row.id)];
+        if (remove.length > 0) await client.query('DELETE FROM herald_outbox WHERE id = ANY($1::bigint[])', [remove]);
+        await client.query('COMMIT');
+        client.release();
+        return claimed.rows.length;
+      } catch (err) {
+        // Roll back so the claimed rows stay; a broken connection is discarded rather than returned to the pool.
+        await client.query('ROLLBACK').catch(() => {});
+        client.release(err as Error);
+        throw err;
+      }
+    },
+
+    wait(ms, signal) {
+      if (signal.aborted) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          wakers.delete(done);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const t = setTimeout(done, ms);
+        wakers.add(done);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    },
+
+    async close() {
+      closed = true;
+      if (listenerRetry) clearTimeout(listenerRetry);
+      const l = listener;
+      listener = undefined;
+      await l?.end().catch(() => {});
+      await pool.end().catch(() => {});
+      wakeAll();
+    },
+  };
+}
+
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable url)';
+  }
+}

@@ -1,0 +1,34 @@
+import { registerServeExtension } from '../cli/serve.js';
+import { createOutboxConsumer } from './consumer.js';
+
+/**
+ * `herald serve` starts the outbox consumer when HERALD_DATABASE_URL is set. Tuning (all optional):
+ * HERALD_OUTBOX_BATCH_SIZE (@default 100), HERALD_OUTBOX_POLL_MS (@default 1000 Postgres, 100 SQLite),
+ * HERALD_OUTBOX_WORKERS (@default 4 Postgres, 1 SQLite).
+ */
+registerServeExtension(async () => (herald) => {
+  const url = herald.config.databaseUrl;
+  if (!url) return;
+  const consumer = createOutboxConsumer({
+    herald,
+    url,
+    batchSize: intEnv('HERALD_OUTBOX_BATCH_SIZE'),
+    pollIntervalMs: intEnv('HERALD_OUTBOX_POLL_MS'),
+    workers: intEnv('HERALD_OUTBOX_WORKERS'),
+  });
+  void consumer.start();
+  // Stop claiming before the engine closes, so no batch publishes into a closed engine.
+  const close = herald.close.bind(herald);
+  herald.close = async () => {
+    await consumer.stop();
+    await close();
+  };
+});
+
+function intEnv(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${JSON.stringify(v)}: expected a positive integer`);
+  return n;
+}

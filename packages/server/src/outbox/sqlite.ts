@@ -1,0 +1,177 @@
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import type { BatchOutcome, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
+import { columnProblem, SQLITE_MIGRATION } from './schema.js';
+
+/**
+ * The SQLite outbox store (contract on OutboxStore in consumer.ts); the only importer of a SQLite driver.
+ * One node consumes a file: rows are read in id order, published, then deleted in a short write transaction, so the
+ * application's writers are never blocked while Herald publishes. A crash before the delete re-delivers the batch.
+ */
+
+/** The few calls Herald needs; `node:sqlite` (Node >= 22.5) and better-sqlite3 (Node 20) both have this shape. */
+export interface SqliteDb {
+  exec(sql: string): void;
+  prepare(sql: string): { all(...params: unknown[]): unknown[]; run(...params: unknown[]): unknown };
+  close(): void;
+}
+
+export interface SqliteDriver {
+  name: 'node:sqlite' | 'better-sqlite3';
+  open(path: string): SqliteDb;
+}
+
+/**
+ * The built-in `node:sqlite` when this Node has it unflagged, otherwise better-sqlite3 (a native addon built for one
+ * Node ABI: CI runs Node 20 and 24 from one install, and only the built-in module works on both).
+ */
+export async function loadSqliteDriver(prefer?: SqliteDriver['name']): Promise<SqliteDriver> {
+  if (prefer !== 'better-sqlite3') {
+    try {
+      const specifier = 'node:sqlite';
+      const mod = (await import(specifier)) as { DatabaseSync: new (path: string) => SqliteDb };
+      return { name: 'node:sqlite', open: (path) => new mod.DatabaseSync(path) };
+    } catch (err) {
+      if (prefer === 'node:sqlite') throw err;
+    }
+  }
+  const require = createRequire(import.meta.url);
+  const Database = require('better-sqlite3') as new (path: string) => SqliteDb;
+  return { name: 'better-sqlite3', open: (path) => new Database(path) };
+}
+
+/** `file:./herald.db`, `file:/abs/herald.db`, `file:///abs/herald.db` or `sqlite:...`; relative paths are from the cwd. */
+export function sqlitePath(url: string): string {
+  let rest = url.replace(/^(file|sqlite):/i, '');
+  rest = rest.split('?')[0] ?? '';
+  if (rest.startsWith('//')) rest = rest.replace(/^\/\/[^/]*/, '');
+  if (rest === '') throw new Error(`HERALD_DATABASE_URL "${url}" names no file`);
+  return rest === ':memory:' ? rest : resolve(decodeURIComponent(rest));
+}
+
+export interface SqliteStoreOptions {
+  /** How long a statement waits for the application's write lock before giving up (then retried). @default 250 */
+  busyTimeoutMs?: number;
+  driver?: SqliteDriver['name'];
+}
+
+export function createSqliteStore(url: string, options: SqliteStoreOptions = {}): OutboxStore & { driverName(): string | undefined } {
+  const path = sqlitePath(url);
+  // Statements are synchronous: a long busy wait would stall every WebSocket of this process, so keep it short.
+  const busyTimeoutMs = options.busyTimeoutMs ?? 250;
+  let db: SqliteDb | undefined;
+  let driver: SqliteDriver | undefined;
+  /** Published rows whose delete failed (database busy): deleted before anything is claimed again, never re-published. */
+  const pendingDelete = new Set<string>();
+  const pendingDead: { row: OutboxRow; error: string }[] = [];
+
+  function open(): SqliteDb {
+    if (!db) throw new Error('sqlite outbox store is not connected');
+    return db;
+  }
+
+  function tableNames(): string[] {
+    return (open().prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((r) => r.name);
+  }
+
+  function settle(done: readonly string[], dead: readonly { row: OutboxRow; error: string }[]): void {
+    if (done.length === 0 && dead.length === 0) return;
+    const d = open();
+    d.exec('BEGIN IMMEDIATE');
+    try {
+      const toDead = d.prepare(
+        `INSERT OR IGNORE INTO herald_outbox_dead (id, method, payload, partition, created_at, error)
+         SELECT id, method, payload, partition, created_at, ? FROM herald_outbox WHERE id = ?`);
+      for (const x of dead) toDead.run(x.error, Number(x.row.id));
+      const ids = JSON.stringify([...done, ...dead.map((x) => x.row.id)].map(Number));
+      d.prepare('DELETE FROM herald_outbox WHERE id IN (SELECT value FROM json_each(?))').run(ids);
+      d.exec('COMMIT');
+    } catch (err) {
+      try {
+        d.exec('ROLLBACK');
+      } catch {
+        // no transaction left to roll back
+      }
+      throw err;
+    }
+  }
+
+  return {
+    dialect: 'sqlite',
+    target: `file:${path}`,
+    driverName: () => driver?.name,
+
+    async connect() {
+      if (db) return;
+      driver ??= await loadSqliteDriver(options.driver);
+      const d = driver.open(path);
+      try {
+        d.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+        d.exec('PRAGMA journal_mode = WAL');
+      } catch (err) {
+        d.close();
+        throw err;
+      }
+      db = d;
+    },
+
+    async checkSchema(): Promise<SchemaState> {
+      const cols = open().prepare(`SELECT name, type, "notnull" AS nn FROM pragma_table_info('herald_outbox')`).all() as { name: string; type: string; nn: number }[];
+      const problem = columnProblem('sqlite', cols.map((c) => ({ name: c.name, type: c.type, notNull: c.nn === 1 })));
+      const deadLetter = tableNames().includes('herald_outbox_dead');
+      return problem ? { problem, deadLetter } : { deadLetter };
+    },
+
+    async createIfOwned() {
+      const foreign = tableNames().filter((n) => !n.startsWith('herald_') && !n.startsWith('sqlite_'));
+      if (foreign.length > 0) return false;
+      open().exec(SQLITE_MIGRATION);
+      return true;
+    },
+
+    async migrate() {
+      open().exec(SQLITE_MIGRATION);
+    },
+
+    async runBatch(limit, exclude, deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>) {
+      if (pendingDelete.size > 0 || pendingDead.length > 0) {
+        settle([...pendingDelete], pendingDead);
+        pendingDelete.clear();
+        pendingDead.length = 0;
+      }
+      const rows = open().prepare(
+        `SELECT CAST(id AS TEXT) AS id, method, CAST(payload AS TEXT) AS payload, CAST(partition AS TEXT) AS partition
+           FROM herald_outbox WHERE herald_outbox.id NOT IN (SELECT value FROM json_each(?)) ORDER BY herald_outbox.id LIMIT ?`,
+      ).all(JSON.stringify(exclude.map(Number)), limit) as OutboxRow[];
+      if (rows.length === 0) return 0;
+      const out = await deliver(rows.map((r) => ({ ...r })));
+      try {
+        settle(out.done, out.dead);
+      } catch (err) {
+        for (const id of out.done) pendingDelete.add(id);
+        pendingDead.push(...out.dead);
+        throw err;
+      }
+      return rows.length;
+    },
+
+    wait(ms, signal) {
+      if (signal.aborted) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const t = setTimeout(done, ms);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    },
+
+    async close() {
+      const d = db;
+      db = undefined;
+      d?.close();
+    },
+  };
+}
