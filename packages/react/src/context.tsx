@@ -24,9 +24,10 @@ export function HeraldProvider({ children, autoConnect = true, ...options }: Her
   const [value, setValue] = useState<HeraldContextValue>({ client: null, state: 'connecting' });
   useEffect(() => {
     const client = createHeraldClient(options);
-    setValue({ client, state: client.state });
     const off = client.onState((state) => setValue({ client, state }));
     if (autoConnect) client.connect();
+    // After connect(), so the first state shown is 'connecting', not a flash of 'disconnected'.
+    setValue({ client, state: client.state });
     return () => {
       off();
       client.disconnect();

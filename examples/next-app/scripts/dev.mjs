@@ -1,0 +1,16 @@
+// `npm run dev`: Next.js (next dev) on :3000 and Herald on :3002; the browser reaches Herald through the /ws rewrite.
+import { appDir, ensureBuilt, heraldCli, heraldEnv, nextBin, secret } from './common.mjs';
+import { runAll } from './processes.mjs';
+
+ensureBuilt();
+const port = process.env.PORT ?? '3000';
+runAll([
+  { name: 'herald', cmd: process.execPath, args: [heraldCli, 'serve'], env: heraldEnv(), cwd: appDir },
+  {
+    name: 'next',
+    cmd: process.execPath,
+    args: [nextBin, 'dev', '-p', port],
+    env: { NEXTAUTH_SECRET: secret, NEXTAUTH_URL: process.env.NEXTAUTH_URL ?? `http://localhost:${port}`, NEXT_TELEMETRY_DISABLED: '1' },
+    cwd: appDir,
+  },
+]);

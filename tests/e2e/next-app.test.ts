@@ -1,0 +1,265 @@
+/**
+ * The Next.js example, built with `next build` and started with `next start`, driven by real Chromium against a
+ * real Herald: the chat test in each deployment topology, the classic failure, and one-port embedding.
+ * Needs /usr/bin/chromium and /usr/sbin/nginx (Debian packages; .ci/run installs them).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import WebSocket from 'ws';
+import type { Browser } from 'playwright-core';
+import { createHerald, type Herald } from '@herald/server';
+import { launchChromium, logIn, openPage, send, until, type UserPage } from './support/browser.js';
+import { startNginx } from './support/nginx.js';
+import { freePort, run, start, stopAll, waitForHttp, type Child } from './support/processes.js';
+
+const repo = resolve(import.meta.dirname, '..', '..');
+const appDir = join(repo, 'examples', 'next-app');
+const nextBin = join(repo, 'node_modules', 'next', 'dist', 'bin', 'next');
+const DIST = '.next-e2e';
+const SECRET = 'e2e-nextauth-secret-0123456789abcdef0123456789';
+/** Where the test saves a screenshot of the chat page (named in examples/next-app/README.md; not committed). */
+export const SCREENSHOT = join(appDir, 'test-results', 'chat.png');
+
+const nextEnv = (extra: Record<string, string> = {}) => ({
+  NODE_ENV: 'production',
+  NEXT_TELEMETRY_DISABLED: '1',
+  NEXT_DIST_DIR: DIST,
+  NEXTAUTH_SECRET: SECRET,
+  ...extra,
+});
+
+async function nextBuild(env: Record<string, string>): Promise<void> {
+  await run('next build', process.execPath, [nextBin, 'build'], { cwd: appDir, env: nextEnv(env), timeoutMs: 240_000 });
+}
+
+async function nextStart(port: number, env: Record<string, string> = {}, base = `http://localhost:${port}`): Promise<Child> {
+  const child = start('next start', process.execPath, [nextBin, 'start', '-p', String(port), '-H', '127.0.0.1'], {
+    cwd: appDir,
+    env: nextEnv({ NEXTAUTH_URL: base, ...env }),
+  });
+  await waitForHttp(`http://127.0.0.1:${port}/login`, 30_000, child);
+  return child;
+}
+
+interface GatedHerald {
+  herald: Herald;
+  port: number;
+  /** While true, Herald refuses new connections with 3011 (a reconnect code): a dropped client stays away. */
+  gate: { hold: boolean };
+}
+
+async function startHerald(port: number, env: Record<string, string> = {}): Promise<GatedHerald> {
+  const gate = { hold: false };
+  const herald = createHerald({
+    env: { HERALD_TOKEN_SECRET: SECRET, ...env },
+    configFile: join(appDir, 'herald.config.json'),
+    logger: false,
+    hooks: {
+      onConnecting: () => (gate.hold ? { disconnect: { code: 3011, reason: 'force reconnect' } } : undefined),
+    },
+  });
+  await herald.listen(port, '127.0.0.1');
+  return { herald, port, gate };
+}
+
+let browser: Browser;
+
+before(async () => {
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  await stopAll();
+});
+
+/**
+ * Alice and Bob sign in, see each other, chat; then Herald drops Alice with a reconnect code and keeps her out
+ * while Bob sends five messages. When she is back her page has every message, in order, exactly once.
+ */
+async function chatTest(base: string, h: GatedHerald, screenshot?: string): Promise<void> {
+  const alice = await openPage(browser, 'alice');
+  const bob = await openPage(browser, 'bob');
+  try {
+    await logIn(alice, base);
+    await logIn(bob, base);
+    const connected = (u: UserPage) => until(`${u.name} connected`, async () => (await u.state()) === 'connected');
+    await connected(alice);
+    await connected(bob);
+    const both = (u: UserPage) =>
+      until(`presence on ${u.name}'s page to show alice and bob`, async () => JSON.stringify(await u.presence()) === '["alice","bob"]');
+    await both(alice);
+    await both(bob);
+
+    await send(alice, 'hello from alice');
+    await until('bob to see alice', async () => (await bob.messages()).includes('alice: hello from alice'));
+    await send(bob, 'hi alice');
+    await until('alice to see bob', async () => (await alice.messages()).includes('bob: hi alice'));
+
+    h.gate.hold = true;
+    await h.herald.call('disconnect', { user: 'alice', disconnect: { code: 3011, reason: 'force reconnect' } });
+    await until('alice to show disconnected', async () => (await alice.state()) === 'disconnected');
+    const missed = [1, 2, 3, 4, 5].map((i) => `missed ${i}`);
+    for (const text of missed) {
+      await send(bob, text);
+      await until(`bob to see "${text}"`, async () => (await bob.messages()).includes(`bob: ${text}`));
+    }
+    assert.equal(await alice.state(), 'disconnected', 'alice was away while bob sent');
+    assert.deepEqual(await alice.messages(), ['alice: hello from alice', 'bob: hi alice']);
+
+    h.gate.hold = false;
+    await until('alice to reconnect', async () => (await alice.state()) === 'connected', 30_000);
+    // A message sent after she is back: anything duplicated by recovery would show before it.
+    await send(bob, 'welcome back');
+    await until('alice to see "welcome back"', async () => (await alice.messages()).includes('bob: welcome back'));
+    const expected = ['alice: hello from alice', 'bob: hi alice', ...missed.map((t) => `bob: ${t}`), 'bob: welcome back'];
+    assert.deepEqual(await alice.messages(), expected);
+    assert.deepEqual(await bob.messages(), expected);
+    assert.deepEqual(await alice.states(), ['connecting', 'connected', 'disconnected', 'connected']);
+    await both(alice);
+    if (screenshot) {
+      mkdirSync(join(screenshot, '..'), { recursive: true });
+      await alice.page.screenshot({ path: screenshot, fullPage: true });
+    }
+  } catch (err) {
+    const tail = (u: UserPage) => `${u.name} console:\n  ${u.console.slice(-10).join('\n  ')}`;
+    throw new Error(`${(err as Error).message}\n${tail(alice)}\n${tail(bob)}`, { cause: err });
+  } finally {
+    await alice.context.close();
+    await bob.context.close();
+  }
+}
+
+describe('the Next.js example with a /ws rewrite (topology 1, the default)', () => {
+  let heraldPort: number;
+  before(async () => {
+    heraldPort = await freePort();
+    await nextBuild({ HERALD_INTERNAL_URL: `http://127.0.0.1:${heraldPort}` });
+  });
+
+  test('same origin through the rewrite: chat, presence, and recovery after Herald drops a user', async () => {
+    const h = await startHerald(heraldPort);
+    const port = await freePort();
+    const next = await nextStart(port);
+    try {
+      await chatTest(`http://localhost:${port}`, h, SCREENSHOT);
+    } finally {
+      await next.stop();
+      await h.herald.close();
+    }
+  });
+});
+
+describe('the Next.js example built without the rewrite', () => {
+  before(async () => {
+    await nextBuild({ HERALD_REWRITE: '0' });
+  });
+
+  test('direct to NEXT_PUBLIC_HERALD_URL (topology 2, cross-origin, app origin allowed): the same chat test passes', async () => {
+    const port = await freePort();
+    const h = await startHerald(await freePort(), { HERALD_ALLOWED_ORIGINS: `http://localhost:${port}` });
+    const next = await nextStart(port, { NEXT_PUBLIC_HERALD_URL: `ws://127.0.0.1:${h.port}/ws` });
+    try {
+      await chatTest(`http://localhost:${port}`, h);
+    } finally {
+      await next.stop();
+      await h.herald.close();
+    }
+  });
+
+  test('nginx in front (topology 3, Debian nginx proxying /ws with the upgrade headers): the same chat test passes', async () => {
+    const listen = await freePort();
+    const h = await startHerald(await freePort(), { HERALD_ALLOWED_ORIGINS: `http://localhost:${listen}` });
+    const port = await freePort();
+    const next = await nextStart(port, {}, `http://localhost:${listen}`);
+    const nginx = await startNginx({ listen, next: port, herald: h.port });
+    try {
+      await chatTest(`http://localhost:${listen}`, h);
+    } finally {
+      await nginx.cleanup();
+      await next.stop();
+      await h.herald.close();
+    }
+  });
+
+  test('the classic failure: same-origin /ws with no rewrite hangs in Next.js; the console names the fix once and the page never claims connected', async () => {
+    const port = await freePort();
+    const next = await nextStart(port);
+    const alice = await openPage(browser, 'alice');
+    let sockets = 0;
+    alice.page.on('websocket', () => sockets++);
+    try {
+      await logIn(alice, `http://localhost:${port}`);
+      const diagnoses = () => alice.console.filter((l) => l.includes('[herald]'));
+      await until('a diagnosis in the console', async () => diagnoses().length > 0, 30_000);
+      // Two more attempts after the one diagnosed: retries must not repeat it.
+      const seen = sockets;
+      await until('two more connection attempts', async () => sockets >= seen + 2, 40_000);
+      const d = diagnoses();
+      assert.equal(d.length, 1, `expected one diagnosis, got:\n${d.join('\n')}`);
+      assert.match(d[0]!, /^error: /);
+      assert.match(d[0]!, new RegExp(`Next\\.js answered ws://localhost:${port}/ws`));
+      assert.match(d[0]!, /async rewrites\(\)/);
+      assert.match(d[0]!, /source: '\/ws', destination: 'http:\/\/127\.0\.0\.1:3002\/ws'/);
+      assert.match(d[0]!, /NEXT_PUBLIC_HERALD_URL=ws:\/\/localhost:3002\/ws/);
+      const states = await alice.states();
+      assert.ok(!states.includes('connected'), `connection-state went ${states.join(' -> ')}`);
+      assert.equal(await alice.state(), 'disconnected');
+    } finally {
+      await alice.context.close();
+      await next.stop();
+    }
+  });
+
+  test('one port: a custom server embeds Herald with attach(); the chat works and other upgrades are not Herald\'s', async () => {
+    const port = await freePort();
+    const server = start('custom server', process.execPath, ['server.mjs'], {
+      cwd: appDir,
+      env: nextEnv({ PORT: String(port), NEXTAUTH_URL: `http://localhost:${port}`, HERALD_TOKEN_SECRET: SECRET, HERALD_LOG_LEVEL: 'warn' }),
+    });
+    try {
+      await waitForHttp(`http://127.0.0.1:${port}/login`, 30_000, server);
+      const probe = await fetch(`http://127.0.0.1:${port}/ws`);
+      assert.equal(probe.status, 426);
+      assert.ok(probe.headers.get('x-herald-version'));
+      await probe.arrayBuffer();
+
+      // An upgrade to another path goes to Next.js, untouched: Herald neither answers nor closes it.
+      const other = new WebSocket(`ws://127.0.0.1:${port}/_next/not-herald`);
+      const outcome = await new Promise<string>((resolveOutcome) => {
+        const timer = setTimeout(() => resolveOutcome('no answer'), 1500);
+        other.on('unexpected-response', (_req, res) => {
+          clearTimeout(timer);
+          resolveOutcome(res.headers['x-herald-version'] ? 'herald' : `next ${res.statusCode}`);
+        });
+        other.on('open', () => {
+          clearTimeout(timer);
+          resolveOutcome('open');
+        });
+        other.on('error', () => {});
+      });
+      other.terminate();
+      assert.notEqual(outcome, 'herald');
+
+      const alice = await openPage(browser, 'alice');
+      const bob = await openPage(browser, 'bob');
+      try {
+        const base = `http://localhost:${port}`;
+        await logIn(alice, base);
+        await logIn(bob, base);
+        await until('alice connected', async () => (await alice.state()) === 'connected');
+        await until('bob connected', async () => (await bob.state()) === 'connected');
+        await until('presence shows both', async () => JSON.stringify(await bob.presence()) === '["alice","bob"]');
+        await send(alice, 'one port');
+        await until('bob to see it', async () => (await bob.messages()).includes('alice: one port'));
+      } finally {
+        await alice.context.close();
+        await bob.context.close();
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});
