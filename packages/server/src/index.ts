@@ -10,3 +10,4 @@ export type { ClientInfo, Publication, PublicationInput, StreamPosition } from '
 export { createMemoryEngine } from './engine/memory/index.js';
 export { HERALD_VERSION } from './version.js';
 export { createOutboxConsumer, migrateOutbox, type OutboxConsumer, type OutboxConsumerOptions, type OutboxStore } from './outbox/consumer.js';
+export { decodeNextAuthSession, inspectNextAuthSession, type NextAuthSession, type NextAuthSessionResult } from './auth/index.js';
