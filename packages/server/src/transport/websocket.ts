@@ -60,6 +60,9 @@ class WsTransport implements ClientTransport {
   private out: Buffer[] = [];
   private isDirty = false;
   private closing = false;
+  /** The close code this side chose; reported instead of 1006 when the peer never answers the close frame. */
+  closeCode: number | undefined;
+  closeReason = '';
 
   constructor(
     private readonly ws: WebSocket,
@@ -86,6 +89,8 @@ class WsTransport implements ClientTransport {
     if (this.closing) return;
     this.flush();
     this.closing = true;
+    this.closeCode = code;
+    this.closeReason = reason;
     try {
       this.ws.close(code, clampReason(reason));
     } catch {
@@ -113,6 +118,8 @@ class WsTransport implements ClientTransport {
 
   private closeSlow(): void {
     this.closing = true;
+    this.closeCode = 3008;
+    this.closeReason = 'slow';
     // The peer is not reading, so the close frame may never reach it: end the socket shortly after.
     try {
       this.ws.close(3008, 'slow');
@@ -255,7 +262,8 @@ export class WebSocketEndpoint {
     });
     ws.on('close', (code, reason) => {
       release();
-      handlers.onClose(code, reason.toString('utf8'));
+      if (transport.closeCode !== undefined) handlers.onClose(transport.closeCode, transport.closeReason);
+      else handlers.onClose(code, reason.toString('utf8'));
     });
   }
 
