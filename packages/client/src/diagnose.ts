@@ -190,6 +190,8 @@ function sameHost(wsUrl: string, origin: string): boolean {
 /** A close or disconnect that came from Herald after the socket opened. */
 export function diagnoseServerClose(ctx: DiagnosisContext, code: number, reason: string): Diagnosis | undefined {
   const via = ctx.endpoint.url;
+  // The SDK turns a 101 error reply to connect into a terminal disconnect with that code.
+  if (code === 101) return diagnoseConnectError(ctx, code, reason);
   if (code === 3500 || /token/i.test(reason) && code >= 3500) {
     return {
       cause: 'token_invalid',

@@ -1,61 +1,29 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { start, waitForHttp, type Child } from './processes.js';
 
 export const NGINX = '/usr/sbin/nginx';
 
+const DOCS = join(import.meta.dirname, '..', '..', '..', 'docs', 'deployment.md');
+
 /**
- * The nginx configuration of docs/deployment.md (topology 3), with the ports filled in: /ws goes to Herald with the
- * upgrade headers and a read timeout above Herald's ping interval; everything else goes to Next.js.
+ * The nginx configuration of docs/deployment.md (topology 3), taken from the page itself so the documented block is
+ * the tested one: its first `nginx` fenced block, with the ports replaced and wrapped in what a standalone nginx
+ * under /tmp needs (temp paths, no access log).
  */
 export function nginxConfig(p: { listen: number; next: number; herald: number; prefix: string }): string {
-  return `worker_processes 1;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path ${p.prefix}/client_body;
-  proxy_temp_path ${p.prefix}/proxy;
-  fastcgi_temp_path ${p.prefix}/fastcgi;
-  uwsgi_temp_path ${p.prefix}/uwsgi;
-  scgi_temp_path ${p.prefix}/scgi;
-
-  map $http_upgrade $connection_upgrade {
-    default upgrade;
-    ''      close;
+  const m = /```nginx\n([\s\S]*?)```/.exec(readFileSync(DOCS, 'utf8'));
+  if (!m) throw new Error(`no nginx block in ${DOCS}`);
+  const block = m[1]!
+    .replace('listen 80;', `listen 127.0.0.1:${p.listen};`)
+    .replaceAll('http://127.0.0.1:3002', `http://127.0.0.1:${p.herald}`)
+    .replaceAll('http://127.0.0.1:3000', `http://127.0.0.1:${p.next}`);
+  if (!block.includes(String(p.listen)) || !block.includes(String(p.herald)) || !block.includes(String(p.next))) {
+    throw new Error('the nginx block in docs/deployment.md no longer has listen 80, 127.0.0.1:3002 and 127.0.0.1:3000 to substitute');
   }
-
-  upstream herald { server 127.0.0.1:${p.herald}; }
-  upstream nextjs { server 127.0.0.1:${p.next}; }
-
-  server {
-    listen 127.0.0.1:${p.listen};
-
-    location /ws {
-      proxy_pass http://herald;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection "upgrade";
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_read_timeout 75s;
-      proxy_send_timeout 75s;
-      proxy_buffering off;
-    }
-
-    location / {
-      proxy_pass http://nextjs;
-      proxy_http_version 1.1;
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-    }
-  }
-}
-`;
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((d) => `  ${d}_temp_path ${p.prefix}/${d};`).join('\n');
+  return `worker_processes 1;\nevents { worker_connections 256; }\nhttp {\n  access_log off;\n${temp}\n${block}}\n`;
 }
 
 export async function startNginx(p: { listen: number; next: number; herald: number }): Promise<{ child: Child; dir: string; cleanup(): Promise<void> }> {

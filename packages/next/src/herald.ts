@@ -1,0 +1,63 @@
+/**
+ * Runs inside Herald (a custom server or an embedding process), not in Next.js: authenticates a same-origin
+ * WebSocket from the next-auth session cookie it carries, so no token route is needed. Separate entry
+ * (`@herald/next/herald`) so route handlers never pull in the server.
+ *
+ * WebSockets have no CORS and the browser sends the session cookie with any page's upgrade, so the cookie is used
+ * only when the upgrade's Origin is in this hook's own exact allowlist; otherwise (and with no Origin at all) the
+ * connection falls back to its token.
+ */
+import { inspectNextAuthSession, type ConnectingContext, type ConnectingResult } from '@herald/server';
+
+export interface NextAuthCookieAuthOptions {
+  /** NEXTAUTH_SECRET (a list during rotation). Required. */
+  secret: string | string[];
+  /** Exact origins (scheme://host:port) whose upgrades may use the cookie. Required, non-empty. */
+  allowedOrigins: string[];
+  /** A custom session cookie name. @default the next-auth v4 and Auth.js v5 names */
+  cookieName?: string;
+  /** Called when a cookie is present but unusable (expired, wrong secret): for logs. */
+  onRejected?: (reason: string, message: string) => void;
+}
+
+export class CookieAuthConfigError extends Error {
+  readonly code = 'HERALD_COOKIE_AUTH_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'CookieAuthConfigError';
+  }
+}
+
+function one(h: string | string[] | undefined): string | undefined {
+  return Array.isArray(h) ? h[0] : h;
+}
+
+export function nextAuthCookieAuth(options: NextAuthCookieAuthOptions): (ctx: ConnectingContext) => Promise<ConnectingResult | undefined> {
+  const secrets = [options.secret].flat().filter((s) => typeof s === 'string' && s !== '');
+  if (secrets.length === 0) throw new CookieAuthConfigError('nextAuthCookieAuth needs { secret }: the app\'s NEXTAUTH_SECRET');
+  if (!Array.isArray(options.allowedOrigins) || options.allowedOrigins.length === 0) {
+    throw new CookieAuthConfigError('nextAuthCookieAuth needs { allowedOrigins }: the exact origins of the app, e.g. ["https://app.example.com"]; a cookie without an Origin check lets any site connect as the user');
+  }
+  for (const o of options.allowedOrigins) {
+    if (o === '*' || !/^https?:\/\/[^/]+$/.test(o)) throw new CookieAuthConfigError(`allowedOrigins: "${o}" is not an exact origin (scheme://host[:port], no path, no wildcard)`);
+  }
+  const allowed = new Set(options.allowedOrigins);
+  return async (ctx) => {
+    // An explicit token wins: the app chose it.
+    if (ctx.token) return undefined;
+    const origin = one(ctx.transport.headers.origin);
+    if (!origin || !allowed.has(origin)) return undefined;
+    const cookie = one(ctx.transport.headers.cookie);
+    if (!cookie) return undefined;
+    const r = await inspectNextAuthSession(cookie, secrets, options.cookieName ? { cookieName: options.cookieName } : {});
+    if (!r.ok) {
+      if (r.reason !== 'no_cookie') options.onRejected?.(r.reason, r.message);
+      return undefined;
+    }
+    const { claims, user } = r.session;
+    const result: ConnectingResult = { user };
+    if (typeof claims.exp === 'number') result.expireAt = claims.exp;
+    if (typeof claims.name === 'string') result.info = { name: claims.name };
+    return result;
+  };
+}

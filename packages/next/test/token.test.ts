@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createTokenRoute, mintToken, TokenConfigError } from '../src/index.js';
+
+const secret = 'route-test-secret-0123456789abcdef0123456789';
+const key = new TextEncoder().encode(secret);
+
+test('mintToken signs HS256 with sub from the session, a short exp, and the name as connection info', async () => {
+  const before = Math.floor(Date.now() / 1000);
+  const t = await mintToken({ user: { name: 'alice', email: null } }, { secret, ttlSeconds: 60, audience: 'herald', issuer: 'app' });
+  assert.equal(decodeProtectedHeader(t).alg, 'HS256');
+  const { payload } = await jwtVerify(t, key, { audience: 'herald', issuer: 'app' });
+  assert.equal(payload.sub, 'alice');
+  assert.deepEqual(payload.info, { name: 'alice' });
+  assert.ok(payload.exp! >= before + 60 && payload.exp! <= before + 62);
+});
+
+test('the subject prefers the user id, then email, then name, and can be chosen', async () => {
+  const s = { user: { id: 'u1', email: 'a@x.test', name: 'alice' } };
+  assert.equal(decodeJwt(await mintToken(s, { secret })).sub, 'u1');
+  assert.equal(decodeJwt(await mintToken({ user: { email: 'a@x.test', name: 'alice' } }, { secret })).sub, 'a@x.test');
+  assert.equal(decodeJwt(await mintToken(s, { secret, subject: (x) => `user:${x.user?.name}` })).sub, 'user:alice');
+});
+
+test('a missing secret or a session without a user id is refused with a message that says what to pass', async () => {
+  await assert.rejects(mintToken({ user: { name: 'a' } }, { secret: '' }), (e: unknown) => e instanceof TokenConfigError && /HERALD_TOKEN_SECRET/.test(e.message));
+  await assert.rejects(mintToken({ user: {} }, { secret }), /subject/);
+  assert.throws(() => createTokenRoute({ secret: undefined as unknown as string, getSession: () => null }), TokenConfigError);
+  assert.throws(() => createTokenRoute({ secret, getSession: undefined as never }), /getSession/);
+});
+
+test('the route answers 401 when signed out and a fresh token when signed in, never cached', async () => {
+  let session: { user: { name: string } } | null = null;
+  const GET = createTokenRoute({ secret, getSession: () => session });
+  const out = await GET(new Request('http://app.test/api/herald/token'));
+  assert.equal(out.status, 401);
+  assert.equal((await out.json()).error, 'not_signed_in');
+  session = { user: { name: 'bob' } };
+  const ok = await GET(new Request('http://app.test/api/herald/token'));
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers.get('cache-control'), 'no-store');
+  const body = (await ok.json()) as { token: string; expires: number };
+  assert.equal((await jwtVerify(body.token, key)).payload.sub, 'bob');
+  assert.ok(body.expires > Date.now() / 1000);
+});
