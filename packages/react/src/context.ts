@@ -1,5 +1,5 @@
 'use client';
-import { createContext, useContext, useEffect, useState, type ReactNode } from 'react';
+import { createContext, createElement, useContext, useEffect, useState, type ReactNode } from 'react';
 import { createHeraldClient, type ConnectionState, type HeraldClient, type HeraldClientOptions } from '@herald/client';
 
 interface HeraldContextValue {
@@ -35,7 +35,7 @@ export function HeraldProvider({ children, autoConnect = true, ...options }: Her
     // Options are taken once per mount, on purpose: a new object each render must not reconnect.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
-  return <HeraldContext.Provider value={value}>{children}</HeraldContext.Provider>;
+  return createElement(HeraldContext.Provider, { value }, children);
 }
 
 function useHeraldContext(hook: string): HeraldContextValue {
