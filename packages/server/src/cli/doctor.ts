@@ -5,7 +5,7 @@ import { parseTarget } from '../doctor/finding.js';
 import { pageOrigin, runDoctor, type DoctorOptions } from '../doctor/run.js';
 
 export const doctorUsage = `herald doctor [URL] [--token JWT | --user ID] [--origin URL] [--api-key KEY] [--api-url URL]
-              [--channel NAME] [--timeout 5s] [--config FILE] [--json]
+              [--channel NAME] [--timeout 5s] [--scan-ports 3002,8000] [--config FILE] [--json]
   Walks the path a browser takes to Herald (TCP, HTTP, upgrade, connect, round trip) and stops at the first
   broken step with what it saw, what it means and the fix. URL defaults to NEXT_PUBLIC_HERALD_URL, HERALD_URL,
   else ws://localhost:$WS_PORT/ws. Reads HERALD_TOKEN_SECRET (NEXTAUTH_SECRET), HERALD_API_KEY,
@@ -18,7 +18,7 @@ export async function doctor(argv: string[]): Promise<number> {
     options: {
       token: { type: 'string' }, user: { type: 'string' }, origin: { type: 'string' },
       'api-key': { type: 'string' }, 'api-url': { type: 'string' }, channel: { type: 'string' },
-      timeout: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' },
+      timeout: { type: 'string' }, 'scan-ports': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' },
     },
     allowPositionals: true,
     strict: true,
@@ -44,6 +44,15 @@ export async function doctor(argv: string[]): Promise<number> {
   if (values.origin !== undefined && !/^https?:\/\/[^/\s]+$/.test(values.origin)) {
     console.error(`herald doctor: --origin ${values.origin}: expected scheme://host[:port], e.g. http://localhost:3000`);
     return 2;
+  }
+
+  let scanPorts: number[] | undefined;
+  if (values['scan-ports'] !== undefined) {
+    scanPorts = values['scan-ports'] === 'none' ? [] : values['scan-ports'].split(',').map((p) => Number(p.trim()));
+    if (scanPorts.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) {
+      console.error(`herald doctor: --scan-ports ${values['scan-ports']}: expected port numbers separated by commas, or none`);
+      return 2;
+    }
   }
 
   // The same sources as the server, so the doctor mints tokens with the secret the server would use.
@@ -91,6 +100,7 @@ export async function doctor(argv: string[]): Promise<number> {
   if (audience) opts.audience = audience;
   if (issuer) opts.issuer = issuer;
   if (env.WS_PORT) opts.envPort = env.WS_PORT;
+  if (scanPorts) opts.scanPorts = scanPorts;
   if (env.HERALD_ALLOWED_ORIGINS !== undefined) opts.allowedOrigins = env.HERALD_ALLOWED_ORIGINS;
 
   const colour = process.stdout.isTTY === true && !env.NO_COLOR && env.TERM !== 'dumb';

@@ -29,7 +29,7 @@ export function nginxSnippet(path: string, upstream: string): string {
     `    proxy_http_version 1.1;`,
     `    proxy_set_header Upgrade $http_upgrade;`,
     `    proxy_set_header Connection "upgrade";`,
-    `    proxy_set_header Host $host;`,
+    `    proxy_set_header Host $http_host;   # the browser's Host, port included: Herald compares Origin with it`,
     `    proxy_read_timeout 1h;   # nginx closes idle proxied sockets after 60 s by default`,
     `}`,
   ].join('\n');

@@ -35,6 +35,8 @@ export interface DoctorOptions {
   issuer?: string;
   /** WS_PORT of this environment: the first port tried when looking for Herald elsewhere. */
   envPort?: string;
+  /** Ports to look for Herald on instead of the usual ones (`candidatePorts`); [] turns the search off. */
+  scanPorts?: number[];
   /** HERALD_ALLOWED_ORIGINS of this environment. */
   allowedOrigins?: string;
 }
@@ -88,7 +90,9 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
   const scanAddress = connected?.address ?? resolved.addresses.find((a) => !a.includes(':')) ?? resolved.addresses[0];
   const lookNearby = async () => {
     if (heraldNearby || !scanAddress) return heraldNearby;
-    heraldNearby = await findHeraldNearby(t, scanAddress, candidatePorts(t.port, opts.envPort), scanPaths, timeoutMs);
+    const ports = opts.scanPorts ?? candidatePorts(t.port, opts.envPort);
+    if (ports.length === 0) return undefined;
+    heraldNearby = await findHeraldNearby(t, scanAddress, ports, scanPaths, timeoutMs);
     return heraldNearby;
   };
   if (!connected && !resolved.error && attempts.every((a) => a.code === 'ECONNREFUSED')) await lookNearby();

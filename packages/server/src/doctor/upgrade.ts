@@ -87,13 +87,19 @@ export function interpretUpgrade(t: Target, o: UpgradeObservation): Finding {
   }
   if (heraldError === 'origin_not_allowed') {
     const origin = o.origin ?? '(none)';
+    // Without an allow-list Herald compares Origin with Host; a proxy that sends its upstream's Host breaks that.
+    const hostMismatch = /does not match this server's host/.test(r.body);
+    const proxy = server && !/herald/i.test(server) ? server : undefined;
     return {
       step: 'upgrade', status: 'fail', code: 'origin_not_allowed',
       saw: `Herald refused the upgrade with ${r.status}: sent Origin ${origin}; it said: ${messageOf(r.body) ?? bodySnippet(r)}`,
       means: 'Browsers send the page\'s origin with every WebSocket; Herald checks it against HERALD_ALLOWED_ORIGINS before ' +
         'the upgrade (WebSockets have no CORS, so this is what stops other sites from using your users\' cookies).',
       fix: o.origin
-        ? `Add the page's origin to Herald's environment and restart it:\n${allowedOriginsLine(o.origin, o.allowedOriginsEnv)}`
+        ? `Add the page's origin to Herald's environment and restart it:\n${allowedOriginsLine(o.origin, o.allowedOriginsEnv)}` +
+          (hostMismatch && proxy
+            ? `\nor, since ${proxy} is in between and rewrites Host, let it pass the browser's Host: proxy_set_header Host $http_host;`
+            : '')
         : 'Send the connection from a page on an allowed origin (HERALD_ALLOWED_ORIGINS).',
       details,
     };
