@@ -26,7 +26,7 @@ async function schema(t: TestContext, migrate = true): Promise<TestSchema> {
 async function startNode(t: TestContext, url: string, opts: { engine?: ReturnType<typeof createMemoryEngine>; workers?: number; batchSize?: number } = {}): Promise<Node> {
   const herald = createHerald({ env: { HERALD_CLIENT_INSECURE: 'true' }, logger: false, config: openChannels, engine: opts.engine });
   const addr = await herald.listen(0, '127.0.0.1');
-  const consumer = createOutboxConsumer({ herald, url, pollIntervalMs: 200, workers: opts.workers, batchSize: opts.batchSize, maxBackoffMs: 500 });
+  const consumer = createOutboxConsumer({ herald, url, pollIntervalMs: 200, workers: opts.workers, batchSize: opts.batchSize, maxBackoffMs: 500, schemaRecheckMs: 100 });
   await consumer.start();
   t.after(async () => {
     await consumer.stop();

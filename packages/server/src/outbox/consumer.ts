@@ -65,6 +65,8 @@ export interface OutboxConsumerOptions {
   workers?: number;
   /** Longest wait between reconnection attempts. @default 5000 */
   maxBackoffMs?: number;
+  /** How often a missing or wrong table is checked again. @default 5000 */
+  schemaRecheckMs?: number;
   /** A store built by the caller (tests, custom databases); wins over `url`. */
   store?: OutboxStore;
 }
@@ -223,7 +225,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
           if (schema.problem !== lastProblem) log.error({ target: store.target }, howToCreate(store.dialect, schema.problem));
           lastProblem = schema.problem;
           herald.setReadiness(READINESS, { ok: false, reason: `${schema.problem}: run \`herald migrate\` (see docs/outbox.md)` });
-          await sleep(5000);
+          await sleep(options.schemaRecheckMs ?? 5000);
           continue;
         }
         deadLetter = schema.deadLetter;

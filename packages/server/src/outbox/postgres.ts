@@ -27,8 +27,10 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
     keepAliveInitialDelayMillis: 10_000,
     application_name: 'herald-outbox',
   });
-  // An idle client losing its server emits here; without a listener the process would crash. The next checkout reconnects.
+  // A client losing its server emits 'error' (idle ones through the pool); without a listener the process would crash.
+  // The failed query rejects as well, which is where the consumer handles it; the next checkout reconnects.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
 
   const target = redact(url);
   let lockPrefix = '';
