@@ -1,0 +1,171 @@
+// Herald nodes as real processes (`herald serve` from the build) and a throwaway Postgres cluster, for tests/outbox.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { waitFor } from '../../packages/server/test/outbox-helpers.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const bin = join(root, 'packages', 'server', 'dist', 'cli', 'main.js');
+export const API_KEY = 'outbox-test-key';
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+let configFile: string | undefined;
+/** A Centrifugo v6-style config: any channel of the default namespace, with history for the API's `history` call. */
+function config(): string {
+  if (configFile) return configFile;
+  const dir = mkdtempSync(join(tmpdir(), 'herald-outbox-cfg-'));
+  configFile = join(dir, 'config.json');
+  writeFileSync(configFile, JSON.stringify({
+    channel: { without_namespace: { allow_subscribe_for_client: true, history_size: 5000, history_ttl: '300s', force_recovery: true } },
+  }));
+  return configFile;
+}
+
+export interface HeraldProcess {
+  port: number;
+  child: ChildProcess;
+  /** Parsed JSON log lines so far. */
+  logs: Record<string, any>[];
+  /** `outbox row published` log lines: id, partition, high-resolution wall-clock time. */
+  published(): { id: number; partition: number; at: number }[];
+  ready(): Promise<number>;
+  api(method: string, body: unknown): Promise<any>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+const running = new Set<HeraldProcess>();
+
+export async function startHerald(databaseUrl: string, env: Record<string, string> = {}): Promise<HeraldProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [bin, 'serve'], {
+    env: {
+      ...process.env,
+      WS_PORT: String(port),
+      HERALD_HOST: '127.0.0.1',
+      HERALD_DATABASE_URL: databaseUrl,
+      HERALD_CLIENT_INSECURE: 'true',
+      HERALD_API_KEY: API_KEY,
+      HERALD_CONFIG: config(),
+      HERALD_LOG_LEVEL: 'debug',
+      HERALD_OUTBOX_POLL_MS: '200',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, any>[] = [];
+  let buf = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    buf += chunk;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        logs.push(JSON.parse(line));
+      } catch {
+        logs.push({ msg: line });
+      }
+    }
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  const exited = once(child, 'exit');
+  const p: HeraldProcess = {
+    port,
+    child,
+    logs,
+    published: () => logs.filter((l) => l.msg === 'outbox row published').map((l) => ({ id: Number(l.outboxId), partition: Number(l.partition), at: Number(l.at) })),
+    async ready() {
+      const r = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
+      return r?.status ?? 0;
+    },
+    async api(method, body) {
+      const r = await fetch(`http://127.0.0.1:${port}/api/${method}`, { method: 'POST', headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const j = (await r.json()) as { result?: unknown; error?: unknown };
+      if (j.error) throw new Error(`api ${method}: ${JSON.stringify(j.error)}`);
+      return j.result;
+    },
+    async kill(signal = 'SIGKILL') {
+      running.delete(p);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+  running.add(p);
+  child.on('exit', (code, sig) => {
+    if (running.has(p) && code !== 0) process.stderr.write(`herald on :${port} exited (${code ?? sig}): ${stderr.slice(-2000)}\n`);
+  });
+  return p;
+}
+
+export async function startReadyHerald(databaseUrl: string, env: Record<string, string> = {}): Promise<HeraldProcess> {
+  const p = await startHerald(databaseUrl, env);
+  await waitFor(async () => (await p.ready()) === 200, `herald on :${p.port} /ready 200`, 20_000);
+  return p;
+}
+
+export async function killAll(): Promise<void> {
+  await Promise.all([...running].map((p) => p.kill()));
+}
+
+/** A Postgres cluster of our own (Debian's initdb + pg_ctl) under /tmp, so restarting it touches nobody else's. */
+export interface Cluster {
+  port: number;
+  url(schemaOrDb?: string): string;
+  start(): void;
+  stop(mode?: 'fast' | 'immediate'): void;
+  destroy(): void;
+}
+
+const PG_BIN = process.env.HERALD_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+export function clusterUnavailable(): string | undefined {
+  if (!existsSync(join(PG_BIN, 'initdb'))) return `no initdb in ${PG_BIN} (set HERALD_TEST_PG_BIN)`;
+  if (process.getuid?.() === 0 && spawnSync('id', ['postgres']).status !== 0) return 'running as root and no postgres user for initdb';
+  return undefined;
+}
+
+export async function createCluster(): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-outbox-pg-'));
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+    const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+    chownSync(dir, uid, gid);
+  }
+  const run = (cmd: string, args: string[]) => {
+    const full = asRoot ? ['runuser', ['-u', 'postgres', '--', join(PG_BIN, cmd), ...args]] as const : [join(PG_BIN, cmd), args] as const;
+    const r = spawnSync(full[0], [...full[1]], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${cmd} failed (${r.status}): ${r.stderr || r.stdout}`);
+  };
+  const port = await freePort();
+  const data = join(dir, 'data');
+  run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
+  const start = () => run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+  const stop = (mode: 'fast' | 'immediate' = 'fast') => run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
+  start();
+  return {
+    port,
+    url: (db = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${db}`,
+    start,
+    stop,
+    destroy() {
+      try {
+        stop('immediate');
+      } catch {
+        // already stopped
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
