@@ -98,6 +98,12 @@ function bodyIfComplete(head: Omit<HttpResponse, 'body'>, rest: Buffer, ended: b
   return ended ? rest.toString('utf8') : undefined;
 }
 
+/** One line: OpenSSL messages carry a multi-line trace; its `reason` ("wrong version number") is what matters. */
+function errMessage(err: unknown): string {
+  const e = err as Error & { reason?: string };
+  return e.reason ?? (e.message ?? String(err)).split('\n')[0]!.trim();
+}
+
 function errCode(err: unknown): string {
   const e = err as NodeJS.ErrnoException & { library?: string; reason?: string };
   return e.code ?? 'ERROR';
@@ -154,7 +160,10 @@ export function exchange(target: WireTarget, request: string, opts: ExchangeOpti
       const body = bodyIfComplete(parsed.head, rest, ended || buf.length > MAX_READ);
       if (body !== undefined) finish({ kind: 'response', response: { ...parsed.head, body }, ms: ms() });
     };
+    let tcpConnected = false;
     const onTimeout = () => {
+      // TCP up but the TLS handshake unanswered is the same silence as an unanswered request.
+      if (!connected && tcpConnected) return finish({ kind: 'no_answer', ms: ms() });
       if (!connected) {
         finish({ kind: 'connect_error', code: 'ETIMEDOUT', message: `no TCP connection within ${opts.timeoutMs} ms`, ms: ms() });
         return;
@@ -174,6 +183,9 @@ export function exchange(target: WireTarget, request: string, opts: ExchangeOpti
         host: target.address, port: target.port,
         servername: net.isIP(target.host) ? undefined : target.host,
         ALPNProtocols: ['http/1.1'],
+      });
+      socket.once('connect', () => {
+        tcpConnected = true;
       });
       socket.once('secureConnect', () => {
         connected = true;
@@ -195,9 +207,9 @@ export function exchange(target: WireTarget, request: string, opts: ExchangeOpti
     socket.on('error', (err) => {
       if (done) return;
       if (target.secure && !connected && (isTlsFailure(err) || (err as NodeJS.ErrnoException).code === 'ECONNRESET')) {
-        finish({ kind: 'tls_error', code: errCode(err), message: err.message, ms: ms() });
+        finish({ kind: 'tls_error', code: errCode(err), message: errMessage(err), ms: ms() });
       } else if (!connected) {
-        finish({ kind: 'connect_error', code: errCode(err), message: err.message, ms: ms() });
+        finish({ kind: 'connect_error', code: errCode(err), message: errMessage(err), ms: ms() });
       } else {
         settle(true);
       }
@@ -220,7 +232,7 @@ export function tlsHandshakes(target: WireTarget, timeoutMs: number): Promise<{ 
       resolve(r);
     };
     socket.once('secureConnect', () => done({ ok: true }));
-    socket.once('error', (err) => done({ ok: false, code: errCode(err), message: err.message }));
+    socket.once('error', (err) => done({ ok: false, code: errCode(err), message: errMessage(err) }));
     socket.once('close', () => done({ ok: false, code: 'CLOSED' }));
   });
 }

@@ -42,7 +42,10 @@ export function renderSummary(r: DoctorReport, colour: boolean): string {
     out.push(`Stopped at step ${stepNumbers[r.failed.step]} (${stepTitles[r.failed.step]}): ${r.failed.code}. ` +
       `Every diagnosis is explained in docs/doctor.md#${r.failed.code.replace(/_/g, '-')}`);
   } else {
-    out.push(paint(colour, '32')('Every step passed: a browser can connect, subscribe and receive.'));
+    const last = r.steps[r.steps.length - 1];
+    if (last?.code === 'round_trip_ok') out.push(paint(colour, '32')('Every step passed: a browser can connect, subscribe and receive.'));
+    else if (last?.status === 'warn') out.push(paint(colour, '33')('No step failed, but the round trip could not be tested: see the warning above.'));
+    else out.push(paint(colour, '32')('No step failed: a browser can connect and subscribe; delivery was not tested (see step 5).'));
   }
   return out.join('\n');
 }

@@ -3,6 +3,8 @@
  * first failing step. Each step observes (I/O here) and then calls its pure interpret function (the other modules).
  */
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import { interpretConnect, mintToken, readToken, verifiesWith, type TokenFacts } from './connect.js';
 import { parseTarget, type Finding, type Target } from './finding.js';
 import { exchange, plainGetRequest, tlsHandshakes, type WireTarget } from './http-wire.js';
@@ -196,28 +198,17 @@ async function publishStep(ws: ProtocolSocket, channel: string, timeoutMs: numbe
   let via: 'api' | 'client';
   if (apiKey) {
     via = 'api';
-    let res: Response;
-    try {
-      res = await fetch(`${apiBase}/api/publish`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
-        body: JSON.stringify({ channel, data }),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-    } catch (err) {
-      const e = err as Error & { cause?: { code?: string } };
-      return { via: 'api', ok: false, unreachable: e.cause?.code ?? e.message, apiUrl: apiBase };
-    }
-    const text = await res.text();
+    const res = await postJson(`${apiBase}/api/publish`, { 'x-api-key': apiKey }, { channel, data }, timeoutMs);
+    if ('error' in res) return { via: 'api', ok: false, unreachable: res.error, apiUrl: apiBase };
     let parsed: { result?: { offset?: number }; error?: unknown } | undefined;
     try {
-      parsed = JSON.parse(text) as typeof parsed;
+      parsed = JSON.parse(res.body) as typeof parsed;
     } catch {
       parsed = undefined;
     }
-    if (!res.ok || !parsed?.result) {
-      const herald = /"error"\s*:\s*\{/.test(text) && (res.headers.get('content-type') ?? '').includes('json');
-      return { via: 'api', ok: false, status: res.status, body: text, apiUrl: apiBase, herald };
+    if (res.status !== 200 || !parsed?.result) {
+      const herald = /"error"\s*:\s*\{/.test(res.body) && res.contentType.includes('json');
+      return { via: 'api', ok: false, status: res.status, body: res.body, apiUrl: apiBase, herald };
     }
     offset = parsed.result.offset;
   } else {
@@ -237,4 +228,37 @@ async function publishStep(ws: ProtocolSocket, channel: string, timeoutMs: numbe
   const got = await ws.push(isOurs, timeoutMs);
   if (got.type === 'message') return { via, ok: true, deliveredMs: Math.round(got.at - started), ...(offset !== undefined ? { offset } : {}) };
   return { via, ok: false, notDelivered: true, waitedMs: timeoutMs, ...(offset !== undefined ? { offset } : {}) };
+}
+
+/**
+ * POST with node:http rather than fetch: fetch's first call in a process spends tens of milliseconds setting
+ * itself up, which would show as delivery latency.
+ */
+function postJson(url: string, headers: Record<string, string>, body: unknown, timeoutMs: number): Promise<{ status: number; body: string; contentType: string } | { error: string }> {
+  return new Promise((resolve) => {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      resolve({ error: `not a URL: ${url}` });
+      return;
+    }
+    const text = JSON.stringify(body);
+    const req = (u.protocol === 'https:' ? https : http).request(u, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+      timeout: timeoutMs,
+    }, (res) => {
+      let out = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (out.length < 64_000) out += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: out, contentType: String(res.headers['content-type'] ?? '') }));
+      res.on('error', (err) => resolve({ error: err.message }));
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+    req.end(text);
+  });
 }
