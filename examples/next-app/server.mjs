@@ -8,6 +8,8 @@ import next from 'next';
 import { createHerald } from '@herald/server';
 
 const dir = import.meta.dirname;
+// This server answers /ws itself, so the example's /ws rewrite must be off (read by next.config.mjs in dev).
+process.env.HERALD_REWRITE ??= '0';
 const port = Number(process.env.PORT ?? 3000);
 const dev = process.env.NODE_ENV !== 'production';
 const secret = process.env.NEXTAUTH_SECRET || 'herald-demo-secret-change-me-0123456789abcdef';

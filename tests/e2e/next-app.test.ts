@@ -262,4 +262,40 @@ describe('the Next.js example built without the rewrite', () => {
       await server.stop();
     }
   });
+
+  test('one port in development: Next.js HMR keeps its WebSocket next to Herald\'s /ws on the custom server', async () => {
+    const port = await freePort();
+    const server = start('custom dev server', process.execPath, ['server.mjs'], {
+      cwd: appDir,
+      env: nextEnv({ NODE_ENV: 'development', PORT: String(port), NEXTAUTH_URL: `http://localhost:${port}`, HERALD_TOKEN_SECRET: SECRET, HERALD_LOG_LEVEL: 'warn' }),
+    });
+    const opened = (path: string) =>
+      new Promise<string>((resolveOpen) => {
+        // As a page on http://localhost:<port> would: Next.js dev refuses HMR to other origins, Herald checks Origin against Host.
+        const ws = new WebSocket(`ws://localhost:${port}${path}`, { origin: `http://localhost:${port}` });
+        const timer = setTimeout(() => {
+          ws.terminate();
+          resolveOpen('no answer in 10 s');
+        }, 10_000);
+        ws.on('open', () => {
+          clearTimeout(timer);
+          ws.close();
+          resolveOpen('open');
+        });
+        ws.on('unexpected-response', (_req, res) => {
+          clearTimeout(timer);
+          ws.terminate();
+          resolveOpen(`HTTP ${res.statusCode}${res.headers['x-herald-version'] ? ' from Herald' : ''}`);
+        });
+        ws.on('error', () => {});
+      });
+    try {
+      // The first request compiles the page and makes Next.js attach its own upgrade listener.
+      await waitForHttp(`http://127.0.0.1:${port}/login`, 90_000, server);
+      assert.equal(await opened('/_next/hmr'), 'open', 'Next.js 16.3+ serves HMR on /_next/hmr');
+      assert.equal(await opened('/ws'), 'open', 'Herald serves /ws on the same port');
+    } finally {
+      await server.stop();
+    }
+  });
 });

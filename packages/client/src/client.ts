@@ -191,6 +191,8 @@ export class HeraldClient {
         // Lost and retrying: the UI shows that it is not connected now.
         this.setState('disconnected');
       } else {
+        // connect() called: a new streak of attempts, which may be probed again.
+        this.probedThisStreak = false;
         this.setState('connecting');
       }
     });
