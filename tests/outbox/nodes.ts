@@ -114,8 +114,11 @@ export async function startReadyHerald(databaseUrl: string, env: Record<string, 
   return p;
 }
 
+/** Kills every node still running and removes the config file. */
 export async function killAll(): Promise<void> {
   await Promise.all([...running].map((p) => p.kill()));
+  if (configFile) rmSync(join(configFile, '..'), { recursive: true, force: true });
+  configFile = undefined;
 }
 
 /** A Postgres cluster of our own (Debian's initdb + pg_ctl) under /tmp, so restarting it touches nobody else's. */
