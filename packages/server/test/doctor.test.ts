@@ -208,3 +208,22 @@ test('text output has no colour unless asked; JSON carries the exit code', () =>
   assert.equal(j.exitCode, 1);
   assert.equal(j.failed.code, 'nothing_listening');
 });
+
+test('every diagnosis code the doctor can emit is documented in docs/doctor.md', async () => {
+  const { readFileSync, readdirSync } = await import('node:fs');
+  const dir = new URL('../src/doctor/', import.meta.url);
+  const codes = new Set<string>();
+  for (const name of readdirSync(dir)) {
+    const src = readFileSync(new URL(name, dir), 'utf8');
+    for (const m of src.matchAll(/\bcode: (?:p\.herald \? )?'([a-z_]+)'(?: : '([a-z_]+)')?/g)) {
+      codes.add(m[1]!);
+      if (m[2]) codes.add(m[2]);
+    }
+  }
+  assert.ok(codes.size > 40, `found only ${codes.size} codes`);
+  const doc = readFileSync(new URL('../../../docs/doctor.md', import.meta.url), 'utf8');
+  // One heading per code, so the link the CLI prints (docs/doctor.md#<code>) lands on it.
+  const headings = new Set([...doc.matchAll(/^#### (.+)$/gm)].map((m) => m[1]!.trim()));
+  const missing = [...codes].filter((c) => !headings.has(c));
+  assert.deepEqual(missing, [], 'codes without their own #### heading in docs/doctor.md');
+});

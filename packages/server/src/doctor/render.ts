@@ -40,7 +40,7 @@ export function renderSummary(r: DoctorReport, colour: boolean): string {
   const out = notRun.length > 0 ? [notRun.join('\n'), ''] : [''];
   if (r.failed) {
     out.push(`Stopped at step ${stepNumbers[r.failed.step]} (${stepTitles[r.failed.step]}): ${r.failed.code}. ` +
-      `Every diagnosis is explained in docs/doctor.md#${r.failed.code.replace(/_/g, '-')}`);
+      `Every diagnosis is explained in docs/doctor.md#${r.failed.code}`);
   } else {
     const last = r.steps[r.steps.length - 1];
     if (last?.code === 'round_trip_ok') out.push(paint(colour, '32')('Every step passed: a browser can connect, subscribe and receive.'));
