@@ -227,3 +227,12 @@ test('every diagnosis code the doctor can emit is documented in docs/doctor.md',
   const missing = [...codes].filter((c) => !headings.has(c));
   assert.deepEqual(missing, [], 'codes without their own #### heading in docs/doctor.md');
 });
+
+test('a URL without a path gets /ws in the rewrite, and Herald\'s 404 names the path that was asked', () => {
+  const bare = parseTarget('http://localhost:3000');
+  const f = interpretPlainGet(bare, { outcome: response(200, { 'x-powered-by': 'Next.js' }, '<html></html>'), timeoutMs: 1 });
+  assert.match(f.means ?? '', /The URL has no path; Herald's endpoint is \/ws/);
+  assert.match(f.fix ?? '', /source: '\/ws'/);
+  const h = interpretPlainGet(bare, { outcome: response(404, {}, '{"server":"herald"}'), timeoutMs: 1 });
+  assert.match(h.means ?? '', /^\/ is not one of Herald's WebSocket paths/);
+});

@@ -137,7 +137,9 @@ export function exchange(target: WireTarget, request: string, opts: ExchangeOpti
       done = true;
       clearTimeout(timer);
       socket.removeAllListeners('data');
-      if (!keep) socket.destroy();
+      // A kept (upgraded) socket is paused so no frame is dropped before its new reader attaches.
+      if (keep) socket.pause();
+      else socket.destroy();
       resolve(o);
     };
     const settle = (ended: boolean) => {

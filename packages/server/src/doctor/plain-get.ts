@@ -34,7 +34,8 @@ function heraldBase(nearby: { url: string } | undefined): string {
 export function interpretPlainGet(t: Target, o: PlainGetObservation): Finding {
   const out = o.outcome;
   const url = t.httpUrl;
-  const path = pathOnly(t.path);
+  // A URL without a path gets Herald's usual one in the snippets.
+  const path = pathOnly(t.path) === '/' ? '/ws' : pathOnly(t.path);
   switch (out.kind) {
     case 'tls_error': {
       if (tlsCertificateProblem(out.code)) {
@@ -64,7 +65,7 @@ export function interpretPlainGet(t: Target, o: PlainGetObservation): Finding {
     case 'no_answer':
       return {
         step: 'http', status: 'fail', code: 'no_answer',
-        saw: `${t.host}:${t.port} accepted the TCP connection but sent nothing in ${o.timeoutMs} ms to GET ${path}`,
+        saw: `${t.host}:${t.port} accepted the TCP connection but sent nothing in ${o.timeoutMs} ms to GET ${pathOnly(t.path)}`,
         means: 'A server that takes the connection and never answers: the hang of an unmatched path behind Next.js ' +
           '(Next leaves such requests for a custom server), a process paused in a debugger, or a wrong port of some ' +
           'other service. In the browser the WebSocket stays CONNECTING with no event at all.',
@@ -94,7 +95,7 @@ export function interpretPlainGet(t: Target, o: PlainGetObservation): Finding {
       return {
         step: 'http', status: 'fail', code: 'not_http',
         saw: out.kind === 'closed'
-          ? `${t.host}:${t.port} closed the connection without answering GET ${path}`
+          ? `${t.host}:${t.port} closed the connection without answering GET ${pathOnly(t.path)}`
           : `${t.host}:${t.port} answered bytes that are not HTTP: ${JSON.stringify(raw.slice(0, 80))}`,
         means: 'Something other than a web server listens on this port (a database, another protocol).',
         fix: `Check what runs on port ${t.port} (lsof -i :${t.port}) and point the URL at Herald (default ws://localhost:3002/ws).`,
@@ -121,8 +122,8 @@ export function interpretPlainGet(t: Target, o: PlainGetObservation): Finding {
   if (isHeraldBody(r)) {
     return {
       step: 'http', status: 'fail', code: 'herald_wrong_path',
-      saw: `Herald answers on ${t.host}:${t.port}, but GET ${path} is ${r.status}: ${bodySnippet(r)}`,
-      means: `${path} is not one of Herald's WebSocket paths (they are /ws and /connection/websocket).`,
+      saw: `Herald answers on ${t.host}:${t.port}, but GET ${pathOnly(t.path)} is ${r.status}: ${bodySnippet(r)}`,
+      means: `${pathOnly(t.path)} is not one of Herald's WebSocket paths (they are /ws and /connection/websocket).`,
       fix: `Use ${t.wsUrl.replace(/(\/\/[^/]+)\/.*$/, '$1/ws')}`,
       details,
     };
@@ -144,7 +145,8 @@ export function interpretPlainGet(t: Target, o: PlainGetObservation): Finding {
     return {
       step: 'http', status: 'fail', code: 'nextjs_no_rewrite',
       saw: `GET ${url} answered ${r.status} from Next.js (${next}), not Herald`,
-      means: `The URL points at the Next.js server, which has no rewrite for ${path}. ` +
+      means: (pathOnly(t.path) === '/' ? 'The URL has no path; Herald\'s endpoint is /ws. ' : '') +
+        `The URL points at the Next.js server, which has no rewrite for ${path}. ` +
         (o.heraldNearby ? `Herald is at ${heraldUrl}. ` : '') +
         'In the browser this looks like an opaque error and close 1006 (or, for the upgrade, a socket that hangs).',
       fix: `Add a rewrite so Next.js proxies the upgrade to Herald:\n${nextRewriteSnippet(path, base)}\n` +

@@ -23,6 +23,7 @@ export class ProtocolSocket {
     socket.on('close', () => this.onClosed(1006, ''));
     socket.on('error', () => this.onClosed(1006, ''));
     if (head && head.length > 0) this.onBytes(head);
+    socket.resume();
   }
 
   send(command: unknown): void {
