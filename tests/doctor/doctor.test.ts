@@ -190,6 +190,7 @@ test('a server that accepts TCP and never answers: the hang, diagnosed within th
   const r = await doctor([`ws://127.0.0.1:${port}/ws`, '--timeout', '1s']);
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /FAIL 2 HTTP +127\.0\.0\.1:\d+ accepted the TCP connection but sent nothing in 1000 ms/);
+  assert.match(r.stdout, /\(asked 2 times\)/);
   assert.match(r.stdout, /unmatched path behind Next\.js/);
   assert.match(r.stdout, /no_answer/);
   assert.ok(r.ms < 10_000, `took ${r.ms} ms`);

@@ -236,3 +236,11 @@ test('a URL without a path gets /ws in the rewrite, and Herald\'s 404 names the 
   const h = interpretPlainGet(bare, { outcome: response(404, {}, '{"server":"herald"}'), timeoutMs: 1 });
   assert.match(h.means ?? '', /^\/ is not one of Herald's WebSocket paths/);
 });
+
+test('Next.js\'s bare 500 for a rewrite whose destination is down is proxy_upstream_down, not another server', () => {
+  const f = interpretPlainGet(target, { outcome: response(500, { 'transfer-encoding': 'chunked' }, 'Internal Server Error'), timeoutMs: 1 });
+  assert.equal(f.code, 'proxy_upstream_down');
+  assert.match(f.means ?? '', /Failed to proxy/);
+  const other = interpretPlainGet(target, { outcome: response(500, { 'content-type': 'text/html' }, '<h1>Oops</h1>'), timeoutMs: 1 });
+  assert.equal(other.code, 'wrong_server');
+});

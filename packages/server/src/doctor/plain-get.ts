@@ -7,11 +7,13 @@ import type { Finding, Target } from './finding.js';
 import { pathOnly } from './finding.js';
 import { directUrlSnippet, nextRewriteSnippet } from './fixes.js';
 import type { ExchangeOutcome } from './http-wire.js';
-import { bodySnippet, heraldVersionOf, isHeraldBody, nextjsEvidence, serverName } from './servers.js';
+import { bodySnippet, heraldVersionOf, isBareInternalServerError, isHeraldBody, nextjsEvidence, serverName } from './servers.js';
 
 export interface PlainGetObservation {
   outcome: ExchangeOutcome;
   timeoutMs: number;
+  /** How many times the GET was sent (a silent server is asked twice). @default 1 */
+  asked?: number;
   /** ws:// against a port that answered nothing: did a TLS handshake succeed there? */
   tlsAnswered?: boolean;
   /** Where Herald was found when something else answers on the URL's port. */
@@ -65,10 +67,12 @@ export function interpretPlainGet(t: Target, o: PlainGetObservation): Finding {
     case 'no_answer':
       return {
         step: 'http', status: 'fail', code: 'no_answer',
-        saw: `${t.host}:${t.port} accepted the TCP connection but sent nothing in ${o.timeoutMs} ms to GET ${pathOnly(t.path)}`,
+        saw: `${t.host}:${t.port} accepted the TCP connection but sent nothing in ${o.timeoutMs} ms to GET ${pathOnly(t.path)}` +
+        ((o.asked ?? 1) > 1 ? ` (asked ${o.asked} times)` : ''),
         means: 'A server that takes the connection and never answers: the hang of an unmatched path behind Next.js ' +
           '(Next leaves such requests for a custom server), a process paused in a debugger, or a wrong port of some ' +
-          'other service. In the browser the WebSocket stays CONNECTING with no event at all.',
+          'other service. In the browser the WebSocket stays CONNECTING with no event at all. (A `next dev` that just ' +
+          'started may still be compiling its first page: run the doctor again, or raise --timeout.)',
         fix: `Check what runs on port ${t.port} (lsof -i :${t.port}). If it is Next.js, add the rewrite:\n` +
           nextRewriteSnippet(path, heraldBase(o.heraldNearby)) +
           `\nor connect the browser straight to Herald:\n${directUrlSnippet(o.heraldNearby?.url ?? 'ws://localhost:3002/ws', o.pageOrigin)}`,
@@ -152,6 +156,18 @@ export function interpretPlainGet(t: Target, o: PlainGetObservation): Finding {
       fix: `Add a rewrite so Next.js proxies the upgrade to Herald:\n${nextRewriteSnippet(path, base)}\n` +
         `or connect the browser straight to Herald:\n${directUrlSnippet(heraldUrl, o.pageOrigin)}`,
       details: { ...details, nextjs: next, heraldNearby: o.heraldNearby },
+    };
+  }
+  if (isBareInternalServerError(r)) {
+    return {
+      step: 'http', status: 'fail', code: 'proxy_upstream_down',
+      saw: `GET ${url} answered a bare 500 "Internal Server Error" (no Content-Type)`,
+      means: 'This is how Next.js answers when a rewrite\'s destination does not answer (its log shows "Failed to proxy ... ECONNREFUSED"): ' +
+        'the rewrite exists, Herald is not where it points.',
+      fix: o.heraldNearby
+        ? `Herald is at ${o.heraldNearby.url}: make the rewrite's destination ${heraldBase(o.heraldNearby)}${path} in next.config.`
+        : 'Start Herald (npx herald serve), or fix the destination port of the rewrite in next.config.',
+      details,
     };
   }
   if ([502, 503, 504].includes(r.status)) {

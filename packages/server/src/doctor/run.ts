@@ -104,13 +104,19 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
   const wire: WireTarget = { host: t.host, address: connected.address, port: t.port, secure: t.secure };
 
   // 2. Plain GET.
-  const get = await exchange(wire, plainGetRequest(t.host, t.port, t.defaultPort, t.path, origin), { timeoutMs });
+  let get = await exchange(wire, plainGetRequest(t.host, t.port, t.defaultPort, t.path, origin), { timeoutMs });
+  // `next dev` compiles a page on its first request, which can outlast the timeout: ask once more before calling it a hang.
+  let asked = 1;
+  if (get.kind === 'no_answer') {
+    get = await exchange(wire, plainGetRequest(t.host, t.port, t.defaultPort, t.path, origin), { timeoutMs });
+    asked = 2;
+  }
   let tlsAnswered: boolean | undefined;
   if (!t.secure && (get.kind === 'closed' || get.kind === 'not_http')) tlsAnswered = (await tlsHandshakes(wire, Math.min(timeoutMs, 2000))).ok;
   const heraldAnswered = get.kind === 'response' && get.response.headers['x-herald-version'] !== undefined;
   if (!heraldAnswered && get.kind !== 'tls_error') await lookNearby();
   const getFinding = interpretPlainGet(t, {
-    outcome: get, timeoutMs, pageOrigin: opts.origin,
+    outcome: get, timeoutMs, asked, pageOrigin: opts.origin,
     ...(tlsAnswered !== undefined ? { tlsAnswered } : {}), ...(heraldNearby ? { heraldNearby } : {}),
   });
   if (!record(getFinding)) return report;

@@ -41,3 +41,11 @@ export function bodySnippet(r: HttpResponse, max = 120): string {
   if (text === '') return '(empty body)';
   return text.length > max ? `${text.slice(0, max)}...` : text;
 }
+
+/**
+ * Next.js's answer when a rewrite's destination refuses the connection: a bare 500 "Internal Server Error" with no
+ * Content-Type and none of Next's own headers (next 16.4 dev; its log shows "Failed to proxy ... ECONNREFUSED").
+ */
+export function isBareInternalServerError(r: HttpResponse): boolean {
+  return r.status === 500 && r.body.trim() === 'Internal Server Error' && r.headers['content-type'] === undefined;
+}
