@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { waitFor } from '../../packages/server/test/outbox-helpers.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
-const bin = join(root, 'packages', 'server', 'dist', 'cli', 'main.js');
+export const bin = join(root, 'packages', 'server', 'dist', 'cli', 'main.js');
 export const API_KEY = 'outbox-test-key';
 
 export async function freePort(): Promise<number> {

@@ -2,6 +2,7 @@
 // Postgres cluster of our own restarted under a running node.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import pg from 'pg';
 import { migrateOutbox } from '../../packages/server/src/index.js';
 import { loadSqliteDriver } from '../../packages/server/src/outbox/sqlite.js';
 import { collect, createTestSchema, waitFor, type Collector, type TestSchema } from '../../packages/server/test/outbox-helpers.js';
-import { clusterUnavailable, createCluster, killAll, startHerald, startReadyHerald, type HeraldProcess } from './nodes.js';
+import { bin, clusterUnavailable, createCluster, killAll, startHerald, startReadyHerald, type HeraldProcess } from './nodes.js';
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
@@ -136,6 +137,25 @@ test('a node killed mid-batch on SQLite: the batch is published again after rest
   await waitFor(() => (app.prepare('SELECT count(*) AS n FROM herald_outbox').all()[0] as { n: number }).n === 0, 'outbox drained by the restarted node');
   const again = await historyOf(second, channels);
   assert.deepEqual([...again].sort((x, y) => x - y), Array.from({ length: 200 }, (_, n) => n));
+});
+
+test('herald migrate creates both tables on Postgres and SQLite, and running it twice is harmless', async () => {
+  const db = await createTestSchema();
+  cleanups.push(() => db.drop());
+  const dir = mkdtempSync(join(tmpdir(), 'herald-outbox-migrate-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  for (const url of [db.url, `file:${join(dir, 'm.db')}`]) {
+    for (let i = 0; i < 2; i++) {
+      const r = spawnSync(process.execPath, [bin, 'migrate', '--database-url', url], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /herald_outbox and herald_outbox_dead are ready/);
+    }
+  }
+  const t = await db.pool.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename IN ('herald_outbox', 'herald_outbox_dead')`, [db.schema]);
+  assert.equal(t.rows[0].n, 2);
+  const none = spawnSync(process.execPath, [bin, 'migrate'], { encoding: 'utf8', env: { ...process.env, HERALD_DATABASE_URL: '' } });
+  assert.equal(none.status, 2);
+  assert.match(none.stderr, /HERALD_DATABASE_URL/);
 });
 
 const noCluster = clusterUnavailable();

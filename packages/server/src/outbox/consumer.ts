@@ -61,7 +61,7 @@ export interface OutboxConsumerOptions {
   batchSize?: number;
   /** Poll interval when no NOTIFY arrives. @default 1000 on Postgres (LISTEN wakes it sooner), 100 on SQLite */
   pollIntervalMs?: number;
-  /** Concurrent batches on this node, each on its own partition. @default 4 on Postgres, 1 on SQLite */
+  /** Concurrent batches on this node, each on its own partition (1-32; SQLite always uses 1). @default 4 on Postgres, 1 on SQLite */
   workers?: number;
   /** Longest wait between reconnection attempts. @default 5000 */
   maxBackoffMs?: number;
@@ -108,6 +108,9 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
   const batchSize = options.batchSize ?? 100;
   const maxBackoffMs = options.maxBackoffMs ?? 5000;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`outbox batchSize must be a positive integer, got ${batchSize}`);
+  if (options.workers !== undefined && (!Number.isInteger(options.workers) || options.workers < 1 || options.workers > 32)) {
+    throw new Error(`outbox workers must be an integer from 1 to 32, got ${options.workers}`);
+  }
   const log = herald.log.child({ component: 'outbox' });
   const abort = new AbortController();
   /** Ids of dead rows kept out of claims when there is no dead-letter table. */
@@ -117,8 +120,6 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
   let main: Promise<void> | undefined;
   let deadLetter = false;
   const runningWaiters: (() => void)[] = [];
-
-  herald.setReadiness(READINESS, { ok: false, reason: 'outbox consumer starting' });
 
   function sleep(ms: number): Promise<void> {
     if (abort.signal.aborted) return Promise.resolve();
@@ -242,7 +243,8 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       }
     }
     if (abort.signal.aborted || !store) return;
-    const workers = options.workers ?? (store.dialect === 'postgres' ? 4 : 1);
+    // SQLite has one writer; more workers would only re-read the same rows.
+    const workers = store.dialect === 'postgres' ? options.workers ?? 4 : 1;
     runningFlag = true;
     herald.setReadiness(READINESS, { ok: true });
     log.info({ target: store.target, dialect: store.dialect, workers, batchSize }, 'outbox consumer running');
@@ -252,6 +254,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
 
   return {
     async start() {
+      if (!main) herald.setReadiness(READINESS, { ok: false, reason: 'outbox consumer starting' });
       main ??= run().catch((err) => {
         log.error({ err }, 'outbox consumer stopped on an unexpected error');
         herald.setReadiness(READINESS, { ok: false, reason: `outbox consumer stopped: ${(err as Error).message}` });

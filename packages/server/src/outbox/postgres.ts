@@ -20,7 +20,8 @@ const PARTITION_SCAN_WINDOW = 1000;
 export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool } {
   const pool = new pg.Pool({
     connectionString: url,
-    max: 16,
+    // One connection per worker (at most 32) is all the consumer uses; connections open lazily.
+    max: 33,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
