@@ -132,6 +132,20 @@ async function chatTest(base: string, h: GatedHerald, screenshot?: string): Prom
   }
 }
 
+/** The one [herald] console error the page printed (waits for it, then checks it stays alone over two retries). */
+async function diagnosisOf(u: UserPage): Promise<string> {
+  let sockets = 0;
+  u.page.on('websocket', () => sockets++);
+  const diagnoses = () => u.console.filter((l) => l.includes('[herald]'));
+  await until('a diagnosis in the console', async () => diagnoses().length > 0, 30_000);
+  const seen = sockets;
+  await until('two more connection attempts', async () => sockets >= seen + 2, 40_000);
+  const d = diagnoses();
+  assert.equal(d.length, 1, `expected one diagnosis, got:\n${d.join('\n')}`);
+  assert.match(d[0]!, /^error: /);
+  return d[0]!;
+}
+
 describe('the Next.js example with a /ws rewrite (topology 1, the default)', () => {
   let heraldPort: number;
   before(async () => {
@@ -148,6 +162,22 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
     } finally {
       await next.stop();
       await h.herald.close();
+    }
+  });
+
+  test('the rewrite with Herald not running: the console says the proxy is there but Herald behind it is not', async (t) => {
+    const port = await freePort();
+    const next = await nextStart(port);
+    const alice = await openPage(browser, 'alice');
+    try {
+      await logIn(alice, `http://localhost:${port}`);
+      const d = await diagnosisOf(alice);
+      t.diagnostic(d);
+      assert.match(d, /answered ws:\/\/localhost:\d+\/ws .* with 500: the proxy is there but Herald behind it is not reachable/);
+      assert.ok(!(await alice.states()).includes('connected'));
+    } finally {
+      await alice.context.close();
+      await next.stop();
     }
   });
 });
@@ -169,6 +199,25 @@ describe('the Next.js example built without the rewrite', () => {
     }
   });
 
+  test('direct, with the app origin missing from HERALD_ALLOWED_ORIGINS: the console names the Origin check and the value to set', async (t) => {
+    const port = await freePort();
+    const h = await startHerald(await freePort(), { HERALD_ALLOWED_ORIGINS: 'https://elsewhere.example' });
+    const next = await nextStart(port, { NEXT_PUBLIC_HERALD_URL: `ws://127.0.0.1:${h.port}/ws` });
+    const alice = await openPage(browser, 'alice');
+    try {
+      await logIn(alice, `http://localhost:${port}`);
+      const d = await diagnosisOf(alice);
+      t.diagnostic(d);
+      assert.match(d, /refused the WebSocket upgrade/);
+      assert.match(d, new RegExp(`HERALD_ALLOWED_ORIGINS=http://localhost:${port}`));
+      assert.ok(!(await alice.states()).includes('connected'));
+    } finally {
+      await alice.context.close();
+      await next.stop();
+      await h.herald.close();
+    }
+  });
+
   test('nginx in front (topology 3, Debian nginx proxying /ws with the upgrade headers): the same chat test passes', async () => {
     const listen = await freePort();
     const h = await startHerald(await freePort(), { HERALD_ALLOWED_ORIGINS: `http://localhost:${listen}` });
@@ -184,26 +233,18 @@ describe('the Next.js example built without the rewrite', () => {
     }
   });
 
-  test('the classic failure: same-origin /ws with no rewrite hangs in Next.js; the console names the fix once and the page never claims connected', async () => {
+  test('the classic failure: same-origin /ws with no rewrite hangs in Next.js; the console names the fix once and the page never claims connected', async (t) => {
     const port = await freePort();
     const next = await nextStart(port);
     const alice = await openPage(browser, 'alice');
-    let sockets = 0;
-    alice.page.on('websocket', () => sockets++);
     try {
       await logIn(alice, `http://localhost:${port}`);
-      const diagnoses = () => alice.console.filter((l) => l.includes('[herald]'));
-      await until('a diagnosis in the console', async () => diagnoses().length > 0, 30_000);
-      // Two more attempts after the one diagnosed: retries must not repeat it.
-      const seen = sockets;
-      await until('two more connection attempts', async () => sockets >= seen + 2, 40_000);
-      const d = diagnoses();
-      assert.equal(d.length, 1, `expected one diagnosis, got:\n${d.join('\n')}`);
-      assert.match(d[0]!, /^error: /);
-      assert.match(d[0]!, new RegExp(`Next\\.js answered ws://localhost:${port}/ws`));
-      assert.match(d[0]!, /async rewrites\(\)/);
-      assert.match(d[0]!, /source: '\/ws', destination: 'http:\/\/127\.0\.0\.1:3002\/ws'/);
-      assert.match(d[0]!, /NEXT_PUBLIC_HERALD_URL=ws:\/\/localhost:3002\/ws/);
+      const d = await diagnosisOf(alice);
+      t.diagnostic(d);
+      assert.match(d, new RegExp(`Next\\.js answered ws://localhost:${port}/ws`));
+      assert.match(d, /async rewrites\(\)/);
+      assert.match(d, /source: '\/ws', destination: 'http:\/\/127\.0\.0\.1:3002\/ws'/);
+      assert.match(d, /NEXT_PUBLIC_HERALD_URL=ws:\/\/localhost:3002\/ws/);
       const states = await alice.states();
       assert.ok(!states.includes('connected'), `connection-state went ${states.join(' -> ')}`);
       assert.equal(await alice.state(), 'disconnected');

@@ -125,14 +125,17 @@ export function diagnoseTransportFailure(ctx: DiagnosisContext, failure: Transpo
         };
       }
       if (probe.status >= 500) {
-        const who = probe.server === 'nextjs' ? 'Next.js' : probe.server === 'nginx' ? 'nginx' : 'The server';
+        const who =
+          probe.server === 'nextjs' ? 'Next.js'
+          : probe.server === 'nginx' ? 'nginx'
+          : ctx.endpoint.source === 'same-origin' ? "This site's server (its Next.js rewrite or proxy)"
+          : 'The server';
         return {
           cause: 'upstream_down',
           code: probe.status,
           message:
             `${PREFIX} ${who} answered ${via} with ${probe.status}: the proxy is there but Herald behind it is not ` +
-            `reachable. Start Herald where the ${probe.server === 'nextjs' ? 'rewrite' : 'proxy'} points ` +
-            `(default http://127.0.0.1:3002/ws).`,
+            `reachable. Start Herald where the rewrite or proxy points (default http://127.0.0.1:3002/ws).`,
         };
       }
       return {
