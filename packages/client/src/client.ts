@@ -1,6 +1,7 @@
 import { Centrifuge, UnauthorizedError, type Options, type PublicationContext, type Subscription, type SubscriptionOptions } from 'centrifuge';
 import {
   diagnoseConnectError,
+  diagnoseExpiredAgain,
   diagnoseServerClose,
   diagnoseTokenRoute,
   diagnoseTransportFailure,
@@ -66,6 +67,7 @@ export class HeraldClient {
   private readonly probeTimeout: number;
   private probedThisStreak = false;
   private lastUpgradeStatus: number | undefined;
+  private expiredInARow = 0;
 
   constructor(options: HeraldClientOptions = {}) {
     this.endpoint = resolveEndpoint({ url: options.url, ...(options.path ? { path: options.path } : {}) });
@@ -184,6 +186,7 @@ export class HeraldClient {
     c.on('state', ({ newState, oldState }) => {
       if (newState === 'connected') {
         this.probedThisStreak = false;
+        this.expiredInARow = 0;
         this.setState('connected');
       } else if (newState === 'disconnected') {
         this.setState('disconnected');
@@ -208,6 +211,11 @@ export class HeraldClient {
           );
         }
       } else if (e.type === 'connect') {
+        if (e.error.code === 109) {
+          // One expiry is routine (the SDK fetches a new token); a second in a row means the new one was stale too.
+          if (++this.expiredInARow >= 2) this.emitDiagnosis(diagnoseExpiredAgain(this.ctx, e.error.message));
+          return;
+        }
         const d = diagnoseConnectError(this.ctx, e.error.code, e.error.message);
         if (d) this.emitDiagnosis(d);
       }

@@ -22,6 +22,8 @@ export type DiagnosisCause =
   | 'upgrade_refused'
   /** Herald refused the connection token (close 3500 and the like). */
   | 'token_invalid'
+  /** Herald said 109 (token expired) again right after a fresh token was fetched. */
+  | 'token_expired'
   /** The connect command carried no token (error 101). */
   | 'token_missing'
   /** The app's token route failed. */
@@ -215,7 +217,19 @@ export function diagnoseServerClose(ctx: DiagnosisContext, code: number, reason:
   return undefined;
 }
 
-/** An error reply to the connect command. 109 (expired) is not here: the SDK fetches a new token itself. */
+/** 109 twice in a row: the token source hands out tokens Herald already considers expired. */
+export function diagnoseExpiredAgain(ctx: DiagnosisContext, message: string): Diagnosis {
+  return {
+    cause: 'token_expired',
+    code: 109,
+    message:
+      `${PREFIX} Herald at ${ctx.endpoint.url} says the token expired (109 ${message}) even after a fresh one was ` +
+      `fetched: the token source mints tokens that are already expired for Herald. Check that the app's and ` +
+      `Herald's clocks agree and that ttlSeconds is not tiny (default 60).`,
+  };
+}
+
+/** An error reply to the connect command. A single 109 (expired) is not here: the SDK fetches a new token itself. */
 export function diagnoseConnectError(ctx: DiagnosisContext, code: number, message: string): Diagnosis | undefined {
   if (code === 101) {
     return {

@@ -5,6 +5,7 @@ export {
   diagnoseTransportFailure,
   diagnoseServerClose,
   diagnoseConnectError,
+  diagnoseExpiredAgain,
   diagnoseTokenRoute,
   nextRewriteAdvice,
   type Diagnosis,

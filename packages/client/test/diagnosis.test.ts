@@ -180,3 +180,22 @@ test('the token route: a signed-in user connects and publishes; a signed-out one
   await waitFor('disconnected', () => out.client.state === 'disconnected');
   assert.equal(out.diagnoses.length, 1);
 });
+
+test('a token source that only hands out expired tokens: one "token expired" diagnosis with code 109', async () => {
+  const h = await startHerald();
+  cleanups.push(() => h.herald.close());
+  let calls = 0;
+  const getToken = async () => {
+    calls++;
+    return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+      .sign(new TextEncoder().encode(SECRET));
+  };
+  const o = observed(h.url, { getToken });
+  await waitFor('four token fetches', () => calls >= 4);
+  assert.equal(o.diagnoses.length, 1);
+  assert.equal(o.diagnoses[0]!.cause, 'token_expired');
+  assert.equal(o.diagnoses[0]!.code, 109);
+  assert.match(o.diagnoses[0]!.message, /clocks/);
+  assert.ok(!o.states.includes('connected'));
+  o.client.disconnect();
+});
