@@ -199,6 +199,8 @@ describe('outbox readiness on Postgres', () => {
     cleanups.push(() => sub.close());
     await db.insert([{ channel: 'fault', data: { n: 1 } }]);
     await waitFor(() => sub.received.length === 1, 'first row');
+    // Cut only after its delete committed: a cut between publish and commit re-delivers (at least once, by design).
+    await waitFor(async () => (await db.count()) === 0, 'first row deleted');
     await proxy.cut();
     await db.insert([2, 3, 4].map((n) => ({ channel: 'fault', data: { n } })));
     await new Promise((r) => setTimeout(r, 300)); // let the consumer notice the loss and back off
