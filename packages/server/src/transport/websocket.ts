@@ -212,7 +212,9 @@ export class WebSocketEndpoint {
         'content-type': 'application/json',
         'x-herald-version': this.opts.version,
         upgrade: 'websocket',
-        connection: 'Upgrade',
+        // `Upgrade` alone would make Node keep the socket open even when the request said `Connection: close`;
+        // Next.js's rewrite proxy then reuses it and its next request meets a 400 (parser closed). Close instead.
+        connection: 'Upgrade, close',
         'access-control-allow-origin': '*',
         'access-control-expose-headers': 'X-Herald-Version',
         'access-control-allow-methods': 'GET, OPTIONS',
