@@ -101,6 +101,11 @@ test('next dev with a rewrite to a running Herald passes every step through Next
   assert.equal(r.code, 0, r.stdout);
   assert.match(r.stdout, /ok +3 Upgrade +101 Switching Protocols/);
   assert.match(r.stdout, /ok +5 Round trip/);
+  // Without --api-url the API is looked for on Next's origin, which rewrites only /ws: a warning, not a failure.
+  const g = await doctor([`ws://127.0.0.1:${nextPort}/ws`, '--user', '7', '--api-key', 'k', '--timeout', '30s']);
+  assert.equal(g.code, 0, g.stdout);
+  assert.match(g.stdout, /warn 5 Round trip .*POST http:\/\/127\.0\.0\.1:\d+\/api\/publish answered 404/);
+  assert.match(g.stdout, /--api-url/);
 });
 
 test('next dev with a rewrite to a stopped Herald: the rewrite\'s upstream is down', { skip }, async () => {

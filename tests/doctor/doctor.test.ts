@@ -419,3 +419,19 @@ test('Debian nginx passing Upgrade but not Host: Origin refused, and the Host li
   assert.match(r.stdout, new RegExp(`HERALD_ALLOWED_ORIGINS=http://127\\.0\\.0\\.1:${port}`));
   assert.match(r.stdout, /since nginx\/[\d.]+ is in between and rewrites Host, .*proxy_set_header Host \$http_host;/);
 });
+
+test('Herald closes the connection after its 426 when the request says Connection: close (proxies reuse it otherwise)', async () => {
+  const h = await startHerald();
+  const socket = net.connect(h.port, '127.0.0.1');
+  let text = '';
+  socket.on('data', (d: Buffer) => (text += d));
+  socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${h.port}\r\nConnection: close\r\n\r\n`);
+  const ended = await Promise.race([
+    new Promise<boolean>((r) => socket.once('close', () => r(true))),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 3000)),
+  ]);
+  socket.destroy();
+  assert.match(text, /^HTTP\/1\.1 426 /);
+  assert.match(text, /connection: Upgrade, close/i);
+  assert.equal(ended, true, 'the server should close the socket after the 426');
+});

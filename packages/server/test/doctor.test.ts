@@ -244,3 +244,12 @@ test('Next.js\'s bare 500 for a rewrite whose destination is down is proxy_upstr
   const other = interpretPlainGet(target, { outcome: response(500, { 'content-type': 'text/html' }, '<h1>Oops</h1>'), timeoutMs: 1 });
   assert.equal(other.code, 'wrong_server');
 });
+
+test('an API address the doctor only guessed is a warning when it is not Herald; a given one is a failure', () => {
+  const sub = { ok: true as const, via: 'client' as const, ms: 1 };
+  const notHerald = { via: 'api' as const, ok: false as const, status: 404, body: '<html>', apiUrl: 'http://localhost:3000', herald: false };
+  assert.equal(interpretRoundTrip({ channel: 'c', subscribe: sub, publish: { ...notHerald, guessed: true } }).status, 'warn');
+  assert.equal(interpretRoundTrip({ channel: 'c', subscribe: sub, publish: notHerald }).status, 'fail');
+  const wrongKey = { via: 'api' as const, ok: false as const, status: 401, body: '{"error":{}}', apiUrl: 'http://x', herald: true, guessed: true };
+  assert.equal(interpretRoundTrip({ channel: 'c', subscribe: sub, publish: wrongKey }).status, 'fail');
+});

@@ -7,8 +7,8 @@ import { pageOrigin, runDoctor, type DoctorOptions } from '../doctor/run.js';
 export const doctorUsage = `herald doctor [URL] [--token JWT | --user ID] [--origin URL] [--api-key KEY] [--api-url URL]
               [--channel NAME] [--timeout 5s] [--scan-ports 3002,8000] [--config FILE] [--json]
   Walks the path a browser takes to Herald (TCP, HTTP, upgrade, connect, round trip) and stops at the first
-  broken step with what it saw, what it means and the fix. URL defaults to NEXT_PUBLIC_HERALD_URL, HERALD_URL,
-  else ws://localhost:$WS_PORT/ws. Reads HERALD_TOKEN_SECRET (NEXTAUTH_SECRET), HERALD_API_KEY,
+  broken step with what it saw, what it means and the fix. URL defaults to NEXT_PUBLIC_HERALD_URL, HERALD_URL
+  (+ /ws), else ws://localhost:$WS_PORT/ws. Reads HERALD_TOKEN_SECRET (NEXTAUTH_SECRET), HERALD_API_KEY,
   HERALD_ALLOWED_ORIGINS, HERALD_TOKEN_AUDIENCE/ISSUER and HERALD_CONFIG like the server. Exit 0 = all passed,
   1 = a step failed, 2 = bad arguments. See docs/doctor.md.`;
 
@@ -79,7 +79,9 @@ export async function doctor(argv: string[]): Promise<number> {
     console.error('herald doctor: --user needs the token secret: set HERALD_TOKEN_SECRET (or NEXTAUTH_SECRET, or HERALD_CONFIG)');
     return 2;
   }
-  const url = positionals[0] ?? env.NEXT_PUBLIC_HERALD_URL ?? env.HERALD_URL ?? `ws://localhost:${env.WS_PORT || '3002'}/ws`;
+  // HERALD_URL is Herald's own base address (what `herald publish` uses): its WebSocket endpoint is /ws there.
+  const fromHeraldUrl = env.HERALD_URL ? env.HERALD_URL.replace(/\/?$/, '').replace(/^(\w+:\/\/[^/]+)$/, '$1/ws') : undefined;
+  const url = positionals[0] ?? env.NEXT_PUBLIC_HERALD_URL ?? fromHeraldUrl ?? `ws://localhost:${env.WS_PORT || '3002'}/ws`;
 
   try {
     parseTarget(url);
@@ -92,7 +94,7 @@ export async function doctor(argv: string[]): Promise<number> {
   if (values.user !== undefined) opts.user = values.user;
   if (values.origin !== undefined) opts.origin = values.origin;
   if (apiKey) opts.apiKey = apiKey;
-  const apiUrl = values['api-url'] ?? env.HERALD_API_URL;
+  const apiUrl = values['api-url'] ?? env.HERALD_API_URL ?? env.HERALD_URL;
   if (apiUrl) opts.apiUrl = apiUrl;
   if (values.channel !== undefined) opts.channel = values.channel;
   if (secret) opts.secret = secret;

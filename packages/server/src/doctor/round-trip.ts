@@ -21,8 +21,9 @@ export type PublishResult =
   | { via: 'none'; reason: string }
   | { via: 'api' | 'client'; ok: true; deliveredMs: number; offset?: number }
   | { via: 'api' | 'client'; ok: false; notDelivered: true; waitedMs: number; offset?: number }
-  | { via: 'api'; ok: false; unreachable: string; apiUrl: string }
-  | { via: 'api'; ok: false; status: number; body: string; apiUrl: string; herald: boolean }
+  /** `guessed`: no --api-url was given and the address tried was the URL's own origin. */
+  | { via: 'api'; ok: false; unreachable: string; apiUrl: string; guessed?: boolean }
+  | { via: 'api'; ok: false; status: number; body: string; apiUrl: string; herald: boolean; guessed?: boolean }
   | { via: 'client'; ok: false; code: number; message: string };
 
 export interface RoundTripObservation {
@@ -102,7 +103,7 @@ export function interpretRoundTrip(o: RoundTripObservation): Finding {
   }
   if ('unreachable' in p) {
     return {
-      step: 'roundtrip', status: 'fail', code: 'api_unreachable',
+      step: 'roundtrip', status: p.guessed ? 'warn' : 'fail', code: 'api_unreachable',
       saw: `${subSaw}; POST ${p.apiUrl}/api/publish failed: ${p.unreachable}`,
       means: 'The HTTP API is not reachable at this address.',
       fix: 'Pass Herald\'s own address with --api-url (e.g. --api-url http://127.0.0.1:3002).', details,
@@ -126,7 +127,7 @@ export function interpretRoundTrip(o: RoundTripObservation): Finding {
       };
     }
     return {
-      step: 'roundtrip', status: 'fail', code: p.herald ? 'api_error' : 'api_not_herald',
+      step: 'roundtrip', status: !p.herald && p.guessed ? 'warn' : 'fail', code: p.herald ? 'api_error' : 'api_not_herald',
       saw: `${subSaw}; POST ${p.apiUrl}/api/publish answered ${p.status}: ${p.body.replace(/\s+/g, ' ').slice(0, 160)}`,
       means: p.herald ? 'Herald refused the publish.' : 'That address is not Herald\'s HTTP API (a rewrite that covers only the WebSocket path?).',
       fix: 'Pass Herald\'s own address with --api-url (e.g. --api-url http://127.0.0.1:3002).', details,

@@ -160,6 +160,11 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
     if (subscribe.ok) {
       const apiBase = (opts.apiUrl ?? heraldNearby?.url ?? t.httpUrl).replace(/^ws/, 'http').replace(/^(https?:\/\/[^/]+).*$/, '$1');
       publish = await publishStep(ws, channel, timeoutMs, opts.apiKey, apiBase);
+      // The API was looked for at the URL's own origin, which a rewrite of /ws alone does not route to Herald:
+      // that is a question of where the API is, not a broken path for browsers.
+      if (opts.apiUrl === undefined && publish.via === 'api' && !publish.ok && ('unreachable' in publish || ('herald' in publish && !publish.herald))) {
+        publish.guessed = true;
+      }
     }
     record(interpretRoundTrip({ channel, subscribe, ...(publish ? { publish } : {}) }));
   } finally {
