@@ -309,6 +309,11 @@ test('ws:// on a TLS port: use wss://', { skip: spawnSync('openssl', ['version']
   assert.match(r.stdout, /a TLS handshake there succeeds/);
   assert.match(r.stdout, new RegExp(`Use wss://127\\.0\\.0\\.1:${port}/ws`));
   assert.match(r.stdout, /plain_on_tls_port/);
+  // And wss:// to it: the self-signed certificate is refused as a browser would refuse it.
+  const w = await doctor([`wss://127.0.0.1:${port}/ws`, '--timeout', '2s']);
+  assert.equal(w.code, 1, w.stdout + w.stderr);
+  assert.match(w.stdout, /FAIL 2 HTTP +the TLS handshake with 127\.0\.0\.1:\d+ failed: (DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID)/);
+  assert.match(w.stdout, /tls_certificate/);
 });
 
 test('bad arguments exit 2 with the usage', async () => {
