@@ -11,6 +11,7 @@ import WebSocket from 'ws';
 import type { Browser } from 'playwright-core';
 import { createHerald, type Herald } from '@herald/server';
 import { launchChromium, logIn, openPage, send, until, type UserPage } from './support/browser.js';
+import { acquireDirLock } from './support/lock.js';
 import { startNginx } from './support/nginx.js';
 import { freePort, run, start, stopAll, waitForHttp, type Child } from './support/processes.js';
 
@@ -65,14 +66,17 @@ async function startHerald(port: number, env: Record<string, string> = {}): Prom
 }
 
 let browser: Browser;
+let releaseLock: (() => void) | undefined;
 
 before(async () => {
+  releaseLock = await acquireDirLock(join(appDir, `${DIST}.lock`), 300_000);
   browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
   await stopAll();
+  releaseLock?.();
 });
 
 /**
