@@ -186,6 +186,8 @@ test('Postgres down at start and restarted mid-run: /ready waits for it, the nod
 
   await insert(0, 100);
   await waitFor(async () => (await historyOf(node, ['r0', 'r1'])).length === 100, 'first 100 rows');
+  // Stop only after their deletes committed: a stop between publish and commit re-delivers (at least once, by design).
+  await waitFor(async () => Number((await app.query('SELECT count(*) AS n FROM herald_outbox')).rows[0].n) === 0, 'first 100 rows deleted');
   const restartedAt = performance.now();
   cluster.stop('immediate');
   await waitFor(() => node.logs.some((l) => /pausing, nothing is lost/.test(l.msg ?? '')), 'the node noticed the loss and paused');

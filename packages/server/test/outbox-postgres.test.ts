@@ -136,11 +136,12 @@ describe('outbox on Postgres', () => {
     await db.insert([{ channel: 'dl', data: { n: 5 } }]);
     await waitFor(() => sub.received.some((r) => r.data?.n === 5), 'the row after the bad ones');
     assert.deepEqual(sub.received.map((r) => r.data.n), [1, 4, 5]);
+    // A batch is published before its transaction (delete + dead-letter move) commits: wait for the commit.
+    await waitFor(async () => (await db.count()) === 0, 'table drained');
     const dead = await db.pool.query<{ method: string; error: string }>('SELECT method, error FROM herald_outbox_dead ORDER BY id');
     assert.equal(dead.rows.length, 3);
     assert.match(dead.rows[1]!.error, /method/i);
     assert.match(dead.rows[2]!.error, /object/i);
-    await waitFor(async () => (await db.count()) === 0, 'table drained');
     await node.consumer.stop();
   });
 
