@@ -142,6 +142,10 @@ describe('outbox on Postgres', () => {
     assert.equal(dead.rows.length, 3);
     assert.match(dead.rows[1]!.error, /method/i);
     assert.match(dead.rows[2]!.error, /object/i);
+    const metrics = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
+    assert.match(metrics, /herald_outbox_rows_total\{outcome="published"\} 3\b/);
+    assert.match(metrics, /herald_outbox_rows_total\{outcome="dead"\} 3\b/);
+    assert.match(metrics, /herald_outbox_running 1\b/);
     await node.consumer.stop();
   });
 

@@ -1,5 +1,6 @@
 import type { Herald } from '../herald.js';
 import { HeraldError } from '../protocol/codes.js';
+import { outboxMetrics } from './metrics.js';
 import { howToCreate, type SqlDialect } from './schema.js';
 
 /** One outbox row as the stores hand it over: ids and partitions as decimal text (bigint-safe), payload as JSON text. */
@@ -112,6 +113,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     throw new Error(`outbox workers must be an integer from 1 to 32, got ${options.workers}`);
   }
   const log = herald.log.child({ component: 'outbox' });
+  const metrics = outboxMetrics(herald.metrics.registry);
   const abort = new AbortController();
   /** Ids of dead rows kept out of claims when there is no dead-letter table. */
   const skipped = new Set<string>();
@@ -152,6 +154,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       try {
         await herald.call(row.method, payload);
         out.done.push(row.id);
+        metrics.rows.inc({ outcome: 'published' });
         log.debug({ outboxId: row.id, partition: row.partition, method: row.method, at: performance.timeOrigin + performance.now() }, 'outbox row published');
       } catch (err) {
         if (isTemporary(err)) {
@@ -175,6 +178,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       state.paused = true;
     }
     for (const d of out.dead) {
+      metrics.rows.inc({ outcome: deadLetter ? 'dead' : 'skipped' });
       if (deadLetter) {
         log.error({ outboxId: d.row.id, partition: d.row.partition, method: d.row.method, error: d.error }, 'outbox row cannot be published: moved to herald_outbox_dead');
       } else {
@@ -203,6 +207,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       } catch (err) {
         if (abort.signal.aborted) break;
         failures++;
+        metrics.batchFailures.inc();
         const ms = backoff(failures);
         (failures === 1 ? log.warn.bind(log) : log.debug.bind(log))({ worker: index, err: (err as Error).message, retryInMs: ms }, 'outbox batch failed (database unreachable?): pausing, nothing is lost');
         await sleep(ms);
@@ -246,6 +251,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     // SQLite has one writer; more workers would only re-read the same rows.
     const workers = store.dialect === 'postgres' ? options.workers ?? 4 : 1;
     runningFlag = true;
+    metrics.running.set(1);
     herald.setReadiness(READINESS, { ok: true });
     log.info({ target: store.target, dialect: store.dialect, workers, batchSize }, 'outbox consumer running');
     for (const w of runningWaiters.splice(0)) w();
@@ -264,6 +270,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       abort.abort();
       await main;
       runningFlag = false;
+      metrics.running.set(0);
       await store?.close().catch((err) => log.warn({ err }, 'outbox store close failed'));
     },
     whenRunning(timeoutMs = 30_000) {
