@@ -169,6 +169,28 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
     }
   });
 
+  test('the example\'s own start script (herald serve configured by env, next start): a signed-in user connects and chats', async () => {
+    const port = await freePort();
+    const app = start('npm start', process.execPath, ['scripts/start.mjs'], {
+      cwd: appDir,
+      // No HERALD_TOKEN_SECRET: Herald falls back to NEXTAUTH_SECRET, as the README promises.
+      env: { ...nextEnv({ PORT: String(port), WS_PORT: String(heraldPort) }), HERALD_TOKEN_SECRET: undefined },
+    });
+    const alice = await openPage(browser, 'alice');
+    try {
+      await waitForHttp(`http://127.0.0.1:${port}/login`, 30_000, app);
+      await waitForHttp(`http://127.0.0.1:${heraldPort}/health`, 30_000, app);
+      await logIn(alice, `http://localhost:${port}`);
+      await until('alice connected', async () => (await alice.state()) === 'connected');
+      await until('presence shows alice', async () => JSON.stringify(await alice.presence()) === '["alice"]');
+      await send(alice, 'through herald serve');
+      await until('alice to see her message', async () => (await alice.messages()).includes('alice: through herald serve'));
+    } finally {
+      await alice.context.close();
+      await app.stop();
+    }
+  });
+
   test('the rewrite with Herald not running: the console says the proxy is there but Herald behind it is not', async (t) => {
     const port = await freePort();
     const next = await nextStart(port);
