@@ -84,17 +84,21 @@ export interface OutboxConsumer {
 
 const READINESS = 'outbox';
 
+/** The dialect a URL names; throws with what to fix for anything else. */
+export function dialectOf(url: string): SqlDialect {
+  if (/^postgres(ql)?:\/\//i.test(url)) return 'postgres';
+  if (/^(file|sqlite):/i.test(url)) return 'sqlite';
+  throw new Error(`HERALD_DATABASE_URL must start with postgres:// (or postgresql://) or file: (SQLite, e.g. file:./herald.db), got "${url.replace(/\/\/[^@/]*@/, '//***@')}"`);
+}
+
 /** Opens the store for a URL; the database drivers load only when their URL is used. */
 export async function openStore(url: string): Promise<OutboxStore> {
-  if (/^postgres(ql)?:\/\//i.test(url)) {
+  if (dialectOf(url) === 'postgres') {
     const { createPostgresStore } = await import('./postgres.js');
     return createPostgresStore(url);
   }
-  if (/^(file|sqlite):/i.test(url)) {
-    const { createSqliteStore } = await import('./sqlite.js');
-    return createSqliteStore(url);
-  }
-  throw new Error(`HERALD_DATABASE_URL must start with postgres:// (or postgresql://) or file: (SQLite), got "${url.replace(/\/\/[^@/]*@/, '//***@')}"`);
+  const { createSqliteStore } = await import('./sqlite.js');
+  return createSqliteStore(url);
 }
 
 /** Whether a publish failure can succeed on a later try (engine down) rather than never (bad channel, bad body). */
@@ -106,6 +110,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
   const { herald } = options;
   const url = options.url ?? herald.config.databaseUrl;
   if (!options.store && !url) throw new Error('createOutboxConsumer: pass `url` or set HERALD_DATABASE_URL (postgres://... or file:./herald.db)');
+  if (!options.store) dialectOf(url!);
   const batchSize = options.batchSize ?? 100;
   const maxBackoffMs = options.maxBackoffMs ?? 5000;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`outbox batchSize must be a positive integer, got ${batchSize}`);
