@@ -5,6 +5,7 @@ import {
   diagnoseServerClose,
   diagnoseTokenRoute,
   diagnoseTransportFailure,
+  withDoctorHint,
   type Diagnosis,
   type DiagnosisContext,
 } from './diagnose.js';
@@ -177,6 +178,7 @@ export class HeraldClient {
     // Once per cause: a reconnect loop must not print the same advice every few seconds.
     if (this.reported.has(d.cause)) return;
     this.reported.add(d.cause);
+    d = withDoctorHint(d, this.ctx);
     this.report?.(d);
     for (const fn of this.diagnosisListeners) fn(d);
   }

@@ -270,3 +270,13 @@ export function diagnoseTokenRoute(tokenUrl: string, status: number | undefined,
     message: `${PREFIX} Fetching a connection token from ${tokenUrl} failed (${status !== undefined ? `HTTP ${status}` : detail}); the client retries with backoff.`,
   };
 }
+
+/**
+ * The terminal-side follow-up: `herald doctor` walks the same path step by step (TCP, HTTP, upgrade, token, round
+ * trip) and prints the fix for the first broken step (docs/doctor.md).
+ */
+export function withDoctorHint(d: Diagnosis, ctx: DiagnosisContext): Diagnosis {
+  if (d.cause === 'not_signed_in' || d.cause === 'token_route') return d;
+  const origin = ctx.pageOrigin ? ` --origin ${ctx.pageOrigin}` : '';
+  return { ...d, message: `${d.message}\n${PREFIX} Check every step from a terminal: npx herald doctor ${ctx.endpoint.url}${origin} (docs/doctor.md)` };
+}

@@ -45,6 +45,7 @@ test('nothing listening: the console names it once, however often the client ret
   assert.equal(o.diagnoses[0]!.cause, 'nothing_listening');
   assert.match(o.diagnoses[0]!.message, /nothing is listening/);
   assert.match(o.diagnoses[0]!.message, /ECONNREFUSED/);
+  assert.match(o.diagnoses[0]!.message, new RegExp(`npx herald doctor ws://127\\.0\\.0\\.1:${port}/ws`));
   assert.ok(!o.states.includes('connected'));
   o.client.disconnect();
 });
