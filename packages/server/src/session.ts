@@ -565,7 +565,9 @@ export class Session implements HubSubscriber {
         const since = { offset: p.offset, epoch: p.epoch };
         const r = await this.node.engine.history.history(channel, { since, limit: -1, ...hq });
         position = r.position;
-        recovered = since.epoch === position.epoch && since.offset <= position.offset &&
+        // An empty epoch from the client matches any epoch (the SDK sends none when the app's getState/since
+        // only knows an offset), as in Centrifuge's isStreamRecovered.
+        recovered = (since.epoch === '' || since.epoch === position.epoch) && since.offset <= position.offset &&
           r.publications.length === position.offset - since.offset;
         if (recovered) pubsJson = encodePublicationList(r.publications);
         else if (p.rejectUnrecovered) throw new HeraldError(ErrorCode.unrecoverablePosition);

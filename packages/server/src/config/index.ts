@@ -150,6 +150,18 @@ const fileSchema = z.looseObject({
 
 const knownNamespaceKeys = new Set([...Object.keys(nsSchemaShape), 'name']);
 
+/**
+ * Centrifugo v6 channel options Herald does not implement. A config written for Centrifugo may carry them, so they
+ * are warned about and never mistaken for a misspelling of a supported key (e.g. `map` is not a typo of `name`).
+ */
+const centrifugoOnlyNamespaceKeys = new Set([
+  'allowed_delta_types', 'delta_publish', 'force_recovery_mode', 'channel_regex', 'batch_max_size', 'batch_max_delay',
+  'batch_flush_latest', 'subscribe_proxy_enabled', 'subscribe_proxy_name', 'publish_proxy_enabled', 'publish_proxy_name',
+  'sub_refresh_proxy_enabled', 'sub_refresh_proxy_name', 'subscribe_stream_proxy_enabled', 'subscribe_stream_proxy_name',
+  'subscribe_stream_proxy_bidirectional', 'subscription_type', 'map', 'shared_poll', 'map_clients_presence_channel_prefix',
+  'client_publish_debounce_interval', 'allow_tags_filter', 'allow_channel_compaction',
+]);
+
 function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
@@ -164,9 +176,10 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
+/** The known key `key` is most likely a misspelling of: at most 3 edits, and fewer for short keys. */
 function closest(key: string, known: Iterable<string>): string | undefined {
   let best: string | undefined;
-  let bestD = 4;
+  let bestD = Math.min(4, Math.floor(key.length / 3) + 1);
   for (const k of known) {
     const d = editDistance(key, k);
     if (d < bestD) {
@@ -181,7 +194,7 @@ function namespaceFrom(raw: Record<string, unknown>, where: string, base: Namesp
   const ns: NamespaceOptions = { ...base };
   for (const key of Object.keys(raw)) {
     if (knownNamespaceKeys.has(key)) continue;
-    const guess = closest(key, knownNamespaceKeys);
+    const guess = centrifugoOnlyNamespaceKeys.has(key) ? undefined : closest(key, knownNamespaceKeys);
     if (guess) problems.push(`${where}.${key}: unknown option; did you mean "${guess}"?`);
     else warnings.push(`${where}.${key}: not supported by Herald, ignored`);
   }
