@@ -1,6 +1,7 @@
 import type { Broker } from './engine/broker.js';
 import type { ClientInfo, Publication, StreamPosition } from './engine/types.js';
 import { encodeJoinPush, encodeLeavePush, encodePubPush } from './protocol/codec.js';
+import { fossilPublicationData } from './protocol/fossil-delta.js';
 import type { SharedFrame } from './transport/connection.js';
 
 /** What the hub needs of a subscribed session. */
@@ -10,17 +11,37 @@ export interface HubSubscriber {
   onInsufficientState(channel: string): void;
 }
 
-interface Buffered {
+/** One publication from the feed, with its frames encoded once and shared by every subscriber. */
+interface FeedPub {
+  channelJson: string;
   pub: Publication;
+  /** Place in this node's feed of the channel (channels without history have offset 0). */
+  seq: number;
+  /** The publication before it on the feed: the base of its fossil delta. */
+  prev?: { seq: number; offset: number; data: string };
   frame: SharedFrame;
+  fullString?: SharedFrame;
+  delta?: SharedFrame;
+}
+
+/** A subscriber that negotiated fossil delta, and the publication its SDK holds as the delta base. */
+interface DeltaState {
+  /** The namespace has delta_publish: send patches; otherwise full payloads as JSON strings. */
+  publish: boolean;
+  baseSeq: number;
+  baseOffset: number;
 }
 
 interface ChannelState {
   json: string;
   live: Set<HubSubscriber>;
   /** Subscribers between registration and their subscribe reply: pushes wait here (the SDK drops early pushes). */
-  pending: Map<HubSubscriber, Buffered[]>;
+  pending: Map<HubSubscriber, FeedPub[]>;
   joinLeave: Set<HubSubscriber>;
+  delta: Map<HubSubscriber, DeltaState>;
+  seq: number;
+  /** The last publication on the feed, for the next one's delta. */
+  prev?: { seq: number; offset: number; data: string };
   /** Resolves when the broker feeds this node the channel. */
   ready: Promise<void>;
   /** Last offset and epoch seen on the feed, for gap detection. */
@@ -59,7 +80,7 @@ export class Hub {
    * Registers a subscriber in pending mode and resolves once the broker feeds the channel, so a history read
    * made after this cannot miss a publication: it is either in history or buffered here.
    */
-  async add(channel: string, sub: HubSubscriber, joinLeave: boolean): Promise<void> {
+  async add(channel: string, sub: HubSubscriber, joinLeave: boolean, delta?: { publish: boolean }): Promise<void> {
     let st = this.channels.get(channel);
     if (!st) {
       st = {
@@ -67,6 +88,8 @@ export class Hub {
         live: new Set(),
         pending: new Map(),
         joinLeave: new Set(),
+        delta: new Map(),
+        seq: 0,
         ready: Promise.resolve(),
         epoch: '',
         lastOffset: 0,
@@ -80,12 +103,14 @@ export class Hub {
     }
     st.pending.set(sub, []);
     if (joinLeave) st.joinLeave.add(sub);
+    if (delta) st.delta.set(sub, { publish: delta.publish, baseSeq: -1, baseOffset: -1 });
     this.subscriptionCount++;
     try {
       await st.ready;
     } catch (err) {
       st.pending.delete(sub);
       st.joinLeave.delete(sub);
+      st.delta.delete(sub);
       this.subscriptionCount--;
       throw err;
     }
@@ -94,8 +119,9 @@ export class Hub {
   /**
    * Ends the pending phase: buffered publications newer than `position.offset` are delivered in order (older
    * ones were in the subscribe reply), then the subscriber is live. Records the position for gap detection.
+   * `deltaBase`: the last publication of the reply, which a fossil-delta subscriber now holds as its base.
    */
-  activate(channel: string, sub: HubSubscriber, position: StreamPosition | undefined): void {
+  activate(channel: string, sub: HubSubscriber, position: StreamPosition | undefined, deltaBase?: Publication): void {
     const st = this.channels.get(channel);
     if (!st) return;
     const buffered = st.pending.get(sub);
@@ -107,9 +133,15 @@ export class Hub {
         st.epoch = position.epoch;
       }
     }
+    const d = st.delta.get(sub);
+    if (d && deltaBase && deltaBase.offset > 0) {
+      d.baseOffset = deltaBase.offset;
+      // The feed's last publication is that one (or none came yet): it can be the base of the next one's delta.
+      if (!st.prev && st.lastOffset === deltaBase.offset) st.prev = { seq: st.seq, offset: deltaBase.offset, data: deltaBase.data };
+    }
     const after = position?.offset ?? 0;
     for (const b of buffered) {
-      if (b.pub.offset === 0 || b.pub.offset > after) sub.deliver(b.frame);
+      if (b.pub.offset === 0 || b.pub.offset > after) this.deliverTo(sub, b, d);
     }
     st.live.add(sub);
   }
@@ -119,6 +151,7 @@ export class Hub {
     if (!st) return;
     const had = st.live.delete(sub) || st.pending.delete(sub);
     st.joinLeave.delete(sub);
+    st.delta.delete(sub);
     if (had) this.subscriptionCount--;
     if (st.live.size === 0 && st.pending.size === 0) {
       this.channels.delete(channel);
@@ -140,10 +173,37 @@ export class Hub {
         return 0;
       }
     }
-    const frame: SharedFrame = { text: encodePubPush(st.json, pub) };
-    for (const sub of st.live) sub.deliver(frame);
-    for (const buf of st.pending.values()) buf.push({ pub, frame });
+    const entry: FeedPub = { channelJson: st.json, pub, seq: ++st.seq, prev: st.prev, frame: { text: encodePubPush(st.json, pub) } };
+    st.prev = st.delta.size > 0 ? { seq: entry.seq, offset: pub.offset, data: pub.data } : undefined;
+    if (st.delta.size === 0) for (const sub of st.live) sub.deliver(entry.frame);
+    else for (const sub of st.live) this.deliverTo(sub, entry, st.delta.get(sub));
+    for (const buf of st.pending.values()) buf.push(entry);
     return st.live.size;
+  }
+
+  /**
+   * A fossil-delta subscriber gets a patch only when the publication before this one is the base its SDK holds
+   * (it received it here or in its subscribe reply); otherwise the full payload as a JSON string, which becomes its
+   * new base. Frames are built once per publication and shared.
+   */
+  private deliverTo(sub: HubSubscriber, e: FeedPub, d: DeltaState | undefined): void {
+    if (!d) {
+      sub.deliver(e.frame);
+      return;
+    }
+    const prev = e.prev;
+    const holdsPrev = prev !== undefined && (prev.offset > 0
+      ? d.baseOffset === prev.offset && e.pub.offset === prev.offset + 1
+      : d.baseSeq === prev.seq);
+    if (d.publish && holdsPrev) {
+      e.delta ??= { text: encodePubPush(e.channelJson, e.pub, fossilPublicationData(prev!.data, e.pub.data)) };
+      sub.deliver(e.delta);
+    } else {
+      e.fullString ??= { text: encodePubPush(e.channelJson, e.pub, fossilPublicationData(undefined, e.pub.data)) };
+      sub.deliver(e.fullString);
+    }
+    d.baseSeq = e.seq;
+    d.baseOffset = e.pub.offset > 0 ? e.pub.offset : -1;
   }
 
   onJoin(channel: string, info: ClientInfo): void {
@@ -166,6 +226,7 @@ export class Hub {
     if (!st) return;
     st.epoch = '';
     st.lastOffset = 0;
+    st.prev = undefined;
     for (const sub of [...st.live, ...st.pending.keys()]) sub.onInsufficientState(channel);
   }
 

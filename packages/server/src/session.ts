@@ -3,11 +3,11 @@ import type { ChannelRules } from './channels/rules.js';
 import { checkHistory, checkPresence, checkPublish, checkSubscribe, resolveChannel } from './channels/rules.js';
 import type { HeraldConfig } from './config/index.js';
 import type { Engine } from './engine/engine.js';
-import type { ClientInfo, StreamPosition } from './engine/types.js';
+import type { ClientInfo, Publication, StreamPosition } from './engine/types.js';
 import type { HeraldHooks } from './hooks.js';
 import type { Hub, HubSubscriber } from './hub.js';
 import {
-  encodeClientInfo, encodeError, encodePublicationList, encodeReply, encodeMessagePush,
+  encodeClientInfo, encodeError, encodeFossilPublicationList, encodePublicationList, encodeReply, encodeMessagePush,
   encodeSubscribePush, encodeUnsubscribePush, decodeFrame, jsonText, PING_FRAME, type DecodedCommand,
 } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
@@ -66,6 +66,8 @@ interface SubscribeParams {
   recoverable: boolean;
   positioned: boolean;
   rejectUnrecovered: boolean;
+  /** The client asked for fossil delta compression. */
+  delta: boolean;
   data?: string;
 }
 
@@ -225,10 +227,10 @@ export class Session implements HubSubscriber {
     if (this.state !== 'connected' || this.subs.has(channel)) return;
     const rules = resolveChannel(this.node.config, channel);
     const body = await this.subscribeInternal(rules, {
-      recover: false, offset: 0, epoch: '', joinLeave: false, recoverable: true, positioned: true, rejectUnrecovered: false,
+      recover: false, offset: 0, epoch: '', joinLeave: false, recoverable: true, positioned: true, rejectUnrecovered: false, delta: false,
     }, undefined, 0, true);
     this.transport.send(encodeSubscribePush(channel, body.json));
-    this.activate(channel, body.position);
+    this.activate(channel, body.position, body.deltaBase);
   }
 
   sendMessage(data: string): void {
@@ -427,7 +429,7 @@ export class Session implements HubSubscriber {
     // Server-side subscriptions from the token's `channels` claim, recovered when the client asks in `subs`.
     const wanted = p.subs && typeof p.subs === 'object' ? (p.subs as Record<string, unknown>) : {};
     const subsJson: string[] = [];
-    const activations: [string, StreamPosition | undefined][] = [];
+    const activations: [string, StreamPosition | undefined, Publication | undefined][] = [];
     for (const channel of creds.channels ?? []) {
       if (this.subs.has(channel)) continue;
       let rules: ChannelRules;
@@ -442,11 +444,11 @@ export class Session implements HubSubscriber {
         recover: req?.recover === true,
         offset: typeof req?.offset === 'number' ? req.offset : 0,
         epoch: str(req?.epoch) ?? '',
-        joinLeave: false, recoverable: true, positioned: true, rejectUnrecovered: false,
+        joinLeave: false, recoverable: true, positioned: true, rejectUnrecovered: false, delta: false,
       }, undefined, 0, true);
       if (this.state !== 'connected') return;
       subsJson.push(`${JSON.stringify(channel)}:${body.json}`);
-      activations.push([channel, body.position]);
+      activations.push([channel, body.position, body.deltaBase]);
     }
 
     let result = `{"client":${JSON.stringify(this.id)},"version":${JSON.stringify(this.node.version)}`;
@@ -456,7 +458,7 @@ export class Session implements HubSubscriber {
     if (subsJson.length > 0) result += `,"subs":{${subsJson.join(',')}}`;
     result += '}';
     this.reply(id, 'connect', result);
-    for (const [channel, position] of activations) this.activate(channel, position);
+    for (const [channel, position, base] of activations) this.activate(channel, position, base);
     this.safeHook(() => this.node.hooks.onConnect?.(this.context));
   }
 
@@ -523,6 +525,7 @@ export class Session implements HubSubscriber {
     if (this.state !== 'connected') return;
     if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
     const flag = typeof p.flag === 'number' ? p.flag : 0;
+    if (p.delta !== undefined && p.delta !== '' && p.delta !== 'fossil') throw badRequest('unknown delta type (only "fossil" exists)');
     const body = await this.subscribeInternal(rules, {
       recover: p.recover === true,
       offset: typeof p.offset === 'number' && p.offset >= 0 ? p.offset : 0,
@@ -531,11 +534,12 @@ export class Session implements HubSubscriber {
       recoverable: p.recoverable === true,
       positioned: p.positioned === true,
       rejectUnrecovered: (flag & FLAG_REJECT_UNRECOVERED) !== 0,
+      delta: p.delta === 'fossil',
       data: replyData,
     }, chanInfo, expireAt, false);
     if (this.state !== 'connected') return;
     this.reply(id, 'subscribe', body.json);
-    this.activate(channel, body.position);
+    this.activate(channel, body.position, body.deltaBase);
   }
 
   /**
@@ -544,21 +548,24 @@ export class Session implements HubSubscriber {
    */
   private async subscribeInternal(
     rules: ChannelRules, p: SubscribeParams, chanInfo: string | undefined, expireAt: number, serverSide: boolean,
-  ): Promise<{ json: string; position: StreamPosition | undefined }> {
+  ): Promise<{ json: string; position: StreamPosition | undefined; deltaBase?: Publication }> {
     const o = rules.options;
     const channel = rules.channel;
     const joinLeave = o.join_leave && (p.joinLeave || o.force_push_join_leave);
+    // Fossil delta is negotiated when the namespace allows it; the SDK then reads every `pub.data` as a JSON string.
+    const delta = p.delta && o.allowed_delta_types.includes('fossil');
     const sub: Subscription = {
       rules, chanInfo, joinLeave, presence: o.presence, expireAt, invalidated: false, active: false, serverSide,
     };
     this.subs.set(channel, sub);
     try {
-      await this.node.hub.add(channel, this, joinLeave);
+      await this.node.hub.add(channel, this, joinLeave, delta ? { publish: o.delta_publish } : undefined);
       const useHistory = o.history_size > 0;
       const recoverable = useHistory && (o.force_recovery || (o.allow_recovery && (p.recoverable || p.recover)));
       const positioned = recoverable || (useHistory && (o.force_positioning || (o.allow_positioning && p.positioned)));
       let position: StreamPosition | undefined;
       let pubsJson: string | undefined;
+      let deltaBase: Publication | undefined;
       let recovered = false;
       const hq = { historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms };
       if (recoverable && p.recover) {
@@ -569,7 +576,10 @@ export class Session implements HubSubscriber {
         // only knows an offset), as in Centrifuge's isStreamRecovered.
         recovered = (since.epoch === '' || since.epoch === position.epoch) && since.offset <= position.offset &&
           r.publications.length === position.offset - since.offset;
-        if (recovered) pubsJson = encodePublicationList(r.publications);
+        if (recovered && delta) {
+          pubsJson = encodeFossilPublicationList(r.publications);
+          deltaBase = r.publications.at(-1);
+        } else if (recovered) pubsJson = encodePublicationList(r.publications);
         else if (p.rejectUnrecovered) throw new HeraldError(ErrorCode.unrecoverablePosition);
       } else if (positioned) {
         position = (await this.node.engine.history.history(channel, { limit: 0, ...hq })).position;
@@ -581,6 +591,7 @@ export class Session implements HubSubscriber {
       const parts: string[] = [];
       if (expireAt > 0) parts.push(`"expires":true,"ttl":${Math.max(1, Math.ceil(expireAt - Date.now() / 1000))}`);
       if (recoverable) parts.push('"recoverable":true');
+      if (delta) parts.push('"delta":true');
       if (positioned && position) {
         parts.push(`"epoch":${JSON.stringify(position.epoch)},"offset":${position.offset},"positioned":true`);
       }
@@ -591,7 +602,7 @@ export class Session implements HubSubscriber {
       }
       if (p.data !== undefined) parts.push(`"data":${p.data}`);
       json += parts.join(',') + '}';
-      return { json, position: positioned ? position : undefined };
+      return { json, position: positioned ? position : undefined, deltaBase };
     } catch (err) {
       if (this.subs.get(channel) === sub) {
         this.subs.delete(channel);
@@ -601,11 +612,11 @@ export class Session implements HubSubscriber {
     }
   }
 
-  private activate(channel: string, position: StreamPosition | undefined): void {
+  private activate(channel: string, position: StreamPosition | undefined, deltaBase?: Publication): void {
     const sub = this.subs.get(channel);
     if (!sub) return;
     sub.active = true;
-    this.node.hub.activate(channel, this, position);
+    this.node.hub.activate(channel, this, position, deltaBase);
     if (sub.invalidated) this.unsubscribeByServer(channel, UnsubscribeCode.insufficientState, 'insufficient state', 'insufficient_state');
   }
 

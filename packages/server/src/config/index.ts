@@ -117,6 +117,7 @@ Object.assign(nsSchemaShape, {
   history_size: z.number().int().min(0).max(1_000_000).optional(),
   history_ttl: z.union([z.string(), z.number()]).optional(),
   history_meta_ttl: z.union([z.string(), z.number()]).optional(),
+  allowed_delta_types: z.array(z.literal('fossil')).optional(),
 });
 const namespaceSchema = z.looseObject(nsSchemaShape);
 const namedNamespaceSchema = namespaceSchema.extend({
@@ -155,7 +156,7 @@ const knownNamespaceKeys = new Set([...Object.keys(nsSchemaShape), 'name']);
  * are warned about and never mistaken for a misspelling of a supported key (e.g. `map` is not a typo of `name`).
  */
 const centrifugoOnlyNamespaceKeys = new Set([
-  'allowed_delta_types', 'delta_publish', 'force_recovery_mode', 'channel_regex', 'batch_max_size', 'batch_max_delay',
+  'force_recovery_mode', 'channel_regex', 'batch_max_size', 'batch_max_delay',
   'batch_flush_latest', 'subscribe_proxy_enabled', 'subscribe_proxy_name', 'publish_proxy_enabled', 'publish_proxy_name',
   'sub_refresh_proxy_enabled', 'sub_refresh_proxy_name', 'subscribe_stream_proxy_enabled', 'subscribe_stream_proxy_name',
   'subscribe_stream_proxy_bidirectional', 'subscription_type', 'map', 'shared_poll', 'map_clients_presence_channel_prefix',
@@ -203,6 +204,7 @@ function namespaceFrom(raw: Record<string, unknown>, where: string, base: Namesp
     if (typeof v === 'boolean') (ns as unknown as Record<string, unknown>)[key] = v;
   }
   if (typeof raw.history_size === 'number') ns.history_size = raw.history_size;
+  if (Array.isArray(raw.allowed_delta_types)) ns.allowed_delta_types = [...(raw.allowed_delta_types as string[])];
   for (const [src, dst] of [['history_ttl', 'history_ttl_ms'], ['history_meta_ttl', 'history_meta_ttl_ms']] as const) {
     if (raw[src] === undefined) continue;
     const ms = parseDurationMs(raw[src]);

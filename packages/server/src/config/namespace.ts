@@ -34,6 +34,10 @@ export interface NamespaceOptions {
   allow_presence_for_anonymous: boolean;
   /** Channels like `chat#42,43` may be joined only by users 42 and 43. @default false */
   allow_user_limited_channels: boolean;
+  /** Delta encodings subscribers may ask for (`delta: "fossil"` in subscribe); only "fossil" exists. @default [] */
+  allowed_delta_types: string[];
+  /** Send each publication as a fossil delta against the previous one to subscribers that negotiated it. @default false */
+  delta_publish: boolean;
 }
 
 export const defaultNamespaceOptions: NamespaceOptions = {
@@ -59,6 +63,8 @@ export const defaultNamespaceOptions: NamespaceOptions = {
   allow_presence_for_client: false,
   allow_presence_for_anonymous: false,
   allow_user_limited_channels: false,
+  allowed_delta_types: [],
+  delta_publish: false,
 };
 
 export const booleanNamespaceKeys = Object.keys(defaultNamespaceOptions).filter(

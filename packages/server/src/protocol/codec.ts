@@ -1,5 +1,6 @@
 import type { ClientInfo, Publication } from '../engine/types.js';
 import type { DisconnectInfo, ReplyErrorInfo } from './codes.js';
+import { fossilPublicationData } from './fossil-delta.js';
 
 /**
  * JSON codec of the Centrifugo client protocol: frames hold one or more JSON objects separated by '\n'.
@@ -92,9 +93,13 @@ export function encodeClientInfo(info: ClientInfo): string {
   return s + '}';
 }
 
-/** A Publication object as JSON text (used in pushes, subscribe replies and history). */
-export function encodePublication(pub: Publication): string {
-  let s = `{"data":${pub.data}`;
+/**
+ * A Publication object as JSON text (used in pushes, subscribe replies and history). `fossil` replaces the payload
+ * for a subscriber that negotiated delta compression (see fossilPublicationData).
+ */
+export function encodePublication(pub: Publication, fossil?: { data: string; delta: boolean }): string {
+  let s = `{"data":${fossil ? fossil.data : pub.data}`;
+  if (fossil?.delta) s += ',"delta":true';
   if (pub.offset > 0) s += `,"offset":${pub.offset}`;
   if (pub.info) s += `,"info":${encodeClientInfo(pub.info)}`;
   if (pub.tags && Object.keys(pub.tags).length > 0) s += `,"tags":${JSON.stringify(pub.tags)}`;
@@ -102,12 +107,17 @@ export function encodePublication(pub: Publication): string {
 }
 
 export function encodePublicationList(pubs: readonly Publication[]): string {
-  return '[' + pubs.map(encodePublication).join(',') + ']';
+  return '[' + pubs.map((p) => encodePublication(p)).join(',') + ']';
+}
+
+/** Publications in order for a fossil-delta subscriber: the first in full, each next one against the one before. */
+export function encodeFossilPublicationList(pubs: readonly Publication[]): string {
+  return '[' + pubs.map((p, i) => encodePublication(p, fossilPublicationData(i > 0 ? pubs[i - 1]!.data : undefined, p.data))).join(',') + ']';
 }
 
 /** `channelJson` is JSON.stringify(channel), computed once per channel by the hub. */
-export function encodePubPush(channelJson: string, pub: Publication): string {
-  return `{"push":{"channel":${channelJson},"pub":${encodePublication(pub)}}}`;
+export function encodePubPush(channelJson: string, pub: Publication, fossil?: { data: string; delta: boolean }): string {
+  return `{"push":{"channel":${channelJson},"pub":${encodePublication(pub, fossil)}}}`;
 }
 
 export function encodeJoinPush(channelJson: string, info: ClientInfo): string {
