@@ -22,7 +22,9 @@ import { Metrics } from './metrics.js';
 import { jsonText } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
 import { Session, type SessionNode } from './session.js';
-import { WebSocketEndpoint } from './transport/websocket.js';
+import type { ClientTransport, UpgradeRequestInfo } from './transport/connection.js';
+import { EmulationEndpoint } from './transport/emulation.js';
+import { WebSocketEndpoint, type SessionHandlers } from './transport/websocket.js';
 import { HERALD_VERSION } from './version.js';
 
 export interface HeraldOptions {
@@ -175,6 +177,18 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     logWarn: (obj, msg) => log.warn(obj, msg),
   };
 
+  function openSession(transport: ClientTransport, request: UpgradeRequestInfo): SessionHandlers {
+    const session = new Session(sessionNode, transport, request);
+    sessions.add(session);
+    return {
+      onFrame: (text) => session.onFrame(text),
+      onClose: (code, reason) => {
+        sessions.delete(session);
+        session.onClose(code, reason);
+      },
+    };
+  }
+
   const endpoint = new WebSocketEndpoint({
     paths: config.wsPaths,
     version: HERALD_VERSION,
@@ -184,20 +198,21 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     requireOrigin: false,
     ipConnectionLimit: config.ipConnectionLimit,
     isAccepting: () => accepting,
-    onConnection(transport, request) {
-      const session = new Session(sessionNode, transport, request);
-      sessions.add(session);
-      return {
-        onFrame: (text) => session.onFrame(text),
-        onClose: (code, reason) => {
-          sessions.delete(session);
-          session.onClose(code, reason);
-        },
-      };
-    },
+    onConnection: openSession,
     onRejected(status, reason, request) {
       log.info({ status, reason, origin: request.headers.origin, ip: request.remoteAddress }, 'upgrade refused');
     },
+  });
+
+  const emulation = new EmulationEndpoint({
+    httpStream: config.httpStream,
+    sse: config.sse,
+    node: nodeUid,
+    maxMessageBytes: config.maxMessageBytes,
+    maxSendBufferBytes: config.maxSendBufferBytes,
+    allowedOrigins: config.allowedOrigins,
+    isAccepting: () => accepting,
+    onConnection: openSession,
   });
 
   function onControl(msg: ControlMessage): void {
@@ -344,7 +359,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     return true;
   }
 
-  const httpHandler = createHttpHandler({
+  const apiHandler = createHttpHandler({
     core,
     apiKey: config.apiKey,
     apiInsecure: config.apiInsecure,
@@ -362,6 +377,9 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     },
     onApiCall: (method, _s, ok) => metrics.apiCalls.inc({ method, ok: String(ok) }),
   });
+  const httpHandler: typeof apiHandler = (req, res) => {
+    if (!emulation.handle(req, res)) return apiHandler(req, res);
+  };
 
   function attachUpgrade(server: Server, paths?: string[]): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -420,8 +438,9 @@ export function createHerald(options: HeraldOptions = {}): Herald {
         for (const s of servers) s.close();
         for (const s of [...sessions]) s.disconnect(Disconnect.shutdown);
         const deadline = Date.now() + config.shutdownTimeoutMs;
-        while (endpoint.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        while (endpoint.connectionCount + emulation.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
         endpoint.terminateAll();
+        emulation.terminateAll();
         for (const s of servers) s.closeAllConnections?.();
         clearInterval(ticker);
         await engine.close().catch((err) => log.warn({ err }, 'engine close failed'));

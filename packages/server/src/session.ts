@@ -455,6 +455,8 @@ export class Session implements HubSubscriber {
     if (cfg.pingIntervalMs > 0) result += `,"ping":${Math.round(cfg.pingIntervalMs / 1000)},"pong":true`;
     if (this.expireAt > 0) result += `,"expires":true,"ttl":${Math.max(1, Math.ceil(this.expireAt - nowSec))}`;
     if (replyData !== undefined) result += `,"data":${replyData}`;
+    const em = this.transport.emulation;
+    if (em) result += `,"session":${JSON.stringify(em.session)},"node":${JSON.stringify(em.node)}`;
     if (subsJson.length > 0) result += `,"subs":{${subsJson.join(',')}}`;
     result += '}';
     this.reply(id, 'connect', result);

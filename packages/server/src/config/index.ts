@@ -17,6 +17,10 @@ export interface HeraldConfig {
   host: string;
   /** WebSocket endpoints. @default ['/ws', '/connection/websocket'] */
   wsPaths: string[];
+  /** HERALD_HTTP_STREAM; file: http_stream.enabled. HTTP-streaming emulation on /connection/http_stream (+ /emulation). @default false */
+  httpStream: boolean;
+  /** HERALD_SSE; file: sse.enabled. Server-sent events emulation on /connection/sse (+ /emulation). @default false */
+  sse: boolean;
   /** HERALD_NAME: node name shown by the info API. @default hostname */
   name: string;
   token: {
@@ -143,6 +147,8 @@ const fileSchema = z.looseObject({
     pong_timeout: z.union([z.string(), z.number()]).optional(),
   }).optional(),
   http_api: z.looseObject({ key: z.string().optional(), insecure: z.boolean().optional() }).optional(),
+  http_stream: z.looseObject({ enabled: z.boolean().optional() }).optional(),
+  sse: z.looseObject({ enabled: z.boolean().optional() }).optional(),
   channel: z.looseObject({
     without_namespace: namespaceSchema.optional(),
     namespaces: z.array(namedNamespaceSchema).optional(),
@@ -338,6 +344,8 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     port: envInt(env, 'WS_PORT', problems) ?? envInt(env, 'HERALD_PORT', problems) ?? 3002,
     host: envStr(env, 'HERALD_HOST') ?? '0.0.0.0',
     wsPaths: ['/ws', '/connection/websocket'],
+    httpStream: envBool(env, 'HERALD_HTTP_STREAM', problems) ?? file.http_stream?.enabled ?? false,
+    sse: envBool(env, 'HERALD_SSE', problems) ?? file.sse?.enabled ?? false,
     name: envStr(env, 'HERALD_NAME') ?? (process.env.HOSTNAME || 'herald'),
     token: {
       hmacSecret: envStr(env, 'HERALD_TOKEN_SECRET') ?? fileToken?.hmac_secret_key ?? envStr(env, 'NEXTAUTH_SECRET'),

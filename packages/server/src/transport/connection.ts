@@ -9,6 +9,8 @@ export interface ClientTransport {
   /** Closes with a WebSocket close code and reason (<= 123 bytes) after what is queued. */
   close(code: number, reason: string): void;
   readonly remoteAddress: string;
+  /** HTTP emulation transports (transport/emulation.ts): the connect reply tells the client these. */
+  readonly emulation?: { session: string; node: string };
 }
 
 /** One message for many sockets; the transport fills `bytes` the first time it writes it. */

@@ -4,12 +4,54 @@
  */
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Centrifuge, Subscription } from 'centrifuge';
+import { ReadableStream } from 'node:stream/web';
+import { Centrifuge, type Subscription } from 'centrifuge';
 import { api, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
+
+/**
+ * The least of an EventSource the SDK's SSE transport uses (onopen, onmessage, onerror, close), on fetch: Node 20
+ * has no EventSource and the workspace carries no polyfill.
+ */
+class FetchEventSource {
+  onopen: (() => void) | null = null;
+  onmessage: ((e: { data: string }) => void) | null = null;
+  onerror: ((e: unknown) => void) | null = null;
+  private readonly abort = new AbortController();
+  constructor(url: string) {
+    void this.run(url);
+  }
+  private async run(url: string): Promise<void> {
+    try {
+      const res = await fetch(url, { headers: { accept: 'text/event-stream' }, signal: this.abort.signal });
+      if (!res.ok || !res.body) throw new Error(`status ${res.status}`);
+      this.onopen?.();
+      const decoder = new TextDecoder();
+      let buf = '';
+      for await (const chunk of res.body) {
+        buf += decoder.decode(chunk as Uint8Array, { stream: true });
+        let end: number;
+        while ((end = buf.indexOf('\n\n')) >= 0) {
+          const event = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+          if (data) this.onmessage?.({ data });
+        }
+      }
+      throw new Error('stream ended');
+    } catch (err) {
+      if (!this.abort.signal.aborted) this.onerror?.(err);
+    }
+  }
+  close(): void {
+    this.abort.abort();
+  }
+}
 
 /** The shape of the SDK suite's Centrifugo config (centrifugo_test.json), trimmed to what these tests use. */
 const centrifugoStyleConfig = {
   client: { insecure: true },
+  http_stream: { enabled: true },
+  sse: { enabled: true },
   channel: {
     without_namespace: { presence: true, history_size: 100, history_ttl: '300s', force_recovery: true },
     namespaces: [
@@ -121,4 +163,50 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
     assert.deepEqual(got, [payload(1), payload(2)]);
     assert.equal(sub.deltaStats().numDeltaPayloads, 0);
   });
+
+  for (const transport of ['http_stream', 'sse'] as const) {
+    test(`over ${transport} emulation a client connects, subscribes, receives publications and answers presence`, async () => {
+      const emulated = new Centrifuge([{ transport, endpoint: `${s.httpUrl}/connection/${transport}` }], {
+        fetch, readableStream: ReadableStream, eventsource: FetchEventSource, emulationEndpoint: `${s.httpUrl}/emulation`, timeout: 5000,
+      } as ConstructorParameters<typeof Centrifuge>[1]);
+      clients.push(emulated);
+      emulated.connect();
+      await emulated.ready(5000);
+      const channel = `emulated_${transport}_${Date.now()}`;
+      const sub = emulated.newSubscription(channel);
+      const got: unknown[] = [];
+      sub.on('publication', (ctx) => got.push(ctx.data));
+      sub.subscribe();
+      await sub.ready(5000);
+      await sub.publish({ from: 'client' });
+      await api(s, 'publish', { channel, data: { from: 'api' } });
+      await waitFor(() => got.length === 2, 'two publications');
+      assert.deepEqual(got, [{ from: 'client' }, { from: 'api' }]);
+      const presence = await sub.presence();
+      assert.equal(Object.keys(presence.clients).length, 1);
+      const disconnected = new Promise((r) => emulated.once('disconnected', r));
+      emulated.disconnect();
+      await disconnected;
+      await waitFor(async () => (await api(s, 'presence_stats', { channel })).json.result?.num_clients === 0, 'presence cleared after disconnect');
+    });
+  }
+
+  test('a command posted to /emulation for an unknown session is refused with 404', async () => {
+    const res = await fetch(`${s.httpUrl}/emulation`, { method: 'POST', body: JSON.stringify({ session: 'nope', node: 'x', data: '{}' }) });
+    assert.equal(res.status, 404);
+  });
+});
+
+test('the HTTP emulation endpoints are off unless http_stream.enabled / sse.enabled say otherwise', async () => {
+  const s = await startHerald({ fileConfig: { client: { insecure: true } } });
+  try {
+    const stream = await fetch(`${s.httpUrl}/connection/http_stream`, { method: 'POST', body: '{"id":1,"connect":{}}' });
+    assert.equal(stream.status, 404);
+    await stream.text();
+    const sse = await fetch(`${s.httpUrl}/connection/sse?cf_connect=${encodeURIComponent('{"id":1,"connect":{}}')}`);
+    assert.equal(sse.status, 404);
+    await sse.text();
+  } finally {
+    await s.close();
+  }
 });
