@@ -176,7 +176,7 @@ describe('outbox on Postgres', () => {
   });
 });
 
-describe('outbox readiness on Postgres', () => {
+describe('outbox readiness and table setups on Postgres', () => {
   test('without the table /ready answers 503 and says how to create it; after herald migrate it turns 200', async (t) => {
     const db = await schema(t, false);
     const node = await startNode(t, db.url);
@@ -215,5 +215,35 @@ describe('outbox readiness on Postgres', () => {
     await marker(db, sub, 'fault');
     assert.deepEqual(sub.received.map((r) => r.data.n).filter(Boolean), [1, 2, 3, 4]);
     await node.consumer.stop();
+  });
+  test('a table created from the Prisma model alone (no trigger, no dead-letter table) works by polling and skips bad rows with a log', async (t) => {
+    const db = await schema(t, false);
+    // What `prisma migrate dev` creates from the documented model.
+    await db.pool.query(`CREATE TABLE herald_outbox (
+      id BIGSERIAL PRIMARY KEY, method TEXT NOT NULL DEFAULT 'publish', payload JSONB NOT NULL,
+      partition BIGINT NOT NULL DEFAULT 0, created_at TIMESTAMPTZ(6) NOT NULL DEFAULT CURRENT_TIMESTAMP)`);
+    await db.pool.query('CREATE INDEX "herald_outbox_partition_id_idx" ON herald_outbox (partition, id)');
+    const node = await startNode(t, db.url);
+    await node.consumer.whenRunning();
+    const sub = await collect(node.port, ['prisma']);
+    t.after(() => sub.close());
+    await db.insert([{ channel: 'prisma', data: { n: 1 } }, { channel: 'no good', data: { n: 2 } }, { channel: 'prisma', data: { n: 3 } }]);
+    await waitFor(() => sub.received.length === 2, 'the two good rows');
+    await waitFor(async () => (await db.count()) === 1, 'only the bad row left');
+    assert.deepEqual(sub.received.map((r) => r.data.n), [1, 3]);
+    const left = await db.pool.query(`SELECT payload->>'channel' AS channel FROM herald_outbox`);
+    assert.equal(left.rows[0].channel, 'no good');
+    await db.insert([{ channel: 'prisma', data: { n: 4 } }]);
+    await waitFor(() => sub.received.length === 3, 'a later row is not blocked by the skipped one');
+    const metrics = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
+    assert.match(metrics, /herald_outbox_rows_total\{outcome="skipped"\} 1\b/);
+  });
+
+  test('a table with the wrong column types keeps /ready at 503 and names the column', async (t) => {
+    const db = await schema(t, false);
+    await db.pool.query(`CREATE TABLE herald_outbox (id bigserial PRIMARY KEY, method text NOT NULL DEFAULT 'publish', payload text NOT NULL, partition bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL DEFAULT now())`);
+    const node = await startNode(t, db.url);
+    await waitFor(async () => /column "payload" has type text/.test((await ready(node.port)).body?.checks?.outbox ?? ''), '/ready names the payload column');
+    assert.equal((await ready(node.port)).status, 503);
   });
 });
