@@ -48,7 +48,8 @@ export interface OutboxStore {
   createIfOwned?(): Promise<boolean>;
   /** Creates both tables (and, on Postgres, the NOTIFY trigger) if missing: `herald migrate`. */
   migrate(): Promise<void>;
-  runBatch(limit: number, exclude: readonly string[], deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>): Promise<number>;
+  /** `exclude` (ids skipped in memory) is read at claim time, after the partition lock: it can grow meanwhile. */
+  runBatch(limit: number, exclude: ReadonlySet<string>, deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>): Promise<number>;
   /** Resolves after `ms`, on a wake-up from the database (NOTIFY), or when `signal` aborts. */
   wait(ms: number, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
@@ -149,6 +150,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
   async function deliver(rows: OutboxRow[]): Promise<BatchOutcome> {
     const out: BatchOutcome = { done: [], dead: [] };
     for (const row of rows) {
+      if (skipped.has(row.id)) continue;
       let payload: unknown;
       try {
         payload = JSON.parse(row.payload);
@@ -201,7 +203,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     while (!abort.signal.aborted) {
       try {
         const state = { paused: false };
-        const n = await store!.runBatch(batchSize, [...skipped], (rows) => deliverAndSettle(rows, state));
+        const n = await store!.runBatch(batchSize, skipped, (rows) => deliverAndSettle(rows, state));
         if (failures > 0) log.info({ worker: index }, 'outbox database reachable again: consuming');
         failures = 0;
         if (state.paused) {

@@ -34,7 +34,7 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
   pool.on('connect', (client) => client.on('error', () => {}));
 
   const target = redact(url);
-  let lockPrefix = '';
+  let lockPrefix = 'herald_outbox/';
   let listener: pg.Client | undefined;
   let listenerRetry: NodeJS.Timeout | undefined;
   let listenerAttempts = 0;
@@ -79,11 +79,7 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
     pool,
 
     async connect() {
-      const r = await pool.query<{ prefix: string }>(
-        `SELECT coalesce(n.nspname, current_schema()) || '.herald_outbox/' AS prefix
-           FROM (SELECT 1) one LEFT JOIN pg_class c ON c.oid = to_regclass('herald_outbox')
-           LEFT JOIN pg_namespace n ON n.oid = c.relnamespace`);
-      lockPrefix = r.rows[0]?.prefix ?? 'herald_outbox/';
+      await pool.query('SELECT 1');
       void startListener();
     },
 
@@ -95,7 +91,7 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
       const columns: ColumnInfo[] = cols.rows.map((c) => ({ name: c.name, type: c.type, notNull: c.not_null }));
       const dead = await pool.query<{ ok: boolean }>(`SELECT to_regclass('herald_outbox_dead') IS NOT NULL AS ok`);
       const problem = columnProblem('postgres', columns);
-      // The lock prefix names the table's schema; re-read it in case the table appeared after connect().
+      // Advisory lock keys name the table's schema, so consumers of two schemas in one database never block each other.
       if (!problem) {
         const r = await pool.query<{ prefix: string }>(
           `SELECT n.nspname || '.herald_outbox/' AS prefix FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -127,7 +123,7 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
           `SELECT partition::text AS p FROM (
              SELECT partition, id FROM herald_outbox WHERE NOT (id = ANY($1::bigint[])) ORDER BY id LIMIT $2
            ) oldest GROUP BY partition ORDER BY min(id)`,
-          [exclude, PARTITION_SCAN_WINDOW]);
+          [[...exclude], PARTITION_SCAN_WINDOW]);
         let partition: string | undefined;
         for (const { p } of candidates.rows) {
           const got = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS ok`, [lockPrefix + p]);
@@ -147,7 +143,7 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
             WHERE partition = $1::bigint AND NOT (id = ANY($2::bigint[]))
             ORDER BY herald_outbox.id LIMIT $3
               FOR UPDATE SKIP LOCKED`,
-          [partition, exclude, limit]);
+          [partition, [...exclude], limit]);
         if (claimed.rows.length === 0) {
           await client.query('ROLLBACK');
           client.release();

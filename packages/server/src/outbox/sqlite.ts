@@ -142,7 +142,7 @@ export function createSqliteStore(url: string, options: SqliteStoreOptions = {})
       const rows = open().prepare(
         `SELECT CAST(id AS TEXT) AS id, method, CAST(payload AS TEXT) AS payload, CAST(partition AS TEXT) AS partition
            FROM herald_outbox WHERE herald_outbox.id NOT IN (SELECT value FROM json_each(?)) ORDER BY herald_outbox.id LIMIT ?`,
-      ).all(JSON.stringify(exclude.map(Number)), limit) as OutboxRow[];
+      ).all(JSON.stringify([...exclude].map(Number)), limit) as OutboxRow[];
       if (rows.length === 0) return 0;
       const out = await deliver(rows.map((r) => ({ ...r })));
       try {
