@@ -157,6 +157,8 @@ export class EmulationEndpoint {
     if (!o.isAccepting()) return plain(res, 503, 'shutting down');
     if (!sse && req.method !== 'POST') return plain(res, 405, 'POST the connect command');
     if (sse && req.method !== 'GET') return plain(res, 405, 'GET with ?cf_connect=<connect command>');
+    // The protobuf SDK posts application/octet-stream; Herald speaks JSON only (WebSocket refuses it with 3506).
+    if (!sse && /octet-stream/i.test(req.headers['content-type'] ?? '')) return plain(res, 415, 'Herald speaks the JSON protocol only');
     const initial = sse ? connectParam : await readBody(req, o.maxMessageBytes);
     if (!initial) return plain(res, 400, sse ? 'cf_connect query parameter missing' : 'body missing or too large');
 

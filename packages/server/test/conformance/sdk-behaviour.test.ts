@@ -191,6 +191,14 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
     });
   }
 
+  test('an HTTP-streaming connect in protobuf is refused with 415 at once (Herald speaks JSON only)', async () => {
+    const res = await fetch(`${s.httpUrl}/connection/http_stream`, {
+      method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array([10, 0]),
+    });
+    assert.equal(res.status, 415);
+    await res.text();
+  });
+
   test('a command posted to /emulation for an unknown session is refused with 404', async () => {
     const res = await fetch(`${s.httpUrl}/emulation`, { method: 'POST', body: JSON.stringify({ session: 'nope', node: 'x', data: '{}' }) });
     assert.equal(res.status, 404);
