@@ -26,6 +26,8 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
     idleTimeoutMillis: 30_000,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
+    // A network that drops packets silently would otherwise hang a worker (and shutdown) until TCP gives up.
+    query_timeout: 60_000,
     application_name: 'herald-outbox',
   });
   // A client losing its server emits 'error' (idle ones through the pool); without a listener the process would crash.
