@@ -496,6 +496,11 @@ export class Session implements HubSubscriber {
     const cfg = this.node.config;
     const rules = resolveChannel(cfg, p.channel);
     const channel = rules.channel;
+    // `type` 1-3 (map, map clients, map users) and 4 (shared poll) are Centrifugo subscription kinds Herald lacks:
+    // answer 108 as Centrifugo does for a kind the channel does not offer, rather than a stream that looks empty.
+    if (p.type !== undefined && p.type !== 0) {
+      throw new HeraldError(ErrorCode.notAvailable, `not available: subscription type ${JSON.stringify(p.type)} (map / shared poll) is not supported; only stream subscriptions`);
+    }
     if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
     if (this.subs.size >= cfg.channelLimit) {
       throw new HeraldError(ErrorCode.limitExceeded, `limit exceeded: at most ${cfg.channelLimit} channels per connection (HERALD_CHANNEL_LIMIT)`);

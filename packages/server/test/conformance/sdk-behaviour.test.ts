@@ -6,7 +6,7 @@ import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReadableStream } from 'node:stream/web';
 import { Centrifuge, type Subscription } from 'centrifuge';
-import { api, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
+import { RawClient, api, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
 
 /**
  * The least of an EventSource the SDK's SSE transport uses (onopen, onmessage, onerror, close), on fetch: Node 20
@@ -197,6 +197,17 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
     });
     assert.equal(res.status, 415);
     await res.text();
+  });
+
+  test('a map or shared poll subscription is refused with 108 instead of being served as an empty stream', async () => {
+    const raw = await RawClient.open(s.wsUrl);
+    try {
+      raw.send({ id: 1, connect: {} }, { id: 2, subscribe: { channel: 'streamless:m', type: 1 } }, { id: 3, subscribe: { channel: 'poll:p', type: 4 } });
+      assert.equal((await raw.reply(2)).error?.code, 108);
+      assert.equal((await raw.reply(3)).error?.code, 108);
+    } finally {
+      raw.close();
+    }
   });
 
   test('a command posted to /emulation for an unknown session is refused with 404', async () => {
