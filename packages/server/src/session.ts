@@ -388,16 +388,8 @@ export class Session implements HubSubscriber {
         }
       }
       if (!creds && token) {
-        try {
-          creds = await this.node.verifyConnectionToken(token);
-        } catch (err) {
-          const f = this.node.tokenFailure(err);
-          if (f.disconnect) {
-            this.disconnect(f.disconnect);
-            return;
-          }
-          throw f.reply ?? err;
-        }
+        creds = await this.verifyTokenOrClose(token);
+        if (!creds) return;
       }
       if (!creds) {
         if (cfg.insecure || cfg.allowAnonymous) creds = { user: '' };
@@ -464,20 +456,25 @@ export class Session implements HubSubscriber {
     this.safeHook(() => this.node.hooks.onConnect?.(this.context));
   }
 
-  private async onRefresh(id: number, p: Record<string, unknown>): Promise<void> {
-    const token = str(p.token);
-    if (!token) throw badRequest('refresh needs a token');
-    let creds: ConnectionCredentialsLike;
+  /** Verifies a connection token; an invalid one closes the connection (undefined), an expired one throws 109. */
+  private async verifyTokenOrClose(token: string): Promise<ConnectionCredentialsLike | undefined> {
     try {
-      creds = await this.node.verifyConnectionToken(token);
+      return await this.node.verifyConnectionToken(token);
     } catch (err) {
       const f = this.node.tokenFailure(err);
       if (f.disconnect) {
         this.disconnect(f.disconnect);
-        return;
+        return undefined;
       }
       throw f.reply ?? err;
     }
+  }
+
+  private async onRefresh(id: number, p: Record<string, unknown>): Promise<void> {
+    const token = str(p.token);
+    if (!token) throw badRequest('refresh needs a token');
+    const creds = await this.verifyTokenOrClose(token);
+    if (!creds) return;
     if (creds.user !== this.user) {
       this.disconnect({ code: 3500, reason: 'invalid token: refresh token is for another user' });
       return;

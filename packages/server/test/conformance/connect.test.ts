@@ -131,9 +131,10 @@ for (const engineName of engineNames) {
       const short = await startHerald({ engineName, env: { HERALD_EXPIRED_CLOSE_DELAY: '0' } });
       try {
         const raw = await RawClient.open(short.wsUrl);
-        raw.send({ id: 1, connect: { token: await mintToken({ sub: 'alice' }, { ttlSec: 1 }) } });
-        await raw.reply(1);
-        const closed = await raw.closed(6000);
+        // exp is whole seconds: 3 s leaves room for a loaded machine to answer connect before the token lapses.
+        raw.send({ id: 1, connect: { token: await mintToken({ sub: 'alice' }, { ttlSec: 3 }) } });
+        assert.ok((await raw.reply(1)).connect, 'connected before the token lapsed');
+        const closed = await raw.closed(10_000);
         assert.equal(closed.code, 3005);
       } finally {
         await short.close();
