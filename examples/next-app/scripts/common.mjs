@@ -28,3 +28,26 @@ export function heraldEnv() {
     HERALD_CONFIG: process.env.HERALD_CONFIG ?? join(appDir, 'herald.config.json'),
   };
 }
+
+/** Runs Herald and `next <command>` side by side (the app on PORT, default 3000) until either exits. */
+export async function runWithHerald(nextCommand) {
+  const { runAll } = await import('./processes.mjs');
+  ensureBuilt();
+  const port = process.env.PORT ?? '3000';
+  const herald = heraldEnv();
+  runAll([
+    { name: 'herald', cmd: process.execPath, args: [heraldCli, 'serve'], env: herald, cwd: appDir },
+    {
+      name: 'next',
+      cmd: process.execPath,
+      args: [nextBin, nextCommand, '-p', port],
+      env: {
+        NEXTAUTH_SECRET: secret,
+        NEXTAUTH_URL: process.env.NEXTAUTH_URL ?? `http://localhost:${port}`,
+        HERALD_INTERNAL_URL: process.env.HERALD_INTERNAL_URL ?? `http://127.0.0.1:${herald.WS_PORT}`,
+        NEXT_TELEMETRY_DISABLED: '1',
+      },
+      cwd: appDir,
+    },
+  ]);
+}
