@@ -37,6 +37,6 @@ export function checkOrigin(
   if (oh && candidates.includes(oh)) return { ok: true };
   return {
     ok: false,
-    message: `Origin ${origin} does not match this server's host and HERALD_ALLOWED_ORIGINS is not set. Set HERALD_ALLOWED_ORIGINS=${origin} to allow the page's origin.`,
+    message: `Origin ${origin} does not match this server's host (Host: ${headers.host ?? 'none'}, X-Forwarded-Host: ${headers.forwardedHost || 'none'}) and HERALD_ALLOWED_ORIGINS is not set. Set HERALD_ALLOWED_ORIGINS=${origin} to allow the page's origin.`,
   };
 }

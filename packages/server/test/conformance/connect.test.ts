@@ -203,14 +203,28 @@ for (const engineName of engineNames) {
     });
 
     test('a browser Origin from another site is refused with 403 before the upgrade', async () => {
-      const res = await fetch(`${s.httpUrl}/connection/websocket`, {
-        headers: { origin: 'http://evil.example', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
-      }).catch((e) => e);
-      // fetch cannot perform upgrades; use a raw client instead for the status code
-      void res;
       await assert.rejects(RawClient.open(s.wsUrl, { origin: 'http://evil.example' }), /403/);
       const same = await RawClient.open(s.wsUrl, { origin: `http://127.0.0.1:${s.port}` });
       same.close();
+      // The refusal body says what was compared and which variable to set.
+      const { request } = await import('node:http');
+      const body = await new Promise<{ status: number; text: string; marker: string | undefined }>((resolve, reject) => {
+        const req = request({
+          host: '127.0.0.1', port: s.port, path: '/ws',
+          headers: { origin: 'http://evil.example', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
+        });
+        req.on('response', (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text, marker: res.headers['x-herald-error'] as string | undefined }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(body.status, 403);
+      assert.equal(body.marker, 'origin_not_allowed');
+      assert.match(body.text, /HERALD_ALLOWED_ORIGINS=http:\/\/evil\.example/);
+      assert.match(body.text, new RegExp(`Host: 127\\.0\\.0\\.1:${s.port}`));
     });
 
     test('an allowlist admits exactly its origins', async () => {
