@@ -29,7 +29,7 @@ console.log(`
     config: ${env.HERALD_CONFIG}
 
   Try it (another terminal, from this folder):
-    export HERALD_TOKEN_SECRET=${env.HERALD_TOKEN_SECRET} HERALD_API_KEY=${env.HERALD_API_KEY}
+    export WS_PORT=${port} HERALD_TOKEN_SECRET=${env.HERALD_TOKEN_SECRET} HERALD_API_KEY=${env.HERALD_API_KEY}
     node ${bin.replace(root + '/', '')} token --user alice --ttl 1h
     node ${bin.replace(root + '/', '')} publish news '{"text":"hello"}'
 `);
