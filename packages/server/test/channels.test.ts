@@ -13,7 +13,7 @@ test('ordinary channel names are valid', () => {
 });
 
 test('empty, long, control, pattern and traversal names are refused', () => {
-  for (const n of ['', 'x'.repeat(256), 'a\u0000b', 'a b', 'a\nb', 'a*', 'a?', 'a[1]', 'a{b}', '../x', 'a..b', '\ud800']) {
+  for (const n of ['', 'x'.repeat(256), 'a\u0000b', 'a b', 'a\nb', 'a\u00a0b', 'a\u3000b', '\ufeffa', 'a*', 'a?', 'a[1]', 'a{b}', '../x', 'a..b', '\ud800']) {
     assert.ok(channelNameProblem(n), JSON.stringify(n));
   }
   assert.ok(channelNameProblem(42));

@@ -7,6 +7,11 @@ export const MAX_CHANNEL_LENGTH = 255;
 
 const FORBIDDEN = new Set(['*', '?', '[', ']', '{', '}', '"', "'", '\\', '<', '>', '`']);
 
+/** Unicode space separators and line/paragraph separators beyond Latin-1 (what JavaScript's \\s also matches). */
+function isUnicodeSpace(c: number): boolean {
+  return c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+}
+
 /** Returns why the name is refused, or undefined when it is a valid channel name. */
 export function channelNameProblem(name: unknown): string | undefined {
   if (typeof name !== 'string') return 'channel must be a string';
@@ -14,7 +19,7 @@ export function channelNameProblem(name: unknown): string | undefined {
   if (name.length > MAX_CHANNEL_LENGTH) return `channel is longer than ${MAX_CHANNEL_LENGTH} characters`;
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i);
-    if (c <= 0x20 || c === 0x7f || (c >= 0x80 && c <= 0x9f) || c === 0x2028 || c === 0x2029) {
+    if (c <= 0x20 || c === 0x7f || (c >= 0x80 && c <= 0xa0) || isUnicodeSpace(c)) {
       return 'channel must not contain control characters or whitespace';
     }
     const ch = name[i]!;

@@ -49,31 +49,36 @@ export function checkSubscribe(rules: ChannelRules, actor: Actor): void {
   throw denied('subscribe needs a subscription token or allow_subscribe_for_client', rules.channel);
 }
 
-export function checkPublish(rules: ChannelRules, actor: Actor, subscribed: boolean): void {
+/** The three options that grant one client action, as Centrifugo names them. */
+type Action = 'publish' | 'history' | 'presence';
+type Grant = { client: keyof NamespaceOptions; subscriber: keyof NamespaceOptions; anonymous: keyof NamespaceOptions };
+const grants: Record<Action, Grant> = {
+  publish: { client: 'allow_publish_for_client', subscriber: 'allow_publish_for_subscriber', anonymous: 'allow_publish_for_anonymous' },
+  history: { client: 'allow_history_for_client', subscriber: 'allow_history_for_subscriber', anonymous: 'allow_history_for_anonymous' },
+  presence: { client: 'allow_presence_for_client', subscriber: 'allow_presence_for_subscriber', anonymous: 'allow_presence_for_anonymous' },
+};
+
+/** Allowed for any client (`*_for_client`) or for a subscriber of the channel (`*_for_subscriber`); anonymous users need `*_for_anonymous` too. */
+function checkAction(action: Action, rules: ChannelRules, actor: Actor, subscribed: boolean): void {
   if (actor.insecure) return;
   const o = rules.options;
-  const anonOk = actor.user !== '' || o.allow_publish_for_anonymous;
-  if (o.allow_publish_for_client && anonOk) return;
-  if (o.allow_publish_for_subscriber && subscribed && anonOk) return;
-  throw denied('publish needs allow_publish_for_client or allow_publish_for_subscriber', rules.channel);
+  const g = grants[action];
+  const anonOk = actor.user !== '' || o[g.anonymous] === true;
+  if (o[g.client] === true && anonOk) return;
+  if (o[g.subscriber] === true && subscribed && anonOk) return;
+  throw denied(`${action} needs ${g.client} or ${g.subscriber}`, rules.channel);
+}
+
+export function checkPublish(rules: ChannelRules, actor: Actor, subscribed: boolean): void {
+  checkAction('publish', rules, actor, subscribed);
 }
 
 export function checkHistory(rules: ChannelRules, actor: Actor, subscribed: boolean): void {
   if (rules.options.history_size <= 0) throw new HeraldError(ErrorCode.notAvailable, `history is not enabled for channel "${rules.channel}" (set history_size and history_ttl)`);
-  if (actor.insecure) return;
-  const o = rules.options;
-  const anonOk = actor.user !== '' || o.allow_history_for_anonymous;
-  if (o.allow_history_for_client && anonOk) return;
-  if (o.allow_history_for_subscriber && subscribed && anonOk) return;
-  throw denied('history needs allow_history_for_client or allow_history_for_subscriber', rules.channel);
+  checkAction('history', rules, actor, subscribed);
 }
 
 export function checkPresence(rules: ChannelRules, actor: Actor, subscribed: boolean): void {
   if (!rules.options.presence) throw new HeraldError(ErrorCode.notAvailable, `presence is not enabled for channel "${rules.channel}" (set presence: true)`);
-  if (actor.insecure) return;
-  const o = rules.options;
-  const anonOk = actor.user !== '' || o.allow_presence_for_anonymous;
-  if (o.allow_presence_for_client && anonOk) return;
-  if (o.allow_presence_for_subscriber && subscribed && anonOk) return;
-  throw denied('presence needs allow_presence_for_client or allow_presence_for_subscriber', rules.channel);
+  checkAction('presence', rules, actor, subscribed);
 }
