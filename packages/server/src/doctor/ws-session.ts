@@ -49,30 +49,32 @@ export class ProtocolSocket {
     });
   }
 
-  /** Waits for the reply to command `id`; pushes that arrive first go to `onPush`. */
-  async reply(id: number, ms: number, onPush?: (push: Record<string, unknown>, at: number) => void): Promise<WsEvent> {
+  /** Waits up to `ms` for a message that `done` accepts; non-message events (close, timeout) end the wait too. */
+  private async until(ms: number, done: (e: WsEvent & { type: 'message' }) => boolean): Promise<WsEvent> {
     const deadline = Date.now() + ms;
     for (;;) {
       const left = deadline - Date.now();
       if (left <= 0) return { type: 'timeout' };
       const e = await this.next(left);
-      if (e.type !== 'message') return e;
-      if (e.value.id === id) return e;
-      if (e.value.push !== undefined) onPush?.(e.value.push as Record<string, unknown>, e.at);
+      if (e.type !== 'message' || done(e)) return e;
     }
   }
 
+  /** Waits for the reply to command `id`; pushes that arrive first go to `onPush`. */
+  reply(id: number, ms: number, onPush?: (push: Record<string, unknown>, at: number) => void): Promise<WsEvent> {
+    return this.until(ms, (e) => {
+      if (e.value.id === id) return true;
+      if (e.value.push !== undefined) onPush?.(e.value.push as Record<string, unknown>, e.at);
+      return false;
+    });
+  }
+
   /** Waits for a push matching `match`. */
-  async push(match: (push: Record<string, unknown>) => boolean, ms: number): Promise<WsEvent> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const left = deadline - Date.now();
-      if (left <= 0) return { type: 'timeout' };
-      const e = await this.next(left);
-      if (e.type !== 'message') return e;
+  push(match: (push: Record<string, unknown>) => boolean, ms: number): Promise<WsEvent> {
+    return this.until(ms, (e) => {
       const p = e.value.push;
-      if (p !== null && typeof p === 'object' && match(p as Record<string, unknown>)) return e;
-    }
+      return p !== null && typeof p === 'object' && match(p as Record<string, unknown>);
+    });
   }
 
   close(): void {
