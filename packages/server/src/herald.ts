@@ -13,6 +13,7 @@ import type { ControlMessage, NodeInfo, PublishOptions } from './engine/broker.j
 import type { Engine } from './engine/engine.js';
 import type { HistoryResult } from './engine/history.js';
 import { createMemoryEngine } from './engine/memory/index.js';
+import { createRedisEngine } from './engine/redis/index.js';
 import type { PresenceStats } from './engine/presence.js';
 import type { ClientInfo, StreamPosition } from './engine/types.js';
 import type { HeraldHooks } from './hooks.js';
@@ -96,7 +97,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   const log: Logger = options.logger === false ? createLogger('silent', false) : options.logger ?? createLogger(config.logLevel);
   for (const w of warnings) log.warn(w);
 
-  const engine = options.engine ?? createEngineFromConfig(config);
+  const engine = options.engine ?? createEngineFromConfig(config, log);
   const hooks = options.hooks ?? {};
   const nodeUid = randomUUID();
   const startedAt = Date.now();
@@ -381,11 +382,15 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     if (!emulation.handle(req, res)) return apiHandler(req, res);
   };
 
-  function attachUpgrade(server: Server, paths?: string[]): void {
+  /** `own`: Herald's own server (listen), where an upgrade on any other path is answered 404 instead of left open. */
+  function attachUpgrade(server: Server, paths?: string[], own = false): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = (req.url ?? '/').split('?')[0]!;
       if (paths && !paths.includes(path)) return;
-      endpoint.handleUpgrade(req, socket, head);
+      if (!endpoint.handleUpgrade(req, socket, head) && own) {
+        socket.on('error', () => socket.destroy());
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      }
     });
   }
 
@@ -406,12 +411,13 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     handleRequest: httpHandler,
     handleUpgrade: (req, socket, head) => endpoint.handleUpgrade(req, socket, head),
     async listen(port = config.port, host = config.host) {
-      const server = createServer(httpHandler);
-      server.headersTimeout = 10_000;
-      server.requestTimeout = 30_000;
+      // Handshake timeouts are checked every second (Node's default, 30 s, would let a slow handshake live 40 s).
+      const server = createServer({ connectionsCheckingInterval: 1000 }, httpHandler);
+      server.headersTimeout = config.handshakeTimeoutMs;
+      server.requestTimeout = Math.max(30_000, config.handshakeTimeoutMs);
       server.keepAliveTimeout = 5_000;
       server.maxHeadersCount = 200;
-      attachUpgrade(server);
+      attachUpgrade(server, undefined, true);
       servers.push(server);
       await brokerRunning;
       await new Promise<void>((resolve, reject) => {
@@ -435,10 +441,12 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     close() {
       closing ??= (async () => {
         accepting = false;
-        for (const s of servers) s.close();
+        // The listeners stay open while draining: upgrades get 503 and /ready 503, so clients and balancers are told
+        // why, instead of meeting a refused connection.
         for (const s of [...sessions]) s.disconnect(Disconnect.shutdown);
         const deadline = Date.now() + config.shutdownTimeoutMs;
         while (endpoint.connectionCount + emulation.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        for (const s of servers) s.close();
         endpoint.terminateAll();
         emulation.terminateAll();
         for (const s of servers) s.closeAllConnections?.();
@@ -452,10 +460,33 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   return herald;
 }
 
-/** Engines by name; redis is loaded lazily so the memory default needs no Redis client at all. */
-function createEngineFromConfig(config: HeraldConfig): Engine {
+/** Engines by name: memory (the single-node default) or redis (scale-out, docs/scaling.md). */
+function createEngineFromConfig(config: HeraldConfig, log: Logger): Engine {
   if (config.engine === 'redis') {
-    throw new HeraldError(ErrorCode.notAvailable, 'HERALD_ENGINE=redis: the Redis engine is not available in this build yet');
+    const where = redactRedisUrl(config.redisUrl);
+    return createRedisEngine({
+      url: config.redisUrl,
+      prefix: config.redisPrefix,
+      commandTimeoutMs: config.redisTimeoutMs,
+      onEvent(e) {
+        if (e.type === 'connected') log.info({ redis: where, role: e.role }, e.reconnect ? 'redis reconnected' : 'redis connected');
+        else if (e.type === 'disconnected') log.warn({ redis: where, role: e.role }, 'redis connection lost: publishes fail with 503 until it is back; reconnecting with backoff');
+        else if (e.type === 'unhealthy') log.warn({ redis: where, error: e.error }, 'redis stopped answering: /ready is 503 and publishes fail until it answers again');
+        else log.info({ redis: where }, 'redis answers again');
+      },
+      onError: (what, err) => log.warn({ err, what }, 'redis engine error'),
+    });
   }
   return createMemoryEngine();
+}
+
+/** REDIS_URL without its password, for logs. */
+function redactRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'REDIS_URL (unparsable)';
+  }
 }

@@ -57,6 +57,8 @@ export interface HeraldConfig {
   redisUrl: string;
   /** HERALD_REDIS_PREFIX. @default 'herald' */
   redisPrefix: string;
+  /** HERALD_REDIS_TIMEOUT: a Redis command unanswered this long fails with code 100 (HTTP 503). @default 2s */
+  redisTimeoutMs: number;
   /** HERALD_DATABASE_URL: turns the outbox consumer on. */
   databaseUrl?: string;
   /** HERALD_PING_INTERVAL (client.ping_interval). @default 25 s */
@@ -67,6 +69,8 @@ export interface HeraldConfig {
   maxMessageBytes: number;
   /** HERALD_CONNECT_TIMEOUT: a socket that sends no valid connect in time is closed with 3502. @default 10 s */
   connectTimeoutMs: number;
+  /** HERALD_HANDSHAKE_TIMEOUT: a socket that has not sent complete HTTP request headers in time is closed (408). @default 10 s */
+  handshakeTimeoutMs: number;
   /** HERALD_CHANNEL_LIMIT (client.channel_limit): subscriptions per connection (error 106). @default 128 */
   channelLimit: number;
   /** HERALD_USER_CONNECTION_LIMIT (client.user_connection_limit): per user per node, 0 = none (3504). @default 0 */
@@ -324,6 +328,8 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
   const requireExpEnv = envBool(env, 'HERALD_TOKEN_REQUIRE_EXP', problems);
   const engineRaw = envStr(env, 'HERALD_ENGINE') ?? 'memory';
   if (engineRaw !== 'memory' && engineRaw !== 'redis') problems.push(`HERALD_ENGINE=${JSON.stringify(engineRaw)}: expected "memory" or "redis"`);
+  const redisPrefixRaw = envStr(env, 'HERALD_REDIS_PREFIX');
+  if (redisPrefixRaw !== undefined && /[{}\s]/.test(redisPrefixRaw)) problems.push(`HERALD_REDIS_PREFIX=${JSON.stringify(redisPrefixRaw)}: must not contain { } or spaces ({ } are Redis Cluster hash tags)`);
   const logLevel = envStr(env, 'HERALD_LOG_LEVEL') ?? 'info';
   const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
   if (!levels.includes(logLevel)) problems.push(`HERALD_LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${levels.join(', ')}`);
@@ -366,11 +372,13 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     engine: engineRaw === 'redis' ? 'redis' : 'memory',
     redisUrl: envStr(env, 'REDIS_URL') ?? 'redis://127.0.0.1:6379',
     redisPrefix: envStr(env, 'HERALD_REDIS_PREFIX') ?? 'herald',
+    redisTimeoutMs: envDuration(env, 'HERALD_REDIS_TIMEOUT', problems) ?? 2000,
     databaseUrl: envStr(env, 'HERALD_DATABASE_URL'),
     pingIntervalMs: pingIntervalMs ?? 25_000,
     pongTimeoutMs: pongTimeoutMs ?? 8_000,
     maxMessageBytes: envInt(env, 'HERALD_MAX_MESSAGE_SIZE', problems, 128) ?? 65_536,
     connectTimeoutMs: envDuration(env, 'HERALD_CONNECT_TIMEOUT', problems) ?? 10_000,
+    handshakeTimeoutMs: envDuration(env, 'HERALD_HANDSHAKE_TIMEOUT', problems) ?? 10_000,
     channelLimit: envInt(env, 'HERALD_CHANNEL_LIMIT', problems, 1) ?? file.client?.channel_limit ?? 128,
     userConnectionLimit: envInt(env, 'HERALD_USER_CONNECTION_LIMIT', problems) ?? file.client?.user_connection_limit ?? 0,
     ipConnectionLimit: envInt(env, 'HERALD_IP_CONNECTION_LIMIT', problems) ?? 0,

@@ -1,12 +1,60 @@
+import { Redis } from 'ioredis';
 import type { Engine } from '../../src/engine/engine.js';
 import { createMemoryEngine } from '../../src/engine/memory/index.js';
+import { createRedisEngine, type RedisEngineOptions } from '../../src/engine/redis/index.js';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+let prefixSeq = 0;
+/** A key prefix no other test run or test uses, so parallel runs never collide. */
+export function uniquePrefix(what = 'test'): string {
+  return `herald-${what}-${process.pid}-${Date.now().toString(36)}-${++prefixSeq}`;
+}
+
+/** Deletes every key under `prefix` (tests leave nothing behind in the shared Redis). */
+export async function dropPrefix(prefix: string, url = REDIS_URL): Promise<void> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}.*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await r.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** A Redis engine on its own prefix; closing it also removes its keys. Fails loudly when Redis is down. */
+export async function redisTestEngine(options: Partial<RedisEngineOptions> = {}): Promise<Engine> {
+  const prefix = options.prefix ?? uniquePrefix();
+  const url = options.url ?? REDIS_URL;
+  const engine = createRedisEngine({ url, prefix, commandTimeoutMs: 2000, ...options });
+  const deadline = Date.now() + 5000;
+  while (!engine.isReady()) {
+    if (Date.now() > deadline) {
+      await engine.close();
+      throw new Error(`Redis at ${url} is not reachable: start it (redis-server --port 6379) before the tests`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const close = engine.close.bind(engine);
+  return Object.assign(engine, {
+    async close() {
+      await close();
+      await dropPrefix(prefix, url).catch(() => {});
+    },
+  });
+}
 
 /**
- * Every engine the conformance suite runs against. An engine joins the suite by adding a factory here
- * (the Redis engine adds one that uses its own key prefix per run).
+ * Every engine the conformance suite runs against. An engine joins the suite by adding a factory here.
  */
 export const engineFactories: Record<string, () => Promise<Engine>> = {
   memory: async () => createMemoryEngine(),
+  redis: () => redisTestEngine(),
 };
 
 export const engineNames = (process.env.HERALD_TEST_ENGINES ?? Object.keys(engineFactories).join(','))

@@ -1,0 +1,157 @@
+import { newEpoch } from '../memory/history.js';
+import type { Broker, BrokerEventHandler, ControlMessage, PublishOptions } from '../broker.js';
+import type { ClientInfo, PublicationInput, StreamPosition } from '../types.js';
+import { errorText, redisFailure, type RedisConnections } from './connection.js';
+import { decodeFeedMessage, encodeEnvelope, encodeJoin, encodeLeave, encodeUnstoredPublication } from './envelope.js';
+import type { RedisKeys } from './keys.js';
+
+const SUBSCRIBE_BATCH = 512;
+
+/**
+ * Redis broker (contract in ../broker.ts). A publish with history is one Lua script that appends to the channel's
+ * stream and PUBLISHes to its feed, so every node sees a channel's offsets in order. Each node holds one feed
+ * subscription per channel with local subscribers (the hub asks for the first and drops it after the last).
+ *
+ * Feed loss: the feed connection does not resubscribe by itself. On every reconnect the broker subscribes to
+ * what the node still wants and then reports `onFeedInterrupted`, so the node's clients recover from history
+ * whatever was published while the feed was down.
+ */
+export class RedisBroker implements Broker {
+  private handler: BrokerEventHandler | undefined;
+  /** Feed names this node wants, feed -> channel; the truth that reconnects restore. */
+  private readonly wanted = new Map<string, string>();
+  private feedWasReady = false;
+  private feedLost = false;
+
+  constructor(
+    private readonly redis: RedisConnections,
+    private readonly keys: RedisKeys,
+    private readonly metaTtlMs: number,
+    private readonly onError: (what: string, err: unknown) => void,
+  ) {}
+
+  async run(handler: BrokerEventHandler): Promise<void> {
+    this.handler = handler;
+    const feed = this.redis.feed;
+    feed.on('message', (name: string, message: string) => this.onFeedMessage(name, message));
+    feed.on('close', () => {
+      if (this.feedWasReady) this.feedLost = true;
+    });
+    feed.on('ready', () => void this.restoreFeed());
+    if (feed.status === 'ready') await this.restoreFeed();
+  }
+
+  async publish(channel: string, input: PublicationInput, options: PublishOptions): Promise<StreamPosition> {
+    if (options.historySize <= 0) {
+      try {
+        await this.redis.commands.publish(this.keys.feed(channel), encodeUnstoredPublication(input));
+      } catch (err) {
+        throw redisFailure('publish', err);
+      }
+      return { offset: 0, epoch: '' };
+    }
+    const idemTtl = options.idempotencyKey ? options.idempotentResultTtlMs ?? 300_000 : 0;
+    let result: [number | string, string];
+    try {
+      result = await this.redis.commands.heraldPublish(
+        this.keys.stream(channel), this.keys.meta(channel),
+        this.keys.idempotency(channel, options.idempotencyKey ?? ''),
+        encodeEnvelope(input), options.historySize, Math.max(1, options.historyTtlMs),
+        Math.max(this.metaTtlMs, options.historyTtlMs), this.keys.feed(channel), newEpoch(), idemTtl,
+      );
+    } catch (err) {
+      throw redisFailure('publish (the publication was not stored)', err);
+    }
+    const [first, second] = result;
+    if (Number(first) === 0) {
+      // Seen idempotency key: the first publish's position, nothing delivered again.
+      const colon = second.indexOf(':');
+      return { offset: Number(second.slice(0, colon)), epoch: second.slice(colon + 1) };
+    }
+    return { offset: Number(first), epoch: second };
+  }
+
+  async publishJoin(channel: string, info: ClientInfo): Promise<void> {
+    await this.send(this.keys.feed(channel), encodeJoin(info), 'join');
+  }
+
+  async publishLeave(channel: string, info: ClientInfo): Promise<void> {
+    await this.send(this.keys.feed(channel), encodeLeave(info), 'leave');
+  }
+
+  async publishControl(message: ControlMessage): Promise<void> {
+    await this.send(this.keys.control, JSON.stringify(message), 'control message');
+  }
+
+  async subscribe(channel: string): Promise<void> {
+    const name = this.keys.feed(channel);
+    if (this.redis.feed.status !== 'ready') throw redisFailure('subscribe', new Error('not connected'));
+    this.wanted.set(name, channel);
+    try {
+      await this.redis.feed.subscribe(name);
+    } catch (err) {
+      // The hub forgets the channel when this fails, so the node must not keep wanting it.
+      if (this.wanted.get(name) === channel) this.wanted.delete(name);
+      throw redisFailure('subscribe', err);
+    }
+  }
+
+  async unsubscribe(channel: string): Promise<void> {
+    const name = this.keys.feed(channel);
+    this.wanted.delete(name);
+    if (this.redis.feed.status !== 'ready') return;
+    try {
+      await this.redis.feed.unsubscribe(name);
+    } catch (err) {
+      throw redisFailure('unsubscribe', err);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.handler = undefined;
+    this.wanted.clear();
+  }
+
+  private async send(name: string, text: string, what: string): Promise<void> {
+    try {
+      await this.redis.commands.publish(name, text);
+    } catch (err) {
+      throw redisFailure(what, err);
+    }
+  }
+
+  private onFeedMessage(name: string, message: string): void {
+    const handler = this.handler;
+    if (!handler) return;
+    try {
+      if (name === this.keys.control) {
+        handler.onControl(JSON.parse(message) as ControlMessage);
+        return;
+      }
+      const channel = this.wanted.get(name) ?? this.keys.channelOfFeed(name);
+      if (channel === undefined) return;
+      const m = decodeFeedMessage(message);
+      if (m.kind === 'pub') handler.onPublication(channel, m.pub, { offset: m.pub.offset, epoch: m.epoch });
+      else if (m.kind === 'join') handler.onJoin(channel, m.info);
+      else handler.onLeave(channel, m.info);
+    } catch (err) {
+      this.onError(`feed message on ${name}`, err);
+    }
+  }
+
+  /** (Re)subscribes the control channel and every wanted feed; after a reconnect, tells the node to recover. */
+  private async restoreFeed(): Promise<void> {
+    const names = [this.keys.control, ...this.wanted.keys()];
+    try {
+      for (let i = 0; i < names.length; i += SUBSCRIBE_BATCH) await this.redis.feed.subscribe(...names.slice(i, i + SUBSCRIBE_BATCH));
+    } catch (err) {
+      // The connection dropped again; the next 'ready' retries.
+      this.onError('feed resubscribe', new Error(errorText(err)));
+      return;
+    }
+    const interrupted = this.feedLost;
+    this.feedWasReady = true;
+    this.feedLost = false;
+    if (interrupted) this.handler?.onFeedInterrupted();
+  }
+}

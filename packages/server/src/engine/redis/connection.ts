@@ -1,0 +1,131 @@
+import { Redis } from 'ioredis';
+import { ErrorCode, HeraldError } from '../../protocol/codes.js';
+import { HISTORY_SCRIPT, PRESENCE_ADD_SCRIPT, PRESENCE_GET_SCRIPT, PRESENCE_REMOVE_SCRIPT, PUBLISH_SCRIPT } from './scripts.js';
+
+export interface RedisConnectionOptions {
+  /** redis://[user:pass@]host:port[/db] or rediss:// */
+  url: string;
+  /** A command that gets no answer within this fails with code 100 (temporary). @default 2000 */
+  commandTimeoutMs?: number;
+  /** Reconnect delays grow to at most this. @default 2000 */
+  maxReconnectDelayMs?: number;
+  /** Called for connection events worth a log line. */
+  onEvent?: (event: RedisConnectionEvent) => void;
+}
+
+export type RedisConnectionEvent =
+  | { type: 'connected'; role: 'commands' | 'feed'; reconnect: boolean }
+  | { type: 'disconnected'; role: 'commands' | 'feed'; error?: string }
+  | { type: 'unhealthy'; error: string }
+  | { type: 'healthy' };
+
+/** The commands our scripts add to the client. */
+export interface ScriptedRedis extends Redis {
+  heraldPublish(stream: string, meta: string, idem: string, envelope: string, size: number, ttlMs: number, metaTtlMs: number, feed: string, epoch: string, idemTtlMs: number): Promise<[number | string, string]>;
+  heraldHistory(stream: string, meta: string, epoch: string, metaTtlMs: number, since: number, limit: number, reverse: string, ttlMs: number, size: number): Promise<(string | number)[]>;
+  heraldPresenceAdd(hash: string, zset: string, client: string, info: string, ttlMs: number): Promise<number>;
+  heraldPresenceRemove(hash: string, zset: string, client: string): Promise<number>;
+  heraldPresenceGet(hash: string, zset: string, all: string): Promise<string[]>;
+}
+
+/**
+ * The two connections a node keeps to Redis: `commands` (scripts, publishes; pipelined by the client) and `feed`
+ * (pub/sub subscriptions). Both connect at construction and reconnect with backoff for as long as they live. Neither queues commands while disconnected: a publish during an outage fails at once
+ * with a temporary error instead of waiting and maybe succeeding after the caller gave up.
+ */
+export class RedisConnections {
+  readonly commands: ScriptedRedis;
+  readonly feed: Redis;
+  private healthy = true;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: RedisConnectionOptions) {
+    const timeout = options.commandTimeoutMs ?? 2000;
+    const maxDelay = options.maxReconnectDelayMs ?? 2000;
+    const common = {
+      lazyConnect: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResubscribe: false,
+      connectTimeout: Math.max(timeout, 1000),
+      retryStrategy: (times: number) => (this.closed ? null : Math.min(50 * 2 ** Math.min(times, 6), maxDelay)),
+      reconnectOnError: () => false as const,
+    };
+    this.commands = new Redis(options.url, { ...common, commandTimeout: timeout, connectionName: 'herald-commands' }) as ScriptedRedis;
+    this.feed = new Redis(options.url, { ...common, connectionName: 'herald-feed' });
+    this.commands.defineCommand('heraldPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+    this.commands.defineCommand('heraldHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
+    this.commands.defineCommand('heraldPresenceAdd', { numberOfKeys: 2, lua: PRESENCE_ADD_SCRIPT });
+    this.commands.defineCommand('heraldPresenceRemove', { numberOfKeys: 2, lua: PRESENCE_REMOVE_SCRIPT });
+    this.commands.defineCommand('heraldPresenceGet', { numberOfKeys: 2, lua: PRESENCE_GET_SCRIPT });
+    this.watch(this.commands, 'commands');
+    this.watch(this.feed, 'feed');
+    this.pingTimer = setInterval(() => this.checkHealth(), 1000);
+    this.pingTimer.unref();
+  }
+
+  /** Both connections up and the last health ping answered in time. */
+  isReady(): boolean {
+    return this.healthy && this.commands.status === 'ready' && this.feed.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    await Promise.allSettled([quitOrDrop(this.commands), quitOrDrop(this.feed)]);
+  }
+
+  private watch(conn: Redis, role: 'commands' | 'feed'): void {
+    let everReady = false;
+    conn.on('ready', () => {
+      this.options.onEvent?.({ type: 'connected', role, reconnect: everReady });
+      everReady = true;
+    });
+    conn.on('close', () => {
+      if (!this.closed && everReady) this.options.onEvent?.({ type: 'disconnected', role });
+    });
+    // ioredis emits 'error' for every failed reconnect attempt; the events above carry what matters.
+    conn.on('error', () => {});
+  }
+
+  /** A Redis that stops answering (frozen, partitioned) keeps its TCP connection open: a timed ping notices. */
+  private checkHealth(): void {
+    if (this.commands.status !== 'ready') return;
+    this.commands.ping().then(
+      () => {
+        if (!this.healthy) this.options.onEvent?.({ type: 'healthy' });
+        this.healthy = true;
+      },
+      (err: unknown) => {
+        if (this.healthy) this.options.onEvent?.({ type: 'unhealthy', error: errorText(err) });
+        this.healthy = false;
+      },
+    );
+  }
+}
+
+async function quitOrDrop(conn: Redis): Promise<void> {
+  if (conn.status === 'ready') {
+    try {
+      await Promise.race([conn.quit(), new Promise((_, reject) => setTimeout(reject, 500).unref())]);
+      return;
+    } catch {
+      // fall through
+    }
+  }
+  conn.disconnect(false);
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Every failure of a Redis command becomes code 100 (temporary): the caller may retry. `what` says which
+ * operation failed; the message says that nothing was stored when it was a write.
+ */
+export function redisFailure(what: string, err: unknown): HeraldError {
+  if (err instanceof HeraldError) return err;
+  return new HeraldError(ErrorCode.internal, `redis engine: ${what} failed (${errorText(err)}); check REDIS_URL and that Redis is up, then retry`, true);
+}

@@ -1,0 +1,112 @@
+/**
+ * The Redis engine's Lua scripts. Each runs atomically on the one Redis instance (or Cluster slot) that holds the
+ * channel's keys, so appending to history and publishing to the feed are one step: offsets reach every node in
+ * order. Times come from Redis's own clock (TIME), so nodes with skewed clocks agree on expiry.
+ */
+
+/** Milliseconds since the epoch on Redis's clock, as a Lua number. */
+const NOW_MS = `local __t = redis.call('TIME')
+local now = tonumber(__t[1]) * 1000 + math.floor(tonumber(__t[2]) / 1000)`;
+
+/** Reads the stream's meta, creating it (fresh epoch, offset 0) when absent; a stream left without meta is dropped. */
+const ENSURE_META = (newEpochArg: string, metaTtlArg: string) => `local epoch = redis.call('HGET', KEYS[2], 'e')
+local top = 0
+if not epoch then
+  epoch = ${newEpochArg}
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'e', epoch, 's', 0)
+  redis.call('PEXPIRE', KEYS[2], ${metaTtlArg})
+else
+  top = tonumber(redis.call('HGET', KEYS[2], 's') or '0')
+end`;
+
+/**
+ * KEYS: stream, meta, idempotency key. ARGV: envelope, history size, history TTL ms, meta TTL ms, feed channel,
+ * candidate epoch, idempotent result TTL ms (0: no idempotency).
+ * Returns {offset, epoch}, or {0, "<offset>:<epoch>"} when the idempotency key was seen.
+ */
+export const PUBLISH_SCRIPT = `
+if ARGV[7] ~= '0' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then return {0, seen} end
+end
+${ENSURE_META('ARGV[6]', 'ARGV[4]')}
+${NOW_MS}
+local offset = redis.call('HINCRBY', KEYS[2], 's', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-0', 't', string.format('%.0f', now), 'p', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PUBLISH', ARGV[5], 'p' .. offset .. ':' .. epoch .. ':' .. ARGV[1])
+if ARGV[7] ~= '0' then
+  redis.call('SET', KEYS[3], offset .. ':' .. epoch, 'PX', ARGV[7])
+end
+return {offset, epoch}
+`;
+
+/**
+ * KEYS: stream, meta. ARGV: candidate epoch, meta TTL ms, since offset (-1: from the start), limit (-1: all,
+ * 0: position only), reverse ('1'), history TTL ms, history size.
+ * Returns {top, epoch, offset1, envelope1, offset2, envelope2, ...} in the order asked for.
+ */
+export const HISTORY_SCRIPT = `
+${ENSURE_META('ARGV[1]', 'ARGV[2]')}
+local limit = tonumber(ARGV[4])
+if limit == 0 then return {top, epoch} end
+if tonumber(ARGV[7]) > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[7]) end
+${NOW_MS}
+local cutoff = now - tonumber(ARGV[6])
+local since = tonumber(ARGV[3])
+local first = '-'
+if since >= 0 then first = string.format('%.0f', since + 1) .. '-0' end
+local entries = redis.call('XRANGE', KEYS[1], first, '+')
+local kept = {}
+for _, e in ipairs(entries) do
+  local f = e[2]
+  local t, p = nil, nil
+  for i = 1, #f, 2 do
+    if f[i] == 't' then t = tonumber(f[i + 1]) elseif f[i] == 'p' then p = f[i + 1] end
+  end
+  if p and (t == nil or t > cutoff) then
+    local id = e[1]
+    kept[#kept + 1] = {string.sub(id, 1, string.find(id, '-', 1, true) - 1), p}
+  end
+end
+local out = {top, epoch}
+local n = #kept
+local count = n
+if limit > 0 and limit < n then count = limit end
+for i = 1, count do
+  local k
+  if ARGV[5] == '1' then k = kept[n - i + 1] else k = kept[i] end
+  out[#out + 1] = k[1]
+  out[#out + 1] = k[2]
+end
+return out
+`;
+
+/** KEYS: presence hash, expiry zset. ARGV: client id, ClientInfo JSON, TTL ms. */
+export const PRESENCE_ADD_SCRIPT = `
+${NOW_MS}
+redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[3])), ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+`;
+
+/** KEYS: presence hash, expiry zset. ARGV: client id. */
+export const PRESENCE_REMOVE_SCRIPT = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`;
+
+/** KEYS: presence hash, expiry zset. Drops expired entries, then returns HGETALL (ARGV[1] = '1') or HVALS. */
+export const PRESENCE_GET_SCRIPT = `
+${NOW_MS}
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', string.format('%.0f', now))
+for _, c in ipairs(expired) do redis.call('HDEL', KEYS[1], c) end
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%.0f', now)) end
+if ARGV[1] == '1' then return redis.call('HGETALL', KEYS[1]) end
+return redis.call('HVALS', KEYS[1])
+`;
