@@ -1,0 +1,143 @@
+// Lean clients for the three wire protocols (not the SDKs): just enough to authenticate, subscribe, publish and
+// count publications, so the load client stays cheap. Each `open` resolves once the subscription is confirmed.
+import WebSocket from 'ws';
+
+const OPEN_TIMEOUT_MS = 30_000;
+
+/** Counts publications in one incoming message and feeds latency samples (payload field "t") to `sample`. */
+function scanTimes(text, sample) {
+  let i = text.indexOf('"t":');
+  while (i >= 0) {
+    const end = text.indexOf(',', i);
+    sample(Number(text.slice(i + 4, end)));
+    i = text.indexOf('"t":', end);
+  }
+}
+
+export const protocols = {
+  // Herald: Centrifugo JSON protocol. connect + subscribe in one frame, as the centrifuge SDK does.
+  herald: {
+    hello(token, channel) {
+      const c = `{"id":1,"connect":{"token":${JSON.stringify(token)},"name":"bench"}}`;
+      return channel ? `${c}\n{"id":2,"subscribe":{"channel":${JSON.stringify(channel)}}}` : c;
+    },
+    /** 'ok' when the handshake is done, an Error when refused, undefined to keep waiting. */
+    handshake(ws, text, channel) {
+      const want = channel ? '{"id":2,' : '{"id":1,';
+      if (text.includes('"error"') || text.includes('"disconnect"')) return new Error(`herald refused: ${text.slice(0, 200)}`);
+      return text.includes(want) ? 'ok' : undefined;
+    },
+    onMessage(ws, text, st) {
+      if (text === '{}') {
+        ws.send('{}');
+        return;
+      }
+      let n = 0;
+      let i = text.indexOf('"pub":');
+      while (i >= 0) {
+        n++;
+        i = text.indexOf('"pub":', i + 6);
+      }
+      if (n > 0) {
+        if (st.sample) scanTimes(text, st.sample);
+        st.delivered += n;
+        if (st.after) st.after();
+      }
+    },
+    publish(ws, id, channel, data) {
+      ws.send(`{"id":${id},"publish":{"channel":${JSON.stringify(channel)},"data":${data}}}`);
+    },
+  },
+
+  // ws-raw: {"token","sub"} -> {"ok":1}; publications arrive as {"ch","data"}.
+  raw: {
+    hello(token, channel) {
+      return JSON.stringify(channel ? { token, sub: channel } : { token });
+    },
+    handshake(ws, text) {
+      return text === '{"ok":1}' ? 'ok' : undefined;
+    },
+    onMessage(ws, text, st) {
+      if (text.startsWith('{"ch"')) {
+        if (st.sample) scanTimes(text, st.sample);
+        st.delivered++;
+        if (st.after) st.after();
+      }
+    },
+    publish(ws, id, channel, data) {
+      ws.send(`{"pub":${JSON.stringify(channel)},"data":${data}}`);
+    },
+  },
+
+  // Socket.IO v4 over Engine.IO v4, WebSocket only: open "0{...}", connect "40{auth}", ack'ed "sub" event.
+  sio: {
+    hello() {
+      return undefined; // the server speaks first (Engine.IO open packet)
+    },
+    handshake(ws, text, channel, token) {
+      if (text.startsWith('0{')) {
+        ws.send(`40${JSON.stringify({ token })}`);
+        return undefined;
+      }
+      if (text.startsWith('44')) return new Error(`socket.io refused: ${text.slice(0, 200)}`);
+      if (text.startsWith('40')) {
+        if (!channel) return 'ok';
+        ws.send(`420${JSON.stringify(['sub', channel])}`);
+        return undefined;
+      }
+      if (text.startsWith('430')) return 'ok';
+      if (text === '2') ws.send('3');
+      return undefined;
+    },
+    onMessage(ws, text, st) {
+      if (text.startsWith('42')) {
+        if (st.sample) scanTimes(text, st.sample);
+        st.delivered++;
+        if (st.after) st.after();
+      } else if (text === '2') {
+        ws.send('3');
+      }
+    },
+    publish(ws, id, channel, data) {
+      ws.send(`42["pub",${JSON.stringify(channel)},${data}]`);
+    },
+  },
+};
+
+/** Opens one connection and completes its handshake (auth + optional subscribe); then counts into `st`. */
+export function open(protoName, url, token, channel, st) {
+  const p = protocols[protoName];
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: OPEN_TIMEOUT_MS });
+    let done = false;
+    const timer = setTimeout(() => fail(new Error('handshake timeout')), OPEN_TIMEOUT_MS);
+    const fail = (err) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      ws.terminate();
+      reject(err);
+    };
+    ws.on('error', fail);
+    ws.on('close', (code, reason) => {
+      if (!done) fail(new Error(`closed ${code} ${reason}`));
+      else st.closed++;
+    });
+    ws.on('open', () => {
+      const hello = p.hello(token, channel);
+      if (hello !== undefined) ws.send(hello);
+    });
+    const onHandshake = (data) => {
+      const text = data.toString();
+      const r = p.handshake(ws, text, channel, token);
+      if (r === undefined) return;
+      if (r instanceof Error) return fail(r);
+      done = true;
+      clearTimeout(timer);
+      ws.off('message', onHandshake);
+      ws.on('message', (d) => p.onMessage(ws, d.toString(), st));
+      resolve(ws);
+    };
+    ws.on('message', onHandshake);
+  });
+}

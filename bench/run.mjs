@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+// npm run bench [-- --quick] [--only idle,fanout] [--targets herald,ws-raw] [--reps 3] [--no-build] [--out DIR]
+// Starts each target in its own process, drives it from a separate load client process over loopback, runs the
+// targets of each scenario interleaved (A B C, A B C, A B C) and writes bench/results/<date>.{json,md,svg} and
+// bench/results/latest.json. Never part of `npm test`.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { loadavg, machineInfo, waitQuiet } from './lib/proc.mjs';
+import { writeResults } from './lib/report.mjs';
+import { summarize } from './lib/stats.mjs';
+import { redisPid, scenarios } from './scenarios/index.mjs';
+import { heraldMain, repoRoot } from './targets/index.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    targets: { type: 'string' },
+    reps: { type: 'string' },
+    'no-build': { type: 'boolean', default: false },
+    'max-quiet-wait': { type: 'string' },
+    out: { type: 'string', default: join(here, 'results') },
+    'no-latest': { type: 'boolean', default: false },
+  },
+});
+
+const quick = opt.quick;
+const cfg = quick
+  ? { reps: 3, idleCounts: [5000, 10000], settleMs: 1000, fixedRate: 10, fixedMs: 2000, satMs: 1500, roundsMs: 1500, connectN: 5000, quietWaitMs: 20_000 }
+  : { reps: 3, idleCounts: [5000, 10000], settleMs: 3000, fixedRate: 10, fixedMs: 10_000, satMs: 5000, roundsMs: 5000, connectN: 5000, quietWaitMs: 90_000 };
+if (opt.reps) cfg.reps = Number(opt.reps);
+if (opt['max-quiet-wait']) cfg.quietWaitMs = Number(opt['max-quiet-wait']) * 1000;
+
+const log = (...a) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+const started = Date.now();
+
+if (!opt['no-build']) {
+  log('building @herald/server (tsc -b packages/server)');
+  const r = spawnSync('npx', ['tsc', '-b', 'packages/server'], { cwd: repoRoot, stdio: 'inherit' });
+  if (r.status !== 0 && !existsSync(heraldMain)) {
+    console.error('bench: the server does not build and there is no previous build');
+    process.exit(1);
+  }
+  if (r.status !== 0) log('warning: build failed; benchmarking the previous build in packages/server/dist');
+}
+
+const only = opt.only ? opt.only.split(',') : Object.keys(scenarios);
+const onlyTargets = opt.targets ? new Set(opt.targets.split(',')) : undefined;
+const rpid = redisPid();
+if (!rpid && only.includes('multinode')) log('Redis at 127.0.0.1:6379 not reachable: the multinode scenario is skipped');
+
+const machine = { ...machineInfo(), load_at_start: loadavg() };
+const results = { machine, mode: quick ? 'quick' : 'full', config: cfg, started: new Date(started).toISOString(), quiet: {}, trials: [], scenarios: {} };
+
+for (const name of only) {
+  const sc = scenarios[name];
+  if (!sc) throw new Error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(', ')}`);
+  if (name === 'multinode' && !rpid) continue;
+  const targets = sc.targets.filter((t) => !onlyTargets || onlyTargets.has(t));
+  if (targets.length === 0) continue;
+  const q = await waitQuiet({ maxWaitMs: cfg.quietWaitMs, log });
+  results.quiet[name] = q;
+  log(`${name}: load ${q.load.l1} (idle ${Math.round(q.idleFraction * 100)}%${q.quiet ? '' : ', NOT quiet after ' + Math.round(q.waitedMs / 1000) + ' s'})`);
+  const perTarget = Object.fromEntries(targets.map((t) => [t, []]));
+  for (let rep = 1; rep <= cfg.reps; rep++) {
+    for (const target of targets) {
+      const t0 = Date.now();
+      const load = loadavg().l1;
+      try {
+        const m = await sc.run(target, cfg);
+        perTarget[target].push(m);
+        results.trials.push({ scenario: name, target, rep, load, ms: Date.now() - t0, metrics: m });
+        log(`${name} ${target} #${rep}: ${JSON.stringify(m)}`);
+      } catch (err) {
+        results.trials.push({ scenario: name, target, rep, load, ms: Date.now() - t0, error: String(err.message ?? err) });
+        log(`${name} ${target} #${rep} FAILED: ${err.message ?? err}`);
+      }
+    }
+  }
+  results.scenarios[name] = {};
+  for (const [target, runs] of Object.entries(perTarget)) {
+    if (runs.length === 0) continue;
+    const keys = [...new Set(runs.flatMap((r) => Object.keys(r)))];
+    results.scenarios[name][target] = Object.fromEntries(keys.map((k) => [k, summarize(runs.map((r) => r[k]))]).filter(([, v]) => v));
+  }
+}
+
+results.finished = new Date().toISOString();
+results.duration_s = Math.round((Date.now() - started) / 1000);
+const files = writeResults(results, { outDir: opt.out, latest: !opt['no-latest'] });
+log(`done in ${results.duration_s} s: ${files.join(', ')}`);

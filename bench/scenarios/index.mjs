@@ -1,0 +1,188 @@
+// The five scenarios. Each trial starts its target fresh, drives it from a fresh load client, and returns metrics.
+import { execFileSync } from 'node:child_process';
+import { startClient } from '../lib/client-handle.mjs';
+import { cpuUs, cpuUsMany, rssKb, sleep } from '../lib/proc.mjs';
+import { startTarget } from '../targets/index.mjs';
+
+const r2 = (x) => Math.round(x * 100) / 100;
+const r3 = (x) => Math.round(x * 1000) / 1000;
+
+async function withTarget(name, opts, fn) {
+  const target = await startTarget(name, opts);
+  let client;
+  try {
+    client = await startClient();
+    return await fn(target, client);
+  } catch (err) {
+    const stderr = target.stderr().trim();
+    if (stderr) err.message += `\n--- ${name} stderr ---\n${stderr.slice(-1500)}`;
+    throw err;
+  } finally {
+    await target.stop();
+    if (client) await client.stop();
+  }
+}
+
+function check(res, what) {
+  if (res.failed > 0) throw new Error(`${what}: ${res.failed} of ${res.failed + res.opened} connections failed (${res.firstError})`);
+  return res;
+}
+
+/** Saturation window: returns deliveries/s, server CPU µs per delivery, client CPU %. */
+async function saturate(target, client, { channel, subscribers, ms, redisPid }) {
+  await client.call('satStart', { channel, subscribers, window: 8 });
+  await sleep(Math.min(1000, ms / 3)); // warm up
+  const m0 = await client.call('mark');
+  const s0 = cpuUsMany(target.pids);
+  const rd0 = redisPid ? cpuUs(redisPid) : 0;
+  await sleep(ms);
+  const m1 = await client.call('mark');
+  const s1 = cpuUsMany(target.pids);
+  const rd1 = redisPid ? cpuUs(redisPid) : 0;
+  const stop = await client.call('satStop');
+  const deliveries = m1.delivered - m0.delivered;
+  const pubs = m1.sent - m0.sent;
+  const wall = m1.t - m0.t;
+  if (deliveries <= 0) throw new Error('no deliveries during saturation');
+  return {
+    deliveries_per_s: Math.round((deliveries / wall) * 1000),
+    cpu_us_per_delivery: r3((s1 - s0) / deliveries),
+    server_cpu_pct: r2((s1 - s0) / 10 / wall),
+    client_cpu_pct: r2((m1.cpuUs - m0.cpuUs) / 10 / wall),
+    pubs_per_s: Math.round((pubs / wall) * 1000),
+    ...(redisPid ? { redis_us_per_pub: r2((rd1 - rd0) / pubs) } : {}),
+    lost_resets: stop.lostResets,
+  };
+}
+
+export function redisPid() {
+  try {
+    const info = execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'info', 'server'], { encoding: 'utf8', timeout: 3000 });
+    const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+    return pid && cpuUs(pid) >= 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const scenarios = {
+  /** 1. Idle memory: N authenticated, subscribed, idle connections; server RSS growth per connection. */
+  idle: {
+    targets: ['herald', 'ws-raw', 'socketio'],
+    async run(name, cfg) {
+      return withTarget(name, {}, async (t, c) => {
+        await sleep(500);
+        const base = rssKb(t.pids[0]);
+        const out = { rss_base_kb: base };
+        let have = 0;
+        for (const n of cfg.idleCounts) {
+          const r = check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: n - have, channel: `${t.channelPrefix}idle`, userPrefix: `u${have}-` }), 'idle');
+          have = n;
+          await sleep(cfg.settleMs);
+          const rss = rssKb(t.pids[0]);
+          out[n === 10000 ? 'rss_kb_per_conn' : `rss_kb_per_conn_${n / 1000}k`] = r2((rss - base) / n);
+          out[`rss_kb_${n / 1000}k`] = rss;
+          out.client_cpu_pct = r2(r.clientCpuPct);
+        }
+        return out;
+      });
+    },
+  },
+
+  /** 2. Fan-out: 1,000 subscribers on one channel; (a) fixed open-loop rate, latency; (b) saturation, CPU/delivery. */
+  fanout: {
+    targets: ['herald', 'ws-raw', 'socketio'],
+    async run(name, cfg) {
+      return withTarget(name, {}, async (t, c) => {
+        const subscribers = 1000;
+        const channel = `${t.channelPrefix}fan`;
+        check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: subscribers, channel }), 'fanout');
+        await c.call('publisher', { protocol: t.protocol, url: t.urls[0] });
+        await c.call('fixed', { channel, rate: cfg.fixedRate, ms: 500, expectPerPub: subscribers }); // warm-up
+        const s0 = cpuUsMany(t.pids);
+        const f = await c.call('fixed', { channel, rate: cfg.fixedRate, ms: cfg.fixedMs, expectPerPub: subscribers });
+        const s1 = cpuUsMany(t.pids);
+        if (f.received < f.sent * subscribers) throw new Error(`fixed rate: ${f.received} of ${f.sent * subscribers} deliveries arrived`);
+        const sat = await saturate(t, c, { channel, subscribers, ms: cfg.satMs });
+        return {
+          p50_ms: r3(f.p50), p99_ms: r3(f.p99), max_ms: r3(f.max),
+          fixed_cpu_us_per_delivery: r3((s1 - s0) / f.received),
+          fixed_client_cpu_pct: r2(f.clientCpuPct),
+          ...sat,
+        };
+      });
+    },
+  },
+
+  /** 3. Many channels: 2,000 clients each on its own channel, one publication per channel per round. */
+  channels: {
+    targets: ['herald', 'ws-raw', 'socketio'],
+    async run(name, cfg) {
+      return withTarget(name, {}, async (t, c) => {
+        const n = 2000;
+        const prefix = `${t.channelPrefix}own-`;
+        check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n, ownChannelPrefix: prefix }), 'channels');
+        await c.call('publisher', { protocol: t.protocol, url: t.urls[0] });
+        await c.call('rounds', { prefix, n, ms: 300 }); // warm-up
+        const s0 = cpuUsMany(t.pids);
+        const r = await c.call('rounds', { prefix, n, ms: cfg.roundsMs });
+        const s1 = cpuUsMany(t.pids);
+        if (r.stalled > 0) throw new Error(`${r.stalled} rounds lost deliveries`);
+        const deliveries = r.rounds * n;
+        return {
+          rounds_per_s: r2((r.rounds / r.ms) * 1000),
+          deliveries_per_s: Math.round((deliveries / r.ms) * 1000),
+          cpu_us_per_delivery: r3((s1 - s0) / deliveries),
+          p50_ms: r3(r.p50), p99_ms: r3(r.p99),
+          client_cpu_pct: r2(r.clientCpuPct),
+        };
+      });
+    },
+  },
+
+  /** 4. Connect storm: N connections with JWT auth + subscribe, as fast as they are accepted. */
+  connect: {
+    targets: ['herald', 'ws-raw', 'socketio'],
+    async run(name, cfg) {
+      return withTarget(name, {}, async (t, c) => {
+        await sleep(300);
+        const s0 = cpuUsMany(t.pids);
+        const r = check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: cfg.connectN, channel: `${t.channelPrefix}storm`, concurrency: 200 }), 'connect');
+        const s1 = cpuUsMany(t.pids);
+        return {
+          conns_per_s: Math.round((r.opened / r.ms) * 1000),
+          cpu_us_per_conn: Math.round((s1 - s0) / r.opened),
+          client_cpu_pct: r2(r.clientCpuPct),
+        };
+      });
+    },
+  },
+
+  /** 5. Multi-node: 2 nodes on Redis, subscribers split across them, publisher on node 1. */
+  multinode: {
+    targets: ['herald-redis', 'socketio-redis'],
+    async run(name, cfg) {
+      const rpid = redisPid();
+      return withTarget(name, { nodes: 2 }, async (t, c) => {
+        const channel = `${t.channelPrefix}multi`;
+        await c.call('publisher', { protocol: t.protocol, url: t.urls[0] });
+        // Redis work per publication with 100 subscribers, then with 1,000.
+        check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 100, channel, userPrefix: 'a' }), 'multinode');
+        await sleep(200);
+        const small = await saturate(t, c, { channel, subscribers: 100, ms: cfg.satMs / 2, redisPid: rpid });
+        check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 900, channel, userPrefix: 'b' }), 'multinode');
+        await sleep(200);
+        await c.call('fixed', { channel, rate: cfg.fixedRate, ms: 500, expectPerPub: 1000 });
+        const f = await c.call('fixed', { channel, rate: cfg.fixedRate, ms: cfg.fixedMs, expectPerPub: 1000 });
+        if (f.received < f.sent * 1000) throw new Error(`fixed rate: ${f.received} of ${f.sent * 1000} deliveries arrived`);
+        const sat = await saturate(t, c, { channel, subscribers: 1000, ms: cfg.satMs, redisPid: rpid });
+        return {
+          p50_ms: r3(f.p50), p99_ms: r3(f.p99), max_ms: r3(f.max),
+          ...sat,
+          ...(rpid ? { redis_us_per_pub_100subs: small.redis_us_per_pub } : {}),
+          deliveries_per_s_100subs: small.deliveries_per_s,
+        };
+      });
+    },
+  },
+};

@@ -1,0 +1,108 @@
+// How each target is started: every node is its own process on 127.0.0.1 with a fresh port.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BENCH_SECRET } from '../lib/jwt.mjs';
+import { freePort, spawnNode, stopChild, waitPort } from '../lib/proc.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, '../..');
+export const heraldMain = join(repoRoot, 'packages/server/dist/cli/main.js');
+export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Namespaces for the Herald targets: `bench` has no history (pure fan-out), `benchh` keeps 100 publications. */
+const heraldConfig = {
+  channel: {
+    namespaces: [
+      { name: 'bench', allow_subscribe_for_client: true, allow_publish_for_client: true },
+      { name: 'benchh', allow_subscribe_for_client: true, allow_publish_for_client: true, history_size: 100, history_ttl: '300s' },
+    ],
+  },
+};
+const configDir = join(os.tmpdir(), `herald-bench-${process.pid}`);
+mkdirSync(configDir, { recursive: true });
+const configPath = join(configDir, 'herald.json');
+writeFileSync(configPath, JSON.stringify(heraldConfig, null, 2));
+
+/** The orchestrator's environment without anything that would configure the servers behind our back. */
+function cleanEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('HERALD_') || k.startsWith('NEXTAUTH') || k === 'REDIS_URL' || k === 'WS_PORT' || k === 'PORT' || k === 'NODE_OPTIONS') continue;
+    env[k] = v;
+  }
+  return env;
+}
+
+let runCounter = 0;
+
+/**
+ * Target definitions. `protocol` tells the load client how to speak to it; `channelPrefix` namespaces channels.
+ * `nodes` > 1 only in the multi-node scenario (Redis engines).
+ */
+export const TARGETS = {
+  herald: { protocol: 'herald', channelPrefix: 'bench:', kind: 'herald' },
+  'herald-history': { protocol: 'herald', channelPrefix: 'benchh:', kind: 'herald' },
+  'ws-raw': { protocol: 'raw', channelPrefix: '', kind: 'ws-raw' },
+  socketio: { protocol: 'sio', channelPrefix: '', kind: 'socketio' },
+  'socketio-redis': { protocol: 'sio', channelPrefix: '', kind: 'socketio', redis: true },
+  'herald-redis': { protocol: 'herald', channelPrefix: 'bench:', kind: 'herald', redis: true },
+};
+
+/** Starts `nodes` processes of a target; resolves when all accept connections. */
+export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
+  const def = TARGETS[name];
+  if (!def) throw new Error(`unknown target ${name}`);
+  const runKey = `bench-${process.pid}-${++runCounter}`;
+  const started = [];
+  try {
+    for (let i = 0; i < nodes; i++) {
+      const port = await freePort();
+      const env = { ...cleanEnv(), BENCH_SECRET, NODE_ENV: 'production' };
+      let args;
+      let path = '/';
+      if (def.kind === 'herald') {
+        Object.assign(env, {
+          WS_PORT: String(port),
+          HERALD_HOST: '127.0.0.1',
+          HERALD_TOKEN_SECRET: BENCH_SECRET,
+          HERALD_API_KEY: 'bench-api-key',
+          HERALD_LOG_LEVEL: 'warn',
+          HERALD_CONFIG: configPath,
+          HERALD_NAME: `${runKey}-${i}`,
+          // One publisher connection sends every publication: lift the per-connection command rate limit.
+          HERALD_COMMAND_RATE: '1000000',
+        });
+        if (def.redis) Object.assign(env, { HERALD_ENGINE: 'redis', REDIS_URL, HERALD_REDIS_PREFIX: runKey });
+        args = [...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : []), heraldMain, 'serve'];
+        path = '/connection/websocket';
+      } else if (def.kind === 'ws-raw') {
+        args = [join(here, 'ws-raw-server.mjs'), String(port)];
+      } else {
+        if (def.redis) Object.assign(env, { BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_KEY: runKey });
+        args = [join(here, 'socketio-server.mjs'), String(port)];
+        path = '/socket.io/?EIO=4&transport=websocket';
+      }
+      const child = spawnNode(args, { env, cwd: repoRoot, label: `${name}#${i}` });
+      started.push({ child, pid: child.pid, port, url: `ws://127.0.0.1:${port}${path}` });
+    }
+    await Promise.all(started.map(async (n) => {
+      const exited = new Promise((_, reject) => n.child.once('exit', (code) => reject(new Error(`${n.child.label} exited with ${code}: ${n.child.stderrText().slice(0, 2000)}`))));
+      await Promise.race([waitPort(n.port), exited]);
+    }));
+  } catch (err) {
+    await Promise.all(started.map((n) => stopChild(n.child)));
+    throw err;
+  }
+  return {
+    name,
+    protocol: def.protocol,
+    channelPrefix: def.channelPrefix,
+    nodes: started,
+    pids: started.map((n) => n.pid),
+    urls: started.map((n) => n.url),
+    stderr: () => started.map((n) => n.child.stderrText()).join(''),
+    stop: () => Promise.all(started.map((n) => stopChild(n.child))),
+  };
+}
