@@ -1,0 +1,110 @@
+// Faults injected into a real Redis the test starts itself on a spare port, with two Herald nodes on it, SDK
+// subscribers on both and a publisher running through the fault. For each fault: the nodes stay up, publishes
+// during the outage are refused (503, code 100) rather than lost, and afterwards every subscriber either received
+// every acknowledged publication or was told `recovered: false` for exactly what it lost.
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { subscriber, type TrackedSub } from './support/clients.js';
+import { check, type CheckResult } from './support/checker.js';
+import { Cluster, type HeraldNode } from './support/nodes.js';
+import { startPublisher, type PublisherStats } from './support/publisher.js';
+import { startTestRedis, type TestRedis } from './support/redis-server.js';
+import { sleep, waitFor } from './support/util.js';
+
+describe('Redis faults under two Herald nodes', { timeout: 180_000 }, () => {
+  let redis: TestRedis;
+  let cluster: Cluster;
+  let nodes: HeraldNode[];
+  let subs: TrackedSub[] = [];
+  let run = 0;
+
+  before(async () => {
+    redis = await startTestRedis();
+    cluster = new Cluster(redis.url, `herald-faults-${process.pid}`);
+    nodes = await Promise.all([cluster.start('a'), cluster.start('b')]);
+  });
+  after(async () => {
+    await cluster?.stop();
+    await redis?.stop();
+  });
+  afterEach(() => {
+    for (const s of subs) s.client.disconnect();
+    subs = [];
+  });
+
+  /** Subscribers on both nodes (pinned: a Redis fault must not need a node change), then a running publisher. */
+  async function scenario(fault: () => Promise<void>): Promise<{ stats: PublisherStats; result: CheckResult }> {
+    const chans = [`room:f${++run}a`, `room:f${run}b`];
+    for (let i = 0; i < 4; i++) {
+      const node = nodes[i % 2]!;
+      subs.push(await subscriber(`s${i}`, chans[Math.floor(i / 2) % 2]!, () => node.wsUrl));
+    }
+    let k = 0;
+    const pub = startPublisher(`p${run}`, chans, () => nodes[k++ % 2], { intervalMs: 10 });
+    await sleep(400);
+    await fault();
+    await waitFor(async () => (await Promise.all(nodes.map((n) => n.ready()))).every((s) => s === 200), 'both nodes ready again', 20_000);
+    await sleep(600);
+    const stats = await pub.stop();
+    for (const n of nodes) assert.ok(n.alive(), `node ${n.name} stayed up`);
+    assert.deepEqual(stats.other, [], 'every answer was a success or a temporary refusal');
+    // Wait until every subscriber holds the last acknowledged publication of its channel, or was told it lost it.
+    await waitFor(() => {
+      const r = check(stats.acks, subs);
+      return r.lost === 0 && r.problems.length === 0;
+    }, 'subscribers to catch up', 20_000).catch(() => {});
+    const result = check(stats.acks, subs);
+    console.log(`# ${run}: ${result.line}; refused ${stats.refused}, unanswered ${stats.unanswered}`);
+    assert.deepEqual(result.problems, []);
+    assert.equal(result.lost, 0);
+    assert.equal(result.duplicated, 0);
+    assert.equal(result.gaps, 0);
+    assert.ok(stats.acks.length > 20, 'the publisher made progress');
+    return { stats, result };
+  }
+
+  test('a frozen Redis (SIGSTOP) makes publishes fail with 503 and /ready 503, and after SIGCONT nothing acknowledged is lost', async () => {
+    const { stats } = await scenario(async () => {
+      redis.freeze();
+      try {
+        await waitFor(async () => (await nodes[0]!.ready()) === 503, '/ready 503 while Redis is frozen', 8000);
+        const r = await nodes[1]!.api('publish', { channel: 'room:frozen', data: { id: 'x' } }, 8000);
+        assert.equal(r.status, 503);
+        assert.equal(r.error?.code, 100);
+        assert.match(r.error!.message, /redis/i);
+        await sleep(1000);
+      } finally {
+        redis.thaw();
+      }
+    });
+    assert.ok(stats.refused + stats.unanswered > 0, 'publishes during the freeze were refused');
+  });
+
+  test('killing the nodes\' pub/sub connections (CLIENT KILL TYPE pubsub) makes their clients recover what the feed missed', async () => {
+    const { result } = await scenario(async () => {
+      const killed = await redis.killPubSubClients();
+      assert.ok(killed >= 2, `both feed connections were killed (${killed})`);
+      await sleep(800);
+    });
+    assert.equal(result.toldLost, 0, 'history still had everything, so every client recovered in full');
+  });
+
+  test('a Redis restarted empty makes publishes fail while it is down, then clients are told recovered: false for what they lost', async () => {
+    const before = nodes.map((n) => n.logs.length);
+    const { stats } = await scenario(async () => {
+      await redis.restart(1500);
+    });
+    assert.ok(stats.refused + stats.unanswered > 0, 'publishes while Redis was down were refused');
+    for (const [i, n] of nodes.entries()) {
+      assert.ok(n.logs.slice(before[i]).some((l) => l.msg === 'redis reconnected'), `node ${n.name} logged its reconnect`);
+    }
+    for (const s of subs) {
+      const resubs = s.events.filter((e) => e.type === 'subscribed').slice(1);
+      assert.ok(resubs.length > 0 && resubs.every((e) => e.type === 'subscribed' && e.wasRecovering), `${s.user} resubscribed with recovery`);
+      const last = resubs.at(-1)!;
+      const first = s.events[0]!;
+      assert.ok(last.type === 'subscribed' && first.type === 'subscribed' && last.epoch !== first.epoch, `${s.user} is on the new epoch`);
+      assert.ok(resubs.some((e) => e.type === 'subscribed' && !e.recovered), `${s.user} was told recovered: false`);
+    }
+  });
+});
