@@ -50,6 +50,11 @@ export interface OutboxStore {
   migrate(): Promise<void>;
   /** `exclude` (ids skipped in memory) is read at claim time, after the partition lock: it can grow meanwhile. */
   runBatch(limit: number, exclude: ReadonlySet<string>, deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>): Promise<number>;
+  /**
+   * Rejects when the database cannot answer a trivial query (server down, network lost). After a failed batch it tells
+   * "unreachable" (`/ready` 503) from "busy" (a lock held by the application). Stores without it never report unreachable.
+   */
+  ping?(): Promise<void>;
   /** Resolves after `ms`, on a wake-up from the database (NOTIFY), or when `signal` aborts. */
   wait(ms: number, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
@@ -128,6 +133,8 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
   let main: Promise<void> | undefined;
   let deadLetter = false;
   const runningWaiters: (() => void)[] = [];
+  /** Workers whose last batch failed: while any is, the database counts as lost and `/ready` says 503. */
+  const failing = new Set<number>();
 
   function sleep(ms: number): Promise<void> {
     if (abort.signal.aborted) return Promise.resolve();
@@ -206,6 +213,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
         const n = await store!.runBatch(batchSize, skipped, (rows) => deliverAndSettle(rows, state));
         if (failures > 0) log.info({ worker: index }, 'outbox database reachable again: consuming');
         failures = 0;
+        if (failing.delete(index) && failing.size === 0 && !abort.signal.aborted) herald.setReadiness(READINESS, { ok: true });
         if (state.paused) {
           await sleep(backoff(3));
         } else if (n === 0) {
@@ -215,6 +223,11 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
         if (abort.signal.aborted) break;
         failures++;
         metrics.batchFailures.inc();
+        const unreachable = await (store!.ping?.() ?? Promise.resolve()).then(() => undefined, (e: Error) => e);
+        if (unreachable && !abort.signal.aborted) {
+          failing.add(index);
+          herald.setReadiness(READINESS, { ok: false, reason: `outbox database not reachable: ${unreachable.message}` });
+        }
         const ms = backoff(failures);
         (failures === 1 ? log.warn.bind(log) : log.debug.bind(log))({ worker: index, err: (err as Error).message, retryInMs: ms }, 'outbox batch failed (database unreachable?): pausing, nothing is lost');
         await sleep(ms);

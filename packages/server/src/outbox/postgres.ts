@@ -85,6 +85,10 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
       void startListener();
     },
 
+    async ping() {
+      await pool.query('SELECT 1');
+    },
+
     async checkSchema(): Promise<SchemaState> {
       const cols = await pool.query<{ name: string; type: string; not_null: boolean }>(
         `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null
