@@ -471,6 +471,7 @@ function createEngineFromConfig(config: HeraldConfig, log: Logger): Engine {
       onEvent(e) {
         if (e.type === 'connected') log.info({ redis: where, role: e.role }, e.reconnect ? 'redis reconnected' : 'redis connected');
         else if (e.type === 'disconnected') log.warn({ redis: where, role: e.role }, 'redis connection lost: publishes fail with 503 until it is back; reconnecting with backoff');
+        else if (e.type === 'unreachable') log.warn({ redis: where, role: e.role, error: e.error }, 'redis not reachable: /ready is 503 and publishes fail until it is; retrying with backoff (check REDIS_URL)');
         else if (e.type === 'unhealthy') log.warn({ redis: where, error: e.error }, 'redis stopped answering: /ready is 503 and publishes fail until it answers again');
         else log.info({ redis: where }, 'redis answers again');
       },

@@ -151,5 +151,19 @@ for (const engineName of engineNames) {
       assert.deepEqual(await p.presenceStats(ch), { numClients: 2, numUsers: 2 });
       assert.equal((await p.presence(uniq('empty'))).size, 0);
     });
+    test('publications older than the history TTL leave history while the position and epoch stay', async () => {
+      const ch = uniq('ttl');
+      const short = { historySize: 10, historyTtlMs: 150 };
+      const first = await engine.broker.publish(ch, { data: '1' }, short);
+      await engine.broker.publish(ch, { data: '2' }, short);
+      await new Promise((r) => setTimeout(r, 300));
+      const third = await engine.broker.publish(ch, { data: '3' }, short);
+      const r = await engine.history.history(ch, { limit: -1, historySize: 10, historyTtlMs: 150, historyMetaTtlMs: 60_000 });
+      assert.deepEqual(r.publications.map((p) => p.data), ['3']);
+      assert.deepEqual(r.position, { offset: 3, epoch: first.epoch });
+      assert.equal(third.epoch, first.epoch);
+      const since = await engine.history.history(ch, { since: { offset: 1, epoch: first.epoch }, limit: -1, historySize: 10, historyTtlMs: 150, historyMetaTtlMs: 60_000 });
+      assert.ok(since.publications.length < since.position.offset - 1, 'recovery from offset 1 is incomplete, so it cannot claim recovered: true');
+    });
   });
 }

@@ -60,7 +60,9 @@ export class RedisBroker implements Broker {
         Math.max(this.metaTtlMs, options.historyTtlMs), this.keys.feed(channel), newEpoch(), idemTtl,
       );
     } catch (err) {
-      throw redisFailure('publish (the publication was not stored)', err);
+      // Unanswered is not the same as refused: a frozen Redis may still run the script when it wakes up.
+      const unanswered = err instanceof Error && /timed out/i.test(err.message);
+      throw redisFailure(unanswered ? 'publish (unanswered: it may still be applied; retry with an idempotency_key to avoid a duplicate)' : 'publish (not stored)', err);
     }
     const [first, second] = result;
     if (Number(first) === 0) {

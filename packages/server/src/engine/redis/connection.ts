@@ -16,6 +16,7 @@ export interface RedisConnectionOptions {
 export type RedisConnectionEvent =
   | { type: 'connected'; role: 'commands' | 'feed'; reconnect: boolean }
   | { type: 'disconnected'; role: 'commands' | 'feed'; error?: string }
+  | { type: 'unreachable'; role: 'commands' | 'feed'; error: string }
   | { type: 'unhealthy'; error: string }
   | { type: 'healthy' };
 
@@ -85,8 +86,13 @@ export class RedisConnections {
     conn.on('close', () => {
       if (!this.closed && everReady) this.options.onEvent?.({ type: 'disconnected', role });
     });
-    // ioredis emits 'error' for every failed reconnect attempt; the events above carry what matters.
-    conn.on('error', () => {});
+    // ioredis emits 'error' for every failed attempt; one report before the first connection is enough.
+    let reported = false;
+    conn.on('error', (err: unknown) => {
+      if (everReady || reported || this.closed) return;
+      reported = true;
+      this.options.onEvent?.({ type: 'unreachable', role, error: errorText(err) });
+    });
   }
 
   /** A Redis that stops answering (frozen, partitioned) keeps its TCP connection open: a timed ping notices. */
@@ -118,7 +124,10 @@ async function quitOrDrop(conn: Redis): Promise<void> {
 }
 
 export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  const text = err instanceof Error ? err.message : String(err);
+  if (text.includes('enableOfflineQueue')) return 'not connected to Redis';
+  if (/command timed out/i.test(text)) return 'Redis did not answer within HERALD_REDIS_TIMEOUT';
+  return text;
 }
 
 /**
