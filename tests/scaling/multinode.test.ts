@@ -52,6 +52,16 @@ describe('three Herald nodes on one Redis', { timeout: 120_000 }, () => {
     for (const s of subs) assert.deepEqual(ids(s), sent);
   });
 
+  test('a client publication on one node reaches subscribers on the others with its place in the channel's stream', async () => {
+    const ch = 'room:client-publish';
+    const [a, b] = await Promise.all([on(n1, 'reader', ch), on(n2, 'writer', ch)]);
+    const ack = await b.sub.publish({ id: 'from-node-2' });
+    await waitFor(() => ids(a).includes('from-node-2'), 'the client publication on node 1');
+    const got = a.events.find((e) => e.type === 'pub' && e.id === 'from-node-2');
+    assert.ok(got && got.type === 'pub' && got.offset === 1);
+    assert.ok(ack !== undefined);
+  });
+
   test('each node holds one Redis feed subscription per channel, whatever its number of local subscribers, and drops it after the last leaves', async () => {
     const ch = 'room:shared-feed';
     const feed = `${prefix}.pub.{${ch}}`;

@@ -27,6 +27,7 @@ function writeConfig(dir: string): string {
         allow_subscribe_for_client: true,
         allow_presence_for_subscriber: true,
         allow_history_for_subscriber: true,
+        allow_publish_for_subscriber: true,
       }],
     },
   }));
