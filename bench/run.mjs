@@ -11,8 +11,9 @@ import { parseArgs } from 'node:util';
 import { loadavg, machineInfo, waitQuiet } from './lib/proc.mjs';
 import { writeResults } from './lib/report.mjs';
 import { summarize } from './lib/stats.mjs';
-import { redisPid, scenarios } from './scenarios/index.mjs';
-import { heraldMain, repoRoot } from './targets/index.mjs';
+import { startRedis } from './lib/redis.mjs';
+import { scenarios } from './scenarios/index.mjs';
+import { heraldMain, repoRoot, setRedisUrl } from './targets/index.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opt } = parseArgs({
@@ -30,8 +31,8 @@ const { values: opt } = parseArgs({
 
 const quick = opt.quick;
 const cfg = quick
-  ? { reps: 3, idleCounts: [5000, 10000], settleMs: 1000, fixedRate: 10, fixedMs: 2000, satMs: 1500, roundsMs: 1500, connectN: 5000, quietWaitMs: 20_000 }
-  : { reps: 3, idleCounts: [5000, 10000], settleMs: 3000, fixedRate: 10, fixedMs: 10_000, satMs: 5000, roundsMs: 5000, connectN: 5000, quietWaitMs: 90_000 };
+  ? { reps: 3, idleCounts: [5000, 10000], settleMs: 700, fixedRate: 10, fixedMs: 1500, satMs: 1200, roundsMs: 1200, connectN: 5000, redisRate: 50, redisMs: 1200, quietWaitMs: 15_000 }
+  : { reps: 3, idleCounts: [5000, 10000], settleMs: 3000, fixedRate: 10, fixedMs: 10_000, satMs: 5000, roundsMs: 5000, connectN: 5000, redisRate: 50, redisMs: 5000, quietWaitMs: 90_000 };
 if (opt.reps) cfg.reps = Number(opt.reps);
 if (opt['max-quiet-wait']) cfg.quietWaitMs = Number(opt['max-quiet-wait']) * 1000;
 
@@ -50,16 +51,22 @@ if (!opt['no-build']) {
 
 const only = opt.only ? opt.only.split(',') : Object.keys(scenarios);
 const onlyTargets = opt.targets ? new Set(opt.targets.split(',')) : undefined;
-const rpid = redisPid();
-if (!rpid && only.includes('multinode')) log('Redis at 127.0.0.1:6379 not reachable: the multinode scenario is skipped');
+const redis = only.includes('multinode') ? await startRedis() : undefined;
+if (only.includes('multinode')) {
+  if (redis) {
+    setRedisUrl(redis.url);
+    cfg.redis = { port: redis.port, pid: redis.pid };
+    log(`multinode uses ${redis.private ? 'a private redis-server at' : 'the Redis at'} ${redis.url}`);
+  } else log('no redis-server binary and no Redis at BENCH_REDIS_URL / 127.0.0.1:6379: the multinode scenario is skipped');
+}
 
 const machine = { ...machineInfo(), load_at_start: loadavg() };
-const results = { machine, mode: quick ? 'quick' : 'full', config: cfg, started: new Date(started).toISOString(), quiet: {}, trials: [], scenarios: {} };
+const results = { machine, mode: quick ? 'quick' : 'full', config: { ...cfg, redis: undefined }, started: new Date(started).toISOString(), quiet: {}, trials: [], scenarios: {} };
 
 for (const name of only) {
   const sc = scenarios[name];
   if (!sc) throw new Error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(', ')}`);
-  if (name === 'multinode' && !rpid) continue;
+  if (name === 'multinode' && !redis) continue;
   const targets = sc.targets.filter((t) => !onlyTargets || onlyTargets.has(t));
   if (targets.length === 0) continue;
   const q = await waitQuiet({ maxWaitMs: cfg.quietWaitMs, log });
@@ -89,6 +96,7 @@ for (const name of only) {
   }
 }
 
+await redis?.stop();
 results.finished = new Date().toISOString();
 results.duration_s = Math.round((Date.now() - started) / 1000);
 const files = writeResults(results, { outDir: opt.out, latest: !opt['no-latest'] });

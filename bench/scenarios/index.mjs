@@ -1,6 +1,6 @@
 // The five scenarios. Each trial starts its target fresh, drives it from a fresh load client, and returns metrics.
-import { execFileSync } from 'node:child_process';
 import { startClient } from '../lib/client-handle.mjs';
+import { redisSample } from '../lib/redis.mjs';
 import { cpuUs, cpuUsMany, rssKb, sleep } from '../lib/proc.mjs';
 import { startTarget } from '../targets/index.mjs';
 
@@ -29,16 +29,14 @@ function check(res, what) {
 }
 
 /** Saturation window: returns deliveries/s, server CPU µs per delivery, client CPU %. */
-async function saturate(target, client, { channel, subscribers, ms, redisPid }) {
+async function saturate(target, client, { channel, subscribers, ms }) {
   await client.call('satStart', { channel, subscribers, window: 8 });
   await sleep(Math.min(1000, ms / 3)); // warm up
   const m0 = await client.call('mark');
   const s0 = cpuUsMany(target.pids);
-  const rd0 = redisPid ? cpuUs(redisPid) : 0;
   await sleep(ms);
   const m1 = await client.call('mark');
   const s1 = cpuUsMany(target.pids);
-  const rd1 = redisPid ? cpuUs(redisPid) : 0;
   const stop = await client.call('satStop');
   const deliveries = m1.delivered - m0.delivered;
   const pubs = m1.sent - m0.sent;
@@ -50,19 +48,8 @@ async function saturate(target, client, { channel, subscribers, ms, redisPid }) 
     server_cpu_pct: r2((s1 - s0) / 10 / wall),
     client_cpu_pct: r2((m1.cpuUs - m0.cpuUs) / 10 / wall),
     pubs_per_s: Math.round((pubs / wall) * 1000),
-    ...(redisPid ? { redis_us_per_pub: r2((rd1 - rd0) / pubs) } : {}),
     lost_resets: stop.lostResets,
   };
-}
-
-export function redisPid() {
-  try {
-    const info = execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'info', 'server'], { encoding: 'utf8', timeout: 3000 });
-    const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
-    return pid && cpuUs(pid) >= 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export const scenarios = {
@@ -162,25 +149,37 @@ export const scenarios = {
   multinode: {
     targets: ['herald-redis', 'socketio-redis'],
     async run(name, cfg) {
-      const rpid = redisPid();
+      const redis = cfg.redis;
       return withTarget(name, { nodes: 2 }, async (t, c) => {
         const channel = `${t.channelPrefix}multi`;
         await c.call('publisher', { protocol: t.protocol, url: t.urls[0] });
-        // Redis work per publication with 100 subscribers, then with 1,000.
+        // Redis work per publication at the same publication rate with 100 and with 1,000 subscribers.
+        const redisWork = async (subscribers) => {
+          await c.call('fixed', { channel, rate: cfg.redisRate, ms: 300, expectPerPub: subscribers });
+          const a = redisSample(redis);
+          const f = await c.call('fixed', { channel, rate: cfg.redisRate, ms: cfg.redisMs, expectPerPub: subscribers });
+          const b = redisSample(redis);
+          return {
+            cpu: r2((b.cpuUs - a.cpuUs) / f.sent),
+            cmd: r2((b.cmdUs - a.cmdUs) / f.sent),
+            calls: r2((b.calls - a.calls) / f.sent),
+          };
+        };
         check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 100, channel, userPrefix: 'a' }), 'multinode');
         await sleep(200);
-        const small = await saturate(t, c, { channel, subscribers: 100, ms: cfg.satMs / 2, redisPid: rpid });
+        const small = await redisWork(100);
         check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 900, channel, userPrefix: 'b' }), 'multinode');
         await sleep(200);
-        await c.call('fixed', { channel, rate: cfg.fixedRate, ms: 500, expectPerPub: 1000 });
+        const big = await redisWork(1000);
         const f = await c.call('fixed', { channel, rate: cfg.fixedRate, ms: cfg.fixedMs, expectPerPub: 1000 });
         if (f.received < f.sent * 1000) throw new Error(`fixed rate: ${f.received} of ${f.sent * 1000} deliveries arrived`);
-        const sat = await saturate(t, c, { channel, subscribers: 1000, ms: cfg.satMs, redisPid: rpid });
+        const sat = await saturate(t, c, { channel, subscribers: 1000, ms: cfg.satMs });
         return {
           p50_ms: r3(f.p50), p99_ms: r3(f.p99), max_ms: r3(f.max),
           ...sat,
-          ...(rpid ? { redis_us_per_pub_100subs: small.redis_us_per_pub } : {}),
-          deliveries_per_s_100subs: small.deliveries_per_s,
+          redis_cmd_us_per_pub: big.cmd, redis_cmd_us_per_pub_100subs: small.cmd,
+          redis_calls_per_pub: big.calls, redis_calls_per_pub_100subs: small.calls,
+          redis_us_per_pub: big.cpu, redis_us_per_pub_100subs: small.cpu,
         };
       });
     },

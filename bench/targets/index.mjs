@@ -9,7 +9,10 @@ import { freePort, spawnNode, stopChild, waitPort } from '../lib/proc.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '../..');
 export const heraldMain = join(repoRoot, 'packages/server/dist/cli/main.js');
-export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+let REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export function setRedisUrl(url) {
+  REDIS_URL = url;
+}
 
 /** Namespaces for the Herald targets: `bench` has no history (pure fan-out), `benchh` keeps 100 publications. */
 const heraldConfig = {
