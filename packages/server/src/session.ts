@@ -11,6 +11,9 @@ import {
   encodeSubscribePush, encodeUnsubscribePush, decodeFrame, jsonText, PING_FRAME, type DecodedCommand,
 } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
+import { paramsProblem } from './protocol/params.js';
+import { channelNameProblem } from './channels/name.js';
+import { DEFAULT_CLOCK_TOLERANCE_SEC } from './auth/token-auth.js';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './transport/connection.js';
 
 /** What a session needs from its node (herald.ts). */
@@ -282,6 +285,11 @@ export class Session implements HubSubscriber {
       this.disconnect(Disconnect.badRequest);
       return undefined;
     }
+    const typeProblem = paramsProblem(cmd.method, cmd.params);
+    if (typeProblem) {
+      this.fail(cmd.id, new HeraldError(ErrorCode.badRequest, typeProblem));
+      return undefined;
+    }
     let result: Promise<void> | void;
     try {
       result = this.dispatch(cmd.id, cmd.method, cmd.params);
@@ -403,7 +411,8 @@ export class Session implements HubSubscriber {
     }
     if (this.state !== 'connecting') return;
     const nowSec = Date.now() / 1000;
-    if (creds.expireAt !== undefined && creds.expireAt > 0 && creds.expireAt <= nowSec) {
+    // The same leeway the token verifier gives exp (docs/auth.md, "Clock tolerance"), also for hook credentials.
+    if (creds.expireAt !== undefined && creds.expireAt > 0 && creds.expireAt + DEFAULT_CLOCK_TOLERANCE_SEC <= nowSec) {
       this.state = 'new';
       throw new HeraldError(ErrorCode.tokenExpired);
     }
@@ -480,7 +489,7 @@ export class Session implements HubSubscriber {
       return;
     }
     const nowSec = Date.now() / 1000;
-    if (creds.expireAt !== undefined && creds.expireAt > 0 && creds.expireAt <= nowSec) throw new HeraldError(ErrorCode.tokenExpired);
+    if (creds.expireAt !== undefined && creds.expireAt > 0 && creds.expireAt + DEFAULT_CLOCK_TOLERANCE_SEC <= nowSec) throw new HeraldError(ErrorCode.tokenExpired);
     this.expireAt = creds.expireAt && creds.expireAt > 0 ? creds.expireAt : 0;
     if (creds.info !== undefined) this.connInfo = creds.info;
     const ttl = this.expireAt > 0 ? `,"expires":true,"ttl":${Math.max(1, Math.ceil(this.expireAt - nowSec))}` : '';
@@ -649,6 +658,8 @@ export class Session implements HubSubscriber {
     const channel = str(p.channel);
     const token = str(p.token);
     if (!channel || !token) throw badRequest('sub_refresh needs channel and token');
+    const nameProblem = channelNameProblem(channel);
+    if (nameProblem) throw badRequest(nameProblem);
     const sub = this.subscribed(channel);
     let c: { expireAt?: number; info?: string };
     try {

@@ -43,7 +43,7 @@ function presentedKey(req: IncomingMessage): string | undefined {
   if (typeof h === 'string') return h;
   const auth = req.headers.authorization;
   if (typeof auth === 'string') {
-    const m = /^apikey\s+(.+)$/i.exec(auth);
+    const m = /^apikey\s+(\S.*)$/i.exec(auth);
     if (m) return m[1]!.trim();
   }
   return undefined;
@@ -82,8 +82,11 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > limit) {
+        // Stop reading but keep the socket: the caller answers 413 and closes once the answer is written.
+        req.removeAllListeners('data');
+        req.pause();
+        chunks.length = 0;
         reject(new HeraldError(413, `request body larger than ${limit} bytes (HERALD_API_MAX_BODY)`));
-        req.destroy();
         return;
       }
       chunks.push(c);
@@ -130,21 +133,25 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
 
   async function api(req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
     if (req.method !== 'POST') return send(res, 405, errorBody(ErrorCode.badRequest, 'use POST with a JSON body'), { allow: 'POST' });
+    // Before the key check: guesses at the key count against the client's budget too.
+    if (!limiter.allow(req.socket.remoteAddress ?? '')) {
+      return send(res, 429, errorBody(ErrorCode.tooManyRequests, 'too many requests: HTTP API rate limit (HERALD_API_RATE)'), { 'retry-after': '1' });
+    }
     if (!opts.apiInsecure) {
       if (!opts.apiKey) return send(res, 503, errorBody(ErrorCode.notAvailable, 'the HTTP API is off: set HERALD_API_KEY (or http_api.key) to turn it on'));
       if (!keyMatches(presentedKey(req), opts.apiKey)) {
         return send(res, 401, errorBody(ErrorCode.unauthorized, 'unauthorized: send the API key in the X-API-Key header (HERALD_API_KEY)'));
       }
     }
-    if (!limiter.allow(req.socket.remoteAddress ?? '')) {
-      return send(res, 429, errorBody(ErrorCode.tooManyRequests, 'too many requests: HTTP API rate limit (HERALD_API_RATE)'), { 'retry-after': '1' });
-    }
     if (!isApiMethod(method)) return send(res, 404, errorBody(ErrorCode.methodNotFound, `method not found: "${method.slice(0, 40)}"`));
     let body: Buffer;
     try {
       body = await readBody(req, opts.maxBodyBytes);
     } catch (err) {
-      if (err instanceof HeraldError && err.code === 413) return send(res, 413, errorBody(ErrorCode.badRequest, err.message), { connection: 'close' });
+      if (err instanceof HeraldError && err.code === 413) {
+        res.once('finish', () => req.destroy());
+        return send(res, 413, errorBody(ErrorCode.badRequest, err.message), { connection: 'close' });
+      }
       return;
     }
     let params: unknown;

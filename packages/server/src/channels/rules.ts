@@ -61,6 +61,8 @@ const grants: Record<Action, Grant> = {
 /** Allowed for any client (`*_for_client`) or for a subscriber of the channel (`*_for_subscriber`); anonymous users need `*_for_anonymous` too. */
 function checkAction(action: Action, rules: ChannelRules, actor: Actor, subscribed: boolean): void {
   if (actor.insecure) return;
+  // A user-limited channel is closed to everyone else for every action, whatever the *_for_client grants say.
+  if (userLimitedAllows(rules, actor.user) === false) throw denied('this channel is limited to other users', rules.channel);
   const o = rules.options;
   const g = grants[action];
   const anonOk = actor.user !== '' || o[g.anonymous] === true;

@@ -128,7 +128,7 @@ export function interpretPlainGet(t: Target, o: PlainGetObservation): Finding {
       step: 'http', status: 'fail', code: 'herald_wrong_path',
       saw: `Herald answers on ${t.host}:${t.port}, but GET ${pathOnly(t.path)} is ${r.status}: ${bodySnippet(r)}`,
       means: `${pathOnly(t.path)} is not one of Herald's WebSocket paths (they are /ws and /connection/websocket).`,
-      fix: `Use ${t.wsUrl.replace(/(\/\/[^/]+)\/.*$/, '$1/ws')}`,
+      fix: `Use ${t.wsUrl.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/]+)\/[^]*$/i, '$1/ws')}`,
       details,
     };
   }

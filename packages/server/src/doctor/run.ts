@@ -158,7 +158,7 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
     const subscribe = await subscribeStep(ws, channel, timeoutMs, opts.secret && user !== undefined ? { user, secret: opts.secret, audience: opts.audience, issuer: opts.issuer } : undefined);
     let publish: PublishResult | undefined;
     if (subscribe.ok) {
-      const apiBase = (opts.apiUrl ?? heraldNearby?.url ?? t.httpUrl).replace(/^ws/, 'http').replace(/^(https?:\/\/[^/]+).*$/, '$1');
+      const apiBase = (opts.apiUrl ?? heraldNearby?.url ?? t.httpUrl).replace(/^ws/, 'http').replace(/^(https?:\/\/[^/]+)(?:\/[^]*)?$/, '$1');
       publish = await publishStep(ws, channel, timeoutMs, opts.apiKey, apiBase);
       // The API was looked for at the URL's own origin, which a rewrite of /ws alone does not route to Herald:
       // that is a question of where the API is, not a broken path for browsers.

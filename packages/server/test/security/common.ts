@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -83,4 +84,11 @@ export function assertNothingPolluted(): void {
     assert.equal((Object.prototype as Record<string, unknown>)[key], undefined, `Object.prototype.${key} is undefined`);
     assert.equal((Function.prototype as unknown as Record<string, unknown>)[key], undefined, `Function.prototype.${key} is undefined`);
   }
+}
+
+/** An HS256 JWT over exact JSON text (so keys like "__proto__" survive, which an object literal would swallow). */
+export function signRawHs256(payloadJson: string, secret: string, headerJson = '{"alg":"HS256","typ":"JWT"}'): string {
+  const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64url');
+  const input = `${b64(headerJson)}.${b64(payloadJson)}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 }
