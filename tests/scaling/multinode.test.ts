@@ -52,7 +52,7 @@ describe('three Herald nodes on one Redis', { timeout: 120_000 }, () => {
     for (const s of subs) assert.deepEqual(ids(s), sent);
   });
 
-  test('a client publication on one node reaches subscribers on the others with its place in the channel's stream', async () => {
+  test("a client publication on one node reaches subscribers on the others with its place in the channel's stream", async () => {
     const ch = 'room:client-publish';
     const [a, b] = await Promise.all([on(n1, 'reader', ch), on(n2, 'writer', ch)]);
     const ack = await b.sub.publish({ id: 'from-node-2' });
