@@ -62,6 +62,14 @@ describe('three Herald nodes on one Redis', { timeout: 120_000 }, () => {
     assert.ok(ack !== undefined);
   });
 
+  test('the info API of any node lists every node of the cluster, each with its own client count', async () => {
+    await waitFor(async () => {
+      const r = await n2.api('info', {});
+      const names = (r.result.nodes as { name: string }[]).map((n) => n.name).sort();
+      return ['node-1', 'node-2', 'node-3'].every((n) => names.includes(n));
+    }, 'three nodes in info (nodes report every 5 s)', 12_000);
+  });
+
   test('each node holds one Redis feed subscription per channel, whatever its number of local subscribers, and drops it after the last leaves', async () => {
     const ch = 'room:shared-feed';
     const feed = `${prefix}.pub.{${ch}}`;
