@@ -70,7 +70,7 @@ test('Postgres down at start and lost mid-run: /ready answers 503 while it is do
   });
   const down1 = await waitFor(async () => {
     const r = await readyBody(herald);
-    return r.status === 503 && /not reachable/.test(r.outbox ?? '') ? r : undefined;
+    return r.status === 503 && /not reachable/.test(r.outbox ?? '') ? r : false;
   }, '/ready 503 naming the unreachable outbox database at start');
   assert.equal(await herald.status('/health'), 200, '/health stays 200: the process is alive');
   const sub = await subscriber(herald.port, 'watcher', ['row0', 'row1', 'side']);
@@ -87,7 +87,7 @@ test('Postgres down at start and lost mid-run: /ready answers 503 while it is do
   cluster.stop('immediate');
   const down2 = await waitFor(async () => {
     const r = await readyBody(herald);
-    return r.status === 503 && /not reachable/.test(r.outbox ?? '') ? r : undefined;
+    return r.status === 503 && /not reachable/.test(r.outbox ?? '') ? r : false;
   }, '/ready 503 while Postgres is down mid-run', 15_000);
   const noticedMs = performance.now() - lostAt;
   assert.equal(await herald.status('/health'), 200);
@@ -117,7 +117,7 @@ test('Postgres down at start and lost mid-run: /ready answers 503 while it is do
 test('SIGTERM under load: every client is closed with 3001, new upgrades get 503, and the process exits 0 well before the deadline', { timeout: 60_000 }, async (t) => {
   const deadlineMs = 10_000;
   const herald = await startHerald({ env: { HERALD_SHUTDOWN_TIMEOUT: `${deadlineMs}ms`, HERALD_COMMAND_RATE: '0' } });
-  const clients = [];
+  const clients: Awaited<ReturnType<typeof subscriber>>[] = [];
   for (let i = 0; i < 200; i += 20) {
     clients.push(...(await Promise.all(Array.from({ length: 20 }, (_, k) => subscriber(herald.port, `user${i + k}`, ['load'])))));
   }

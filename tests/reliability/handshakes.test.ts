@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { mintToken, startHerald, stopAll, waitFor } from './support/herald-process.js';
+import { mintToken, startHerald, stopAll, waitFor, within } from './support/herald-process.js';
 
 after(stopAll);
 
@@ -98,5 +98,5 @@ test('an upgrade on a path that is not a WebSocket path is answered 404 and clos
   const { rawUpgrade } = await import('./support/raw-ws.js');
   const raw = await rawUpgrade(herald.port, { path: '/not-a-websocket-path' });
   assert.equal(raw.status, 404);
-  await Promise.race([raw.closed, new Promise((_, j) => setTimeout(() => j(new Error('socket left open')), 5000))]);
+  await within(raw.closed, 5000, 'the server closes the socket');
 });

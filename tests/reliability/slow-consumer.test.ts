@@ -4,7 +4,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { mintToken, startHerald, stopAll, waitFor, type HeraldProcess } from './support/herald-process.js';
+import { mintToken, startHerald, stopAll, waitFor, within, type HeraldProcess } from './support/herald-process.js';
 import { rawUpgrade, type RawSocket } from './support/raw-ws.js';
 
 after(stopAll);
@@ -97,7 +97,7 @@ test('clients that stop reading while 10 MB flows through each of their channels
     await waitFor(async () => metric(await herald.metrics(), 'herald_connections') === readers.length, 'only the readers stay connected');
     // The server ended the stalled sockets: reading what the kernel still holds reaches their end.
     for (const s of stalled) s.socket.on('data', () => {}).resume();
-    await Promise.all(stalled.map((s) => Promise.race([s.closed, new Promise((_, j) => setTimeout(() => j(new Error('a stalled socket was not ended by the server')), 10_000))])));
+    await within(Promise.all(stalled.map((s) => s.closed)), 10_000, 'every stalled socket ended by the server');
     clearInterval(sampler);
     clearInterval(prober);
     peak = Math.max(peak, herald.rss());

@@ -25,7 +25,7 @@ export function clientFrame(text: string): Buffer {
 
 /** Parses what a server sends after the 101: text frames (as JSON lines) and the close frame's code. */
 export class ServerFrames {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   readonly messages: any[] = [];
   closeCode: number | undefined;
   push(chunk: Buffer): void {
