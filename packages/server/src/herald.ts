@@ -197,6 +197,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     maxSendBufferBytes: config.maxSendBufferBytes,
     allowedOrigins: config.allowedOrigins,
     requireOrigin: false,
+    cookieRequiresOrigin: config.cookieRequiresOrigin,
     ipConnectionLimit: config.ipConnectionLimit,
     isAccepting: () => accepting,
     onConnection: openSession,
@@ -212,6 +213,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     maxMessageBytes: config.maxMessageBytes,
     maxSendBufferBytes: config.maxSendBufferBytes,
     allowedOrigins: config.allowedOrigins,
+    cookieRequiresOrigin: config.cookieRequiresOrigin,
     isAccepting: () => accepting,
     onConnection: openSession,
   });

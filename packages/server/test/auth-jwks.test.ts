@@ -114,7 +114,8 @@ test('a key added to the JWKS is picked up by the first unknown-kid lookup after
   const rotated = await keyPair('ES256', 'new');
   const srv = await startJwksServer([old.jwk]);
   t.after(() => srv.close());
-  const auth = createTokenAuth({ jwksUrl: srv.url, requireExp: true, jwksCooldownMs: 200 });
+  // A cooldown long enough that a loaded CI machine cannot pass it between the first fetch and the unknown-kid lookup.
+  const auth = createTokenAuth({ jwksUrl: srv.url, requireExp: true, jwksCooldownMs: 1500 });
   const exp = nowSec() + 60;
   assert.equal(await reasonOf(auth.verifyConnectionToken(await old.sign({ sub: 'a', exp }))), 'ok');
   srv.keys.push(rotated.jwk);
@@ -122,7 +123,7 @@ test('a key added to the JWKS is picked up by the first unknown-kid lookup after
   const err = await auth.verifyConnectionToken(token).catch((e: unknown) => e);
   assert.ok(err instanceof TokenError && err.reason === 'unknown_kid');
   assert.match(err.message, /kid "new"/);
-  await sleep(250);
+  await sleep(1600);
   // Concurrent lookups of the new kid share one refetch and all see the new key.
   const users = await Promise.all(Array.from({ length: 5 }, () => auth.verifyConnectionToken(token)));
   assert.deepEqual(users.map((c) => c.user), ['a', 'a', 'a', 'a', 'a']);

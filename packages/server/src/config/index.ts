@@ -43,6 +43,8 @@ export interface HeraldConfig {
   allowAnonymous: boolean;
   /** HERALD_ALLOWED_ORIGINS (comma-separated, exact scheme://host:port, or '*'); file: client.allowed_origins. */
   allowedOrigins?: string[];
+  /** HERALD_COOKIE_REQUIRES_ORIGIN: an upgrade with a Cookie header and no Origin is refused (403). @default true */
+  cookieRequiresOrigin: boolean;
   /** HERALD_API_KEY; file: http_api.key. Without it the HTTP API answers 503 unless apiInsecure. */
   apiKey?: string;
   /** HERALD_API_INSECURE; file: http_api.insecure. @default false */
@@ -365,6 +367,7 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     insecure,
     allowAnonymous: envBool(env, 'HERALD_ALLOW_ANONYMOUS', problems) ?? file.client?.allow_anonymous_connect_without_token ?? false,
     allowedOrigins,
+    cookieRequiresOrigin: envBool(env, 'HERALD_COOKIE_REQUIRES_ORIGIN', problems) ?? true,
     apiKey: envStr(env, 'HERALD_API_KEY') ?? file.http_api?.key,
     apiInsecure: envBool(env, 'HERALD_API_INSECURE', problems) ?? file.http_api?.insecure ?? false,
     apiMaxBodyBytes: envInt(env, 'HERALD_API_MAX_BODY', problems, 1) ?? 1024 * 1024,

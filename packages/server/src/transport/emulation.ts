@@ -23,6 +23,8 @@ export interface EmulationEndpointOptions {
   maxMessageBytes: number;
   maxSendBufferBytes: number;
   allowedOrigins: readonly string[] | undefined;
+  /** Refuse requests that carry a Cookie header but no Origin. */
+  cookieRequiresOrigin: boolean;
   isAccepting(): boolean;
   onConnection(transport: ClientTransport, request: UpgradeRequestInfo): SessionHandlers;
 }
@@ -131,7 +133,7 @@ export class EmulationEndpoint {
 
     // Browsers send these cross-origin with CORS; the Origin policy is the WebSocket one.
     const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
-    const decision = checkOrigin(origin, { host: req.headers.host }, o.allowedOrigins, false);
+    const decision = checkOrigin(origin, { host: req.headers.host }, o.allowedOrigins, o.cookieRequiresOrigin && req.headers.cookie !== undefined);
     if (!decision.ok) {
       plain(res, 403, decision.message);
       return true;

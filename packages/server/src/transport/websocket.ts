@@ -22,6 +22,8 @@ export interface WebSocketEndpointOptions {
   allowedOrigins: readonly string[] | undefined;
   /** Refuse upgrades without Origin (cookie-authenticated deployments). */
   requireOrigin: boolean;
+  /** Refuse upgrades that carry a Cookie header but no Origin (a non-browser replaying a user's cookie). */
+  cookieRequiresOrigin: boolean;
   ipConnectionLimit: number;
   /** False while draining for shutdown: new upgrades get 503. */
   isAccepting(): boolean;
@@ -188,7 +190,7 @@ export class WebSocketEndpoint {
       typeof origin === 'string' ? origin : undefined,
       { host: req.headers.host, forwardedHost: Array.isArray(fwd) ? fwd.join(',') : fwd },
       this.opts.allowedOrigins,
-      this.opts.requireOrigin,
+      this.opts.requireOrigin || (this.opts.cookieRequiresOrigin && req.headers.cookie !== undefined),
     );
     if (!decision.ok) return this.reject(socket, 403, decision.message ?? 'origin not allowed', info, 'origin_not_allowed');
     const ip = info.remoteAddress;

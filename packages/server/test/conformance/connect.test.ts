@@ -258,7 +258,8 @@ for (const engineName of engineNames) {
         },
       });
       try {
-        const raw = await RawClient.open(hooked.wsUrl, { headers: { cookie: 'session=carol' } });
+        // A cookie-carrying upgrade must come from a page on an allowed origin (same host here).
+        const raw = await RawClient.open(hooked.wsUrl, { headers: { cookie: 'session=carol', origin: hooked.httpUrl } });
         raw.send({ id: 1, connect: {} });
         const r = await raw.reply(1);
         assert.deepEqual(r.connect.data, { hello: 'carol' });
