@@ -40,6 +40,8 @@ export interface ConnectionCredentialsLike {
   expireAt?: number;
   info?: string;
   channels?: string[];
+  /** Token `subs` claim: server-side channels with the subscription's info and data (JSON text). */
+  subs?: Record<string, { info?: string; data?: string }>;
 }
 
 export interface SessionMetrics {
@@ -427,11 +429,14 @@ export class Session implements HubSubscriber {
     this.nextPingAt = Date.now() + cfg.pingIntervalMs;
     this.node.register(this);
 
-    // Server-side subscriptions from the token's `channels` claim, recovered when the client asks in `subs`.
+    // Server-side subscriptions from the token's `channels` and `subs` claims (`subs` adds per-channel info and
+    // data), recovered when the client asks in `subs`.
     const wanted = p.subs && typeof p.subs === 'object' ? (p.subs as Record<string, unknown>) : {};
     const subsJson: string[] = [];
     const activations: [string, StreamPosition | undefined, Publication | undefined][] = [];
-    for (const channel of creds.channels ?? []) {
+    const serverChannels = new Set([...(creds.channels ?? []), ...Object.keys(creds.subs ?? {})]);
+    for (const channel of serverChannels) {
+      const claimed = creds.subs && Object.hasOwn(creds.subs, channel) ? creds.subs[channel] : undefined;
       if (this.subs.has(channel)) continue;
       let rules: ChannelRules;
       try {
@@ -446,7 +451,8 @@ export class Session implements HubSubscriber {
         offset: typeof req?.offset === 'number' ? req.offset : 0,
         epoch: str(req?.epoch) ?? '',
         joinLeave: false, recoverable: true, positioned: true, rejectUnrecovered: false, delta: false,
-      }, undefined, 0, true);
+        ...(claimed?.data !== undefined ? { data: claimed.data } : {}),
+      }, claimed?.info, 0, true);
       if (this.state !== 'connected') return;
       subsJson.push(`${JSON.stringify(channel)}:${body.json}`);
       activations.push([channel, body.position, body.deltaBase]);

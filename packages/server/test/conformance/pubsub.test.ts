@@ -269,6 +269,20 @@ for (const engineName of engineNames) {
       await waitFor(() => got.length === 1, 'server-side publication');
     });
 
+    test('server-side subscriptions from the token subs claim carry their data into the subscribed event', async () => {
+      const c = newClient(s.wsUrl, { token: await mintToken({ sub: 'srv2', subs: { 'chat:subs-claim': { data: { welcome: true } } } }) });
+      clients.push(c);
+      const subscribed = new Promise<{ channel: string; data?: unknown }>((r) => c.once('subscribed', r));
+      c.connect();
+      const ctx = await subscribed;
+      assert.equal(ctx.channel, 'chat:subs-claim');
+      assert.deepEqual(ctx.data, { welcome: true });
+      const got: unknown[] = [];
+      c.on('publication', (p) => got.push(p.data));
+      await s.herald.publish('chat:subs-claim', { hi: 2 });
+      await waitFor(() => got.length === 1, 'server-side publication');
+    });
+
     test('the server API subscribes, unsubscribes and disconnects a user', async () => {
       const c = await client('managed');
       const subscribed = new Promise<{ channel: string }>((r) => c.once('subscribed', r));
