@@ -56,6 +56,8 @@ export function markdown(results, checks, chartFile) {
     const cols = COLUMNS[name] ?? [];
     const q = results.quiet[name];
     L.push(`## ${name}`, '');
+    const done = results.reps_done?.[name];
+    if (done !== undefined && done < results.config.reps) L.push(`Only ${done} of ${results.config.reps} repeats (quick mode's time budget on a busy machine).`, '');
     if (q) L.push(`Load before: ${q.load.l1} (1 min), CPU idle ${Math.round(q.idleFraction * 100)}% over 1 s${q.quiet ? '' : ' — the machine was **not quiet** (waited ' + Math.round(q.waitedMs / 1000) + ' s)'}.`, '');
     const present = cols.filter(([k]) => Object.values(scen).some((t) => t[k]));
     L.push(`| target | ${present.map(([, h]) => h).join(' | ')} |`);

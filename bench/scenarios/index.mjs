@@ -53,29 +53,6 @@ async function saturate(target, client, { channel, subscribers, ms }) {
 }
 
 export const scenarios = {
-  /** 1. Idle memory: N authenticated, subscribed, idle connections; server RSS growth per connection. */
-  idle: {
-    targets: ['herald', 'ws-raw', 'socketio'],
-    async run(name, cfg) {
-      return withTarget(name, {}, async (t, c) => {
-        await sleep(500);
-        const base = rssKb(t.pids[0]);
-        const out = { rss_base_kb: base };
-        let have = 0;
-        for (const n of cfg.idleCounts) {
-          const r = check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: n - have, channel: `${t.channelPrefix}idle`, userPrefix: `u${have}-` }), 'idle');
-          have = n;
-          await sleep(cfg.settleMs);
-          const rss = rssKb(t.pids[0]);
-          out[n === 10000 ? 'rss_kb_per_conn' : `rss_kb_per_conn_${n / 1000}k`] = r2((rss - base) / n);
-          out[`rss_kb_${n / 1000}k`] = rss;
-          out.client_cpu_pct = r2(r.clientCpuPct);
-        }
-        return out;
-      });
-    },
-  },
-
   /** 2. Fan-out: 1,000 subscribers on one channel; (a) fixed open-loop rate, latency; (b) saturation, CPU/delivery. */
   fanout: {
     targets: ['herald', 'ws-raw', 'socketio'],
@@ -101,6 +78,47 @@ export const scenarios = {
     },
   },
 
+  /** 1. Idle memory: N authenticated, subscribed, idle connections; server RSS growth per connection. */
+  idle: {
+    targets: ['herald', 'ws-raw', 'socketio'],
+    async run(name, cfg) {
+      return withTarget(name, {}, async (t, c) => {
+        await sleep(500);
+        const base = rssKb(t.pids[0]);
+        const out = { rss_base_kb: base };
+        let have = 0;
+        for (const n of cfg.idleCounts) {
+          const r = check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: n - have, channel: `${t.channelPrefix}idle`, userPrefix: `u${have}-` }), 'idle');
+          have = n;
+          await sleep(cfg.settleMs);
+          const rss = rssKb(t.pids[0]);
+          out[n === 10000 ? 'rss_kb_per_conn' : `rss_kb_per_conn_${n / 1000}k`] = r2((rss - base) / n);
+          out[`rss_kb_${n / 1000}k`] = rss;
+          out.client_cpu_pct = r2(r.clientCpuPct);
+        }
+        return out;
+      });
+    },
+  },
+
+  /** 4. Connect storm: N connections with JWT auth + subscribe, as fast as they are accepted. */
+  connect: {
+    targets: ['herald', 'ws-raw', 'socketio'],
+    async run(name, cfg) {
+      return withTarget(name, {}, async (t, c) => {
+        await sleep(300);
+        const s0 = cpuUsMany(t.pids);
+        const r = check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: cfg.connectN, channel: `${t.channelPrefix}storm`, concurrency: 200 }), 'connect');
+        const s1 = cpuUsMany(t.pids);
+        return {
+          conns_per_s: Math.round((r.opened / r.ms) * 1000),
+          cpu_us_per_conn: Math.round((s1 - s0) / r.opened),
+          client_cpu_pct: r2(r.clientCpuPct),
+        };
+      });
+    },
+  },
+
   /** 3. Many channels: 2,000 clients each on its own channel, one publication per channel per round. */
   channels: {
     targets: ['herald', 'ws-raw', 'socketio'],
@@ -121,24 +139,6 @@ export const scenarios = {
           deliveries_per_s: Math.round((deliveries / r.ms) * 1000),
           cpu_us_per_delivery: r3((s1 - s0) / deliveries),
           p50_ms: r3(r.p50), p99_ms: r3(r.p99),
-          client_cpu_pct: r2(r.clientCpuPct),
-        };
-      });
-    },
-  },
-
-  /** 4. Connect storm: N connections with JWT auth + subscribe, as fast as they are accepted. */
-  connect: {
-    targets: ['herald', 'ws-raw', 'socketio'],
-    async run(name, cfg) {
-      return withTarget(name, {}, async (t, c) => {
-        await sleep(300);
-        const s0 = cpuUsMany(t.pids);
-        const r = check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: cfg.connectN, channel: `${t.channelPrefix}storm`, concurrency: 200 }), 'connect');
-        const s1 = cpuUsMany(t.pids);
-        return {
-          conns_per_s: Math.round((r.opened / r.ms) * 1000),
-          cpu_us_per_conn: Math.round((s1 - s0) / r.opened),
           client_cpu_pct: r2(r.clientCpuPct),
         };
       });
