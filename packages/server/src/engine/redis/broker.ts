@@ -1,4 +1,3 @@
-import { newEpoch } from '../memory/history.js';
 import type { Broker, BrokerEventHandler, ControlMessage, PublishOptions } from '../broker.js';
 import type { ClientInfo, PublicationInput, StreamPosition } from '../types.js';
 import { errorText, redisFailure, type RedisConnections } from './connection.js';
@@ -28,6 +27,7 @@ export class RedisBroker implements Broker {
     private readonly keys: RedisKeys,
     private readonly metaTtlMs: number,
     private readonly onError: (what: string, err: unknown) => void,
+    private readonly nextEpoch: () => string,
   ) {}
 
   async run(handler: BrokerEventHandler): Promise<void> {
@@ -57,7 +57,7 @@ export class RedisBroker implements Broker {
         this.keys.stream(channel), this.keys.meta(channel),
         this.keys.idempotency(channel, options.idempotencyKey ?? ''),
         encodeEnvelope(input), options.historySize, Math.max(1, options.historyTtlMs),
-        Math.max(this.metaTtlMs, options.historyTtlMs), this.keys.feed(channel), newEpoch(), idemTtl,
+        Math.max(this.metaTtlMs, options.historyTtlMs), this.keys.feed(channel), this.nextEpoch(), idemTtl,
       );
     } catch (err) {
       // Unanswered is not the same as refused: a frozen Redis may still run the script when it wakes up.

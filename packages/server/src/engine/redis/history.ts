@@ -1,4 +1,3 @@
-import { newEpoch } from '../memory/history.js';
 import type { History, HistoryQuery, HistoryResult } from '../history.js';
 import type { Publication } from '../types.js';
 import { redisFailure, type RedisConnections } from './connection.js';
@@ -8,13 +7,13 @@ import type { RedisKeys } from './keys.js';
 /** Redis history (contract in ../history.ts): one script reads meta and stream together, so position and
  * publications are one consistent snapshot. Writes happen in RedisBroker.publish. */
 export class RedisHistory implements History {
-  constructor(private readonly redis: RedisConnections, private readonly keys: RedisKeys) {}
+  constructor(private readonly redis: RedisConnections, private readonly keys: RedisKeys, private readonly nextEpoch: () => string) {}
 
   async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
     let reply: (string | number)[];
     try {
       reply = await this.redis.commands.heraldHistory(
-        this.keys.stream(channel), this.keys.meta(channel), newEpoch(),
+        this.keys.stream(channel), this.keys.meta(channel), this.nextEpoch(),
         Math.max(1, query.historyMetaTtlMs, query.historyTtlMs),
         query.since ? query.since.offset : -1, query.limit < 0 ? -1 : query.limit, query.reverse ? '1' : '0',
         Math.max(1, query.historyTtlMs), Math.max(0, query.historySize),

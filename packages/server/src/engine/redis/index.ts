@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import type { Engine } from '../engine.js';
 import { RedisBroker } from './broker.js';
 import { RedisConnections, type RedisConnectionEvent } from './connection.js';
 import { RedisHistory } from './history.js';
-import { redisKeys } from './keys.js';
+import { epochSource, redisKeys } from './keys.js';
 import { RedisPresence } from './presence.js';
 
 export interface RedisEngineOptions {
@@ -22,11 +23,12 @@ export interface RedisEngineOptions {
 export function createRedisEngine(options: RedisEngineOptions): Engine {
   const keys = redisKeys(options.prefix ?? 'herald');
   const redis = new RedisConnections({ url: options.url, commandTimeoutMs: options.commandTimeoutMs, onEvent: options.onEvent });
-  const broker = new RedisBroker(redis, keys, options.historyMetaTtlMs ?? 30 * 24 * 3600 * 1000, options.onError ?? (() => {}));
+  const nextEpoch = epochSource(randomBytes(5).toString('base64url'));
+  const broker = new RedisBroker(redis, keys, options.historyMetaTtlMs ?? 30 * 24 * 3600 * 1000, options.onError ?? (() => {}), nextEpoch);
   return {
     name: 'redis',
     broker,
-    history: new RedisHistory(redis, keys),
+    history: new RedisHistory(redis, keys, nextEpoch),
     presence: new RedisPresence(redis, keys),
     isReady: () => redis.isReady(),
     async close() {

@@ -37,3 +37,12 @@ export function redisKeys(prefix: string): RedisKeys {
     control: `${prefix}.control`,
   };
 }
+
+/**
+ * Candidate epochs for scripts that may create a stream's meta: a random per-process seed and a counter, unique
+ * across nodes and restarts without a random draw per publication (only the first publish of a stream uses it).
+ */
+export function epochSource(seed: string): () => string {
+  let n = 0;
+  return () => seed + (++n).toString(36);
+}
