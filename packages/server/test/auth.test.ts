@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -450,4 +450,29 @@ test('loadPublicKey accepts PEM text, PEM with escaped newlines, and a path to a
     rmSync(dir, { recursive: true, force: true });
   }
   assert.throws(() => loadPublicKey('  '), /empty/);
+});
+
+// HS256/384/512 tokens with plain headers are verified on a synchronous node:crypto path; headers with extensions
+// go through jose. Both must agree on every outcome.
+test('HMAC tokens verified on the fast path and through jose give the same claims and the same refusals', async () => {
+  const a = auth({ audience: 'app', issuer: 'me' });
+  const good = { sub: 'u1', aud: 'app', iss: 'me', exp: nowSec() + 60 };
+  for (const alg of ['HS256', 'HS384', 'HS512']) {
+    assert.equal((await a.verifyConnectionToken(await hs(good, alg))).user, 'u1');
+  }
+  // A crit header that jose does not recognise is refused by jose (the fast path never sees it).
+  const signingInput = `${b64url(JSON.stringify({ alg: 'HS256', crit: ['x-unknown'], 'x-unknown': 1 }))}.${b64url(JSON.stringify(good))}`;
+  const crit = `${signingInput}.${createHmac('sha256', SECRET).update(signingInput).digest('base64url')}`;
+  await refused(a.verifyConnectionToken(crit), 'malformed');
+  await refused(a.verifyConnectionToken(await hs({ ...good, aud: ['other', 'x'] })), 'bad_audience');
+  assert.equal((await a.verifyConnectionToken(await hs({ ...good, aud: ['other', 'app'] }))).user, 'u1');
+  await refused(a.verifyConnectionToken(await hs({ ...good, iss: 'you' })), 'bad_issuer');
+  await refused(a.verifyConnectionToken(await hs({ sub: 'u1', aud: 'app', exp: nowSec() + 60 })), 'bad_issuer');
+  await refused(a.verifyConnectionToken(await hs({ ...good, exp: nowSec() - 60 })), 'expired');
+  await refused(a.verifyConnectionToken(await hs({ ...good, nbf: nowSec() + 60 })), 'not_yet_valid');
+  await refused(a.verifyConnectionToken(await hs({ ...good, iat: 'yesterday' } as never)), 'malformed');
+  await refused(a.verifyConnectionToken(await hs(good, 'HS256', 'another-secret-0123456789abcdef')), 'bad_signature');
+  const [h, p] = (await hs(good)).split('.');
+  await refused(a.verifyConnectionToken(`${h}.${p}.${Buffer.alloc(32).toString('base64url')}`), 'bad_signature');
+  await refused(a.verifyConnectionToken(`${h}.${b64url('[1,2]')}.${(await hs(good)).split('.')[2]}`), 'bad_signature');
 });

@@ -6,6 +6,7 @@
  * Claims come from JSON.parse inside jose. They are read with `Object.hasOwn` and copied field by field into
  * fresh objects, never merged, so `__proto__` or `constructor` keys in a token stay plain data.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, type JWSHeaderParameters } from 'jose';
 import { TokenError } from './errors.js';
 import type { KeyChoice, KeyRing } from './keys.js';
@@ -38,7 +39,7 @@ export function own(obj: Record<string, unknown>, key: string): unknown {
 }
 
 /** Decodes and checks the header without trusting it for anything but choosing a key. */
-function parseHeader(token: string, maxTokenBytes: number): JWSHeaderParameters & { alg: string } {
+function parseHeader(token: string, maxTokenBytes: number): ParsedHeader {
   if (token.length === 0) throw malformed('the token is empty: pass the JWT your backend minted');
   if (token.length > maxTokenBytes) {
     throw malformed(`the token is ${token.length} characters, more than the ${maxTokenBytes} this server reads`);
@@ -78,10 +79,73 @@ function parseHeader(token: string, maxTokenBytes: number): JWSHeaderParameters 
   const kid = own(header, 'kid');
   if (kid !== undefined && typeof kid !== 'string') throw malformed('not a JWT: "kid" in the header is not a string');
   // Only the fields key selection needs; jose parses the header again itself for verification.
-  return kid === undefined ? { alg } : { alg, kid };
+  const out: ParsedHeader = kid === undefined ? { alg } : { alg, kid };
+  // Extensions (crit, unencoded payloads) are left to jose; the HMAC fast path takes only plain headers.
+  if (!Object.hasOwn(header, 'crit') && !Object.hasOwn(header, 'b64')) out.plain = true;
+  return out;
 }
 
-function badSignature(choice: KeyChoice): TokenError {
+type ParsedHeader = JWSHeaderParameters & { alg: string; plain?: boolean };
+
+const HMAC_HASH: Readonly<Record<string, string>> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
+
+/**
+ * HS256/384/512 with a plain header, verified synchronously with node:crypto. jose's WebCrypto path costs a key
+ * import and a thread-pool round trip per token, which was the largest part of accepting a connection. The claim
+ * checks are jose's, reported with jose's own error classes so both paths fail with the same TokenError.
+ */
+function verifyHmacFast(token: string, alg: string, secret: Uint8Array, opts: JwtCheckOptions): Claims {
+  const hash = HMAC_HASH[alg]!;
+  const lastDot = token.lastIndexOf('.');
+  const expected = createHmac(hash, secret).update(token.slice(0, lastDot)).digest();
+  const given = Buffer.from(token.slice(lastDot + 1), 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw new joseErrors.JWSSignatureVerificationFailed();
+  }
+  let payload: unknown;
+  try {
+    payload = JSON.parse(Buffer.from(token.slice(token.indexOf('.') + 1, lastDot), 'base64url').toString('utf8'));
+  } catch {
+    throw new joseErrors.JWTInvalid('JWT Claims Set must be a top-level JSON object');
+  }
+  if (!isPlainObject(payload)) throw new joseErrors.JWTInvalid('JWT Claims Set must be a top-level JSON object');
+  checkRegisteredClaims(payload, opts);
+  return payload;
+}
+
+/** The registered-claim rules of jose's jwtVerify with our options (same order, same error classes). */
+function checkRegisteredClaims(p: Record<string, unknown>, opts: JwtCheckOptions): void {
+  const fail = (msg: string, claim: string, reason: string) => new joseErrors.JWTClaimValidationFailed(msg, p, claim, reason);
+  const required = opts.requireExp ? ['exp'] : [];
+  if (opts.issuer !== undefined) required.push('iss');
+  if (opts.audience !== undefined) required.push('aud');
+  for (const claim of required) if (!Object.hasOwn(p, claim)) throw fail(`missing required "${claim}" claim`, claim, 'missing');
+  if (opts.issuer !== undefined && own(p, 'iss') !== opts.issuer) throw fail('unexpected "iss" claim value', 'iss', 'check_failed');
+  if (opts.audience !== undefined) {
+    const aud = own(p, 'aud');
+    const ok = typeof aud === 'string' ? aud === opts.audience : Array.isArray(aud) && aud.includes(opts.audience);
+    if (!ok) throw fail('unexpected "aud" claim value', 'aud', 'check_failed');
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const tolerance = opts.clockToleranceSec;
+  const iat = own(p, 'iat');
+  if (iat !== undefined && typeof iat !== 'number') throw fail('"iat" claim must be a number', 'iat', 'invalid');
+  const nbf = own(p, 'nbf');
+  if (nbf !== undefined) {
+    if (typeof nbf !== 'number') throw fail('"nbf" claim must be a number', 'nbf', 'invalid');
+    if (nbf > now + tolerance) throw fail('"nbf" claim timestamp check failed', 'nbf', 'check_failed');
+  }
+  const exp = own(p, 'exp');
+  if (exp !== undefined) {
+    if (typeof exp !== 'number') throw fail('"exp" claim must be a number', 'exp', 'invalid');
+    if (exp <= now - tolerance) throw new joseErrors.JWTExpired('"exp" claim timestamp check failed', p, 'exp', 'check_failed');
+  }
+}
+
+/** Which kind of key refused a token (a KeyChoice, or the HMAC fast path, which has no CryptoKey). */
+type FailureContext = { kind: 'secret' } | Exclude<KeyChoice, { kind: 'secret' }>;
+
+function badSignature(choice: FailureContext): TokenError {
   switch (choice.kind) {
     case 'secret':
       return new TokenError(
@@ -146,7 +210,7 @@ function claimFailure(err: joseErrors.JWTClaimValidationFailed, opts: JwtCheckOp
   }
 }
 
-function describeFailure(err: unknown, choice: KeyChoice, opts: JwtCheckOptions): TokenError {
+function describeFailure(err: unknown, choice: FailureContext, opts: JwtCheckOptions): TokenError {
   if (err instanceof TokenError) return err;
   if (err instanceof joseErrors.JWTExpired) {
     return new TokenError(
@@ -182,6 +246,13 @@ export async function verifyJwt(token: unknown, ring: KeyRing, opts: JwtCheckOpt
   const header = parseHeader(token, opts.maxTokenBytes);
   let choice: KeyChoice | undefined;
   try {
+    if (header.plain && ring.secret && Object.hasOwn(HMAC_HASH, header.alg)) {
+      try {
+        return verifyHmacFast(token, header.alg, ring.secret, opts);
+      } catch (err) {
+        throw describeFailure(err, { kind: 'secret' }, opts);
+      }
+    }
     choice = await ring.choose(header);
     const { payload } = await jwtVerify(token, choice.key, {
       algorithms: [header.alg],

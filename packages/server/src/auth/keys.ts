@@ -7,7 +7,7 @@
  * therefore meets `alg_not_allowed` when only a public key is configured, and `bad_signature` when a secret is
  * configured too (it is checked against the secret, never against the PEM).
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject, webcrypto } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors as joseErrors, type JWSHeaderParameters } from 'jose';
 import { TokenError } from './errors.js';
@@ -247,9 +247,11 @@ function checkDuration(value: number | undefined, fallback: number, name: string
   return value;
 }
 
+type CryptoKey = webcrypto.CryptoKey;
+
 /** Which key verifies a token, chosen from the header's `alg` (and `kid` for a JWKS). */
 export type KeyChoice =
-  | { kind: 'secret'; key: Uint8Array }
+  | { kind: 'secret'; key: CryptoKey }
   | { kind: 'public_key'; key: KeyObject; description: string }
   | { kind: 'jwks'; key: JwksKey; kid: string | undefined };
 
@@ -265,6 +267,8 @@ export class KeyRing {
   readonly secret: Uint8Array | undefined;
   readonly publicKey: PublicKeyInfo | undefined;
   readonly jwks: JwksSource | undefined;
+  /** The secret imported once per HMAC algorithm: importing it for every token was most of a connect's cost. */
+  private readonly hmacKeys = new Map<string, Promise<CryptoKey>>();
 
   constructor(opts: KeyRingOptions) {
     if (opts.hmacSecret !== undefined) {
@@ -290,11 +294,21 @@ export class KeyRing {
     return out;
   }
 
+  private hmacKey(alg: string, secret: Uint8Array): Promise<CryptoKey> {
+    let key = this.hmacKeys.get(alg);
+    if (!key) {
+      const hash = `SHA-${alg.slice(2)}`;
+      key = webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash }, false, ['verify']);
+      this.hmacKeys.set(alg, key);
+    }
+    return key;
+  }
+
   /** Picks the key for `alg`; throws TokenError `alg_not_allowed`, `unknown_kid` or `jwks_unavailable`. */
   async choose(header: JWSHeaderParameters & { alg: string }): Promise<KeyChoice> {
     const { alg } = header;
     if (HMAC_ALGORITHMS.includes(alg)) {
-      if (this.secret) return { kind: 'secret', key: this.secret };
+      if (this.secret) return { kind: 'secret', key: await this.hmacKey(alg, this.secret) };
       throw new TokenError(
         'alg_not_allowed',
         `the token is signed with ${alg} (a shared secret) but this server verifies tokens with a public key: ` +
