@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Profiles a Herald server under one bench workload: node --cpu-prof on the server, the bench's load client.
-// Usage: node bench/profile.mjs connect|fanout|channels [outDir]   -> prints the top self-time functions, writes a .cpuprofile
+// Usage: node bench/profile.mjs connect|fanout|channels|fixed [outDir]   -> prints the top self-time functions, writes a .cpuprofile
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startClient } from './lib/client-handle.mjs';
@@ -15,6 +15,10 @@ const c = await startClient();
 try {
   if (what === 'connect') {
     await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 5000, channel: 'bench:storm' });
+  } else if (what === 'fixed') {
+    await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 1000, channel: 'bench:fan' });
+    await c.call('publisher', { protocol: t.protocol, url: t.urls[0] });
+    console.log(JSON.stringify(await c.call('fixed', { channel: 'bench:fan', rate: 10, ms: 8000, expectPerPub: 1000 })));
   } else if (what === 'channels') {
     await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 2000, ownChannelPrefix: 'bench:own' });
     await c.call('publisher', { protocol: t.protocol, url: t.urls[0] });

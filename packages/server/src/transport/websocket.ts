@@ -83,6 +83,15 @@ class WsTransport implements ClientTransport {
     if (this.closing) return;
     if (this.pending.length > 0) this.movePending();
     frame.bytes ??= encodeTextFrame(Buffer.from(frame.text));
+    if (!this.isDirty && this.out.length === 0 && this.ws.readyState === 1) {
+      // First frame for this socket in this event-loop turn: write it now (lowest latency). Frames that follow in
+      // the same turn are coalesced into one corked write at the end of the turn.
+      this.socket.write(frame.bytes);
+      this.isDirty = true;
+      scheduleFlush(this);
+      if (this.socket.writableLength > this.maxSendBufferBytes) this.closeSlow();
+      return;
+    }
     this.out.push(frame.bytes);
     this.markDirty();
   }
