@@ -1,23 +1,15 @@
 // Herald nodes as real processes (`herald serve` from the build) and a throwaway Postgres cluster, for tests/outbox.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import pg from 'pg';
+import { migrateOutbox } from '../../packages/server/src/index.js';
 import { waitFor } from '../../packages/server/test/outbox-helpers.js';
+import { freePort, spawnServe } from '../support/herald-child.js';
 
-const root = resolve(import.meta.dirname, '..', '..');
-export const bin = join(root, 'packages', 'server', 'dist', 'cli', 'main.js');
+export { bin, freePort } from '../support/herald-child.js';
 export const API_KEY = 'outbox-test-key';
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 let configFile: string | undefined;
 /** A Centrifugo v6-style config: any channel of the default namespace, with history for the API's `history` call. */
@@ -47,39 +39,17 @@ const running = new Set<HeraldProcess>();
 
 export async function startHerald(databaseUrl: string, env: Record<string, string> = {}): Promise<HeraldProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [bin, 'serve'], {
-    env: {
-      ...process.env,
-      WS_PORT: String(port),
-      HERALD_HOST: '127.0.0.1',
-      HERALD_DATABASE_URL: databaseUrl,
-      HERALD_CLIENT_INSECURE: 'true',
-      HERALD_API_KEY: API_KEY,
-      HERALD_CONFIG: config(),
-      HERALD_LOG_LEVEL: 'debug',
-      HERALD_OUTBOX_POLL_MS: '200',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { child, logs, stderr, exited } = spawnServe({
+    WS_PORT: String(port),
+    HERALD_HOST: '127.0.0.1',
+    HERALD_DATABASE_URL: databaseUrl,
+    HERALD_CLIENT_INSECURE: 'true',
+    HERALD_API_KEY: API_KEY,
+    HERALD_CONFIG: config(),
+    HERALD_LOG_LEVEL: 'debug',
+    HERALD_OUTBOX_POLL_MS: '200',
+    ...env,
   });
-  const logs: Record<string, any>[] = [];
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        logs.push({ msg: line });
-      }
-    }
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const exited = once(child, 'exit');
   const p: HeraldProcess = {
     port,
     child,
@@ -103,7 +73,7 @@ export async function startHerald(databaseUrl: string, env: Record<string, strin
   };
   running.add(p);
   child.on('exit', (code, sig) => {
-    if (running.has(p) && code !== 0) process.stderr.write(`herald on :${port} exited (${code ?? sig}): ${stderr.slice(-2000)}\n`);
+    if (running.has(p) && code !== 0) process.stderr.write(`herald on :${port} exited (${code ?? sig}): ${stderr().slice(-2000)}\n`);
   });
   return p;
 }
@@ -169,6 +139,39 @@ export async function createCluster(): Promise<Cluster> {
         // already stopped
       }
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface OutboxDatabase {
+  cluster: Cluster;
+  url: string;
+  /** The application's own pool on that database. */
+  app: pg.Pool;
+  /** Inserts outbox rows n = from..to-1 on 2 partitions, channel `<prefix><n % 2>`, payload `{n}`. */
+  insert(from: number, to: number, channelPrefix?: string): Promise<void>;
+}
+
+/**
+ * A throwaway Postgres cluster with the outbox table, and an application pool on it; `cleanups` receives what to
+ * undo. Fails loudly when the machine cannot run one (no initdb).
+ */
+export async function throwawayOutboxDatabase(cleanups: Array<() => unknown>): Promise<OutboxDatabase> {
+  const missing = clusterUnavailable();
+  if (missing) throw new Error(`a throwaway Postgres cluster is needed: ${missing}`);
+  const cluster = await createCluster();
+  cleanups.push(() => cluster.destroy());
+  const url = cluster.url();
+  await migrateOutbox(url);
+  const app = new pg.Pool({ connectionString: url, max: 2 });
+  app.on('error', () => {});
+  cleanups.push(() => app.end());
+  return {
+    cluster, url, app,
+    async insert(from, to, channelPrefix = 'r') {
+      const values = [];
+      for (let n = from; n < to; n++) values.push(`('{"channel":"${channelPrefix}${n % 2}","data":{"n":${n}}}'::jsonb, ${n % 2})`);
+      await app.query(`INSERT INTO herald_outbox (payload, partition) VALUES ${values.join(',')}`);
     },
   };
 }

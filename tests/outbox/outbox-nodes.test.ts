@@ -6,11 +6,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { migrateOutbox } from '../../packages/server/src/index.js';
 import { loadSqliteDriver } from '../../packages/server/src/outbox/sqlite.js';
 import { collect, createTestSchema, waitFor, type Collector, type TestSchema } from '../../packages/server/test/outbox-helpers.js';
-import { bin, clusterUnavailable, createCluster, killAll, startHerald, startReadyHerald, type HeraldProcess } from './nodes.js';
+import { bin, killAll, startHerald, startReadyHerald, throwawayOutboxDatabase, type HeraldProcess } from './nodes.js';
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
@@ -158,21 +157,8 @@ test('herald migrate creates both tables on Postgres and SQLite, and running it 
   assert.match(none.stderr, /HERALD_DATABASE_URL/);
 });
 
-const noCluster = clusterUnavailable();
 test('Postgres down at start and restarted mid-run: /ready waits for it, the node resumes and loses nothing', async (t) => {
-  assert.equal(noCluster, undefined, `a throwaway Postgres cluster is needed: ${noCluster}`);
-  const cluster = await createCluster();
-  cleanups.push(() => cluster.destroy());
-  const url = cluster.url();
-  await migrateOutbox(url);
-  const app = new pg.Pool({ connectionString: url, max: 2 });
-  app.on('error', () => {});
-  cleanups.push(() => app.end());
-  const insert = async (from: number, to: number) => {
-    const values = [];
-    for (let n = from; n < to; n++) values.push(`('{"channel":"r${n % 2}","data":{"n":${n}}}'::jsonb, ${n % 2})`);
-    await app.query(`INSERT INTO herald_outbox (payload, partition) VALUES ${values.join(',')}`);
-  };
+  const { cluster, url, app, insert } = await throwawayOutboxDatabase(cleanups);
 
   cluster.stop();
   const node = await startHerald(url, { HERALD_OUTBOX_BATCH_SIZE: '10' });

@@ -2,10 +2,8 @@
 // stopped and started under a running node), and SIGTERM under load. Herald runs as `herald serve` child processes.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
 import WebSocket from 'ws';
-import { migrateOutbox } from '../../packages/server/src/index.js';
-import { clusterUnavailable, createCluster } from '../outbox/nodes.js';
+import { throwawayOutboxDatabase } from '../outbox/nodes.js';
 import { mintToken, startHerald, stopAll, waitFor, type HeraldProcess } from './support/herald-process.js';
 import { rawUpgrade } from './support/raw-ws.js';
 
@@ -45,22 +43,11 @@ async function readyBody(h: HeraldProcess): Promise<{ status: number; outbox?: s
   return { status: r.status, outbox: body.checks?.outbox };
 }
 
-const noCluster = clusterUnavailable();
 
 test('Postgres down at start and lost mid-run: /ready answers 503 while it is down, clients are still served, and the outbox resumes with every row published once, in order', { timeout: 90_000 }, async (t) => {
-  assert.equal(noCluster, undefined, `a throwaway Postgres cluster is needed: ${noCluster}`);
-  const cluster = await createCluster();
-  cleanups.push(() => cluster.destroy());
-  const url = cluster.url();
-  await migrateOutbox(url);
-  const app = new pg.Pool({ connectionString: url, max: 2 });
-  app.on('error', () => {});
-  cleanups.push(() => app.end());
-  const insert = async (from: number, to: number) => {
-    const values = [];
-    for (let n = from; n < to; n++) values.push(`('{"channel":"row${n % 2}","data":{"n":${n}}}'::jsonb, ${n % 2})`);
-    await app.query(`INSERT INTO herald_outbox (payload, partition) VALUES ${values.join(',')}`);
-  };
+  const db = await throwawayOutboxDatabase(cleanups);
+  const { cluster, url, app } = db;
+  const insert = (from: number, to: number) => db.insert(from, to, 'row');
   const pending = async () => Number((await app.query('SELECT count(*) AS n FROM herald_outbox')).rows[0].n);
 
   cluster.stop();

@@ -18,13 +18,14 @@ import type { PresenceStats } from './engine/presence.js';
 import type { ClientInfo, StreamPosition } from './engine/types.js';
 import type { HeraldHooks } from './hooks.js';
 import { Hub } from './hub.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, redactUrl, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { jsonText } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
 import { Session, type SessionNode } from './session.js';
 import type { ClientTransport, UpgradeRequestInfo } from './transport/connection.js';
 import { EmulationEndpoint } from './transport/emulation.js';
+import { IpConnections } from './transport/ip-connections.js';
 import { WebSocketEndpoint, type SessionHandlers } from './transport/websocket.js';
 import { HERALD_VERSION } from './version.js';
 
@@ -190,6 +191,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     };
   }
 
+  const ipConnections = new IpConnections(config.ipConnectionLimit);
   const endpoint = new WebSocketEndpoint({
     paths: config.wsPaths,
     version: HERALD_VERSION,
@@ -198,7 +200,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     allowedOrigins: config.allowedOrigins,
     requireOrigin: false,
     cookieRequiresOrigin: config.cookieRequiresOrigin,
-    ipConnectionLimit: config.ipConnectionLimit,
+    ipConnections,
     isAccepting: () => accepting,
     onConnection: openSession,
     onRejected(status, reason, request) {
@@ -214,6 +216,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     maxSendBufferBytes: config.maxSendBufferBytes,
     allowedOrigins: config.allowedOrigins,
     cookieRequiresOrigin: config.cookieRequiresOrigin,
+    ipConnections,
     isAccepting: () => accepting,
     onConnection: openSession,
   });
@@ -465,7 +468,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
 /** Engines by name: memory (the single-node default) or redis (scale-out, docs/scaling.md). */
 function createEngineFromConfig(config: HeraldConfig, log: Logger): Engine {
   if (config.engine === 'redis') {
-    const where = redactRedisUrl(config.redisUrl);
+    const where = redactUrl(config.redisUrl, 'REDIS_URL (unparsable)');
     return createRedisEngine({
       url: config.redisUrl,
       prefix: config.redisPrefix,
@@ -481,15 +484,4 @@ function createEngineFromConfig(config: HeraldConfig, log: Logger): Engine {
     });
   }
   return createMemoryEngine();
-}
-
-/** REDIS_URL without its password, for logs. */
-function redactRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'REDIS_URL (unparsable)';
-  }
 }

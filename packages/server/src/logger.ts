@@ -11,3 +11,14 @@ export function createLogger(level: string, forcePretty?: boolean): Logger {
   }
   return pino({ level, base: { service: 'herald' } });
 }
+
+/** A connection URL fit for logs: its password replaced by `***`; `fallback` when it does not parse. */
+export function redactUrl(url: string, fallback: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return fallback;
+  }
+}

@@ -1,24 +1,14 @@
 // `herald serve` from the build as a child process, so its memory, file descriptors and exit code are its own.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { SignJWT } from 'jose';
+import { freePort, spawnServe } from '../../support/herald-child.js';
 
-const root = resolve(import.meta.dirname, '..', '..', '..');
-export const bin = join(root, 'packages', 'server', 'dist', 'cli', 'main.js');
+export { bin, freePort } from '../../support/herald-child.js';
 export const SECRET = 'reliability-secret';
 export const API_KEY = 'reliability-api-key';
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 export async function mintToken(sub: string, ttlSec = 3600): Promise<string> {
   return new SignJWT({ sub })
@@ -66,8 +56,7 @@ export async function startHerald(opts: StartOptions = {}): Promise<HeraldProces
   dirs.push(dir);
   const config = join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ channel: { without_namespace: { allow_subscribe_for_client: true, ...opts.withoutNamespace } } }));
-  const env = {
-    ...process.env,
+  const { child, logs, stderr: readStderr, exited } = spawnServe({
     WS_PORT: String(port),
     HERALD_HOST: '127.0.0.1',
     HERALD_TOKEN_SECRET: SECRET,
@@ -75,35 +64,14 @@ export async function startHerald(opts: StartOptions = {}): Promise<HeraldProces
     HERALD_CONFIG: config,
     HERALD_LOG_LEVEL: 'info',
     ...opts.env,
-  };
-  const child = opts.fdLimit
-    ? spawn('bash', ['-c', `ulimit -n ${opts.fdLimit} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, bin, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, [bin, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: Record<string, any>[] = [];
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        logs.push(JSON.parse(line));
-      } catch {
-        logs.push({ msg: line });
-      }
-    }
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  const exited = once(child, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
+  }, { fdLimit: opts.fdLimit });
   const base = `http://127.0.0.1:${port}`;
   const p: HeraldProcess = {
     port,
     pid: child.pid!,
     child,
     logs,
-    stderr: () => stderr,
+    stderr: readStderr,
     rss() {
       const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
       return Number(m?.[1] ?? 0) * 1024;
@@ -152,9 +120,9 @@ export async function startHerald(opts: StartOptions = {}): Promise<HeraldProces
   const deadline = Date.now() + 15_000;
   const path = opts.waitFor === 'health' ? '/health' : '/ready';
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`herald serve exited with ${child.exitCode}: ${stderr.slice(-2000)}`);
+    if (child.exitCode !== null) throw new Error(`herald serve exited with ${child.exitCode}: ${readStderr().slice(-2000)}`);
     if ((await p.status(path, 1000)) === 200) break;
-    if (Date.now() > deadline) throw new Error(`herald on :${port} did not answer ${path} 200: ${stderr.slice(-2000)}`);
+    if (Date.now() > deadline) throw new Error(`herald on :${port} did not answer ${path} 200: ${readStderr().slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return p;

@@ -1,14 +1,11 @@
 // Herald nodes as real processes (`herald serve` from the build) on the Redis engine.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { SignJWT } from 'jose';
+import { spawnServe } from '../../support/herald-child.js';
 import { freePort, waitFor } from './util.js';
-
-const root = resolve(import.meta.dirname, '..', '..', '..');
-const bin = join(root, 'packages', 'server', 'dist', 'cli', 'main.js');
 export const SECRET = 'scaling-test-secret';
 export const API_KEY = 'scaling-test-key';
 
@@ -63,51 +60,29 @@ export class Cluster {
 
   async start(name: string, env: Record<string, string> = {}): Promise<HeraldNode> {
     const port = await freePort();
-    const child = spawn(process.execPath, [bin, 'serve'], {
-      env: {
-        ...process.env,
-        NODE_ENV: 'production',
-        WS_PORT: String(port),
-        HERALD_HOST: '127.0.0.1',
-        HERALD_NAME: name,
-        HERALD_ENGINE: 'redis',
-        REDIS_URL: this.redisUrl,
-        HERALD_REDIS_PREFIX: this.prefix,
-        HERALD_REDIS_TIMEOUT: '1s',
-        HERALD_TOKEN_SECRET: SECRET,
-        HERALD_API_KEY: API_KEY,
-        HERALD_CONFIG: this.config,
-        HERALD_LOG_LEVEL: 'info',
-        ...this.env,
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { child, logs, stderr, exited } = spawnServe({
+      NODE_ENV: 'production',
+      WS_PORT: String(port),
+      HERALD_HOST: '127.0.0.1',
+      HERALD_NAME: name,
+      HERALD_ENGINE: 'redis',
+      REDIS_URL: this.redisUrl,
+      HERALD_REDIS_PREFIX: this.prefix,
+      HERALD_REDIS_TIMEOUT: '1s',
+      HERALD_TOKEN_SECRET: SECRET,
+      HERALD_API_KEY: API_KEY,
+      HERALD_CONFIG: this.config,
+      HERALD_LOG_LEVEL: 'info',
+      ...this.env,
+      ...env,
     });
-    const logs: Record<string, any>[] = [];
-    let buf = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        try {
-          logs.push(JSON.parse(line));
-        } catch {
-          logs.push({ msg: line });
-        }
-      }
-    });
-    let stderr = '';
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const exited = once(child, 'exit');
     const node: HeraldNode = {
       name,
       port,
       wsUrl: `ws://127.0.0.1:${port}/connection/websocket`,
       child,
       logs,
-      stderr: () => stderr,
+      stderr,
       async api(method, body, timeoutMs = 5000) {
         const res = await fetch(`http://127.0.0.1:${port}/api/${method}`, {
           method: 'POST',
@@ -138,7 +113,7 @@ export class Cluster {
     };
     this.nodes.push(node);
     await waitFor(async () => {
-      if (!node.alive()) throw new Error(`herald ${name} exited at start: ${stderr.slice(-2000)}`);
+      if (!node.alive()) throw new Error(`herald ${name} exited at start: ${stderr().slice(-2000)}`);
       return (await node.ready()) === 200;
     }, `herald ${name} on :${port} /ready 200`, 20_000);
     return node;

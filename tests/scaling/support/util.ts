@@ -1,12 +1,4 @@
-import { createServer } from 'node:net';
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from '../../support/herald-child.js';
 
 /** Polls `check` until it returns a truthy value or the deadline passes (then throws with `what`). */
 export async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000): Promise<T> {

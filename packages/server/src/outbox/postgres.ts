@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { redactUrl } from '../logger.js';
 import type { BatchOutcome, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
 import { columnProblem, NOTIFY_CHANNEL, POSTGRES_MIGRATION, type ColumnInfo } from './schema.js';
 
@@ -35,7 +36,7 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
   pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', () => {}));
 
-  const target = redact(url);
+  const target = redactUrl(url, 'postgres://(unparsable url)');
   let lockPrefix = 'herald_outbox/';
   let listener: pg.Client | undefined;
   let listenerRetry: NodeJS.Timeout | undefined;
@@ -201,14 +202,4 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
       wakeAll();
     },
   };
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres://(unparsable url)';
-  }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
+import type { IpConnections } from './ip-connections.js';
 import { checkOrigin } from './origin.js';
 import type { SessionHandlers } from './websocket.js';
 
@@ -25,6 +26,8 @@ export interface EmulationEndpointOptions {
   allowedOrigins: readonly string[] | undefined;
   /** Refuse requests that carry a Cookie header but no Origin. */
   cookieRequiresOrigin: boolean;
+  /** Per-IP connection counts, shared with the WebSocket endpoint. */
+  ipConnections: IpConnections;
   isAccepting(): boolean;
   onConnection(transport: ClientTransport, request: UpgradeRequestInfo): SessionHandlers;
 }
@@ -163,6 +166,8 @@ export class EmulationEndpoint {
     if (!sse && /octet-stream/i.test(req.headers['content-type'] ?? '')) return plain(res, 415, 'Herald speaks the JSON protocol only');
     const initial = sse ? connectParam : await readBody(req, o.maxMessageBytes);
     if (!initial) return plain(res, 400, sse ? 'cf_connect query parameter missing' : 'body missing or too large');
+    const remoteAddress = req.socket.remoteAddress ?? '';
+    if (o.ipConnections.full(remoteAddress)) return plain(res, 429, o.ipConnections.message(remoteAddress));
 
     res.writeHead(200, sse
       ? { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'private, no-cache, no-store, must-revalidate, max-age=0', 'x-accel-buffering': 'no' }
@@ -170,9 +175,10 @@ export class EmulationEndpoint {
     res.flushHeaders();
 
     const session = randomUUID();
-    const remoteAddress = req.socket.remoteAddress ?? '';
+    const releaseIp = o.ipConnections.acquire(remoteAddress);
     let handlers: SessionHandlers | undefined;
     const transport = new StreamTransport(res, sse, remoteAddress, { session, node: o.node }, o.maxSendBufferBytes, (code, reason) => {
+      releaseIp();
       this.sessions.delete(session);
       handlers?.onClose(code, reason);
     });

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
 import { encodeTextFrame } from './frame.js';
+import type { IpConnections } from './ip-connections.js';
 import { checkOrigin } from './origin.js';
 
 /** The one module that imports `ws`: upgrades, frames, per-tick write coalescing, backpressure. */
@@ -24,7 +25,8 @@ export interface WebSocketEndpointOptions {
   requireOrigin: boolean;
   /** Refuse upgrades that carry a Cookie header but no Origin (a non-browser replaying a user's cookie). */
   cookieRequiresOrigin: boolean;
-  ipConnectionLimit: number;
+  /** Per-IP connection counts, shared with the other transports. */
+  ipConnections: IpConnections;
   /** False while draining for shutdown: new upgrades get 503. */
   isAccepting(): boolean;
   onConnection(transport: ClientTransport, request: UpgradeRequestInfo): SessionHandlers;
@@ -160,7 +162,6 @@ function statusText(status: number): string {
 
 export class WebSocketEndpoint {
   private readonly wss: WebSocketServer;
-  private readonly perIp = new Map<string, number>();
   private readonly sockets = new Set<WebSocket>();
 
   constructor(private readonly opts: WebSocketEndpointOptions) {
@@ -203,8 +204,8 @@ export class WebSocketEndpoint {
     );
     if (!decision.ok) return this.reject(socket, 403, decision.message ?? 'origin not allowed', info, 'origin_not_allowed');
     const ip = info.remoteAddress;
-    if (this.opts.ipConnectionLimit > 0 && (this.perIp.get(ip) ?? 0) >= this.opts.ipConnectionLimit) {
-      return this.reject(socket, 429, `too many connections from ${ip} (HERALD_IP_CONNECTION_LIMIT=${this.opts.ipConnectionLimit})`, info, 'connection_limit');
+    if (this.opts.ipConnections.full(ip)) {
+      return this.reject(socket, 429, this.opts.ipConnections.message(ip), info, 'connection_limit');
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, info));
     return true;
@@ -246,16 +247,11 @@ export class WebSocketEndpoint {
 
   private accept(ws: WebSocket, socket: Duplex, info: UpgradeRequestInfo): void {
     const ip = info.remoteAddress;
-    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    const releaseIp = this.opts.ipConnections.acquire(ip);
     this.sockets.add(ws);
-    let released = false;
     const release = () => {
-      if (released) return;
-      released = true;
       this.sockets.delete(ws);
-      const n = (this.perIp.get(ip) ?? 1) - 1;
-      if (n <= 0) this.perIp.delete(ip);
-      else this.perIp.set(ip, n);
+      releaseIp();
     };
     const transport = new WsTransport(ws, socket as Duplex & { writableLength: number }, this.opts.maxSendBufferBytes, ip);
     // A bad frame makes ws emit 'error' and close with the right code (1002, 1007, 1008, 1009); never let it throw.
