@@ -108,3 +108,33 @@ describe('Redis faults under two Herald nodes', { timeout: 180_000 }, () => {
     }
   });
 });
+
+describe('Redis down when a node starts', { timeout: 60_000 }, () => {
+  test('the node starts, answers /ready 503 and refuses publishes with 503 until Redis is up, then serves without a restart', async () => {
+    const redis = await startTestRedis();
+    const cluster = new Cluster(redis.url, `herald-late-${process.pid}`);
+    try {
+      await redis.stop();
+      const node = await cluster.start('late', {}, 'health');
+      assert.equal(await node.ready(), 503);
+      const refused = await node.api('publish', { channel: 'room:late', data: { id: 'early' } });
+      assert.equal(refused.status, 503);
+      assert.equal(refused.error?.code, 100);
+      assert.match(refused.error!.message, /not connected to Redis/);
+      assert.ok(node.logs.some((l) => l.msg?.startsWith('redis not reachable')), 'the unreachable Redis was logged');
+      await redis.restart(0);
+      await waitFor(async () => (await node.ready()) === 200, '/ready 200 once Redis is up', 15_000);
+      const s = await subscriber('late', 'room:late', () => node.wsUrl);
+      try {
+        const ok = await node.api('publish', { channel: 'room:late', data: { id: 'after' } });
+        assert.equal(ok.status, 200);
+        await waitFor(() => s.events.some((e) => e.type === 'pub' && e.id === 'after'), 'the publication after Redis came up');
+      } finally {
+        s.client.disconnect();
+      }
+    } finally {
+      await cluster.stop();
+      await redis.stop();
+    }
+  });
+});

@@ -58,7 +58,8 @@ export class Cluster {
 
   constructor(readonly redisUrl: string, readonly prefix: string, private readonly env: Record<string, string> = {}) {}
 
-  async start(name: string, env: Record<string, string> = {}): Promise<HeraldNode> {
+  /** Starts a node and waits for /ready 200 (or, with `until: 'health'`, only for /health 200). */
+  async start(name: string, env: Record<string, string> = {}, until: 'ready' | 'health' = 'ready'): Promise<HeraldNode> {
     const port = await freePort();
     const { child, logs, stderr, exited } = spawnServe({
       NODE_ENV: 'production',
@@ -114,8 +115,10 @@ export class Cluster {
     this.nodes.push(node);
     await waitFor(async () => {
       if (!node.alive()) throw new Error(`herald ${name} exited at start: ${stderr().slice(-2000)}`);
-      return (await node.ready()) === 200;
-    }, `herald ${name} on :${port} /ready 200`, 20_000);
+      if (until === 'ready') return (await node.ready()) === 200;
+      const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+      return r?.status === 200;
+    }, `herald ${name} on :${port} /${until} 200`, 20_000);
     return node;
   }
 
