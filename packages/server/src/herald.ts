@@ -45,9 +45,14 @@ export interface HeraldOptions {
   logger?: Logger | false;
 }
 
+/** Where a publication came from: the `source` label of `herald_publications_total`. */
+export type PublishSource = 'api' | 'server' | 'outbox' | 'client';
+
 export interface PublishCallOptions {
   tags?: Record<string, string>;
   idempotencyKey?: string;
+  /** @default 'server' (the in-process API); the HTTP API says 'api', the outbox 'outbox'. */
+  source?: PublishSource;
 }
 
 /** The operations the HTTP API, the in-process API and the outbox share. */
@@ -70,7 +75,8 @@ export interface Herald extends HeraldCore {
   readonly log: Logger;
   readonly metrics: Metrics;
   /** Runs one server API method by name with a Centrifugo-shaped body; resolves with the `result` object. */
-  call(method: string, params: unknown): Promise<unknown>;
+  /** Runs an HTTP API method in process; `source` labels its publications in /metrics (default 'server'). */
+  call(method: string, params: unknown, opts?: { source?: PublishSource }): Promise<unknown>;
   /** Handles upgrades on Herald's WebSocket paths of an existing server; other upgrades (e.g. Next.js HMR) are untouched. */
   attach(server: Server, options?: { path?: string | string[] }): void;
   /** HTTP handler for /api, /health, /ready, /metrics and the 426 probe answer; for custom servers. */
@@ -175,6 +181,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       error: (c) => metrics.errors.inc({ code: String(c) }),
       disconnect: (c) => metrics.disconnects.inc({ code: String(c) }),
       delivered: (n) => metrics.delivered.inc(n),
+      published: () => metrics.published.inc({ source: 'client' }),
     },
     logWarn: (obj, msg) => log.warn(obj, msg),
   };
@@ -307,7 +314,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       const input = opts.tags ? { data: text, tags: opts.tags } : { data: text };
       const pos = await engine.broker.publish(rules.channel, input, po);
       metrics.publishLatency.observe((performance.now() - started) / 1000);
-      metrics.published.inc({ source: 'api' });
+      metrics.published.inc({ source: opts.source ?? 'server' });
       return pos;
     },
     async subscribeUser(user, channel, client) {
@@ -405,8 +412,8 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     engine,
     log,
     metrics,
-    async call(method, params) {
-      return JSON.parse(await executeApi(core, method, params));
+    async call(method, params, opts = {}) {
+      return JSON.parse(await executeApi(core, method, params, opts.source ?? 'server'));
     },
     attach(server, opts = {}) {
       const paths = opts.path === undefined ? undefined : Array.isArray(opts.path) ? opts.path : [opts.path];

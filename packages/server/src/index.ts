@@ -1,4 +1,4 @@
-export { createHerald, type Herald, type HeraldOptions, type HeraldCore, type PublishCallOptions } from './herald.js';
+export { createHerald, type Herald, type HeraldOptions, type HeraldCore, type PublishCallOptions, type PublishSource } from './herald.js';
 export type * from './hooks.js';
 export { loadConfig, ConfigError, type HeraldConfig, type NamespaceOptions } from './config/index.js';
 export { HeraldError, ErrorCode, Disconnect, UnsubscribeCode } from './protocol/codes.js';

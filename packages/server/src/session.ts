@@ -49,6 +49,8 @@ export interface SessionMetrics {
   error(code: number): void;
   disconnect(code: number): void;
   delivered(n: number): void;
+  /** A client's publish was accepted. */
+  published(): void;
 }
 
 interface Subscription {
@@ -699,6 +701,7 @@ export class Session implements HubSubscriber {
       { data: jsonText(data), info: this.clientInfo(sub?.chanInfo) },
       this.node.publishOptions(rules),
     );
+    this.node.metrics.published();
     this.reply(id, 'publish', '{}');
   }
 

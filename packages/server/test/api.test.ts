@@ -8,6 +8,7 @@ const config = {
     withoutNamespace: { allow_subscribe_for_client: true },
     namespaces: {
       h: { allow_subscribe_for_client: true, history_size: 10, history_ttl_ms: 60_000, presence: true },
+      m: { allow_subscribe_for_client: true, allow_publish_for_subscriber: true },
     },
   },
 };
@@ -146,6 +147,32 @@ for (const engineName of engineNames) {
       for (const name of ['herald_connections', 'herald_subscriptions', 'herald_messages_in_total', 'herald_messages_out_total', 'herald_publish_duration_seconds', 'herald_errors_total']) {
         assert.match(m, new RegExp(`^# HELP ${name} `, 'm'));
       }
+    });
+
+    test('herald_publications_total counts publications by source: HTTP API, in-process API and clients', async () => {
+      const count = async (source: string) => {
+        const m = await (await fetch(`${s.httpUrl}/metrics`)).text();
+        const line = m.split('\n').find((l) => l.startsWith(`herald_publications_total{source="${source}"}`));
+        return line ? Number(line.split(' ').pop()) : 0;
+      };
+      const before = { api: await count('api'), server: await count('server'), client: await count('client') };
+      assert.equal((await api(s, 'publish', { channel: 'm:metrics', data: { n: 1 } })).status, 200);
+      await s.herald.publish('m:metrics', { n: 2 });
+      await s.herald.call('publish', { channel: 'm:metrics', data: { n: 3 } });
+      const c = newClient(s.wsUrl, { token: await mintToken({ sub: 'metrics' }) });
+      try {
+        const sub = c.newSubscription('m:metrics');
+        const subscribed = new Promise<void>((r) => sub.once('subscribed', () => r()));
+        sub.subscribe();
+        c.connect();
+        await subscribed;
+        await sub.publish({ n: 4 });
+      } finally {
+        c.disconnect();
+      }
+      assert.equal(await count('api'), before.api + 1);
+      assert.equal(await count('server'), before.server + 2);
+      assert.equal(await count('client'), before.client + 1);
     });
 
     test('the HTTP API is off with a clear message when no key is configured', async () => {

@@ -1,4 +1,4 @@
-import type { HeraldCore } from '../herald.js';
+import type { HeraldCore, PublishSource } from '../herald.js';
 import { channelNameProblem } from '../channels/name.js';
 import { ErrorCode, HeraldError } from '../protocol/codes.js';
 import { encodeClientInfo, encodePublicationList } from '../protocol/codec.js';
@@ -59,13 +59,14 @@ function tagsOf(p: Record<string, unknown>): Record<string, string> | undefined 
   return { ...out };
 }
 
-export async function executeApi(core: HeraldCore, method: string, params: unknown): Promise<string> {
+/** Runs one API method; `source` labels its publications in /metrics. */
+export async function executeApi(core: HeraldCore, method: string, params: unknown, source: PublishSource = 'api'): Promise<string> {
   const p = obj(params);
   switch (method) {
     case 'publish': {
       const channel = channelOf(p);
       if (!Object.hasOwn(p, 'data')) throw bad('"data" is required');
-      const pos = await core.publish(channel, p.data, { tags: tagsOf(p), idempotencyKey: optString(p, 'idempotency_key') });
+      const pos = await core.publish(channel, p.data, { tags: tagsOf(p), idempotencyKey: optString(p, 'idempotency_key'), source });
       return `{"offset":${pos.offset},"epoch":${JSON.stringify(pos.epoch)}}`;
     }
     case 'broadcast': {
@@ -77,7 +78,7 @@ export async function executeApi(core: HeraldCore, method: string, params: unkno
       const responses = await Promise.all(channels.map(async (c) => {
         try {
           const channel = channelOf({ channel: c });
-          const pos = await core.publish(channel, p.data, { tags, idempotencyKey: key });
+          const pos = await core.publish(channel, p.data, { tags, idempotencyKey: key, source });
           return `{"result":{"offset":${pos.offset},"epoch":${JSON.stringify(pos.epoch)}}}`;
         } catch (err) {
           const e = err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal);
@@ -158,7 +159,7 @@ export async function executeApi(core: HeraldCore, method: string, params: unkno
           const cmd = obj(c);
           const keys = Object.keys(cmd);
           if (keys.length !== 1 || keys[0] === 'batch' || !isApiMethod(keys[0]!)) throw bad('each command is {"<method>": {...}}');
-          return `{"${keys[0]}":${await executeApi(core, keys[0]!, cmd[keys[0]!])}}`;
+          return `{"${keys[0]}":${await executeApi(core, keys[0]!, cmd[keys[0]!], source)}}`;
         } catch (err) {
           const e = err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal);
           return `{"error":${JSON.stringify(e.toReply())}}`;

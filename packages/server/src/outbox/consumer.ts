@@ -166,7 +166,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
         continue;
       }
       try {
-        await herald.call(row.method, payload);
+        await herald.call(row.method, payload, { source: 'outbox' });
         out.done.push(row.id);
         metrics.rows.inc({ outcome: 'published' });
         log.debug({ outboxId: row.id, partition: row.partition, method: row.method, at: performance.timeOrigin + performance.now() }, 'outbox row published');
