@@ -89,6 +89,26 @@ describe('Redis faults under two Herald nodes', { timeout: 180_000 }, () => {
     assert.equal(result.toldLost, 0, 'history still had everything, so every client recovered in full');
   });
 
+  test('a feed blip while nothing was published leaves subscribers alone: no resubscribe, and delivery goes on', async () => {
+    const ch = `room:quiet${++run}`;
+    for (let i = 0; i < 4; i++) {
+      const node = nodes[i % 2]!;
+      subs.push(await subscriber(`q${i}`, ch, () => node.wsUrl));
+    }
+    assert.equal((await nodes[0]!.api('publish', { channel: ch, data: { id: 'before' } })).status, 200);
+    await waitFor(() => subs.every((s) => s.events.some((e) => e.type === 'pub' && e.id === 'before')), 'the first publication');
+    const rechecks = () => nodes.map((n) => n.logs.filter((l) => l.msg === 'feed recheck done').length);
+    const before = rechecks();
+    assert.ok((await redis.killPubSubClients()) >= 2);
+    await waitFor(() => rechecks().every((c, i) => c > before[i]!), 'both nodes to restore their feed and recheck', 15_000);
+    assert.equal((await nodes[1]!.api('publish', { channel: ch, data: { id: 'after' } })).status, 200);
+    await waitFor(() => subs.every((s) => s.events.some((e) => e.type === 'pub' && e.id === 'after')), 'the publication after the blip');
+    for (const s of subs) {
+      assert.equal(s.events.filter((e) => e.type === 'subscribed').length, 1, `${s.user} was not made to resubscribe`);
+      assert.deepEqual(s.events.flatMap((e) => (e.type === 'pub' ? [e.offset] : [])), [1, 2]);
+    }
+  });
+
   test('a Redis restarted empty makes publishes fail while it is down, then clients are told recovered: false for what they lost', async () => {
     const before = nodes.map((n) => n.logs.length);
     const { stats } = await scenario(async () => {

@@ -259,11 +259,51 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     onLeave: (channel, info) => hub.onLeave(channel, info),
     onControl,
     onFeedInterrupted() {
-      log.warn('broker feed was interrupted: subscribers will recover');
-      hub.invalidateAll();
+      log.warn('broker feed was interrupted: channels whose stream moved meanwhile make their subscribers recover');
+      recheckAfterFeedLoss().catch((err) => {
+        log.warn({ err }, 'feed recheck failed: every subscriber recovers');
+        hub.invalidateAll();
+      });
     },
   });
   brokerRunning.catch((err) => log.error({ err }, 'engine failed to start'));
+
+  /**
+   * After the feed was lost and restored: a channel whose stream moved while this node was not listening (or whose
+   * position cannot be checked) makes its subscribers recover (unsubscribe 2500). The others are left alone, so a
+   * blip does not make every client of the node resubscribe at once. Channels without history have no position to
+   * check and nothing to recover from.
+   */
+  async function recheckAfterFeedLoss(): Promise<void> {
+    const channels = [...hub.channelNames()];
+    let invalidated = 0;
+    const invalidate = (channel: string) => {
+      hub.invalidate(channel);
+      invalidated++;
+    };
+    for (let i = 0; i < channels.length; i += 100) {
+      await Promise.all(channels.slice(i, i + 100).map(async (channel) => {
+        let o: ChannelRules['options'];
+        try {
+          o = rulesOf(channel).options;
+        } catch {
+          return invalidate(channel);
+        }
+        if (o.history_size <= 0 || !hub.feedPosition(channel)) return;
+        try {
+          const { position } = await engine.history.history(channel, {
+            limit: 0, historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
+          });
+          // Read after the store: publications that reached the feed meanwhile count as seen.
+          const seen = hub.feedPosition(channel);
+          if (!seen || seen.epoch === '' || seen.epoch !== position.epoch || seen.offset < position.offset) invalidate(channel);
+        } catch {
+          invalidate(channel);
+        }
+      }));
+    }
+    log.info({ channels: channels.length, recovering: invalidated }, 'feed recheck done');
+  }
 
   function selfInfo(): NodeInfo {
     return {

@@ -220,6 +220,12 @@ export class Hub {
     for (const sub of st.joinLeave) if (st.live.has(sub)) sub.deliver(frame);
   }
 
+  /** The last position this node saw on the channel's feed (epoch '' when it has none to vouch for). */
+  feedPosition(channel: string): StreamPosition | undefined {
+    const st = this.channels.get(channel);
+    return st ? { epoch: st.epoch, offset: st.lastOffset } : undefined;
+  }
+
   /** Every subscriber of the channel must recover: the node cannot vouch for continuity any more. */
   invalidate(channel: string): void {
     const st = this.channels.get(channel);
