@@ -123,8 +123,12 @@ test('SIGTERM under load: every client is closed with 3001, new upgrades get 503
   const sentAt = performance.now();
   herald.child.kill('SIGTERM');
   // New upgrades during the drain: each is answered 503 or finds the listener already gone; none is accepted.
+  // "During" starts when the process has handled the signal (its drain log line): an upgrade that reached it
+  // before the signal was handled is an ordinary connection.
   const upgradeOutcomes = new Map<string, number>();
+  const draining = () => herald.logs.some((l) => /^draining/.test(String(l.msg ?? '')));
   const tryUpgrades = (async () => {
+    while (!draining() && herald.child.exitCode === null && herald.child.signalCode === null) await new Promise((r) => setTimeout(r, 2));
     while (herald.child.exitCode === null && herald.child.signalCode === null) {
       const outcome = await rawUpgrade(herald.port).then((r) => { r.socket.destroy(); return String(r.status); }, () => 'refused');
       upgradeOutcomes.set(outcome, (upgradeOutcomes.get(outcome) ?? 0) + 1);
