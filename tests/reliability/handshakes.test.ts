@@ -69,9 +69,10 @@ test('10,000 idle sockets and slow handshakes are all ended by the handshake and
 
     const s = done.done;
     for (const kind of ['silent', 'trickle', 'upgraded'] as const) assert.equal(s[kind].stillOpen, 0, `no ${kind} socket left open: ${JSON.stringify(s[kind])}`);
-    assert.deepEqual(s.silent.statuses, { 408: counts.silent }, 'silent sockets are answered 408 and closed');
-    assert.deepEqual(s.trickle.statuses, { 408: counts.trickle }, 'sockets trickling headers are answered 408 and closed');
-    assert.deepEqual(s.upgraded.statuses, { 101: counts.upgraded });
+    const why = (kind: 'silent' | 'trickle' | 'upgraded') => `${kind}: ${JSON.stringify(s[kind])}`;
+    assert.deepEqual(s.silent.statuses, { 408: counts.silent }, `silent sockets are answered 408 and closed (${why('silent')})`);
+    assert.deepEqual(s.trickle.statuses, { 408: counts.trickle }, `sockets trickling headers are answered 408 and closed (${why('trickle')})`);
+    assert.deepEqual(s.upgraded.statuses, { 101: counts.upgraded }, `every upgrade is answered 101 (${why('upgraded')})`);
     assert.deepEqual(s.upgraded.closeCodes, { 3502: counts.upgraded }, 'upgraded sockets that never send connect are closed with 3502');
     // No socket ends long before its timeout (the client sees its connect a little after the server's accept on a busy
     // machine, hence half), and none outlives it by more than a generous margin (timeouts are checked every second).

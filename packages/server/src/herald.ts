@@ -474,7 +474,10 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       await brokerRunning;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(port, host, () => {
+        // A reconnect storm (a node died; its clients all come back at once) overflows Node's default accept queue
+        // of 511, and the kernel then drops handshakes, which clients see as a stall or a reset. The kernel caps this
+        // at net.core.somaxconn (docs/deployment.md).
+        server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve();
         });
@@ -511,6 +514,9 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   };
   return herald;
 }
+
+/** The accept queue asked of the kernel for `listen` (capped by net.core.somaxconn). */
+const LISTEN_BACKLOG = 4096;
 
 /** Engines by name: memory (the single-node default) or redis (scale-out, docs/scaling.md). */
 function createEngineFromConfig(config: HeraldConfig, log: Logger): Engine {

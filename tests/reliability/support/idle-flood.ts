@@ -9,7 +9,7 @@ import net from 'node:net';
 import { ServerFrames } from './raw-ws.js';
 
 type Kind = 'silent' | 'trickle' | 'upgraded';
-interface Result { kind: Kind; openedAt: number; closedAt?: number; status?: number; closeCode?: number; error?: string }
+interface Result { kind: Kind; openedAt: number; closedAt?: number; status?: number; closeCode?: number; error?: string; lateError?: string }
 
 const [port, ...counts] = process.argv.slice(2).map(Number);
 const plan: [Kind, number][] = [['silent', counts[0]!], ['trickle', counts[1]!], ['upgraded', counts[2]!]];
@@ -60,7 +60,9 @@ function open(kind: Kind): Promise<void> {
     });
     s.on('error', (err) => {
       // Only a failure to connect counts as an error; a reset after the server gave up on the socket is an end.
-      if (s.connecting) r.error = (err as NodeJS.ErrnoException).code ?? err.message;
+      const code = (err as NodeJS.ErrnoException).code ?? err.message;
+      if (s.connecting) r.error = code;
+      else r.lateError = code;
       resolve();
     });
     s.on('close', () => {
@@ -97,6 +99,8 @@ for (const [kind] of plan) {
     count: rs.length,
     stillOpen: rs.filter((r) => r.closedAt === undefined).length,
     errors: by((r) => r.error ?? 'none'),
+    // A reset before any answer (status 'none') means the kernel dropped the handshake: the accept queue overflowed.
+    lateErrorsWithoutAnswer: by((r) => (r.status === undefined ? r.lateError ?? 'closed' : 'answered')),
     statuses: by((r) => r.status ?? 'none'),
     closeCodes: by((r) => r.closeCode ?? 'none'),
     minLifetimeMs: Math.round(lifetimes[0] ?? -1),
