@@ -125,6 +125,9 @@ for (const driver of drivers) {
       assert.equal(sub.received.filter((r) => r.data?.n === 'committed').length, 1);
       assert.equal(sub.received.filter((r) => r.data?.n === 'rolled-back').length, 0);
       await waitFor(() => count(db) === 0, 'table drained');
+      const metrics = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
+      assert.match(metrics, /^herald_publications_total\{source="outbox"\} 2$/m, 'the committed row and the marker count as outbox publications');
+      assert.doesNotMatch(metrics, /^herald_publications_total\{source="(api|server)"\} [1-9]/m, 'and as nothing else');
     });
 
     test('rows are published in id order, and a malformed row goes to herald_outbox_dead without blocking the rest', async (t) => {
