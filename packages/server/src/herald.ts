@@ -422,7 +422,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     plainWs: (method, url) => (endpoint.ownsPath(url) ? endpoint.answerPlainRequest(method) : undefined),
     readiness: () => {
       const checks: Record<string, string> = {
-        engine: engine.isReady() ? 'ok' : `${engine.name} engine not reachable`,
+        engine: engine.isReady() ? 'ok' : engine.notReadyReason?.() ?? `${engine.name} engine not reachable`,
         accepting: accepting ? 'ok' : 'shutting down',
       };
       for (const [name, r] of readiness) checks[name] = r.ok ? 'ok' : r.reason ?? 'not ready';
@@ -521,17 +521,22 @@ const LISTEN_BACKLOG = 4096;
 /** Engines by name: memory (the single-node default) or redis (scale-out, docs/scaling.md). */
 function createEngineFromConfig(config: HeraldConfig, log: Logger): Engine {
   if (config.engine === 'redis') {
-    const where = redactUrl(config.redisUrl, 'REDIS_URL (unparsable)');
+    const many = config.redisUrls.length > 1;
+    const where = config.redisUrls.map((u, i) => redactUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'));
     return createRedisEngine({
-      url: config.redisUrl,
+      url: config.redisUrls,
       prefix: config.redisPrefix,
       commandTimeoutMs: config.redisTimeoutMs,
-      onEvent(e) {
-        if (e.type === 'connected') log.info({ redis: where, role: e.role }, e.reconnect ? 'redis reconnected' : 'redis connected');
-        else if (e.type === 'disconnected') log.warn({ redis: where, role: e.role }, 'redis connection lost: publishes fail with 503 until it is back; reconnecting with backoff');
-        else if (e.type === 'unreachable') log.warn({ redis: where, role: e.role, error: e.error }, 'redis not reachable: /ready is 503 and publishes fail until it is; retrying with backoff (check REDIS_URL)');
-        else if (e.type === 'unhealthy') log.warn({ redis: where, error: e.error }, 'redis stopped answering: /ready is 503 and publishes fail until it answers again');
-        else log.info({ redis: where }, 'redis answers again');
+      onEvent(e, i) {
+        const at = many ? { redis: where[i], shard: `${i + 1}/${config.redisUrls.length}` } : { redis: where[i] };
+        if (e.type === 'connected') log.info({ ...at, role: e.role }, e.reconnect ? 'redis reconnected' : 'redis connected');
+        else if (e.type === 'disconnected') log.warn({ ...at, role: e.role }, 'redis connection lost: publishes fail with 503 until it is back; reconnecting with backoff');
+        else if (e.type === 'unreachable') log.warn({ ...at, role: e.role, error: e.error }, 'redis not reachable: /ready is 503 and publishes fail until it is; retrying with backoff (check REDIS_URL)');
+        else if (e.type === 'unhealthy') log.warn({ ...at, error: e.error }, 'redis stopped answering: /ready is 503 and publishes fail until it answers again');
+        else if (e.type === 'topology') {
+          if (e.ok) log.info({ ...at }, 'redis shard list agrees with the other nodes again');
+          else log.error({ ...at, code: 'redis_shard_mismatch' }, `${e.message} Until then /ready is 503.`);
+        } else log.info({ ...at }, 'redis answers again');
       },
       onError: (what, err) => log.warn({ err, what }, 'redis engine error'),
     });

@@ -57,6 +57,8 @@ export interface HeraldConfig {
   engine: 'memory' | 'redis';
   /** REDIS_URL. @default 'redis://127.0.0.1:6379' */
   redisUrl: string;
+  /** REDIS_URL split into its Redis instances: several, comma-separated, shard channels across them (docs/scaling.md). */
+  redisUrls: string[];
   /** HERALD_REDIS_PREFIX. @default 'herald' */
   redisPrefix: string;
   /** HERALD_REDIS_TIMEOUT: a Redis command unanswered this long fails with code 100 (HTTP 503). @default 2s */
@@ -332,6 +334,27 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
   if (engineRaw !== 'memory' && engineRaw !== 'redis') problems.push(`HERALD_ENGINE=${JSON.stringify(engineRaw)}: expected "memory" or "redis"`);
   const redisPrefixRaw = envStr(env, 'HERALD_REDIS_PREFIX');
   if (redisPrefixRaw !== undefined && /[{}\s]/.test(redisPrefixRaw)) problems.push(`HERALD_REDIS_PREFIX=${JSON.stringify(redisPrefixRaw)}: must not contain { } or spaces ({ } are Redis Cluster hash tags)`);
+  const redisUrl = envStr(env, 'REDIS_URL') ?? 'redis://127.0.0.1:6379';
+  const redisUrls = splitRedisUrls(redisUrl);
+  if (engineRaw === 'redis') {
+    const seen = new Set<string>();
+    for (const u of redisUrls) {
+      let parsed: URL | undefined;
+      try {
+        parsed = new URL(u);
+      } catch {
+        // reported below
+      }
+      const shown = parsed ? `${parsed.protocol}//${parsed.host}${parsed.pathname}` : 'an entry';
+      if (!parsed || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || !parsed.hostname) {
+        problems.push(`REDIS_URL: ${shown} is not a Redis URL; write redis://[user:password@]host:port[/db] (rediss:// for TLS), several separated by commas to shard channels across them`);
+      } else if (seen.has(shown)) {
+        problems.push(`REDIS_URL lists ${shown} twice; each shard must be a different Redis`);
+      } else {
+        seen.add(shown);
+      }
+    }
+  }
   const logLevel = envStr(env, 'HERALD_LOG_LEVEL') ?? 'info';
   const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
   if (!levels.includes(logLevel)) problems.push(`HERALD_LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${levels.join(', ')}`);
@@ -373,7 +396,8 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     apiMaxBodyBytes: envInt(env, 'HERALD_API_MAX_BODY', problems, 1) ?? 1024 * 1024,
     apiRatePerSecond: envInt(env, 'HERALD_API_RATE', problems) ?? 0,
     engine: engineRaw === 'redis' ? 'redis' : 'memory',
-    redisUrl: envStr(env, 'REDIS_URL') ?? 'redis://127.0.0.1:6379',
+    redisUrl,
+    redisUrls,
     redisPrefix: envStr(env, 'HERALD_REDIS_PREFIX') ?? 'herald',
     redisTimeoutMs: envDuration(env, 'HERALD_REDIS_TIMEOUT', problems) ?? 2000,
     databaseUrl: envStr(env, 'HERALD_DATABASE_URL'),
@@ -418,4 +442,9 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
 export function namespaceNameOf(channel: string): string | undefined {
   const i = channel.indexOf(':');
   return i > 0 ? channel.slice(0, i) : undefined;
+}
+
+/** REDIS_URL may list several Redis instances, comma-separated; a comma inside one URL (a password) stays. */
+export function splitRedisUrls(value: string): string[] {
+  return value.split(/,(?=\s*rediss?:\/\/)/i).map((u) => u.trim()).filter((u) => u !== '');
 }

@@ -10,5 +10,7 @@ export interface Engine {
   readonly presence: PresenceManager;
   /** True when the engine can serve (store reachable); drives GET /ready. */
   isReady(): boolean;
+  /** Why it is not ready, for GET /ready's checks (when isReady() is false). */
+  notReadyReason?(): string;
   close(): Promise<void>;
 }

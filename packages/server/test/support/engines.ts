@@ -31,12 +31,13 @@ export async function dropPrefix(prefix: string, url = REDIS_URL): Promise<void>
 export async function redisTestEngine(options: Partial<RedisEngineOptions> = {}): Promise<Engine> {
   const prefix = options.prefix ?? uniquePrefix();
   const url = options.url ?? REDIS_URL;
+  const urls = typeof url === 'string' ? [url] : url;
   const engine = createRedisEngine({ url, prefix, commandTimeoutMs: 2000, ...options });
   const deadline = Date.now() + 5000;
   while (!engine.isReady()) {
     if (Date.now() > deadline) {
       await engine.close();
-      throw new Error(`Redis at ${url} is not reachable: start it (redis-server --port 6379) before the tests`);
+      throw new Error(`Redis at ${urls.join(', ')} is not ready (${engine.notReadyReason?.()}): start it (redis-server --port 6379) before the tests`);
     }
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -44,9 +45,16 @@ export async function redisTestEngine(options: Partial<RedisEngineOptions> = {})
   return Object.assign(engine, {
     async close() {
       await close();
-      await dropPrefix(prefix, url).catch(() => {});
+      await Promise.all(urls.map((u) => dropPrefix(prefix, u).catch(() => {})));
     },
   });
+}
+
+/** REDIS_URL with another logical database: a second shard that shares the server but none of its keys. */
+export function redisDb(db: number, url = REDIS_URL): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
 }
 
 /**
@@ -55,6 +63,8 @@ export async function redisTestEngine(options: Partial<RedisEngineOptions> = {})
 export const engineFactories: Record<string, () => Promise<Engine>> = {
   memory: async () => createMemoryEngine(),
   redis: () => redisTestEngine(),
+  // Channels spread over two shards (databases 0 and 1 here; separate servers in tests/scaling/sharded.test.ts).
+  'redis-sharded': () => redisTestEngine({ url: [redisDb(0), redisDb(1)] }),
 };
 
 export const engineNames = (process.env.HERALD_TEST_ENGINES ?? Object.keys(engineFactories).join(','))

@@ -28,6 +28,8 @@ export class RedisBroker implements Broker {
     private readonly metaTtlMs: number,
     private readonly onError: (what: string, err: unknown) => void,
     private readonly nextEpoch: () => string,
+    /** Whether this Redis carries node-to-node control messages (with several shards, only shard 0 does). */
+    private readonly carriesControl = true,
   ) {}
 
   async run(handler: BrokerEventHandler): Promise<void> {
@@ -143,7 +145,7 @@ export class RedisBroker implements Broker {
 
   /** (Re)subscribes the control channel and every wanted feed; after a reconnect, tells the node to recover. */
   private async restoreFeed(): Promise<void> {
-    const names = [this.keys.control, ...this.wanted.keys()];
+    const names = this.carriesControl ? [this.keys.control, ...this.wanted.keys()] : [...this.wanted.keys()];
     try {
       for (let i = 0; i < names.length; i += SUBSCRIBE_BATCH) await this.redis.feed.subscribe(...names.slice(i, i + SUBSCRIBE_BATCH));
     } catch (err) {

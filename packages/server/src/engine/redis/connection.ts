@@ -11,6 +11,11 @@ export interface RedisConnectionOptions {
   maxReconnectDelayMs?: number;
   /** Called for connection events worth a log line. */
   onEvent?: (event: RedisConnectionEvent) => void;
+  /**
+   * A key this node claims on this Redis with its place in the shard list (`<i>/<n>`). A Redis that another node
+   * claimed with a different place means the nodes' REDIS_URL lists disagree: the engine is then not ready.
+   */
+  identity?: { key: string; value: string; describe: (found: string) => string };
 }
 
 export type RedisConnectionEvent =
@@ -18,7 +23,8 @@ export type RedisConnectionEvent =
   | { type: 'disconnected'; role: 'commands' | 'feed'; error?: string }
   | { type: 'unreachable'; role: 'commands' | 'feed'; error: string }
   | { type: 'unhealthy'; error: string }
-  | { type: 'healthy' };
+  | { type: 'healthy' }
+  | { type: 'topology'; ok: boolean; message: string };
 
 /** The commands our scripts add to the client. */
 export interface ScriptedRedis extends Redis {
@@ -38,6 +44,9 @@ export class RedisConnections {
   readonly commands: ScriptedRedis;
   readonly feed: Redis;
   private healthy = true;
+  /** Why this node's place in the shard list disagrees with the Redis's; undefined when it agrees. */
+  private misplaced: string | undefined;
+  private identityChecked = false;
   private pingTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -68,7 +77,17 @@ export class RedisConnections {
 
   /** Both connections up and the last health ping answered in time. */
   isReady(): boolean {
-    return this.healthy && this.commands.status === 'ready' && this.feed.status === 'ready';
+    const placed = this.options.identity === undefined || (this.identityChecked && this.misplaced === undefined);
+    return placed && this.healthy && this.commands.status === 'ready' && this.feed.status === 'ready';
+  }
+
+  /** Why isReady() is false, in words for GET /ready. */
+  problem(): string | undefined {
+    if (this.misplaced !== undefined) return this.misplaced;
+    if (this.commands.status !== 'ready' || this.feed.status !== 'ready') return 'not connected';
+    if (!this.healthy) return `not answering within ${this.options.commandTimeoutMs ?? 2000} ms`;
+    if (this.options.identity !== undefined && !this.identityChecked) return 'connecting';
+    return undefined;
   }
 
   async close(): Promise<void> {
@@ -82,6 +101,8 @@ export class RedisConnections {
     conn.on('ready', () => {
       this.options.onEvent?.({ type: 'connected', role, reconnect: everReady });
       everReady = true;
+      // A restarted Redis may have lost the claim, or another node may have made its own meanwhile.
+      if (role === 'commands') void this.checkIdentity();
     });
     conn.on('close', () => {
       if (!this.closed && everReady) this.options.onEvent?.({ type: 'disconnected', role });
@@ -98,6 +119,8 @@ export class RedisConnections {
   /** A Redis that stops answering (frozen, partitioned) keeps its TCP connection open: a timed ping notices. */
   private checkHealth(): void {
     if (this.commands.status !== 'ready') return;
+    // While misplaced, look again every second: the operator may fix the other nodes or clear the claim.
+    if (this.misplaced !== undefined) void this.checkIdentity();
     this.commands.ping().then(
       () => {
         if (!this.healthy) this.options.onEvent?.({ type: 'healthy' });
@@ -108,6 +131,24 @@ export class RedisConnections {
         this.healthy = false;
       },
     );
+  }
+
+  private async checkIdentity(): Promise<void> {
+    const identity = this.options.identity;
+    if (!identity) return;
+    const before = this.misplaced;
+    try {
+      await this.commands.set(identity.key, identity.value, 'NX');
+      const found = await this.commands.get(identity.key);
+      this.misplaced = found === null || found === identity.value ? undefined : identity.describe(found);
+    } catch (err) {
+      // A dropped connection checks again on its next 'ready'; a refusal (an ACL without SET) is reported.
+      if (this.commands.status !== 'ready') return;
+      this.misplaced = `could not claim ${identity.key} on this Redis (${errorText(err)}); the user in REDIS_URL needs GET and SET on it`;
+    }
+    this.identityChecked = true;
+    if (this.misplaced !== undefined && this.misplaced !== before) this.options.onEvent?.({ type: 'topology', ok: false, message: this.misplaced });
+    else if (this.misplaced === undefined && before !== undefined) this.options.onEvent?.({ type: 'topology', ok: true, message: identity.value });
   }
 }
 

@@ -5,37 +5,79 @@ import { RedisConnections, type RedisConnectionEvent } from './connection.js';
 import { RedisHistory } from './history.js';
 import { epochSource, redisKeys } from './keys.js';
 import { RedisPresence } from './presence.js';
+import { ShardedBroker, ShardedHistory, ShardedPresence, type Shard } from './shards.js';
 
 export interface RedisEngineOptions {
-  /** REDIS_URL */
-  url: string;
+  /** REDIS_URL: one Redis, or several (shards, in the same order on every node). */
+  url: string | string[];
   /** HERALD_REDIS_PREFIX: every key and pub/sub channel starts with it. @default 'herald' */
   prefix?: string;
   /** A Redis command unanswered for this long fails with code 100. @default 2000 */
   commandTimeoutMs?: number;
   /** How long a stream's epoch and top offset outlive its last publication. @default 30 days */
   historyMetaTtlMs?: number;
-  onEvent?: (event: RedisConnectionEvent) => void;
+  /** Connection events; `shard` is the index of the Redis in the list. */
+  onEvent?: (event: RedisConnectionEvent, shard: number) => void;
   onError?: (what: string, err: unknown) => void;
 }
 
-/** The scale-out engine: broker, history and presence in Redis, shared by every node with the same prefix. */
+/**
+ * The scale-out engine: broker, history and presence in Redis, shared by every node with the same prefix. With
+ * several Redis instances each channel lives on one of them (shards.ts); each node claims `<prefix>.shard` on every
+ * instance with its place in the list, so nodes whose lists disagree are not ready instead of silently splitting
+ * channels.
+ */
 export function createRedisEngine(options: RedisEngineOptions): Engine {
+  const urls = typeof options.url === 'string' ? [options.url] : options.url;
+  if (urls.length === 0) throw new Error('createRedisEngine: no Redis URL');
   const keys = redisKeys(options.prefix ?? 'herald');
-  const redis = new RedisConnections({ url: options.url, commandTimeoutMs: options.commandTimeoutMs, onEvent: options.onEvent });
   const nextEpoch = epochSource(randomBytes(5).toString('base64url'));
-  const broker = new RedisBroker(redis, keys, options.historyMetaTtlMs ?? 30 * 24 * 3600 * 1000, options.onError ?? (() => {}), nextEpoch);
+  const metaTtlMs = options.historyMetaTtlMs ?? 30 * 24 * 3600 * 1000;
+  const identityKey = `${options.prefix ?? 'herald'}.shard`;
+  const connections: RedisConnections[] = [];
+  const shards: Shard[] = urls.map((url, index) => {
+    const place = `${index + 1}/${urls.length}`;
+    const redis = new RedisConnections({
+      url,
+      commandTimeoutMs: options.commandTimeoutMs,
+      onEvent: options.onEvent && ((e) => options.onEvent!(e, index)),
+      identity: {
+        key: identityKey,
+        value: place,
+        describe: (found) =>
+          `REDIS_URL lists this Redis as shard ${place}, but other nodes use it as shard ${found} (key ${identityKey}). ` +
+          'Every node must list the same Redis instances in the same order. To re-shard on purpose, stop every node, ' +
+          `run DEL ${identityKey} on each Redis, and start them with the new list (docs/scaling.md).`,
+      },
+    });
+    connections.push(redis);
+    return {
+      broker: new RedisBroker(redis, keys, metaTtlMs, options.onError ?? (() => {}), nextEpoch, index === 0),
+      history: new RedisHistory(redis, keys, nextEpoch),
+      presence: new RedisPresence(redis, keys),
+    };
+  });
+  const single = shards.length === 1 ? shards[0]! : undefined;
+  const broker = single?.broker ?? new ShardedBroker(shards);
   return {
     name: 'redis',
     broker,
-    history: new RedisHistory(redis, keys, nextEpoch),
-    presence: new RedisPresence(redis, keys),
-    isReady: () => redis.isReady(),
+    history: single?.history ?? new ShardedHistory(shards),
+    presence: single?.presence ?? new ShardedPresence(shards),
+    isReady: () => connections.every((c) => c.isReady()),
+    notReadyReason() {
+      const problems = connections.flatMap((c, i) => {
+        const p = c.problem();
+        return p === undefined ? [] : [urls.length > 1 ? `redis shard ${i + 1}/${urls.length}: ${p}` : `redis: ${p}`];
+      });
+      return problems.join('; ') || 'redis engine not ready';
+    },
     async close() {
       await broker.close();
-      await redis.close();
+      await Promise.all(connections.map((c) => c.close()));
     },
   };
 }
 
+export { shardOf } from './shards.js';
 export type { RedisConnectionEvent } from './connection.js';
