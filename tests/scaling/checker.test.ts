@@ -41,3 +41,18 @@ test('the checker ignores acknowledged publications from before the subscriber s
   assert.equal(r.expected, 1);
   assert.equal(r.lost, 0);
 });
+
+test('the checker counts an acknowledged publication as lost when another publication arrived at its position (a failover reused it)', () => {
+  const other: SubEvent = { type: 'pub', offset: 2, id: 'someone-else', at: 0 };
+  const r = check(acks('e', 1, 2, 3), one([sub('e', 0), pub(1), other, pub(3)]));
+  assert.equal(r.lost, 1);
+  assert.equal(r.delivered, 3);
+  assert.match(r.problems.join('\n'), /acknowledged e:2 \(id m2\) but someone-else arrived at that position/);
+});
+
+test('the checker counts publications at reused positions as told once recovered: false follows, since it voids the old epoch', () => {
+  const other: SubEvent = { type: 'pub', offset: 2, id: 'someone-else', at: 0 };
+  const r = check([...acks('e', 1, 2, 3), ...acks('f', 4)], one([sub('e', 0), pub(1), other, resub('f', 3, false), pub(4)]));
+  assert.equal(r.lost, 0);
+  assert.equal(r.toldLost, 2, 'e:2 (another arrived there) and e:3 (never arrived)');
+});

@@ -43,7 +43,8 @@ export function check(acks: Ack[], subs: Pick<TrackedSub, 'user' | 'channel' | '
     const note = (p: string) => {
       if (mine.length < 5) mine.push(`${s.user}@${s.channel}: ${p}`);
     };
-    const seen = new Set<string>();
+    /** position -> the id delivered there: an acknowledgement counts only if its own publication arrived there. */
+    const seen = new Map<string, string>();
     /** Declared losses: epoch -> offset ranges (lo, hi] the subscriber was told it lost. */
     const declared: { epoch: string; lo: number; hi: number }[] = [];
     let epoch = '';
@@ -56,8 +57,9 @@ export function check(acks: Ack[], subs: Pick<TrackedSub, 'user' | 'channel' | '
           epoch = startEpoch = e.epoch;
           offset = startOffset = e.offset;
         } else if (e.wasRecovering && !e.recovered) {
-          // Told: everything after what it had, in the old epoch, and up to the new position.
-          declared.push({ epoch, lo: offset, hi: Number.MAX_SAFE_INTEGER });
+          // Told: its view of the old epoch is void (what it lacks there, including positions a failover reused),
+          // and it has nothing of the new epoch up to the new position. Silent gaps are still counted as gaps.
+          declared.push({ epoch, lo: 0, hi: Number.MAX_SAFE_INTEGER });
           if (e.epoch === epoch) declared[declared.length - 1]!.hi = e.offset;
           else declared.push({ epoch: e.epoch, lo: 0, hi: e.offset });
           epoch = e.epoch;
@@ -77,7 +79,7 @@ export function check(acks: Ack[], subs: Pick<TrackedSub, 'user' | 'channel' | '
         note(`duplicate offset ${e.offset} (id ${e.id})`);
         continue;
       }
-      seen.add(k);
+      seen.set(k, e.id);
       if (e.offset !== offset + 1) gaps++;
       if (e.offset !== offset + 1) note(`offset jumped from ${offset} to ${e.offset} without recovered:false`);
       offset = e.offset;
@@ -85,13 +87,16 @@ export function check(acks: Ack[], subs: Pick<TrackedSub, 'user' | 'channel' | '
     for (const a of byChannel.get(s.channel) ?? []) {
       if (a.epoch === startEpoch && a.offset <= startOffset) continue; // before this subscriber started
       expected++;
-      if (seen.has(key(a.epoch, a.offset))) continue;
+      const there = seen.get(key(a.epoch, a.offset));
+      if (there === a.id) continue;
       if (declared.some((d) => d.epoch === a.epoch && a.offset > d.lo && a.offset <= d.hi)) {
         toldLost++;
         continue;
       }
       lost++;
-      note(`acknowledged ${a.epoch}:${a.offset} (id ${a.id}) never arrived and no recovered:false covers it`);
+      // A different publication at the acknowledged position: the stream reused it (a failover lost what was there).
+      if (there !== undefined) note(`acknowledged ${a.epoch}:${a.offset} (id ${a.id}) but ${there} arrived at that position`);
+      else note(`acknowledged ${a.epoch}:${a.offset} (id ${a.id}) never arrived and no recovered:false covers it`);
     }
     problems.push(...mine);
   }
