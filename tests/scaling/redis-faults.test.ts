@@ -109,6 +109,31 @@ describe('Redis faults under two Herald nodes', { timeout: 180_000 }, () => {
     }
   });
 
+  test('a stream that goes back below what the nodes saw (lost publications, as after a failover to a lagging replica) starts a new epoch and tells subscribers recovered: false', async () => {
+    const before = nodes.map((n) => n.logs.length);
+    await scenario(async () => {
+      // What a promoted replica that lacked the last 3 publications of each channel looks like: top offset back by
+      // 3 and those entries gone; the next publications reuse their offsets.
+      const rewind = `local s = tonumber(redis.call('HGET', KEYS[2], 's'))
+for o = s - 2, s do redis.call('XDEL', KEYS[1], o .. '-0') end
+redis.call('XSETID', KEYS[1], (s - 3) .. '-0')
+redis.call('HSET', KEYS[2], 's', s - 3)
+return s`;
+      for (const ch of [`room:f${run}a`, `room:f${run}b`]) {
+        await redis.command('EVAL', rewind, '2', `herald-faults-${process.pid}.stream.{${ch}}`, `herald-faults-${process.pid}.meta.{${ch}}`);
+      }
+      await waitFor(() => nodes.some((n, i) => n.logs.slice(before[i]).some((l) => l.code === 'stream_rewound')), 'a node to notice the rewind', 10_000);
+      await sleep(500);
+    });
+    for (const s of subs) {
+      const resubs = s.events.filter((e) => e.type === 'subscribed').slice(1);
+      assert.ok(resubs.some((e) => e.type === 'subscribed' && e.wasRecovering && !e.recovered), `${s.user} was told recovered: false`);
+      const first = s.events[0]!;
+      const last = resubs.at(-1)!;
+      assert.ok(first.type === 'subscribed' && last.type === 'subscribed' && last.epoch !== first.epoch, `${s.user} is on a new epoch`);
+    }
+  });
+
   test('a Redis restarted empty makes publishes fail while it is down, then clients are told recovered: false for what they lost', async () => {
     const before = nodes.map((n) => n.logs.length);
     const { stats } = await scenario(async () => {

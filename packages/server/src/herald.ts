@@ -18,7 +18,8 @@ import type { PresenceStats } from './engine/presence.js';
 import type { ClientInfo, StreamPosition } from './engine/types.js';
 import type { HeraldHooks } from './hooks.js';
 import { Hub } from './hub.js';
-import { createLogger, redactUrl, type Logger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
+import { redactRedisUrl } from './engine/redis/url.js';
 import { Metrics } from './metrics.js';
 import { jsonText } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
@@ -131,7 +132,33 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   }
 
   const metrics = new Metrics(() => ({ connections: byClient.size, subscriptions: hub.numSubscriptions, channels: hub.numChannels }));
-  const hub = new Hub(engine.broker, (err, channel) => log.warn({ err, channel }, 'broker unsubscribe failed'));
+  const hub = new Hub(
+    engine.broker,
+    (err, channel) => log.warn({ err, channel }, 'broker unsubscribe failed'),
+    (channel, epoch, seen, feed) => void rewound(channel, epoch, { seenOffset: seen, feedOffset: feed }),
+  );
+
+  /**
+   * A channel's stream went back below what this node saw of it: the store lost publications (a failover to a
+   * replica that lacked them) and reuses their offsets. Positions of the old epoch cannot be vouched for: rotate the
+   * epoch in the store, then make the channel's subscribers recover, which tells them `recovered: false`.
+   */
+  async function rewound(channel: string, epoch: string, detail: Record<string, number>): Promise<void> {
+    log.warn({ channel, epoch, ...detail, code: 'stream_rewound' }, 'channel stream went back below what this node saw (the store lost publications, e.g. a failover to a lagging replica): starting a new epoch; its subscribers are told recovered: false');
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await engine.history.rotateEpoch(channel, epoch);
+        break;
+      } catch (err) {
+        if (attempt >= 20) {
+          log.error({ err, channel, code: 'stream_rewound' }, 'could not start a new epoch for a rewound channel; its subscribers recover from what the store has');
+          break;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
+      }
+    }
+    hub.invalidate(channel);
+  }
 
   function publishOptions(rules: ChannelRules): PublishOptions {
     return { historySize: rules.options.history_size, historyTtlMs: rules.options.history_ttl_ms };
@@ -296,7 +323,10 @@ export function createHerald(options: HeraldOptions = {}): Herald {
           });
           // Read after the store: publications that reached the feed meanwhile count as seen.
           const seen = hub.feedPosition(channel);
-          if (!seen || seen.epoch === '' || seen.epoch !== position.epoch || seen.offset < position.offset) invalidate(channel);
+          if (seen && seen.epoch !== '' && seen.epoch === position.epoch && seen.offset > position.offset) {
+            invalidated++;
+            await rewound(channel, seen.epoch, { seenOffset: seen.offset, storeOffset: position.offset });
+          } else if (!seen || seen.epoch === '' || seen.epoch !== position.epoch || seen.offset < position.offset) invalidate(channel);
         } catch {
           invalidate(channel);
         }
@@ -522,11 +552,12 @@ const LISTEN_BACKLOG = 4096;
 function createEngineFromConfig(config: HeraldConfig, log: Logger): Engine {
   if (config.engine === 'redis') {
     const many = config.redisUrls.length > 1;
-    const where = config.redisUrls.map((u, i) => redactUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'));
+    const where = config.redisUrls.map((u, i) => redactRedisUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'));
     return createRedisEngine({
       url: config.redisUrls,
       prefix: config.redisPrefix,
       commandTimeoutMs: config.redisTimeoutMs,
+      minReplicas: config.redisMinReplicas,
       onEvent(e, i) {
         const at = many ? { redis: where[i], shard: `${i + 1}/${config.redisUrls.length}` } : { redis: where[i] };
         if (e.type === 'connected') log.info({ ...at, role: e.role }, e.reconnect ? 'redis reconnected' : 'redis connected');

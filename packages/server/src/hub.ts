@@ -44,10 +44,20 @@ interface ChannelState {
   prev?: { seq: number; offset: number; data: string };
   /** Resolves when the broker feeds this node the channel. */
   ready: Promise<void>;
-  /** Last offset and epoch seen on the feed, for gap detection. */
+  /** Last offset and epoch seen on the feed or in a subscribe reply, for gap detection. */
   epoch: string;
   lastOffset: number;
+  /** Last offset received on the feed itself in `epoch`: the feed never goes back unless the store did. */
+  feedOffset: number;
+  /** The store went back (rewind): nothing is delivered until the epoch is rotated and subscribers recover. */
+  suspended: boolean;
 }
+
+/**
+ * Told that a channel's stream went back below what this node received from it (a failover to a replica that
+ * lacked the last publications). It must rotate the stream's epoch and then call `invalidate(channel)`.
+ */
+export type RewindHandler = (channel: string, epoch: string, seenOffset: number, feedOffset: number) => void;
 
 /**
  * The node's local subscriptions: channel -> subscribers, fed by the broker. A publication is encoded once per
@@ -57,7 +67,11 @@ export class Hub {
   private readonly channels = new Map<string, ChannelState>();
   private subscriptionCount = 0;
 
-  constructor(private readonly broker: Broker, private readonly onBrokerError: (err: unknown, channel: string) => void) {}
+  constructor(
+    private readonly broker: Broker,
+    private readonly onBrokerError: (err: unknown, channel: string) => void,
+    private readonly onRewind: RewindHandler = () => {},
+  ) {}
 
   get numChannels(): number {
     return this.channels.size;
@@ -93,6 +107,8 @@ export class Hub {
         ready: Promise.resolve(),
         epoch: '',
         lastOffset: 0,
+        feedOffset: 0,
+        suspended: false,
       };
       this.channels.set(channel, st);
       const state = st;
@@ -162,12 +178,21 @@ export class Hub {
   /** Number of deliveries made (for metrics). */
   onPublication(channel: string, pub: Publication, position: StreamPosition): number {
     const st = this.channels.get(channel);
-    if (!st) return 0;
+    if (!st || st.suspended) return 0;
     if (pub.offset > 0 && position.epoch !== '') {
-      if (st.epoch !== '' && position.epoch === st.epoch && pub.offset <= st.lastOffset) return 0; // duplicate
+      if (st.epoch !== '' && position.epoch === st.epoch && pub.offset <= st.lastOffset) {
+        // Up to the feed's own last offset this is the store reusing positions; above it, a publication that was
+        // already in a subscribe reply.
+        if (pub.offset <= st.feedOffset) {
+          st.suspended = true;
+          this.onRewind(channel, st.epoch, st.lastOffset, st.feedOffset);
+        }
+        return 0;
+      }
       const gap = st.epoch !== '' && (position.epoch !== st.epoch || pub.offset > st.lastOffset + 1);
       st.epoch = position.epoch;
       st.lastOffset = pub.offset;
+      st.feedOffset = pub.offset;
       if (gap) {
         this.invalidate(channel);
         return 0;
@@ -232,6 +257,8 @@ export class Hub {
     if (!st) return;
     st.epoch = '';
     st.lastOffset = 0;
+    st.feedOffset = 0;
+    st.suspended = false;
     st.prev = undefined;
     for (const sub of [...st.live, ...st.pending.keys()]) sub.onInsufficientState(channel);
   }

@@ -63,6 +63,19 @@ for (const engineName of engineNames) {
       assert.deepEqual(positions.map((p) => p.offset).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
     });
 
+    test('rotateEpoch starts a new epoch only if the epoch is still the given one, and offsets go on from the top', async () => {
+      const ch = uniq('rotate');
+      const first = await engine.broker.publish(ch, { data: '1' }, opts);
+      await engine.broker.publish(ch, { data: '2' }, opts);
+      const next = await engine.history.rotateEpoch(ch, first.epoch);
+      assert.notEqual(next, first.epoch);
+      assert.equal(await engine.history.rotateEpoch(ch, first.epoch), next, 'a second rotation from the old epoch changes nothing');
+      const after = await engine.broker.publish(ch, { data: '3' }, opts);
+      assert.deepEqual(after, { offset: 3, epoch: next });
+      const h = await engine.history.history(ch, { since: { offset: 1, epoch: first.epoch }, limit: -1, ...hq });
+      assert.equal(h.position.epoch, next, 'a client holding the old epoch cannot recover from it');
+    });
+
     test('a publish without history has offset 0 and is still delivered', async () => {
       const ch = uniq('nohist');
       await engine.broker.subscribe(ch);

@@ -44,7 +44,27 @@ describe('REDIS_URL with several Redis instances', () => {
 
   test('refuses an entry that is not a Redis URL and the same Redis listed twice, naming what to write', () => {
     assert.throws(() => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'redis://a:6379,redis://a:6379' } }), /REDIS_URL lists redis:\/\/a:6379 twice/);
-    assert.throws(() => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'localhost:6379' } }), /is not a Redis URL; write redis:\/\//);
+    assert.throws(() => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'localhost:6379' } }), /not a Redis URL; write redis:\/\//);
+  });
+
+  test('reads Sentinel URLs: several Sentinels, the master name, a database, and the passwords, which logs never show', async () => {
+    const { parseRedisTarget, redactRedisUrl } = await import('../src/engine/redis/url.js');
+    const url = 'redis+sentinel://app:s3cret@10.0.0.1:26379,10.0.0.2,[::1]:26380/my-primary/2?sentinel_password=sp';
+    const c = loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: `${url},redis+sentinel://10.0.1.1:26379/other` } });
+    assert.deepEqual(c.redisUrls, [url, 'redis+sentinel://10.0.1.1:26379/other'], 'the commas between Sentinels stay inside their URL');
+    assert.deepEqual(parseRedisTarget(url), {
+      kind: 'sentinel',
+      sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: '10.0.0.2', port: 26379 }, { host: '::1', port: 26380 }],
+      name: 'my-primary',
+      db: 2,
+      username: 'app',
+      password: 's3cret',
+      sentinelPassword: 'sp',
+    });
+    const shown = redactRedisUrl(url, '?');
+    assert.ok(!shown.includes('s3cret') && !shown.includes('=sp'), shown);
+    assert.throws(() => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'redis+sentinel://10.0.0.1:26379' } }), /<master name>/);
+    assert.throws(() => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'redis+sentinel://h:26379/m?master=x' } }), /unknown parameter "master"/);
   });
 });
 

@@ -1,3 +1,4 @@
+import { parseRedisTarget, redactRedisUrl, redisTargetIdentity, type RedisTarget } from '../engine/redis/url.js';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parseDurationMs } from './duration.js';
@@ -63,6 +64,11 @@ export interface HeraldConfig {
   redisPrefix: string;
   /** HERALD_REDIS_TIMEOUT: a Redis command unanswered this long fails with code 100 (HTTP 503). @default 2s */
   redisTimeoutMs: number;
+  /**
+   * HERALD_REDIS_MIN_REPLICAS: a publish is acknowledged only after this many replicas confirmed it (Redis WAIT),
+   * so a failover cannot lose it. @default 0
+   */
+  redisMinReplicas: number;
   /** HERALD_DATABASE_URL: turns the outbox consumer on. */
   databaseUrl?: string;
   /** HERALD_PING_INTERVAL (client.ping_interval). @default 25 s */
@@ -338,21 +344,18 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
   const redisUrls = splitRedisUrls(redisUrl);
   if (engineRaw === 'redis') {
     const seen = new Set<string>();
-    for (const u of redisUrls) {
-      let parsed: URL | undefined;
+    for (const [i, u] of redisUrls.entries()) {
+      const which = redisUrls.length > 1 ? `REDIS_URL entry ${i + 1}` : 'REDIS_URL';
+      let target: RedisTarget;
       try {
-        parsed = new URL(u);
-      } catch {
-        // reported below
+        target = parseRedisTarget(u);
+      } catch (err) {
+        problems.push(`${which} (${redactRedisUrl(u, 'unreadable')}): ${(err as Error).message}; write redis://[user:password@]host:port[/db] (rediss:// for TLS, redis+sentinel://host:port[,host:port…]/<master name> for Sentinel), several separated by commas to shard channels across them`);
+        continue;
       }
-      const shown = parsed ? `${parsed.protocol}//${parsed.host}${parsed.pathname}` : 'an entry';
-      if (!parsed || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || !parsed.hostname) {
-        problems.push(`REDIS_URL: ${shown} is not a Redis URL; write redis://[user:password@]host:port[/db] (rediss:// for TLS), several separated by commas to shard channels across them`);
-      } else if (seen.has(shown)) {
-        problems.push(`REDIS_URL lists ${shown} twice; each shard must be a different Redis`);
-      } else {
-        seen.add(shown);
-      }
+      const id = redisTargetIdentity(target);
+      if (seen.has(id)) problems.push(`REDIS_URL lists ${id} twice; each shard must be a different Redis`);
+      seen.add(id);
     }
   }
   const logLevel = envStr(env, 'HERALD_LOG_LEVEL') ?? 'info';
@@ -400,6 +403,7 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     redisUrls,
     redisPrefix: envStr(env, 'HERALD_REDIS_PREFIX') ?? 'herald',
     redisTimeoutMs: envDuration(env, 'HERALD_REDIS_TIMEOUT', problems) ?? 2000,
+    redisMinReplicas: envInt(env, 'HERALD_REDIS_MIN_REPLICAS', problems) ?? 0,
     databaseUrl: envStr(env, 'HERALD_DATABASE_URL'),
     pingIntervalMs: pingIntervalMs ?? 25_000,
     pongTimeoutMs: pongTimeoutMs ?? 8_000,
@@ -446,5 +450,5 @@ export function namespaceNameOf(channel: string): string | undefined {
 
 /** REDIS_URL may list several Redis instances, comma-separated; a comma inside one URL (a password) stays. */
 export function splitRedisUrls(value: string): string[] {
-  return value.split(/,(?=\s*rediss?:\/\/)/i).map((u) => u.trim()).filter((u) => u !== '');
+  return value.split(/,(?=\s*(?:rediss?|redis\+sentinel):\/\/)/i).map((u) => u.trim()).filter((u) => u !== '');
 }

@@ -18,6 +18,13 @@ export interface History {
   history(channel: string, query: HistoryQuery): Promise<HistoryResult>;
   /** Drops the channel's publications; the epoch and top offset stay. */
   removeHistory(channel: string): Promise<void>;
+  /**
+   * Starts a new epoch if the channel's epoch is still `epoch`; offsets go on from the top. For a stream that went
+   * backwards (a failover to a replica that had not received the last publications): positions of the old epoch
+   * can no longer be vouched for, so clients holding them must be told `recovered: false`.
+   * Returns the epoch now current.
+   */
+  rotateEpoch(channel: string, epoch: string): Promise<string>;
 }
 
 export interface HistoryQuery {

@@ -84,6 +84,13 @@ export class MemoryHistory implements History {
     stream.expiresAt = [];
   }
 
+  async rotateEpoch(channel: string, epoch: string): Promise<string> {
+    const stream = this.streams.get(channel);
+    if (!stream) return '';
+    if (stream.epoch === epoch) stream.epoch = newEpoch();
+    return stream.epoch;
+  }
+
   private streamFor(channel: string, now: number, metaTtlMs: number): Stream {
     let stream = this.streams.get(channel);
     if (stream && stream.metaExpiresAt <= now) {

@@ -30,7 +30,21 @@ export class RedisBroker implements Broker {
     private readonly nextEpoch: () => string,
     /** Whether this Redis carries node-to-node control messages (with several shards, only shard 0 does). */
     private readonly carriesControl = true,
+    /** Replicas that must confirm a publish before it is acknowledged (HERALD_REDIS_MIN_REPLICAS). */
+    private readonly minReplicas = 0,
   ) {}
+
+  /** The WAIT that the publishes of this turn share: one WAIT answers for every write the connection sent before it. */
+  private confirming: Promise<number> | undefined;
+
+  private replicated(): Promise<number> {
+    this.confirming ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.confirming = undefined;
+      // Answer within the command timeout, so a missing replica is reported as such rather than as a timeout.
+      return this.redis.commands.wait(this.minReplicas, Math.max(1, Math.floor(this.redis.commandTimeoutMs / 2)));
+    });
+    return this.confirming;
+  }
 
   async run(handler: BrokerEventHandler): Promise<void> {
     this.handler = handler;
@@ -65,6 +79,17 @@ export class RedisBroker implements Broker {
       // Unanswered is not the same as refused: a frozen Redis may still run the script when it wakes up.
       const unanswered = err instanceof Error && /timed out/i.test(err.message);
       throw redisFailure(unanswered ? 'publish (unanswered: it may still be applied; retry with an idempotency_key to avoid a duplicate)' : 'publish (not stored)', err);
+    }
+    if (this.minReplicas > 0) {
+      let acked: number;
+      try {
+        acked = await this.replicated();
+      } catch (err) {
+        throw redisFailure('publish (stored on the primary, replication unconfirmed: it may be lost in a failover or still be delivered; retry with an idempotency_key)', err);
+      }
+      if (acked < this.minReplicas) {
+        throw redisFailure('publish', new Error(`stored on the primary but confirmed by ${acked} of HERALD_REDIS_MIN_REPLICAS=${this.minReplicas} replicas in time: it may be lost in a failover or still be delivered; retry with an idempotency_key`));
+      }
     }
     const [first, second] = result;
     if (Number(first) === 0) {

@@ -1,9 +1,10 @@
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { ErrorCode, HeraldError } from '../../protocol/codes.js';
-import { HISTORY_SCRIPT, PRESENCE_ADD_SCRIPT, PRESENCE_GET_SCRIPT, PRESENCE_REMOVE_SCRIPT, PUBLISH_SCRIPT } from './scripts.js';
+import { parseRedisTarget } from './url.js';
+import { HISTORY_SCRIPT, PRESENCE_ADD_SCRIPT, PRESENCE_GET_SCRIPT, PRESENCE_REMOVE_SCRIPT, PUBLISH_SCRIPT, ROTATE_EPOCH_SCRIPT } from './scripts.js';
 
 export interface RedisConnectionOptions {
-  /** redis://[user:pass@]host:port[/db] or rediss:// */
+  /** redis://[user:pass@]host:port[/db], rediss://, or redis+sentinel://host:port[,…]/<master name> (url.ts) */
   url: string;
   /** A command that gets no answer within this fails with code 100 (temporary). @default 2000 */
   commandTimeoutMs?: number;
@@ -30,6 +31,7 @@ export type RedisConnectionEvent =
 export interface ScriptedRedis extends Redis {
   heraldPublish(stream: string, meta: string, idem: string, envelope: string, size: number, ttlMs: number, metaTtlMs: number, feed: string, epoch: string, idemTtlMs: number): Promise<[number | string, string]>;
   heraldHistory(stream: string, meta: string, epoch: string, metaTtlMs: number, since: number, limit: number, reverse: string, ttlMs: number, size: number): Promise<(string | number)[]>;
+  heraldRotateEpoch(meta: string, epoch: string, next: string): Promise<string>;
   heraldPresenceAdd(hash: string, zset: string, client: string, info: string, ttlMs: number): Promise<number>;
   heraldPresenceRemove(hash: string, zset: string, client: string): Promise<number>;
   heraldPresenceGet(hash: string, zset: string, all: string): Promise<string[]>;
@@ -43,6 +45,7 @@ export interface ScriptedRedis extends Redis {
 export class RedisConnections {
   readonly commands: ScriptedRedis;
   readonly feed: Redis;
+  readonly commandTimeoutMs: number;
   private healthy = true;
   /** Why this node's place in the shard list disagrees with the Redis's; undefined when it agrees. */
   private misplaced: string | undefined;
@@ -52,6 +55,7 @@ export class RedisConnections {
 
   constructor(private readonly options: RedisConnectionOptions) {
     const timeout = options.commandTimeoutMs ?? 2000;
+    this.commandTimeoutMs = timeout;
     const maxDelay = options.maxReconnectDelayMs ?? 2000;
     const common = {
       lazyConnect: false,
@@ -60,12 +64,34 @@ export class RedisConnections {
       autoResubscribe: false,
       connectTimeout: Math.max(timeout, 1000),
       retryStrategy: (times: number) => (this.closed ? null : Math.min(50 * 2 ** Math.min(times, 6), maxDelay)),
-      reconnectOnError: () => false as const,
+      // A primary demoted by a failover answers writes with READONLY: reconnect (through Sentinel, to the new
+      // primary). The failed command itself is not resent; its caller got a temporary error.
+      reconnectOnError: (err: Error) => (/^READONLY/.test(err.message) ? (1 as const) : (false as const)),
     };
-    this.commands = new Redis(options.url, { ...common, commandTimeout: timeout, connectionName: 'herald-commands' }) as ScriptedRedis;
-    this.feed = new Redis(options.url, { ...common, connectionName: 'herald-feed' });
+    const target = parseRedisTarget(options.url);
+    const open = (extra: RedisOptions): Redis => {
+      if (target.kind === 'direct') return new Redis(target.url, { ...common, ...extra });
+      return new Redis({
+        ...common,
+        ...extra,
+        sentinels: target.sentinels,
+        name: target.name,
+        db: target.db,
+        username: target.username,
+        password: target.password,
+        sentinelUsername: target.sentinelUsername,
+        sentinelPassword: target.sentinelPassword,
+        // Ask the Sentinels again on every reconnect, and keep asking while none answers.
+        sentinelRetryStrategy: (times: number) => (this.closed ? null : Math.min(100 * 2 ** Math.min(times, 5), maxDelay)),
+        // A primary that Sentinel replaced is dropped as soon as Sentinel announces the switch.
+        failoverDetector: true,
+      });
+    };
+    this.commands = open({ commandTimeout: timeout, connectionName: 'herald-commands' }) as ScriptedRedis;
+    this.feed = open({ connectionName: 'herald-feed' });
     this.commands.defineCommand('heraldPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
     this.commands.defineCommand('heraldHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
+    this.commands.defineCommand('heraldRotateEpoch', { numberOfKeys: 1, lua: ROTATE_EPOCH_SCRIPT });
     this.commands.defineCommand('heraldPresenceAdd', { numberOfKeys: 2, lua: PRESENCE_ADD_SCRIPT });
     this.commands.defineCommand('heraldPresenceRemove', { numberOfKeys: 2, lua: PRESENCE_REMOVE_SCRIPT });
     this.commands.defineCommand('heraldPresenceGet', { numberOfKeys: 2, lua: PRESENCE_GET_SCRIPT });

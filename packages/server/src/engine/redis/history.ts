@@ -27,6 +27,14 @@ export class RedisHistory implements History {
     return { publications, position };
   }
 
+  async rotateEpoch(channel: string, epoch: string): Promise<string> {
+    try {
+      return await this.redis.commands.heraldRotateEpoch(this.keys.meta(channel), epoch, this.nextEpoch());
+    } catch (err) {
+      throw redisFailure('rotate epoch', err);
+    }
+  }
+
   async removeHistory(channel: string): Promise<void> {
     try {
       await this.redis.commands.del(this.keys.stream(channel));

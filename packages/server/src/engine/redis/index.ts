@@ -14,6 +14,8 @@ export interface RedisEngineOptions {
   prefix?: string;
   /** A Redis command unanswered for this long fails with code 100. @default 2000 */
   commandTimeoutMs?: number;
+  /** A publish is acknowledged only once this many replicas have it (WAIT). @default 0 */
+  minReplicas?: number;
   /** How long a stream's epoch and top offset outlive its last publication. @default 30 days */
   historyMetaTtlMs?: number;
   /** Connection events; `shard` is the index of the Redis in the list. */
@@ -52,7 +54,7 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
     });
     connections.push(redis);
     return {
-      broker: new RedisBroker(redis, keys, metaTtlMs, options.onError ?? (() => {}), nextEpoch, index === 0),
+      broker: new RedisBroker(redis, keys, metaTtlMs, options.onError ?? (() => {}), nextEpoch, index === 0, options.minReplicas ?? 0),
       history: new RedisHistory(redis, keys, nextEpoch),
       presence: new RedisPresence(redis, keys),
     };

@@ -44,6 +44,20 @@ return {offset, epoch}
 `;
 
 /**
+ * KEYS: meta. ARGV: the epoch to replace, the new epoch. Replaces the epoch only if it is still the given one (a
+ * second node that noticed the same rewind changes nothing). Returns the epoch now current ('' without meta).
+ */
+export const ROTATE_EPOCH_SCRIPT = `
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then return '' end
+if e == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'e', ARGV[2])
+  return ARGV[2]
+end
+return e
+`;
+
+/**
  * KEYS: stream, meta. ARGV: candidate epoch, meta TTL ms, since offset (-1: from the start), limit (-1: all,
  * 0: position only), reverse ('1'), history TTL ms, history size.
  * Returns {top, epoch, offset1, envelope1, offset2, envelope2, ...} in the order asked for.

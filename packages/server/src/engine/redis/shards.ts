@@ -106,6 +106,10 @@ export class ShardedHistory implements History {
   removeHistory(channel: string): Promise<void> {
     return this.shards[shardOf(channel, this.shards.length)]!.history.removeHistory(channel);
   }
+
+  rotateEpoch(channel: string, epoch: string): Promise<string> {
+    return this.shards[shardOf(channel, this.shards.length)]!.history.rotateEpoch(channel, epoch);
+  }
 }
 
 export class ShardedPresence implements PresenceManager {

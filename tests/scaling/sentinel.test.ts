@@ -1,0 +1,58 @@
+// Two Herald nodes on a primary + replica watched by a Sentinel (REDIS_URL=redis+sentinel://…), all of the test's
+// own. A failover under a running publisher: the nodes follow the new primary without a restart, and every
+// subscriber either received every acknowledged publication or was told `recovered: false`.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { subscriber, type TrackedSub } from './support/clients.js';
+import { check } from './support/checker.js';
+import { Cluster, type HeraldNode } from './support/nodes.js';
+import { startPublisher } from './support/publisher.js';
+import { startSentinelSet, type SentinelSet } from './support/sentinel.js';
+import { sleep, waitFor } from './support/util.js';
+
+describe('Herald nodes on Redis behind Sentinel', { timeout: 180_000 }, () => {
+  let set: SentinelSet;
+  let cluster: Cluster;
+  let nodes: HeraldNode[];
+  const subs: TrackedSub[] = [];
+  const prefix = `herald-sentinel-${process.pid}`;
+
+  before(async () => {
+    set = await startSentinelSet();
+    cluster = new Cluster(set.url, prefix, { HERALD_REDIS_MIN_REPLICAS: '1' });
+    nodes = await Promise.all([cluster.start('a'), cluster.start('b')]);
+  });
+  after(async () => {
+    for (const s of subs) s.client.disconnect();
+    await cluster?.stop();
+    await set?.stop();
+  });
+
+  test('a Sentinel failover under load: the nodes follow the new primary without a restart, and nothing acknowledged is lost silently', async () => {
+    const chans = ['room:sentinel-a', 'room:sentinel-b'];
+    for (const [i, ch] of chans.entries()) {
+      for (const node of nodes) subs.push(await subscriber(`u${i}-${node.name}`, ch, () => node.wsUrl));
+    }
+    let k = 0;
+    const pub = startPublisher('sentinel', chans, () => nodes[k++ % 2], { intervalMs: 10 });
+    await sleep(500);
+    const { from, to } = await set.failover();
+    await waitFor(async () => (await Promise.all(nodes.map((n) => n.ready()))).every((s) => s === 200), 'both nodes ready again', 20_000);
+    const acksBefore = pub.stats.acks.length;
+    await waitFor(() => pub.stats.acks.length > acksBefore + 20, 'publishes succeed on the new primary', 20_000);
+    const stats = await pub.stop();
+    assert.deepEqual(stats.other, [], 'every answer was a success or a temporary refusal');
+    await waitFor(() => check(stats.acks, subs).lost === 0, 'subscribers to catch up', 20_000).catch(() => {});
+    const result = check(stats.acks, subs);
+    console.log(`# failover :${from} -> :${to}: ${result.line}; refused ${stats.refused}, unanswered ${stats.unanswered}`);
+    assert.deepEqual(result.problems, []);
+    assert.equal(result.lost, 0);
+    assert.equal(result.duplicated, 0);
+    assert.equal(result.gaps, 0);
+    // The nodes' connections are on the new primary, and the channels' history lives there.
+    const clients = String(await set.command(to, 'CLIENT', 'LIST'));
+    assert.equal((clients.match(/name=herald-commands/g) ?? []).length, 2, `both nodes' command connections on :${to}`);
+    assert.equal(await set.command(to, 'EXISTS', `${prefix}.stream.{${chans[0]}}`), 1);
+    for (const n of nodes) assert.ok(n.alive(), `node ${n.name} stayed up`);
+  });
+});
