@@ -176,6 +176,28 @@ describe('outbox on Postgres', () => {
   });
 });
 
+describe('outbox re-delivery on Postgres', () => {
+  test('rows published but not deleted (the delete failed twice) are published again, and no subscriber receives one twice', async (t) => {
+    const db = await schema(t);
+    // Sequences ignore rollbacks, so the count survives the failing transactions.
+    await db.pool.query(`CREATE SEQUENCE fail_delete_seq`);
+    await db.pool.query(`CREATE FUNCTION fail_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF nextval('fail_delete_seq') <= 2 THEN RAISE EXCEPTION 'injected failure of the outbox delete'; END IF; RETURN OLD; END $$`);
+    await db.pool.query(`CREATE TRIGGER fail_delete BEFORE DELETE ON herald_outbox FOR EACH STATEMENT EXECUTE FUNCTION fail_delete()`);
+    const node = await startNode(t, db.url);
+    await node.consumer.whenRunning();
+    const sub = await collect(node.port, ['redo']);
+    cleanups.push(() => sub.close());
+    await db.insert([1, 2, 3].map((n) => ({ channel: 'redo', data: { n } })));
+    await waitFor(async () => (await db.count()) === 0, 'the rows deleted once the delete works', 15_000);
+    await marker(db, sub, 'redo');
+    const seq = await db.pool.query<{ n: string }>(`SELECT last_value AS n FROM fail_delete_seq`);
+    assert.ok(Number(seq.rows[0]?.n) >= 3, 'the delete failed twice before it worked');
+    assert.deepEqual(sub.received.filter((r) => r.data.n).map((r) => r.data.n), [1, 2, 3], 'each row delivered once');
+    await node.consumer.stop();
+  });
+});
+
 describe('outbox readiness and table setups on Postgres', () => {
   test('without the table /ready answers 503 and says how to create it; after herald migrate it turns 200', async (t) => {
     const db = await schema(t, false);

@@ -165,6 +165,12 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
         out.dead.push({ row, error: `payload is not JSON: ${(err as Error).message}` });
         continue;
       }
+      // A row published but not yet deleted when the node or the database failed is published again: keyed by its
+      // id, that second publish is recognised (within the idempotent result TTL) and delivered to nobody twice.
+      if ((row.method === 'publish' || row.method === 'broadcast') && payload !== null && typeof payload === 'object' &&
+        !Array.isArray(payload) && (payload as Record<string, unknown>).idempotency_key === undefined) {
+        payload = { ...(payload as Record<string, unknown>), idempotency_key: `herald-outbox-${row.id}` };
+      }
       try {
         await herald.call(row.method, payload, { source: 'outbox' });
         out.done.push(row.id);
