@@ -1,0 +1,93 @@
+// Network faults between one node and Redis, through a TCP fault proxy of our own, while the other node keeps
+// serving: a partition (nothing flows, nothing closes) and a reset of the node's connections. Only the cut-off node
+// refuses publishes and turns /ready 503; afterwards its subscribers hold every acknowledged publication, or were told
+// `recovered: false` for what they lost.
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTcpFaultProxy, type TcpFaultProxy } from '../support/tcp-fault-proxy.js';
+import { subscriber, type TrackedSub } from './support/clients.js';
+import { check } from './support/checker.js';
+import { Cluster, type HeraldNode } from './support/nodes.js';
+import { startPublisher } from './support/publisher.js';
+import { startTestRedis, type TestRedis } from './support/redis-server.js';
+import { sleep, waitFor } from './support/util.js';
+
+describe('a network fault between one node and Redis', { timeout: 180_000 }, () => {
+  let redis: TestRedis;
+  let proxy: TcpFaultProxy;
+  let cluster: Cluster;
+  let cut: HeraldNode;
+  let other: HeraldNode;
+  let subs: TrackedSub[] = [];
+  let run = 0;
+
+  before(async () => {
+    redis = await startTestRedis();
+    proxy = await startTcpFaultProxy(redis.port);
+    cluster = new Cluster(redis.url, `herald-partition-${process.pid}`);
+    [cut, other] = await Promise.all([
+      cluster.start('behind-proxy', { REDIS_URL: `redis://127.0.0.1:${proxy.port}` }),
+      cluster.start('direct'),
+    ]);
+  });
+  after(async () => {
+    await cluster?.stop();
+    await proxy?.close();
+    await redis?.stop();
+  });
+  afterEach(() => {
+    for (const s of subs) s.client.disconnect();
+    subs = [];
+  });
+
+  async function scenario(fault: () => Promise<void>) {
+    const chans = [`room:p${++run}a`, `room:p${run}b`];
+    for (const [i, ch] of chans.entries()) {
+      for (const node of [cut, other]) subs.push(await subscriber(`u${i}-${node.name}`, ch, () => node.wsUrl));
+    }
+    let k = 0;
+    const pub = startPublisher(`p${run}`, chans, () => [cut, other][k++ % 2], { intervalMs: 10 });
+    await sleep(400);
+    await fault();
+    await waitFor(async () => (await cut.ready()) === 200, 'the cut-off node ready again', 20_000);
+    await sleep(800);
+    const stats = await pub.stop();
+    assert.deepEqual(stats.other, [], 'every answer was a success or a temporary refusal');
+    await waitFor(() => check(stats.acks, subs).lost === 0, 'subscribers to catch up', 20_000).catch(() => {});
+    const result = check(stats.acks, subs);
+    console.log(`# ${run}: ${result.line}; refused ${stats.refused}, unanswered ${stats.unanswered}`);
+    assert.deepEqual(result.problems, []);
+    assert.equal(result.lost, 0);
+    assert.equal(result.duplicated, 0);
+    assert.equal(result.gaps, 0);
+    assert.ok(cut.alive() && other.alive(), 'both nodes stayed up');
+    return { stats, result };
+  }
+
+  test('a partition (nothing flows, nothing closes): the cut-off node alone refuses publishes and is not ready, and its subscribers get everything once it heals', async () => {
+    const { stats } = await scenario(async () => {
+      proxy.partition();
+      try {
+        await waitFor(async () => (await cut.ready()) === 503, '/ready 503 on the cut-off node', 8000);
+        assert.equal(await other.ready(), 200, 'the other node stays ready');
+        const refused = await cut.api('publish', { channel: 'room:partitioned', data: { id: 'x' } }, 8000);
+        assert.equal(refused.status, 503);
+        assert.equal(refused.error?.code, 100);
+        const ok = await other.api('publish', { channel: 'room:partitioned', data: { id: 'y' } });
+        assert.equal(ok.status, 200, 'the other node publishes during the partition');
+        await sleep(1500);
+      } finally {
+        proxy.heal();
+      }
+    });
+    assert.ok(stats.refused + stats.unanswered > 0, 'publishes through the cut-off node were refused');
+  });
+
+  test("a reset of the node's Redis connections: it reconnects, and its subscribers recover what its feed missed", async () => {
+    await scenario(async () => {
+      const before = cut.logs.length;
+      proxy.reset();
+      await waitFor(() => cut.logs.slice(before).some((l) => l.msg === 'feed recheck done'), 'the node to restore its feed and recheck', 15_000);
+    });
+  });
+});
