@@ -17,6 +17,7 @@ import { createRedisEngine } from './engine/redis/index.js';
 import type { PresenceStats } from './engine/presence.js';
 import type { ClientInfo, StreamPosition } from './engine/types.js';
 import type { HeraldHooks } from './hooks.js';
+import { createFeedContinuity } from './feed-continuity.js';
 import { Hub } from './hub.js';
 import { createLogger, type Logger } from './logger.js';
 import { redactRedisUrl } from './engine/redis/url.js';
@@ -135,30 +136,9 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   const hub = new Hub(
     engine.broker,
     (err, channel) => log.warn({ err, channel }, 'broker unsubscribe failed'),
-    (channel, epoch, seen, feed) => void rewound(channel, epoch, { seenOffset: seen, feedOffset: feed }),
+    (channel, epoch, seen, feed) => void continuity.rewound(channel, epoch, { seenOffset: seen, feedOffset: feed }),
   );
-
-  /**
-   * A channel's stream went back below what this node saw of it: the store lost publications (a failover to a
-   * replica that lacked them) and reuses their offsets. Positions of the old epoch cannot be vouched for: rotate the
-   * epoch in the store, then make the channel's subscribers recover, which tells them `recovered: false`.
-   */
-  async function rewound(channel: string, epoch: string, detail: Record<string, number>): Promise<void> {
-    log.warn({ channel, epoch, ...detail, code: 'stream_rewound' }, 'channel stream went back below what this node saw (the store lost publications, e.g. a failover to a lagging replica): starting a new epoch; its subscribers are told recovered: false');
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await engine.history.rotateEpoch(channel, epoch);
-        break;
-      } catch (err) {
-        if (attempt >= 20) {
-          log.error({ err, channel, code: 'stream_rewound' }, 'could not start a new epoch for a rewound channel; its subscribers recover from what the store has');
-          break;
-        }
-        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
-      }
-    }
-    hub.invalidate(channel);
-  }
+  const continuity = createFeedContinuity({ hub, engine, log, rulesOf });
 
   function publishOptions(rules: ChannelRules): PublishOptions {
     return { historySize: rules.options.history_size, historyTtlMs: rules.options.history_ttl_ms };
@@ -287,53 +267,13 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     onControl,
     onFeedInterrupted() {
       log.warn('broker feed was interrupted: channels whose stream moved meanwhile make their subscribers recover');
-      recheckAfterFeedLoss().catch((err) => {
+      continuity.afterFeedLoss().catch((err) => {
         log.warn({ err }, 'feed recheck failed: every subscriber recovers');
         hub.invalidateAll();
       });
     },
   });
   brokerRunning.catch((err) => log.error({ err }, 'engine failed to start'));
-
-  /**
-   * After the feed was lost and restored: a channel whose stream moved while this node was not listening (or whose
-   * position cannot be checked) makes its subscribers recover (unsubscribe 2500). The others are left alone, so a
-   * blip does not make every client of the node resubscribe at once. Channels without history have no position to
-   * check and nothing to recover from.
-   */
-  async function recheckAfterFeedLoss(): Promise<void> {
-    const channels = [...hub.channelNames()];
-    let invalidated = 0;
-    const invalidate = (channel: string) => {
-      hub.invalidate(channel);
-      invalidated++;
-    };
-    for (let i = 0; i < channels.length; i += 100) {
-      await Promise.all(channels.slice(i, i + 100).map(async (channel) => {
-        let o: ChannelRules['options'];
-        try {
-          o = rulesOf(channel).options;
-        } catch {
-          return invalidate(channel);
-        }
-        if (o.history_size <= 0 || !hub.feedPosition(channel)) return;
-        try {
-          const { position } = await engine.history.history(channel, {
-            limit: 0, historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
-          });
-          // Read after the store: publications that reached the feed meanwhile count as seen.
-          const seen = hub.feedPosition(channel);
-          if (seen && seen.epoch !== '' && seen.epoch === position.epoch && seen.offset > position.offset) {
-            invalidated++;
-            await rewound(channel, seen.epoch, { seenOffset: seen.offset, storeOffset: position.offset });
-          } else if (!seen || seen.epoch === '' || seen.epoch !== position.epoch || seen.offset < position.offset) invalidate(channel);
-        } catch {
-          invalidate(channel);
-        }
-      }));
-    }
-    log.info({ channels: channels.length, recovering: invalidated }, 'feed recheck done');
-  }
 
   function selfInfo(): NodeInfo {
     return {

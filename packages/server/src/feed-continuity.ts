@@ -1,0 +1,80 @@
+import type { ChannelRules } from './channels/rules.js';
+import type { Engine } from './engine/engine.js';
+import type { Hub } from './hub.js';
+import type { Logger } from './logger.js';
+
+export interface FeedContinuity {
+  /** The broker's feed was lost and is back: make the channels that moved meanwhile recover (see below). */
+  afterFeedLoss(): Promise<void>;
+  /** A channel's stream went back below what this node saw of it (see below). */
+  rewound(channel: string, epoch: string, detail: Record<string, number>): Promise<void>;
+}
+
+/**
+ * What a node does when it can no longer vouch that its subscribers saw a channel's stream without a gap.
+ *
+ * After the feed was lost and restored, a channel whose stream moved while the node was not listening (or whose
+ * position cannot be checked) makes its subscribers recover (unsubscribe 2500). The others are left alone, so a
+ * blip does not make every client of the node resubscribe at once. Channels without history have no position to
+ * check and nothing to recover from.
+ *
+ * A stream that went back below what the node saw means the store lost publications (a failover to a replica that
+ * lacked them) and reuses their offsets. Positions of the old epoch cannot be vouched for: the epoch is rotated in
+ * the store, then the channel's subscribers recover, which tells them `recovered: false`.
+ */
+export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logger; rulesOf: (channel: string) => ChannelRules }): FeedContinuity {
+  const { hub, engine, log, rulesOf } = opts;
+
+  async function rewound(channel: string, epoch: string, detail: Record<string, number>): Promise<void> {
+    log.warn({ channel, epoch, ...detail, code: 'stream_rewound' }, 'channel stream went back below what this node saw (the store lost publications, e.g. a failover to a lagging replica): starting a new epoch; its subscribers are told recovered: false');
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await engine.history.rotateEpoch(channel, epoch);
+        break;
+      } catch (err) {
+        if (attempt >= 20) {
+          log.error({ err, channel, code: 'stream_rewound' }, 'could not start a new epoch for a rewound channel; its subscribers recover from what the store has');
+          break;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
+      }
+    }
+    hub.invalidate(channel);
+  }
+
+  async function afterFeedLoss(): Promise<void> {
+    const channels = [...hub.channelNames()];
+    let recovering = 0;
+    const invalidate = (channel: string) => {
+      hub.invalidate(channel);
+      recovering++;
+    };
+    for (let i = 0; i < channels.length; i += 100) {
+      await Promise.all(channels.slice(i, i + 100).map(async (channel) => {
+        let o: ChannelRules['options'];
+        try {
+          o = rulesOf(channel).options;
+        } catch {
+          return invalidate(channel);
+        }
+        if (o.history_size <= 0 || !hub.feedPosition(channel)) return;
+        try {
+          const { position } = await engine.history.history(channel, {
+            limit: 0, historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
+          });
+          // Read after the store: publications that reached the feed meanwhile count as seen.
+          const seen = hub.feedPosition(channel);
+          if (seen && seen.epoch !== '' && seen.epoch === position.epoch && seen.offset > position.offset) {
+            recovering++;
+            await rewound(channel, seen.epoch, { seenOffset: seen.offset, storeOffset: position.offset });
+          } else if (!seen || seen.epoch === '' || seen.epoch !== position.epoch || seen.offset < position.offset) invalidate(channel);
+        } catch {
+          invalidate(channel);
+        }
+      }));
+    }
+    log.info({ channels: channels.length, recovering }, 'feed recheck done');
+  }
+
+  return { afterFeedLoss, rewound };
+}
