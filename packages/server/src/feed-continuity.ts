@@ -4,8 +4,11 @@ import type { Hub } from './hub.js';
 import type { Logger } from './logger.js';
 
 export interface FeedContinuity {
-  /** The broker's feed was lost and is back: make the channels that moved meanwhile recover (see below). */
-  afterFeedLoss(): Promise<void>;
+  /**
+   * The broker's feed was lost and is back: make the channels that moved meanwhile recover (see below). `affects`:
+   * only the channels whose feed was lost (one shard's), all when absent.
+   */
+  afterFeedLoss(affects?: (channel: string) => boolean): Promise<void>;
   /** A channel's stream went back below what this node saw of it (see below). */
   rewound(channel: string, epoch: string, detail: Record<string, number>): Promise<void>;
 }
@@ -22,6 +25,9 @@ export interface FeedContinuity {
  * lacked them) and reuses their offsets. Positions of the old epoch cannot be vouched for: the epoch is rotated in
  * the store, then the channel's subscribers recover, which tells them `recovered: false`.
  */
+/** How long a recheck waits for the feed to deliver publications already in the store. */
+const CATCH_UP_MS = 250;
+
 export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logger; rulesOf: (channel: string) => ChannelRules }): FeedContinuity {
   const { hub, engine, log, rulesOf } = opts;
 
@@ -42,8 +48,25 @@ export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logg
     hub.invalidate(channel);
   }
 
-  async function afterFeedLoss(): Promise<void> {
-    const channels = [...hub.channelNames()];
+  /**
+   * A publication stored before the position read may still be on its way on the feed connection (two connections,
+   * no order between them): give the feed a moment to bring the node up to the stored position. A gap it brings
+   * instead is caught by the hub's gap detection (the position then has no epoch).
+   */
+  async function feedCatchesUp(channel: string, epoch: string, offset: number): Promise<'caught-up' | 'behind' | 'moved-on'> {
+    const deadline = Date.now() + CATCH_UP_MS;
+    for (;;) {
+      const seen = hub.feedPosition(channel);
+      // Gone, invalidated by a gap, or on another epoch: the hub already made its subscribers recover.
+      if (!seen || seen.epoch !== epoch) return 'moved-on';
+      if (seen.offset >= offset) return 'caught-up';
+      if (Date.now() >= deadline) return 'behind';
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  async function afterFeedLoss(affects?: (channel: string) => boolean): Promise<void> {
+    const channels = [...hub.channelNames()].filter((c) => !affects || affects(c));
     let recovering = 0;
     const invalidate = (channel: string) => {
       hub.invalidate(channel);
@@ -67,7 +90,14 @@ export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logg
           if (seen && seen.epoch !== '' && seen.epoch === position.epoch && seen.offset > position.offset) {
             recovering++;
             await rewound(channel, seen.epoch, { seenOffset: seen.offset, storeOffset: position.offset });
-          } else if (!seen || seen.epoch === '' || seen.epoch !== position.epoch || seen.offset < position.offset) invalidate(channel);
+          } else if (!seen || seen.epoch === '' || seen.epoch !== position.epoch) {
+            invalidate(channel);
+          } else if (seen.offset < position.offset) {
+            const outcome = await feedCatchesUp(channel, seen.epoch, position.offset);
+            // Still behind the store: publications were missed while the feed was down.
+            if (outcome === 'behind') invalidate(channel);
+            else if (outcome === 'moved-on') recovering++;
+          }
         } catch {
           invalidate(channel);
         }

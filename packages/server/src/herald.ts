@@ -265,11 +265,11 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     onJoin: (channel, info) => hub.onJoin(channel, info),
     onLeave: (channel, info) => hub.onLeave(channel, info),
     onControl,
-    onFeedInterrupted() {
+    onFeedInterrupted(affects) {
       log.warn('broker feed was interrupted: channels whose stream moved meanwhile make their subscribers recover');
-      continuity.afterFeedLoss().catch((err) => {
-        log.warn({ err }, 'feed recheck failed: every subscriber recovers');
-        hub.invalidateAll();
+      continuity.afterFeedLoss(affects).catch((err) => {
+        log.warn({ err }, 'feed recheck failed: every subscriber of the channels concerned recovers');
+        for (const channel of [...hub.channelNames()]) if (!affects || affects(channel)) hub.invalidate(channel);
       });
     },
   });

@@ -262,9 +262,4 @@ export class Hub {
     st.prev = undefined;
     for (const sub of [...st.live, ...st.pending.keys()]) sub.onInsufficientState(channel);
   }
-
-  /** The broker's feed was interrupted: every channel may have missed publications. */
-  invalidateAll(): void {
-    for (const channel of [...this.channels.keys()]) this.invalidate(channel);
-  }
 }

@@ -45,8 +45,11 @@ export interface BrokerEventHandler {
   onJoin(channel: string, info: ClientInfo): void;
   onLeave(channel: string, info: ClientInfo): void;
   onControl(message: ControlMessage): void;
-  /** The broker's feed was interrupted and restored: any channel may have missed publications. */
-  onFeedInterrupted(): void;
+  /**
+   * The broker's feed was interrupted and restored: any channel may have missed publications, or, with `affects`,
+   * any channel it accepts (one shard's).
+   */
+  onFeedInterrupted(affects?: (channel: string) => boolean): void;
 }
 
 /** Node-to-node commands, so that the HTTP API reaches clients on every node. */
