@@ -3,6 +3,9 @@
 // without and with the shared WAIT, interleaved (0 1 0 1 0 1), same process, same Redis. Not part of `npm run bench`.
 //   node bench/min-replicas.mjs [publishes per round, default 20000] [concurrency, default 64]
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { createRedisEngine } from '../packages/server/dist/engine/redis/index.js';
 
@@ -18,7 +21,9 @@ const freePort = () => new Promise((resolve) => {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const [p1, p2] = [await freePort(), await freePort()];
-const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'];
+// --dir: the replica writes the snapshot it syncs from to disk; keep it out of the working tree.
+const dir = mkdtempSync(join(tmpdir(), 'herald-bench-wait-'));
+const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', '--dir', dir];
 const children = [
   spawn('redis-server', ['--port', String(p1), ...common], { stdio: 'ignore' }),
   spawn('redis-server', ['--port', String(p2), '--replicaof', '127.0.0.1', String(p1), ...common], { stdio: 'ignore' }),
@@ -51,4 +56,5 @@ try {
   console.log(`  ratio with/without: ${(m1 / m0).toFixed(2)}`);
 } finally {
   for (const c of children) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
 }

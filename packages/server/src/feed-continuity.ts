@@ -27,6 +27,10 @@ export interface FeedContinuity {
  */
 /** How long a recheck waits for the feed to deliver publications already in the store. */
 const CATCH_UP_MS = 250;
+/** How long a recheck waits for the engine to be ready (the feed often comes back before the commands do). */
+const READY_WAIT_MS = 10_000;
+/** Retries of one channel's position read before its subscribers recover anyway. */
+const READ_ATTEMPTS = 3;
 
 export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logger; rulesOf: (channel: string) => ChannelRules }): FeedContinuity {
   const { hub, engine, log, rulesOf } = opts;
@@ -65,7 +69,27 @@ export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logg
     }
   }
 
+  /**
+   * The channel's position in the store, retried a little: making subscribers recover against a store that cannot
+   * be read yet (still failing over) would let them resubscribe before a rewind is noticed.
+   */
+  async function storedPosition(channel: string, o: ChannelRules['options']) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await engine.history.history(channel, {
+          limit: 0, historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
+        });
+        return r.position;
+      } catch (err) {
+        if (attempt >= READ_ATTEMPTS) throw err;
+        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
+    }
+  }
+
   async function afterFeedLoss(affects?: (channel: string) => boolean): Promise<void> {
+    const readyBy = Date.now() + READY_WAIT_MS;
+    while (!engine.isReady() && Date.now() < readyBy) await new Promise((r) => setTimeout(r, 50));
     const channels = [...hub.channelNames()].filter((c) => !affects || affects(c));
     let recovering = 0;
     const invalidate = (channel: string) => {
@@ -82,9 +106,7 @@ export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logg
         }
         if (o.history_size <= 0 || !hub.feedPosition(channel)) return;
         try {
-          const { position } = await engine.history.history(channel, {
-            limit: 0, historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
-          });
+          const position = await storedPosition(channel, o);
           // Read after the store: publications that reached the feed meanwhile count as seen.
           const seen = hub.feedPosition(channel);
           if (seen && seen.epoch !== '' && seen.epoch === position.epoch && seen.offset > position.offset) {

@@ -47,8 +47,12 @@ interface ChannelState {
   /** Last offset and epoch seen on the feed or in a subscribe reply, for gap detection. */
   epoch: string;
   lastOffset: number;
-  /** Last offset received on the feed itself in `epoch`: the feed never goes back unless the store did. */
-  feedOffset: number;
+  /**
+   * The highest offset the feed itself delivered, and its epoch. Kept across invalidations: the feed never goes
+   * back within an epoch unless the store did.
+   */
+  feedEpoch: string;
+  feedHigh: number;
   /** The store went back (rewind): nothing is delivered until the epoch is rotated and subscribers recover. */
   suspended: boolean;
 }
@@ -107,7 +111,8 @@ export class Hub {
         ready: Promise.resolve(),
         epoch: '',
         lastOffset: 0,
-        feedOffset: 0,
+        feedEpoch: '',
+        feedHigh: 0,
         suspended: false,
       };
       this.channels.set(channel, st);
@@ -180,19 +185,19 @@ export class Hub {
     const st = this.channels.get(channel);
     if (!st || st.suspended) return 0;
     if (pub.offset > 0 && position.epoch !== '') {
-      if (st.epoch !== '' && position.epoch === st.epoch && pub.offset <= st.lastOffset) {
-        // Up to the feed's own last offset this is the store reusing positions; above it, a publication that was
-        // already in a subscribe reply.
-        if (pub.offset <= st.feedOffset) {
-          st.suspended = true;
-          this.onRewind(channel, st.epoch, st.lastOffset, st.feedOffset);
-        }
+      if (position.epoch === st.feedEpoch && pub.offset <= st.feedHigh) {
+        // The store hands out an offset the feed already delivered: it lost publications and reuses positions.
+        st.suspended = true;
+        this.onRewind(channel, st.feedEpoch, st.lastOffset, st.feedHigh);
         return 0;
       }
+      st.feedEpoch = position.epoch;
+      st.feedHigh = pub.offset;
+      // Already in a subscribe reply.
+      if (st.epoch !== '' && position.epoch === st.epoch && pub.offset <= st.lastOffset) return 0;
       const gap = st.epoch !== '' && (position.epoch !== st.epoch || pub.offset > st.lastOffset + 1);
       st.epoch = position.epoch;
       st.lastOffset = pub.offset;
-      st.feedOffset = pub.offset;
       if (gap) {
         this.invalidate(channel);
         return 0;
@@ -257,7 +262,6 @@ export class Hub {
     if (!st) return;
     st.epoch = '';
     st.lastOffset = 0;
-    st.feedOffset = 0;
     st.suspended = false;
     st.prev = undefined;
     for (const sub of [...st.live, ...st.pending.keys()]) sub.onInsufficientState(channel);

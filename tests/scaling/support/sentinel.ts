@@ -26,7 +26,8 @@ export async function startSentinelSet(name = 'herald-primary'): Promise<Sentine
   const children: ChildProcess[] = [];
   const [p1, p2, sp] = [await freePort(), await freePort(), await freePort()];
   const server = (args: string[]) => {
-    const c = spawn('redis-server', [...args, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+    // --dir: a replica writes the snapshot it syncs from to disk; keep it out of the working tree.
+    const c = spawn('redis-server', [...args, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', '--dir', dir], { stdio: 'ignore' });
     children.push(c);
     return c;
   };
