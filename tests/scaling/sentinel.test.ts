@@ -44,7 +44,8 @@ describe('Herald nodes on Redis behind Sentinel', { timeout: 180_000 }, () => {
     assert.deepEqual(stats.other, [], 'every answer was a success or a temporary refusal');
     await waitFor(() => check(stats.acks, subs).lost === 0, 'subscribers to catch up', 20_000).catch(() => {});
     const result = check(stats.acks, subs);
-    console.log(`# failover :${from} -> :${to}: ${result.line}; refused ${stats.refused}, unanswered ${stats.unanswered}`);
+    const rewinds = nodes.reduce((n, node) => n + node.logs.filter((l) => l.code === 'stream_rewound').length, 0);
+    console.log(`# failover :${from} -> :${to}: ${result.line}; refused ${stats.refused}, unanswered ${stats.unanswered}; rewinds noticed ${rewinds}`);
     if (result.problems.length > 0) {
       for (const s of subs) console.log(`# ${s.user}: ${s.events.map((e) => (e.type === 'pub' ? `${e.offset}:${e.id}` : `[sub ${e.epoch}:${e.offset} rec=${e.recovered} was=${e.wasRecovering}]`)).join(' ')}`);
       for (const n of nodes) console.log(`# ${n.name} logs: ${JSON.stringify(n.logs.filter((l) => l.level >= 40).slice(-20))}`);
