@@ -1,3 +1,5 @@
+import { redactUrl } from '../../logger.js';
+
 /**
  * The forms of one Redis in REDIS_URL:
  *   redis://[user:password@]host:port[/db]            one Redis (rediss:// for TLS)
@@ -65,13 +67,7 @@ export function redactRedisUrl(url: string, fallback: string): string {
     return url.replace(/^(redis\+sentinel:\/\/)([^@/]*)@/i, (_, head: string, auth: string) => `${head}${auth.includes(':') ? auth.slice(0, auth.indexOf(':') + 1) : ''}***@`)
       .replace(/([?&]sentinel_password=)[^&#]*/i, '$1***');
   }
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return fallback;
-  }
+  return redactUrl(url, fallback);
 }
 
 /** What identifies one Redis in a list (without credentials), to refuse the same one listed twice. */
