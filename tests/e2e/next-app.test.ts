@@ -117,7 +117,9 @@ async function chatTest(base: string, h: GatedHerald, screenshot?: string): Prom
     await until('alice to reconnect', async () => (await alice.state()) === 'connected', 30_000);
     // A message sent after she is back: anything duplicated by recovery would show before it.
     await send(bob, 'welcome back');
+    // Both pages get it from Herald's fan-out, in no fixed order: wait for each before comparing.
     await until('alice to see "welcome back"', async () => (await alice.messages()).includes('bob: welcome back'));
+    await until('bob to see "welcome back"', async () => (await bob.messages()).includes('bob: welcome back'));
     const expected = ['alice: hello from alice', 'bob: hi alice', ...missed.map((t) => `bob: ${t}`), 'bob: welcome back'];
     assert.deepEqual(await alice.messages(), expected);
     assert.deepEqual(await bob.messages(), expected);
