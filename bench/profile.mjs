@@ -1,17 +1,21 @@
 #!/usr/bin/env node
 // Profiles a Herald server under one bench workload: node --cpu-prof on the server, the bench's load client.
-// Usage: node bench/profile.mjs connect|fanout|channels|fixed [outDir]   -> prints the top self-time functions, writes a .cpuprofile
+// Usage: node bench/profile.mjs connect|fanout|channels|fixed [outDir] [--client]
+//   -> prints the top self-time functions, writes a .cpuprofile; with --client it profiles the load client instead
+//      (to check that the client is not the bottleneck).
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startClient } from './lib/client-handle.mjs';
 import { sleep } from './lib/proc.mjs';
 import { startTarget } from './targets/index.mjs';
 
-const what = process.argv[2] ?? 'connect';
-const dir = process.argv[3] ?? `/tmp/herald-prof-${Date.now()}`;
+const args = process.argv.slice(2).filter((a) => a !== '--client');
+const profileClient = process.argv.includes('--client');
+const what = args[0] ?? 'connect';
+const dir = args[1] ?? `/tmp/herald-prof-${Date.now()}`;
 mkdirSync(dir, { recursive: true });
-const t = await startTarget('herald', { cpuProf: dir });
-const c = await startClient();
+const t = await startTarget('herald', profileClient ? {} : { cpuProf: dir });
+const c = await startClient(profileClient ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] } : {});
 try {
   if (what === 'connect') {
     await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 5000, channel: 'bench:storm' });

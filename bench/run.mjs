@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [--only idle,fanout] [--targets herald,ws-raw] [--reps 3] [--no-build] [--out DIR]
+// npm run bench [-- --quick] [--only idle,fanout] [--targets herald,ws-raw] [--reps 3] [--connect-clients 2] [--no-build] [--out DIR]
 // Starts each target in its own process, drives it from a separate load client process over loopback, runs the
 // targets of each scenario interleaved (A B C, A B C, A B C) and writes bench/results/<date>.{json,md,svg} and
 // bench/results/latest.json. Never part of `npm test`.
@@ -22,6 +22,7 @@ const { values: opt } = parseArgs({
     only: { type: 'string' },
     targets: { type: 'string' },
     reps: { type: 'string' },
+    'connect-clients': { type: 'string' },
     'no-build': { type: 'boolean', default: false },
     'max-quiet-wait': { type: 'string' },
     out: { type: 'string', default: join(here, 'results') },
@@ -31,9 +32,10 @@ const { values: opt } = parseArgs({
 
 const quick = opt.quick;
 const cfg = quick
-  ? { reps: 3, idleCounts: [5000, 10000], settleMs: 700, fixedRate: 10, fixedMs: 1500, satMs: 1200, roundsMs: 1200, connectN: 5000, redisRate: 50, redisMs: 1200, quietWaitMs: 10_000 }
-  : { reps: 3, idleCounts: [5000, 10000], settleMs: 3000, fixedRate: 10, fixedMs: 10_000, satMs: 5000, roundsMs: 5000, connectN: 5000, redisRate: 50, redisMs: 5000, quietWaitMs: 90_000 };
+  ? { reps: 3, idleCounts: [5000, 10000], settleMs: 700, fixedRate: 10, fixedMs: 1500, satMs: 1200, roundsMs: 1200, connectN: 5000, connectClients: 1, redisRate: 50, redisMs: 1200, quietWaitMs: 10_000 }
+  : { reps: 3, idleCounts: [5000, 10000], settleMs: 3000, fixedRate: 10, fixedMs: 10_000, satMs: 5000, roundsMs: 5000, connectN: 5000, connectClients: 1, redisRate: 50, redisMs: 5000, quietWaitMs: 90_000 };
 if (opt.reps) cfg.reps = Number(opt.reps);
+if (opt['connect-clients']) cfg.connectClients = Number(opt['connect-clients']);
 if (opt['max-quiet-wait']) cfg.quietWaitMs = Number(opt['max-quiet-wait']) * 1000;
 
 const log = (...a) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);

@@ -1,6 +1,6 @@
 // Lean clients for the three wire protocols (not the SDKs): just enough to authenticate, subscribe, publish and
 // count publications, so the load client stays cheap. Each `open` resolves once the subscription is confirmed.
-import WebSocket from 'ws';
+import { LeanWebSocket } from './lean-ws.mjs';
 
 const OPEN_TIMEOUT_MS = 30_000;
 
@@ -108,9 +108,8 @@ export const protocols = {
 export function open(protoName, url, token, channel, st) {
   const p = protocols[protoName];
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: OPEN_TIMEOUT_MS });
     let done = false;
-    const timer = setTimeout(() => fail(new Error('handshake timeout')), OPEN_TIMEOUT_MS);
+    let ws;
     const fail = (err) => {
       if (done) return;
       done = true;
@@ -118,26 +117,27 @@ export function open(protoName, url, token, channel, st) {
       ws.terminate();
       reject(err);
     };
-    ws.on('error', fail);
-    ws.on('close', (code, reason) => {
-      if (!done) fail(new Error(`closed ${code} ${reason}`));
-      else st.closed++;
-    });
-    ws.on('open', () => {
-      const hello = p.hello(token, channel);
-      if (hello !== undefined) ws.send(hello);
-    });
-    const onHandshake = (data) => {
-      const text = data.toString();
+    const timer = setTimeout(() => fail(new Error('handshake timeout')), OPEN_TIMEOUT_MS);
+    let onText = (text) => {
       const r = p.handshake(ws, text, channel, token);
       if (r === undefined) return;
       if (r instanceof Error) return fail(r);
       done = true;
       clearTimeout(timer);
-      ws.off('message', onHandshake);
-      ws.on('message', (d) => p.onMessage(ws, d.toString(), st));
+      onText = (t) => p.onMessage(ws, t, st);
       resolve(ws);
     };
-    ws.on('message', onHandshake);
+    ws = new LeanWebSocket(url, {
+      onOpen() {
+        const hello = p.hello(token, channel);
+        if (hello !== undefined) ws.send(hello);
+      },
+      onMessage: (text) => onText(text),
+      onClose(code, reason) {
+        if (!done) fail(new Error(`closed ${code} ${reason}`));
+        else st.closed++;
+      },
+      onError: fail,
+    });
   });
 }

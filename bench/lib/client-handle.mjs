@@ -6,8 +6,10 @@ import { stopChild } from './proc.mjs';
 
 const clientPath = join(dirname(fileURLToPath(import.meta.url)), '../client/client.mjs');
 
-export async function startClient() {
-  const child = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec node '${clientPath}'`], {
+/** `nodeArgs`: extra node flags for the client process (bench/profile.mjs passes --cpu-prof). */
+export async function startClient({ nodeArgs = [] } = {}) {
+  const flags = nodeArgs.map((a) => `'${a}'`).join(' ');
+  const child = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec node ${flags} '${clientPath}'`], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const pending = new Map();
@@ -44,7 +46,10 @@ export async function startClient() {
       });
     },
     async stop() {
+      // The client exits on its own when the IPC channel closes (and then writes its --cpu-prof profile, if any).
+      const exited = new Promise((r) => child.once('exit', r));
       if (child.connected) child.disconnect();
+      if (child.exitCode === null && child.signalCode === null) await Promise.race([exited, new Promise((r) => setTimeout(r, 3000).unref())]);
       await stopChild(child, 3000);
     },
   };
