@@ -99,7 +99,10 @@ test('Prisma on SQLite (adapter-better-sqlite3) writes into Herald\'s SQLite tab
 
   const { PrismaClient } = await import(pathToFileURL(join(root, 'node_modules', '.herald-outbox-prisma-sqlite', 'client.ts')).href);
   const { PrismaBetterSqlite3 } = await import('@prisma/adapter-better-sqlite3');
-  const prisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: `file:${path}` }) });
+  // better-sqlite3's native binding is built for the Node that ran `npm ci`. Under another Node (CI runs this suite
+  // on Node 24 too), .ci/run builds one for it and names it here; better-sqlite3 takes it as `nativeBinding`.
+  const nativeBinding = process.env.HERALD_TEST_BETTER_SQLITE3_BINDING;
+  const prisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: `file:${path}`, ...(nativeBinding ? { nativeBinding } : {}) }) });
   cleanups.push(() => prisma.$disconnect());
 
   const herald = createHerald({ env: { HERALD_CLIENT_INSECURE: 'true' }, logger: false, config: openChannels });

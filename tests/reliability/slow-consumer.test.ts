@@ -49,10 +49,10 @@ function metric(m: Map<string, number>, key: string): number {
   return m.get(key) ?? 0;
 }
 
-test('clients that stop reading while 10 MB flows through each of their channels are closed with 3008; the others get every publication in order and Herald\'s memory stays bounded', { timeout: 90_000 }, async (t) => {
+test('clients that stop reading while 20 MB flows through each of their channels are closed with 3008; the others get every publication in order and Herald\'s memory stays bounded', { timeout: 90_000 }, async (t) => {
   const channelCount = 16;
-  const pubCount = 640;
-  const payload = 'x'.repeat(16 * 1024); // 640 x 16 KiB = 10 MiB per channel, 160 MiB fanned out to the stalled clients
+  const pubCount = 1280;
+  const payload = 'x'.repeat(16 * 1024); // 1280 x 16 KiB = 20 MiB per channel, 320 MiB fanned out to the stalled clients
   const herald: HeraldProcess = await startHerald({ env: { HERALD_MAX_SEND_BUFFER: String(1024 * 1024), HERALD_COMMAND_RATE: '0' } });
   const channels = Array.from({ length: channelCount }, (_, c) => `firehose${c}`);
 
@@ -110,10 +110,14 @@ test('clients that stop reading while 10 MB flows through each of their channels
     assert.ok(worst < 10_000, `every publication reached the readers within 10 s of its publish (worst ${Math.round(worst)} ms)`);
     assert.ok(healthStatuses.length > 0 && healthStatuses.every((s) => s === 200), `/health answered 200 throughout (${healthStatuses.join(',')})`);
 
-    // Unbounded queues would keep what the stalled clients did not take: about 16 x (10 MiB - what the kernel holds),
-    // over 90 MiB. Capped at 1 MiB each they cost at most ~32 MiB before they are closed.
+    // Unbounded queues would keep what the stalled clients did not take: about 16 x (20 MiB - what the kernel holds),
+    // over 250 MiB. Capped at 1 MiB each they cost at most ~32 MiB before they are closed. On top of that, RSS holds
+    // frames already written and not yet collected: V8 collects dead Buffers once enough external memory piles up
+    // (Node 24's V8 lets ~64 MiB accumulate, Node 20's about half), whatever the volume. Hence 20 MiB per channel
+    // and a 100 MiB bound: it holds for a capped server on both, and a server that queued for the stalled clients
+    // is far past it.
     const growth = peak - baseline;
-    assert.ok(growth < 64 * 1024 * 1024, `Herald's RSS grew by ${(growth / 2 ** 20).toFixed(1)} MiB (bounded by 64 MiB)`);
+    assert.ok(growth < 100 * 1024 * 1024, `Herald's RSS grew by ${(growth / 2 ** 20).toFixed(1)} MiB (bounded by 100 MiB)`);
     assert.equal(herald.child.exitCode, null, 'the process stays up');
     t.diagnostic(`RSS baseline ${(baseline / 2 ** 20).toFixed(1)} MiB, peak ${(peak / 2 ** 20).toFixed(1)} MiB (+${(growth / 2 ** 20).toFixed(1)} MiB); ` +
       `${pubCount} x ${channelCount} publications sent in ${Math.round(lastSent - sentAt[0]!)} ms, all delivered ${Math.round(deliveredBy - lastSent)} ms after the last; worst latency ${Math.round(worst)} ms`);
