@@ -105,6 +105,12 @@ export class LeanWebSocket {
       }
       if (buf.length - off < len) break;
       const opcode = b0 & 0x0f;
+      if ((b0 & 0x80) === 0 || opcode === 0x0) {
+        // None of the targets fragments its messages; counting a fragment as a message would skew every figure.
+        this.h.onError(new Error('fragmented WebSocket message: the bench client does not reassemble fragments'));
+        this.socket.destroy();
+        return;
+      }
       if (opcode === 0x1) {
         this.h.onMessage(buf.toString('utf8', off, off + len));
       } else if (opcode === 0x9) {

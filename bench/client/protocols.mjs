@@ -137,7 +137,10 @@ export function open(protoName, url, token, channel, st) {
         if (!done) fail(new Error(`closed ${code} ${reason}`));
         else st.closed++;
       },
-      onError: fail,
+      onError(err) {
+        if (done) console.error(`bench client: ${err.message}`);
+        fail(err);
+      },
     });
   });
 }
