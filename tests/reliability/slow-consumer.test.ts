@@ -56,7 +56,7 @@ if (!Number.isInteger(MIB_PER_CHANNEL) || MIB_PER_CHANNEL < 20) throw new Error(
 test(`clients that stop reading while ${MIB_PER_CHANNEL} MB flows through each of their channels are closed with 3008; the others get every publication in order and Herald's memory stays bounded`, { timeout: 60_000 + MIB_PER_CHANNEL * 1500 }, async (t) => {
   const channelCount = 16;
   const pubCount = MIB_PER_CHANNEL * 64;
-  const payload = 'x'.repeat(16 * 1024); // 1280 x 16 KiB = 20 MiB per channel, 320 MiB fanned out to the stalled clients
+  const payload = 'x'.repeat(16 * 1024); // 64 x 16 KiB per MiB: by default 20 MiB per channel, 320 MiB fanned out to the stalled clients
   const herald: HeraldProcess = await startHerald({ env: { HERALD_MAX_SEND_BUFFER: String(1024 * 1024), HERALD_COMMAND_RATE: '0' } });
   const channels = Array.from({ length: channelCount }, (_, c) => `firehose${c}`);
 
