@@ -24,6 +24,34 @@ export interface ProbeOptions {
 }
 
 const BODY_SNIFF_CHARS = 4096;
+/**
+ * The most of the answer's body the probe reads: its head only carries hints (Next.js markers, an nginx page), and
+ * whatever answers may stream without end, so the rest is cancelled unread.
+ */
+export const PROBE_BODY_MAX_BYTES = 64 * 1024;
+
+/** Reads at most `maxBytes` of the body, then cancels the rest so the connection closes. */
+async function readHead(res: Response, maxBytes: number): Promise<string> {
+  const body = res.body;
+  if (!body) return '';
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let read = 0;
+  try {
+    while (read < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      const chunk = value.byteLength > maxBytes - read ? value.subarray(0, maxBytes - read) : value;
+      read += chunk.byteLength;
+      text += decoder.decode(chunk, { stream: true });
+    }
+    return text + decoder.decode();
+  } finally {
+    // Stops an endless or huge body here; a no-op when it already ended.
+    reader.cancel().catch(() => {});
+  }
+}
 
 function looksLikeNext(poweredBy: string | null, body: string): boolean {
   return (poweredBy ?? '').toLowerCase().includes('next.js') || body.includes('/_next/') || body.includes('__next');
@@ -50,7 +78,7 @@ export async function probeEndpoint(wsUrl: string, options: ProbeOptions = {}): 
     const version = res.headers.get('x-herald-version');
     let body = '';
     try {
-      body = (await res.text()).slice(0, BODY_SNIFF_CHARS);
+      body = (await readHead(res, PROBE_BODY_MAX_BYTES)).slice(0, BODY_SNIFF_CHARS);
     } catch {
       // the body is only sniffed for hints
     }
