@@ -16,6 +16,12 @@ function run(cmd, args, opts = {}) {
 if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) run('npm', ['ci', '--no-audit', '--no-fund']);
 run('npm', ['run', 'build', '--silent']);
 
+// Lint (type-aware rules and import boundaries, eslint.config.js) on a full run; a run of chosen files skips it.
+if (process.argv.length <= 2) {
+  console.log('lint: eslint packages/*/src');
+  run(process.execPath, [join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'), '--max-warnings=0', 'packages/*/src']);
+}
+
 function collect(path, out) {
   const st = statSync(path);
   if (st.isDirectory()) {
