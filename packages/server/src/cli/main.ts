@@ -51,4 +51,8 @@ main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
   // serve has resolved only after closing everything; do not wait for stray handles (e.g. open keep-alive sockets).
   if (process.argv[2] === 'serve') setTimeout(() => process.exit(code), 50).unref();
+}, (err: unknown) => {
+  // main() catches what its commands throw; this is only a bug in main itself.
+  console.error('herald: unexpected failure:', err);
+  process.exitCode = 1;
 });
