@@ -10,7 +10,23 @@ import {
   type DiagnosisContext,
 } from './diagnose.js';
 import { resolveEndpoint, type ResolvedEndpoint } from './endpoint.js';
+import { readBodyHead } from './body.js';
 import { probeEndpoint } from './probe.js';
+
+/** The most of a failed token route answer read for its `message` (the route is the app's, but may be anything). */
+const TOKEN_ROUTE_ERROR_MAX_BYTES = 16 * 1024;
+
+/** The `message` of a JSON error answer such as `createTokenRoute`'s `{ error, code, message }`, else ''. */
+async function routeErrorMessage(res: Response): Promise<string> {
+  try {
+    const body = JSON.parse(await readBodyHead(res, TOKEN_ROUTE_ERROR_MAX_BYTES)) as { message?: unknown; code?: unknown };
+    if (typeof body?.message !== 'string') return '';
+    const code = typeof body.code === 'string' ? `${body.code}: ` : '';
+    return `${code}${body.message}`.slice(0, 1000);
+  } catch {
+    return '';
+  }
+}
 
 export type ConnectionState = 'connecting' | 'connected' | 'disconnected';
 
@@ -264,7 +280,7 @@ export class HeraldClient {
         throw new UnauthorizedError(`token route answered ${res.status}`);
       }
       if (!res.ok) {
-        this.emitDiagnosis(diagnoseTokenRoute(url, res.status, ''));
+        this.emitDiagnosis(diagnoseTokenRoute(url, res.status, await routeErrorMessage(res)));
         throw new Error(`token route ${url} answered ${res.status}`);
       }
       const body = (await res.json().catch(() => null)) as { token?: unknown } | null;

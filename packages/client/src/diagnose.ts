@@ -267,7 +267,10 @@ export function diagnoseTokenRoute(tokenUrl: string, status: number | undefined,
   return {
     cause: 'token_route',
     ...(status !== undefined ? { code: status } : {}),
-    message: `${PREFIX} Fetching a connection token from ${tokenUrl} failed (${status !== undefined ? `HTTP ${status}` : detail}); the client retries with backoff.`,
+    message:
+      `${PREFIX} Fetching a connection token from ${tokenUrl} failed (` +
+      (status !== undefined ? `HTTP ${status}${detail ? `: ${detail}` : ''}` : detail) +
+      '); the client retries with backoff.',
   };
 }
 

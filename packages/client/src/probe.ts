@@ -1,3 +1,4 @@
+import { readBodyHead } from './body.js';
 import { probeUrlOf } from './endpoint.js';
 
 /**
@@ -30,29 +31,6 @@ const BODY_SNIFF_CHARS = 4096;
  */
 export const PROBE_BODY_MAX_BYTES = 64 * 1024;
 
-/** Reads at most `maxBytes` of the body, then cancels the rest so the connection closes. */
-async function readHead(res: Response, maxBytes: number): Promise<string> {
-  const body = res.body;
-  if (!body) return '';
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  let read = 0;
-  try {
-    while (read < maxBytes) {
-      const { done, value } = await reader.read();
-      if (done) return text + decoder.decode();
-      const chunk = value.byteLength > maxBytes - read ? value.subarray(0, maxBytes - read) : value;
-      read += chunk.byteLength;
-      text += decoder.decode(chunk, { stream: true });
-    }
-    return text + decoder.decode();
-  } finally {
-    // Stops an endless or huge body here; a no-op when it already ended.
-    reader.cancel().catch(() => {});
-  }
-}
-
 function looksLikeNext(poweredBy: string | null, body: string): boolean {
   return (poweredBy ?? '').toLowerCase().includes('next.js') || body.includes('/_next/') || body.includes('__next');
 }
@@ -78,7 +56,7 @@ export async function probeEndpoint(wsUrl: string, options: ProbeOptions = {}): 
     const version = res.headers.get('x-herald-version');
     let body = '';
     try {
-      body = (await readHead(res, PROBE_BODY_MAX_BYTES)).slice(0, BODY_SNIFF_CHARS);
+      body = (await readBodyHead(res, PROBE_BODY_MAX_BYTES)).slice(0, BODY_SNIFF_CHARS);
     } catch {
       // the body is only sniffed for hints
     }

@@ -95,7 +95,7 @@ test('Herald refusing the page Origin: the diagnosis names HERALD_ALLOWED_ORIGIN
       super(url, protocols, { origin: 'http://evil.test' });
     }
   }
-  const token = await mintToken({ user: { name: 'alice' } }, { secret: SECRET });
+  const token = await mintToken({ user: { id: 'alice', name: 'alice' } }, { secret: SECRET });
   const o = observed(h.url, { websocket: FromEvilOrigin, token });
   await waitFor('a diagnosis', () => o.diagnoses.length > 0);
   await waitFor('two failed attempts', () => o.transportErrors() >= 2);
@@ -119,7 +119,7 @@ test('in a browser, where a refused upgrade shows no status, Herald answering th
 test('a token signed with another secret: Herald closes with 3500 and the diagnosis says so with the code, and the client stops', async () => {
   const h = await startHerald();
   cleanups.push(() => h.herald.close());
-  const bad = await mintToken({ user: { name: 'alice' } }, { secret: 'not-the-secret-herald-has-xxxxxxxxxxxx' });
+  const bad = await mintToken({ user: { id: 'alice', name: 'alice' } }, { secret: 'not-the-secret-herald-has-xxxxxxxxxxxx' });
   const o = observed(h.url, { token: bad });
   await waitFor('a diagnosis', () => o.diagnoses.length > 0);
   const d = o.diagnoses[0]!;
@@ -141,7 +141,7 @@ test('an expired token makes the SDK ask the token source again, and the fresh t
       return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(Math.floor(Date.now() / 1000) - 60)
         .sign(new TextEncoder().encode(SECRET));
     }
-    return mintToken({ user: { name: 'alice' } }, { secret: SECRET });
+    return mintToken({ user: { id: 'alice', name: 'alice' } }, { secret: SECRET });
   };
   const o = observed(h.url, { getToken });
   await waitFor('connected', () => o.client.state === 'connected');
@@ -154,7 +154,7 @@ test('the token route: a signed-in user connects and publishes; a signed-out one
   const h = await startHerald();
   cleanups.push(() => h.herald.close());
   let signedIn = true;
-  const route = createTokenRoute({ secret: SECRET, getSession: () => (signedIn ? { user: { name: 'alice' } } : null) });
+  const route = createTokenRoute({ secret: SECRET, getSession: () => (signedIn ? { user: { id: 'alice', name: 'alice' } } : null) });
   const app = createServer(async (req, res) => {
     const answer = await route(new Request(`http://127.0.0.1${req.url}`));
     res.writeHead(answer.status, Object.fromEntries(answer.headers));

@@ -27,7 +27,7 @@ test('a short-lived token from the route is fetched again before it expires, and
   const h = await startHerald();
   cleanups.push(() => h.herald.close());
   let hits = 0;
-  const route = createTokenRoute({ secret: SECRET, ttlSeconds: 2, getSession: () => ({ user: { name: 'alice' } }) });
+  const route = createTokenRoute({ secret: SECRET, ttlSeconds: 2, getSession: () => ({ user: { id: 'alice', name: 'alice' } }) });
   const tokenUrl = await tokenApp(async (url) => {
     hits++;
     return route(new Request(`http://127.0.0.1${url}`));
@@ -64,5 +64,27 @@ test('a missing token route is diagnosed once with the route file to add', async
   assert.equal(diagnoses[0]!.cause, 'token_route');
   assert.match(diagnoses[0]!.message, /app\/api\/herald\/token\/route\.ts/);
   assert.match(diagnoses[0]!.message, /createTokenRoute/);
+  client.disconnect();
+});
+
+test('a token route that cannot tell who the user is: the diagnosis carries its HERALD_TOKEN_CONFIG message with the fix', async () => {
+  const h = await startHerald();
+  cleanups.push(() => h.herald.close());
+  // next-auth's default session (name and email, no id) and no session cookie: the route refuses to guess an id.
+  const route = createTokenRoute({ secret: SECRET, getSession: () => ({ user: { name: 'alice', email: 'alice@x.test' } }) });
+  const tokenUrl = await tokenApp(async (url) => route(new Request(`http://127.0.0.1${url}`)));
+  const diagnoses: Diagnosis[] = [];
+  const client = createHeraldClient({
+    url: h.url, tokenUrl, websocket: WebSocket, diagnose: (d) => diagnoses.push(d),
+    centrifuge: { minReconnectDelay: 50, maxReconnectDelay: 100 },
+  });
+  cleanups.push(() => client.disconnect());
+  client.connect();
+  await waitFor('a diagnosis', () => diagnoses.length > 0);
+  assert.equal(diagnoses[0]!.cause, 'token_route');
+  assert.equal(diagnoses[0]!.code, 500);
+  assert.match(diagnoses[0]!.message, /HTTP 500: HERALD_TOKEN_CONFIG: no user id for this session/);
+  assert.match(diagnoses[0]!.message, /subject/);
+  assert.notEqual(client.state, 'connected');
   client.disconnect();
 });

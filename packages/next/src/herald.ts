@@ -6,8 +6,12 @@
  * WebSockets have no CORS and the browser sends the session cookie with any page's upgrade, so the cookie is used
  * only when the upgrade's Origin is in this hook's own exact allowlist; otherwise (and with no Origin at all) the
  * connection falls back to its token.
+ *
+ * The user id is the session JWT's `sub`, read by the same code as the token route's (`./session.ts`), so one person
+ * has one id on both paths; never the email or the name.
  */
-import { inspectNextAuthSession, type ConnectingContext, type ConnectingResult } from '@herald/server';
+import type { ConnectingContext, ConnectingResult } from '@herald/server';
+import { readSessionClaims, subjectOfClaims } from './session.js';
 
 export interface NextAuthCookieAuthOptions {
   /** NEXTAUTH_SECRET (a list during rotation). Required. */
@@ -16,7 +20,12 @@ export interface NextAuthCookieAuthOptions {
   allowedOrigins: string[];
   /** A custom session cookie name. @default the next-auth v4 and Auth.js v5 names */
   cookieName?: string;
-  /** Called when a cookie is present but unusable (expired, wrong secret): for logs. */
+  /**
+   * The user id from the session JWT's claims. @default the `sub` claim. A session without one does not authenticate
+   * (the connection falls back to its token). Give the token route the matching `subject`.
+   */
+  subject?: (claims: Record<string, unknown>) => string | null | undefined;
+  /** Called when a cookie is present but unusable (expired, wrong secret, no `sub`): for logs. */
   onRejected?: (reason: string, message: string) => void;
 }
 
@@ -49,12 +58,23 @@ export function nextAuthCookieAuth(options: NextAuthCookieAuthOptions): (ctx: Co
     if (!origin || !allowed.has(origin)) return undefined;
     const cookie = one(ctx.transport.headers.cookie);
     if (!cookie) return undefined;
-    const r = await inspectNextAuthSession(cookie, secrets, options.cookieName ? { cookieName: options.cookieName } : {});
+    const r = await readSessionClaims(cookie, secrets, options.cookieName ? { cookieName: options.cookieName } : {});
     if (!r.ok) {
       if (r.reason !== 'no_cookie') options.onRejected?.(r.reason, r.message);
       return undefined;
     }
-    const { claims, user } = r.session;
+    const { claims } = r;
+    const user = options.subject ? options.subject(claims) : subjectOfClaims(claims);
+    if (typeof user !== 'string' || user === '') {
+      // Never the email or the name: two accounts can share those.
+      options.onRejected?.(
+        'no_sub',
+        options.subject
+          ? 'the subject option returned no user id for this session'
+          : `the session JWT in ${r.cookieName} has no sub: return an id from the provider's profile() or authorize(), or set token.sub in the jwt callback`,
+      );
+      return undefined;
+    }
     const result: ConnectingResult = { user };
     if (typeof claims.exp === 'number') result.expireAt = claims.exp;
     if (typeof claims.name === 'string') result.info = { name: claims.name };

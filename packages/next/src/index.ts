@@ -1,1 +1,9 @@
-export { mintToken, createTokenRoute, TokenConfigError, type MintTokenOptions, type TokenRouteOptions, type SessionLike } from './token.js';
+export {
+  mintToken,
+  createTokenRoute,
+  TokenConfigError,
+  type MintTokenOptions,
+  type TokenRouteOptions,
+  type SessionLike,
+  type TokenConfigReason,
+} from './token.js';

@@ -1,4 +1,5 @@
 import { SignJWT } from 'jose';
+import { readSessionSubject } from './session.js';
 
 /**
  * Short-lived HS256 connection tokens for the signed-in user, minted by the Next.js app for Herald: the pattern
@@ -20,25 +21,46 @@ export interface MintTokenOptions {
   audience?: string;
   /** `iss` claim (Herald: HERALD_TOKEN_ISSUER). @default none */
   issuer?: string;
-  /** The user id Herald sees. @default session.user.id, else email, else name */
-  subject?: (session: SessionLike) => string | undefined;
+  /**
+   * The user id Herald sees. @default the session JWT's `sub`, read from the request's session cookie (the id
+   * `nextAuthCookieAuth` uses too); where there is no session JWT (database sessions), `session.user.id`. Never the
+   * email or the name: two accounts can share those.
+   */
+  subject?: (session: SessionLike) => string | null | undefined;
+  /**
+   * The secret the app's session cookie is encrypted with (AUTH_SECRET / NEXTAUTH_SECRET; a list during rotation),
+   * to read the session JWT's `sub`. @default secret
+   */
+  sessionSecret?: string | string[];
+  /** A custom session cookie name (next-auth `cookies.sessionToken.name`). @default the next-auth v4 and Auth.js v5 names */
+  cookieName?: string;
   /** Connection info shown to others in presence and on publications (`info` claim). @default { name } */
   info?: (session: SessionLike) => unknown;
   /** Server-side subscriptions (`channels` claim). */
   channels?: string[];
 }
 
+/** Why a token could not be minted; `createTokenRoute` answers it as `{ error: reason, code, message }`. */
+export type TokenConfigReason =
+  /** No HS256 secret, no getSession, or a bad ttlSeconds. */
+  | 'token_config'
+  /** No id for the user: no session JWT `sub`, no `session.user.id`, no `subject`. */
+  | 'no_subject'
+  /** `session.user.id` and the session JWT's `sub` name two different users. */
+  | 'subject_mismatch'
+  /** The session cookie is encrypted with another secret than `sessionSecret`. */
+  | 'session_secret'
+  /** The session cookie expired between the session read and the token: the route answers 401. */
+  | 'session_expired';
+
 export class TokenConfigError extends Error {
   readonly code = 'HERALD_TOKEN_CONFIG';
-  constructor(message: string) {
+  readonly reason: TokenConfigReason;
+  constructor(message: string, reason: TokenConfigReason = 'token_config') {
     super(message);
     this.name = 'TokenConfigError';
+    this.reason = reason;
   }
-}
-
-function defaultSubject(session: SessionLike): string | undefined {
-  const u = session.user;
-  return u?.id || u?.email || u?.name || undefined;
 }
 
 export function checkSecret(secret: unknown): asserts secret is string {
@@ -47,13 +69,80 @@ export function checkSecret(secret: unknown): asserts secret is string {
   }
 }
 
-/** Mints the token; throws TokenConfigError when the session has no user id. */
-export async function mintToken(session: SessionLike, options: MintTokenOptions): Promise<string> {
+function sessionSecrets(options: MintTokenOptions): string[] {
+  const list = [options.sessionSecret ?? options.secret].flat().filter((s): s is string => typeof s === 'string' && s !== '');
+  if (list.length === 0) throw new TokenConfigError('sessionSecret must be the app\'s AUTH_SECRET / NEXTAUTH_SECRET (a non-empty string or list)');
+  return list;
+}
+
+const FIX =
+  'pass { subject: (session) => <a stable, unique user id> } (never the email or name), or expose the id as ' +
+  'session.user.id in the session callback';
+
+/**
+ * The user id for the token: the session JWT's `sub` (from the request's cookie), else `session.user.id`, else a
+ * refusal naming the fix. Never the email or the name.
+ */
+async function resolveSubject(session: SessionLike, options: MintTokenOptions, request: Request | undefined): Promise<string> {
+  if (options.subject) {
+    const chosen = options.subject(session);
+    if (typeof chosen !== 'string' || chosen === '') throw new TokenConfigError('the subject option returned no user id for this session', 'no_subject');
+    return chosen;
+  }
+  const id = session.user?.id;
+  const userId = typeof id === 'string' && id !== '' ? id : undefined;
+  if (request === undefined) {
+    if (userId !== undefined) return userId;
+    throw new TokenConfigError(
+      'the session has no user.id (next-auth v4 and Auth.js v5 sessions carry only name, email and image by default): ' +
+        `call mintToken(session, options, request) so it reads the session JWT's sub from the cookie, or ${FIX}`,
+      'no_subject',
+    );
+  }
+  const read = await readSessionSubject(request.headers.get('cookie'), sessionSecrets(options), options.cookieName !== undefined ? { cookieName: options.cookieName } : {});
+  if (read.ok) {
+    if (userId !== undefined && userId !== read.subject) {
+      throw new TokenConfigError(
+        `session.user.id (${JSON.stringify(userId)}) is not the session JWT's sub (${JSON.stringify(read.subject)}), which ` +
+          'the cookie hook uses: set session.user.id = token.sub in the session callback, or pass { subject } (and the same ' +
+          'subject to nextAuthCookieAuth)',
+        'subject_mismatch',
+      );
+    }
+    return read.subject;
+  }
+  switch (read.reason) {
+    case 'expired':
+      throw new TokenConfigError(read.message, 'session_expired');
+    case 'bad_secret':
+      throw new TokenConfigError(
+        `${read.message}: pass { sessionSecret: process.env.AUTH_SECRET ?? process.env.NEXTAUTH_SECRET } (it defaults to secret)`,
+        'session_secret',
+      );
+    case 'no_sub':
+      throw new TokenConfigError(`${read.message}; or ${FIX}`, 'no_subject');
+    case 'no_cookie':
+    case 'not_a_jwt':
+      if (userId !== undefined) return userId;
+      throw new TokenConfigError(
+        `no user id for this session: ${read.message}, and the session has no user.id (next-auth's default session ` +
+          `carries only name, email and image)` +
+          (read.reason === 'no_cookie' ? '. With a custom session cookie name pass { cookieName }; otherwise ' : '. ') +
+          FIX,
+        'no_subject',
+      );
+  }
+}
+
+/**
+ * Mints the token. Pass the request (as `createTokenRoute` does) so the user id is the session JWT's `sub`, the id
+ * the cookie hook uses; without it, `session.user.id` or `subject`. Throws TokenConfigError when there is no id.
+ */
+export async function mintToken(session: SessionLike, options: MintTokenOptions, request?: Request): Promise<string> {
   checkSecret(options.secret);
-  const sub = (options.subject ?? defaultSubject)(session);
-  if (!sub) throw new TokenConfigError('the session has no user id, email or name to use as the token subject: pass { subject }');
   const ttl = options.ttlSeconds ?? 60;
   if (!Number.isFinite(ttl) || ttl <= 0) throw new TokenConfigError(`ttlSeconds must be a positive number of seconds, got ${ttl}`);
+  const sub = await resolveSubject(session, options, request);
   const claims: Record<string, unknown> = {};
   const info = options.info ? options.info(session) : session.user?.name ? { name: session.user.name } : undefined;
   if (info !== undefined) claims.info = info;
@@ -82,7 +171,9 @@ function json(status: number, body: unknown): Response {
 
 /**
  * A ready App Router handler: `export const GET = createTokenRoute({ secret, getSession })`. Answers
- * `{ token, expires }` for a signed-in user and 401 otherwise (the client then stops reconnecting).
+ * `{ token, expires }` for a signed-in user and 401 otherwise (the client then stops reconnecting). The user id is
+ * the session JWT's `sub` from the request's cookie (see MintTokenOptions.subject); when there is none, it answers 500
+ * `{ error, code: 'HERALD_TOKEN_CONFIG', message }` with the fix instead of guessing one from the email or name.
  * Options are checked here, when the route module loads, so a missing secret fails at start, not per request.
  */
 export function createTokenRoute(options: TokenRouteOptions): (request: Request) => Promise<Response> {
@@ -90,10 +181,19 @@ export function createTokenRoute(options: TokenRouteOptions): (request: Request)
   if (typeof options.getSession !== 'function') {
     throw new TokenConfigError('createTokenRoute needs { getSession }: a function returning the signed-in session, e.g. () => getServerSession(authOptions)');
   }
+  if (options.sessionSecret !== undefined) sessionSecrets(options);
   return async (request: Request) => {
     const session = await options.getSession(request);
     if (!session?.user) return json(401, { error: 'not_signed_in', message: 'sign in to get a realtime token' });
-    const token = await mintToken(session, options);
+    let token: string;
+    try {
+      token = await mintToken(session, options, request);
+    } catch (err) {
+      if (!(err instanceof TokenConfigError)) throw err;
+      if (err.reason === 'session_expired') return json(401, { error: 'not_signed_in', message: 'the session expired: sign in again' });
+      // The app's configuration, not the user, is at fault: the body names the fix for the developer's console.
+      return json(500, { error: err.reason, code: err.code, message: err.message });
+    }
     return json(200, { token, expires: Math.floor(Date.now() / 1000) + Math.ceil(options.ttlSeconds ?? 60) });
   };
 }

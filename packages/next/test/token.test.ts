@@ -8,7 +8,7 @@ const key = new TextEncoder().encode(secret);
 
 test('mintToken signs HS256 with sub from the session, a short exp, and the name as connection info', async () => {
   const before = Math.floor(Date.now() / 1000);
-  const t = await mintToken({ user: { name: 'alice', email: null } }, { secret, ttlSeconds: 60, audience: 'herald', issuer: 'app' });
+  const t = await mintToken({ user: { id: 'alice', name: 'alice', email: null } }, { secret, ttlSeconds: 60, audience: 'herald', issuer: 'app' });
   assert.equal(decodeProtectedHeader(t).alg, 'HS256');
   const { payload } = await jwtVerify(t, key, { audience: 'herald', issuer: 'app' });
   assert.equal(payload.sub, 'alice');
@@ -16,11 +16,14 @@ test('mintToken signs HS256 with sub from the session, a short exp, and the name
   assert.ok(payload.exp! >= before + 60 && payload.exp! <= before + 62);
 });
 
-test('the subject prefers the user id, then email, then name, and can be chosen', async () => {
+test('without the request the subject is session.user.id or the subject option, never the email or the name', async () => {
   const s = { user: { id: 'u1', email: 'a@x.test', name: 'alice' } };
   assert.equal(decodeJwt(await mintToken(s, { secret })).sub, 'u1');
-  assert.equal(decodeJwt(await mintToken({ user: { email: 'a@x.test', name: 'alice' } }, { secret })).sub, 'a@x.test');
-  assert.equal(decodeJwt(await mintToken(s, { secret, subject: (x) => `user:${x.user?.name}` })).sub, 'user:alice');
+  await assert.rejects(
+    mintToken({ user: { email: 'a@x.test', name: 'alice' } }, { secret }),
+    (e: unknown) => e instanceof TokenConfigError && e.reason === 'no_subject' && /mintToken\(session, options, request\)/.test(e.message),
+  );
+  assert.equal(decodeJwt(await mintToken(s, { secret, subject: (x) => `user:${x.user?.id}` })).sub, 'user:u1');
 });
 
 test('a missing secret or a session without a user id is refused with a message that says what to pass', async () => {
@@ -31,12 +34,12 @@ test('a missing secret or a session without a user id is refused with a message 
 });
 
 test('the route answers 401 when signed out and a fresh token when signed in, never cached', async () => {
-  let session: { user: { name: string } } | null = null;
+  let session: { user: { id: string; name: string } } | null = null;
   const GET = createTokenRoute({ secret, getSession: () => session });
   const out = await GET(new Request('http://app.test/api/herald/token'));
   assert.equal(out.status, 401);
   assert.equal((await out.json()).error, 'not_signed_in');
-  session = { user: { name: 'bob' } };
+  session = { user: { id: 'bob', name: 'bob' } };
   const ok = await GET(new Request('http://app.test/api/herald/token'));
   assert.equal(ok.status, 200);
   assert.equal(ok.headers.get('cache-control'), 'no-store');
