@@ -181,6 +181,8 @@ export function createTokenRoute(options: TokenRouteOptions): (request: Request)
   if (typeof options.getSession !== 'function') {
     throw new TokenConfigError('createTokenRoute needs { getSession }: a function returning the signed-in session, e.g. () => getServerSession(authOptions)');
   }
+  const ttl = options.ttlSeconds ?? 60;
+  if (!Number.isFinite(ttl) || ttl <= 0) throw new TokenConfigError(`ttlSeconds must be a positive number of seconds, got ${ttl}`);
   if (options.sessionSecret !== undefined) sessionSecrets(options);
   return async (request: Request) => {
     const session = await options.getSession(request);

@@ -31,6 +31,7 @@ test('a missing secret or a session without a user id is refused with a message 
   await assert.rejects(mintToken({ user: {} }, { secret }), /subject/);
   assert.throws(() => createTokenRoute({ secret: undefined as unknown as string, getSession: () => null }), TokenConfigError);
   assert.throws(() => createTokenRoute({ secret, getSession: undefined as never }), /getSession/);
+  assert.throws(() => createTokenRoute({ secret, ttlSeconds: 0, getSession: () => null }), /ttlSeconds/);
 });
 
 test('the route answers 401 when signed out and a fresh token when signed in, never cached', async () => {
