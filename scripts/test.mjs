@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { ensureSystemPackages } from './provision.mjs';
 
 const root = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 process.chdir(root);
@@ -43,6 +44,7 @@ if (files.length === 0) {
   console.error('no test files found under ' + roots.join(', '));
   process.exit(1);
 }
+ensureSystemPackages(files);
 const concurrency = process.env.HERALD_TEST_CONCURRENCY ?? '2';
 run(process.execPath, [
   '--import', 'tsx',
