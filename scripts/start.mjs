@@ -30,8 +30,8 @@ console.log(`
 
   Try it (another terminal, from this folder):
     export WS_PORT=${port} HERALD_TOKEN_SECRET=${env.HERALD_TOKEN_SECRET} HERALD_API_KEY=${env.HERALD_API_KEY}
-    node ${bin.replace(root + '/', '')} token --user alice --ttl 1h
-    node ${bin.replace(root + '/', '')} publish news '{"text":"hello"}'
+    npx herald token --user alice --ttl 1h
+    npx herald publish news '{"text":"hello"}'
 `);
 const child = spawn(process.execPath, [bin, 'serve'], { stdio: 'inherit', env });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
