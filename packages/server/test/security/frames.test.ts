@@ -124,11 +124,13 @@ describe('hostile WebSocket frames', { timeout: 120_000 }, () => {
   });
 
   test('an upgrade with 2,000 request headers (ws CVE-2024-37890) does not crash the listener', async () => {
-    const junk = Array.from({ length: 2000 }, (_, i) => `X-Junk-${i}: ${i}`);
-    // Junk first: with the real headers past the count limit, a vulnerable ws dereferenced a missing key and threw.
-    const ws = await rawUpgrade(s.port, { rawHeaderLines: junk });
+    // Junk first (short lines, under Node's 16 KB header size limit): with the WebSocket key past the count limit, a
+    // vulnerable ws dereferenced the missing key and threw.
+    const junk = Array.from({ length: 2000 }, () => 'a:1');
+    const ws = await rawUpgrade(s.port, { headers: { 'Sec-WebSocket-Key': undefined }, rawHeaderLines: [...junk, 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='] });
     ws.destroy();
-    assert.ok(ws.status === 101 || (ws.status >= 400 && ws.status < 500) || ws.status === 0, `status ${ws.status}`);
+    // The key is past the header count limit, so it is dropped: the handshake is refused with 400, not a crash.
+    assert.equal(ws.status, 400);
     await assertUnaffected(s, watcher, 'frames');
     const normal = await connectedRaw(s);
     normal.destroy();
@@ -149,12 +151,12 @@ test('herald.attach() on an app server that allows few headers survives 2,000 he
     const key = 'dGhlIHNhbXBsZSBub25jZQ==';
     const sock = await rawUpgrade(port, {
       path: '/ws',
-      headers: {},
-      rawHeaderLines: [...Array.from({ length: 2000 }, (_, i) => `X-Junk-${i}: ${i}`), `Sec-WebSocket-Key: ${key}`],
+      headers: { 'Sec-WebSocket-Key': undefined },
+      rawHeaderLines: [...Array.from({ length: 2000 }, () => 'a:1'), `Sec-WebSocket-Key: ${key}`],
     });
     sock.destroy();
-    // The handshake headers past the limit are gone: the upgrade must be refused, not crash.
-    assert.ok(sock.status === 0 || (sock.status >= 400 && sock.status < 500), `status ${sock.status}`);
+    // The handshake headers past the limit are gone: the upgrade is refused with 400, not a crash.
+    assert.equal(sock.status, 400);
     const r = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(await r.text(), 'app');
     const ok = await rawUpgrade(port, { path: '/ws' });

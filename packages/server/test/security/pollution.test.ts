@@ -97,15 +97,9 @@ test('__proto__ and constructor.prototype in a config file and in explicit confi
   writeFileSync(file, `{"__proto__":{"polluted":true,"insecure":true},"constructor":{"prototype":{"polluted":true}},` +
     `"client":{"__proto__":{"insecure":true,"allow_anonymous_connect_without_token":true},"token":{"hmac_secret_key":"${SECRET}"}},` +
     `"channel":{"without_namespace":{"__proto__":{"allow_subscribe_for_client":true}},"namespaces":[{"name":"ok","__proto__":{"allow_subscribe_for_client":true}}]}}`);
-  let herald: ReturnType<typeof createHerald> | undefined;
-  try {
-    herald = createHerald({ logger: false, configFile: file, env: {}, config: JSON.parse(`{"channel":{"namespaces":{"__proto__":{"allow_subscribe_for_client":true}}}}`) });
-  } catch (err) {
-    // Refusing the file at start is an acceptable outcome too; it must not have polluted anything on the way.
-    assert.ok(err instanceof Error);
-  }
+  // The file is accepted (its prototype keys are data, dropped or warned about), and nothing is polluted on the way.
+  const herald = createHerald({ logger: false, configFile: file, env: {}, config: JSON.parse(`{"channel":{"namespaces":{"__proto__":{"allow_subscribe_for_client":true}}}}`) });
   assertNothingPolluted();
-  if (!herald) return;
   const addr = await herald.listen(0, '127.0.0.1');
   try {
     const url = `ws://127.0.0.1:${addr.port}/connection/websocket`;

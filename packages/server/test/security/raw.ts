@@ -32,7 +32,8 @@ export interface RawWs {
 
 export interface UpgradeOptions {
   path?: string;
-  headers?: Record<string, string>;
+  /** Headers over the defaults; `undefined` leaves a default header out. */
+  headers?: Record<string, string | undefined>;
   /** Extra raw header lines written as is (for 2,000-header requests). */
   rawHeaderLines?: string[];
 }
@@ -98,7 +99,7 @@ export async function rawUpgrade(port: number, opts: UpgradeOptions = {}): Promi
     sock.once('connect', () => resolve());
     sock.once('error', reject);
   });
-  const headers: Record<string, string> = {
+  const headers: Record<string, string | undefined> = {
     Host: `127.0.0.1:${port}`,
     Upgrade: 'websocket',
     Connection: 'Upgrade',
@@ -106,7 +107,7 @@ export async function rawUpgrade(port: number, opts: UpgradeOptions = {}): Promi
     'Sec-WebSocket-Version': '13',
     ...opts.headers,
   };
-  const lines = [`GET ${opts.path ?? '/connection/websocket'} HTTP/1.1`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), ...(opts.rawHeaderLines ?? [])];
+  const lines = [`GET ${opts.path ?? '/connection/websocket'} HTTP/1.1`, ...Object.entries(headers).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${v}`), ...(opts.rawHeaderLines ?? [])];
   sock.write(lines.join('\r\n') + '\r\n\r\n');
 
   let buf = Buffer.alloc(0);

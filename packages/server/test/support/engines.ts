@@ -67,5 +67,10 @@ export const engineFactories: Record<string, () => Promise<Engine>> = {
   'redis-sharded': () => redisTestEngine({ url: [redisDb(0), redisDb(1)] }),
 };
 
+/** The engines to run (HERALD_TEST_ENGINES=memory,redis); an unknown name stops the run instead of dropping out. */
 export const engineNames = (process.env.HERALD_TEST_ENGINES ?? Object.keys(engineFactories).join(','))
-  .split(',').map((s) => s.trim()).filter((s) => s in engineFactories);
+  .split(',').map((s) => s.trim()).filter((s) => s !== '');
+const unknownEngines = engineNames.filter((s) => !Object.hasOwn(engineFactories, s));
+if (unknownEngines.length > 0 || engineNames.length === 0) {
+  throw new Error(`HERALD_TEST_ENGINES names ${unknownEngines.length > 0 ? `unknown engines: ${unknownEngines.join(', ')}` : 'no engine'}; known: ${Object.keys(engineFactories).join(', ')}`);
+}
