@@ -15,6 +15,16 @@ import type { ClientInfo, Publication, PublicationInput, StreamPosition } from '
  *   first local subscriber arrives and when its last one leaves.
  * - When the feed from other nodes may have missed messages (connection to the shared store lost and restored),
  *   the broker calls `onFeedInterrupted`; the node then makes its clients recover.
+ *
+ * Failures (every method of Broker, History and PresenceManager; callers such as the outbox decide retry versus
+ * dead-letter on `temporary` alone):
+ * - `HeraldError` with `temporary: true` (code 100): the store is down, unreachable, did not answer within its
+ *   timeout, or answered that it cannot serve now (Redis READONLY, LOADING, MASTERDOWN, BUSY, OOM, ...). The same
+ *   call may succeed later: retry with backoff (with an idempotency key for publishes).
+ * - `HeraldError` with `temporary: false` (code 107 bad request): the store refused the request's arguments (Redis
+ *   `ERR Invalid stream ID`, `ERR value is not an integer`, ...). The same call fails every time: do not retry it.
+ *   Nothing was stored.
+ * - Any other code is the engine's own refusal, with `temporary` as HeraldError sets it for that code.
  */
 export interface Broker {
   /** Starts delivering events to `handler`. Called once, before any other method. */

@@ -1,15 +1,34 @@
 import type { Broker, BrokerEventHandler, ControlMessage, PublishOptions } from '../broker.js';
+import { ErrorCode, HeraldError } from '../../protocol/codes.js';
 import type { ClientInfo, PublicationInput, StreamPosition } from '../types.js';
-import { errorText, redisFailure, type RedisConnections } from './connection.js';
+import { errorText, redisFailure, withDeadline, type RedisConnections } from './connection.js';
 import { decodeFeedMessage, encodeEnvelope, encodeJoin, encodeLeave, encodeUnstoredPublication } from './envelope.js';
 import type { RedisKeys } from './keys.js';
 
 const SUBSCRIBE_BATCH = 512;
 
 /**
+ * Options Redis would refuse only half-way through the publish script (after the stream took an offset), checked
+ * before it runs. The namespace config and the API edge already validate them; this keeps the store consistent if
+ * an embedding application passes something else.
+ */
+function invalidPublishOption(o: PublishOptions): string | undefined {
+  if (!Number.isSafeInteger(o.historySize)) return `history size ${o.historySize} is not an integer`;
+  if (o.historySize > 0 && !(Number.isSafeInteger(Math.round(o.historyTtlMs)) && o.historyTtlMs >= 0)) return `history TTL ${o.historyTtlMs} ms is not a duration`;
+  const ttl = o.idempotentResultTtlMs;
+  if (o.idempotencyKey && ttl !== undefined && !(Number.isSafeInteger(Math.round(ttl)) && ttl >= 0)) return `idempotent result TTL ${ttl} ms is not a duration`;
+  return undefined;
+}
+
+/**
  * Redis broker (contract in ../broker.ts). A publish with history is one Lua script that appends to the channel's
  * stream and PUBLISHes to its feed, so every node sees a channel's offsets in order. Each node holds one feed
  * subscription per channel with local subscribers (the hub asks for the first and drops it after the last).
+ *
+ * Feed subscribes wait at most HERALD_REDIS_TIMEOUT, like every command: a subscribe during a Redis freeze answers
+ * error 100 in time, and the session's later commands are not held behind it. A SUBSCRIBE that timed out may still
+ * be applied when Redis wakes up; the node then unsubscribes again unless it wants the feed by then, so it never
+ * stays subscribed to a feed it does not serve, nor forgets one it does.
  *
  * Feed loss: the feed connection does not resubscribe by itself. On every reconnect the broker subscribes to
  * what the node still wants and then reports `onFeedInterrupted`, so the node's clients recover from history
@@ -17,8 +36,11 @@ const SUBSCRIBE_BATCH = 512;
  */
 export class RedisBroker implements Broker {
   private handler: BrokerEventHandler | undefined;
-  /** Feed names this node wants, feed -> channel; the truth that reconnects restore. */
-  private readonly wanted = new Map<string, string>();
+  /**
+   * Feed names this node wants, feed -> channel; the truth that reconnects restore. Each subscribe call puts a new
+   * entry, so a call that fails removes only its own, never the entry of a later call for the same channel.
+   */
+  private readonly wanted = new Map<string, { channel: string }>();
   private feedWasReady = false;
   private feedLost = false;
 
@@ -58,22 +80,30 @@ export class RedisBroker implements Broker {
   }
 
   async publish(channel: string, input: PublicationInput, options: PublishOptions): Promise<StreamPosition> {
+    const invalid = invalidPublishOption(options);
+    if (invalid) throw new HeraldError(ErrorCode.badRequest, `redis engine: publish refused, nothing stored: ${invalid}`);
+    const idemTtl = options.idempotencyKey ? Math.max(1, Math.round(options.idempotentResultTtlMs ?? 300_000)) : 0;
     if (options.historySize <= 0) {
       try {
-        await this.redis.commands.publish(this.keys.feed(channel), encodeUnstoredPublication(input));
+        if (idemTtl === 0) {
+          await this.redis.commands.publish(this.keys.feed(channel), encodeUnstoredPublication(input));
+        } else {
+          // The same dedup window as publishes with history, shared by every node: a seen key delivers nothing.
+          await this.redis.commands.heraldPublishUnstored(this.keys.idempotency(channel, options.idempotencyKey!), this.keys.feed(channel), encodeUnstoredPublication(input), idemTtl);
+        }
       } catch (err) {
-        throw redisFailure('publish', err);
+        const unanswered = err instanceof Error && /timed out/i.test(err.message);
+        throw redisFailure(unanswered ? 'publish (unanswered: it may still be delivered; retry with an idempotency_key to avoid a duplicate)' : 'publish (not delivered)', err);
       }
       return { offset: 0, epoch: '' };
     }
-    const idemTtl = options.idempotencyKey ? options.idempotentResultTtlMs ?? 300_000 : 0;
     let result: [number | string, string];
     try {
       result = await this.redis.commands.heraldPublish(
         this.keys.stream(channel), this.keys.meta(channel),
         this.keys.idempotency(channel, options.idempotencyKey ?? ''),
-        encodeEnvelope(input), options.historySize, Math.max(1, options.historyTtlMs),
-        Math.max(this.metaTtlMs, options.historyTtlMs), this.keys.feed(channel), this.nextEpoch(), idemTtl,
+        encodeEnvelope(input), options.historySize, Math.max(1, Math.round(options.historyTtlMs)),
+        Math.max(this.metaTtlMs, Math.round(options.historyTtlMs)), this.keys.feed(channel), this.nextEpoch(), idemTtl,
       );
     } catch (err) {
       // Unanswered is not the same as refused: a frozen Redis may still run the script when it wakes up.
@@ -115,14 +145,25 @@ export class RedisBroker implements Broker {
   async subscribe(channel: string): Promise<void> {
     const name = this.keys.feed(channel);
     if (this.redis.feed.status !== 'ready') throw redisFailure('subscribe', new Error('not connected'));
-    this.wanted.set(name, channel);
+    const entry = { channel };
+    this.wanted.set(name, entry);
+    const sent = this.redis.feed.subscribe(name);
     try {
-      await this.redis.feed.subscribe(name);
+      await withDeadline(sent, this.redis.commandTimeoutMs);
     } catch (err) {
       // The hub forgets the channel when this fails, so the node must not keep wanting it.
-      if (this.wanted.get(name) === channel) this.wanted.delete(name);
+      if (this.wanted.get(name) === entry) this.wanted.delete(name);
+      // Unanswered: Redis may still apply it. Replies come in order, so when it does, any later subscribe or
+      // unsubscribe of this feed was sent after it and `wanted` says what the node wants now.
+      sent.then(() => this.dropUnwanted(name), () => {});
       throw redisFailure('subscribe', err);
     }
+  }
+
+  /** Unsubscribes a feed that Redis subscribed late (after its subscribe timed out), unless it is wanted again. */
+  private dropUnwanted(name: string): void {
+    if (this.wanted.has(name) || this.redis.feed.status !== 'ready') return;
+    this.redis.feed.unsubscribe(name).catch((err: unknown) => this.onError(`feed unsubscribe of ${name}`, new Error(errorText(err))));
   }
 
   async unsubscribe(channel: string): Promise<void> {
@@ -130,7 +171,8 @@ export class RedisBroker implements Broker {
     this.wanted.delete(name);
     if (this.redis.feed.status !== 'ready') return;
     try {
-      await this.redis.feed.unsubscribe(name);
+      // Unanswered, it is still applied when Redis answers: the node no longer wants the feed either way.
+      await withDeadline(this.redis.feed.unsubscribe(name), this.redis.commandTimeoutMs);
     } catch (err) {
       throw redisFailure('unsubscribe', err);
     }
@@ -157,7 +199,7 @@ export class RedisBroker implements Broker {
         handler.onControl(JSON.parse(message) as ControlMessage);
         return;
       }
-      const channel = this.wanted.get(name) ?? this.keys.channelOfFeed(name);
+      const channel = this.wanted.get(name)?.channel ?? this.keys.channelOfFeed(name);
       if (channel === undefined) return;
       const m = decodeFeedMessage(message);
       if (m.kind === 'pub') handler.onPublication(channel, m.pub, { offset: m.pub.offset, epoch: m.epoch });

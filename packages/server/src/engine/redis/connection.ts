@@ -1,7 +1,12 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, ReplyError, type RedisOptions } from 'ioredis';
 import { ErrorCode, HeraldError } from '../../protocol/codes.js';
 import { parseRedisTarget } from './url.js';
-import { HISTORY_SCRIPT, PRESENCE_ADD_SCRIPT, PRESENCE_GET_SCRIPT, PRESENCE_REMOVE_SCRIPT, PUBLISH_SCRIPT, ROTATE_EPOCH_SCRIPT } from './scripts.js';
+import { HISTORY_SCRIPT, PRESENCE_ADD_SCRIPT, PRESENCE_GET_SCRIPT, PRESENCE_REMOVE_SCRIPT, PUBLISH_SCRIPT, PUBLISH_UNSTORED_SCRIPT, ROTATE_EPOCH_SCRIPT } from './scripts.js';
+
+/** How often the commands connection is probed with a PING (one at a time). */
+const HEALTH_INTERVAL_MS = 250;
+/** A PING unanswered this long (or HERALD_REDIS_TIMEOUT if shorter) marks the node not ready. */
+const HEALTH_DEADLINE_MS = 1000;
 
 export interface RedisConnectionOptions {
   /** redis://[user:pass@]host:port[/db], rediss://, or redis+sentinel://host:port[,…]/<master name> (url.ts) */
@@ -30,6 +35,7 @@ export type RedisConnectionEvent =
 /** The commands our scripts add to the client. */
 export interface ScriptedRedis extends Redis {
   heraldPublish(stream: string, meta: string, idem: string, envelope: string, size: number, ttlMs: number, metaTtlMs: number, feed: string, epoch: string, idemTtlMs: number): Promise<[number | string, string]>;
+  heraldPublishUnstored(idem: string, feed: string, message: string, idemTtlMs: number): Promise<[number | string, string]>;
   heraldHistory(stream: string, meta: string, epoch: string, metaTtlMs: number, since: number, limit: number, reverse: string, ttlMs: number, size: number): Promise<(string | number)[]>;
   heraldRotateEpoch(meta: string, epoch: string, next: string): Promise<string>;
   heraldPresenceAdd(hash: string, zset: string, client: string, info: string, ttlMs: number): Promise<number>;
@@ -51,6 +57,9 @@ export class RedisConnections {
   private misplaced: string | undefined;
   private identityChecked = false;
   private pingTimer: NodeJS.Timeout | undefined;
+  /** A health PING is in flight (the next one waits for its answer). */
+  private probing = false;
+  private ticks = 0;
   private closed = false;
 
   constructor(private readonly options: RedisConnectionOptions) {
@@ -90,6 +99,7 @@ export class RedisConnections {
     this.commands = open({ commandTimeout: timeout, connectionName: 'herald-commands' }) as ScriptedRedis;
     this.feed = open({ connectionName: 'herald-feed' });
     this.commands.defineCommand('heraldPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
+    this.commands.defineCommand('heraldPublishUnstored', { numberOfKeys: 1, lua: PUBLISH_UNSTORED_SCRIPT });
     this.commands.defineCommand('heraldHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
     this.commands.defineCommand('heraldRotateEpoch', { numberOfKeys: 1, lua: ROTATE_EPOCH_SCRIPT });
     this.commands.defineCommand('heraldPresenceAdd', { numberOfKeys: 2, lua: PRESENCE_ADD_SCRIPT });
@@ -97,7 +107,7 @@ export class RedisConnections {
     this.commands.defineCommand('heraldPresenceGet', { numberOfKeys: 2, lua: PRESENCE_GET_SCRIPT });
     this.watch(this.commands, 'commands');
     this.watch(this.feed, 'feed');
-    this.pingTimer = setInterval(() => this.checkHealth(), 1000);
+    this.pingTimer = setInterval(() => this.checkHealth(), HEALTH_INTERVAL_MS);
     this.pingTimer.unref();
   }
 
@@ -111,7 +121,7 @@ export class RedisConnections {
   problem(): string | undefined {
     if (this.misplaced !== undefined) return this.misplaced;
     if (this.commands.status !== 'ready' || this.feed.status !== 'ready') return 'not connected';
-    if (!this.healthy) return `not answering within ${this.options.commandTimeoutMs ?? 2000} ms`;
+    if (!this.healthy) return `not answering a PING within ${this.healthDeadlineMs()} ms`;
     if (this.options.identity !== undefined && !this.identityChecked) return 'connecting';
     return undefined;
   }
@@ -142,21 +152,42 @@ export class RedisConnections {
     });
   }
 
-  /** A Redis that stops answering (frozen, partitioned) keeps its TCP connection open: a timed ping notices. */
+  /**
+   * A Redis that stops answering (frozen, partitioned) keeps its TCP connection open: a PING every 250 ms (one at a
+   * time) notices. One unanswered for HEALTH_DEADLINE_MS (1 s, or HERALD_REDIS_TIMEOUT if shorter) marks the node
+   * not ready at once, without waiting for the command timeout: /ready turns 503 1 to 1.25 s into a freeze.
+   */
   private checkHealth(): void {
     if (this.commands.status !== 'ready') return;
     // While misplaced, look again every second: the operator may fix the other nodes or clear the claim.
-    if (this.misplaced !== undefined) void this.checkIdentity();
+    if (this.misplaced !== undefined && this.ticks++ % Math.round(1000 / HEALTH_INTERVAL_MS) === 0) void this.checkIdentity();
+    if (this.probing) return;
+    this.probing = true;
+    const deadlineMs = this.healthDeadlineMs();
+    const deadline = setTimeout(() => this.setHealthy(false, `no answer to PING within ${deadlineMs} ms`), deadlineMs);
+    deadline.unref();
     this.commands.ping().then(
       () => {
-        if (!this.healthy) this.options.onEvent?.({ type: 'healthy' });
-        this.healthy = true;
+        clearTimeout(deadline);
+        this.probing = false;
+        this.setHealthy(true);
       },
       (err: unknown) => {
-        if (this.healthy) this.options.onEvent?.({ type: 'unhealthy', error: errorText(err) });
-        this.healthy = false;
+        clearTimeout(deadline);
+        this.probing = false;
+        this.setHealthy(false, errorText(err));
       },
     );
+  }
+
+  private healthDeadlineMs(): number {
+    return Math.min(HEALTH_DEADLINE_MS, this.commandTimeoutMs);
+  }
+
+  private setHealthy(healthy: boolean, error = ''): void {
+    if (healthy && !this.healthy) this.options.onEvent?.({ type: 'healthy' });
+    if (!healthy && this.healthy) this.options.onEvent?.({ type: 'unhealthy', error });
+    this.healthy = healthy;
   }
 
   private async checkIdentity(): Promise<void> {
@@ -197,11 +228,63 @@ export function errorText(err: unknown): string {
   return text;
 }
 
+/** The message of a command that got no answer within the deadline (errorText turns it into words). */
+export const TIMED_OUT = 'Command timed out';
+
 /**
- * Every failure of a Redis command becomes code 100 (temporary): the caller may retry. `what` says which
- * operation failed; the message says that nothing was stored when it was a write.
+ * Resolves or rejects with `p`, or rejects with a timeout after `ms`. The command itself is not withdrawn: Redis
+ * may still apply it when it answers (the caller decides what a late answer means).
+ */
+export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(TIMED_OUT)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
+ * Redis error replies that say the server cannot serve right now, not that the request is wrong: a replica or a
+ * demoted primary (READONLY), a restart loading its data set (LOADING), a replica without its primary (MASTERDOWN),
+ * a long script (BUSY), too few replicas (NOREPLICAS), a failing snapshot (MISCONF), memory full (OOM),
+ * credentials or ACLs the operator may still fix (NOAUTH, WRONGPASS, NOPERM), cluster redirections.
+ */
+const TRANSIENT_REPLY = /(?:^|[\s-])(READONLY|LOADING|MASTERDOWN|BUSY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|MISCONF|OOM|NOAUTH|WRONGPASS|NOPERM|MOVED|ASK|UNBLOCKED|NOSCRIPT)\b|max number of clients/;
+
+/**
+ * Whether a failed Redis call may succeed if retried unchanged. Everything is temporary (connection lost or never
+ * made, no answer within HERALD_REDIS_TIMEOUT, the transient replies above) except an error reply about the request
+ * itself: a command or script given arguments Redis refuses (`ERR Invalid stream ID`, `ERR value is not an
+ * integer`, `WRONGTYPE`), which fails the same way every time.
+ */
+export function isTemporaryRedisError(err: unknown): boolean {
+  if (err instanceof HeraldError) return err.temporary;
+  if (!(err instanceof ReplyError)) return true;
+  return TRANSIENT_REPLY.test((err as Error).message);
+}
+
+/**
+ * Classifies a failed Redis call at the engine boundary, for every caller (the session, the HTTP API, the outbox,
+ * which retries what is temporary and dead-letters the rest):
+ * - temporary (code 100, `temporary: true`): Redis down, unreachable, not answering in time, or answering with a
+ *   transient reply (isTemporaryRedisError). Retrying later may succeed; a write that got it was not stored, or
+ *   (unanswered) may still be applied, which the message says.
+ * - permanent (code 107 bad request, `temporary: false`): Redis refused the request's arguments. Retrying the same
+ *   request never succeeds; nothing was stored.
+ * `what` says which operation failed.
  */
 export function redisFailure(what: string, err: unknown): HeraldError {
   if (err instanceof HeraldError) return err;
+  if (!isTemporaryRedisError(err)) {
+    return new HeraldError(ErrorCode.badRequest, `redis engine: ${what} refused by Redis (${errorText(err)}): the request's arguments are invalid (e.g. a stream offset beyond 2^53); fix the request, retrying it will fail the same way`, false);
+  }
   return new HeraldError(ErrorCode.internal, `redis engine: ${what} failed (${errorText(err)}); check REDIS_URL and that Redis is up, then retry`, true);
 }

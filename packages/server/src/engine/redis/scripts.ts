@@ -124,3 +124,16 @@ if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.form
 if ARGV[1] == '1' then return redis.call('HGETALL', KEYS[1]) end
 return redis.call('HVALS', KEYS[1])
 `;
+
+/**
+ * A publish without history but with an idempotency key (the same dedup window as PUBLISH_SCRIPT, shared by every
+ * node). KEYS: idempotency key. ARGV: feed channel, feed message, idempotent result TTL ms.
+ * Returns {1, ''} when delivered, or {0, "0:"} when the key was seen (nothing delivered again).
+ */
+export const PUBLISH_UNSTORED_SCRIPT = `
+local seen = redis.call('GET', KEYS[1])
+if seen then return {0, seen} end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+redis.call('SET', KEYS[1], '0:', 'PX', ARGV[3])
+return {1, ''}
+`;
