@@ -54,6 +54,12 @@ export interface HeraldConfig {
   apiMaxBodyBytes: number;
   /** HERALD_API_RATE: requests per second per client IP on /api; 0 = unlimited. @default 0 */
   apiRatePerSecond: number;
+  /** HERALD_API_MAX_REPLY_SIZE: bytes of one API answer (a batch's replies together); past it error 106. @default 16 MiB */
+  apiMaxReplyBytes: number;
+  /** HERALD_API_MAX_BATCH: commands in one API batch; more is 400. @default 1000 */
+  apiMaxBatchCommands: number;
+  /** HERALD_API_MAX_BROADCAST: channels in one API broadcast; more is 400. @default 1000 */
+  apiMaxBroadcastChannels: number;
   /** HERALD_ENGINE. @default 'memory' */
   engine: 'memory' | 'redis';
   /** REDIS_URL. @default 'redis://127.0.0.1:6379' */
@@ -71,6 +77,12 @@ export interface HeraldConfig {
   redisMinReplicas: number;
   /** HERALD_DATABASE_URL: turns the outbox consumer on. */
   databaseUrl?: string;
+  /** HERALD_OUTBOX_MAX_PAYLOAD: bytes of one outbox row's payload; a larger row is moved to herald_outbox_dead unread (106). @default 1 MiB */
+  outboxMaxPayloadBytes: number;
+  /** HERALD_OUTBOX_MAX_BATCH_BYTES: payload bytes one outbox batch reads (at least one row). @default 16 MiB */
+  outboxMaxBatchBytes: number;
+  /** HERALD_OUTBOX_STUCK_AFTER: an outbox partition waiting this long on one row logs `outbox_partition_stuck`. @default 60 s */
+  outboxStuckAfterMs: number;
   /** HERALD_PING_INTERVAL (client.ping_interval). @default 25 s */
   pingIntervalMs: number;
   /** HERALD_PONG_TIMEOUT (client.pong_timeout). @default 8 s */
@@ -93,6 +105,15 @@ export interface HeraldConfig {
   maxErrors: number;
   /** HERALD_MAX_SEND_BUFFER bytes queued to one socket before it is closed with 3008 (slow). @default 1 MiB */
   maxSendBufferBytes: number;
+  /**
+   * HERALD_MAX_REPLY_SIZE: bytes of one reply to a client (history, presence, a recovering subscribe or connect), never
+   * more than HERALD_MAX_SEND_BUFFER; past it error 106 (history, presence) or `recovered: false`. @default 512 KiB
+   */
+  maxReplyBytes: number;
+  /** HERALD_MAX_JSON_DEPTH: nesting of JSON data from clients, the API and the outbox; deeper is 107 / 400. @default 64 */
+  maxJsonDepth: number;
+  /** HERALD_MAX_INFO_SIZE: bytes of a token's `info` / `b64info` (connection, subscription, `subs` entries); past it the token is refused. @default 4096 */
+  maxInfoBytes: number;
   /** HERALD_EXPIRED_CLOSE_DELAY: grace after a token's exp before closing with 3005 (the SDK refreshes at exp). @default 25 s */
   expiredCloseDelayMs: number;
   /** HERALD_PRESENCE_TTL (presence entries' lifetime in a shared engine). @default 60 s */
@@ -170,6 +191,37 @@ const fileSchema = z.looseObject({
 });
 
 const knownNamespaceKeys = new Set([...Object.keys(nsSchemaShape), 'name']);
+
+/** The keys each non-namespace section of the file knows, taken from the schema so the two cannot drift apart. */
+const clientShape = fileSchema.shape.client.unwrap().shape;
+const knownSectionKeys: ReadonlyArray<readonly [path: string[], keys: ReadonlySet<string>]> = [
+  [[], new Set(Object.keys(fileSchema.shape))],
+  [['client'], new Set(Object.keys(clientShape))],
+  [['client', 'token'], new Set(Object.keys(clientShape.token.unwrap().shape))],
+  [['http_api'], new Set(Object.keys(fileSchema.shape.http_api.unwrap().shape))],
+  [['http_stream'], new Set(Object.keys(fileSchema.shape.http_stream.unwrap().shape))],
+  [['sse'], new Set(Object.keys(fileSchema.shape.sse.unwrap().shape))],
+  [['channel'], new Set(Object.keys(fileSchema.shape.channel.unwrap().shape))],
+];
+
+/**
+ * Unknown keys outside the namespaces: one close to a known key of its section is a misspelling (a problem, with
+ * the key meant); any other is a Centrifugo option Herald does not have (a warning). A typo never passes silently.
+ */
+function checkSectionKeys(file: unknown, problems: string[], warnings: string[]): void {
+  for (const [path, known] of knownSectionKeys) {
+    let section: unknown = file;
+    for (const p of path) section = section && typeof section === 'object' ? (section as Record<string, unknown>)[p] : undefined;
+    if (!section || typeof section !== 'object' || Array.isArray(section)) continue;
+    for (const key of Object.keys(section)) {
+      if (known.has(key)) continue;
+      const where = [...path, key].join('.');
+      const guess = closest(key, known);
+      if (guess) problems.push(`${where}: unknown option; did you mean "${[...path, guess].join('.')}"?`);
+      else warnings.push(`${where}: not supported by Herald, ignored`);
+    }
+  }
+}
 
 /**
  * Centrifugo v6 channel options Herald does not implement. A config written for Centrifugo may carry them, so they
@@ -313,6 +365,7 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     throw new ConfigError(problems);
   }
   const file = parsed.data;
+  checkSectionKeys(rawFile ?? {}, problems, warnings);
   const fileToken = file.client?.token;
 
   const withoutNamespace = namespaceFrom(
@@ -398,6 +451,9 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     apiInsecure: envBool(env, 'HERALD_API_INSECURE', problems) ?? file.http_api?.insecure ?? false,
     apiMaxBodyBytes: envInt(env, 'HERALD_API_MAX_BODY', problems, 1) ?? 1024 * 1024,
     apiRatePerSecond: envInt(env, 'HERALD_API_RATE', problems) ?? 0,
+    apiMaxReplyBytes: envInt(env, 'HERALD_API_MAX_REPLY_SIZE', problems, 1024) ?? 16 * 1024 * 1024,
+    apiMaxBatchCommands: envInt(env, 'HERALD_API_MAX_BATCH', problems, 1) ?? 1000,
+    apiMaxBroadcastChannels: envInt(env, 'HERALD_API_MAX_BROADCAST', problems, 1) ?? 1000,
     engine: engineRaw === 'redis' ? 'redis' : 'memory',
     redisUrl,
     redisUrls,
@@ -405,6 +461,9 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     redisTimeoutMs: envDuration(env, 'HERALD_REDIS_TIMEOUT', problems) ?? 2000,
     redisMinReplicas: envInt(env, 'HERALD_REDIS_MIN_REPLICAS', problems) ?? 0,
     databaseUrl: envStr(env, 'HERALD_DATABASE_URL'),
+    outboxMaxPayloadBytes: envInt(env, 'HERALD_OUTBOX_MAX_PAYLOAD', problems, 1024) ?? 1024 * 1024,
+    outboxMaxBatchBytes: envInt(env, 'HERALD_OUTBOX_MAX_BATCH_BYTES', problems, 1024) ?? 16 * 1024 * 1024,
+    outboxStuckAfterMs: envDuration(env, 'HERALD_OUTBOX_STUCK_AFTER', problems) ?? 60_000,
     pingIntervalMs: pingIntervalMs ?? 25_000,
     pongTimeoutMs: pongTimeoutMs ?? 8_000,
     maxMessageBytes: envInt(env, 'HERALD_MAX_MESSAGE_SIZE', problems, 128) ?? 65_536,
@@ -416,6 +475,9 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     commandRatePerSecond: envInt(env, 'HERALD_COMMAND_RATE', problems) ?? 100,
     maxErrors: envInt(env, 'HERALD_MAX_ERRORS', problems, 1) ?? 20,
     maxSendBufferBytes: envInt(env, 'HERALD_MAX_SEND_BUFFER', problems, 1024) ?? 1024 * 1024,
+    maxReplyBytes: envInt(env, 'HERALD_MAX_REPLY_SIZE', problems, 1024) ?? 512 * 1024,
+    maxJsonDepth: envInt(env, 'HERALD_MAX_JSON_DEPTH', problems, 1) ?? 64,
+    maxInfoBytes: envInt(env, 'HERALD_MAX_INFO_SIZE', problems, 16) ?? 4096,
     expiredCloseDelayMs: envDuration(env, 'HERALD_EXPIRED_CLOSE_DELAY', problems) ?? 25_000,
     presenceTtlMs: envDuration(env, 'HERALD_PRESENCE_TTL', problems) ?? 60_000,
     shutdownTimeoutMs: envDuration(env, 'HERALD_SHUTDOWN_TIMEOUT', problems) ?? 10_000,
