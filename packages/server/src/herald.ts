@@ -28,6 +28,7 @@ import { Session, type SessionNode } from './session.js';
 import type { ClientTransport, UpgradeRequestInfo } from './transport/connection.js';
 import { EmulationEndpoint } from './transport/emulation.js';
 import { IpConnections } from './transport/ip-connections.js';
+import { requestPath } from './transport/request-target.js';
 import { WebSocketEndpoint, type SessionHandlers } from './transport/websocket.js';
 import { HERALD_VERSION } from './version.js';
 
@@ -193,6 +194,11 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     logWarn: (obj, msg) => log.warn(obj, msg),
   };
 
+  /** A throw that reached an entry point (request, upgrade, frame): a bug, logged; the peer got a 500 or a closed socket. */
+  function logEntryError(err: unknown, where: string): void {
+    log.error({ err, where }, `unexpected error in ${where}: answered 500 or closed the connection; please report it`);
+  }
+
   function openSession(transport: ClientTransport, request: UpgradeRequestInfo): SessionHandlers {
     const session = new Session(sessionNode, transport, request);
     sessions.add(session);
@@ -220,6 +226,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     onRejected(status, reason, request) {
       log.info({ status, reason, origin: request.headers.origin, ip: request.remoteAddress }, 'upgrade refused');
     },
+    onError: logEntryError,
   });
 
   const emulation = new EmulationEndpoint({
@@ -233,6 +240,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     ipConnections,
     isAccepting: () => accepting,
     onConnection: openSession,
+    onError: logEntryError,
   });
 
   function onControl(msg: ControlMessage): void {
@@ -399,17 +407,40 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       return { ready: isReady(), checks };
     },
     onApiCall: (method, _s, ok) => metrics.apiCalls.inc({ method, ok: String(ok) }),
+    allowedOrigins: config.allowedOrigins,
+    onError: logEntryError,
   });
+  /** The request listener (listen) and handleRequest (embedding): nothing thrown inside gets out. */
   const httpHandler: typeof apiHandler = (req, res) => {
-    if (!emulation.handle(req, res)) return apiHandler(req, res);
+    try {
+      if (!emulation.handle(req, res)) apiHandler(req, res);
+    } catch (err) {
+      logEntryError(err, 'http request');
+      if (res.headersSent) res.destroy();
+      else {
+        res.writeHead(500, { 'content-type': 'application/json', connection: 'close' });
+        res.end('{"error":{"code":100,"message":"internal server error"}}');
+      }
+    }
   };
+
+  /** The upgrade entry point: nothing thrown inside gets out; a failure destroys that socket. */
+  function safeUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    try {
+      return endpoint.handleUpgrade(req, socket, head);
+    } catch (err) {
+      logEntryError(err, 'upgrade');
+      socket.destroy();
+      return true;
+    }
+  }
 
   /** `own`: Herald's own server (listen), where an upgrade on any other path is answered 404 instead of left open. */
   function attachUpgrade(server: Server, paths?: string[], own = false): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const path = (req.url ?? '/').split('?')[0]!;
-      if (paths && !paths.includes(path)) return;
-      if (!endpoint.handleUpgrade(req, socket, head) && own) {
+      const path = requestPath(req.url);
+      if (paths && (path === undefined || !paths.includes(path))) return;
+      if (!safeUpgrade(req, socket, head) && own) {
         socket.on('error', () => socket.destroy());
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       }
@@ -431,7 +462,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       attachUpgrade(server, paths);
     },
     handleRequest: httpHandler,
-    handleUpgrade: (req, socket, head) => endpoint.handleUpgrade(req, socket, head),
+    handleUpgrade: safeUpgrade,
     async listen(port = config.port, host = config.host) {
       // Handshake timeouts are checked every second (Node's default, 30 s, would let a slow handshake live 40 s).
       const server = createServer({ connectionsCheckingInterval: 1000 }, httpHandler);

@@ -3,6 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, HeraldError } from '../protocol/codes.js';
 import { executeApi, isApiMethod } from './methods.js';
 import type { HeraldCore } from '../herald.js';
+import { checkRequestOrigin } from '../transport/origin.js';
+import { readBoundedBody } from '../transport/request-body.js';
+import { parseRequestTarget } from '../transport/request-target.js';
 
 /** HTTP side of the one listener: /api/<method>, /health, /ready, /metrics, and 426 on the WebSocket paths. */
 
@@ -14,8 +17,13 @@ export interface HttpHandlerOptions {
   ratePerSecond: number;
   metricsText(): Promise<{ contentType: string; body: string }>;
   plainWs(method: string | undefined, url: string): { status: number; headers: Record<string, string>; body: string } | undefined;
+  /** The checks by name: 'ok' or why not. Only a caller with the API key sees the reasons (they name hosts). */
   readiness(): { ready: boolean; checks: Record<string, string> };
   onApiCall(method: string, seconds: number, ok: boolean): void;
+  /** The Origin allowlist (HERALD_ALLOWED_ORIGINS): an insecure API refuses browser pages from other origins. */
+  allowedOrigins?: readonly string[] | undefined;
+  /** A throw inside Herald while answering (a bug): logged; the request gets a 500, never the process. */
+  onError?(err: unknown, where: string): void;
 }
 
 function keyDigest(s: string): Buffer {
@@ -69,45 +77,33 @@ class RateLimiter {
   }
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      reject(new HeraldError(413, `request body larger than ${limit} bytes (HERALD_API_MAX_BODY)`));
-      req.resume();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        // Stop reading but keep the socket: the caller answers 413 and closes once the answer is written.
-        req.removeAllListeners('data');
-        req.pause();
-        chunks.length = 0;
-        reject(new HeraldError(413, `request body larger than ${limit} bytes (HERALD_API_MAX_BODY)`));
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
+/** An insecure API is reachable from any web page: only JSON bodies (a page cannot send those without CORS). */
+function isJsonContentType(value: string | undefined): boolean {
+  const type = (value ?? '').split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(type);
 }
 
 export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const limiter = new RateLimiter(opts.ratePerSecond);
   return (req, res) => {
-    handle(req, res).catch((err) => {
-      send(res, 500, errorBody(ErrorCode.internal, 'internal server error'));
-      void err;
+    let work: Promise<void>;
+    try {
+      work = handle(req, res);
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    work.catch((err: unknown) => {
+      opts.onError?.(err, `http ${req.method ?? ''} ${String(req.url).slice(0, 100)}`);
+      if (res.headersSent) res.destroy();
+      else send(res, 500, errorBody(ErrorCode.internal, 'internal server error'));
     });
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
-    const path = url.split('?')[0]!;
+    const target = parseRequestTarget(url);
+    if (!target) return send(res, 400, errorBody(ErrorCode.badRequest, 'bad request: the request target is not a path or an http(s) URL'), { connection: 'close' });
+    const path = target.path;
     const plain = opts.plainWs(req.method, url);
     if (plain) {
       res.writeHead(plain.status, { ...plain.headers, 'content-length': Buffer.byteLength(plain.body) });
@@ -117,7 +113,11 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
     if (path === '/health') return send(res, 200, '{"status":"ok"}');
     if (path === '/ready') {
       const r = opts.readiness();
-      return send(res, r.ready ? 200 : 503, JSON.stringify({ status: r.ready ? 'ready' : 'not ready', checks: r.checks }));
+      const status = r.ready ? 'ready' : 'not ready';
+      // The reasons name hosts and ports (a database URL, a Redis node): only for the operator, with the API key.
+      const trusted = opts.apiKey ? keyMatches(presentedKey(req), opts.apiKey) : opts.apiInsecure;
+      const body = trusted ? { status, checks: r.checks } : { status, failed: Object.keys(r.checks).filter((k) => r.checks[k] !== 'ok') };
+      return send(res, r.ready ? 200 : 503, JSON.stringify(body), { 'cache-control': 'no-store' });
     }
     if (path === '/metrics') {
       const m = await opts.metricsText();
@@ -142,18 +142,23 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
       if (!keyMatches(presentedKey(req), opts.apiKey)) {
         return send(res, 401, errorBody(ErrorCode.unauthorized, 'unauthorized: send the API key in the X-API-Key header (HERALD_API_KEY)'));
       }
+    } else {
+      // Without a key any web page could post here (a text/plain form or fetch needs no CORS preflight): only JSON
+      // bodies, and no page from a foreign origin.
+      if (!isJsonContentType(req.headers['content-type'])) {
+        return send(res, 415, errorBody(ErrorCode.badRequest, 'unsupported media type: send the body as Content-Type: application/json (required while HERALD_API_INSECURE=true)'));
+      }
+      const decision = checkRequestOrigin(req.headers, opts.allowedOrigins);
+      if (!decision.ok) return send(res, 403, errorBody(ErrorCode.permissionDenied, `forbidden: ${decision.message ?? 'origin not allowed'} (HERALD_API_INSECURE=true accepts no cross-origin browser calls)`));
     }
     if (!isApiMethod(method)) return send(res, 404, errorBody(ErrorCode.methodNotFound, `method not found: "${method.slice(0, 40)}"`));
-    let body: Buffer;
-    try {
-      body = await readBody(req, opts.maxBodyBytes);
-    } catch (err) {
-      if (err instanceof HeraldError && err.code === 413) {
-        res.once('finish', () => req.destroy());
-        return send(res, 413, errorBody(ErrorCode.badRequest, err.message), { connection: 'close' });
-      }
+    const read = await readBoundedBody(req, opts.maxBodyBytes);
+    if (!read.ok) {
+      // The rest of an oversized body was read and discarded, so the client gets the 413 rather than a reset.
+      if (read.tooLarge) return send(res, 413, errorBody(ErrorCode.badRequest, `request body larger than ${opts.maxBodyBytes} bytes (HERALD_API_MAX_BODY)`), { connection: 'close' });
       return;
     }
+    const body = read.body;
     let params: unknown;
     try {
       params = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));

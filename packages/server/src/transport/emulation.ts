@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
 import type { IpConnections } from './ip-connections.js';
-import { checkOrigin } from './origin.js';
+import { checkRequestOrigin } from './origin.js';
+import { readBoundedBody } from './request-body.js';
+import { parseRequestTarget } from './request-target.js';
 import type { SessionHandlers } from './websocket.js';
 
 /**
@@ -30,14 +32,21 @@ export interface EmulationEndpointOptions {
   ipConnections: IpConnections;
   isAccepting(): boolean;
   onConnection(transport: ClientTransport, request: UpgradeRequestInfo): SessionHandlers;
+  /** A throw inside Herald while handling a request (a bug): logged; the request gets a 500, never the process. */
+  onError?(err: unknown, where: string): void;
 }
 
 export const HTTP_STREAM_PATH = '/connection/http_stream';
 export const SSE_PATH = '/connection/sse';
 export const EMULATION_PATH = '/emulation';
 
+/** Bytes of an emulation request (`{"session","node","data"}`) beyond the message it carries. */
+const EMULATION_ENVELOPE_BYTES = 1024;
+
 class StreamTransport implements ClientTransport {
   private pending: string[] = [];
+  /** UTF-16 units queued in `pending`, counted with the response's own buffer against the send-buffer limit. */
+  private pendingBytes = 0;
   private scheduled = false;
   closed = false;
 
@@ -53,6 +62,11 @@ class StreamTransport implements ClientTransport {
   send(text: string): void {
     if (this.closed) return;
     this.pending.push(text);
+    this.pendingBytes += text.length + 8;
+    if (this.pendingBytes + this.res.writableLength > this.maxSendBufferBytes) {
+      this.closeSlow();
+      return;
+    }
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -70,15 +84,37 @@ class StreamTransport implements ClientTransport {
     this.end(code, reason);
   }
 
-  /** The client went away (aborted fetch, closed EventSource). */
+  /** The client went away (aborted fetch, closed EventSource, the socket closed). */
   gone(): void {
     if (!this.closed) this.end(1000, 'connection closed');
   }
 
   private end(code: number, reason: string): void {
     this.closed = true;
+    this.pending = [];
+    this.pendingBytes = 0;
     this.res.end();
     this.onEnd(code, reason);
+  }
+
+  /**
+   * More than the send-buffer limit waits for this client: close 3008. What is queued is dropped (the client
+   * reconnects and recovers); the disconnect push goes after what the socket already holds, and a reader that
+   * never takes it is cut off a second later. The session is told after the current call stack (see websocket.ts).
+   */
+  private closeSlow(): void {
+    this.closed = true;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (!this.res.writableEnded) this.res.end(this.format([JSON.stringify({ push: { disconnect: { code: 3008, reason: 'slow' } } })]));
+    const cut = setTimeout(() => this.res.destroy(), 1000);
+    cut.unref();
+    this.res.once('close', () => clearTimeout(cut));
+    queueMicrotask(() => this.onEnd(3008, 'slow'));
+  }
+
+  private format(msgs: string[]): string {
+    return this.sse ? msgs.map((m) => `data: ${m}\n\n`).join('') : msgs.map((m) => `${m}\n`).join('');
   }
 
   private flush(): void {
@@ -86,33 +122,24 @@ class StreamTransport implements ClientTransport {
     if (this.pending.length === 0 || this.res.writableEnded) return;
     const msgs = this.pending;
     this.pending = [];
-    this.res.write(this.sse ? msgs.map((m) => `data: ${m}\n\n`).join('') : msgs.map((m) => `${m}\n`).join(''));
-    if (this.res.writableLength > this.maxSendBufferBytes && !this.closed) this.close(3008, 'slow');
+    this.pendingBytes = 0;
+    this.res.write(this.format(msgs));
+    if (!this.closed && this.res.writableLength > this.maxSendBufferBytes) this.closeSlow();
   }
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        resolve(undefined);
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', () => resolve(undefined));
-  });
+function plain(res: ServerResponse, status: number, body = '', headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    if (!res.writableEnded) res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
 }
 
-function plain(res: ServerResponse, status: number, body = ''): void {
-  if (res.headersSent) return;
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+/** 413 for a body over the limit (its rest was read and discarded, see request-body.ts); the connection then closes. */
+function tooLarge(res: ServerResponse, what: string, limit: number): void {
+  plain(res, 413, `${what} larger than ${limit} bytes (HERALD_MAX_MESSAGE_SIZE)`, { connection: 'close' });
 }
 
 export class EmulationEndpoint {
@@ -124,24 +151,40 @@ export class EmulationEndpoint {
     return this.sessions.size;
   }
 
-  /** Handles the request if its path is an enabled emulation path; returns false (touching nothing) otherwise. */
+  /**
+   * Handles the request if its path is an enabled emulation path; returns false (touching nothing) otherwise.
+   * Never throws, and its promises never reject: a failure is logged and answered 500.
+   */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const path = url.pathname;
     const o = this.opts;
+    if (!o.httpStream && !o.sse) return false;
+    const target = parseRequestTarget(req.url);
+    if (!target) return false;
+    const path = target.path;
     const isStream = o.httpStream && path === HTTP_STREAM_PATH;
     const isSse = o.sse && path === SSE_PATH;
-    const isEmulation = (o.httpStream || o.sse) && path === EMULATION_PATH;
+    const isEmulation = path === EMULATION_PATH;
     if (!isStream && !isSse && !isEmulation) return false;
-
-    // Browsers send these cross-origin with CORS; the Origin policy is the WebSocket one.
-    const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
-    const decision = checkOrigin(origin, { host: req.headers.host }, o.allowedOrigins, o.cookieRequiresOrigin && req.headers.cookie !== undefined);
-    if (!decision.ok) {
-      plain(res, 403, decision.message);
-      return true;
+    let work: Promise<void>;
+    try {
+      work = this.route(req, res, isEmulation ? 'emulation' : isStream ? 'stream' : 'sse', target.query);
+    } catch (err) {
+      work = Promise.reject(err);
     }
-    if (origin) {
+    work.catch((err: unknown) => {
+      o.onError?.(err, `emulation ${path}`);
+      plain(res, 500, 'internal server error');
+    });
+    return true;
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse, kind: 'emulation' | 'stream' | 'sse', query: URLSearchParams): Promise<void> {
+    const o = this.opts;
+    // Browsers send these cross-origin with CORS; the Origin policy is the WebSocket one (one function for both).
+    const decision = checkRequestOrigin(req.headers, o.allowedOrigins, { cookieRequiresOrigin: o.cookieRequiresOrigin });
+    if (!decision.ok) return plain(res, 403, decision.message);
+    const origin = req.headers.origin;
+    if (typeof origin === 'string' && origin !== '') {
       res.setHeader('access-control-allow-origin', origin);
       res.setHeader('access-control-allow-credentials', 'true');
       res.setHeader('vary', 'Origin');
@@ -149,12 +192,10 @@ export class EmulationEndpoint {
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'content-type', 'access-control-max-age': '600' });
       res.end();
-      return true;
+      return;
     }
-    if (isEmulation) void this.onEmulation(req, res);
-    else if (isStream) void this.onStream(req, res, false, undefined);
-    else void this.onStream(req, res, true, url.searchParams.get('cf_connect') ?? undefined);
-    return true;
+    if (kind === 'emulation') return this.onEmulation(req, res);
+    return this.onStream(req, res, kind === 'sse', kind === 'sse' ? query.get('cf_connect') ?? undefined : undefined);
   }
 
   private async onStream(req: IncomingMessage, res: ServerResponse, sse: boolean, connectParam: string | undefined): Promise<void> {
@@ -162,11 +203,25 @@ export class EmulationEndpoint {
     if (!o.isAccepting()) return plain(res, 503, 'shutting down');
     if (!sse && req.method !== 'POST') return plain(res, 405, 'POST the connect command');
     if (sse && req.method !== 'GET') return plain(res, 405, 'GET with ?cf_connect=<connect command>');
+    // A pipelined request: an answer ahead of it on this socket is not finished, so this one could only wait behind
+    // it (behind a stream: forever), while Node stops reading the socket and would not even notice it closing; its
+    // session would hold a connection slot for nothing. Streams are never pipelined: close the connection.
+    if (!res.socket) {
+      req.socket.destroy();
+      return;
+    }
     // The protobuf SDK posts application/octet-stream; Herald speaks JSON only (WebSocket refuses it with 3506).
     if (!sse && /octet-stream/i.test(req.headers['content-type'] ?? '')) return plain(res, 415, 'Herald speaks the JSON protocol only');
-    const initial = sse ? connectParam : await readBody(req, o.maxMessageBytes);
-    if (!initial) return plain(res, 400, sse ? 'cf_connect query parameter missing' : 'body missing or too large');
-    const remoteAddress = req.socket.remoteAddress ?? '';
+    let initial = connectParam;
+    if (!sse) {
+      const body = await readBoundedBody(req, o.maxMessageBytes);
+      if (!body.ok) return body.tooLarge ? tooLarge(res, 'connect command', o.maxMessageBytes) : undefined;
+      initial = body.body.toString('utf8');
+    }
+    if (!initial) return plain(res, 400, sse ? 'cf_connect query parameter missing' : 'body missing: POST the connect command');
+    const socket = req.socket;
+    if (socket.destroyed) return;
+    const remoteAddress = socket.remoteAddress ?? '';
     if (o.ipConnections.full(remoteAddress)) return plain(res, 429, o.ipConnections.message(remoteAddress));
 
     res.writeHead(200, sse
@@ -177,29 +232,41 @@ export class EmulationEndpoint {
     const session = randomUUID();
     const releaseIp = o.ipConnections.acquire(remoteAddress);
     let handlers: SessionHandlers | undefined;
+    const onSocketClose = () => transport.gone();
     const transport = new StreamTransport(res, sse, remoteAddress, { session, node: o.node }, o.maxSendBufferBytes, (code, reason) => {
       releaseIp();
+      socket.off('close', onSocketClose);
       this.sessions.delete(session);
-      handlers?.onClose(code, reason);
+      try {
+        handlers?.onClose(code, reason);
+      } catch (err) {
+        o.onError?.(err, 'stream close');
+      }
     });
     handlers = o.onConnection(transport, { headers: req.headers, remoteAddress, url: req.url ?? '' });
     this.sessions.set(session, { transport, handlers });
-    res.on('close', () => transport.gone());
+    // The session lives as long as its response and its socket, whichever ends first.
+    res.on('close', onSocketClose);
+    socket.on('close', onSocketClose);
     handlers.onFrame(initial);
   }
 
   private async onEmulation(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST') return plain(res, 405, 'POST {"session","node","data"}');
-    const body = await readBody(req, this.opts.maxMessageBytes + 1024);
-    let msg: { session?: unknown; node?: unknown; data?: unknown };
+    const limit = this.opts.maxMessageBytes + EMULATION_ENVELOPE_BYTES;
+    const body = await readBoundedBody(req, limit);
+    if (!body.ok) return body.tooLarge ? tooLarge(res, 'emulation request', limit) : undefined;
+    let msg: unknown;
     try {
-      msg = JSON.parse(body ?? '') as typeof msg;
+      msg = JSON.parse(body.body.toString('utf8'));
     } catch {
-      return plain(res, 400, 'expected JSON {"session","node","data"}');
+      msg = undefined;
     }
-    const entry = typeof msg.session === 'string' ? this.sessions.get(msg.session) : undefined;
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return plain(res, 400, 'expected JSON {"session","node","data"}');
+    const { session, data } = msg as { session?: unknown; data?: unknown };
+    const entry = typeof session === 'string' ? this.sessions.get(session) : undefined;
     if (!entry || entry.transport.closed) return plain(res, 404, 'unknown session');
-    const text = typeof msg.data === 'string' ? msg.data : JSON.stringify(msg.data ?? null);
+    const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
     entry.handlers.onFrame(text);
     plain(res, 200);
   }

@@ -40,3 +40,27 @@ export function checkOrigin(
     message: `Origin ${origin} does not match this server's host (Host: ${headers.host ?? 'none'}, X-Forwarded-Host: ${headers.forwardedHost || 'none'}) and HERALD_ALLOWED_ORIGINS is not set. Set HERALD_ALLOWED_ORIGINS=${origin} to allow the page's origin.`,
   };
 }
+
+/** The request headers the Origin policy reads (Node's IncomingHttpHeaders fits). */
+export type OriginHeaders = Record<string, string | string[] | undefined>;
+
+/**
+ * The one Origin check for every browser-reachable entry point (WebSocket upgrades, HTTP-streaming and SSE, the
+ * emulation endpoint, an insecure HTTP API): Origin against Host and X-Forwarded-Host, or the allowlist.
+ * `requireOrigin`: refuse requests without Origin; `cookieRequiresOrigin`: refuse those that carry a Cookie but no Origin.
+ */
+export function checkRequestOrigin(
+  headers: OriginHeaders,
+  allowed: readonly string[] | undefined,
+  opts: { requireOrigin?: boolean; cookieRequiresOrigin?: boolean } = {},
+): OriginDecision {
+  const origin = headers.origin;
+  const host = headers.host;
+  const fwd = headers['x-forwarded-host'];
+  return checkOrigin(
+    typeof origin === 'string' ? origin : undefined,
+    { host: typeof host === 'string' ? host : undefined, forwardedHost: Array.isArray(fwd) ? fwd.join(',') : fwd },
+    allowed,
+    opts.requireOrigin === true || (opts.cookieRequiresOrigin === true && headers.cookie !== undefined),
+  );
+}

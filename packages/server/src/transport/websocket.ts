@@ -4,7 +4,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
 import { encodeTextFrame } from './frame.js';
 import type { IpConnections } from './ip-connections.js';
-import { checkOrigin } from './origin.js';
+import { checkRequestOrigin } from './origin.js';
+import { requestPath } from './request-target.js';
 
 /** The one module that imports `ws`: upgrades, frames, per-tick write coalescing, backpressure. */
 
@@ -31,6 +32,8 @@ export interface WebSocketEndpointOptions {
   isAccepting(): boolean;
   onConnection(transport: ClientTransport, request: UpgradeRequestInfo): SessionHandlers;
   onRejected?(status: number, reason: string, request: UpgradeRequestInfo): void;
+  /** A throw inside Herald while handling an upgrade or a frame (a bug): logged; the socket is closed, never the process. */
+  onError?(err: unknown, where: string): void;
 }
 
 const dirty: WsTransport[] = [];
@@ -61,12 +64,17 @@ function clampReason(reason: string): string {
 
 class WsTransport implements ClientTransport {
   private pending: string[] = [];
+  /** Bytes in `pending` and `out` (UTF-16 units for text not encoded yet), counted against the send-buffer limit. */
+  private queuedBytes = 0;
   private out: Buffer[] = [];
   private isDirty = false;
   private closing = false;
   /** The close code this side chose; reported instead of 1006 when the peer never answers the close frame. */
   closeCode: number | undefined;
   closeReason = '';
+  /** Told once that the connection is over: at a slow close right away, otherwise when the socket closes. */
+  onClosed: ((code: number, reason: string) => void) | undefined;
+  private reported = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -78,6 +86,12 @@ class WsTransport implements ClientTransport {
   send(text: string): void {
     if (this.closing) return;
     this.pending.push(text);
+    // Replies of one frame's commands pile up here until the end of the turn: bound them like the socket's buffer.
+    this.queuedBytes += text.length + 1;
+    if (this.queuedBytes + this.socket.writableLength > this.maxSendBufferBytes) {
+      this.closeSlow();
+      return;
+    }
     this.markDirty();
   }
 
@@ -95,6 +109,11 @@ class WsTransport implements ClientTransport {
       return;
     }
     this.out.push(frame.bytes);
+    this.queuedBytes += frame.bytes.length;
+    if (this.queuedBytes + this.socket.writableLength > this.maxSendBufferBytes) {
+      this.closeSlow();
+      return;
+    }
     this.markDirty();
   }
 
@@ -118,6 +137,7 @@ class WsTransport implements ClientTransport {
     const out = this.out;
     if (out.length === 0) return;
     this.out = [];
+    this.queuedBytes = 0;
     if (this.ws.readyState !== 1) return;
     if (out.length === 1) {
       this.socket.write(out[0]!);
@@ -130,9 +150,17 @@ class WsTransport implements ClientTransport {
   }
 
   private closeSlow(): void {
+    if (this.closing) return;
     this.closing = true;
     this.closeCode = 3008;
     this.closeReason = 'slow';
+    // What is still queued will not be sent: free it now.
+    this.pending = [];
+    this.out = [];
+    this.queuedBytes = 0;
+    // Tell the session at once (not when the peer finally closes), so it stops working through the connection's
+    // backlog; after the current call stack, so no caller (hub fan-out, a subscribe in progress) sees it mid-way.
+    queueMicrotask(() => this.report(3008, 'slow'));
     // The peer is not reading, so the close frame may never reach it: end the socket shortly after.
     try {
       this.ws.close(3008, 'slow');
@@ -143,10 +171,20 @@ class WsTransport implements ClientTransport {
     t.unref();
   }
 
+  /** Reports the end of the connection to the session, once. */
+  report(code: number, reason: string): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.onClosed?.(code, reason);
+  }
+
   private movePending(): void {
     const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('\n');
     this.pending = [];
-    this.out.push(encodeTextFrame(Buffer.from(text)));
+    const bytes = encodeTextFrame(Buffer.from(text));
+    // Re-counted in encoded bytes (shared frames already are).
+    this.queuedBytes = this.out.reduce((n, b) => n + b.length, bytes.length);
+    this.out.push(bytes);
   }
 
   private markDirty(): void {
@@ -178,14 +216,24 @@ export class WebSocketEndpoint {
   }
 
   ownsPath(url: string | undefined): boolean {
-    const path = (url ?? '/').split('?')[0]!;
-    return this.opts.paths.includes(path);
+    const path = requestPath(url);
+    return path !== undefined && this.opts.paths.includes(path);
   }
 
-  /** Handles an upgrade on one of its paths; returns false (touching nothing) for any other path. */
+  /** Handles an upgrade on one of its paths; returns false (touching nothing) for any other path. Never throws. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     if (!this.ownsPath(req.url)) return false;
     socket.on('error', () => socket.destroy());
+    try {
+      this.upgrade(req, socket, head);
+    } catch (err) {
+      this.opts.onError?.(err, 'websocket upgrade');
+      socket.destroy();
+    }
+    return true;
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const info: UpgradeRequestInfo = {
       headers: req.headers,
       remoteAddress: req.socket.remoteAddress ?? '',
@@ -194,21 +242,23 @@ export class WebSocketEndpoint {
     if (!this.opts.isAccepting()) return this.reject(socket, 503, 'server is shutting down; reconnect to another node', info);
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
     if (upgrade !== 'websocket') return this.reject(socket, 400, 'expected Upgrade: websocket', info);
-    const origin = req.headers.origin;
-    const fwd = req.headers['x-forwarded-host'];
-    const decision = checkOrigin(
-      typeof origin === 'string' ? origin : undefined,
-      { host: req.headers.host, forwardedHost: Array.isArray(fwd) ? fwd.join(',') : fwd },
-      this.opts.allowedOrigins,
-      this.opts.requireOrigin || (this.opts.cookieRequiresOrigin && req.headers.cookie !== undefined),
-    );
+    const decision = checkRequestOrigin(req.headers, this.opts.allowedOrigins, {
+      requireOrigin: this.opts.requireOrigin,
+      cookieRequiresOrigin: this.opts.cookieRequiresOrigin,
+    });
     if (!decision.ok) return this.reject(socket, 403, decision.message ?? 'origin not allowed', info, 'origin_not_allowed');
     const ip = info.remoteAddress;
     if (this.opts.ipConnections.full(ip)) {
       return this.reject(socket, 429, this.opts.ipConnections.message(ip), info, 'connection_limit');
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket, info));
-    return true;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      try {
+        this.accept(ws, socket, info);
+      } catch (err) {
+        this.opts.onError?.(err, 'websocket accept');
+        ws.terminate();
+      }
+    });
   }
 
   /** Answers a plain HTTP request on a WebSocket path: 426 with the marker header, so clients can diagnose. */
@@ -261,22 +311,34 @@ export class WebSocketEndpoint {
       ws.on('close', release);
       return;
     }
+    ws.on('close', (code, reason) => {
+      release();
+      if (transport.closeCode !== undefined) transport.report(transport.closeCode, transport.closeReason);
+      else transport.report(code, reason.toString('utf8'));
+    });
     const handlers = this.opts.onConnection(transport, info);
+    transport.onClosed = (code, reason) => {
+      try {
+        handlers.onClose(code, reason);
+      } catch (err) {
+        this.opts.onError?.(err, 'connection close');
+      }
+    };
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
         transport.close(3506, 'inappropriate protocol: send JSON text frames');
         return;
       }
-      handlers.onFrame(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString('utf8'));
-    });
-    ws.on('close', (code, reason) => {
-      release();
-      if (transport.closeCode !== undefined) handlers.onClose(transport.closeCode, transport.closeReason);
-      else handlers.onClose(code, reason.toString('utf8'));
+      try {
+        handlers.onFrame(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString('utf8'));
+      } catch (err) {
+        this.opts.onError?.(err, 'websocket message');
+        transport.close(3004, 'internal server error');
+      }
     });
   }
 
-  private reject(socket: Duplex, status: number, message: string, info: UpgradeRequestInfo, reason = 'rejected'): true {
+  private reject(socket: Duplex, status: number, message: string, info: UpgradeRequestInfo, reason = 'rejected'): void {
     this.opts.onRejected?.(status, message, info);
     const body = JSON.stringify({ server: 'herald', version: this.opts.version, error: reason, message });
     const origin = info.headers.origin;
@@ -290,6 +352,5 @@ export class WebSocketEndpoint {
         `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n` +
         body,
     );
-    return true;
   }
 }
