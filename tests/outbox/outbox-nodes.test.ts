@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { migrateOutbox } from '../../packages/server/src/index.js';
 import { loadSqliteDriver } from '../../packages/server/src/outbox/sqlite.js';
 import { collect, createTestSchema, waitFor, type Collector, type TestSchema } from '../../packages/server/test/outbox-helpers.js';
-import { bin, killAll, startHerald, startReadyHerald, throwawayOutboxDatabase, type HeraldProcess } from './nodes.js';
+import { API_KEY, bin, killAll, startHerald, startReadyHerald, throwawayOutboxDatabase, type HeraldProcess } from './nodes.js';
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
@@ -163,7 +163,8 @@ test('Postgres down at start and restarted mid-run: /ready waits for it, the nod
   cluster.stop();
   const node = await startHerald(url, { HERALD_OUTBOX_BATCH_SIZE: '10' });
   await waitFor(async () => {
-    const r = await fetch(`http://127.0.0.1:${node.port}/ready`).catch(() => undefined);
+    // The reasons are shown to the operator only (the API key).
+    const r = await fetch(`http://127.0.0.1:${node.port}/ready`, { headers: { 'x-api-key': API_KEY } }).catch(() => undefined);
     if (!r) return false;
     const body = (await r.json()) as { checks?: Record<string, string> };
     return r.status === 503 && /not reachable/.test(body.checks?.outbox ?? '');

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { createHerald, createOutboxConsumer, createMemoryEngine, HeraldError, migrateOutbox, type Herald, type OutboxConsumer } from '../src/index.js';
 import { collect, createTestSchema, openChannels, startFaultProxy, waitFor, PG_PORT, type Collector, type FaultProxy, type TestSchema } from './outbox-helpers.js';
 
+const API_KEY = 'outbox-test-key';
+
 interface Node {
   herald: Herald;
   port: number;
@@ -24,7 +26,7 @@ async function schema(t: TestContext, migrate = true): Promise<TestSchema> {
 }
 
 async function startNode(t: TestContext, url: string, opts: { engine?: ReturnType<typeof createMemoryEngine>; workers?: number; batchSize?: number } = {}): Promise<Node> {
-  const herald = createHerald({ env: { HERALD_CLIENT_INSECURE: 'true' }, logger: false, config: openChannels, engine: opts.engine });
+  const herald = createHerald({ env: { HERALD_CLIENT_INSECURE: 'true', HERALD_API_KEY: API_KEY }, logger: false, config: openChannels, engine: opts.engine });
   const addr = await herald.listen(0, '127.0.0.1');
   const consumer = createOutboxConsumer({ herald, url, pollIntervalMs: 200, workers: opts.workers, batchSize: opts.batchSize, maxBackoffMs: 500, schemaRecheckMs: 100 });
   await consumer.start();
@@ -36,7 +38,8 @@ async function startNode(t: TestContext, url: string, opts: { engine?: ReturnTyp
 }
 
 async function ready(port: number): Promise<{ status: number; body: any }> {
-  const res = await fetch(`http://127.0.0.1:${port}/ready`);
+  // The reasons are shown to the operator only (the API key).
+  const res = await fetch(`http://127.0.0.1:${port}/ready`, { headers: { 'x-api-key': API_KEY } });
   return { status: res.status, body: await res.json().catch(() => null) };
 }
 

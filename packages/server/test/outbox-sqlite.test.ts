@@ -34,6 +34,8 @@ function newFile(): { path: string; url: string } {
   return { path, url: `file:${path}` };
 }
 
+const API_KEY = 'outbox-test-key';
+
 interface Node {
   herald: Herald;
   port: number;
@@ -41,7 +43,7 @@ interface Node {
 }
 
 async function startNode(t: TestContext, driver: SqliteDriver, url: string): Promise<Node> {
-  const herald = createHerald({ env: { HERALD_CLIENT_INSECURE: 'true' }, logger: false, config: openChannels });
+  const herald = createHerald({ env: { HERALD_CLIENT_INSECURE: 'true', HERALD_API_KEY: API_KEY }, logger: false, config: openChannels });
   const addr = await herald.listen(0, '127.0.0.1');
   const consumer = createOutboxConsumer({ herald, store: createSqliteStore(url, { driver: driver.name }), pollIntervalMs: 20, maxBackoffMs: 200, schemaRecheckMs: 100 });
   await consumer.start();
@@ -94,7 +96,8 @@ for (const driver of drivers) {
       db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER)');
       const node = await startNode(t, driver, f.url);
       await waitFor(async () => {
-        const r = await fetch(`http://127.0.0.1:${node.port}/ready`);
+        // The reasons are shown to the operator only (the API key).
+        const r = await fetch(`http://127.0.0.1:${node.port}/ready`, { headers: { 'x-api-key': API_KEY } });
         const body = (await r.json()) as { checks?: Record<string, string> };
         return r.status === 503 && (body.checks?.outbox ?? '').includes('herald migrate');
       }, '/ready 503 naming herald migrate');

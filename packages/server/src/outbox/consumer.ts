@@ -1,5 +1,7 @@
 import type { Herald } from '../herald.js';
-import { HeraldError } from '../protocol/codes.js';
+import { ErrorCode, HeraldError } from '../protocol/codes.js';
+import { DEFAULT_MAX_JSON_DEPTH, jsonTextDepthProblem } from '../protocol/json-depth.js';
+import { itemsOf, type OutboxItem } from './items.js';
 import { outboxMetrics } from './metrics.js';
 import { howToCreate, type SqlDialect } from './schema.js';
 
@@ -7,7 +9,10 @@ import { howToCreate, type SqlDialect } from './schema.js';
 export interface OutboxRow {
   id: string;
   method: string;
-  payload: string;
+  /** The payload's JSON text; undefined when it is larger than the claim's `maxRowBytes` (it was not read). */
+  payload?: string;
+  /** Size of the payload's text in bytes. */
+  bytes: number;
   partition: string;
 }
 
@@ -24,6 +29,27 @@ export interface BatchOutcome {
   dead: DeadRow[];
 }
 
+/** What a batch may claim; read once per batch. */
+export interface Claim {
+  /** Most rows. */
+  limit: number;
+  /** Rows whose payload is larger are handed over without it (`payload` undefined): the consumer dead-letters them. */
+  maxRowBytes: number;
+  /** Most payload bytes read per batch (the rows after the budget wait for the next batch; the first row always fits). */
+  maxBatchBytes: number;
+  /** Rows not to claim (dead rows kept in the table when there is no dead-letter table). */
+  excludeIds: ReadonlySet<string>;
+  /** Partitions not to claim (waiting to retry after a temporary failure). */
+  excludePartitions: ReadonlySet<string>;
+}
+
+export interface BatchResult {
+  /** Rows handed to `deliver`. */
+  claimed: number;
+  /** Dead rows the store could not write to herald_outbox_dead (they stay in herald_outbox), with the database's error. */
+  deadLetterFailed: DeadRow[];
+}
+
 export interface SchemaState {
   /** Undefined when the outbox table fits; otherwise what is wrong, in words. */
   problem?: string;
@@ -33,9 +59,11 @@ export interface SchemaState {
 
 /**
  * A database holding herald_outbox. The contract every store keeps (postgres.ts, sqlite.ts):
- * - `runBatch` claims up to `limit` rows, never two batches of one partition at once (across every consumer sharing
- *   the table), hands them to `deliver` in `id` order within each partition, then deletes `done` and moves `dead`
- *   in one transaction. A failure anywhere before that commit leaves every row in place (re-delivered later).
+ * - `runBatch` claims rows as `Claim` bounds them (never a partition of `excludePartitions`, never two batches of
+ *   one partition at once across every consumer sharing the table), hands them to `deliver` in `id` order within
+ *   each partition, then deletes `done` and moves `dead` in one transaction. A failure anywhere before that commit
+ *   leaves every row in place (re-delivered later). A dead row whose dead-letter insert fails, even with the payload
+ *   stored as a JSON string, stays in the table and is reported in `deadLetterFailed`; the others still commit.
  * - Errors thrown by the store mean "database unavailable": the consumer backs off and calls again.
  */
 export interface OutboxStore {
@@ -48,8 +76,7 @@ export interface OutboxStore {
   createIfOwned?(): Promise<boolean>;
   /** Creates both tables (and, on Postgres, the NOTIFY trigger) if missing: `herald migrate`. */
   migrate(): Promise<void>;
-  /** `exclude` (ids skipped in memory) is read at claim time, after the partition lock: it can grow meanwhile. */
-  runBatch(limit: number, exclude: ReadonlySet<string>, deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>): Promise<number>;
+  runBatch(claim: Claim, deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>): Promise<BatchResult>;
   /**
    * Rejects when the database cannot answer a trivial query (server down, network lost). After a failed batch it tells
    * "unreachable" (`/ready` 503) from "busy" (a lock held by the application). Stores without it never report unreachable.
@@ -74,6 +101,12 @@ export interface OutboxConsumerOptions {
   maxBackoffMs?: number;
   /** How often a missing or wrong table is checked again. @default 5000 */
   schemaRecheckMs?: number;
+  /** Rows with a larger payload are moved to herald_outbox_dead unread. @default herald.config.outboxMaxPayloadBytes (1 MiB) */
+  maxPayloadBytes?: number;
+  /** Payload bytes read per batch. @default herald.config.outboxMaxBatchBytes (16 MiB) */
+  maxBatchBytes?: number;
+  /** A partition waiting this long on one row logs `outbox_partition_stuck` and counts as stuck. @default herald.config.outboxStuckAfterMs (60 s) */
+  stuckAfterMs?: number;
   /** A store built by the caller (tests, custom databases); wins over `url`. */
   store?: OutboxStore;
 }
@@ -107,10 +140,46 @@ export async function openStore(url: string): Promise<OutboxStore> {
   return createSqliteStore(url);
 }
 
-/** Whether a publish failure can succeed on a later try (engine down) rather than never (bad channel, bad body). */
+/**
+ * Whether a failure can succeed on a later try (engine down, timeout) rather than never (bad channel, bad body, a Redis
+ * reply error about the request). Judged on the error's shape, whatever raised it: a HeraldError (or anything with a
+ * numeric `code` and a boolean `temporary`) says so itself; a RangeError comes from the content (a value nested too
+ * deep to serialize) and is permanent; any other error is taken as temporary.
+ */
 export function isTemporary(err: unknown): boolean {
-  return !(err instanceof HeraldError) || err.temporary;
+  if (err instanceof HeraldError) return err.temporary;
+  const e = err as { code?: unknown; temporary?: unknown } | null;
+  if (e !== null && typeof e === 'object' && typeof e.code === 'number' && typeof e.temporary === 'boolean') return e.temporary;
+  return !(err instanceof RangeError);
 }
+
+/** A failure's text for logs and dead-letter reasons, with its stable code when it has one. */
+function describe(err: unknown): string {
+  if (err instanceof HeraldError) return `${err.message} (code ${err.code})`;
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+/** Items of one row already stored, or failed for good, on this node: a retry calls only the others. */
+interface RowProgress {
+  stored: Set<string>;
+  dead: Map<string, string>;
+}
+
+/** A partition whose oldest row failed temporarily: it is not claimed again before `until`. */
+interface Waiting {
+  since: number;
+  until: number;
+  attempts: number;
+  rowId: string;
+  error: string;
+  stuckLoggedAt: number;
+}
+
+/** How many rows' partial progress is remembered (oldest forgotten first; a forgotten row relies on its keys). */
+const MAX_PROGRESS = 10_000;
+/** Longest dead-letter reason kept (a batch row can list many failed items). */
+const MAX_REASON = 8000;
 
 export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxConsumer {
   const { herald } = options;
@@ -119,6 +188,13 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
   if (!options.store) dialectOf(url!);
   const batchSize = options.batchSize ?? 100;
   const maxBackoffMs = options.maxBackoffMs ?? 5000;
+  const maxPayloadBytes = options.maxPayloadBytes ?? herald.config.outboxMaxPayloadBytes;
+  const maxBatchBytes = Math.max(maxPayloadBytes, options.maxBatchBytes ?? herald.config.outboxMaxBatchBytes);
+  const stuckAfterMs = options.stuckAfterMs ?? herald.config.outboxStuckAfterMs;
+  // The API's own bounds (HERALD_MAX_JSON_DEPTH, HERALD_API_MAX_BATCH, HERALD_API_MAX_BROADCAST) apply to rows too.
+  const api: { maxJsonDepth?: number; apiMaxBatchCommands?: number; apiMaxBroadcastChannels?: number } = herald.config;
+  const maxJsonDepth = api.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+  const itemLimits = { maxBatchCommands: api.apiMaxBatchCommands ?? 1000, maxBroadcastChannels: api.apiMaxBroadcastChannels ?? 1000 };
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`outbox batchSize must be a positive integer, got ${batchSize}`);
   if (options.workers !== undefined && (!Number.isInteger(options.workers) || options.workers < 1 || options.workers > 32)) {
     throw new Error(`outbox workers must be an integer from 1 to 32, got ${options.workers}`);
@@ -154,60 +230,167 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     return Math.round(base * (0.8 + Math.random() * 0.4));
   }
 
+  /** Items of rows not settled yet (a retry calls only what is missing), by row id, oldest first. */
+  const progress = new Map<string, RowProgress>();
+  /** Partitions waiting after a temporary failure, on this node. */
+  const waiting = new Map<string, Waiting>();
+  const unregisterSource = metrics.addSource({
+    waiting() {
+      const now = Date.now();
+      let stuck = 0;
+      let oldestMs = 0;
+      for (const w of waiting.values()) {
+        oldestMs = Math.max(oldestMs, now - w.since);
+        if (now - w.since >= stuckAfterMs) stuck++;
+      }
+      return { partitions: waiting.size, stuck, oldestMs };
+    },
+  });
+
+  function progressOf(id: string): RowProgress {
+    let p = progress.get(id);
+    if (!p) {
+      p = { stored: new Set(), dead: new Map() };
+      progress.set(id, p);
+      if (progress.size > MAX_PROGRESS) progress.delete(progress.keys().next().value!);
+    }
+    return p;
+  }
+
+  /** Partitions not to claim now; forgets entries long overdue (their row was settled elsewhere, or the partition is empty). */
+  function waitingPartitions(): Set<string> {
+    const now = Date.now();
+    const out = new Set<string>();
+    for (const [p, w] of waiting) {
+      if (w.until > now) out.add(p);
+      else if (now - w.until > 30_000 + maxBackoffMs) waiting.delete(p);
+    }
+    return out;
+  }
+
+  /** A row of `partition` could not be settled for now: the partition waits (with backoff), the others go on. */
+  function hold(row: OutboxRow, error: string, what: 'publish' | 'dead-letter'): void {
+    const now = Date.now();
+    let w = waiting.get(row.partition);
+    if (!w || w.rowId !== row.id) {
+      w = { since: now, until: now, attempts: 0, rowId: row.id, error, stuckLoggedAt: 0 };
+      waiting.set(row.partition, w);
+    }
+    w.attempts++;
+    w.error = error;
+    const ms = backoff(w.attempts - 1);
+    w.until = now + ms;
+    const fields = { outboxId: row.id, partition: row.partition, method: row.method, attempts: w.attempts, retryInMs: ms, err: error };
+    if (what === 'dead-letter' && w.attempts === 1) {
+      log.error({ ...fields, code: 'outbox_dead_letter_failed' }, 'outbox row cannot be published and herald_outbox_dead refused it: it stays in herald_outbox, its partition waits and retries with backoff (check the dead-letter table)');
+    } else if (what === 'publish' && w.attempts === 1) {
+      log.warn(fields, 'outbox publish failed temporarily: this partition waits and retries with backoff, other partitions go on');
+    } else {
+      log.debug(fields, 'outbox row still cannot be settled: its partition keeps waiting');
+    }
+    if (now - w.since >= stuckAfterMs && now - w.stuckLoggedAt >= stuckAfterMs) {
+      w.stuckLoggedAt = now;
+      log.error({ ...fields, code: 'outbox_partition_stuck', waitingSeconds: Math.round((now - w.since) / 1000) },
+        `outbox partition ${row.partition} has been waiting ${Math.round((now - w.since) / 1000)} s on row ${row.id}: later rows of this partition are not published until it goes through (other partitions are)`);
+    }
+  }
+
+  function release(partition: string, rowId: string): void {
+    if (waiting.get(partition)?.rowId === rowId) waiting.delete(partition);
+  }
+
+  type RowResult = { kind: 'done' } | { kind: 'dead'; error: string } | { kind: 'temporary'; error: string };
+
+  async function callItem(item: OutboxItem, p: RowProgress): Promise<string | undefined> {
+    if (item.error) {
+      p.dead.set(item.index, describe(item.error));
+      return undefined;
+    }
+    try {
+      await herald.call(item.method, item.params, { source: 'outbox' });
+      p.stored.add(item.index);
+      return undefined;
+    } catch (err) {
+      if (isTemporary(err)) return describe(err);
+      p.dead.set(item.index, describe(err));
+      return undefined;
+    }
+  }
+
+  async function deliverRow(row: OutboxRow): Promise<RowResult> {
+    if (row.payload === undefined) {
+      return { kind: 'dead', error: describe(new HeraldError(ErrorCode.limitExceeded,
+        `limit exceeded: payload is ${row.bytes} bytes, over HERALD_OUTBOX_MAX_PAYLOAD (${maxPayloadBytes} bytes); it was not read: split the event or raise the limit`)) };
+    }
+    const tooDeep = jsonTextDepthProblem(row.payload, maxJsonDepth);
+    if (tooDeep) return { kind: 'dead', error: describe(new HeraldError(ErrorCode.badRequest, tooDeep)) };
+    let items: OutboxItem[];
+    try {
+      items = itemsOf(row.id, row.method, JSON.parse(row.payload), itemLimits);
+    } catch (err) {
+      if (err instanceof SyntaxError) return { kind: 'dead', error: `payload is not JSON: ${err.message} (code ${ErrorCode.badRequest})` };
+      return { kind: 'dead', error: describe(err) };
+    }
+    const p = progressOf(row.id);
+    const todo = items.filter((i) => !p.stored.has(i.index) && !p.dead.has(i.index));
+    let temporary: string | undefined;
+    if (todo.every((i) => i.sequential)) {
+      // In order; a temporary failure stops here, so a later item is never stored before an earlier one.
+      for (const item of todo) {
+        temporary = await callItem(item, p);
+        if (temporary !== undefined) break;
+      }
+    } else {
+      const results = await Promise.all(todo.map((item) => callItem(item, p)));
+      temporary = results.find((r) => r !== undefined);
+    }
+    if (temporary !== undefined) return { kind: 'temporary', error: temporary };
+    if (p.dead.size === 0) return { kind: 'done' };
+    if (items.length === 1) return { kind: 'dead', error: [...p.dead.values()][0]! };
+    const failed = items.filter((i) => p.dead.has(i.index)).map((i) => `[${i.index}] ${i.label}: ${p.dead.get(i.index)}`);
+    let reason = `${failed.length} of ${items.length} items cannot be published (the other ${items.length - failed.length} were): ${failed.join('; ')}`;
+    if (reason.length > MAX_REASON) reason = `${reason.slice(0, MAX_REASON)}…`;
+    return { kind: 'dead', error: reason };
+  }
+
   async function deliver(rows: OutboxRow[]): Promise<BatchOutcome> {
     const out: BatchOutcome = { done: [], dead: [] };
+    /** Partitions with a row held back in this batch: their later rows wait too (order within a partition). */
+    const held = new Set<string>();
     for (const row of rows) {
-      if (skipped.has(row.id)) continue;
-      let payload: unknown;
-      try {
-        payload = JSON.parse(row.payload);
-      } catch (err) {
-        out.dead.push({ row, error: `payload is not JSON: ${(err as Error).message}` });
-        continue;
-      }
-      // A row published but not yet deleted when the node or the database failed is published again: keyed by its
-      // id, that second publish is recognised (within the idempotent result TTL) and delivered to nobody twice.
-      if ((row.method === 'publish' || row.method === 'broadcast') && payload !== null && typeof payload === 'object' &&
-        !Array.isArray(payload) && (payload as Record<string, unknown>).idempotency_key === undefined) {
-        payload = { ...(payload as Record<string, unknown>), idempotency_key: `herald-outbox-${row.id}` };
-      }
-      try {
-        await herald.call(row.method, payload, { source: 'outbox' });
+      if (skipped.has(row.id) || held.has(row.partition)) continue;
+      const r = await deliverRow(row);
+      if (r.kind === 'temporary') {
+        held.add(row.partition);
+        metrics.retries.inc();
+        hold(row, r.error, 'publish');
+      } else if (r.kind === 'done') {
         out.done.push(row.id);
-        metrics.rows.inc({ outcome: 'published' });
+        release(row.partition, row.id);
         log.debug({ outboxId: row.id, partition: row.partition, method: row.method, at: performance.timeOrigin + performance.now() }, 'outbox row published');
-      } catch (err) {
-        if (isTemporary(err)) {
-          // Later rows of this partition must wait for this one: stop here, keep the rest for the next claim.
-          log.warn({ outboxId: row.id, partition: row.partition, err: (err as Error).message }, 'outbox publish failed temporarily; will retry');
-          throw new TemporaryFailure(out);
-        }
-        out.dead.push({ row, error: (err as Error).message });
+      } else {
+        out.dead.push({ row, error: r.error });
       }
     }
     return out;
   }
 
-  async function deliverAndSettle(rows: OutboxRow[], state: { paused: boolean }): Promise<BatchOutcome> {
-    let out: BatchOutcome;
-    try {
-      out = await deliver(rows);
-    } catch (err) {
-      if (!(err instanceof TemporaryFailure)) throw err;
-      out = err.partial;
-      state.paused = true;
-    }
+  /** Counts and logs what a committed batch settled, and holds the partitions of rows the dead-letter table refused. */
+  function settled(out: BatchOutcome, failed: DeadRow[]): void {
+    const refused = new Set(failed.map((f) => f.row.id));
+    for (const id of out.done) progress.delete(id);
+    metrics.rows.inc({ outcome: 'published' }, out.done.length);
     for (const d of out.dead) {
-      metrics.rows.inc({ outcome: deadLetter ? 'dead' : 'skipped' });
-      if (deadLetter) {
-        log.error({ outboxId: d.row.id, partition: d.row.partition, method: d.row.method, error: d.error }, 'outbox row cannot be published: moved to herald_outbox_dead');
-      } else {
-        skipped.add(d.row.id);
-        log.error({ outboxId: d.row.id, partition: d.row.partition, method: d.row.method, error: d.error, payload: d.row.payload.slice(0, 1000) },
-          'outbox row cannot be published: skipped and left in herald_outbox (no herald_outbox_dead table; `herald migrate` creates it)');
-      }
+      if (refused.has(d.row.id)) continue;
+      progress.delete(d.row.id);
+      release(d.row.partition, d.row.id);
+      metrics.rows.inc({ outcome: 'dead' });
+      log.error({ code: 'outbox_row_dead', outboxId: d.row.id, partition: d.row.partition, method: d.row.method, error: d.error }, 'outbox row cannot be published: moved to herald_outbox_dead');
     }
-    return deadLetter ? out : { done: out.done, dead: [] };
+    for (const f of failed) {
+      metrics.deadLetterFailures.inc();
+      hold(f.row, f.error, 'dead-letter');
+    }
   }
 
   async function worker(index: number): Promise<void> {
@@ -215,15 +398,30 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     const pollMs = options.pollIntervalMs ?? (store!.dialect === 'postgres' ? 1000 : 100);
     while (!abort.signal.aborted) {
       try {
-        const state = { paused: false };
-        const n = await store!.runBatch(batchSize, skipped, (rows) => deliverAndSettle(rows, state));
+        let out: BatchOutcome = { done: [], dead: [] };
+        const claim: Claim = { limit: batchSize, maxRowBytes: maxPayloadBytes, maxBatchBytes, excludeIds: skipped, excludePartitions: waitingPartitions() };
+        const r = await store!.runBatch(claim, async (rows) => {
+          out = await deliver(rows);
+          if (deadLetter) return out;
+          for (const d of out.dead) {
+            skipped.add(d.row.id);
+            progress.delete(d.row.id);
+            metrics.rows.inc({ outcome: 'skipped' });
+            log.error({ code: 'outbox_row_dead', outboxId: d.row.id, partition: d.row.partition, method: d.row.method, error: d.error, payload: d.row.payload?.slice(0, 1000) },
+              'outbox row cannot be published: skipped and left in herald_outbox (no herald_outbox_dead table; `herald migrate` creates it)');
+          }
+          out = { done: out.done, dead: [] };
+          return out;
+        });
+        settled(out, r.deadLetterFailed);
         if (failures > 0) log.info({ worker: index }, 'outbox database reachable again: consuming');
         failures = 0;
         if (failing.delete(index) && failing.size === 0 && !abort.signal.aborted) herald.setReadiness(READINESS, { ok: true });
-        if (state.paused) {
-          await sleep(backoff(3));
-        } else if (n === 0) {
-          await store!.wait(pollMs, abort.signal);
+        if (r.claimed === 0) {
+          // Nothing to claim now; a partition waiting to retry is due no later than its `until`.
+          let ms = pollMs;
+          for (const w of waiting.values()) ms = Math.min(ms, Math.max(10, w.until - Date.now()));
+          await store!.wait(ms, abort.signal);
         }
       } catch (err) {
         if (abort.signal.aborted) break;
@@ -295,6 +493,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     async stop() {
       abort.abort();
       await main;
+      unregisterSource();
       runningFlag = false;
       metrics.running.set(0);
       await store?.close().catch((err) => log.warn({ err }, 'outbox store close failed'));
@@ -313,12 +512,6 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       return runningFlag;
     },
   };
-}
-
-class TemporaryFailure extends Error {
-  constructor(readonly partial: BatchOutcome) {
-    super('temporary publish failure');
-  }
 }
 
 /** Creates the outbox tables (`herald migrate`). Idempotent. */

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { redactUrl } from '../logger.js';
-import type { BatchOutcome, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
+import { withinBudget } from './budget.js';
+import type { BatchOutcome, BatchResult, DeadRow, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
 import { columnProblem, NOTIFY_CHANNEL, POSTGRES_MIGRATION, type ColumnInfo } from './schema.js';
 
 /**
@@ -17,6 +18,35 @@ import { columnProblem, NOTIFY_CHANNEL, POSTGRES_MIGRATION, type ColumnInfo } fr
 
 /** How many of the oldest rows are looked at to find partitions with work (bounded; uses the primary key). */
 const PARTITION_SCAN_WINDOW = 1000;
+
+/**
+ * Moves one dead row to herald_outbox_dead inside the batch's transaction, behind a savepoint: if the payload cannot be
+ * stored as it is (a `json` outbox column holding `\u0000`, which jsonb refuses), it is stored as a JSON string under
+ * `herald_unstorable_payload`. Returns the database's error when even that fails (the row then stays), else undefined.
+ */
+async function deadLetter(client: pg.PoolClient, d: DeadRow): Promise<string | undefined> {
+  const insert = (payload: string, error: string) => client.query(
+    `INSERT INTO herald_outbox_dead (id, method, payload, partition, created_at, error)
+     SELECT id, method, ${payload}, partition, created_at, $2 FROM herald_outbox WHERE id = $1::bigint
+     ON CONFLICT (id) DO NOTHING`, [d.row.id, error]);
+  await client.query('SAVEPOINT herald_dead');
+  try {
+    await insert('payload', d.error);
+    await client.query('RELEASE SAVEPOINT herald_dead');
+    return undefined;
+  } catch (first) {
+    await client.query('ROLLBACK TO SAVEPOINT herald_dead');
+    try {
+      await insert(`jsonb_build_object('herald_unstorable_payload', payload::text)`, `${d.error} [payload stored as text under "herald_unstorable_payload": ${(first as Error).message}]`);
+      await client.query('RELEASE SAVEPOINT herald_dead');
+      return undefined;
+    } catch (second) {
+      await client.query('ROLLBACK TO SAVEPOINT herald_dead');
+      await client.query('RELEASE SAVEPOINT herald_dead');
+      return (second as Error).message;
+    }
+  }
+}
 
 export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool } {
   const pool = new pg.Pool({
@@ -122,15 +152,18 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
       }
     },
 
-    async runBatch(limit, exclude, deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>) {
+    async runBatch(claim, deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>): Promise<BatchResult> {
       const client = await pool.connect();
+      const none: BatchResult = { claimed: 0, deadLetterFailed: [] };
       try {
         await client.query('BEGIN');
+        const excludeIds = [...claim.excludeIds];
         const candidates = await client.query<{ p: string }>(
           `SELECT partition::text AS p FROM (
-             SELECT partition, id FROM herald_outbox WHERE NOT (id = ANY($1::bigint[])) ORDER BY id LIMIT $2
+             SELECT partition, id FROM herald_outbox
+              WHERE NOT (id = ANY($1::bigint[])) AND NOT (partition = ANY($3::bigint[])) ORDER BY id LIMIT $2
            ) oldest GROUP BY partition ORDER BY min(id)`,
-          [[...exclude], PARTITION_SCAN_WINDOW]);
+          [excludeIds, PARTITION_SCAN_WINDOW, [...claim.excludePartitions]]);
         let partition: string | undefined;
         for (const { p } of candidates.rows) {
           const got = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS ok`, [lockPrefix + p]);
@@ -142,33 +175,41 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
         if (partition === undefined) {
           await client.query('ROLLBACK');
           client.release();
-          return 0;
+          return none;
         }
-        const claimed = await client.query<OutboxRow>(
-          `SELECT id::text AS id, method, payload::text AS payload, partition::text AS partition
+        // Claim first, reading only sizes; then read the payloads that fit the batch's byte budget.
+        const claimed = await client.query<{ id: string; method: string; partition: string; bytes: number }>(
+          `SELECT id::text AS id, method, partition::text AS partition, octet_length(payload::text) AS bytes
              FROM herald_outbox
             WHERE partition = $1::bigint AND NOT (id = ANY($2::bigint[]))
             ORDER BY herald_outbox.id LIMIT $3
               FOR UPDATE SKIP LOCKED`,
-          [partition, [...exclude], limit]);
+          [partition, excludeIds, claim.limit]);
         if (claimed.rows.length === 0) {
           await client.query('ROLLBACK');
           client.release();
-          return 0;
+          return none;
         }
-        const out = await deliver(claimed.rows);
+        const rows = withinBudget(claimed.rows, claim);
+        const read = rows.filter((r) => r.bytes <= claim.maxRowBytes).map((r) => r.id);
+        if (read.length > 0) {
+          const payloads = await client.query<{ id: string; payload: string }>(
+            `SELECT id::text AS id, payload::text AS payload FROM herald_outbox WHERE id = ANY($1::bigint[])`, [read]);
+          const byId = new Map(payloads.rows.map((r) => [r.id, r.payload]));
+          for (const r of rows) r.payload = byId.get(r.id);
+        }
+        const out = await deliver(rows);
+        const deadLetterFailed: DeadRow[] = [];
         for (const d of out.dead) {
-          await client.query(
-            `INSERT INTO herald_outbox_dead (id, method, payload, partition, created_at, error)
-             SELECT id, method, payload, partition, created_at, $2 FROM herald_outbox WHERE id = $1::bigint
-             ON CONFLICT (id) DO NOTHING`,
-            [d.row.id, d.error]);
+          const refused = await deadLetter(client, d);
+          if (refused) deadLetterFailed.push({ row: d.row, error: refused });
         }
-        const remove = [...out.done, ...out.dead.map((d) => d.row.id)];
+        const refusedIds = new Set(deadLetterFailed.map((f) => f.row.id));
+        const remove = [...out.done, ...out.dead.map((d) => d.row.id).filter((id) => !refusedIds.has(id))];
         if (remove.length > 0) await client.query('DELETE FROM herald_outbox WHERE id = ANY($1::bigint[])', [remove]);
         await client.query('COMMIT');
         client.release();
-        return claimed.rows.length;
+        return { claimed: rows.length, deadLetterFailed };
       } catch (err) {
         // Roll back so the claimed rows stay; a broken connection is discarded rather than returned to the pool.
         await client.query('ROLLBACK').catch(() => {});

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import type { BatchOutcome, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
+import type { BatchOutcome, BatchResult, DeadRow, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
+import { withinBudget } from './budget.js';
 import { columnProblem, SQLITE_MIGRATION } from './schema.js';
 
 /**
@@ -74,18 +75,39 @@ export function createSqliteStore(url: string, options: SqliteStoreOptions = {})
     return (open().prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((r) => r.name);
   }
 
-  function settle(done: readonly string[], dead: readonly { row: OutboxRow; error: string }[]): void {
-    if (done.length === 0 && dead.length === 0) return;
+  /**
+   * Deletes published rows and moves dead ones, in one short write transaction. A dead row whose insert fails is
+   * stored with its payload as a JSON string (`herald_unstorable_payload`); if that fails too, it stays and is returned.
+   */
+  function settle(done: readonly string[], dead: readonly DeadRow[]): DeadRow[] {
+    if (done.length === 0 && dead.length === 0) return [];
     const d = open();
+    const refused: DeadRow[] = [];
     d.exec('BEGIN IMMEDIATE');
     try {
-      const toDead = d.prepare(
+      const toDead = (payload: string) => d.prepare(
         `INSERT OR IGNORE INTO herald_outbox_dead (id, method, payload, partition, created_at, error)
-         SELECT id, method, payload, partition, created_at, ? FROM herald_outbox WHERE id = ?`);
-      for (const x of dead) toDead.run(x.error, Number(x.row.id));
-      const ids = JSON.stringify([...done, ...dead.map((x) => x.row.id)].map(Number));
+         SELECT id, method, ${payload}, partition, created_at, ? FROM herald_outbox WHERE id = ?`);
+      for (const x of dead) {
+        d.exec('SAVEPOINT herald_dead');
+        try {
+          toDead('payload').run(x.error, Number(x.row.id));
+        } catch (first) {
+          d.exec('ROLLBACK TO herald_dead');
+          try {
+            toDead(`json_object('herald_unstorable_payload', CAST(payload AS TEXT))`).run(`${x.error} [payload stored as text under "herald_unstorable_payload": ${(first as Error).message}]`, Number(x.row.id));
+          } catch (second) {
+            d.exec('ROLLBACK TO herald_dead');
+            refused.push({ row: x.row, error: (second as Error).message });
+          }
+        }
+        d.exec('RELEASE herald_dead');
+      }
+      const refusedIds = new Set(refused.map((r) => r.row.id));
+      const ids = JSON.stringify([...done, ...dead.map((x) => x.row.id).filter((id) => !refusedIds.has(id))].map(Number));
       d.prepare('DELETE FROM herald_outbox WHERE id IN (SELECT value FROM json_each(?))').run(ids);
       d.exec('COMMIT');
+      return refused;
     } catch (err) {
       try {
         d.exec('ROLLBACK');
@@ -133,26 +155,39 @@ export function createSqliteStore(url: string, options: SqliteStoreOptions = {})
       open().exec(SQLITE_MIGRATION);
     },
 
-    async runBatch(limit, exclude, deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>) {
+    async runBatch(claim, deliver: (rows: OutboxRow[]) => Promise<BatchOutcome>): Promise<BatchResult> {
+      let deadLetterFailed: DeadRow[] = [];
       if (pendingDelete.size > 0 || pendingDead.length > 0) {
-        settle([...pendingDelete], pendingDead);
+        deadLetterFailed = settle([...pendingDelete], pendingDead);
         pendingDelete.clear();
         pendingDead.length = 0;
       }
-      const rows = open().prepare(
-        `SELECT CAST(id AS TEXT) AS id, method, CAST(payload AS TEXT) AS payload, CAST(partition AS TEXT) AS partition
-           FROM herald_outbox WHERE herald_outbox.id NOT IN (SELECT value FROM json_each(?)) ORDER BY herald_outbox.id LIMIT ?`,
-      ).all(JSON.stringify([...exclude].map(Number)), limit) as OutboxRow[];
-      if (rows.length === 0) return 0;
+      // Sizes first; then the payloads that fit the batch's byte budget (a row over maxRowBytes is never read).
+      const claimed = open().prepare(
+        `SELECT CAST(id AS TEXT) AS id, method, CAST(partition AS TEXT) AS partition, length(CAST(payload AS BLOB)) AS bytes
+           FROM herald_outbox
+          WHERE herald_outbox.id NOT IN (SELECT value FROM json_each(?))
+            AND CAST(partition AS TEXT) NOT IN (SELECT value FROM json_each(?))
+          ORDER BY herald_outbox.id LIMIT ?`,
+      ).all(JSON.stringify([...claim.excludeIds].map(Number)), JSON.stringify([...claim.excludePartitions]), claim.limit) as { id: string; method: string; partition: string; bytes: number }[];
+      if (claimed.length === 0) return { claimed: 0, deadLetterFailed };
+      const rows = withinBudget(claimed, claim);
+      const read = rows.filter((r) => r.bytes <= claim.maxRowBytes).map((r) => Number(r.id));
+      if (read.length > 0) {
+        const payloads = open().prepare(`SELECT CAST(id AS TEXT) AS id, CAST(payload AS TEXT) AS payload FROM herald_outbox WHERE id IN (SELECT value FROM json_each(?))`)
+          .all(JSON.stringify(read)) as { id: string; payload: string }[];
+        const byId = new Map(payloads.map((r) => [r.id, r.payload]));
+        for (const r of rows) r.payload = byId.get(r.id);
+      }
       const out = await deliver(rows.map((r) => ({ ...r })));
       try {
-        settle(out.done, out.dead);
+        deadLetterFailed.push(...settle(out.done, out.dead));
       } catch (err) {
         for (const id of out.done) pendingDelete.add(id);
         pendingDead.push(...out.dead);
         throw err;
       }
-      return rows.length;
+      return { claimed: rows.length, deadLetterFailed };
     },
 
     wait(ms, signal) {
