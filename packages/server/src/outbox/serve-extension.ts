@@ -4,7 +4,8 @@ import { createOutboxConsumer } from './consumer.js';
 /**
  * `herald serve` starts the outbox consumer when HERALD_DATABASE_URL is set. Tuning (all optional):
  * HERALD_OUTBOX_BATCH_SIZE (@default 100), HERALD_OUTBOX_POLL_MS (@default 1000 Postgres, 100 SQLite),
- * HERALD_OUTBOX_WORKERS (@default 4 Postgres, 1 SQLite).
+ * HERALD_OUTBOX_WORKERS (@default 4 Postgres, 1 SQLite). The limits (HERALD_OUTBOX_MAX_PAYLOAD, HERALD_OUTBOX_MAX_BATCH_BYTES,
+ * HERALD_OUTBOX_STUCK_AFTER) come from the config (config/index.ts).
  */
 registerServeExtension(async () => (herald) => {
   const url = herald.config.databaseUrl;
