@@ -8,8 +8,14 @@ import type { Publication, StreamPosition } from './types.js';
  * - `history` returns the stream's current top `position` and, unless `limit === 0`, publications in offset order
  *   (newest first when `reverse`), only those with offset > `since.offset` when `since` is given.
  *   `limit < 0` means no limit (bounded by the stream's size anyway).
- * - Reading a channel that has no stream yet creates its meta (a fresh epoch, offset 0), so a subscriber learns
- *   the epoch before the first publication and the position it gets stays valid after that publication.
+ * - Reading a channel that has no stream creates nothing (no per-channel memory or key: subscribing alone must not
+ *   cost storage). It answers offset 0 and the channel's *first epoch*, derived from the store's generation and the
+ *   channel name, and the first publish creates the stream with exactly that epoch: a client that read the empty
+ *   channel recovers every publication from offset 1. A bounded registry (one bit per channel hash) marks channels
+ *   that had a stream; for those, reads answer an epoch no stream ever gets and a new stream gets a random one, so
+ *   a position from a stream that ended (meta TTL, eviction) is never taken for one in the next stream. The store
+ *   losing its data (process restart, Redis restarted empty) loses the generation too, and every first epoch
+ *   changes: clients holding the old one are told `recovered: false`.
  * - Completeness test used by recovery: the publications returned after `since` are complete exactly when
  *   `since.epoch === position.epoch` and `publications.length === position.offset - since.offset` (no limit).
  * - Rejects with HeraldError 100 (temporary) when the store cannot answer.

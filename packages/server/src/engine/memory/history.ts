@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { History, HistoryQuery, HistoryResult } from '../history.js';
 import type { Publication, StreamPosition } from '../types.js';
 
@@ -17,12 +17,68 @@ export function newEpoch(): string {
   return randomBytes(6).toString('base64url');
 }
 
+/** Bits of the first-life registry (1 MiB); it starts over under a new generation once this many are set. */
+export const FIRST_LIFE_BITS = 1 << 23;
+export const FIRST_LIFE_ROTATE_AT = 1 << 18;
+
+function registryBit(channel: string): number {
+  // FNV-1a over the UTF-16 code units: a collision only costs a channel its deterministic first epoch.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < channel.length; i++) h = Math.imul(h ^ channel.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % FIRST_LIFE_BITS;
+}
+
+/**
+ * Epochs of channels without a stream, without storing anything per channel (see ../history.ts). A read of such a
+ * channel answers offset 0 and `firstEpoch(channel)` while the channel's bit in the registry is clear; the first
+ * publish sets the bit and creates the stream with exactly that epoch, so a client that read the empty channel
+ * recovers every publication from offset 1. A channel whose bit is set may have had a stream that ended: its reads
+ * answer `staleEpoch(channel)` (never the epoch of any stream) and its next stream gets a random epoch, so a
+ * position from an ended stream is never taken for one in the new stream. The generation is random per process
+ * (a restart loses the streams, and the epochs change with it) and is drawn again when the registry fills up.
+ */
+class FirstLifeRegistry {
+  private generation = newEpoch();
+  private bits: Uint8Array | undefined;
+  private count = 0;
+
+  isUsed(channel: string): boolean {
+    const bit = registryBit(channel);
+    return this.bits !== undefined && (this.bits[bit >> 3]! & (1 << (bit & 7))) !== 0;
+  }
+
+  firstEpoch(channel: string): string {
+    return createHash('sha256').update(`${this.generation}\n${channel}`).digest('base64url').slice(0, 12);
+  }
+
+  staleEpoch(channel: string): string {
+    return 'x' + createHash('sha256').update(`${this.generation}\nx\n${channel}`).digest('base64url').slice(0, 11);
+  }
+
+  /** The epoch of a new stream of `channel`; marks the channel as having had one. */
+  claim(channel: string): string {
+    if (this.isUsed(channel)) return newEpoch();
+    const epoch = this.firstEpoch(channel);
+    const bit = registryBit(channel);
+    this.bits ??= new Uint8Array(FIRST_LIFE_BITS / 8);
+    this.bits[bit >> 3]! |= 1 << (bit & 7);
+    if (++this.count > FIRST_LIFE_ROTATE_AT) {
+      // A new generation: every first epoch changes, so a cleared bit can never hand out an old one again.
+      this.generation = newEpoch();
+      this.bits.fill(0);
+      this.count = 0;
+    }
+    return epoch;
+  }
+}
+
 /**
  * Memory history (see ../history.ts for the contract). Appends happen only through MemoryBroker.publish, which
  * calls `append` synchronously in the same step as fan-out.
  */
 export class MemoryHistory implements History {
   private readonly streams = new Map<string, Stream>();
+  private readonly registry = new FirstLifeRegistry();
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -47,7 +103,11 @@ export class MemoryHistory implements History {
 
   append(channel: string, pub: Omit<Publication, 'offset'>, size: number, ttlMs: number, metaTtlMs: number): Publication & { epoch: string } {
     const now = this.now();
-    const stream = this.streamFor(channel, now, metaTtlMs);
+    let stream = this.live(channel, now);
+    if (!stream) {
+      stream = { epoch: this.registry.claim(channel), top: 0, pubs: [], expiresAt: [], metaExpiresAt: now + metaTtlMs };
+      this.streams.set(channel, stream);
+    }
     stream.top += 1;
     const stored: Publication = { ...pub, offset: stream.top };
     stream.pubs.push(stored);
@@ -59,7 +119,12 @@ export class MemoryHistory implements History {
 
   async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
     const now = this.now();
-    const stream = this.streamFor(channel, now, query.historyMetaTtlMs);
+    const stream = this.live(channel, now);
+    if (!stream) {
+      // Nothing is created for a read: the position of a channel that never had a publication is computed.
+      const epoch = this.registry.isUsed(channel) ? this.registry.staleEpoch(channel) : this.registry.firstEpoch(channel);
+      return { publications: [], position: { offset: 0, epoch } };
+    }
     this.trim(stream, query.historySize, now);
     const position: StreamPosition = { offset: stream.top, epoch: stream.epoch };
     if (query.limit === 0) return { publications: [], position };
@@ -91,15 +156,17 @@ export class MemoryHistory implements History {
     return stream.epoch;
   }
 
-  private streamFor(channel: string, now: number, metaTtlMs: number): Stream {
-    let stream = this.streams.get(channel);
+  /** Channels that have a stream (a publication within their meta TTL). */
+  get numStreams(): number {
+    return this.streams.size;
+  }
+
+  /** The channel's stream unless its meta expired (then it is dropped). */
+  private live(channel: string, now: number): Stream | undefined {
+    const stream = this.streams.get(channel);
     if (stream && stream.metaExpiresAt <= now) {
       this.streams.delete(channel);
-      stream = undefined;
-    }
-    if (!stream) {
-      stream = { epoch: newEpoch(), top: 0, pubs: [], expiresAt: [], metaExpiresAt: now + metaTtlMs };
-      this.streams.set(channel, stream);
+      return undefined;
     }
     return stream;
   }

@@ -8,17 +8,72 @@
 const NOW_MS = `local __t = redis.call('TIME')
 local now = tonumber(__t[1]) * 1000 + math.floor(tonumber(__t[2]) / 1000)`;
 
-/** Reads the stream's meta, creating it (fresh epoch, offset 0) when absent; a stream left without meta is dropped. */
+/** Bits of the first-life registry (1 MiB, after a 32-byte header); it starts over once this many are set. */
+export const FIRST_LIFE_BITS = 1 << 23;
+export const FIRST_LIFE_ROTATE_AT = 1 << 18;
+
+/**
+ * The first-life registry (keys.ts: <prefix>.epochs, one string per Redis, no TTL): bytes 0-23 the generation,
+ * 24-31 how many bits are set, then one bit per channel hash. It lets a channel that never had a publication have
+ * a position without any key of its own: a read answers offset 0 and the channel's first epoch (derived from the
+ * generation and the meta key's name) while its bit is clear, and the first publish creates the stream with exactly
+ * that epoch and sets the bit. A set bit means the channel may have had a stream that ended (meta expired or
+ * evicted): reads answer a stale epoch no stream ever gets, and the next stream gets a random one. Redis restarted
+ * empty loses the registry with the streams, so the generation, and every first epoch, changes with them.
+ *
+ * The registry's name is derived from the meta key (KEYS[2], "<prefix>.meta.{ch}"; a prefix never holds "{"):
+ * Herald does not speak Redis Cluster, where it would need a registry per hash slot.
+ * Defines: reg (key name), gen, bit (this channel's bit offset), firstEpoch, staleEpoch.
+ */
+const FIRST_LIFE = (candidateArg: string) => `local reg = string.sub(KEYS[2], 1, string.find(KEYS[2], '.meta.{', 1, true) - 1) .. '.epochs'
+local head = redis.call('GETRANGE', reg, 0, 31)
+if #head < 32 then
+  head = string.sub(${candidateArg} .. string.rep('.', 24), 1, 24) .. '00000000'
+  redis.call('SET', reg, head)
+end
+local gen = string.sub(head, 1, 24)
+local bit = 256 + tonumber(string.sub(redis.sha1hex(KEYS[2]), 1, 8), 16) % ${FIRST_LIFE_BITS}
+local firstEpoch = string.sub(redis.sha1hex(gen .. ':' .. KEYS[2]), 1, 16)
+local staleEpoch = 'x' .. string.sub(redis.sha1hex(gen .. ':x:' .. KEYS[2]), 1, 15)`;
+
+/**
+ * Reads the stream's meta, creating it when absent (first publish): the channel's first epoch if its registry bit
+ * was clear, else the candidate epoch. A stream left without meta is dropped.
+ */
 const ENSURE_META = (newEpochArg: string, metaTtlArg: string) => `local epoch = redis.call('HGET', KEYS[2], 'e')
 local top = 0
 if not epoch then
-  epoch = ${newEpochArg}
+  ${FIRST_LIFE(newEpochArg).replace(/\n/g, '\n  ')}
+  if redis.call('SETBIT', reg, bit, 1) == 0 then
+    epoch = firstEpoch
+    local used = tonumber(string.sub(head, 25, 32)) + 1
+    if used > ${FIRST_LIFE_ROTATE_AT} then
+      redis.call('SET', reg, string.sub(${newEpochArg} .. '.' .. gen .. string.rep('.', 24), 1, 24) .. '00000000')
+    else
+      redis.call('SETRANGE', reg, 24, string.format('%08d', used))
+    end
+  else
+    epoch = ${newEpochArg}
+  end
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[2], 'e', epoch, 's', 0)
   redis.call('PEXPIRE', KEYS[2], ${metaTtlArg})
 else
   top = tonumber(redis.call('HGET', KEYS[2], 's') or '0')
 end`;
+
+/**
+ * Reads the stream's meta without creating anything: a channel without meta is at offset 0 of its first epoch
+ * (or of its stale epoch, see FIRST_LIFE), and a stream left without meta is dropped.
+ */
+const READ_META = (newEpochArg: string) => `local epoch = redis.call('HGET', KEYS[2], 'e')
+if not epoch then
+  redis.call('DEL', KEYS[1])
+  ${FIRST_LIFE(newEpochArg).replace(/\n/g, '\n  ')}
+  if redis.call('GETBIT', reg, bit) == 0 then return {0, firstEpoch} end
+  return {0, staleEpoch}
+end
+local top = tonumber(redis.call('HGET', KEYS[2], 's') or '0')`;
 
 /**
  * KEYS: stream, meta, idempotency key. ARGV: envelope, history size, history TTL ms, meta TTL ms, feed channel,
@@ -58,12 +113,12 @@ return e
 `;
 
 /**
- * KEYS: stream, meta. ARGV: candidate epoch, meta TTL ms, since offset (-1: from the start), limit (-1: all,
+ * KEYS: stream, meta. ARGV: candidate epoch (for a new registry generation), meta TTL ms (unused), since offset (-1: from the start), limit (-1: all,
  * 0: position only), reverse ('1'), history TTL ms, history size.
  * Returns {top, epoch, offset1, envelope1, offset2, envelope2, ...} in the order asked for.
  */
 export const HISTORY_SCRIPT = `
-${ENSURE_META('ARGV[1]', 'ARGV[2]')}
+${READ_META('ARGV[1]')}
 local limit = tonumber(ARGV[4])
 if limit == 0 then return {top, epoch} end
 if tonumber(ARGV[7]) > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[7]) end
