@@ -210,3 +210,36 @@ describe('a channel whose stream ended (memory meta TTL)', () => {
     assert.notEqual(second.epoch, first.epoch, 'the next stream has another epoch');
   });
 });
+
+describe('the first-life registry filling up (Redis)', { timeout: 30_000 }, () => {
+  const prefix = uniquePrefix('registry');
+  let engine: Engine;
+  let redis: Redis;
+  before(async () => {
+    engine = await redisTestEngine({ prefix });
+    await engine.broker.run({ onPublication() {}, onJoin() {}, onLeave() {}, onControl() {}, onFeedInterrupted() {} });
+    redis = new Redis(REDIS_URL);
+  });
+  after(async () => {
+    redis.disconnect();
+    await engine.close();
+  });
+
+  test('starts over with a new generation, so every first epoch changes and the registry stays 1 MiB', async () => {
+    const q = { limit: 0, historySize: 10, historyTtlMs: 60_000, historyMetaTtlMs: 60_000 };
+    const opts = { historySize: 10, historyTtlMs: 60_000 };
+    const waiting = channelName('waiting');
+    const before = await engine.history.history(waiting, q);
+    await engine.broker.publish(channelName('first'), { data: '1' }, opts);
+    assert.equal(await redis.getrange(`${prefix}.epochs`, 24, 31), '00000001');
+    // As if 262,143 more channels had had their first publication: the next one fills the registry.
+    await redis.setrange(`${prefix}.epochs`, 24, '00262144');
+    await engine.broker.publish(channelName('last'), { data: '1' }, opts);
+    assert.equal(await redis.getrange(`${prefix}.epochs`, 24, 31), '00000000');
+    assert.ok((await redis.strlen(`${prefix}.epochs`)) <= 32 + (1 << 20));
+    const after = await engine.history.history(waiting, q);
+    assert.notEqual(after.position.epoch, before.position.epoch, 'the first epochs of the new generation differ');
+    const published = await engine.broker.publish(waiting, { data: '1' }, opts);
+    assert.deepEqual(published, { offset: 1, epoch: after.position.epoch });
+  });
+});
