@@ -10,6 +10,7 @@
  *   <prefix>.presexp.{ch}    ZSET    client id -> expiry (ms, Redis clock)
  *   <prefix>.pub.{ch}        PUBSUB  the channel's feed: publications, join and leave
  *   <prefix>.control         PUBSUB  node-to-node control messages
+ *   <prefix>.epochs          STRING  first-life registry (scripts.ts FIRST_LIFE; named from the meta key inside Lua)
  */
 export interface RedisKeys {
   stream(channel: string): string;
