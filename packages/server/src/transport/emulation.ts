@@ -5,7 +5,7 @@ import type { IpConnections } from './ip-connections.js';
 import { checkRequestOrigin } from './origin.js';
 import { readBoundedBody } from './request-body.js';
 import { parseRequestTarget } from './request-target.js';
-import type { SessionHandlers } from './websocket.js';
+import { EARLY_FLUSH_BYTES, type SessionHandlers } from './websocket.js';
 
 /**
  * Centrifugo's bidirectional emulation over plain HTTP, for clients that cannot open a WebSocket:
@@ -45,7 +45,7 @@ const EMULATION_ENVELOPE_BYTES = 1024;
 
 class StreamTransport implements ClientTransport {
   private pending: string[] = [];
-  /** UTF-16 units queued in `pending`, counted with the response's own buffer against the send-buffer limit. */
+  /** UTF-16 units queued in `pending`: past EARLY_FLUSH_BYTES they are written at once (see websocket.ts). */
   private pendingBytes = 0;
   private scheduled = false;
   closed = false;
@@ -63,8 +63,8 @@ class StreamTransport implements ClientTransport {
     if (this.closed) return;
     this.pending.push(text);
     this.pendingBytes += text.length + 8;
-    if (this.pendingBytes + this.res.writableLength > this.maxSendBufferBytes) {
-      this.closeSlow();
+    if (this.pendingBytes >= EARLY_FLUSH_BYTES) {
+      this.flush();
       return;
     }
     if (!this.scheduled) {
@@ -81,7 +81,8 @@ class StreamTransport implements ClientTransport {
     if (this.closed) return;
     this.pending.push(JSON.stringify({ push: { disconnect: { code, reason } } }));
     this.flush();
-    this.end(code, reason);
+    // The flush may have found the reader too slow and closed with 3008 instead.
+    if (!this.closed) this.end(code, reason);
   }
 
   /** The client went away (aborted fetch, closed EventSource, the socket closed). */
@@ -117,6 +118,7 @@ class StreamTransport implements ClientTransport {
     return this.sse ? msgs.map((m) => `data: ${m}\n\n`).join('') : msgs.map((m) => `${m}\n`).join('');
   }
 
+  /** Writes what is queued; past HERALD_MAX_SEND_BUFFER waiting in the response, closes 3008. Also called mid-turn. */
   private flush(): void {
     this.scheduled = false;
     if (this.pending.length === 0 || this.res.writableEnded) return;

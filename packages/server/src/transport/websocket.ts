@@ -54,6 +54,14 @@ function scheduleFlush(t: WsTransport): void {
   }
 }
 
+/**
+ * Bytes queued for one socket within an event-loop turn before they are written at once instead of at the end of
+ * the turn. A frame of heavy commands (history, recovering subscribes) produces its replies in one turn: written as
+ * they come, they meet the send-buffer check (close 3008 when the peer does not keep up) instead of piling up in
+ * memory until one join() passes V8's string limit.
+ */
+export const EARLY_FLUSH_BYTES = 64 * 1024;
+
 /** Close reasons are limited to 123 bytes by RFC 6455. */
 function clampReason(reason: string): string {
   if (Buffer.byteLength(reason) <= 123) return reason;
@@ -64,7 +72,7 @@ function clampReason(reason: string): string {
 
 class WsTransport implements ClientTransport {
   private pending: string[] = [];
-  /** Bytes in `pending` and `out` (UTF-16 units for text not encoded yet), counted against the send-buffer limit. */
+  /** Size of `pending` (UTF-16 units) and of `out` (bytes): past EARLY_FLUSH_BYTES they are written at once. */
   private queuedBytes = 0;
   private out: Buffer[] = [];
   private isDirty = false;
@@ -86,13 +94,9 @@ class WsTransport implements ClientTransport {
   send(text: string): void {
     if (this.closing) return;
     this.pending.push(text);
-    // Replies of one frame's commands pile up here until the end of the turn: bound them like the socket's buffer.
     this.queuedBytes += text.length + 1;
-    if (this.queuedBytes + this.socket.writableLength > this.maxSendBufferBytes) {
-      this.closeSlow();
-      return;
-    }
-    this.markDirty();
+    if (this.queuedBytes >= EARLY_FLUSH_BYTES) this.flush();
+    else this.markDirty();
   }
 
   sendShared(frame: SharedFrame): void {
@@ -110,11 +114,8 @@ class WsTransport implements ClientTransport {
     }
     this.out.push(frame.bytes);
     this.queuedBytes += frame.bytes.length;
-    if (this.queuedBytes + this.socket.writableLength > this.maxSendBufferBytes) {
-      this.closeSlow();
-      return;
-    }
-    this.markDirty();
+    if (this.queuedBytes >= EARLY_FLUSH_BYTES) this.flush();
+    else this.markDirty();
   }
 
   close(code: number, reason: string): void {
@@ -130,6 +131,7 @@ class WsTransport implements ClientTransport {
     }
   }
 
+  /** Writes what is queued; past HERALD_MAX_SEND_BUFFER waiting in the socket, closes 3008. Also called mid-turn. */
   flush(): void {
     this.isDirty = false;
     if (this.closing) return;
@@ -181,10 +183,7 @@ class WsTransport implements ClientTransport {
   private movePending(): void {
     const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('\n');
     this.pending = [];
-    const bytes = encodeTextFrame(Buffer.from(text));
-    // Re-counted in encoded bytes (shared frames already are).
-    this.queuedBytes = this.out.reduce((n, b) => n + b.length, bytes.length);
-    this.out.push(bytes);
+    this.out.push(encodeTextFrame(Buffer.from(text)));
   }
 
   private markDirty(): void {
