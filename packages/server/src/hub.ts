@@ -17,6 +17,8 @@ interface FeedPub {
   pub: Publication;
   /** Place in this node's feed of the channel (channels without history have offset 0). */
   seq: number;
+  /** The stream epoch the feed carried it with ('' for channels without history). */
+  epoch: string;
   /** The publication before it on the feed: the base of its fossil delta. */
   prev?: { seq: number; offset: number; data: string };
   frame: SharedFrame;
@@ -32,11 +34,24 @@ interface DeltaState {
   baseOffset: number;
 }
 
+/** What a subscriber holds of the channel's stream: every offset up to `offset` of `epoch`. */
+interface Held {
+  epoch: string;
+  offset: number;
+}
+
 interface ChannelState {
   json: string;
+  /** Subscribers in step with the feed: every publication the feed brings is theirs (one shared frame). */
   live: Set<HubSubscriber>;
   /** Subscribers between registration and their subscribe reply: pushes wait here (the SDK drops early pushes). */
   pending: Map<HubSubscriber, FeedPub[]>;
+  /**
+   * Subscribers whose subscribe reply reached further than the feed has come (on Redis the history read can overtake
+   * the feed): each skips the feed's publications up to what it holds and joins `live` at the next one. Their
+   * position is theirs alone; it never moves what the feed delivers to anyone else.
+   */
+  ahead: Map<HubSubscriber, Held>;
   joinLeave: Set<HubSubscriber>;
   delta: Map<HubSubscriber, DeltaState>;
   seq: number;
@@ -44,7 +59,10 @@ interface ChannelState {
   prev?: { seq: number; offset: number; data: string };
   /** Resolves when the broker feeds this node the channel. */
   ready: Promise<void>;
-  /** Last offset and epoch seen on the feed or in a subscribe reply, for gap detection. */
+  /**
+   * The last offset and epoch the feed delivered since the channel's subscription (or its last invalidation), for
+   * gap detection. Only the feed moves it. Epoch '' until the feed delivered a publication with a position.
+   */
   epoch: string;
   lastOffset: number;
   /**
@@ -91,7 +109,7 @@ export class Hub {
 
   subscriberCount(channel: string): number {
     const st = this.channels.get(channel);
-    return st ? st.live.size + st.pending.size : 0;
+    return st ? st.live.size + st.pending.size + st.ahead.size : 0;
   }
 
   /**
@@ -105,6 +123,7 @@ export class Hub {
         json: JSON.stringify(channel),
         live: new Set(),
         pending: new Map(),
+        ahead: new Map(),
         joinLeave: new Set(),
         delta: new Map(),
         seq: 0,
@@ -138,8 +157,12 @@ export class Hub {
   }
 
   /**
-   * Ends the pending phase: buffered publications newer than `position.offset` are delivered in order (older
-   * ones were in the subscribe reply), then the subscriber is live. Records the position for gap detection.
+   * Ends the pending phase. `position`: the stream position of the subscribe reply (the subscriber holds every
+   * publication up to it), undefined when the subscription has none (it then takes every publication that follows).
+   * Buffered publications past the position are delivered in order (older ones were in the reply), then the
+   * subscriber takes the feed's next ones. A reply that reached further than the feed makes only this subscriber skip
+   * the feed's publications it already holds; a reply behind what the feed delivered before the subscriber was
+   * registered (nothing buffered covers the difference) makes it recover (unsubscribe 2500) instead of a silent gap.
    * `deltaBase`: the last publication of the reply, which a fossil-delta subscriber now holds as its base.
    */
   activate(channel: string, sub: HubSubscriber, position: StreamPosition | undefined, deltaBase?: Publication): void {
@@ -148,33 +171,64 @@ export class Hub {
     const buffered = st.pending.get(sub);
     if (buffered === undefined) return;
     st.pending.delete(sub);
-    if (position && position.epoch !== '') {
-      if (st.epoch === '' || st.epoch === position.epoch) {
-        if (st.epoch === '' || position.offset > st.lastOffset) st.lastOffset = Math.max(st.lastOffset, position.offset);
-        st.epoch = position.epoch;
+    const d = st.delta.get(sub);
+    if (d && deltaBase && deltaBase.offset > 0) d.baseOffset = deltaBase.offset;
+    if (!position || position.epoch === '') {
+      for (const b of buffered) this.deliverTo(sub, b, d);
+      st.live.add(sub);
+      return;
+    }
+    const held: Held = { epoch: position.epoch, offset: position.offset };
+    let gap = false;
+    for (const b of buffered) {
+      const step = this.stepHeld(held, b);
+      if (step === 'deliver') this.deliverTo(sub, b, d);
+      else if (step === 'gap') {
+        gap = true;
+        break;
       }
     }
-    const d = st.delta.get(sub);
-    if (d && deltaBase && deltaBase.offset > 0) {
-      d.baseOffset = deltaBase.offset;
-      // The feed's last publication is that one (or none came yet): it can be the base of the next one's delta.
-      if (!st.prev && st.lastOffset === deltaBase.offset) st.prev = { seq: st.seq, offset: deltaBase.offset, data: deltaBase.data };
+    if (gap || (st.epoch === held.epoch && held.offset < st.lastOffset)) {
+      // The feed delivered publications this subscriber neither holds nor has buffered.
+      st.live.add(sub);
+      sub.onInsufficientState(channel);
+      return;
     }
-    const after = position?.offset ?? 0;
-    for (const b of buffered) {
-      if (b.pub.offset === 0 || b.pub.offset > after) this.deliverTo(sub, b, d);
+    if (d && deltaBase && deltaBase.offset === held.offset && !st.prev && (st.epoch === '' || st.epoch === held.epoch)) {
+      // The feed kept no previous publication (no delta subscriber then, or none came yet): the one the reply ended
+      // with can be the base of the next one's delta (a patch is only sent for the offset right after it).
+      st.prev = { seq: st.seq, offset: deltaBase.offset, data: deltaBase.data };
     }
-    st.live.add(sub);
+    if (st.epoch === held.epoch && held.offset === st.lastOffset) {
+      st.live.add(sub);
+    } else {
+      // Ahead of the feed, or the feed has not shown its position yet (or shows another epoch): the next publications
+      // decide, for this subscriber alone.
+      st.ahead.set(sub, held);
+    }
+  }
+
+  /**
+   * One feed publication against what a positioned subscriber holds: skip what it has, deliver the next one (and
+   * count it as held), and anything else is a gap it cannot fill.
+   */
+  private stepHeld(held: Held, e: FeedPub): 'skip' | 'deliver' | 'gap' {
+    if (e.pub.offset === 0) return 'deliver';
+    if (e.epoch !== held.epoch) return 'gap';
+    if (e.pub.offset <= held.offset) return 'skip';
+    if (e.pub.offset !== held.offset + 1) return 'gap';
+    held.offset = e.pub.offset;
+    return 'deliver';
   }
 
   remove(channel: string, sub: HubSubscriber): void {
     const st = this.channels.get(channel);
     if (!st) return;
-    const had = st.live.delete(sub) || st.pending.delete(sub);
+    const had = st.live.delete(sub) || st.pending.delete(sub) || st.ahead.delete(sub);
     st.joinLeave.delete(sub);
     st.delta.delete(sub);
     if (had) this.subscriptionCount--;
-    if (st.live.size === 0 && st.pending.size === 0) {
+    if (st.live.size === 0 && st.pending.size === 0 && st.ahead.size === 0) {
       this.channels.delete(channel);
       this.broker.unsubscribe(channel).catch((err) => this.onBrokerError(err, channel));
     }
@@ -193,9 +247,8 @@ export class Hub {
       }
       st.feedEpoch = position.epoch;
       st.feedHigh = pub.offset;
-      // Already in a subscribe reply.
-      if (st.epoch !== '' && position.epoch === st.epoch && pub.offset <= st.lastOffset) return 0;
-      const gap = st.epoch !== '' && (position.epoch !== st.epoch || pub.offset > st.lastOffset + 1);
+      // The feed itself skipped publications (or changed epoch): nobody on this node can be vouched for.
+      const gap = st.epoch !== '' && (position.epoch !== st.epoch || pub.offset !== st.lastOffset + 1);
       st.epoch = position.epoch;
       st.lastOffset = pub.offset;
       if (gap) {
@@ -203,12 +256,43 @@ export class Hub {
         return 0;
       }
     }
-    const entry: FeedPub = { channelJson: st.json, pub, seq: ++st.seq, prev: st.prev, frame: { text: encodePubPush(st.json, pub) } };
+    const entry: FeedPub = {
+      channelJson: st.json, pub, seq: ++st.seq, epoch: pub.offset > 0 ? position.epoch : '', prev: st.prev,
+      frame: { text: encodePubPush(st.json, pub) },
+    };
     st.prev = st.delta.size > 0 ? { seq: entry.seq, offset: pub.offset, data: pub.data } : undefined;
+    let delivered = st.live.size;
     if (st.delta.size === 0) for (const sub of st.live) sub.deliver(entry.frame);
     else for (const sub of st.live) this.deliverTo(sub, entry, st.delta.get(sub));
+    if (st.ahead.size > 0) delivered += this.feedAhead(channel, st, entry);
     for (const buf of st.pending.values()) buf.push(entry);
-    return st.live.size;
+    return delivered;
+  }
+
+  /**
+   * Subscribers whose reply reached past the feed: each skips what it holds, takes the next publication and is then
+   * in step with the feed (moves to `live`); a publication it can neither skip nor take makes it recover.
+   */
+  private feedAhead(channel: string, st: ChannelState, entry: FeedPub): number {
+    let delivered = 0;
+    let lost: HubSubscriber[] | undefined;
+    for (const [sub, held] of st.ahead) {
+      const step = this.stepHeld(held, entry);
+      if (step === 'gap') {
+        (lost ??= []).push(sub);
+        continue;
+      }
+      if (step === 'deliver') {
+        this.deliverTo(sub, entry, st.delta.get(sub));
+        delivered++;
+      }
+      if (entry.pub.offset === 0 || held.offset === entry.pub.offset) {
+        st.ahead.delete(sub);
+        st.live.add(sub);
+      }
+    }
+    for (const sub of lost ?? []) sub.onInsufficientState(channel);
+    return delivered;
   }
 
   /**
@@ -240,20 +324,32 @@ export class Hub {
     const st = this.channels.get(channel);
     if (!st || st.joinLeave.size === 0) return;
     const frame: SharedFrame = { text: encodeJoinPush(st.json, info) };
-    for (const sub of st.joinLeave) if (st.live.has(sub)) sub.deliver(frame);
+    for (const sub of st.joinLeave) if (st.live.has(sub) || st.ahead.has(sub)) sub.deliver(frame);
   }
 
   onLeave(channel: string, info: ClientInfo): void {
     const st = this.channels.get(channel);
     if (!st || st.joinLeave.size === 0) return;
     const frame: SharedFrame = { text: encodeLeavePush(st.json, info) };
-    for (const sub of st.joinLeave) if (st.live.has(sub)) sub.deliver(frame);
+    for (const sub of st.joinLeave) if (st.live.has(sub) || st.ahead.has(sub)) sub.deliver(frame);
   }
 
-  /** The last position this node saw on the channel's feed (epoch '' when it has none to vouch for). */
+  /**
+   * The position up to which this node's subscribers of the channel hold the stream (epoch '' when it has none to
+   * vouch for): the last one the feed delivered, or, while the feed has delivered none since the subscribers came,
+   * the lowest their subscribe replies hold (then every positioned subscriber is waiting in `ahead`).
+   */
   feedPosition(channel: string): StreamPosition | undefined {
     const st = this.channels.get(channel);
-    return st ? { epoch: st.epoch, offset: st.lastOffset } : undefined;
+    if (!st) return undefined;
+    if (st.epoch !== '' || st.ahead.size === 0) return { epoch: st.epoch, offset: st.lastOffset };
+    let low: Held | undefined;
+    for (const held of st.ahead.values()) {
+      if (!low) low = { ...held };
+      else if (held.epoch !== low.epoch) return { epoch: '', offset: 0 };
+      else low.offset = Math.min(low.offset, held.offset);
+    }
+    return low;
   }
 
   /** Every subscriber of the channel must recover: the node cannot vouch for continuity any more. */
@@ -264,6 +360,6 @@ export class Hub {
     st.lastOffset = 0;
     st.suspended = false;
     st.prev = undefined;
-    for (const sub of [...st.live, ...st.pending.keys()]) sub.onInsufficientState(channel);
+    for (const sub of [...st.live, ...st.ahead.keys(), ...st.pending.keys()]) sub.onInsufficientState(channel);
   }
 }
