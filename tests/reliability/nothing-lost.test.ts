@@ -1,16 +1,20 @@
 // The nothing-lost checker under load: 3 publishers and 12 SDK subscribers across Herald nodes on a private Redis,
 // while Redis is frozen, its pub/sub connections are killed, a node is SIGKILLed and Redis restarts empty. Every
-// subscriber must have seen a contiguous, duplicate-free sequence of offsets per channel, or have been told
-// `recovered: false` for exactly what it lost, and every acknowledged publication must have reached every
-// subscriber present for its whole window. Prints one line: acked, expected, delivered, lost, duplicated.
+// subscriber must have seen a contiguous, duplicate-free sequence of offsets per channel, and every acknowledged
+// publication must have reached every subscriber present for its whole window. `recovered: false` is allowed only
+// after a restart of Redis, and excuses only what that restart could take (acknowledged within 1 s before it) and
+// what the new epoch held before the subscriber was told; publishes are refused only during the freeze and the
+// restart, and only the SIGKILLed node leaves requests unanswered. Prints one line: acked, expected, delivered, lost,
+// duplicated, told, refused, unanswered.
 // `npm run soak` runs the same test heavier (scripts/soak.mjs): HERALD_SOAK_ROUNDS fault rounds (default 1; each
 // round kills the node the last one started), HERALD_SOAK_SUBSCRIBERS (default 12), HERALD_SOAK_PUBLISHERS (3).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Balancer, subscriber, type TrackedSub } from '../scaling/support/clients.js';
-import { check } from '../scaling/support/checker.js';
+import { eitherOf, storeLost, type Bound } from '../scaling/support/checker.js';
 import { Cluster, type HeraldNode } from '../scaling/support/nodes.js';
-import { startPublisher } from '../scaling/support/publisher.js';
+import { expectNothingLost } from '../scaling/support/nothing-lost.js';
+import { combined, startPublisher } from '../scaling/support/publisher.js';
 import { startTestRedis, type TestRedis } from '../scaling/support/redis-server.js';
 import { sleep, waitFor } from '../scaling/support/util.js';
 
@@ -59,45 +63,51 @@ test('under load and injected faults no acknowledged publication is lost or dupl
   const allReady = () => waitFor(async () => (await Promise.all(alive().map((n) => n.ready()))).every((s) => s === 200), 'nodes ready', 20_000);
 
   const killed: HeraldNode[] = [];
+  /** Where publishes may be refused (a freeze, a restart: from the fault until 1 s after every node is ready). */
+  const refusals: { from: number; until: number }[] = [];
+  /** Where subscribers may be told recovered: false, and what for: each restart of Redis without persistence. */
+  const restarts: Bound[] = [];
   let victim = b;
   for (let round = 1; round <= ROUNDS; round++) {
     await sleep(800);
+    const frozenAt = Date.now();
     redis.freeze();
     await sleep(2000);
     redis.thaw();
     await allReady();
+    refusals.push({ from: frozenAt, until: Date.now() + 1000 });
     await sleep(800);
+    // Redis keeps everything here and below until the restart: no refusal, and nobody is told recovered:false.
     assert.ok((await redis.killPubSubClients()) >= alive().length, `round ${round}: every node lost its feed connection`);
     await allReady();
     await sleep(800);
     await victim.kill('SIGKILL');
     killed.push(victim);
     await sleep(1500);
+    const restartAt = Date.now();
     await redis.restart(1000);
     await allReady();
+    const readyAt = Date.now();
+    refusals.push({ from: restartAt, until: readyAt + 1000 });
+    // Of the old epoch only what was acknowledged just before the restart (1 s is generous); of the new epoch what
+    // was sent before the subscriber was told.
+    restarts.push(storeLost({ what: `restart ${round}: acked from 1 s before it, told within 5 s of ready`, lostFrom: restartAt - 1000, from: restartAt, until: readyAt + 5000 }));
     await sleep(1500);
     // A later round kills a node started now, so clients keep moving between nodes.
     if (round < ROUNDS) victim = await cluster.start(`r${round}`);
   }
 
-  const stats = await Promise.all(publishers.map((p) => p.stop()));
-  const acks = stats.flatMap((s) => s.acks);
-  const refused = stats.reduce((n, s) => n + s.refused, 0);
-  const other = stats.flatMap((s) => s.other);
-  assert.deepEqual(other, [], 'every publish answer was a success or a temporary refusal');
-  assert.ok(refused > 0, 'publishes during the outages were refused');
+  const stats = combined(await Promise.all(publishers.map((p) => p.stop())));
   for (const n of cluster.nodes.filter((n) => !killed.includes(n))) assert.ok(n.alive(), `node ${n.name} stayed up`);
-  await waitFor(() => {
-    const r = check(acks, subs);
-    return r.lost === 0 && r.problems.length === 0;
-  }, 'every subscriber to catch up', 20_000).catch(() => {});
-  const result = check(acks, subs);
-  console.log(`# ${result.line}; publishes refused ${refused}; ${ROUNDS} fault round(s), ${SUBSCRIBERS} subscribers, ${PUBLISHERS} publishers`);
-  assert.deepEqual(result.problems, []);
+  const result = await expectNothingLost(`${ROUNDS} fault round(s), ${SUBSCRIBERS} subscribers, ${PUBLISHERS} publishers`, stats, subs, {
+    excused: eitherOf(restarts),
+    refused: 'some',
+    refusedWithin: refusals,
+    // Only a SIGKILLed node leaves a request without an answer: each publisher has at most one in flight.
+    maxUnanswered: PUBLISHERS * ROUNDS,
+    faultAt: refusals[0]!.from,
+  });
   assert.ok(result.acked > 100 * ROUNDS, 'the publishers made progress');
-  assert.equal(result.lost, 0);
-  assert.equal(result.duplicated, 0);
-  assert.equal(result.gaps, 0);
   for (const s of subs) {
     for (const k of killed) assert.ok(!s.connectedTo().includes(`:${k.port}/`), `${s.user} is off the killed node ${k.name}`);
   }
