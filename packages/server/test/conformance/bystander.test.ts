@@ -149,6 +149,7 @@ for (const engineName of engineNames) {
         }
       };
       const joining = Promise.all(joiners.map((_, j) => joiner(j)));
+      joining.catch(() => {}); // awaited below, after the publishers: its failure is reported there
       await Promise.all(Array.from({ length: IN_FLIGHT }, publisher));
       publishing = false;
       await joining;
