@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createHttpHandler } from './api/http.js';
-import { executeApi } from './api/methods.js';
+import { executeApi, type ApiLimits } from './api/methods.js';
 import { createTokenAuth, loadPublicKey, TokenError, type TokenAuth } from './auth/index.js';
 import type { ChannelRules } from './channels/rules.js';
 import { resolveChannel } from './channels/rules.js';
@@ -70,6 +70,8 @@ export interface HeraldCore {
   removeHistory(channel: string): Promise<void>;
   channels(): Promise<Map<string, number>>;
   nodes(): Omit<NodeInfo, 'channels' | 'updatedAt' | 'uid'>[];
+  /** Bounds on API calls (HERALD_API_MAX_*, HERALD_MAX_JSON_DEPTH); defaults when absent. */
+  readonly apiLimits?: ApiLimits;
 }
 
 export interface Herald extends HeraldCore {
@@ -130,6 +132,8 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       audience: t.audience,
       issuer: t.issuer,
       requireExp: t.requireExp,
+      maxInfoBytes: config.maxInfoBytes,
+      maxJsonDepth: config.maxJsonDepth,
     });
   }
 
@@ -318,6 +322,12 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   }
 
   const core: HeraldCore = {
+    apiLimits: {
+      maxJsonDepth: config.maxJsonDepth,
+      maxReplyBytes: config.apiMaxReplyBytes,
+      maxBatchCommands: config.apiMaxBatchCommands,
+      maxBroadcastChannels: config.apiMaxBroadcastChannels,
+    },
     async publish(channel, data, opts = {}) {
       const rules = rulesOf(channel);
       const started = performance.now();

@@ -7,7 +7,7 @@ import type { ClientInfo, Publication, StreamPosition } from './engine/types.js'
 import type { HeraldHooks } from './hooks.js';
 import type { Hub, HubSubscriber } from './hub.js';
 import {
-  encodeClientInfo, encodeError, encodeFossilPublicationList, encodePublicationList, encodeReply, encodeMessagePush,
+  encodeClientInfo, encodeError, encodePublicationListWithin, encodeReply, encodeMessagePush,
   encodeSubscribePush, encodeUnsubscribePush, decodeFrame, jsonText, PING_FRAME, type DecodedCommand,
 } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
@@ -80,6 +80,14 @@ interface SubscribeParams {
 
 const FLAG_REJECT_UNRECOVERED = 2;
 
+/** Each full 64 KiB of a reply costs one more command in the rate limit (HERALD_COMMAND_RATE). */
+const REPLY_BYTES_PER_COMMAND = 65_536;
+
+/** What is left of one reply's byte budget (HERALD_MAX_REPLY_SIZE), shared by the subscriptions of a connect reply. */
+interface ReplyBudget {
+  left: number;
+}
+
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
@@ -149,7 +157,7 @@ export class Session implements HubSubscriber {
   onFrame(text: string): void {
     if (this.state === 'closed') return;
     this.pongDeadline = 0;
-    const commands = decodeFrame(text);
+    const commands = decodeFrame(text, this.node.config.maxJsonDepth);
     for (const c of commands) this.backlog.push(c);
     if (this.backlog.length > 4 * Math.max(this.node.config.commandRatePerSecond, 64)) {
       this.disconnect(Disconnect.tooManyRequests);
@@ -325,6 +333,26 @@ export class Session implements HubSubscriber {
 
   private reply(id: number, method: string, result: string): void {
     if (id > 0 && this.state !== 'closed') this.transport.send(encodeReply(id, method, result));
+    this.chargeReply(result.length);
+  }
+
+  /**
+   * Big replies (history, recovery, presence) cost the server far more than a ping: each 64 KiB counts as one more
+   * command, so the per-connection rate limit bounds bytes built per second too. The charge never takes the bucket
+   * below minus one second's rate: a client is then answered 111 for a while, and only a client that goes on
+   * sending regardless reaches the 3013 disconnect.
+   */
+  private chargeReply(length: number): void {
+    const rate = this.node.config.commandRatePerSecond;
+    const extra = Math.floor(length / REPLY_BYTES_PER_COMMAND);
+    if (rate <= 0 || extra === 0) return;
+    this.tokens = Math.max(this.tokens - extra, Math.min(this.tokens, -rate));
+  }
+
+  /** Bytes one reply may take (HERALD_MAX_REPLY_SIZE, never more than the send buffer it must fit into). */
+  private get replyBudget(): number {
+    const cfg = this.node.config;
+    return Math.min(cfg.maxReplyBytes, cfg.maxSendBufferBytes);
   }
 
   private fail(id: number, err: unknown): void {
@@ -420,6 +448,11 @@ export class Session implements HubSubscriber {
       this.state = 'new';
       throw new HeraldError(ErrorCode.tokenExpired);
     }
+    const serverChannels = new Set([...(creds.channels ?? []), ...Object.keys(creds.subs ?? {})]);
+    if (serverChannels.size > cfg.channelLimit) {
+      this.state = 'new';
+      throw new HeraldError(ErrorCode.limitExceeded, `limit exceeded: the connection's channels and subs (token claims or onConnecting) list ${serverChannels.size} channels, more than the ${cfg.channelLimit} allowed per connection (HERALD_CHANNEL_LIMIT)`);
+    }
     this.user = creds.user;
     this.connInfo = creds.info;
     if (cfg.userConnectionLimit > 0 && this.user !== '' && this.node.userConnectionCount(this.user) >= cfg.userConnectionLimit) {
@@ -436,7 +469,7 @@ export class Session implements HubSubscriber {
     const wanted = p.subs && typeof p.subs === 'object' ? (p.subs as Record<string, unknown>) : {};
     const subsJson: string[] = [];
     const activations: [string, StreamPosition | undefined, Publication | undefined][] = [];
-    const serverChannels = new Set([...(creds.channels ?? []), ...Object.keys(creds.subs ?? {})]);
+    const budget: ReplyBudget = { left: this.replyBudget - 1024 };
     for (const channel of serverChannels) {
       const claimed = creds.subs && Object.hasOwn(creds.subs, channel) ? creds.subs[channel] : undefined;
       if (this.subs.has(channel)) continue;
@@ -454,7 +487,7 @@ export class Session implements HubSubscriber {
         epoch: str(req?.epoch) ?? '',
         joinLeave: false, recoverable: true, positioned: true, rejectUnrecovered: false, delta: false,
         ...(claimed?.data !== undefined ? { data: claimed.data } : {}),
-      }, claimed?.info, 0, true);
+      }, claimed?.info, 0, true, budget);
       if (this.state !== 'connected') return;
       subsJson.push(`${JSON.stringify(channel)}:${body.json}`);
       activations.push([channel, body.position, body.deltaBase]);
@@ -557,7 +590,7 @@ export class Session implements HubSubscriber {
       rejectUnrecovered: (flag & FLAG_REJECT_UNRECOVERED) !== 0,
       delta: p.delta === 'fossil',
       data: replyData,
-    }, chanInfo, expireAt, false);
+    }, chanInfo, expireAt, false, { left: this.replyBudget - 1024 });
     if (this.state !== 'connected') return;
     this.reply(id, 'subscribe', body.json);
     this.activate(channel, body.position, body.deltaBase);
@@ -566,9 +599,13 @@ export class Session implements HubSubscriber {
   /**
    * Registers the subscription (pending in the hub), reads history for recovery or position, adds presence and
    * builds the subscribe result. The caller sends it, then calls activate() so buffered pushes follow the reply.
+   * Recovered publications must fit in `budget` (what is left of the reply's HERALD_MAX_REPLY_SIZE); when they do
+   * not, the subscription is answered `recovered: false` (the client reloads its state from the application), or
+   * 112 when the client asked to be refused rather than told.
    */
   private async subscribeInternal(
     rules: ChannelRules, p: SubscribeParams, chanInfo: string | undefined, expireAt: number, serverSide: boolean,
+    budget: ReplyBudget = { left: 0 },
   ): Promise<{ json: string; position: StreamPosition | undefined; deltaBase?: Publication }> {
     const o = rules.options;
     const channel = rules.channel;
@@ -597,11 +634,15 @@ export class Session implements HubSubscriber {
         // only knows an offset), as in Centrifuge's isStreamRecovered.
         recovered = (since.epoch === '' || since.epoch === position.epoch) && since.offset <= position.offset &&
           r.publications.length === position.offset - since.offset;
-        if (recovered && delta) {
-          pubsJson = encodeFossilPublicationList(r.publications);
-          deltaBase = r.publications.at(-1);
-        } else if (recovered) pubsJson = encodePublicationList(r.publications);
-        else if (p.rejectUnrecovered) throw new HeraldError(ErrorCode.unrecoverablePosition);
+        if (recovered) {
+          pubsJson = encodePublicationListWithin(r.publications, budget.left, delta);
+          if (pubsJson === undefined) recovered = false;
+          else {
+            budget.left -= Buffer.byteLength(pubsJson, 'utf8');
+            if (delta) deltaBase = r.publications.at(-1);
+          }
+        }
+        if (!recovered && p.rejectUnrecovered) throw new HeraldError(ErrorCode.unrecoverablePosition);
       } else if (positioned) {
         position = (await this.node.engine.history.history(channel, { limit: 0, ...hq })).position;
       }
@@ -721,15 +762,29 @@ export class Session implements HubSubscriber {
       historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
     });
     if (since && since.epoch !== '' && since.epoch !== r.position.epoch) throw new HeraldError(ErrorCode.unrecoverablePosition);
-    this.reply(id, 'history', `{"publications":${encodePublicationList(r.publications)},"epoch":${JSON.stringify(r.position.epoch)},"offset":${r.position.offset}}`);
+    const budget = this.replyBudget;
+    const pubs = encodePublicationListWithin(r.publications, budget - 1024);
+    if (pubs === undefined) {
+      throw new HeraldError(ErrorCode.limitExceeded, `limit exceeded: these ${r.publications.length} publications are more than the ${budget} bytes one reply may take (HERALD_MAX_REPLY_SIZE): ask for fewer with limit and page with since`);
+    }
+    this.reply(id, 'history', `{"publications":${pubs},"epoch":${JSON.stringify(r.position.epoch)},"offset":${r.position.offset}}`);
   }
 
   private async onPresence(id: number, p: Record<string, unknown>): Promise<void> {
     const rules = resolveChannel(this.node.config, p.channel);
     checkPresence(rules, { user: this.user, insecure: this.node.config.insecure }, this.subs.get(rules.channel)?.active === true);
     const entries = await this.node.engine.presence.presence(rules.channel);
+    const budget = this.replyBudget;
     const parts: string[] = [];
-    for (const [client, info] of entries) parts.push(`${JSON.stringify(client)}:${encodeClientInfo(info)}`);
+    let bytes = 1024;
+    for (const [client, info] of entries) {
+      const part = `${JSON.stringify(client)}:${encodeClientInfo(info)}`;
+      bytes += Buffer.byteLength(part, 'utf8') + 1;
+      if (bytes > budget) {
+        throw new HeraldError(ErrorCode.limitExceeded, `limit exceeded: the presence of "${rules.channel}" (${entries.size} clients) is more than the ${budget} bytes one reply may take (HERALD_MAX_REPLY_SIZE): use presence_stats for counts`);
+      }
+      parts.push(part);
+    }
     this.reply(id, 'presence', `{"presence":{${parts.join(',')}}}`);
   }
 

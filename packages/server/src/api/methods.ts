@@ -1,7 +1,46 @@
 import type { HeraldCore, PublishSource } from '../herald.js';
-import { channelNameProblem } from '../channels/name.js';
+import { channelNameProblem, MAX_CHANNEL_LENGTH } from '../channels/name.js';
 import { ErrorCode, HeraldError } from '../protocol/codes.js';
-import { encodeClientInfo, encodePublicationList } from '../protocol/codec.js';
+import { encodeClientInfo, encodePublicationListWithin } from '../protocol/codec.js';
+import { DEFAULT_MAX_JSON_DEPTH, jsonDepthProblem } from '../protocol/json-depth.js';
+
+/** Bounds on what one API call may make Herald do and build (config: HERALD_API_MAX_*, HERALD_MAX_JSON_DEPTH). */
+export interface ApiLimits {
+  /** Nesting of `data` (HERALD_MAX_JSON_DEPTH); deeper is 400. */
+  maxJsonDepth: number;
+  /** Bytes of one answer, a batch's replies together (HERALD_API_MAX_REPLY_SIZE); past it error 106. */
+  maxReplyBytes: number;
+  /** Commands in one batch (HERALD_API_MAX_BATCH); more is 400. */
+  maxBatchCommands: number;
+  /** Channels in one broadcast (HERALD_API_MAX_BROADCAST); more is 400. */
+  maxBroadcastChannels: number;
+}
+
+export const DEFAULT_API_LIMITS: Readonly<ApiLimits> = {
+  maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
+  maxReplyBytes: 16 * 1024 * 1024,
+  maxBatchCommands: 1000,
+  maxBroadcastChannels: 1000,
+};
+
+/**
+ * A `*` pattern longer than this, once runs of `*` are merged, cannot match any channel name (at most
+ * MAX_CHANNEL_LENGTH characters, so at most that many literal characters and one more `*` than that).
+ */
+export const MAX_CHANNEL_PATTERN_LENGTH = 2 * MAX_CHANNEL_LENGTH + 1;
+
+/** Parallel batch commands run at most this many at a time, so the reply budget is checked between them. */
+const BATCH_PARALLELISM = 16;
+
+/** What is left of one answer's byte budget. */
+interface Budget {
+  left: number;
+  max: number;
+}
+
+function overBudget(what: string, budget: Budget): HeraldError {
+  return new HeraldError(ErrorCode.limitExceeded, `limit exceeded: ${what} more than the ${budget.max} bytes one API answer may take (HERALD_API_MAX_REPLY_SIZE)`);
+}
 
 /**
  * The server API's methods (Centrifugo's shapes), shared by the HTTP API, the in-process API and the outbox.
@@ -59,20 +98,42 @@ function tagsOf(p: Record<string, unknown>): Record<string, string> | undefined 
   return { ...out };
 }
 
+function dataOf(p: Record<string, unknown>, limits: ApiLimits): unknown {
+  if (!Object.hasOwn(p, 'data')) throw bad('"data" is required');
+  const problem = jsonDepthProblem(p.data, limits.maxJsonDepth);
+  if (problem) throw new HeraldError(ErrorCode.badRequest, problem);
+  return p.data;
+}
+
+/** A non-negative safe integer: offsets are stream positions, and anything else is a caller's bug (400). */
+function offsetOf(v: unknown, name: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(`"${name}" must be a non-negative integer`);
+  return v;
+}
+
 /** Runs one API method; `source` labels its publications in /metrics. */
 export async function executeApi(core: HeraldCore, method: string, params: unknown, source: PublishSource = 'api'): Promise<string> {
+  const limits = core.apiLimits ?? DEFAULT_API_LIMITS;
+  const budget: Budget = { left: limits.maxReplyBytes, max: limits.maxReplyBytes };
+  return run(core, limits, budget, method, params, source);
+}
+
+async function run(core: HeraldCore, limits: ApiLimits, budget: Budget, method: string, params: unknown, source: PublishSource): Promise<string> {
   const p = obj(params);
   switch (method) {
     case 'publish': {
       const channel = channelOf(p);
-      if (!Object.hasOwn(p, 'data')) throw bad('"data" is required');
+      dataOf(p, limits);
       const pos = await core.publish(channel, p.data, { tags: tagsOf(p), idempotencyKey: optString(p, 'idempotency_key'), source });
       return `{"offset":${pos.offset},"epoch":${JSON.stringify(pos.epoch)}}`;
     }
     case 'broadcast': {
       const channels = p.channels;
       if (!Array.isArray(channels) || channels.length === 0) throw bad('"channels" must be a non-empty array');
-      if (!Object.hasOwn(p, 'data')) throw bad('"data" is required');
+      if (channels.length > limits.maxBroadcastChannels) {
+        throw bad(`at most ${limits.maxBroadcastChannels} channels per broadcast (HERALD_API_MAX_BROADCAST); got ${channels.length}: split it`);
+      }
+      dataOf(p, limits);
       const tags = tagsOf(p);
       const key = optString(p, 'idempotency_key');
       const responses = await Promise.all(channels.map(async (c) => {
@@ -113,9 +174,17 @@ export async function executeApi(core: HeraldCore, method: string, params: unkno
     case 'refresh':
       throw new HeraldError(ErrorCode.notAvailable, 'not available: refresh is driven by connection tokens');
     case 'presence': {
-      const entries = await core.presence(channelOf(p));
+      const channel = channelOf(p);
+      const entries = await core.presence(channel);
       const parts: string[] = [];
-      for (const [client, info] of entries) parts.push(`${JSON.stringify(client)}:${encodeClientInfo(info)}`);
+      let bytes = 64;
+      for (const [client, info] of entries) {
+        const part = `${JSON.stringify(client)}:${encodeClientInfo(info)}`;
+        bytes += Buffer.byteLength(part, 'utf8') + 1;
+        if (bytes > budget.left) throw overBudget(`the presence of "${channel}" (${entries.size} clients) is`, budget);
+        parts.push(part);
+      }
+      budget.left -= bytes;
       return `{"presence":{${parts.join(',')}}}`;
     }
     case 'presence_stats': {
@@ -129,23 +198,36 @@ export async function executeApi(core: HeraldCore, method: string, params: unkno
       let since: { offset: number; epoch: string } | undefined;
       if (p.since !== undefined && p.since !== null) {
         const s = obj(p.since);
-        if (typeof s.offset !== 'number') throw bad('"since.offset" must be a number');
-        since = { offset: s.offset, epoch: typeof s.epoch === 'string' ? s.epoch : '' };
+        if (s.epoch !== undefined && s.epoch !== null && typeof s.epoch !== 'string') throw bad('"since.epoch" must be a string');
+        since = { offset: offsetOf(s.offset, 'since.offset'), epoch: typeof s.epoch === 'string' ? s.epoch : '' };
       }
       const r = await core.history(channel, { limit, since, reverse: p.reverse === true });
-      return `{"publications":${encodePublicationList(r.publications)},"epoch":${JSON.stringify(r.position.epoch)},"offset":${r.position.offset}}`;
+      const pubs = encodePublicationListWithin(r.publications, budget.left - 128);
+      if (pubs === undefined) throw overBudget(`these ${r.publications.length} publications are`, budget);
+      const out = `{"publications":${pubs},"epoch":${JSON.stringify(r.position.epoch)},"offset":${r.position.offset}}`;
+      budget.left -= Buffer.byteLength(out, 'utf8');
+      return out;
     }
     case 'history_remove': {
       await core.removeHistory(channelOf(p));
       return '{}';
     }
     case 'channels': {
-      const pattern = optString(p, 'pattern');
+      const raw = optString(p, 'pattern');
+      const pattern = raw === undefined ? undefined : mergeStars(raw);
+      if (pattern !== undefined && pattern.length > MAX_CHANNEL_PATTERN_LENGTH) {
+        throw bad(`"pattern" is longer than ${MAX_CHANNEL_PATTERN_LENGTH} characters (runs of "*" counted as one): no channel name (at most ${MAX_CHANNEL_LENGTH} characters) can match it`);
+      }
       const parts: string[] = [];
+      let bytes = 64;
       for (const [name, n] of await core.channels()) {
         if (pattern && !globMatch(pattern, name)) continue;
-        parts.push(`${JSON.stringify(name)}:{"num_clients":${n}}`);
+        const part = `${JSON.stringify(name)}:{"num_clients":${n}}`;
+        bytes += Buffer.byteLength(part, 'utf8') + 1;
+        if (bytes > budget.left) throw overBudget('the matching channels are', budget);
+        parts.push(part);
       }
+      budget.left -= bytes;
       return `{"channels":{${parts.join(',')}}}`;
     }
     case 'info':
@@ -153,21 +235,37 @@ export async function executeApi(core: HeraldCore, method: string, params: unkno
     case 'batch': {
       const commands = p.commands;
       if (!Array.isArray(commands)) throw bad('"commands" must be an array');
-      if (commands.length > 1000) throw bad('at most 1000 commands per batch');
-      const run = async (c: unknown): Promise<string> => {
+      if (commands.length > limits.maxBatchCommands) {
+        throw bad(`at most ${limits.maxBatchCommands} commands per batch (HERALD_API_MAX_BATCH); got ${commands.length}: split it`);
+      }
+      // One budget for all the replies. A command is not started once it is spent (its reply says so: nothing was
+      // done); a read whose reply does not fit answers 106 in its place. Write replies are small and always kept, so
+      // a publish that happened is never reported as failed.
+      const one = async (c: unknown): Promise<string> => {
         try {
           const cmd = obj(c);
           const keys = Object.keys(cmd);
           if (keys.length !== 1 || keys[0] === 'batch' || !isApiMethod(keys[0]!)) throw bad('each command is {"<method>": {...}}');
-          return `{"${keys[0]}":${await executeApi(core, keys[0]!, cmd[keys[0]!], source)}}`;
+          if (budget.left <= 0) throw overBudget('not executed: the replies before it took', budget);
+          const reply = `{"${keys[0]}":${await run(core, limits, budget, keys[0]!, cmd[keys[0]!], source)}}`;
+          if (!READ_METHODS.has(keys[0]!)) budget.left -= Buffer.byteLength(reply, 'utf8');
+          return reply;
         } catch (err) {
           const e = err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal);
           return `{"error":${JSON.stringify(e.toReply())}}`;
         }
       };
-      const replies: string[] = [];
-      if (p.parallel === true) replies.push(...(await Promise.all(commands.map(run))));
-      else for (const c of commands) replies.push(await run(c));
+      const replies: string[] = new Array<string>(commands.length);
+      if (p.parallel === true) {
+        let next = 0;
+        const worker = async (): Promise<void> => {
+          while (next < commands.length) {
+            const i = next++;
+            replies[i] = await one(commands[i]);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(BATCH_PARALLELISM, commands.length) }, worker));
+      } else for (let i = 0; i < commands.length; i++) replies[i] = await one(commands[i]);
       return `{"replies":[${replies.join(',')}]}`;
     }
     default:
@@ -175,24 +273,40 @@ export async function executeApi(core: HeraldCore, method: string, params: unkno
   }
 }
 
-/** `*` matches any run of characters; linear time, no regex built from input. */
-export function globMatch(pattern: string, text: string): boolean {
-  let p = 0;
-  let t = 0;
-  let star = -1;
-  let mark = 0;
-  while (t < text.length) {
-    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === text[t]) {
-      p++;
-      t++;
-    } else if (p < pattern.length && pattern[p] === '*') {
-      star = p++;
-      mark = t;
-    } else if (star >= 0) {
-      p = star + 1;
-      t = ++mark;
-    } else return false;
+/** Methods whose replies count against the budget inside their own encoding (they refuse with 106 past it). */
+const READ_METHODS = new Set(['history', 'presence', 'channels']);
+
+/** Merges each run of `*` into one (same matches); linear. */
+export function mergeStars(pattern: string): string {
+  const parts: string[] = [];
+  let prevStar = false;
+  for (const ch of pattern) {
+    const star = ch === '*';
+    if (!(star && prevStar)) parts.push(ch);
+    prevStar = star;
   }
-  while (p < pattern.length && pattern[p] === '*') p++;
-  return p === pattern.length;
+  return parts.join('');
+}
+
+/**
+ * `*` matches any run of characters; no regex built from input. The literal pieces between the stars are found
+ * left to right, each at its first place after the one before (the leftmost match is always the best one for a
+ * pattern that has only `*`), so no position of the text is tried twice per piece.
+ */
+export function globMatch(pattern: string, text: string): boolean {
+  const pieces = pattern.split('*');
+  if (pieces.length === 1) return pattern === text;
+  const first = pieces[0]!;
+  const last = pieces[pieces.length - 1]!;
+  if (first.length + last.length > text.length || !text.startsWith(first) || !text.endsWith(last)) return false;
+  let at = first.length;
+  const end = text.length - last.length;
+  for (let i = 1; i < pieces.length - 1; i++) {
+    const piece = pieces[i]!;
+    if (piece === '') continue;
+    const found = text.indexOf(piece, at);
+    if (found < 0 || found + piece.length > end) return false;
+    at = found + piece.length;
+  }
+  return true;
 }

@@ -4,7 +4,7 @@
  * `expire_at`, `info` / `b64info`, `channels`, `subs`, `meta`, plus `aud` / `iss` when configured.
  */
 import { TokenError } from './errors.js';
-import { expireAtOf, jsonTextOf, optionalString, own, subjectOf, type Claims } from './jwt.js';
+import { expireAtOf, jsonTextOf, optionalString, own, subjectOf, type ClaimLimits, type Claims } from './jwt.js';
 
 export interface ConnectionCredentials {
   /** The `sub` claim; '' is Centrifugo's anonymous user id. */
@@ -34,7 +34,7 @@ function channelsOf(claims: Claims): string[] | undefined {
   return [...v];
 }
 
-function subsOf(claims: Claims): Record<string, { info?: string; data?: string }> | undefined {
+function subsOf(claims: Claims, limits: ClaimLimits): Record<string, { info?: string; data?: string }> | undefined {
   const v = own(claims, 'subs');
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'object' || Array.isArray(v)) throw malformed('the "subs" claim must be an object: channel -> options');
@@ -52,8 +52,9 @@ function subsOf(claims: Claims): Record<string, { info?: string; data?: string }
       throw malformed(`the "subs" claim entry for a channel must be an object`);
     }
     const entry: { info?: string; data?: string } = {};
-    const info = jsonTextOf(opts as Record<string, unknown>, 'info', 'field of a "subs" entry');
-    const data = jsonTextOf(opts as Record<string, unknown>, 'data', 'field of a "subs" entry');
+    const info = jsonTextOf(opts as Record<string, unknown>, 'info', 'field of a "subs" entry', limits);
+    // `data` goes only to this client, in its own connect reply: bounded by the token's size, compacted all the same.
+    const data = jsonTextOf(opts as Record<string, unknown>, 'data', 'field of a "subs" entry', { maxDepth: limits.maxDepth });
     if (info !== undefined) entry.info = info;
     if (data !== undefined) entry.data = data;
     out[channel] = entry;
@@ -61,8 +62,11 @@ function subsOf(claims: Claims): Record<string, { info?: string; data?: string }
   return out;
 }
 
-/** Turns verified claims into connection credentials, copying only the known claims. Throws TokenError. */
-export function connectionCredentialsFrom(claims: Claims, clockToleranceSec: number): ConnectionCredentials {
+/**
+ * Turns verified claims into connection credentials, copying only the known claims. `limits` bound the raw-JSON
+ * claims other clients see (`info`, `subs` entries' `info`). Throws TokenError.
+ */
+export function connectionCredentialsFrom(claims: Claims, clockToleranceSec: number, limits: ClaimLimits = {}): ConnectionCredentials {
   const channel = optionalString(claims, 'channel');
   if (channel !== undefined && channel !== '') {
     throw new TokenError(
@@ -74,11 +78,11 @@ export function connectionCredentialsFrom(claims: Claims, clockToleranceSec: num
   const creds: ConnectionCredentials = { user: subjectOf(claims) };
   const expireAt = expireAtOf(claims, clockToleranceSec);
   if (expireAt !== undefined) creds.expireAt = expireAt;
-  const info = jsonTextOf(claims, 'info');
+  const info = jsonTextOf(claims, 'info', 'claim', limits);
   if (info !== undefined) creds.info = info;
   const channels = channelsOf(claims);
   if (channels !== undefined) creds.channels = channels;
-  const subs = subsOf(claims);
+  const subs = subsOf(claims, limits);
   if (subs !== undefined) creds.subs = subs;
   const meta = own(claims, 'meta');
   if (meta !== undefined) creds.meta = meta;

@@ -19,6 +19,7 @@ export type TokenErrorReason =
   | 'channel_mismatch'
   | 'user_mismatch'
   | 'client_mismatch'
+  | 'claim_too_large'
   | 'jwks_unavailable';
 
 const invalidToken = Disconnect.invalidToken.code;
@@ -46,6 +47,7 @@ export const tokenErrorCode: Readonly<Record<TokenErrorReason, number>> = {
   channel_mismatch: invalidToken,
   user_mismatch: invalidToken,
   client_mismatch: invalidToken,
+  claim_too_large: invalidToken,
   jwks_unavailable: ErrorCode.internal,
 };
 
@@ -65,6 +67,7 @@ const shortReasons: Readonly<Record<TokenErrorReason, string>> = {
   channel_mismatch: 'invalid token: channel claim does not match',
   user_mismatch: 'invalid token: sub does not match the connected user',
   client_mismatch: 'invalid token: client claim does not match',
+  claim_too_large: 'invalid token: claim too large or too deep (HERALD_MAX_INFO_SIZE, HERALD_MAX_JSON_DEPTH)',
   jwks_unavailable: 'token keys unavailable',
 };
 

@@ -8,6 +8,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, type JWSHeaderParameters } from 'jose';
+import { DEFAULT_MAX_JSON_DEPTH, jsonDepthProblem, jsonTextDepth } from '../protocol/json-depth.js';
 import { TokenError } from './errors.js';
 import type { KeyChoice, KeyRing } from './keys.js';
 
@@ -290,27 +291,59 @@ export function optionalString(claims: Claims, key: string): string | undefined 
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** Bounds on a raw-JSON claim (`info`, `b64info`, `subs` entries): bytes of its compact JSON, and nesting. */
+export interface ClaimLimits {
+  /** Bytes of the compact JSON text (HERALD_MAX_INFO_SIZE); unbounded when absent. */
+  maxBytes?: number;
+  /** Nesting depth (HERALD_MAX_JSON_DEPTH). @default DEFAULT_MAX_JSON_DEPTH */
+  maxDepth?: number;
+}
+
 /**
  * JSON text for a raw-JSON field carried on the wire (`info`, `data`): from `<key>` (any JSON value, serialized
  * again) or `b64<key>` (base64 of JSON text; it wins when both are present, as in Centrifugo). Herald speaks the
- * JSON protocol, so base64 content must be JSON text too: it is embedded raw in frames and must not break them.
+ * JSON protocol, so base64 content must be JSON text too. Either way the result is compact single-line JSON,
+ * serialized here once: it is embedded raw in join/leave pushes, publications and history replies, where a newline
+ * (a pretty-printed `b64info`) would split the frame and make the SDK reject it. Too large or too deep: refused
+ * as `claim_too_large` (3500).
  */
-export function jsonTextOf(obj: Record<string, unknown>, key: string, where = 'claim'): string | undefined {
+export function jsonTextOf(obj: Record<string, unknown>, key: string, where = 'claim', limits: ClaimLimits = {}): string | undefined {
+  const maxDepth = limits.maxDepth ?? DEFAULT_MAX_JSON_DEPTH;
   const b64 = own(obj, `b64${key}`);
+  let value: unknown;
+  let name = key;
   if (b64 !== undefined && b64 !== '') {
+    name = `b64${key}`;
     if (typeof b64 !== 'string' || !BASE64.test(b64)) throw malformed(`the "b64${key}" ${where} must be base64 text`);
     let text: string;
     try {
       text = strictUtf8.decode(Buffer.from(b64, 'base64'));
-      JSON.parse(text);
     } catch {
       throw malformed(`the "b64${key}" ${where} must be base64 of JSON text (Herald speaks the JSON protocol)`);
     }
-    return text;
+    if (jsonTextDepth(text, maxDepth) > maxDepth) throw tooLarge(`the "${name}" ${where} is nested deeper than ${maxDepth} levels (HERALD_MAX_JSON_DEPTH)`);
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw malformed(`the "b64${key}" ${where} must be base64 of JSON text (Herald speaks the JSON protocol)`);
+    }
+  } else {
+    value = own(obj, key);
+    if (value === undefined || value === null) return undefined;
+    if (jsonDepthProblem(value, maxDepth)) throw tooLarge(`the "${name}" ${where} is nested deeper than ${maxDepth} levels (HERALD_MAX_JSON_DEPTH)`);
   }
-  const value = own(obj, key);
-  if (value === undefined || value === null) return undefined;
-  return JSON.stringify(value);
+  const compact = JSON.stringify(value);
+  if (limits.maxBytes !== undefined) {
+    const bytes = Buffer.byteLength(compact, 'utf8');
+    if (bytes > limits.maxBytes) {
+      throw tooLarge(`the "${name}" ${where} is ${bytes} bytes of JSON, more than the ${limits.maxBytes} allowed (HERALD_MAX_INFO_SIZE): keep in it only what other clients need to see`);
+    }
+  }
+  return compact;
+}
+
+function tooLarge(what: string): TokenError {
+  return new TokenError('claim_too_large', what);
 }
 
 /**

@@ -6,7 +6,7 @@
  * present, must name this connection's client id.
  */
 import { TokenError } from './errors.js';
-import { expireAtOf, jsonTextOf, optionalString, subjectOf, type Claims } from './jwt.js';
+import { expireAtOf, jsonTextOf, optionalString, subjectOf, type ClaimLimits, type Claims } from './jwt.js';
 
 export interface SubscriptionCredentials {
   /** Seconds since the epoch when the subscription expires (`expire_at` when present, else `exp`); absent = never. */
@@ -31,6 +31,7 @@ export function subscriptionCredentialsFrom(
   claims: Claims,
   expect: SubscriptionExpectation,
   clockToleranceSec: number,
+  limits: ClaimLimits = {},
 ): SubscriptionCredentials {
   const channel = optionalString(claims, 'channel');
   if (channel === undefined || channel === '') {
@@ -65,7 +66,7 @@ export function subscriptionCredentialsFrom(
   const creds: SubscriptionCredentials = {};
   const expireAt = expireAtOf(claims, clockToleranceSec);
   if (expireAt !== undefined) creds.expireAt = expireAt;
-  const info = jsonTextOf(claims, 'info');
+  const info = jsonTextOf(claims, 'info', 'claim', limits);
   if (info !== undefined) creds.info = info;
   return creds;
 }

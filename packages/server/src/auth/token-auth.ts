@@ -4,7 +4,8 @@
  */
 import { type ConnectionCredentials, connectionCredentialsFrom } from './connection-token.js';
 import { TokenError } from './errors.js';
-import { verifyJwt, type JwtCheckOptions } from './jwt.js';
+import { verifyJwt, type ClaimLimits, type JwtCheckOptions } from './jwt.js';
+import { DEFAULT_MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import { KeyRing } from './keys.js';
 import {
   type SubscriptionCredentials,
@@ -48,6 +49,14 @@ export interface TokenAuthOptions {
   clockToleranceSec?: number;
   /** Longest token read, in characters; longer input is refused as `malformed` before any parsing. @default 65_536 */
   maxTokenBytes?: number;
+  /**
+   * Bytes of the compact JSON of `info` / `b64info` (connection and subscription tokens, `subs` entries): what every
+   * join, leave, publication and presence entry of the user carries. Larger is refused as `claim_too_large`.
+   * @default 4096 (HERALD_MAX_INFO_SIZE)
+   */
+  maxInfoBytes?: number;
+  /** Nesting depth of raw-JSON claims; deeper is `claim_too_large`. @default 64 (HERALD_MAX_JSON_DEPTH) */
+  maxJsonDepth?: number;
 }
 
 export interface TokenAuth {
@@ -61,6 +70,7 @@ export interface TokenAuth {
 
 export const DEFAULT_CLOCK_TOLERANCE_SEC = 5;
 export const DEFAULT_MAX_TOKEN_BYTES = 65_536;
+export const DEFAULT_MAX_INFO_BYTES = 4096;
 
 /** Builds the verifier. Option mistakes (bad PEM, empty secret, bad URL, negative numbers) throw here, at startup. */
 export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
@@ -79,6 +89,9 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
     throw new Error('maxTokenBytes must be an integer of at least 64');
   }
   if (typeof opts.requireExp !== 'boolean') throw new Error('requireExp must be true or false');
+  const claimLimits: ClaimLimits = { maxBytes: opts.maxInfoBytes ?? DEFAULT_MAX_INFO_BYTES, maxDepth: opts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH };
+  if (!Number.isInteger(claimLimits.maxBytes) || claimLimits.maxBytes! < 16) throw new Error('maxInfoBytes must be an integer of at least 16');
+  if (!Number.isInteger(claimLimits.maxDepth) || claimLimits.maxDepth! < 1) throw new Error('maxJsonDepth must be a positive integer');
   for (const [name, value] of [['audience', opts.audience], ['issuer', opts.issuer]] as const) {
     if (value !== undefined && (typeof value !== 'string' || value === '')) {
       throw new Error(`${name} must be a non-empty string when set (HERALD_TOKEN_${name.toUpperCase()})`);
@@ -95,14 +108,14 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
   return {
     async verifyConnectionToken(token) {
       try {
-        return connectionCredentialsFrom(await verifyJwt(token, ring, check), clockToleranceSec);
+        return connectionCredentialsFrom(await verifyJwt(token, ring, check), clockToleranceSec, claimLimits);
       } catch (err) {
         throw asTokenError(err);
       }
     },
     async verifySubscriptionToken(token, expect) {
       try {
-        return subscriptionCredentialsFrom(await verifyJwt(token, ring, check), expect, clockToleranceSec);
+        return subscriptionCredentialsFrom(await verifyJwt(token, ring, check), expect, clockToleranceSec, claimLimits);
       } catch (err) {
         throw asTokenError(err);
       }

@@ -1,6 +1,7 @@
 import type { ClientInfo, Publication } from '../engine/types.js';
 import type { DisconnectInfo, ReplyErrorInfo } from './codes.js';
 import { fossilPublicationData } from './fossil-delta.js';
+import { depthMessage, jsonTextDepth } from './json-depth.js';
 
 /**
  * JSON codec of the Centrifugo client protocol: frames hold one or more JSON objects separated by '\n'.
@@ -20,8 +21,12 @@ export type DecodedCommand =
   | { kind: 'pong' }
   | { kind: 'invalid'; id: number; code: number; message: string };
 
-/** Decodes one frame into commands, in order. Invalid lines become `invalid` entries (error reply or disconnect). */
-export function decodeFrame(text: string): DecodedCommand[] {
+/**
+ * Decodes one frame into commands, in order. Invalid lines become `invalid` entries (error reply or disconnect).
+ * `maxDepth` bounds the nesting of the data a command carries (HERALD_MAX_JSON_DEPTH): a deeper command is invalid
+ * (107) before anything serializes it again.
+ */
+export function decodeFrame(text: string, maxDepth?: number): DecodedCommand[] {
   const out: DecodedCommand[] = [];
   let start = 0;
   while (start <= text.length) {
@@ -30,12 +35,17 @@ export function decodeFrame(text: string): DecodedCommand[] {
     const line = text.slice(start, end).trim();
     start = end + 1;
     if (line.length === 0) continue;
-    out.push(decodeCommand(line));
+    out.push(decodeCommand(line, maxDepth));
   }
   return out;
 }
 
-export function decodeCommand(line: string): DecodedCommand {
+/** The command object and its params object wrap the data: `{"publish":{"data":<data>}}`. */
+const COMMAND_ENVELOPE_DEPTH = 2;
+
+export function decodeCommand(line: string, maxDepth?: number): DecodedCommand {
+  // A linear scan of the raw text (V8 parses deep JSON fine; serializing it again is what overflows the stack).
+  const tooDeep = maxDepth !== undefined && jsonTextDepth(line, maxDepth + COMMAND_ENVELOPE_DEPTH) > maxDepth + COMMAND_ENVELOPE_DEPTH;
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -56,6 +66,7 @@ export function decodeCommand(line: string): DecodedCommand {
     }
     id = rawId;
   }
+  if (tooDeep && maxDepth !== undefined) return { kind: 'invalid', id, code: 107, message: depthMessage(maxDepth) };
   let method: CommandMethod | undefined;
   for (const key of keys) {
     if (key === 'id') continue;
@@ -113,6 +124,24 @@ export function encodePublicationList(pubs: readonly Publication[]): string {
 /** Publications in order for a fossil-delta subscriber: the first in full, each next one against the one before. */
 export function encodeFossilPublicationList(pubs: readonly Publication[]): string {
   return '[' + pubs.map((p, i) => encodePublication(p, fossilPublicationData(i > 0 ? pubs[i - 1]!.data : undefined, p.data))).join(',') + ']';
+}
+
+/**
+ * A publication list (plain, or fossil-delta for a subscriber that negotiated it) built only while it stays within
+ * `maxBytes` of UTF-8: undefined as soon as it would not fit, so an oversized reply is never built whole.
+ */
+export function encodePublicationListWithin(pubs: readonly Publication[], maxBytes: number, fossil = false): string | undefined {
+  if (pubs.length === 0) return '[]';
+  const parts: string[] = [];
+  let bytes = 2;
+  for (let i = 0; i < pubs.length; i++) {
+    const p = pubs[i]!;
+    const s = fossil ? encodePublication(p, fossilPublicationData(i > 0 ? pubs[i - 1]!.data : undefined, p.data)) : encodePublication(p);
+    bytes += Buffer.byteLength(s, 'utf8') + (i > 0 ? 1 : 0);
+    if (bytes > maxBytes) return undefined;
+    parts.push(s);
+  }
+  return '[' + parts.join(',') + ']';
 }
 
 /** `channelJson` is JSON.stringify(channel), computed once per channel by the hub. */
