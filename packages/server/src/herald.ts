@@ -23,6 +23,7 @@ import { createLogger, type Logger } from './logger.js';
 import { redactRedisUrl } from './engine/redis/url.js';
 import { Metrics } from './metrics.js';
 import { jsonText } from './protocol/codec.js';
+import { jsonDepthProblem } from './protocol/json-depth.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
 import { Session, type SessionNode } from './session.js';
 import type { ClientTransport, UpgradeRequestInfo } from './transport/connection.js';
@@ -333,6 +334,9 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       const started = performance.now();
       const po: PublishOptions = publishOptions(rules);
       if (opts.idempotencyKey) po.idempotencyKey = opts.idempotencyKey;
+      // Checked iteratively before JSON.stringify, whose recursion deep data (in-process callers, the outbox) overflows.
+      const tooDeep = jsonDepthProblem(data, config.maxJsonDepth);
+      if (tooDeep) throw new HeraldError(ErrorCode.badRequest, tooDeep);
       let text: string;
       try {
         text = jsonText(data);

@@ -354,4 +354,8 @@ describe('JSON nesting depth (HERALD_MAX_JSON_DEPTH)', { timeout: 60_000 }, () =
     assert.ok(b.json.result.replies[1].publish);
     await assert.rejects(s.herald.call('publish', { channel: 'deep', data: JSON.parse(d) }), /HERALD_MAX_JSON_DEPTH/);
   });
+
+  test('the in-process herald.publish refuses data nested 30,000 deep with 107 naming HERALD_MAX_JSON_DEPTH', async () => {
+    await assert.rejects(s.herald.publish('deep', JSON.parse(deep(30_000))), (err: any) => err.code === 107 && /HERALD_MAX_JSON_DEPTH/.test(err.message));
+  });
 });
