@@ -94,6 +94,24 @@ for (const engineName of engineNames.filter((e) => e !== 'redis-sharded')) {
       c.close();
     });
 
+    test('a connect recovering server-side subscriptions (channels claim) answers recovered: false for the one that does not fit', async () => {
+      const probe = await connected(s);
+      probe.send({ id: 2, history: { channel: ch, limit: 0 } });
+      const top = (await probe.reply(2)).history;
+      probe.close();
+      const c = await RawClient.open(s.wsUrl);
+      c.send({ id: 1, connect: {
+        token: await mintToken({ sub: 'server-side', channels: [ch] }),
+        subs: { [ch]: { recover: true, offset: 0, epoch: top.epoch } },
+      } });
+      const sub = (await c.reply(1)).connect.subs[ch];
+      assert.equal(sub.was_recovering, true);
+      assert.equal(sub.recovered, false);
+      assert.equal(sub.publications, undefined);
+      assert.equal(sub.offset, top.offset);
+      c.close();
+    });
+
     test('the SDK subscribing with a position too far behind is told recovered: false and keeps its connection', async () => {
       const token = await mintToken({ sub: 'sdk-user' });
       const probe = await connected(s);
