@@ -224,8 +224,9 @@ export class HeraldClient {
         if (!this.probedThisStreak && this.report !== undefined) {
           this.probedThisStreak = true;
           const failure = { reason: e.error.message, httpStatus: this.lastUpgradeStatus };
-          void probeEndpoint(this.endpoint.url, { timeoutMs: this.probeTimeout }).then((probe) =>
-            this.emitDiagnosis(diagnoseTransportFailure(this.ctx, failure, probe)),
+          probeEndpoint(this.endpoint.url, { timeoutMs: this.probeTimeout }).then(
+            (probe) => this.emitDiagnosis(diagnoseTransportFailure(this.ctx, failure, probe)),
+            () => { /* the probe answers every failure with a result; nothing to diagnose if it still threw */ },
           );
         }
       } else if (e.type === 'connect') {

@@ -78,6 +78,13 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
     for (const w of [...wakers]) w();
   }
 
+  /** LISTEN in the background: startListener handles its own failures (polling goes on without it). */
+  function listen(): void {
+    startListener().catch(() => {
+      /* startListener catches what it does; polling keeps delivering meanwhile */
+    });
+  }
+
   async function startListener(): Promise<void> {
     if (closed || listener) return;
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, keepAlive: true, application_name: 'herald-outbox-listen' });
@@ -89,7 +96,7 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
       if (closed) return;
       // Polling keeps working meanwhile; LISTEN only makes delivery faster.
       const ms = Math.min(5000, 200 * 2 ** Math.min(listenerAttempts++, 5));
-      listenerRetry = setTimeout(() => void startListener(), ms);
+      listenerRetry = setTimeout(listen, ms);
       listenerRetry.unref();
     };
     client.on('error', lost);
@@ -113,7 +120,7 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
 
     async connect() {
       await pool.query('SELECT 1');
-      void startListener();
+      listen();
     },
 
     async ping() {

@@ -17,7 +17,8 @@ registerServeExtension(async () => (herald) => {
     pollIntervalMs: intEnv('HERALD_OUTBOX_POLL_MS'),
     workers: intEnv('HERALD_OUTBOX_WORKERS'),
   });
-  void consumer.start();
+  // start() only schedules the loop; the loop reports its own failures (log and /ready).
+  consumer.start().catch((err: unknown) => herald.log.error({ err }, 'outbox consumer failed to start'));
   // Stop claiming before the engine closes, so no batch publishes into a closed engine.
   const close = herald.close.bind(herald);
   herald.close = async () => {

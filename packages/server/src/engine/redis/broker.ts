@@ -75,7 +75,9 @@ export class RedisBroker implements Broker {
     feed.on('close', () => {
       if (this.feedWasReady) this.feedLost = true;
     });
-    feed.on('ready', () => void this.restoreFeed());
+    feed.on('ready', () => {
+      this.restoreFeed().catch((err: unknown) => this.onError('feed resubscribe', err));
+    });
     if (feed.status === 'ready') await this.restoreFeed();
   }
 

@@ -138,7 +138,7 @@ export class RedisConnections {
       this.options.onEvent?.({ type: 'connected', role, reconnect: everReady });
       everReady = true;
       // A restarted Redis may have lost the claim, or another node may have made its own meanwhile.
-      if (role === 'commands') void this.checkIdentity();
+      if (role === 'commands') this.identityCheck();
     });
     conn.on('close', () => {
       if (!this.closed && everReady) this.options.onEvent?.({ type: 'disconnected', role });
@@ -160,7 +160,7 @@ export class RedisConnections {
   private checkHealth(): void {
     if (this.commands.status !== 'ready') return;
     // While misplaced, look again every second: the operator may fix the other nodes or clear the claim.
-    if (this.misplaced !== undefined && this.ticks++ % Math.round(1000 / HEALTH_INTERVAL_MS) === 0) void this.checkIdentity();
+    if (this.misplaced !== undefined && this.ticks++ % Math.round(1000 / HEALTH_INTERVAL_MS) === 0) this.identityCheck();
     if (this.probing) return;
     this.probing = true;
     const deadlineMs = this.healthDeadlineMs();
@@ -188,6 +188,11 @@ export class RedisConnections {
     if (healthy && !this.healthy) this.options.onEvent?.({ type: 'healthy' });
     if (!healthy && this.healthy) this.options.onEvent?.({ type: 'unhealthy', error });
     this.healthy = healthy;
+  }
+
+  /** Runs checkIdentity in the background; it handles its own failures, so a rejection here is a bug to report. */
+  private identityCheck(): void {
+    this.checkIdentity().catch((err: unknown) => this.options.onEvent?.({ type: 'topology', ok: false, message: `shard identity check failed: ${errorText(err)}` }));
   }
 
   private async checkIdentity(): Promise<void> {
