@@ -163,7 +163,7 @@ export class Session implements HubSubscriber {
       this.disconnect(Disconnect.tooManyRequests);
       return;
     }
-    if (!this.processing) void this.drain();
+    if (!this.processing) this.drain().catch((err: unknown) => this.node.logWarn({ err, client: this.id }, 'command loop failed'));
   }
 
   onClose(code: number, reason: string): void {
