@@ -104,9 +104,11 @@ test('an Auth.js v5 cookie encrypted with A256GCM on https is decoded, and a rot
   assert.equal(session?.user, 'rotated');
 });
 
-test('a session without sub falls back to the email as the user', async () => {
+test('a session without sub is refused as no_user, never identified by its email or name', async () => {
   const token = await v4Token({ email: 'grace@example.com' });
-  assert.equal((await decodeNextAuthSession(`next-auth.session-token=${token}`, SECRET))?.user, 'grace@example.com');
+  assert.equal(await decodeNextAuthSession(`next-auth.session-token=${token}`, SECRET), null);
+  const byEmail = await inspectNextAuthSession(`next-auth.session-token=${token}`, SECRET);
+  assert.equal(byEmail.ok ? 'ok' : byEmail.reason, 'no_user');
   const anonymous = await v4Token({ name: 'nobody' });
   const r = await inspectNextAuthSession(`next-auth.session-token=${anonymous}`, SECRET);
   assert.equal(r.ok ? 'ok' : r.reason, 'no_user');

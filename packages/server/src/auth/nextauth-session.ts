@@ -85,7 +85,7 @@ function deriveKey(family: Family, secret: string, cookieName: string, enc: unkn
 }
 
 export interface NextAuthSession {
-  /** The `sub` claim, else `email`. */
+  /** The `sub` claim: the account id next-auth gives each user. Never the email, which two accounts may share. */
   user: string;
   /** Every top-level claim of the session token, in a prototype-less object (`__proto__` keys dropped). */
   claims: Record<string, unknown>;
@@ -116,8 +116,8 @@ function copyClaims(payload: Record<string, unknown>): Record<string, unknown> {
 function userOf(payload: Record<string, unknown>): string | undefined {
   const sub = Object.hasOwn(payload, 'sub') ? payload.sub : undefined;
   if (typeof sub === 'string' && sub !== '') return sub;
-  const email = Object.hasOwn(payload, 'email') ? payload.email : undefined;
-  if (typeof email === 'string' && email !== '') return email;
+  // No fallback to `email` or `name`: two accounts (or two providers) can report one email, and then would share
+  // one identity and each other's user-limited channels.
   return undefined;
 }
 
@@ -190,7 +190,7 @@ export async function inspectNextAuthSession(
       if (attempt.kind === 'ok') {
         const user = userOf(attempt.payload);
         if (user === undefined) {
-          return { ok: false, reason: 'no_user', cookieName: name, message: `the session in ${name} has neither sub nor email` };
+          return { ok: false, reason: 'no_user', cookieName: name, message: `the session in ${name} has no sub claim: set token.sub to the account id in next-auth's jwt callback` };
         }
         return { ok: true, session: { user, claims: copyClaims(attempt.payload) }, cookieName: name, format: family };
       }
