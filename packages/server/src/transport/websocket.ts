@@ -121,6 +121,8 @@ class WsTransport implements ClientTransport {
   close(code: number, reason: string): void {
     if (this.closing) return;
     this.flush();
+    // The flush may have found the peer too slow and closed with 3008 instead.
+    if (this.closing) return;
     this.closing = true;
     this.closeCode = code;
     this.closeReason = reason;
