@@ -4,7 +4,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { throwawayOutboxDatabase } from '../outbox/nodes.js';
-import { mintToken, startHerald, stopAll, waitFor, type HeraldProcess } from './support/herald-process.js';
+import { API_KEY, mintToken, startHerald, stopAll, waitFor, type HeraldProcess } from './support/herald-process.js';
 import { rawUpgrade } from './support/raw-ws.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -37,7 +37,8 @@ async function subscriber(port: number, user: string, channels: string[]) {
 }
 
 async function readyBody(h: HeraldProcess): Promise<{ status: number; outbox?: string }> {
-  const r = await fetch(`http://127.0.0.1:${h.port}/ready`).catch(() => undefined);
+  // The reasons behind a 503 are shown only with the API key (without it, only the names of the failed checks).
+  const r = await fetch(`http://127.0.0.1:${h.port}/ready`, { headers: { 'x-api-key': API_KEY } }).catch(() => undefined);
   if (!r) return { status: 0 };
   const body = (await r.json()) as { checks?: Record<string, string> };
   return { status: r.status, outbox: body.checks?.outbox };

@@ -1,7 +1,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { engineNames } from './support/engines.js';
-import { api, mintToken, newClient, startHerald, waitFor, type TestServer } from './support/herald.js';
+import { API_KEY, api, mintToken, newClient, startHerald, waitFor, type TestServer } from './support/herald.js';
 
 const config = {
   channel: {
@@ -139,9 +139,12 @@ for (const engineName of engineNames) {
       assert.equal((await fetch(`${s.httpUrl}/health`)).status, 200);
       assert.equal((await fetch(`${s.httpUrl}/ready`)).status, 200);
       s.herald.setReadiness('test-check', { ok: false, reason: 'testing' });
-      const notReady = await fetch(`${s.httpUrl}/ready`);
+      const notReady = await fetch(`${s.httpUrl}/ready`, { headers: { 'x-api-key': API_KEY } });
       assert.equal(notReady.status, 503);
       assert.equal((await notReady.json()).checks['test-check'], 'testing');
+      const anonymous = await fetch(`${s.httpUrl}/ready`);
+      assert.equal(anonymous.status, 503);
+      assert.deepEqual(await anonymous.json(), { status: 'not ready', failed: ['test-check'] });
       s.herald.setReadiness('test-check', { ok: true });
       const m = await (await fetch(`${s.httpUrl}/metrics`)).text();
       for (const name of ['herald_connections', 'herald_subscriptions', 'herald_messages_in_total', 'herald_messages_out_total', 'herald_publish_duration_seconds', 'herald_errors_total']) {
