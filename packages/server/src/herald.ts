@@ -142,7 +142,10 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   const hub = new Hub(
     engine.broker,
     (err, channel) => log.warn({ err, channel }, 'broker unsubscribe failed'),
-    (channel, epoch, seen, feed) => void continuity.rewound(channel, epoch, { seenOffset: seen, feedOffset: feed }),
+    (channel, epoch, seen, feed) => {
+      continuity.rewound(channel, epoch, { seenOffset: seen, feedOffset: feed })
+        .catch((err: unknown) => log.error({ err, channel, code: 'stream_rewound' }, 'handling a rewound stream failed'));
+    },
   );
   const continuity = createFeedContinuity({ hub, engine, log, rulesOf });
 
