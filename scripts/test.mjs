@@ -19,8 +19,8 @@ run('npm', ['run', 'build', '--silent']);
 
 // Lint (type-aware rules and import boundaries, eslint.config.js) on a full run; a run of chosen files skips it.
 if (process.argv.length <= 2) {
-  console.log('lint: eslint packages/*/src');
-  run(process.execPath, [join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'), '--max-warnings=0', 'packages/*/src']);
+  console.log('lint: eslint packages/*/src/**/*.ts');
+  run(process.execPath, [join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'), '--max-warnings=0', 'packages/*/src/**/*.ts']);
 }
 
 function collect(path, out) {
