@@ -108,6 +108,8 @@ export class Session implements HubSubscriber {
   private readonly subs = new Map<string, Subscription>();
   private readonly backlog: DecodedCommand[] = [];
   private processing = false;
+  /** The transport was asked to stop reading: the backlog reached queueCap (resumes at half of it). */
+  private readingPaused = false;
   private errors = 0;
   private expireAt = 0;
   private readonly createdAt = Date.now();
@@ -159,11 +161,26 @@ export class Session implements HubSubscriber {
     this.pongDeadline = 0;
     const commands = decodeFrame(text, this.node.config.maxJsonDepth);
     for (const c of commands) this.backlog.push(c);
-    if (this.backlog.length > 4 * Math.max(this.node.config.commandRatePerSecond, 64)) {
-      this.disconnect(Disconnect.tooManyRequests);
-      return;
+    // Backpressure, not a refusal: a client pipelining faster than its commands are handled is no longer read until
+    // the backlog drains to half (one frame already read may take it past the cap: at most HERALD_MAX_MESSAGE_SIZE).
+    // Only a client over HERALD_COMMAND_RATE is refused (rateLimited: 111, then 3013).
+    if (!this.readingPaused && this.backlog.length >= this.queueCap) {
+      this.readingPaused = true;
+      this.transport.pause();
     }
     if (!this.processing) this.drain().catch((err: unknown) => this.node.logWarn({ err, client: this.id }, 'command loop failed'));
+  }
+
+  /** Commands queued per connection before reading from it pauses: 4 x max(HERALD_COMMAND_RATE, 64). */
+  private get queueCap(): number {
+    return 4 * Math.max(this.node.config.commandRatePerSecond, 64);
+  }
+
+  private resumeReading(): void {
+    this.readingPaused = false;
+    // The client's pongs waited unread behind its commands: give it a full pong timeout from now.
+    if (this.pongDeadline > 0) this.pongDeadline = Math.max(this.pongDeadline, Date.now() + this.node.config.pongTimeoutMs);
+    this.transport.resume();
   }
 
   onClose(code: number, reason: string): void {
@@ -187,7 +204,7 @@ export class Session implements HubSubscriber {
       return;
     }
     if (this.state !== 'connected') return;
-    if (this.pongDeadline > 0 && now > this.pongDeadline) {
+    if (this.pongDeadline > 0 && now > this.pongDeadline && !this.readingPaused) {
       this.disconnect(Disconnect.noPong);
       return;
     }
@@ -259,6 +276,7 @@ export class Session implements HubSubscriber {
     try {
       while (this.backlog.length > 0 && this.state !== 'closed') {
         const cmd = this.backlog.shift()!;
+        if (this.readingPaused && this.backlog.length <= this.queueCap / 2) this.resumeReading();
         const pending = this.handle(cmd);
         if (pending) await pending;
       }

@@ -6,6 +6,14 @@ export interface ClientTransport {
   send(text: string): void;
   /** Queues a frame shared by many sockets: encoded into WebSocket bytes once, written to each socket as is. */
   sendShared(frame: SharedFrame): void;
+  /**
+   * Stops taking commands from the client until resume(): the session's queue of commands is full (backpressure
+   * for a client that pipelines faster than its commands are handled). WebSocket: the socket is no longer read (a
+   * frame already read may still arrive). Emulation: later `POST /emulation` requests wait, unanswered and in order.
+   */
+  pause(): void;
+  /** Takes commands again (the session's queue drained to half). */
+  resume(): void;
   /** Closes with a WebSocket close code and reason (<= 123 bytes) after what is queued. */
   close(code: number, reason: string): void;
   readonly remoteAddress: string;

@@ -49,6 +49,9 @@ class StreamTransport implements ClientTransport {
   private pendingBytes = 0;
   private scheduled = false;
   closed = false;
+  /** The session's queue of commands is full: `POST /emulation` requests wait in `waiting`, in arrival order. */
+  private paused = false;
+  private waiting: (() => void)[] = [];
 
   constructor(
     private readonly res: ServerResponse,
@@ -77,6 +80,32 @@ class StreamTransport implements ClientTransport {
     this.send(frame.text);
   }
 
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Lets waiting requests in, oldest first, until one fills the session's queue again. */
+  resume(): void {
+    this.paused = false;
+    while (!this.paused && this.waiting.length > 0) this.waiting.shift()!();
+  }
+
+  /**
+   * Runs `deliver` (hands one request's commands to the session) now, or once the session's queue has drained when
+   * it is full or others wait before it: the request's answer waits with it (backpressure; nothing is refused).
+   */
+  admit(deliver: () => void): void {
+    if (this.closed || (!this.paused && this.waiting.length === 0)) deliver();
+    else this.waiting.push(deliver);
+  }
+
+  /** The connection is over: the waiting requests are answered (as for an unknown session). */
+  private releaseWaiting(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const deliver of waiting) deliver();
+  }
+
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.pending.push(JSON.stringify({ push: { disconnect: { code, reason } } }));
@@ -96,6 +125,7 @@ class StreamTransport implements ClientTransport {
     this.pendingBytes = 0;
     this.res.end();
     this.onEnd(code, reason);
+    this.releaseWaiting();
   }
 
   /**
@@ -112,6 +142,7 @@ class StreamTransport implements ClientTransport {
     cut.unref();
     this.res.once('close', () => clearTimeout(cut));
     queueMicrotask(() => this.onEnd(3008, 'slow'));
+    this.releaseWaiting();
   }
 
   private format(msgs: string[]): string {
@@ -269,8 +300,18 @@ export class EmulationEndpoint {
     const entry = typeof session === 'string' ? this.sessions.get(session) : undefined;
     if (!entry || entry.transport.closed) return plain(res, 404, 'unknown session');
     const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
-    entry.handlers.onFrame(text);
-    plain(res, 200);
+    // While the session's queue is full the request waits (its answer too) and is let in when the queue drains, in
+    // arrival order: a client posting faster than its commands are handled is slowed down, never refused.
+    entry.transport.admit(() => {
+      if (entry.transport.closed) return plain(res, 404, 'unknown session');
+      try {
+        entry.handlers.onFrame(text);
+      } catch (err) {
+        this.opts.onError?.(err, `emulation ${EMULATION_PATH}`);
+        return plain(res, 500, 'internal server error');
+      }
+      plain(res, 200);
+    });
   }
 
   terminateAll(): void {

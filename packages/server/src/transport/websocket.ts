@@ -118,12 +118,22 @@ class WsTransport implements ClientTransport {
     else this.markDirty();
   }
 
+  pause(): void {
+    if (!this.closing) this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+
   close(code: number, reason: string): void {
     if (this.closing) return;
     this.flush();
     // The flush may have found the peer too slow and closed with 3008 instead.
     if (this.closing) return;
     this.closing = true;
+    // A socket paused for backpressure must be read again, or the peer's close frame would never be seen.
+    if (this.ws.isPaused) this.ws.resume();
     this.closeCode = code;
     this.closeReason = reason;
     try {
@@ -165,6 +175,7 @@ class WsTransport implements ClientTransport {
     // Tell the session at once (not when the peer finally closes), so it stops working through the connection's
     // backlog; after the current call stack, so no caller (hub fan-out, a subscribe in progress) sees it mid-way.
     queueMicrotask(() => this.report(3008, 'slow'));
+    if (this.ws.isPaused) this.ws.resume();
     // The peer is not reading, so the close frame may never reach it: end the socket shortly after.
     try {
       this.ws.close(3008, 'slow');
