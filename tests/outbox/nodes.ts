@@ -171,7 +171,18 @@ export async function throwawayOutboxDatabase(cleanups: Array<() => unknown>): P
     async insert(from, to, channelPrefix = 'r') {
       const values = [];
       for (let n = from; n < to; n++) values.push(`('{"channel":"${channelPrefix}${n % 2}","data":{"n":${n}}}'::jsonb, ${n % 2})`);
-      await app.query(`INSERT INTO herald_outbox (payload, partition) VALUES ${values.join(',')}`);
+      const sql = `INSERT INTO herald_outbox (payload, partition) VALUES ${values.join(',')}`;
+      // After the cluster restarted, the pool may still hold a connection the stop killed: the first query on it
+      // fails before it reaches the server ("Connection terminated unexpectedly"); the pool drops it, so try again.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await app.query(sql);
+          return;
+        } catch (err) {
+          if (attempt >= 4 || !/Connection terminated|ECONNRESET|ECONNREFUSED/.test(String((err as Error).message))) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
     },
   };
 }
