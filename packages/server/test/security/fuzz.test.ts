@@ -82,27 +82,96 @@ test('property: frames of many lines decode line by line, in order, and never th
   );
 });
 
-test('property: the params type check never throws, and what it passes has every known field of the right type', () => {
-  const expect: Record<string, (v: unknown) => boolean> = {
-    channel: (v) => typeof v === 'string', token: (v) => typeof v === 'string', epoch: (v) => typeof v === 'string', method: (v) => typeof v === 'string',
-    recover: (v) => typeof v === 'boolean', reverse: (v) => typeof v === 'boolean',
+/**
+ * The model of field types, written from client.proto (ConnectRequest, SubscribeRequest, HistoryRequest with its
+ * StreamPosition `since`, ...), not from params.ts: uint64 fields are non-negative safe integers, int32/int64 fields
+ * safe integers, maps objects; null counts as absent. Only the fields the generator below produces are listed.
+ */
+type ModelType = 'string' | 'boolean' | 'uint' | 'int' | 'object';
+const modelFields: Record<string, Record<string, ModelType>> = {
+  connect: { token: 'string', subs: 'object', name: 'string', version: 'string', headers: 'object' },
+  subscribe: { channel: 'string', token: 'string', recover: 'boolean', epoch: 'string', offset: 'uint' },
+  unsubscribe: { channel: 'string' }, publish: { channel: 'string' }, presence: { channel: 'string' }, presence_stats: { channel: 'string' },
+  history: { channel: 'string', limit: 'int', since: 'object', reverse: 'boolean' },
+  rpc: { method: 'string' }, refresh: { token: 'string' }, sub_refresh: { channel: 'string', token: 'string' }, ping: {}, send: {},
+};
+const positionFields: Record<string, ModelType> = { offset: 'uint', epoch: 'string' };
+const connectSubFields: Record<string, ModelType> = { recover: 'boolean', epoch: 'string', offset: 'uint' };
+
+function modelFits(v: unknown, type: ModelType): boolean {
+  if (type === 'string' || type === 'boolean') return typeof v === type;
+  if (type === 'object') return typeof v === 'object' && v !== null && !Array.isArray(v);
+  return typeof v === 'number' && Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER && (type === 'int' || v >= 0);
+}
+
+/** The paths ("history.since.offset") of every ill-typed field the model sees; empty when the params are well-typed. */
+function modelProblems(method: string, params: Record<string, unknown>): string[] {
+  const bad: string[] = [];
+  const check = (obj: Record<string, unknown>, fields: Record<string, ModelType>, where: string) => {
+    for (const [k, type] of Object.entries(fields)) {
+      const v = Object.hasOwn(obj, k) ? obj[k] : undefined;
+      if (v !== undefined && v !== null && !modelFits(v, type)) bad.push(`${where}${k}`);
+    }
   };
+  check(params, modelFields[method] ?? {}, `${method}.`);
+  if (bad.length > 0) return bad;
+  const since = params.since;
+  if (method === 'history' && since !== undefined && since !== null) check(since as Record<string, unknown>, positionFields, 'history.since.');
+  const subs = params.subs;
+  if (method === 'connect' && subs !== undefined && subs !== null) {
+    for (const sub of Object.values(subs as Record<string, unknown>)) {
+      if (!modelFits(sub, 'object')) bad.push('connect.subs entries');
+      else check(sub as Record<string, unknown>, connectSubFields, 'connect.subs.');
+    }
+  }
+  const headers = params.headers;
+  if (method === 'connect' && headers !== undefined && headers !== null) {
+    if (Object.values(headers as Record<string, unknown>).some((h) => typeof h !== 'string')) bad.push('connect.headers values');
+  }
+  return bad;
+}
+
+/** Each field mostly well-typed (so the checks behind it are reached), sometimes of any type. */
+const wellOrAny = (typed: fc.Arbitrary<unknown>) => fc.oneof({ weight: 3, arbitrary: typed }, { weight: 1, arbitrary: value });
+const uintish = fc.oneof(fc.nat(), fc.constant(Number.MAX_SAFE_INTEGER), fc.constant(-1), fc.constant(1.5), fc.constant(2 ** 53), fc.string({ maxLength: 3 }));
+const intish = fc.oneof(fc.integer(), fc.constant(-(2 ** 53)), fc.constant(0.5), fc.constant('10'), fc.boolean());
+const position = fc.record({ offset: uintish, epoch: wellOrAny(fc.string({ maxLength: 4 })) }, { requiredKeys: [] });
+const fieldValue: Record<string, fc.Arbitrary<unknown>> = {
+  channel: wellOrAny(fc.string({ maxLength: 6 })), token: wellOrAny(fc.string({ maxLength: 6 })), epoch: wellOrAny(fc.string({ maxLength: 4 })),
+  method: wellOrAny(fc.string({ maxLength: 6 })), name: wellOrAny(fc.string({ maxLength: 6 })), version: wellOrAny(fc.string({ maxLength: 6 })),
+  recover: wellOrAny(fc.boolean()), reverse: wellOrAny(fc.boolean()), offset: uintish, limit: intish,
+  since: wellOrAny(position),
+  subs: wellOrAny(fc.dictionary(fc.string({ maxLength: 4 }), wellOrAny(fc.record({ recover: wellOrAny(fc.boolean()), epoch: wellOrAny(fc.string({ maxLength: 4 })), offset: uintish }, { requiredKeys: [] })), { maxKeys: 3 })),
+  headers: wellOrAny(fc.dictionary(fc.string({ maxLength: 4 }), wellOrAny(fc.string({ maxLength: 4 })), { maxKeys: 3 })),
+  data: value,
+};
+const paramsArb = fc.dictionary(fc.constantFrom(...Object.keys(fieldValue)), fc.constant(null), { maxKeys: 6 }).chain((shape) =>
+  fc.record(Object.fromEntries(Object.keys(shape).map((k) => [k, fieldValue[k]!])) as Record<string, fc.Arbitrary<unknown>>));
+
+test('property: the params type check never throws and refuses exactly the params the model finds ill-typed (history limit and since, connect subs and headers included)', () => {
+  // How often each nested check decided the outcome, so a generator that stops reaching one fails the test.
+  const reached = { historyLimitBad: 0, historySinceOffsetBad: 0, historySinceGood: 0, connectSubsBad: 0, connectSubsGood: 0, subscribeOffsetBad: 0 };
   fc.assert(
-    fc.property(fc.constantFrom(...COMMAND_METHODS), fc.dictionary(fc.constantFrom('channel', 'token', 'recover', 'offset', 'epoch', 'limit', 'method', 'reverse', 'since', 'subs', 'data'), value, { maxKeys: 5 }), (method, params) => {
+    fc.property(fc.constantFrom(...COMMAND_METHODS), paramsArb, (method, params) => {
       const problem = paramsProblem(method, params);
-      if (problem !== undefined) return assert.match(problem, /^bad request: /);
-      const fieldsOf: Record<string, string[]> = {
-        subscribe: ['channel', 'token', 'recover', 'epoch'], unsubscribe: ['channel'], publish: ['channel'], presence: ['channel'], presence_stats: ['channel'],
-        history: ['channel', 'reverse'], rpc: ['method'], refresh: ['token'], sub_refresh: ['channel', 'token'], connect: ['token'], ping: [], send: [],
-      };
-      for (const f of fieldsOf[method] ?? []) {
-        const v = params[f];
-        if (v !== undefined && v !== null) assert.ok(expect[f]!(v), `${method}.${f} = ${JSON.stringify(v)} passed`);
+      const bad = modelProblems(method, params);
+      if (bad.length === 0) {
+        assert.equal(problem, undefined, `${method} ${JSON.stringify(params)} is well-typed`);
+      } else {
+        assert.ok(problem !== undefined, `${method} ${JSON.stringify(params)} passed with ${bad.join(', ')} ill-typed`);
+        assert.match(problem, /^bad request: /);
+        // The message names the field (for subs, the entry's field after the channel in brackets).
+        const named = problem.replace(/\[".*"\]/, '').replace(/ must be .*$/, '').replace(/^bad request: /, '');
+        assert.ok(bad.some((b) => named.startsWith(b)), `"${problem}" names one of ${bad.join(', ')}`);
       }
-      if ((method === 'subscribe' || method === 'history') && params.offset !== undefined && params.offset !== null && method === 'subscribe') {
-        assert.ok(Number.isSafeInteger(params.offset) && (params.offset as number) >= 0);
-      }
+      if (method === 'history' && bad.includes('history.limit')) reached.historyLimitBad++;
+      if (method === 'history' && bad.includes('history.since.offset')) reached.historySinceOffsetBad++;
+      if (method === 'history' && bad.length === 0 && typeof params.since === 'object' && params.since !== null && Object.hasOwn(params.since, 'offset')) reached.historySinceGood++;
+      if (method === 'connect' && bad.some((b) => b.startsWith('connect.subs'))) reached.connectSubsBad++;
+      if (method === 'connect' && bad.length === 0 && typeof params.subs === 'object' && params.subs !== null && Object.keys(params.subs).length > 0) reached.connectSubsGood++;
+      if (method === 'subscribe' && bad.includes('subscribe.offset')) reached.subscribeOffsetBad++;
     }),
-    { numRuns: 3000 },
+    { numRuns: 6000 },
   );
+  for (const [branch, n] of Object.entries(reached)) assert.ok(n > 0, `the generator reached ${branch} (${JSON.stringify(reached)})`);
 });
