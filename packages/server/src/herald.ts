@@ -4,18 +4,16 @@ import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createHttpHandler } from './api/http.js';
-import { executeApi, type ApiLimits } from './api/methods.js';
+import { executeApi } from './api/methods.js';
 import { createTokenAuth, loadPublicKey, TokenError, type TokenAuth } from './auth/index.js';
 import type { ChannelRules } from './channels/rules.js';
 import { resolveChannel } from './channels/rules.js';
 import { loadConfig, type HeraldConfig, type LoadConfigInput } from './config/index.js';
 import type { ControlMessage, NodeInfo, PublishOptions } from './engine/broker.js';
 import type { Engine } from './engine/engine.js';
-import type { HistoryResult } from './engine/history.js';
 import { createMemoryEngine } from './engine/memory/index.js';
 import { createRedisEngine } from './engine/redis/index.js';
-import type { PresenceStats } from './engine/presence.js';
-import type { ClientInfo, StreamPosition } from './engine/types.js';
+import type { HeraldCore, PublishSource } from './core.js';
 import type { HeraldHooks } from './hooks.js';
 import { createFeedContinuity } from './feed-continuity.js';
 import { Hub } from './hub.js';
@@ -49,31 +47,7 @@ export interface HeraldOptions {
   logger?: Logger | false;
 }
 
-/** Where a publication came from: the `source` label of `herald_publications_total`. */
-export type PublishSource = 'api' | 'server' | 'outbox' | 'client';
-
-export interface PublishCallOptions {
-  tags?: Record<string, string>;
-  idempotencyKey?: string;
-  /** @default 'server' (the in-process API); the HTTP API says 'api', the outbox 'outbox'. */
-  source?: PublishSource;
-}
-
-/** The operations the HTTP API, the in-process API and the outbox share. */
-export interface HeraldCore {
-  publish(channel: string, data: unknown, opts?: PublishCallOptions): Promise<StreamPosition>;
-  subscribeUser(user: string, channel: string, client?: string): Promise<void>;
-  unsubscribeUser(user: string, channel: string, client?: string): Promise<void>;
-  disconnectUser(user: string, opts?: { client?: string; code?: number; reason?: string }): Promise<void>;
-  presence(channel: string): Promise<Map<string, ClientInfo>>;
-  presenceStats(channel: string): Promise<PresenceStats>;
-  history(channel: string, opts?: { limit?: number; since?: StreamPosition; reverse?: boolean }): Promise<HistoryResult>;
-  removeHistory(channel: string): Promise<void>;
-  channels(): Promise<Map<string, number>>;
-  nodes(): Omit<NodeInfo, 'channels' | 'updatedAt' | 'uid'>[];
-  /** Bounds on API calls (HERALD_API_MAX_*, HERALD_MAX_JSON_DEPTH); defaults when absent. */
-  readonly apiLimits?: ApiLimits;
-}
+export type { HeraldCore, PublishCallOptions, PublishSource } from './core.js';
 
 export interface Herald extends HeraldCore {
   readonly config: HeraldConfig;

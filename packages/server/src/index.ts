@@ -1,4 +1,5 @@
-export { createHerald, type Herald, type HeraldOptions, type HeraldCore, type PublishCallOptions, type PublishSource } from './herald.js';
+export { createHerald, type Herald, type HeraldOptions } from './herald.js';
+export type { HeraldCore, PublishCallOptions, PublishSource, ApiLimits } from './core.js';
 export type * from './hooks.js';
 export { loadConfig, ConfigError, type HeraldConfig, type NamespaceOptions } from './config/index.js';
 export { HeraldError, ErrorCode, Disconnect, UnsubscribeCode } from './protocol/codes.js';

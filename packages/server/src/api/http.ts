@@ -2,7 +2,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, HeraldError } from '../protocol/codes.js';
 import { executeApi, isApiMethod } from './methods.js';
-import type { HeraldCore } from '../herald.js';
+import type { HeraldCore } from '../core.js';
 import { checkRequestOrigin } from '../transport/origin.js';
 import { readBoundedBody } from '../transport/request-body.js';
 import { parseRequestTarget } from '../transport/request-target.js';

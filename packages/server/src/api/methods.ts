@@ -1,20 +1,10 @@
-import type { HeraldCore, PublishSource } from '../herald.js';
+import type { ApiLimits, HeraldCore, PublishSource } from '../core.js';
 import { channelNameProblem, MAX_CHANNEL_LENGTH } from '../channels/name.js';
 import { ErrorCode, HeraldError } from '../protocol/codes.js';
 import { encodeClientInfo, encodePublicationListWithin } from '../protocol/codec.js';
 import { DEFAULT_MAX_JSON_DEPTH, jsonDepthProblem } from '../protocol/json-depth.js';
 
-/** Bounds on what one API call may make Herald do and build (config: HERALD_API_MAX_*, HERALD_MAX_JSON_DEPTH). */
-export interface ApiLimits {
-  /** Nesting of `data` (HERALD_MAX_JSON_DEPTH); deeper is 400. */
-  maxJsonDepth: number;
-  /** Bytes of one answer, a batch's replies together (HERALD_API_MAX_REPLY_SIZE); past it error 106. */
-  maxReplyBytes: number;
-  /** Commands in one batch (HERALD_API_MAX_BATCH); more is 400. */
-  maxBatchCommands: number;
-  /** Channels in one broadcast (HERALD_API_MAX_BROADCAST); more is 400. */
-  maxBroadcastChannels: number;
-}
+export type { ApiLimits } from '../core.js';
 
 export const DEFAULT_API_LIMITS: Readonly<ApiLimits> = {
   maxJsonDepth: DEFAULT_MAX_JSON_DEPTH,
