@@ -12,7 +12,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SignJWT } from 'jose';
+import { generateKeyPair, SignJWT } from 'jose';
 import { createHerald, type Herald } from '../../packages/server/src/index.js';
 
 const CLI = fileURLToPath(new URL('../../packages/server/dist/cli/main.js', import.meta.url));
@@ -31,11 +31,14 @@ interface HeraldUnderTest {
   url: string;
 }
 
-async function startHerald(env: Record<string, string> = {}, allowSubscribe = true): Promise<HeraldUnderTest> {
+async function startHerald(
+  env: Record<string, string> = {}, allowSubscribe = true, namespaces: Record<string, { allow_subscribe_for_client: boolean }> = {},
+): Promise<HeraldUnderTest> {
   const herald = createHerald({
+    // An empty value is "not set" (HERALD_API_KEY: '' turns the HTTP API off).
     env: { HERALD_TOKEN_SECRET: SECRET, HERALD_API_KEY: API_KEY, ...env },
     logger: false,
-    config: { channel: { withoutNamespace: { allow_subscribe_for_client: allowSubscribe } } },
+    config: { channel: { withoutNamespace: { allow_subscribe_for_client: allowSubscribe }, namespaces } },
   });
   const addr = await herald.listen(0, '127.0.0.1');
   cleanups.push(() => herald.close());
@@ -103,6 +106,72 @@ function token(claims: Record<string, unknown>, secret = SECRET, exp: number | n
 
 function assertNoColour(out: string): void {
   assert.doesNotMatch(out, /\x1b\[/, 'no ANSI colour when stdout is not a TTY');
+}
+
+interface JsonReport {
+  ok: boolean;
+  failed: { step: string; code: string } | null;
+  steps: { step: string; status: string; code: string; saw: string }[];
+}
+
+/** The --json document (the whole output in the message when it is not one). */
+function report(r: CliResult): JsonReport {
+  try {
+    return JSON.parse(r.stdout) as JsonReport;
+  } catch {
+    throw new Error(`doctor --json printed no JSON (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  }
+}
+
+/** The failed step's code and what the doctor saw there, from a run that must exit 1. */
+function failure(r: CliResult): { step: string; code: string; saw: string } {
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  const j = report(r);
+  assert.ok(j.failed, `a step failed: ${r.stdout}`);
+  const step = j.steps.find((s) => s.status === 'fail');
+  return { ...j.failed, saw: step?.saw ?? '' };
+}
+
+/**
+ * A TCP listener that never accepts: a child process listens with a backlog of 1 and then blocks its only thread
+ * (Atomics.wait, no CPU), so connections pile up in the kernel's accept queue and, once it is full, the kernel drops
+ * further SYNs unanswered: to a client that is the same silence as a firewall dropping packets.
+ */
+async function stuckListener(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', `
+    const s = require('node:net').createServer();
+    s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(s.address().port + '\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000));
+    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanups.push(() => {
+    child.kill('SIGKILL');
+  });
+  return new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+    child.once('exit', (code) => reject(new Error(`the stuck listener exited (${code})`)));
+  });
+}
+
+/** Opens one connection to `port`: true when the handshake completed within `ms`, false when it got no answer. */
+function connectsWithin(port: number, ms: number): Promise<boolean> {
+  const s = net.connect(port, '127.0.0.1');
+  s.on('error', () => {});
+  cleanups.push(() => {
+    s.destroy();
+  });
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** Connects until one attempt is dropped (at most 8 attempts): how many connections the stuck listener's queue held. */
+async function fillQueue(port: number): Promise<number> {
+  for (let held = 0; held < 8; held++) if (!(await connectsWithin(port, 500))) return held;
+  throw new Error(`port ${port}: 8 connections and none dropped; the accept queue never filled`);
 }
 
 test('the built CLI exists (run npm run build first)', () => {
@@ -274,6 +343,9 @@ test('a namespace that refuses client subscribes: a warning with --token, a mint
   assert.equal(w.code, 0, w.stdout + w.stderr);
   assert.match(w.stdout, /warn 5 Round trip +subscribe to herald-doctor-[0-9a-f]+ refused with 103/);
   assert.match(w.stdout, /allow_subscribe_for_client/);
+  const wj = report(await doctor([h.url, '--token', t, '--json']));
+  assert.equal(wj.failed, null);
+  assert.deepEqual(wj.steps.map((s) => [s.code, s.status]).at(-1), ['subscribe_not_allowed', 'warn']);
   const m = await doctor([h.url, '--user', '42', '--api-key', API_KEY], { HERALD_TOKEN_SECRET: SECRET });
   assert.equal(m.code, 0, m.stdout + m.stderr);
   assert.match(m.stdout, /ok +5 Round trip +subscribed to \S+ in \d+ ms \(with a minted subscription token\); published through the HTTP API/);
@@ -325,9 +397,142 @@ test('bad arguments exit 2 with the usage', async () => {
   assert.match(u.stderr, /--user needs the token secret/);
 });
 
+test('a listener whose accept queue is full drops the TCP handshake: tcp_timeout, within the timeout', async () => {
+  const port = await stuckListener();
+  assert.ok((await fillQueue(port)) >= 1, 'the queue held at least one connection before dropping');
+  const r = await doctor([`ws://127.0.0.1:${port}/ws`, '--timeout', '1s', '--json']);
+  const f = failure(r);
+  assert.deepEqual([f.step, f.code], ['tcp', 'tcp_timeout']);
+  assert.match(f.saw, new RegExp(`no TCP answer from 127\\.0\\.0\\.1:${port} \\(timed out\\)`));
+  assert.ok(r.ms < 10_000, `took ${r.ms} ms`);
+});
+
+test('an address the kernel opens no TCP connection to (the loopback broadcast address): tcp_error with the errno', async () => {
+  // connect() to a broadcast address fails at once with ENETUNREACH: no packet leaves the machine.
+  const f = failure(await doctor(['ws://127.255.255.255:3002/ws', '--timeout', '1s', '--json']));
+  assert.deepEqual([f.step, f.code], ['tcp', 'tcp_error']);
+  assert.equal(f.saw, 'cannot connect to 127.255.255.255:3002: ENETUNREACH');
+});
+
+test('a server that takes step 1\'s connection and is full for the next one (overloaded): http_connect_error, run again', async () => {
+  // Learn how many connections a stuck listener's queue holds, then leave a second one exactly one place: the
+  // doctor's TCP check takes it (the connection stays queued after the doctor closes it), and its GET is dropped.
+  const places = await fillQueue(await stuckListener());
+  const port = await stuckListener();
+  for (let i = 0; i < places - 1; i++) assert.ok(await connectsWithin(port, 2000), `queued connection ${i + 1} of ${places - 1}`);
+  const r = await doctor([`ws://127.0.0.1:${port}/ws`, '--timeout', '1s', '--scan-ports', 'none', '--json']);
+  const f = failure(r);
+  assert.deepEqual([f.step, f.code], ['http', 'http_connect_error']);
+  assert.equal(report(r).steps[0]!.code, 'tcp_ok');
+  assert.equal(f.saw, `could not reconnect to 127.0.0.1:${port}: ETIMEDOUT`);
+});
+
+test('a connection token for a JWKS URL that does not answer: Herald replies 100 and the doctor says connect_error', async () => {
+  const h = await startHerald({ HERALD_TOKEN_JWKS_URL: `http://127.0.0.1:${await closedPort()}/.well-known/jwks.json` });
+  const { privateKey } = await generateKeyPair('RS256');
+  const t = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'doctor-key' }).setSubject('42').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+  const f = failure(await doctor([h.url, '--token', t, '--json']));
+  assert.deepEqual([f.step, f.code], ['connect', 'connect_error']);
+  assert.match(f.saw, /^Herald answered error 100: /);
+});
+
+test('--channel in a namespace the server does not have: unknown_namespace (102)', async () => {
+  const h = await startHerald();
+  const f = failure(await doctor([h.url, '--user', '42', '--channel', 'nowhere:doctor', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  assert.deepEqual([f.step, f.code], ['roundtrip', 'unknown_namespace']);
+  assert.match(f.saw, /^subscribe to nowhere:doctor refused with 102: .*namespace "nowhere" is not configured/);
+});
+
+test('a server without an API key: the publish gets 503 and the doctor says api_off', async () => {
+  const h = await startHerald({ HERALD_API_KEY: '' });
+  const f = failure(await doctor([h.url, '--user', '42', '--api-key', API_KEY, '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  assert.deepEqual([f.step, f.code], ['roundtrip', 'api_off']);
+  assert.match(f.saw, /POST http:\/\/127\.0\.0\.1:\d+\/api\/publish answered 503: .*the HTTP API is off/);
+});
+
+test('--api-url where nothing listens: api_unreachable, a failure since the address was given', async () => {
+  const h = await startHerald();
+  const nowhere = await closedPort();
+  const f = failure(await doctor([h.url, '--user', '42', '--api-key', API_KEY, '--api-url', `http://127.0.0.1:${nowhere}`, '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  assert.deepEqual([f.step, f.code], ['roundtrip', 'api_unreachable']);
+  assert.match(f.saw, new RegExp(`POST http://127\\.0\\.0\\.1:${nowhere}/api/publish failed: ECONNREFUSED$`));
+});
+
+test('the API on another Herald whose config lacks the channel\'s namespace: that Herald refuses the publish, api_error', async () => {
+  const ws = await startHerald({}, true, { chat: { allow_subscribe_for_client: true } });
+  const api = await startHerald();
+  const f = failure(await doctor([ws.url, '--user', '42', '--channel', 'chat:doctor', '--api-key', API_KEY, '--api-url', `http://127.0.0.1:${api.port}`, '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  assert.deepEqual([f.step, f.code], ['roundtrip', 'api_error']);
+  assert.match(f.saw, /^subscribed to chat:doctor .*answered \d{3}: \{"error":\{"code":102,/);
+});
+
+test('no API key and a namespace where the socket may not publish: subscribed, delivery not tested, subscribe_ok (exit 0)', async () => {
+  const h = await startHerald();
+  const r = await doctor([h.url, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const last = report(r).steps.at(-1)!;
+  assert.deepEqual([last.code, last.status], ['subscribe_ok', 'pass']);
+  assert.match(last.saw, /publish not tested: the socket may not publish here \(103 /);
+});
+
+test('a subscription token sent as the connection token: a 3500 reason without its own code, token_invalid', async () => {
+  const h = await startHerald();
+  const f = failure(await doctor([h.url, '--token', await token({ channel: 'news' }), '--json']));
+  assert.deepEqual([f.step, f.code], ['connect', 'token_invalid']);
+  assert.equal(f.saw, 'Herald closed the connection with 3500 "invalid token: subscription token used to connect"');
+});
+
+test('a connect command larger than HERALD_MAX_MESSAGE_SIZE: Herald closes with 1009, disconnected', async () => {
+  const h = await startHerald({ HERALD_MAX_MESSAGE_SIZE: '128' });
+  const f = failure(await doctor([h.url, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  assert.deepEqual([f.step, f.code], ['connect', 'disconnected']);
+  assert.match(f.saw, /^Herald closed the connection with 1009 /);
+});
+
+test('a token whose server-side channels already use HERALD_CHANNEL_LIMIT: the subscribe is refused with 106, subscribe_error', async () => {
+  const h = await startHerald({ HERALD_CHANNEL_LIMIT: '1' });
+  const f = failure(await doctor([h.url, '--token', await token({ channels: ['news'] }), '--json']));
+  assert.deepEqual([f.step, f.code], ['roundtrip', 'subscribe_error']);
+  assert.match(f.saw, /^subscribe to herald-doctor-[0-9a-f]+ refused with 106: limit exceeded/);
+});
+
+/** A Herald whose onSubscribe hook is the app's: `disconnect` makes it end the user's connections first. */
+async function heraldWithStuckSubscribeHook(disconnect: boolean): Promise<HeraldUnderTest> {
+  const herald: Herald = createHerald({
+    env: { HERALD_TOKEN_SECRET: SECRET }, logger: false,
+    config: { channel: { withoutNamespace: { allow_subscribe_for_client: true } } },
+    hooks: {
+      onSubscribe: async (ctx) => {
+        if (disconnect) await herald.call('disconnect', { user: ctx.user });
+        // Waits on something that never answers (a database that is down, say).
+        return new Promise<undefined>(() => {});
+      },
+    },
+  });
+  const addr = await herald.listen(0, '127.0.0.1');
+  cleanups.push(() => herald.close());
+  return { herald, port: addr.port, url: `ws://127.0.0.1:${addr.port}/ws` };
+}
+
+test('an onSubscribe hook that never returns: no reply to subscribe within the timeout, subscribe_timeout', async () => {
+  const h = await heraldWithStuckSubscribeHook(false);
+  const r = await doctor([h.url, '--user', '42', '--timeout', '1s', '--json'], { HERALD_TOKEN_SECRET: SECRET });
+  const f = failure(r);
+  assert.deepEqual([f.step, f.code], ['roundtrip', 'subscribe_timeout']);
+  assert.ok(r.ms < 10_000, `took ${r.ms} ms`);
+});
+
+test('an onSubscribe hook that disconnects the user: the connection closes instead of a reply, subscribe_disconnected', async () => {
+  const h = await heraldWithStuckSubscribeHook(true);
+  const f = failure(await doctor([h.url, '--user', '42', '--timeout', '2s', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  assert.deepEqual([f.step, f.code], ['roundtrip', 'subscribe_disconnected']);
+  assert.match(f.saw, /^Herald closed the connection with \d{4} "force disconnect" on subscribe$/);
+});
+
 // ---- Debian's nginx in front of Herald -------------------------------------------------------------------------
 
-function startNginx(port: number, upstreamPort: number, passUpgrade: boolean, passHost = passUpgrade): Promise<{ proc: ChildProcess; dir: string }> {
+/** `wsExtra`: more directives in `location /ws` (a refusal of upgrades, a header forced on them). */
+function startNginx(port: number, upstreamPort: number, passUpgrade: boolean, passHost = passUpgrade, wsExtra = ''): Promise<{ proc: ChildProcess; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'doctor-nginx-'));
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d));
   const upgrade = passUpgrade
@@ -351,6 +556,7 @@ http {
       proxy_pass http://127.0.0.1:${upstreamPort};
       ${upgrade}
       ${host}
+      ${wsExtra}
     }
     location /api/ {
       proxy_pass http://127.0.0.1:${upstreamPort};
@@ -440,4 +646,58 @@ test('Herald closes the connection after its 426 when the request says Connectio
   assert.match(text, /^HTTP\/1\.1 426 /);
   assert.match(text, /connection: Upgrade, close/i);
   assert.equal(ended, true, 'the server should close the socket after the 426');
+});
+
+// The upgrade refused or ended in front of Herald. Plain GETs (no Upgrade header) still reach Herald, so step 2
+// passes with its marker and the doctor gets to the upgrade.
+
+test('nginx refusing upgrades with its own 403 (a WAF rule): forbidden_by_proxy', async () => {
+  const h = await startHerald();
+  const port = await closedPort();
+  await startNginx(port, h.port, true, true, 'if ($http_upgrade) { return 403; }');
+  const r = await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET });
+  const f = failure(r);
+  assert.deepEqual([f.step, f.code], ['upgrade', 'forbidden_by_proxy']);
+  assert.equal(report(r).steps[1]!.code, 'herald_ok');
+  assert.match(f.saw, new RegExp(`^403 to the upgrade \\(Origin: http://127\\.0\\.0\\.1:${port}\\) from nginx/[\\d.]+, without Herald's marker`));
+});
+
+test('nginx routing upgrades to an upstream that is down (502): upgrade_refused by something that is not Herald', async () => {
+  const h = await startHerald();
+  const port = await closedPort();
+  await startNginx(port, h.port, true, true, `if ($http_upgrade) { proxy_pass http://127.0.0.1:${await closedPort()}; }`);
+  const f = failure(await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  assert.deepEqual([f.step, f.code], ['upgrade', 'upgrade_refused']);
+  assert.match(f.saw, /^502 Bad Gateway to the upgrade from nginx\/[\d.]+: /);
+});
+
+test('nginx with the Upgrade and Connection values swapped (Upgrade: "upgrade"): Herald refuses with its 400, upgrade_refused', async () => {
+  const h = await startHerald();
+  const port = await closedPort();
+  await startNginx(port, h.port, false, true, 'proxy_http_version 1.1;\n      proxy_set_header Upgrade "upgrade";\n      proxy_set_header Connection "upgrade";');
+  const r = await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET });
+  const f = failure(r);
+  assert.deepEqual([f.step, f.code], ['upgrade', 'upgrade_refused']);
+  assert.equal(report(r).steps[1]!.code, 'herald_ok');
+  assert.equal(f.saw, 'Herald refused the upgrade with 400 (rejected): expected Upgrade: websocket');
+});
+
+test('nginx closing upgrade requests without an answer (return 444): upgrade_failed', async () => {
+  const h = await startHerald();
+  const port = await closedPort();
+  await startNginx(port, h.port, true, true, 'if ($http_upgrade) { return 444; }');
+  const f = failure(await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  assert.deepEqual([f.step, f.code], ['upgrade', 'upgrade_failed']);
+  assert.equal(f.saw, `the upgrade request (Origin: http://127.0.0.1:${port}) got a closed connection`);
+});
+
+test('nginx forcing the protobuf subprotocol on the upgrade: Herald closes with 3506, inappropriate_protocol', async () => {
+  // The doctor (like a JSON client) never offers centrifuge-protobuf; only something in between that sets
+  // Sec-WebSocket-Protocol makes Herald pick it, and Herald then closes with 3506 before any command.
+  const h = await startHerald();
+  const port = await closedPort();
+  await startNginx(port, h.port, true, true, 'proxy_set_header Sec-WebSocket-Protocol "centrifuge-protobuf";');
+  const f = failure(await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  assert.deepEqual([f.step, f.code], ['connect', 'inappropriate_protocol']);
+  assert.match(f.saw, /^Herald closed the connection with 3506 "inappropriate protocol/);
 });

@@ -4,6 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { interpretConnect, readToken, verifiesWith, type TokenFacts } from '../src/doctor/connect.js';
 import { parseTarget, withPort } from '../src/doctor/finding.js';
@@ -252,4 +255,27 @@ test('an API address the doctor only guessed is a warning when it is not Herald;
   assert.equal(interpretRoundTrip({ channel: 'c', subscribe: sub, publish: notHerald }).status, 'fail');
   const wrongKey = { via: 'api' as const, ok: false as const, status: 401, body: '{"error":{}}', apiUrl: 'http://x', herald: true, guessed: true };
   assert.equal(interpretRoundTrip({ channel: 'c', subscribe: sub, publish: wrongKey }).status, 'fail');
+});
+
+test('every code the doctor can report is asserted by a test and has its entry in docs/doctor.md', () => {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const srcDir = join(root, 'packages/server/src/doctor');
+  const codes = new Set<string>();
+  for (const f of readdirSync(srcDir)) {
+    for (const m of readFileSync(join(srcDir, f), 'utf8').matchAll(/\bcode: ([^,}\n]+)/g)) {
+      for (const q of m[1]!.matchAll(/'([a-z_]+)'/g)) codes.add(q[1]!);
+    }
+  }
+  assert.ok(codes.size >= 50, `found the doctor's codes (${codes.size})`);
+  // The real setups (tests/doctor) and the interpret functions fed what a setup would show (this file).
+  const testFiles = [
+    ...readdirSync(join(root, 'tests/doctor')).filter((f) => f.endsWith('.test.ts')).map((f) => join(root, 'tests/doctor', f)),
+    fileURLToPath(import.meta.url),
+  ];
+  const tests = testFiles.map((f) => readFileSync(f, 'utf8')).join('\n');
+  const untested = [...codes].filter((c) => !tests.includes(`'${c}'`) && !tests.includes(`/${c}/`));
+  assert.deepEqual(untested, [], 'codes no test asserts');
+  const headings = new Set([...readFileSync(join(root, 'docs/doctor.md'), 'utf8').matchAll(/^#### ([a-z_]+)$/gm)].map((m) => m[1]!));
+  assert.deepEqual([...codes].filter((c) => !headings.has(c)), [], 'codes without a docs/doctor.md entry');
+  assert.deepEqual([...headings].filter((h) => !codes.has(h)), [], 'docs/doctor.md entries the doctor never reports');
 });
