@@ -141,7 +141,10 @@ async function stuckListener(): Promise<number> {
   const child = spawn(process.execPath, ['-e', `
     const s = require('node:net').createServer();
     s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-      process.stdout.write(s.address().port + '\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000));
+      // Synchronously, in the listen callback: the event loop never turns, so not one connection is ever accepted.
+      require('node:fs').writeSync(1, s.address().port + '\\n');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);
+      process.exit(0); // bounded: never outlives a test run that lost track of it by more than two minutes
     });`], { stdio: ['ignore', 'pipe', 'inherit'] });
   cleanups.push(() => {
     child.kill('SIGKILL');
