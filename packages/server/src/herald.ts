@@ -1,34 +1,21 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import { createHttpHandler } from './api/http.js';
 import { executeApi } from './api/methods.js';
-import { createTokenAuth, loadPublicKey, TokenError, type TokenAuth } from './auth/index.js';
-import type { ChannelRules } from './channels/rules.js';
-import { resolveChannel } from './channels/rules.js';
 import { loadConfig, type HeraldConfig, type LoadConfigInput } from './config/index.js';
-import type { ControlMessage, NodeInfo, PublishOptions } from './engine/broker.js';
-import type { Engine } from './engine/engine.js';
-import { createMemoryEngine } from './engine/memory/index.js';
-import { createRedisEngine } from './engine/redis/index.js';
 import type { HeraldCore, PublishSource } from './core.js';
+import type { Engine } from './engine/engine.js';
+import { engineFromConfig } from './engine/from-config.js';
 import type { HeraldHooks } from './hooks.js';
-import { createFeedContinuity } from './feed-continuity.js';
-import { Hub } from './hub.js';
 import { createLogger, type Logger } from './logger.js';
-import { redactRedisUrl } from './engine/redis/url.js';
-import { Metrics } from './metrics.js';
-import { jsonText } from './protocol/codec.js';
-import { jsonDepthProblem } from './protocol/json-depth.js';
-import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
-import { Session, type SessionNode } from './session.js';
-import type { ClientTransport, UpgradeRequestInfo } from './transport/connection.js';
+import type { Metrics } from './metrics.js';
+import { HeraldNode } from './node.js';
+import { Disconnect } from './protocol/codes.js';
 import { EmulationEndpoint } from './transport/emulation.js';
 import { IpConnections } from './transport/ip-connections.js';
 import { requestPath } from './transport/request-target.js';
-import { WebSocketEndpoint, type SessionHandlers } from './transport/websocket.js';
+import { WebSocketEndpoint } from './transport/websocket.js';
 import { HERALD_VERSION } from './version.js';
 
 export interface HeraldOptions {
@@ -41,7 +28,10 @@ export interface HeraldOptions {
   /** Explicit settings; win over the file and the environment. */
   config?: LoadConfigInput['overrides'];
   hooks?: HeraldHooks;
-  /** A custom engine (e.g. a Redis engine built by the caller). @default memory, or redis when HERALD_ENGINE=redis */
+  /**
+   * A custom engine (e.g. `createRedisEngine` from `@herald/server/redis`); it declares `capabilities` (engine/engine.ts,
+   * default shared). @default memory, or redis when HERALD_ENGINE=redis (imported with ioredis only then)
+   */
   engine?: Engine;
   /** A pino logger, or false for none. @default a logger at HERALD_LOG_LEVEL */
   logger?: Logger | false;
@@ -84,118 +74,23 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   const log: Logger = options.logger === false ? createLogger('silent', false) : options.logger ?? createLogger(config.logLevel);
   for (const w of warnings) log.warn(w);
 
-  const engine = options.engine ?? createEngineFromConfig(config, log);
-  const hooks = options.hooks ?? {};
-  const nodeUid = randomUUID();
-  const startedAt = Date.now();
-  const sessions = new Set<Session>();
-  const byUser = new Map<string, Set<Session>>();
-  const byClient = new Map<string, Session>();
-  const remoteNodes = new Map<string, NodeInfo>();
+  const engine = options.engine ?? engineFromConfig(config, log);
+  const node = new HeraldNode({ config, engine, hooks: options.hooks, log });
+  const { metrics } = node;
   const readiness = new Map<string, { ok: boolean; reason?: string }>();
   let accepting = true;
   let closing: Promise<void> | undefined;
   const servers: Server[] = [];
-
-  let tokenAuth: TokenAuth | undefined;
-  const t = config.token;
-  if (t.hmacSecret || t.publicKey || t.jwksUrl) {
-    tokenAuth = createTokenAuth({
-      hmacSecret: t.hmacSecret,
-      publicKeyPem: t.publicKey ? loadPublicKey(t.publicKey) : undefined,
-      jwksUrl: t.jwksUrl,
-      audience: t.audience,
-      issuer: t.issuer,
-      requireExp: t.requireExp,
-      maxInfoBytes: config.maxInfoBytes,
-      maxJsonDepth: config.maxJsonDepth,
-    });
-  }
-
-  const metrics = new Metrics(() => ({ connections: byClient.size, subscriptions: hub.numSubscriptions, channels: hub.numChannels }));
-  const hub = new Hub(
-    engine.broker,
-    (err, channel) => log.warn({ err, channel }, 'broker unsubscribe failed'),
-    (channel, epoch, seen, feed) => {
-      continuity.rewound(channel, epoch, { seenOffset: seen, feedOffset: feed })
-        .catch((err: unknown) => log.error({ err, channel, code: 'stream_rewound' }, 'handling a rewound stream failed'));
-    },
-  );
-  const continuity = createFeedContinuity({ hub, engine, log, rulesOf });
-
-  function publishOptions(rules: ChannelRules): PublishOptions {
-    return { historySize: rules.options.history_size, historyTtlMs: rules.options.history_ttl_ms };
-  }
-
-  function noKey(): TokenError {
-    return new TokenError('no_key_configured', 'this server has no token key configured: set HERALD_TOKEN_SECRET (or NEXTAUTH_SECRET, HERALD_TOKEN_PUBLIC_KEY, HERALD_TOKEN_JWKS_URL)');
-  }
-
-  const sessionNode: SessionNode = {
-    config, engine, hub, hooks, version: HERALD_VERSION,
-    async verifyConnectionToken(token) {
-      if (!tokenAuth) throw noKey();
-      return tokenAuth.verifyConnectionToken(token);
-    },
-    async verifySubscriptionToken(token, expect) {
-      if (!tokenAuth) throw noKey();
-      return tokenAuth.verifySubscriptionToken(token, expect);
-    },
-    tokenFailure(err) {
-      if (err instanceof TokenError) {
-        if (err.code === ErrorCode.tokenExpired) return { reply: new HeraldError(ErrorCode.tokenExpired, err.message) };
-        if (err.code < 1000) return { reply: new HeraldError(err.code, err.message, err.temporary) };
-        log.info({ reason: err.reason }, 'token refused');
-        return { disconnect: { code: err.code, reason: err.disconnectReason } };
-      }
-      return { reply: err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal) };
-    },
-    register(s) {
-      byClient.set(s.id, s);
-      let set = byUser.get(s.user);
-      if (!set) byUser.set(s.user, (set = new Set()));
-      set.add(s);
-    },
-    unregister(s) {
-      byClient.delete(s.id);
-      const set = byUser.get(s.user);
-      if (set) {
-        set.delete(s);
-        if (set.size === 0) byUser.delete(s.user);
-      }
-    },
-    userConnectionCount: (user) => byUser.get(user)?.size ?? 0,
-    publishOptions,
-    metrics: {
-      command: (m) => metrics.commands.inc({ method: m }),
-      error: (c) => metrics.errors.inc({ code: String(c) }),
-      disconnect: (c) => metrics.disconnects.inc({ code: String(c) }),
-      delivered: (n) => metrics.delivered.inc(n),
-      published: () => metrics.published.inc({ source: 'client' }),
-    },
-    logWarn: (obj, msg) => log.warn(obj, msg),
-  };
+  const wsPaths = config.wsPaths;
 
   /** A throw that reached an entry point (request, upgrade, frame): a bug, logged; the peer got a 500 or a closed socket. */
   function logEntryError(err: unknown, where: string): void {
     log.error({ err, where }, `unexpected error in ${where}: answered 500 or closed the connection; please report it`);
   }
 
-  function openSession(transport: ClientTransport, request: UpgradeRequestInfo): SessionHandlers {
-    const session = new Session(sessionNode, transport, request);
-    sessions.add(session);
-    return {
-      onFrame: (text) => session.onFrame(text),
-      onClose: (code, reason) => {
-        sessions.delete(session);
-        session.onClose(code, reason);
-      },
-    };
-  }
-
   const ipConnections = new IpConnections(config.ipConnectionLimit);
   const endpoint = new WebSocketEndpoint({
-    paths: config.wsPaths,
+    paths: wsPaths,
     version: HERALD_VERSION,
     maxMessageBytes: config.maxMessageBytes,
     maxSendBufferBytes: config.maxSendBufferBytes,
@@ -204,7 +99,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     cookieRequiresOrigin: config.cookieRequiresOrigin,
     ipConnections,
     isAccepting: () => accepting,
-    onConnection: openSession,
+    onConnection: (transport, request) => node.openSession(transport, request),
     onRejected(status, reason, request) {
       log.info({ status, reason, origin: request.headers.origin, ip: request.remoteAddress }, 'upgrade refused');
     },
@@ -214,166 +109,16 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   const emulation = new EmulationEndpoint({
     httpStream: config.httpStream,
     sse: config.sse,
-    node: nodeUid,
+    node: node.uid,
     maxMessageBytes: config.maxMessageBytes,
     maxSendBufferBytes: config.maxSendBufferBytes,
     allowedOrigins: config.allowedOrigins,
     cookieRequiresOrigin: config.cookieRequiresOrigin,
     ipConnections,
     isAccepting: () => accepting,
-    onConnection: openSession,
+    onConnection: (transport, request) => node.openSession(transport, request),
     onError: logEntryError,
   });
-
-  function onControl(msg: ControlMessage): void {
-    switch (msg.type) {
-      case 'node':
-        if (msg.node.uid !== nodeUid) remoteNodes.set(msg.node.uid, msg.node);
-        return;
-      case 'disconnect':
-        for (const s of [...(byUser.get(msg.user) ?? [])]) {
-          if (!msg.client || s.id === msg.client) s.disconnect({ code: msg.code, reason: msg.reason });
-        }
-        return;
-      case 'unsubscribe':
-        for (const s of byUser.get(msg.user) ?? []) {
-          if (!msg.client || s.id === msg.client) s.unsubscribeByServer(msg.channel, UnsubscribeCode.server, 'server unsubscribe');
-        }
-        return;
-      case 'subscribe':
-        for (const s of byUser.get(msg.user) ?? []) {
-          if (!msg.client || s.id === msg.client) s.subscribeByServer(msg.channel).catch((err) => log.warn({ err, channel: msg.channel }, 'server-side subscribe failed'));
-        }
-        return;
-    }
-  }
-
-  const brokerRunning = engine.broker.run({
-    onPublication(channel, pub, position) {
-      metrics.delivered.inc(hub.onPublication(channel, pub, position));
-    },
-    onJoin: (channel, info) => hub.onJoin(channel, info),
-    onLeave: (channel, info) => hub.onLeave(channel, info),
-    onControl,
-    onFeedInterrupted(affects) {
-      log.warn('broker feed was interrupted: channels whose stream moved meanwhile make their subscribers recover');
-      continuity.afterFeedLoss(affects).catch((err) => {
-        log.warn({ err }, 'feed recheck failed: every subscriber of the channels concerned recovers');
-        for (const channel of [...hub.channelNames()]) if (!affects || affects(channel)) hub.invalidate(channel);
-      });
-    },
-  });
-  brokerRunning.catch((err) => log.error({ err }, 'engine failed to start'));
-
-  function selfInfo(): NodeInfo {
-    return {
-      uid: nodeUid,
-      name: config.name || hostname(),
-      version: HERALD_VERSION,
-      num_clients: byClient.size,
-      num_users: byUser.size,
-      num_channels: hub.numChannels,
-      num_subs: hub.numSubscriptions,
-      uptime: Math.floor((Date.now() - startedAt) / 1000),
-      channels: [...hub.channelNames()].slice(0, 10_000),
-      updatedAt: Date.now(),
-    };
-  }
-
-  let tickCount = 0;
-  const ticker = setInterval(() => {
-    const now = Date.now();
-    for (const s of sessions) s.tick(now);
-    tickCount++;
-    if (engine.name !== 'memory') {
-      if (tickCount % Math.max(1, Math.floor(config.presenceTtlMs / 3000)) === 0) {
-        for (const s of sessions) for (const p of s.refreshPresence()) p.catch(() => {});
-      }
-      if (tickCount % 5 === 0) engine.broker.publishControl({ type: 'node', node: selfInfo() }).catch(() => {});
-      for (const [uid, n] of remoteNodes) if (now - n.updatedAt > 30_000) remoteNodes.delete(uid);
-    }
-  }, 1000);
-  ticker.unref();
-
-  function rulesOf(channel: string): ChannelRules {
-    return resolveChannel(config, channel);
-  }
-
-  const core: HeraldCore = {
-    apiLimits: {
-      maxJsonDepth: config.maxJsonDepth,
-      maxReplyBytes: config.apiMaxReplyBytes,
-      maxBatchCommands: config.apiMaxBatchCommands,
-      maxBroadcastChannels: config.apiMaxBroadcastChannels,
-    },
-    async publish(channel, data, opts = {}) {
-      const rules = rulesOf(channel);
-      const started = performance.now();
-      const po: PublishOptions = publishOptions(rules);
-      if (opts.idempotencyKey) po.idempotencyKey = opts.idempotencyKey;
-      // Checked iteratively before JSON.stringify, whose recursion deep data (in-process callers, the outbox) overflows.
-      const tooDeep = jsonDepthProblem(data, config.maxJsonDepth);
-      if (tooDeep) throw new HeraldError(ErrorCode.badRequest, tooDeep);
-      let text: string;
-      try {
-        text = jsonText(data);
-      } catch {
-        throw new HeraldError(ErrorCode.badRequest, 'bad request: data is not JSON-serializable');
-      }
-      const input = opts.tags ? { data: text, tags: opts.tags } : { data: text };
-      const pos = await engine.broker.publish(rules.channel, input, po);
-      metrics.publishLatency.observe((performance.now() - started) / 1000);
-      metrics.published.inc({ source: opts.source ?? 'server' });
-      return pos;
-    },
-    async subscribeUser(user, channel, client) {
-      rulesOf(channel);
-      await engine.broker.publishControl(client ? { type: 'subscribe', user, channel, client } : { type: 'subscribe', user, channel });
-    },
-    async unsubscribeUser(user, channel, client) {
-      await engine.broker.publishControl(client ? { type: 'unsubscribe', user, channel, client } : { type: 'unsubscribe', user, channel });
-    },
-    async disconnectUser(user, opts = {}) {
-      const d: DisconnectInfo = { code: opts.code ?? Disconnect.forceNoReconnect.code, reason: opts.reason ?? Disconnect.forceNoReconnect.reason };
-      const msg: ControlMessage = { type: 'disconnect', user, code: d.code, reason: d.reason };
-      if (opts.client) msg.client = opts.client;
-      await engine.broker.publishControl(msg);
-    },
-    async presence(channel) {
-      const rules = rulesOf(channel);
-      if (!rules.options.presence) throw new HeraldError(ErrorCode.notAvailable, `presence is not enabled for channel "${channel}"`);
-      return engine.presence.presence(channel);
-    },
-    async presenceStats(channel) {
-      const rules = rulesOf(channel);
-      if (!rules.options.presence) throw new HeraldError(ErrorCode.notAvailable, `presence is not enabled for channel "${channel}"`);
-      return engine.presence.presenceStats(channel);
-    },
-    async history(channel, opts = {}) {
-      const o = rulesOf(channel).options;
-      if (o.history_size <= 0) throw new HeraldError(ErrorCode.notAvailable, `history is not enabled for channel "${channel}"`);
-      const r = await engine.history.history(channel, {
-        limit: opts.limit ?? 0, since: opts.since, reverse: opts.reverse,
-        historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
-      });
-      if (opts.since && opts.since.epoch !== '' && opts.since.epoch !== r.position.epoch) throw new HeraldError(ErrorCode.unrecoverablePosition);
-      return r;
-    },
-    async removeHistory(channel) {
-      rulesOf(channel);
-      await engine.history.removeHistory(channel);
-    },
-    async channels() {
-      const out = new Map<string, number>();
-      for (const ch of hub.channelNames()) out.set(ch, hub.subscriberCount(ch));
-      for (const n of remoteNodes.values()) for (const ch of n.channels ?? []) if (!out.has(ch)) out.set(ch, 0);
-      return out;
-    },
-    nodes() {
-      const strip = ({ uid: _u, channels: _c, updatedAt: _t, ...rest }: NodeInfo) => rest;
-      return [strip(selfInfo()), ...[...remoteNodes.values()].map(strip)];
-    },
-  };
 
   function isReady(): boolean {
     if (!accepting || !engine.isReady()) return false;
@@ -382,7 +127,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   }
 
   const apiHandler = createHttpHandler({
-    core,
+    core: node,
     apiKey: config.apiKey,
     apiInsecure: config.apiInsecure,
     maxBodyBytes: config.apiMaxBodyBytes,
@@ -439,13 +184,25 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   }
 
   const herald: Herald = {
-    ...core,
+    get apiLimits() {
+      return node.apiLimits;
+    },
+    publish: (channel, data, opts) => node.publish(channel, data, opts),
+    subscribeUser: (user, channel, client) => node.subscribeUser(user, channel, client),
+    unsubscribeUser: (user, channel, client) => node.unsubscribeUser(user, channel, client),
+    disconnectUser: (user, opts) => node.disconnectUser(user, opts),
+    presence: (channel) => node.presence(channel),
+    presenceStats: (channel) => node.presenceStats(channel),
+    history: (channel, opts) => node.history(channel, opts),
+    removeHistory: (channel) => node.removeHistory(channel),
+    channels: () => node.channels(),
+    nodes: () => node.nodes(),
     config,
     engine,
     log,
     metrics,
     async call(method, params, opts = {}) {
-      return JSON.parse(await executeApi(core, method, params, opts.source ?? 'server'));
+      return JSON.parse(await executeApi(node, method, params, opts.source ?? 'server'));
     },
     attach(server, opts = {}) {
       const paths = opts.path === undefined ? undefined : Array.isArray(opts.path) ? opts.path : [opts.path];
@@ -463,7 +220,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       server.maxHeadersCount = 200;
       attachUpgrade(server, undefined, true);
       servers.push(server);
-      await brokerRunning;
+      await node.running;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         // A reconnect storm (a node died; its clients all come back at once) overflows Node's default accept queue
@@ -475,7 +232,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
         });
       });
       const addr = server.address() as AddressInfo;
-      log.info({ port: addr.port, host: addr.address, engine: engine.name, paths: config.wsPaths, version: HERALD_VERSION }, `Herald listening on ${addr.address}:${addr.port}`);
+      log.info({ port: addr.port, host: addr.address, engine: engine.name, paths: wsPaths, version: HERALD_VERSION }, `Herald listening on ${addr.address}:${addr.port}`);
       return addr;
     },
     setReadiness(name, state) {
@@ -483,22 +240,21 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     },
     isReady,
     get connectionCount() {
-      return byClient.size;
+      return node.connectionCount;
     },
     close() {
       closing ??= (async () => {
         accepting = false;
         // The listeners stay open while draining: upgrades get 503 and /ready 503, so clients and balancers are told
         // why, instead of meeting a refused connection.
-        for (const s of [...sessions]) s.disconnect(Disconnect.shutdown);
+        node.disconnectAll(Disconnect.shutdown);
         const deadline = Date.now() + config.shutdownTimeoutMs;
         while (endpoint.connectionCount + emulation.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
         for (const s of servers) s.close();
         endpoint.terminateAll();
         emulation.terminateAll();
         for (const s of servers) s.closeAllConnections?.();
-        clearInterval(ticker);
-        await engine.close().catch((err) => log.warn({ err }, 'engine close failed'));
+        await node.close();
         log.info('Herald stopped');
       })();
       return closing;
@@ -509,30 +265,3 @@ export function createHerald(options: HeraldOptions = {}): Herald {
 
 /** The accept queue asked of the kernel for `listen` (capped by net.core.somaxconn). */
 const LISTEN_BACKLOG = 4096;
-
-/** Engines by name: memory (the single-node default) or redis (scale-out, docs/scaling.md). */
-function createEngineFromConfig(config: HeraldConfig, log: Logger): Engine {
-  if (config.engine === 'redis') {
-    const many = config.redisUrls.length > 1;
-    const where = config.redisUrls.map((u, i) => redactRedisUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'));
-    return createRedisEngine({
-      url: config.redisUrls,
-      prefix: config.redisPrefix,
-      commandTimeoutMs: config.redisTimeoutMs,
-      minReplicas: config.redisMinReplicas,
-      onEvent(e, i) {
-        const at = many ? { redis: where[i], shard: `${i + 1}/${config.redisUrls.length}` } : { redis: where[i] };
-        if (e.type === 'connected') log.info({ ...at, role: e.role }, e.reconnect ? 'redis reconnected' : 'redis connected');
-        else if (e.type === 'disconnected') log.warn({ ...at, role: e.role }, 'redis connection lost: publishes fail with 503 until it is back; reconnecting with backoff');
-        else if (e.type === 'unreachable') log.warn({ ...at, role: e.role, error: e.error }, 'redis not reachable: /ready is 503 and publishes fail until it is; retrying with backoff (check REDIS_URL)');
-        else if (e.type === 'unhealthy') log.warn({ ...at, error: e.error }, 'redis stopped answering: /ready is 503 and publishes fail until it answers again');
-        else if (e.type === 'topology') {
-          if (e.ok) log.info({ ...at }, 'redis shard list agrees with the other nodes again');
-          else log.error({ ...at, code: 'redis_shard_mismatch' }, `${e.message} Until then /ready is 503.`);
-        } else log.info({ ...at }, 'redis answers again');
-      },
-      onError: (what, err) => log.warn({ err, what }, 'redis engine error'),
-    });
-  }
-  return createMemoryEngine();
-}

@@ -3,7 +3,7 @@ export type { HeraldCore, PublishCallOptions, PublishSource, ApiLimits } from '.
 export type * from './hooks.js';
 export { loadConfig, ConfigError, type HeraldConfig, type NamespaceOptions } from './config/index.js';
 export { HeraldError, ErrorCode, Disconnect, UnsubscribeCode } from './protocol/codes.js';
-export type { Engine } from './engine/engine.js';
+export { DEFAULT_ENGINE_CAPABILITIES, type Engine, type EngineCapabilities } from './engine/engine.js';
 export type { Broker, BrokerEventHandler, ControlMessage, PublishOptions, NodeInfo } from './engine/broker.js';
 export type { History, HistoryQuery, HistoryResult } from './engine/history.js';
 export type { PresenceManager, PresenceStats } from './engine/presence.js';

@@ -11,6 +11,8 @@ export function createMemoryEngine(): Engine {
   const presence = new MemoryPresence();
   return {
     name: 'memory',
+    // One process: no other node shares its broker, history or presence.
+    capabilities: { shared: false },
     broker,
     history,
     presence,

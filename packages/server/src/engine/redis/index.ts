@@ -63,6 +63,8 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
   const broker = single?.broker ?? new ShardedBroker(shards);
   return {
     name: 'redis',
+    // Every node with the same prefix shares it.
+    capabilities: { shared: true },
     broker,
     history: single?.history ?? new ShardedHistory(shards),
     presence: single?.presence ?? new ShardedPresence(shards),
