@@ -285,3 +285,39 @@ describe('@herald/server/redis', () => {
     }
   });
 });
+
+describe('herald.onClose: extensions stop inside close(), before clients and the engine', () => {
+  it('close() runs each hook once while clients are connected and the engine still publishes, then closes clients with 3001', async () => {
+    const s = await startHerald();
+    const client = await RawClient.open(s.wsUrl);
+    client.send({ id: 1, connect: { token: await mintToken({ sub: 'hooked' }) } });
+    await client.reply(1);
+    const seen: string[] = [];
+    s.herald.onClose(async () => {
+      seen.push(`connections=${s.herald.connectionCount}`);
+      const pos = await s.herald.publish('last-words', { bye: true });
+      seen.push(`published offset=${pos.offset}`);
+    });
+    const removed = s.herald.onClose(() => {
+      seen.push('a removed hook ran');
+    });
+    removed();
+    await Promise.all([s.close(), s.close()]);
+    assert.deepEqual(seen, ['connections=1', 'published offset=0']);
+    assert.equal((await client.closed()).code, 3001);
+  });
+
+  it('a hook that throws is logged and the shutdown goes on', async () => {
+    const s = await startHerald();
+    let after = false;
+    s.herald.onClose(() => {
+      throw new Error('extension failed to stop');
+    });
+    s.herald.onClose(() => {
+      after = true;
+    });
+    await s.close();
+    assert.equal(after, true);
+    assert.equal(s.herald.isReady(), false);
+  });
+});

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { createHerald } from '../herald.js';
 import { ConfigError } from '../config/index.js';
+import { startServeOutbox } from '../outbox/serve-extension.js';
 
 /** Flags mirror environment variables; env-only start works with no flags at all. */
 const FLAG_ENV: Record<string, string> = {
@@ -52,8 +53,8 @@ export async function serve(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const extensions = await loadServeExtensions();
-  for (const ext of extensions) await ext(herald);
+  // Features that start with `herald serve` plug in through the Herald's lifecycle hooks (herald.onClose).
+  startServeOutbox(herald);
   try {
     await herald.listen();
   } catch (err) {
@@ -82,14 +83,4 @@ export async function serve(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-}
-
-/** Features that start with `herald serve` (the outbox consumer, for one) register here. */
-export type ServeExtension = (herald: ReturnType<typeof createHerald>) => Promise<void> | void;
-const extensionLoaders: (() => Promise<ServeExtension>)[] = [];
-export function registerServeExtension(loader: () => Promise<ServeExtension>): void {
-  extensionLoaders.push(loader);
-}
-async function loadServeExtensions(): Promise<ServeExtension[]> {
-  return Promise.all(extensionLoaders.map((l) => l()));
 }

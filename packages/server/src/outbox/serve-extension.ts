@@ -1,4 +1,4 @@
-import { registerServeExtension } from '../cli/serve.js';
+import type { Herald } from '../herald.js';
 import { createOutboxConsumer } from './consumer.js';
 
 /**
@@ -7,7 +7,7 @@ import { createOutboxConsumer } from './consumer.js';
  * HERALD_OUTBOX_WORKERS (@default 4 Postgres, 1 SQLite). The limits (HERALD_OUTBOX_MAX_PAYLOAD, HERALD_OUTBOX_MAX_BATCH_BYTES,
  * HERALD_OUTBOX_STUCK_AFTER) come from the config (config/index.ts).
  */
-registerServeExtension(async () => (herald) => {
+export function startServeOutbox(herald: Herald): void {
   const url = herald.config.databaseUrl;
   if (!url) return;
   const consumer = createOutboxConsumer({
@@ -20,12 +20,8 @@ registerServeExtension(async () => (herald) => {
   // start() only schedules the loop; the loop reports its own failures (log and /ready).
   consumer.start().catch((err: unknown) => herald.log.error({ err }, 'outbox consumer failed to start'));
   // Stop claiming before the engine closes, so no batch publishes into a closed engine.
-  const close = herald.close.bind(herald);
-  herald.close = async () => {
-    await consumer.stop();
-    await close();
-  };
-});
+  herald.onClose(() => consumer.stop());
+}
 
 function intEnv(name: string): number | undefined {
   const v = process.env[name];
