@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
 import type { IpConnections } from './ip-connections.js';
+import { DEFAULT_MAX_JSON_DEPTH, depthMessage, jsonDepthProblem } from '../protocol/json-depth.js';
 import { checkRequestOrigin } from './origin.js';
 import { readBoundedBody } from './request-body.js';
 import { parseRequestTarget } from './request-target.js';
@@ -24,6 +25,8 @@ export interface EmulationEndpointOptions {
   /** This node's id, echoed by clients in emulation requests. */
   node: string;
   maxMessageBytes: number;
+  /** HERALD_MAX_JSON_DEPTH: `data` sent as JSON (not text) deeper than a command may be is refused before it is re-serialized. @default 64 */
+  maxJsonDepth?: number;
   maxSendBufferBytes: number;
   allowedOrigins: readonly string[] | undefined;
   /** Refuse requests that carry a Cookie header but no Origin. */
@@ -299,6 +302,11 @@ export class EmulationEndpoint {
     const { session, data } = msg as { session?: unknown; data?: unknown };
     const entry = typeof session === 'string' ? this.sessions.get(session) : undefined;
     if (!entry || entry.transport.closed) return plain(res, 404, 'unknown session');
+    // `data` as JSON (not text) is serialized again for the session: past what a command may nest (the data's limit plus
+    // the command and its params, as on WebSocket) it is refused first, by an iterative walk, since JSON.stringify
+    // recurses and overflows the stack on a few thousand levels, which a body within the size limit holds.
+    const maxDepth = this.opts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+    if (typeof data === 'object' && data !== null && jsonDepthProblem(data, maxDepth + 2)) return plain(res, 400, depthMessage(maxDepth));
     const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
     // While the session's queue is full the request waits (its answer too) and is let in when the queue drains, in
     // arrival order: a client posting faster than its commands are handled is slowed down, never refused.

@@ -311,7 +311,13 @@ function frameTexts(): fc.Arbitrary<string> {
     const fill = Math.max(0, n - prefix.length - suffix.length);
     return prefix + ch.repeat(Math.ceil(fill / Buffer.byteLength(ch))).slice(0, fill) + suffix;
   });
-  return fc.oneof({ weight: 6, arbitrary: batch }, { weight: 4, arbitrary: scenario() }, { weight: 3, arbitrary: line }, { weight: 1, arbitrary: nearLimit });
+  /** Many short commands in one frame: past the queue of commands (backpressure) and the command rate (111, 3013). */
+  const flood = fc.tuple(fc.integer({ min: 50, max: 600 }), fc.constantFrom('{"id":ID,"ping":{}}', '{}', '{"id":ID,"presence_stats":{"channel":"fuzz"}}', '{"ping":{}}', 'x', '{"id":ID,"history":{"channel":"rec:a","limit":-1}}')).map(([n, l]) => {
+    const lines: string[] = [];
+    for (let i = 0; i < n; i++) lines.push(l.replace('ID', String(1000 + i)));
+    return lines.join('\n');
+  });
+  return fc.oneof({ weight: 6, arbitrary: batch }, { weight: 4, arbitrary: scenario() }, { weight: 3, arbitrary: line }, { weight: 1, arbitrary: nearLimit }, { weight: 1, arbitrary: flood });
 }
 
 /**
@@ -504,11 +510,14 @@ function postEmulation(body: string): Promise<{ status: number; text: string }> 
 }
 
 /** How a `POST /emulation` carries one op: `data` as text or as JSON, or an envelope broken in one way. */
-type Envelope = 'text' | 'json' | 'wrongSession' | 'noSession' | 'notJson' | 'array' | 'noData';
-const envelopes = fc.constantFrom<Envelope>('text', 'text', 'text', 'text', 'json', 'json', 'wrongSession', 'noSession', 'notJson', 'array', 'noData');
+type Envelope = 'text' | 'json' | 'deep' | 'wrongSession' | 'noSession' | 'notJson' | 'array' | 'noData';
+const envelopes = fc.constantFrom<Envelope>('text', 'text', 'text', 'text', 'json', 'json', 'deep', 'wrongSession', 'noSession', 'notJson', 'array', 'noData');
+/** Nesting of a `deep` envelope's data (JSON, not text): a command may nest HERALD_MAX_JSON_DEPTH + 2 (itself and its params). */
+const deepLevels = [MAX_DEPTH + 2, MAX_DEPTH + 3, 3000, 7000];
 
-function envelope(kind: Envelope, session: string, node: string, text: string): string {
+function envelope(kind: Envelope, session: string, node: string, text: string, levels = MAX_DEPTH): string {
   let data: unknown = text;
+  if (kind === 'deep') return `{"session":${JSON.stringify(session)},"node":${JSON.stringify(node)},"data":${nested(levels, 'array')}}`;
   if (kind === 'json') {
     try {
       data = JSON.parse(text);
@@ -561,9 +570,12 @@ async function runEmulated(sse: boolean, texts: string[], kinds: Envelope[], aft
       const { session, node } = reply.connect;
       for (let i = 0; i < texts.length; i++) {
         const kind = kinds[i % kinds.length]!;
-        const a = await postEmulation(envelope(kind, session, node, texts[i]!));
-        // Any envelope over HERALD_MAX_MESSAGE_SIZE + 1 KB is 413 before it is read.
-        const expected = { text: [200, 404, 413], json: [200, 404, 413], noData: [200, 404], wrongSession: [404, 413], noSession: [404, 413], notJson: [400, 413], array: [400, 413] }[kind];
+        const levels = deepLevels[i % deepLevels.length]!;
+        const a = await postEmulation(envelope(kind, session, node, texts[i]!, levels));
+        // Any envelope over HERALD_MAX_MESSAGE_SIZE + 1 KB is 413 before it is read; data nested past what a command
+        // may nest is 400 (the session's 107 otherwise).
+        const deep = levels > MAX_DEPTH + 2 ? [400, 404] : [200, 404];
+        const expected = { text: [200, 404, 413], json: [200, 404, 413], deep, noData: [200, 404], wrongSession: [404, 413], noSession: [404, 413], notJson: [400, 413], array: [400, 413] }[kind];
         assert.ok(expected.includes(a.status), `${what}: POST /emulation (${kind}) answered ${a.status} ${a.text.slice(0, 200)}`);
         // Its own session is unknown only once the server ended it, which the stream says with a disconnect push.
         if (a.status === 404 && kind !== 'wrongSession' && kind !== 'noSession') await until(() => (check(), disconnected || st.ended), `${what}: the disconnect push behind a 404`);
@@ -644,4 +656,36 @@ test(`${RUNS} generated runs of frames before and after connect on WebSocket, HT
   // The runs reached results, errors and closes (not one kind of answer only).
   const kindsSeen = new Set([...seen.keys()].map((k) => k.split(' ')[0]));
   for (const k of ['result', 'error', 'close']) assert.ok(kindsSeen.has(k), `the runs met at least one ${k} (${summary})`);
+});
+
+// ---- regressions found by the property -----------------------------------------------------------------------------
+
+test('a POST /emulation whose data is JSON (not text) nested 7,000 arrays deep, within the size limit, is refused as too deep (400 naming HERALD_MAX_JSON_DEPTH) instead of overflowing JSON.stringify into a 500, and the session stays usable', async () => {
+  const st = await openStream(false, JSON.stringify({ id: 1, connect: { token: tokens.valid } }));
+  try {
+    assert.equal(st.status, 200);
+    await until(() => st.messages.some((m) => m.startsWith('{"id":1,')), 'connect reply');
+    const { session, node } = (JSON.parse(st.messages.find((m) => m.startsWith('{"id":1,'))!) as { connect: { session: string; node: string } }).connect;
+    const deep = `{"session":${JSON.stringify(session)},"node":${JSON.stringify(node)},"data":${nested(7000, 'array')}}`;
+    assert.ok(Buffer.byteLength(deep) < MAX_MESSAGE + 1024, 'the request is within the /emulation size limit');
+    const a = await postEmulation(deep);
+    assertNothingEscaped('deep /emulation data');
+    assert.equal(a.status, 400, `answered ${a.status}: ${a.text}`);
+    assert.match(a.text, /HERALD_MAX_JSON_DEPTH/);
+    // A command's data nested to the limit goes through (JSON or text); one past it is 400 as JSON, 107 as text (as on WebSocket).
+    const command = (id: number, levels: number) => `{"id":${id},"rpc":{"method":"echo","data":${nested(levels, 'array')}}}`;
+    const atLimit = await postEmulation(JSON.stringify({ session, node, data: JSON.parse(command(2, MAX_DEPTH)) }));
+    assert.equal(atLimit.status, 200, atLimit.text);
+    const pastAsJson = await postEmulation(JSON.stringify({ session, node, data: JSON.parse(command(3, MAX_DEPTH + 1)) }));
+    assert.equal(pastAsJson.status, 400, pastAsJson.text);
+    assert.match(pastAsJson.text, /HERALD_MAX_JSON_DEPTH/);
+    const pastAsText = await postEmulation(JSON.stringify({ session, node, data: command(4, MAX_DEPTH + 1) }));
+    assert.equal(pastAsText.status, 200, pastAsText.text);
+    await until(() => st.messages.some((m) => m.startsWith('{"id":4,')), 'the too-deep rpc sent as text answered');
+    assert.ok(st.messages.some((m) => m.startsWith('{"id":2,"rpc":')), 'the rpc at the limit has its result');
+    assert.ok(!st.messages.some((m) => m.startsWith('{"id":3,')), 'the refused request reached no session');
+    assert.equal((JSON.parse(st.messages.find((m) => m.startsWith('{"id":4,'))!) as { error?: { code: number } }).error?.code, ErrorCode.badRequest, 'one past the limit as text is 107');
+  } finally {
+    st.abort();
+  }
 });
