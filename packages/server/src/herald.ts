@@ -58,7 +58,13 @@ export interface Herald extends HeraldCore {
   /** Named readiness checks shown by GET /ready (e.g. the outbox adds one). */
   setReadiness(name: string, state: { ok: boolean; reason?: string }): void;
   isReady(): boolean;
-  /** Graceful stop: refuse new upgrades (503), close clients with 3001, wait up to the deadline, close the engine. */
+  /**
+   * Runs `fn` when close() starts, before clients are closed and the engine stops (an extension such as the outbox
+   * consumer stops there, so nothing it publishes meets a closed engine). close() waits for every hook; a hook that
+   * throws is logged and does not stop the shutdown. Returns a function that removes the hook.
+   */
+  onClose(fn: () => Promise<void> | void): () => void;
+  /** Graceful stop: run the onClose hooks, refuse new upgrades (503), close clients with 3001, wait up to the deadline, close the engine. */
   close(): Promise<void>;
   readonly connectionCount: number;
 }
@@ -78,6 +84,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   const node = new HeraldNode({ config, engine, hooks: options.hooks, log });
   const { metrics } = node;
   const readiness = new Map<string, { ok: boolean; reason?: string }>();
+  const closeHooks = new Set<() => unknown>();
   let accepting = true;
   let closing: Promise<void> | undefined;
   const servers: Server[] = [];
@@ -243,8 +250,23 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     get connectionCount() {
       return node.connectionCount;
     },
+    onClose(fn) {
+      const hook = () => fn();
+      closeHooks.add(hook);
+      return () => {
+        closeHooks.delete(hook);
+      };
+    },
     close() {
       closing ??= (async () => {
+        // Extensions (the outbox) stop first, while the engine still takes their last publishes.
+        await Promise.all([...closeHooks].map(async (hook) => {
+          try {
+            await hook();
+          } catch (err) {
+            log.warn({ err }, 'a close hook failed; stopping anyway');
+          }
+        }));
         accepting = false;
         // The listeners stay open while draining: upgrades get 503 and /ready 503, so clients and balancers are told
         // why, instead of meeting a refused connection.
