@@ -47,7 +47,11 @@ export interface Herald extends HeraldCore {
   /** Runs one server API method by name with a Centrifugo-shaped body; resolves with the `result` object. */
   /** Runs an HTTP API method in process; `source` labels its publications in /metrics (default 'server'). */
   call(method: string, params: unknown, opts?: { source?: PublishSource }): Promise<unknown>;
-  /** Handles upgrades on Herald's WebSocket paths of an existing server; other upgrades (e.g. Next.js HMR) are untouched. */
+  /**
+   * Handles upgrades on Herald's WebSocket paths of an existing server; other upgrades (e.g. Next.js HMR) are
+   * untouched. With `path`, only that path (or those paths) on that server, which also become WebSocket paths of
+   * handleUpgrade and listen() next to config.wsPaths (unchanged); servers attached earlier keep their paths.
+   */
   attach(server: Server, options?: { path?: string | string[] }): void;
   /** HTTP handler for /api, /health, /ready, /metrics and the 426 probe answer; for custom servers. */
   handleRequest(req: IncomingMessage, res: ServerResponse): void;
@@ -88,7 +92,11 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   let accepting = true;
   let closing: Promise<void> | undefined;
   const servers: Server[] = [];
-  const wsPaths = config.wsPaths;
+  /**
+   * The endpoint's WebSocket paths: the configured ones and every path given to attach(). A copy: attaching never
+   * changes config.wsPaths, nor the paths another attached server handles.
+   */
+  const wsPaths = [...config.wsPaths];
 
   /** A throw that reached an entry point (request, upgrade, frame): a bug, logged; the peer got a 500 or a closed socket. */
   function logEntryError(err: unknown, where: string): void {
@@ -118,7 +126,6 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     sse: config.sse,
     node: node.uid,
     maxMessageBytes: config.maxMessageBytes,
-    maxJsonDepth: config.maxJsonDepth,
     maxSendBufferBytes: config.maxSendBufferBytes,
     allowedOrigins: config.allowedOrigins,
     cookieRequiresOrigin: config.cookieRequiresOrigin,
@@ -213,8 +220,8 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       return JSON.parse(await executeApi(node, method, params, opts.source ?? 'server'));
     },
     attach(server, opts = {}) {
-      const paths = opts.path === undefined ? undefined : Array.isArray(opts.path) ? opts.path : [opts.path];
-      if (paths) config.wsPaths.splice(0, config.wsPaths.length, ...paths);
+      const paths = opts.path === undefined ? undefined : Array.isArray(opts.path) ? [...opts.path] : [opts.path];
+      for (const p of paths ?? []) if (!wsPaths.includes(p)) wsPaths.push(p);
       attachUpgrade(server, paths);
     },
     handleRequest: httpHandler,
