@@ -126,6 +126,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     sse: config.sse,
     node: node.uid,
     maxMessageBytes: config.maxMessageBytes,
+    maxJsonDepth: config.maxJsonDepth,
     maxSendBufferBytes: config.maxSendBufferBytes,
     allowedOrigins: config.allowedOrigins,
     cookieRequiresOrigin: config.cookieRequiresOrigin,
