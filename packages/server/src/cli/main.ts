@@ -5,7 +5,6 @@ import { publish, publishUsage } from './publish.js';
 import { serve, serveUsage } from './serve.js';
 import { token, tokenUsage } from './token.js';
 import { HERALD_VERSION } from '../version.js';
-import '../outbox/serve-extension.js';
 
 type Command = { run: (argv: string[]) => Promise<number>; usage: string };
 
