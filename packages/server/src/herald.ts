@@ -11,7 +11,7 @@ import type { HeraldHooks } from './hooks.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { HeraldNode } from './node.js';
-import { Disconnect } from './protocol/codes.js';
+import { Disconnect, ErrorCode } from './protocol/codes.js';
 import { EmulationEndpoint } from './transport/emulation.js';
 import { IpConnections } from './transport/ip-connections.js';
 import { requestPath } from './transport/request-target.js';
@@ -171,7 +171,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       if (res.headersSent) res.destroy();
       else {
         res.writeHead(500, { 'content-type': 'application/json', connection: 'close' });
-        res.end('{"error":{"code":100,"message":"internal server error"}}');
+        res.end(JSON.stringify({ error: { code: ErrorCode.internal, message: 'internal server error' } }));
       }
     }
   };

@@ -544,7 +544,7 @@ export class Session implements HubSubscriber {
     const creds = await this.verifyTokenOrClose(token);
     if (!creds) return;
     if (creds.user !== this.user) {
-      this.disconnect({ code: 3500, reason: 'invalid token: refresh token is for another user' });
+      this.disconnect({ code: Disconnect.invalidToken.code, reason: 'invalid token: refresh token is for another user' });
       return;
     }
     const nowSec = Date.now() / 1000;

@@ -128,7 +128,7 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
     if (path.startsWith('/api/') || path === '/api') {
       return api(req, res, path.slice(5));
     }
-    send(res, 404, JSON.stringify({ error: { code: 404, message: `not found: ${path.slice(0, 100)}` }, server: 'herald' }));
+    send(res, 404, JSON.stringify({ error: { code: ErrorCode.methodNotFound, message: `not found: ${path.slice(0, 100)}` }, server: 'herald' }));
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {

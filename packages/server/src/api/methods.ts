@@ -1,6 +1,6 @@
 import type { ApiLimits, HeraldCore, PublishSource } from '../core.js';
 import { channelNameProblem, MAX_CHANNEL_LENGTH } from '../channels/name.js';
-import { ErrorCode, HeraldError } from '../protocol/codes.js';
+import { Disconnect, ErrorCode, HeraldError } from '../protocol/codes.js';
 import { encodeClientInfo, encodePublicationListWithin } from '../protocol/codec.js';
 import { DEFAULT_MAX_JSON_DEPTH, jsonDepthProblem } from '../protocol/json-depth.js';
 
@@ -148,8 +148,8 @@ async function run(core: HeraldCore, limits: ApiLimits, budget: Budget, method: 
     }
     case 'disconnect': {
       const user = reqString(p, 'user');
-      let code = 3503;
-      let reason = 'force disconnect';
+      let code: number = Disconnect.forceNoReconnect.code;
+      let reason: string = Disconnect.forceNoReconnect.reason;
       const d = (p.disconnect ?? p) as Record<string, unknown>;
       if (d && typeof d === 'object') {
         if (d.code !== undefined) {

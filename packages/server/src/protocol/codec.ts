@@ -1,5 +1,5 @@
 import type { ClientInfo, Publication } from '../engine/types.js';
-import type { DisconnectInfo, ReplyErrorInfo } from './codes.js';
+import { ErrorCode, type DisconnectInfo, type ReplyErrorInfo } from './codes.js';
 import { fossilPublicationData } from './fossil-delta.js';
 import { depthMessage, jsonTextDepth } from './json-depth.js';
 
@@ -50,10 +50,10 @@ export function decodeCommand(line: string, maxDepth?: number): DecodedCommand {
   try {
     value = JSON.parse(line);
   } catch {
-    return { kind: 'invalid', id: 0, code: 107, message: 'bad request: malformed JSON' };
+    return { kind: 'invalid', id: 0, code: ErrorCode.badRequest, message: 'bad request: malformed JSON' };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { kind: 'invalid', id: 0, code: 107, message: 'bad request: a command must be a JSON object' };
+    return { kind: 'invalid', id: 0, code: ErrorCode.badRequest, message: 'bad request: a command must be a JSON object' };
   }
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj);
@@ -62,24 +62,24 @@ export function decodeCommand(line: string, maxDepth?: number): DecodedCommand {
   if (Object.hasOwn(obj, 'id')) {
     const rawId = obj.id;
     if (typeof rawId !== 'number' || !Number.isInteger(rawId) || rawId < 0 || rawId > 0xffffffff) {
-      return { kind: 'invalid', id: 0, code: 107, message: 'bad request: id must be an unsigned 32-bit integer' };
+      return { kind: 'invalid', id: 0, code: ErrorCode.badRequest, message: 'bad request: id must be an unsigned 32-bit integer' };
     }
     id = rawId;
   }
-  if (tooDeep && maxDepth !== undefined) return { kind: 'invalid', id, code: 107, message: depthMessage(maxDepth) };
+  if (tooDeep && maxDepth !== undefined) return { kind: 'invalid', id, code: ErrorCode.badRequest, message: depthMessage(maxDepth) };
   let method: CommandMethod | undefined;
   for (const key of keys) {
     if (key === 'id') continue;
     if (!methodSet.has(key)) {
-      return { kind: 'invalid', id, code: 104, message: `method not found: "${key.slice(0, 32)}"` };
+      return { kind: 'invalid', id, code: ErrorCode.methodNotFound, message: `method not found: "${key.slice(0, 32)}"` };
     }
-    if (method !== undefined) return { kind: 'invalid', id, code: 107, message: 'bad request: one method per command' };
+    if (method !== undefined) return { kind: 'invalid', id, code: ErrorCode.badRequest, message: 'bad request: one method per command' };
     method = key as CommandMethod;
   }
-  if (method === undefined) return { kind: 'invalid', id, code: 107, message: 'bad request: command has no method' };
+  if (method === undefined) return { kind: 'invalid', id, code: ErrorCode.badRequest, message: 'bad request: command has no method' };
   const params = obj[method];
   if (params !== undefined && (typeof params !== 'object' || params === null || Array.isArray(params))) {
-    return { kind: 'invalid', id, code: 107, message: `bad request: "${method}" must be an object` };
+    return { kind: 'invalid', id, code: ErrorCode.badRequest, message: `bad request: "${method}" must be an object` };
   }
   return { kind: 'command', id, method, params: (params ?? {}) as Record<string, unknown> };
 }
@@ -115,15 +115,6 @@ export function encodePublication(pub: Publication, fossil?: { data: string; del
   if (pub.info) s += `,"info":${encodeClientInfo(pub.info)}`;
   if (pub.tags && Object.keys(pub.tags).length > 0) s += `,"tags":${JSON.stringify(pub.tags)}`;
   return s + '}';
-}
-
-export function encodePublicationList(pubs: readonly Publication[]): string {
-  return '[' + pubs.map((p) => encodePublication(p)).join(',') + ']';
-}
-
-/** Publications in order for a fossil-delta subscriber: the first in full, each next one against the one before. */
-export function encodeFossilPublicationList(pubs: readonly Publication[]): string {
-  return '[' + pubs.map((p, i) => encodePublication(p, fossilPublicationData(i > 0 ? pubs[i - 1]!.data : undefined, p.data))).join(',') + ']';
 }
 
 /**

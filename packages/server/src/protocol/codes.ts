@@ -66,10 +66,6 @@ export class HeraldError extends Error {
   }
 }
 
-export function errorOf(code: ErrorCodeValue, message?: string): HeraldError {
-  return new HeraldError(code, message);
-}
-
 /** Unsubscribe push codes: < 2500 terminal, >= 2500 make the SDK resubscribe. */
 export const UnsubscribeCode = {
   server: 2000,

@@ -3,6 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
 import type { IpConnections } from './ip-connections.js';
 import { DEFAULT_MAX_JSON_DEPTH, depthMessage, jsonDepthProblem } from '../protocol/json-depth.js';
+import { encodeDisconnectPush } from '../protocol/codec.js';
+import { Disconnect } from '../protocol/codes.js';
 import { checkRequestOrigin } from './origin.js';
 import { readBoundedBody } from './request-body.js';
 import { parseRequestTarget } from './request-target.js';
@@ -140,11 +142,11 @@ class StreamTransport implements ClientTransport {
     this.closed = true;
     this.pending = [];
     this.pendingBytes = 0;
-    if (!this.res.writableEnded) this.res.end(this.format([JSON.stringify({ push: { disconnect: { code: 3008, reason: 'slow' } } })]));
+    if (!this.res.writableEnded) this.res.end(this.format([encodeDisconnectPush(Disconnect.slow)]));
     const cut = setTimeout(() => this.res.destroy(), 1000);
     cut.unref();
     this.res.once('close', () => clearTimeout(cut));
-    queueMicrotask(() => this.onEnd(3008, 'slow'));
+    queueMicrotask(() => this.onEnd(Disconnect.slow.code, Disconnect.slow.reason));
     this.releaseWaiting();
   }
 

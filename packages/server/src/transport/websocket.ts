@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { Disconnect } from '../protocol/codes.js';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
 import { encodeTextFrame } from './frame.js';
 import type { IpConnections } from './ip-connections.js';
@@ -174,11 +175,11 @@ class WsTransport implements ClientTransport {
     this.queuedBytes = 0;
     // Tell the session at once (not when the peer finally closes), so it stops working through the connection's
     // backlog; after the current call stack, so no caller (hub fan-out, a subscribe in progress) sees it mid-way.
-    queueMicrotask(() => this.report(3008, 'slow'));
+    queueMicrotask(() => this.report(Disconnect.slow.code, Disconnect.slow.reason));
     if (this.ws.isPaused) this.ws.resume();
     // The peer is not reading, so the close frame may never reach it: end the socket shortly after.
     try {
-      this.ws.close(3008, 'slow');
+      this.ws.close(Disconnect.slow.code, Disconnect.slow.reason);
     } catch {
       /* already closing */
     }
@@ -319,7 +320,7 @@ export class WebSocketEndpoint {
     // A bad frame makes ws emit 'error' and close with the right code (1002, 1007, 1008, 1009); never let it throw.
     ws.on('error', () => {});
     if (ws.protocol === 'centrifuge-protobuf') {
-      ws.close(3506, 'inappropriate protocol: Herald speaks the JSON protocol only');
+      ws.close(Disconnect.inappropriateProtocol.code, 'inappropriate protocol: Herald speaks the JSON protocol only');
       ws.on('close', release);
       return;
     }
@@ -338,14 +339,14 @@ export class WebSocketEndpoint {
     };
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
-        transport.close(3506, 'inappropriate protocol: send JSON text frames');
+        transport.close(Disconnect.inappropriateProtocol.code, 'inappropriate protocol: send JSON text frames');
         return;
       }
       try {
         handlers.onFrame(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString('utf8'));
       } catch (err) {
         this.opts.onError?.(err, 'websocket message');
-        transport.close(3004, 'internal server error');
+        transport.close(Disconnect.serverError.code, Disconnect.serverError.reason);
       }
     });
   }
