@@ -52,6 +52,18 @@ export default tseslint.config(
     plugins: { 'react-hooks': reactHooks },
     rules: { 'react-hooks/rules-of-hooks': 'error', 'react-hooks/exhaustive-deps': 'error' },
   },
+  {
+    // Configuration is read in one place: config/ reads the environment it is given, and only the CLI hands it
+    // process.env. Anything else takes its settings from HeraldConfig.
+    files: [`${server}/**/*.ts`],
+    ignores: [`${server}/config/**`, `${server}/cli/**`],
+    rules: {
+      'no-restricted-properties': ['error', {
+        object: 'process', property: 'env',
+        message: 'read settings from HeraldConfig: only packages/server/src/config/ reads the environment (and cli/ passes process.env to it)',
+      }],
+    },
+  },
   { files: [`${server}/transport/**/*.ts`], rules: { 'no-restricted-imports': restrict(ioredis, pg, sqlite, nodeSqlite) } },
   { files: [`${server}/engine/redis/**/*.ts`], rules: { 'no-restricted-imports': restrict(ws, pg, sqlite, nodeSqlite) } },
   { files: [`${server}/outbox/postgres.ts`], rules: { 'no-restricted-imports': restrict(ws, ioredis, sqlite, nodeSqlite) } },

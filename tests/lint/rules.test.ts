@@ -29,6 +29,13 @@ test('importing pg or better-sqlite3 outside the outbox stores is a lint error',
   assert.deepEqual(await ruleIds("import Database from 'better-sqlite3';\nexport const d = Database;\n", 'packages/server/src/outbox/postgres.ts'), ['no-restricted-imports']);
 });
 
+test('reading process.env outside config/ and cli/ is a lint error', async () => {
+  const text = 'export const port = process.env.WS_PORT;\n';
+  assert.deepEqual(await ruleIds(text, 'packages/server/src/outbox/serve-extension.ts'), ['no-restricted-properties']);
+  assert.deepEqual(await ruleIds(text, 'packages/server/src/config/index.ts'), []);
+  assert.deepEqual(await ruleIds(text, 'packages/server/src/cli/serve.ts'), []);
+});
+
 test('a promise left floating, even behind void, is a lint error', async () => {
   const text = 'async function work(): Promise<void> {}\nexport function go(): void {\n  void work();\n  work();\n}\n';
   assert.deepEqual(await ruleIds(text, 'packages/server/src/hub.ts'), ['@typescript-eslint/no-floating-promises', '@typescript-eslint/no-floating-promises']);

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHttpHandler } from './api/http.js';
 import { executeApi } from './api/methods.js';
-import { loadConfig, type HeraldConfig, type LoadConfigInput } from './config/index.js';
+import { loadConfig, processEnv, type HeraldConfig, type LoadConfigInput } from './config/index.js';
 import type { HeraldCore, PublishSource } from './core.js';
 import type { Engine } from './engine/engine.js';
 import { engineFromConfig } from './engine/from-config.js';
@@ -75,7 +75,7 @@ export interface Herald extends HeraldCore {
 
 export function createHerald(options: HeraldOptions = {}): Herald {
   const loaded = loadConfig({
-    env: options.env ?? process.env,
+    env: options.env ?? processEnv(),
     configFile: options.configFile,
     fileConfig: options.fileConfig,
     overrides: options.config,

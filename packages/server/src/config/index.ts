@@ -1,6 +1,8 @@
 import { parseRedisTarget, redactRedisUrl, redisTargetIdentity, type RedisTarget } from '../engine/redis/url.js';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { closest } from './closest.js';
+import { checkOverrides } from './overrides.js';
 import { parseDurationMs } from './duration.js';
 import { booleanNamespaceKeys, defaultNamespaceOptions, type NamespaceOptions } from './namespace.js';
 
@@ -22,7 +24,7 @@ export interface HeraldConfig {
   httpStream: boolean;
   /** HERALD_SSE; file: sse.enabled. Server-sent events emulation on /connection/sse (+ /emulation). @default false */
   sse: boolean;
-  /** HERALD_NAME: node name shown by the info API. @default hostname */
+  /** HERALD_NAME: node name shown by the info API. @default the environment's HOSTNAME, else 'herald' */
   name: string;
   token: {
     /** HERALD_TOKEN_SECRET, else NEXTAUTH_SECRET; file: client.token.hmac_secret_key */
@@ -83,6 +85,12 @@ export interface HeraldConfig {
   outboxMaxBatchBytes: number;
   /** HERALD_OUTBOX_STUCK_AFTER: an outbox partition waiting this long on one row logs `outbox_partition_stuck`. @default 60 s */
   outboxStuckAfterMs: number;
+  /** HERALD_OUTBOX_BATCH_SIZE: rows the outbox consumer claims per transaction (at least 1). @default 100 (set by the consumer) */
+  outboxBatchSize?: number;
+  /** HERALD_OUTBOX_POLL_MS: how often the outbox consumer looks for rows without a NOTIFY (at least 1). @default 1000 Postgres, 100 SQLite */
+  outboxPollIntervalMs?: number;
+  /** HERALD_OUTBOX_WORKERS: outbox batches in flight on one node (at least 1). @default 4 Postgres, 1 SQLite */
+  outboxWorkers?: number;
   /** HERALD_PING_INTERVAL (client.ping_interval). @default 25 s */
   pingIntervalMs: number;
   /** HERALD_PONG_TIMEOUT (client.pong_timeout). @default 8 s */
@@ -136,6 +144,11 @@ export class ConfigError extends Error {
 }
 
 export type HeraldEnv = Record<string, string | undefined>;
+
+/** The process environment: the default `env` of createHerald. The one place outside the CLI that reads it. */
+export function processEnv(): HeraldEnv {
+  return process.env;
+}
 
 export interface LoadConfigInput {
   env?: HeraldEnv;
@@ -234,34 +247,6 @@ const centrifugoOnlyNamespaceKeys = new Set([
   'subscribe_stream_proxy_bidirectional', 'subscription_type', 'map', 'shared_poll', 'map_clients_presence_channel_prefix',
   'client_publish_debounce_interval', 'allow_tags_filter', 'allow_channel_compaction',
 ]);
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
-
-/** The known key `key` is most likely a misspelling of: at most 3 edits, and fewer for short keys. */
-function closest(key: string, known: Iterable<string>): string | undefined {
-  let best: string | undefined;
-  let bestD = Math.min(4, Math.floor(key.length / 3) + 1);
-  for (const k of known) {
-    const d = editDistance(key, k);
-    if (d < bestD) {
-      bestD = d;
-      best = k;
-    }
-  }
-  return best;
-}
 
 function namespaceFrom(raw: Record<string, unknown>, where: string, base: NamespaceOptions, problems: string[], warnings: string[]): NamespaceOptions {
   const ns: NamespaceOptions = { ...base };
@@ -426,6 +411,7 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     if (pongTimeoutMs === undefined) problems.push('client.pong_timeout: expected a duration like "8s"');
   }
 
+  checkOverrides(input.overrides, problems);
   const o = input.overrides ?? {};
   const config: HeraldConfig & { warnings: string[] } = {
     port: envInt(env, 'WS_PORT', problems) ?? envInt(env, 'HERALD_PORT', problems) ?? 3002,
@@ -433,7 +419,7 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     wsPaths: ['/ws', '/connection/websocket'],
     httpStream: envBool(env, 'HERALD_HTTP_STREAM', problems) ?? file.http_stream?.enabled ?? false,
     sse: envBool(env, 'HERALD_SSE', problems) ?? file.sse?.enabled ?? false,
-    name: envStr(env, 'HERALD_NAME') ?? (process.env.HOSTNAME || 'herald'),
+    name: envStr(env, 'HERALD_NAME') ?? envStr(env, 'HOSTNAME') ?? 'herald',
     token: {
       hmacSecret: envStr(env, 'HERALD_TOKEN_SECRET') ?? fileToken?.hmac_secret_key ?? envStr(env, 'NEXTAUTH_SECRET'),
       publicKey: envStr(env, 'HERALD_TOKEN_PUBLIC_KEY') ?? fileToken?.rsa_public_key ?? fileToken?.ecdsa_public_key,
@@ -464,6 +450,9 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     outboxMaxPayloadBytes: envInt(env, 'HERALD_OUTBOX_MAX_PAYLOAD', problems, 1024) ?? 1024 * 1024,
     outboxMaxBatchBytes: envInt(env, 'HERALD_OUTBOX_MAX_BATCH_BYTES', problems, 1024) ?? 16 * 1024 * 1024,
     outboxStuckAfterMs: envDuration(env, 'HERALD_OUTBOX_STUCK_AFTER', problems) ?? 60_000,
+    outboxBatchSize: envInt(env, 'HERALD_OUTBOX_BATCH_SIZE', problems, 1),
+    outboxPollIntervalMs: envInt(env, 'HERALD_OUTBOX_POLL_MS', problems, 1),
+    outboxWorkers: envInt(env, 'HERALD_OUTBOX_WORKERS', problems, 1),
     pingIntervalMs: pingIntervalMs ?? 25_000,
     pongTimeoutMs: pongTimeoutMs ?? 8_000,
     maxMessageBytes: envInt(env, 'HERALD_MAX_MESSAGE_SIZE', problems, 128) ?? 65_536,

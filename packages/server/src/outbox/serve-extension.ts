@@ -4,8 +4,8 @@ import { createOutboxConsumer } from './consumer.js';
 /**
  * `herald serve` starts the outbox consumer when HERALD_DATABASE_URL is set. Tuning (all optional):
  * HERALD_OUTBOX_BATCH_SIZE (@default 100), HERALD_OUTBOX_POLL_MS (@default 1000 Postgres, 100 SQLite),
- * HERALD_OUTBOX_WORKERS (@default 4 Postgres, 1 SQLite). The limits (HERALD_OUTBOX_MAX_PAYLOAD, HERALD_OUTBOX_MAX_BATCH_BYTES,
- * HERALD_OUTBOX_STUCK_AFTER) come from the config (config/index.ts).
+ * HERALD_OUTBOX_WORKERS (@default 4 Postgres, 1 SQLite); like the limits (HERALD_OUTBOX_MAX_PAYLOAD,
+ * HERALD_OUTBOX_MAX_BATCH_BYTES, HERALD_OUTBOX_STUCK_AFTER) they are read and checked by the config (config/index.ts).
  */
 export function startServeOutbox(herald: Herald): void {
   const url = herald.config.databaseUrl;
@@ -13,20 +13,12 @@ export function startServeOutbox(herald: Herald): void {
   const consumer = createOutboxConsumer({
     herald,
     url,
-    batchSize: intEnv('HERALD_OUTBOX_BATCH_SIZE'),
-    pollIntervalMs: intEnv('HERALD_OUTBOX_POLL_MS'),
-    workers: intEnv('HERALD_OUTBOX_WORKERS'),
+    batchSize: herald.config.outboxBatchSize,
+    pollIntervalMs: herald.config.outboxPollIntervalMs,
+    workers: herald.config.outboxWorkers,
   });
   // start() only schedules the loop; the loop reports its own failures (log and /ready).
   consumer.start().catch((err: unknown) => herald.log.error({ err }, 'outbox consumer failed to start'));
   // Stop claiming before the engine closes, so no batch publishes into a closed engine.
   herald.onClose(() => consumer.stop());
-}
-
-function intEnv(name: string): number | undefined {
-  const v = process.env[name];
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}=${JSON.stringify(v)}: expected a positive integer`);
-  return n;
 }
