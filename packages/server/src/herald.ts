@@ -223,6 +223,13 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     attach(server, opts = {}) {
       const paths = opts.path === undefined ? undefined : Array.isArray(opts.path) ? [...opts.path] : [opts.path];
       for (const p of paths ?? []) if (!wsPaths.includes(p)) wsPaths.push(p);
+      // The app's server receives Herald's upgrades, so it gets Herald's slow-handshake bound too (never a laxer one:
+      // a stricter headersTimeout the app chose stays). Node checks it every `connectionsCheckingInterval` (30 s
+      // unless the app created its server with a smaller one; docs/deployment.md).
+      if (server.headersTimeout === 0 || server.headersTimeout > config.handshakeTimeoutMs) {
+        server.headersTimeout = config.handshakeTimeoutMs;
+        if (server.requestTimeout !== 0 && server.requestTimeout < server.headersTimeout) server.requestTimeout = server.headersTimeout;
+      }
       attachUpgrade(server, paths);
     },
     handleRequest: httpHandler,
