@@ -2,6 +2,8 @@
 import { after, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHerald, createOutboxConsumer, createMemoryEngine, HeraldError, migrateOutbox, type Herald, type OutboxConsumer } from '../src/index.js';
+import type { Engine } from '../src/engine/engine.js';
+import { engineFactories } from './support/engines.js';
 import { collect, createTestSchema, openChannels, startFaultProxy, waitFor, PG_PORT, type Collector, type FaultProxy, type TestSchema } from './outbox-helpers.js';
 
 const API_KEY = 'outbox-test-key';
@@ -25,7 +27,7 @@ async function schema(t: TestContext, migrate = true): Promise<TestSchema> {
   return db;
 }
 
-async function startNode(t: TestContext, url: string, opts: { engine?: ReturnType<typeof createMemoryEngine>; workers?: number; batchSize?: number } = {}): Promise<Node> {
+async function startNode(t: TestContext, url: string, opts: { engine?: Engine; workers?: number; batchSize?: number } = {}): Promise<Node> {
   const herald = createHerald({ env: { HERALD_CLIENT_INSECURE: 'true', HERALD_API_KEY: API_KEY }, logger: false, config: openChannels, engine: opts.engine });
   const addr = await herald.listen(0, '127.0.0.1');
   const consumer = createOutboxConsumer({ herald, url, pollIntervalMs: 200, workers: opts.workers, batchSize: opts.batchSize, maxBackoffMs: 500, schemaRecheckMs: 100 });
@@ -179,15 +181,17 @@ describe('outbox on Postgres', () => {
   });
 });
 
-describe('outbox re-delivery on Postgres', () => {
+// On both engines: the rows' idempotency keys (herald-outbox-<id>) must hold on a channel without history too.
+for (const engineName of ['memory', 'redis'] as const) describe(`outbox re-delivery on Postgres (${engineName} engine)`, () => {
   test('rows published but not deleted (the delete failed twice) are published again, and no subscriber receives one twice', async (t) => {
     const db = await schema(t);
+    const engine = await engineFactories[engineName]!();
     // Sequences ignore rollbacks, so the count survives the failing transactions.
     await db.pool.query(`CREATE SEQUENCE fail_delete_seq`);
     await db.pool.query(`CREATE FUNCTION fail_delete() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF nextval('fail_delete_seq') <= 2 THEN RAISE EXCEPTION 'injected failure of the outbox delete'; END IF; RETURN OLD; END $$`);
     await db.pool.query(`CREATE TRIGGER fail_delete BEFORE DELETE ON herald_outbox FOR EACH STATEMENT EXECUTE FUNCTION fail_delete()`);
-    const node = await startNode(t, db.url);
+    const node = await startNode(t, db.url, { engine });
     await node.consumer.whenRunning();
     const sub = await collect(node.port, ['redo']);
     cleanups.push(() => sub.close());
