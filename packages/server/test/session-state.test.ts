@@ -219,7 +219,7 @@ describe('Session: the command queue', () => {
 });
 
 describe('Session: close', () => {
-  it('handles a close reported twice once: the disconnect hook runs once and later frames are ignored', async () => {
+  it('handles a close reported twice once: the disconnect hook runs and the disconnect is counted once, and later frames are ignored', async () => {
     const disconnects: number[] = [];
     const node = newNode({}, { onDisconnect: (ctx) => { disconnects.push(ctx.code); } });
     const t = await connected(node);
@@ -230,6 +230,8 @@ describe('Session: close', () => {
     t.frame({ id: 2, ping: {} });
     await turns();
     assert.deepEqual(disconnects, [1000]);
+    const counted = (await node.metrics.disconnects.get()).values.map((v) => [v.labels.code, v.value]);
+    assert.deepEqual(counted, [['1000', 1]], 'the disconnect is counted once');
     assert.equal(node.connectionCount, 0);
     assert.equal(t.closes.length, 0);
     assert.equal(t.sent.find((m) => m.id === 2), undefined);
