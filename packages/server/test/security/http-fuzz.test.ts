@@ -11,29 +11,15 @@ import fc from 'fast-check';
 import { createHerald, type Herald } from '../../src/index.js';
 import { API_KEY, mintToken, startHerald, type TestServer } from '../support/herald.js';
 import { assertUnaffected, bystander, securityChannels } from './common.js';
+import { watchEscapes } from './escapes.js';
 
 const RUNS = Number(process.env.HERALD_FUZZ_RUNS ?? 300);
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`HERALD_FUZZ_RUNS must be a positive integer, got ${process.env.HERALD_FUZZ_RUNS}`);
 
 let s: TestServer;
 let token = '';
-/**
- * Herald runs in this process, where the test runner would catch what escapes a listener instead of letting the
- * process die: every uncaught exception and unhandled rejection is recorded here (observed, not handled) and fails
- * the request that caused it.
- */
-const escaped: unknown[] = [];
-const onEscape = (err: unknown) => escaped.push(err);
-process.on('uncaughtExceptionMonitor', onEscape);
-process.on('unhandledRejection', onEscape);
-function assertNothingEscaped(what: string): void {
-  const e = escaped.splice(0);
-  assert.equal(e.length, 0, `nothing escaped Herald's handlers after ${what}: ${e.map((x) => String((x as Error)?.stack ?? x).slice(0, 300)).join(' | ')}`);
-}
-after(() => {
-  process.off('uncaughtExceptionMonitor', onEscape);
-  process.off('unhandledRejection', onEscape);
-});
+/** Every uncaught exception and unhandled rejection fails the request that caused it. */
+const { assertNothingEscaped } = watchEscapes();
 before(async () => {
   s = await startHerald({ config: securityChannels, env: { HERALD_HTTP_STREAM: 'true', HERALD_SSE: 'true', HERALD_MAX_MESSAGE_SIZE: '4096' } });
   token = await mintToken({ sub: 'fuzz' });

@@ -16,6 +16,7 @@ import { Disconnect, ErrorCode, UnsubscribeCode } from '../../src/protocol/codes
 import { api, mintToken, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
 import { assertNoStack, securityChannels } from './common.js';
 import { frame, rawUpgrade, type RawWs } from './raw.js';
+import { watchEscapes } from './escapes.js';
 
 function runsFrom(name: string): number | undefined {
   const raw = process.env[name];
@@ -59,23 +60,8 @@ const fuzzConfig = {
 let s: TestServer;
 const tokens: Record<string, string> = {};
 
-/**
- * Herald runs in this process, where the test runner would catch what escapes a listener instead of letting the
- * process die: every uncaught exception and unhandled rejection is recorded here (observed, not handled) and fails
- * the run that caused it.
- */
-const escaped: unknown[] = [];
-const onEscape = (err: unknown) => escaped.push(err);
-process.on('uncaughtExceptionMonitor', onEscape);
-process.on('unhandledRejection', onEscape);
-function assertNothingEscaped(what: string): void {
-  const e = escaped.splice(0);
-  assert.equal(e.length, 0, `nothing escaped Herald's handlers after ${what}: ${e.map((x) => String((x as Error)?.stack ?? x).slice(0, 300)).join(' | ')}`);
-}
-after(() => {
-  process.off('uncaughtExceptionMonitor', onEscape);
-  process.off('unhandledRejection', onEscape);
-});
+/** Every uncaught exception and unhandled rejection fails the run that caused it. */
+const { assertNothingEscaped } = watchEscapes();
 
 before(async () => {
   s = await startHerald({
