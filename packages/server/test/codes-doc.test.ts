@@ -20,7 +20,7 @@ test('docs/codes.md lists every error, unsubscribe and disconnect code the serve
  * `new HeraldError(404)`, `"code":100` in a JSON string) instead of a name from protocol/codes.ts. HTTP statuses
  * (`send(res, 404, …)`, `writeHead(503)`) are not protocol codes and do not match.
  */
-const codeLiteral = /\b(?:code|close|report|onEnd|disconnect|HeraldError)\b["']?\s*(?:[:=(]|===|!==|,)\s*(\d{3,4})\b/g;
+const codeLiteral = /\b(?:code|closeCode|close|report|onEnd|disconnect|HeraldError)\b["']?\s*(?:[:=(]|===|!==|,)\s*(\d{3,4})\b/g;
 
 /**
  * Files allowed to hold code literals: codes.ts defines them; doctor/ is the operator's diagnostic client, which

@@ -167,8 +167,8 @@ class WsTransport implements ClientTransport {
   private closeSlow(): void {
     if (this.closing) return;
     this.closing = true;
-    this.closeCode = 3008;
-    this.closeReason = 'slow';
+    this.closeCode = Disconnect.slow.code;
+    this.closeReason = Disconnect.slow.reason;
     // What is still queued will not be sent: free it now.
     this.pending = [];
     this.out = [];

@@ -195,17 +195,18 @@ describe('HTTP API bounds', { timeout: 120_000 }, () => {
       const text = await res.text();
       assert.equal(res.status, 200);
       assert.ok(Buffer.byteLength(text) <= 1024 * KB + 50 * 300, `answer of ${Buffer.byteLength(text)} bytes stays near the 1 MiB budget`);
-      const replies = JSON.parse(text).result.replies as any[];
+      type BatchReply = { history?: { publications: unknown[] }; error?: { code: number; message: string } };
+      const replies = (JSON.parse(text) as { result: { replies: BatchReply[] } }).result.replies;
       assert.equal(replies.length, 50);
       const answered = replies.filter((r) => r.history);
       const refused = replies.filter((r) => r.error);
       // Each reply is ~206 KB (20 x 10,275 bytes): five fit in 1 MiB with ~20 KB to spare, a sixth cannot.
       assert.equal(answered.length, 5);
       assert.equal(refused.length, 45);
-      for (const r of answered) assert.equal(r.history.publications.length, 20);
+      for (const r of answered) assert.equal(r.history?.publications.length, 20);
       for (const r of refused) {
-        assert.equal(r.error.code, 106);
-        assert.match(r.error.message, /HERALD_API_MAX_REPLY_SIZE/);
+        assert.equal(r.error?.code, 106);
+        assert.match(r.error?.message ?? '', /HERALD_API_MAX_REPLY_SIZE/);
       }
     });
   }

@@ -314,7 +314,8 @@ function frameTexts(): fc.Arbitrary<string> {
 function scenario(): fc.Arbitrary<string> {
   const channelOf = new Set(['subscribe', 'unsubscribe', 'publish', 'presence', 'presence_stats', 'history', 'sub_refresh']);
   const step = fc.oneof(...COMMAND_METHODS.filter((m) => m !== 'connect').map((m) => paramsFor(m, false).map((p) => [m, p] as const)));
-  // A subscribe that the channel's rules admit (recovery and delta as generated), or one as generated as any other.
+  // Either a subscribe the channel's rules admit (recover, offset and delta generated within them), or a subscribe
+  // with wholly generated params, like every other step.
   const admitted = fc.record({
     recover: bool, offset: fc.oneof(fc.nat({ max: 12 }), uint), epoch, positioned: bool, recoverable: bool, join_leave: bool,
     delta: fc.constantFrom('fossil', ''), flag: fc.constantFrom(0, 2), data: dataValue,
