@@ -41,6 +41,12 @@ export interface EmulationEndpointOptions {
   onError?(err: unknown, where: string): void;
 }
 
+/**
+ * `POST /emulation` requests one session may have waiting while its command queue is full. Each holds its body and an
+ * open request; past this a request is answered 429 at once instead of adding to what the session holds.
+ */
+export const MAX_WAITING_REQUESTS = 32;
+
 export const HTTP_STREAM_PATH = '/connection/http_stream';
 export const SSE_PATH = '/connection/sse';
 export const EMULATION_PATH = '/emulation';
@@ -99,9 +105,11 @@ class StreamTransport implements ClientTransport {
    * Runs `deliver` (hands one request's commands to the session) now, or once the session's queue has drained when
    * it is full or others wait before it: the request's answer waits with it (backpressure; nothing is refused).
    */
-  admit(deliver: () => void): void {
+  admit(deliver: () => void): boolean {
     if (this.closed || (!this.paused && this.waiting.length === 0)) deliver();
+    else if (this.waiting.length >= MAX_WAITING_REQUESTS) return false;
     else this.waiting.push(deliver);
+    return true;
   }
 
   /** The connection is over: the waiting requests are answered (as for an unknown session). */
@@ -312,7 +320,7 @@ export class EmulationEndpoint {
     const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
     // While the session's queue is full the request waits (its answer too) and is let in when the queue drains, in
     // arrival order: a client posting faster than its commands are handled is slowed down, never refused.
-    entry.transport.admit(() => {
+    const admitted = entry.transport.admit(() => {
       if (entry.transport.closed) return plain(res, 404, 'unknown session');
       try {
         entry.handlers.onFrame(text);
@@ -322,6 +330,9 @@ export class EmulationEndpoint {
       }
       plain(res, 200);
     });
+    if (!admitted) {
+      plain(res, 429, `too many requests waiting for this session (at most ${MAX_WAITING_REQUESTS} while its command queue is full): wait for the answers before posting more`);
+    }
   }
 
   terminateAll(): void {

@@ -4,6 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RawClient, mintToken, startHerald, waitFor, type TestServer } from '../support/herald.js';
+import { MAX_WAITING_REQUESTS } from '../../src/transport/emulation.js';
 
 const config = { channel: { withoutNamespace: { allow_publish_for_client: true } } };
 
@@ -168,6 +169,45 @@ describe('pipelined commands', { timeout: 120_000 }, () => {
         assert.deepEqual(m.publish, {}, `command ${m.id} succeeded (${JSON.stringify(m.error ?? m.push)})`);
       });
       assert.deepEqual(seen, Array.from({ length: count }, (_, n) => n), 'publications were handled in the order sent');
+    } finally {
+      g.open();
+      abort.abort();
+      await s.close();
+    }
+  });
+
+  test(`HTTP-streaming: while the queue is full a session holds at most ${MAX_WAITING_REQUESTS} waiting POST /emulation requests; more are answered 429 at once`, async () => {
+    const { s, seen, g } = await startGated({ HERALD_COMMAND_RATE: '0', HERALD_HTTP_STREAM: 'true' });
+    const abort = new AbortController();
+    try {
+      const body = JSON.stringify({ id: 1, connect: { token: await mintToken({ sub: 'backend' }) } });
+      const res = await fetch(`${s.httpUrl}/connection/http_stream`, { method: 'POST', body, signal: abort.signal });
+      assert.equal(res.status, 200);
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      const first = new TextDecoder().decode((await reader.read()).value);
+      const { session, node } = (JSON.parse(first.split('\n')[0]!) as { connect: { session: string; node: string } }).connect;
+      let id = 2;
+      const post = (n: number) => {
+        const data = Array.from({ length: n }, () => JSON.stringify({ id: id++, publish: { channel: 'burst', data: { n: id } } })).join('\n');
+        return fetch(`${s.httpUrl}/emulation`, { method: 'POST', body: JSON.stringify({ session, node, data }) });
+      };
+      // 300 commands: the queue of 256 is full and the hook holds the first publish, so nothing drains.
+      assert.equal((await post(300)).status, 200);
+      await waitFor(() => seen.length === 1, 'the first publish to reach the hook');
+      const extra = 8;
+      const statuses: number[] = [];
+      const posts = Array.from({ length: MAX_WAITING_REQUESTS + extra }, () => post(1).then(async (r) => {
+        await r.text();
+        statuses.push(r.status);
+        return r.status;
+      }));
+      await waitFor(() => statuses.length === extra, `${extra} requests answered while the queue is full`);
+      await sleep(300);
+      assert.deepEqual(statuses, Array.from({ length: extra }, () => 429), 'only the requests past the cap are answered, with 429');
+      g.open();
+      const all = await Promise.all(posts);
+      assert.equal(all.filter((st) => st === 200).length, MAX_WAITING_REQUESTS, 'the waiting requests are let in once the queue drains');
+      await reader.cancel().catch(() => {});
     } finally {
       g.open();
       abort.abort();
