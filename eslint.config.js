@@ -34,7 +34,10 @@ export default tseslint.config(
       'import-x/extensions': ['.ts', '.tsx', '.js'],
       // Sources import './x.js' for './x.ts' (NodeNext).
       'import-x/resolver-next': [
-        importX.createNodeResolver({ extensions: ['.ts', '.tsx', '.js'], extensionAlias: { '.js': ['.ts', '.tsx', '.js'] } }),
+        importX.createNodeResolver({
+          extensions: ['.ts', '.tsx', '.js'],
+          extensionAlias: { '.js': ['.ts', '.tsx', '.js'] },
+        }),
       ],
     },
     rules: {
@@ -58,14 +61,28 @@ export default tseslint.config(
     files: [`${server}/**/*.ts`],
     ignores: [`${server}/config/**`, `${server}/cli/**`],
     rules: {
-      'no-restricted-properties': ['error', {
-        object: 'process', property: 'env',
-        message: 'read settings from HeraldConfig: only packages/server/src/config/ reads the environment (and cli/ passes process.env to it)',
-      }],
+      'no-restricted-properties': [
+        'error',
+        {
+          object: 'process',
+          property: 'env',
+          message:
+            'read settings from HeraldConfig: only packages/server/src/config/ reads the environment (and cli/ passes process.env to it)',
+        },
+      ],
     },
   },
-  { files: [`${server}/transport/**/*.ts`], rules: { 'no-restricted-imports': restrict(ioredis, pg, sqlite, nodeSqlite) } },
-  { files: [`${server}/engine/redis/**/*.ts`], rules: { 'no-restricted-imports': restrict(ws, pg, sqlite, nodeSqlite) } },
-  { files: [`${server}/outbox/postgres.ts`], rules: { 'no-restricted-imports': restrict(ws, ioredis, sqlite, nodeSqlite) } },
+  {
+    files: [`${server}/transport/**/*.ts`],
+    rules: { 'no-restricted-imports': restrict(ioredis, pg, sqlite, nodeSqlite) },
+  },
+  {
+    files: [`${server}/engine/redis/**/*.ts`],
+    rules: { 'no-restricted-imports': restrict(ws, pg, sqlite, nodeSqlite) },
+  },
+  {
+    files: [`${server}/outbox/postgres.ts`],
+    rules: { 'no-restricted-imports': restrict(ws, ioredis, sqlite, nodeSqlite) },
+  },
   { files: [`${server}/outbox/sqlite.ts`], rules: { 'no-restricted-imports': restrict(ws, ioredis, pg) } },
 );

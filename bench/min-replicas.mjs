@@ -12,12 +12,13 @@ import { createRedisEngine } from '../packages/server/dist/engine/redis/index.js
 const perRound = Number(process.argv[2] ?? 20_000);
 const concurrency = Number(process.argv[3] ?? 64);
 
-const freePort = () => new Promise((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = s.address();
-    s.close(() => resolve(port));
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
   });
-});
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const [p1, p2] = [await freePort(), await freePort()];
@@ -33,16 +34,26 @@ try {
   const results = { 0: [], 1: [] };
   for (let round = 0; round < 3; round++) {
     for (const minReplicas of [0, 1]) {
-      const engine = createRedisEngine({ url: `redis://127.0.0.1:${p1}`, prefix: `bench-wait-${round}-${minReplicas}`, minReplicas });
+      const engine = createRedisEngine({
+        url: `redis://127.0.0.1:${p1}`,
+        prefix: `bench-wait-${round}-${minReplicas}`,
+        minReplicas,
+      });
       for (let i = 0; i < 100 && !engine.isReady(); i++) await sleep(50);
       let next = 0;
       const started = performance.now();
-      await Promise.all(Array.from({ length: concurrency }, async () => {
-        while (next < perRound) {
-          const n = next++;
-          await engine.broker.publish(`ch${n % 100}`, { data: `{"n":${n}}` }, { historySize: 100, historyTtlMs: 60_000 });
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < perRound) {
+            const n = next++;
+            await engine.broker.publish(
+              `ch${n % 100}`,
+              { data: `{"n":${n}}` },
+              { historySize: 100, historyTtlMs: 60_000 },
+            );
+          }
+        }),
+      );
       const secs = (performance.now() - started) / 1000;
       results[minReplicas].push(perRound / secs);
       await engine.close();

@@ -22,7 +22,9 @@ try {
   } else if (what === 'fixed') {
     await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 1000, channel: 'bench:fan' });
     await c.call('publisher', { protocol: t.protocol, url: t.urls[0] });
-    console.log(JSON.stringify(await c.call('fixed', { channel: 'bench:fan', rate: 10, ms: 8000, expectPerPub: 1000 })));
+    console.log(
+      JSON.stringify(await c.call('fixed', { channel: 'bench:fan', rate: 10, ms: 8000, expectPerPub: 1000 })),
+    );
   } else if (what === 'channels') {
     await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 2000, ownChannelPrefix: 'bench:own' });
     await c.call('publisher', { protocol: t.protocol, url: t.urls[0] });
@@ -54,4 +56,5 @@ for (const n of prof.nodes) {
   self.set(key, (self.get(key) ?? 0) + us);
 }
 console.log(`profile: ${join(dir, file)} (${(total / 1e6).toFixed(2)} s sampled)`);
-for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`);
+for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30))
+  console.log(`${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`);

@@ -32,8 +32,34 @@ const { values: opt } = parseArgs({
 
 const quick = opt.quick;
 const cfg = quick
-  ? { reps: 3, idleCounts: [5000, 10000], settleMs: 700, fixedRate: 10, fixedMs: 1500, satMs: 1200, roundsMs: 1200, connectN: 5000, connectClients: 1, redisRate: 50, redisMs: 1200, quietWaitMs: 10_000 }
-  : { reps: 3, idleCounts: [5000, 10000], settleMs: 3000, fixedRate: 10, fixedMs: 10_000, satMs: 5000, roundsMs: 5000, connectN: 5000, connectClients: 1, redisRate: 50, redisMs: 5000, quietWaitMs: 90_000 };
+  ? {
+      reps: 3,
+      idleCounts: [5000, 10000],
+      settleMs: 700,
+      fixedRate: 10,
+      fixedMs: 1500,
+      satMs: 1200,
+      roundsMs: 1200,
+      connectN: 5000,
+      connectClients: 1,
+      redisRate: 50,
+      redisMs: 1200,
+      quietWaitMs: 10_000,
+    }
+  : {
+      reps: 3,
+      idleCounts: [5000, 10000],
+      settleMs: 3000,
+      fixedRate: 10,
+      fixedMs: 10_000,
+      satMs: 5000,
+      roundsMs: 5000,
+      connectN: 5000,
+      connectClients: 1,
+      redisRate: 50,
+      redisMs: 5000,
+      quietWaitMs: 90_000,
+    };
 if (opt.reps) cfg.reps = Number(opt.reps);
 if (opt['connect-clients']) cfg.connectClients = Number(opt['connect-clients']);
 if (opt['max-quiet-wait']) cfg.quietWaitMs = Number(opt['max-quiet-wait']) * 1000;
@@ -60,11 +86,21 @@ if (only.includes('multinode')) {
     setRedisUrl(redis.url);
     cfg.redis = { port: redis.port, pid: redis.pid };
     log(`multinode uses ${redis.private ? 'a private redis-server at' : 'the Redis at'} ${redis.url}`);
-  } else log('no redis-server binary and no Redis at BENCH_REDIS_URL / 127.0.0.1:6379: the multinode scenario is skipped');
+  } else
+    log('no redis-server binary and no Redis at BENCH_REDIS_URL / 127.0.0.1:6379: the multinode scenario is skipped');
 }
 
 const machine = { ...machineInfo(), load_at_start: loadavg() };
-const results = { machine, mode: quick ? 'quick' : 'full', config: { ...cfg, redis: undefined }, started: new Date(started).toISOString(), quiet: {}, trials: [], reps_done: {}, scenarios: {} };
+const results = {
+  machine,
+  mode: quick ? 'quick' : 'full',
+  config: { ...cfg, redis: undefined },
+  started: new Date(started).toISOString(),
+  quiet: {},
+  trials: [],
+  reps_done: {},
+  scenarios: {},
+};
 
 for (const name of only) {
   const sc = scenarios[name];
@@ -74,7 +110,9 @@ for (const name of only) {
   if (targets.length === 0) continue;
   const q = await waitQuiet({ maxWaitMs: cfg.quietWaitMs, log });
   results.quiet[name] = q;
-  log(`${name}: load ${q.load.l1} (idle ${Math.round(q.idleFraction * 100)}%${q.quiet ? '' : ', NOT quiet after ' + Math.round(q.waitedMs / 1000) + ' s'})`);
+  log(
+    `${name}: load ${q.load.l1} (idle ${Math.round(q.idleFraction * 100)}%${q.quiet ? '' : ', NOT quiet after ' + Math.round(q.waitedMs / 1000) + ' s'})`,
+  );
   const perTarget = Object.fromEntries(targets.map((t) => [t, []]));
   const scenarioStart = Date.now();
   const left = only.slice(only.indexOf(name) + 1).length;
@@ -96,7 +134,14 @@ for (const name of only) {
         results.trials.push({ scenario: name, target, rep, load, ms: Date.now() - t0, metrics: m });
         log(`${name} ${target} #${rep}: ${JSON.stringify(m)}`);
       } catch (err) {
-        results.trials.push({ scenario: name, target, rep, load, ms: Date.now() - t0, error: String(err.message ?? err) });
+        results.trials.push({
+          scenario: name,
+          target,
+          rep,
+          load,
+          ms: Date.now() - t0,
+          error: String(err.message ?? err),
+        });
         log(`${name} ${target} #${rep} FAILED: ${err.message ?? err}`);
       }
     }
@@ -105,7 +150,9 @@ for (const name of only) {
   for (const [target, runs] of Object.entries(perTarget)) {
     if (runs.length === 0) continue;
     const keys = [...new Set(runs.flatMap((r) => Object.keys(r)))];
-    results.scenarios[name][target] = Object.fromEntries(keys.map((k) => [k, summarize(runs.map((r) => r[k]))]).filter(([, v]) => v));
+    results.scenarios[name][target] = Object.fromEntries(
+      keys.map((k) => [k, summarize(runs.map((r) => r[k]))]).filter(([, v]) => v),
+    );
   }
 }
 

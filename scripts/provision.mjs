@@ -21,7 +21,10 @@ function needed(paths) {
 
 /** Runs a command with its (long) standard output hidden; errors still reach the terminal. */
 function sh(cmd, args) {
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const r = spawnSync(cmd, args, {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   return r.status === 0;
 }
 
@@ -34,7 +37,9 @@ export function ensureSystemPackages(files) {
   const command = `apt-get update && apt-get install -y ${names.join(' ')}`;
   const canInstall = process.getuid?.() === 0 && existsSync('/usr/bin/apt-get');
   if (!canInstall) {
-    console.error(`npm test needs Debian packages that are not installed: ${why}.\nRun as root, then npm test again:\n  ${command}`);
+    console.error(
+      `npm test needs Debian packages that are not installed: ${why}.\nRun as root, then npm test again:\n  ${command}`,
+    );
     process.exit(1);
   }
   console.log(`installing Debian packages: ${why} (apt-get)`);
@@ -53,7 +58,9 @@ export function ensureSystemPackages(files) {
   }
   const still = missing.filter((p) => !existsSync(p.binary));
   if (still.length > 0) {
-    console.error(`installed, but ${still.map((p) => p.binary).join(', ')} is still missing; set HERALD_CHROMIUM to the browser's path if it lives elsewhere`);
+    console.error(
+      `installed, but ${still.map((p) => p.binary).join(', ')} is still missing; set HERALD_CHROMIUM to the browser's path if it lives elsewhere`,
+    );
     process.exit(1);
   }
 }

@@ -12,12 +12,33 @@ import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 
 const root = resolve(import.meta.dirname, '..');
-const defaults = { HERALD_SOAK_ROUNDS: '10', HERALD_SOAK_SUBSCRIBERS: '60', HERALD_SOAK_PUBLISHERS: '6', HERALD_SOAK_SLOW_MIB: '100', HERALD_FUZZ_RUNS: '5000', HERALD_TRANSPORT_FUZZ_RUNS: '10000' };
+const defaults = {
+  HERALD_SOAK_ROUNDS: '10',
+  HERALD_SOAK_SUBSCRIBERS: '60',
+  HERALD_SOAK_PUBLISHERS: '6',
+  HERALD_SOAK_SLOW_MIB: '100',
+  HERALD_FUZZ_RUNS: '5000',
+  HERALD_TRANSPORT_FUZZ_RUNS: '10000',
+};
 const env = { ...defaults, ...process.env };
-console.log(`soak: ${Object.keys(defaults).map((k) => `${k}=${env[k]}`).join(' ')}`);
-const r = spawnSync(process.execPath, ['scripts/test.mjs', 'tests/reliability/nothing-lost.test.ts', 'tests/reliability/slow-consumer.test.ts', 'packages/server/test/security/http-fuzz.test.ts', 'packages/server/test/security/transport-fuzz.test.ts'], {
-  cwd: root,
-  env,
-  stdio: 'inherit',
-});
+console.log(
+  `soak: ${Object.keys(defaults)
+    .map((k) => `${k}=${env[k]}`)
+    .join(' ')}`,
+);
+const r = spawnSync(
+  process.execPath,
+  [
+    'scripts/test.mjs',
+    'tests/reliability/nothing-lost.test.ts',
+    'tests/reliability/slow-consumer.test.ts',
+    'packages/server/test/security/http-fuzz.test.ts',
+    'packages/server/test/security/transport-fuzz.test.ts',
+  ],
+  {
+    cwd: root,
+    env,
+    stdio: 'inherit',
+  },
+);
 process.exit(r.status ?? 1);

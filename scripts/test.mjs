@@ -20,7 +20,19 @@ run('npm', ['run', 'build', '--silent']);
 // Lint (type-aware rules and import boundaries, eslint.config.js) on a full run; a run of chosen files skips it.
 if (process.argv.length <= 2) {
   console.log('lint: eslint packages/*/src/**/*.ts');
-  run(process.execPath, [join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'), '--max-warnings=0', 'packages/*/src/**/*.ts']);
+  run(process.execPath, [
+    join(root, 'node_modules', 'eslint', 'bin', 'eslint.js'),
+    '--max-warnings=0',
+    'packages/*/src/**/*.ts',
+  ]);
+  // Formatting (Prettier, .prettierrc.json): `npm run format` rewrites what this check reports.
+  console.log('format: prettier --check .');
+  run(process.execPath, [
+    join(root, 'node_modules', 'prettier', 'bin', 'prettier.cjs'),
+    '--check',
+    '--log-level=warn',
+    '.',
+  ]);
 }
 
 function collect(path, out) {
@@ -35,10 +47,10 @@ function collect(path, out) {
 }
 
 const args = process.argv.slice(2);
-const roots = args.length > 0 ? args : [
-  ...readdirSync('packages').map((p) => join('packages', p, 'test')),
-  'tests',
-].filter((p) => existsSync(p));
+const roots =
+  args.length > 0
+    ? args
+    : [...readdirSync('packages').map((p) => join('packages', p, 'test')), 'tests'].filter((p) => existsSync(p));
 const files = roots.flatMap((r) => collect(r, []));
 if (files.length === 0) {
   console.error('no test files found under ' + roots.join(', '));
@@ -46,9 +58,8 @@ if (files.length === 0) {
 }
 ensureSystemPackages(files);
 const concurrency = process.env.HERALD_TEST_CONCURRENCY ?? '2';
-run(process.execPath, [
-  '--import', 'tsx',
-  '--test', `--test-concurrency=${concurrency}`,
-  '--test-reporter=spec',
-  ...files,
-], { env: { ...process.env, NODE_ENV: 'test' } });
+run(
+  process.execPath,
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
+  { env: { ...process.env, NODE_ENV: 'test' } },
+);

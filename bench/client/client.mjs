@@ -52,7 +52,16 @@ async function connectMany({ protocol, urls, n, channel, ownChannelPrefix, concu
 let sat = null;
 
 function startSaturation({ channel, subscribers, window = 8 }) {
-  const s = { channel, subscribers, window, sent: 0, base: st.delivered, running: true, lastProgress: performance.now(), seen: st.delivered };
+  const s = {
+    channel,
+    subscribers,
+    window,
+    sent: 0,
+    base: st.delivered,
+    running: true,
+    lastProgress: performance.now(),
+    seen: st.delivered,
+  };
   sat = s;
   const pump = () => {
     if (!s.running) return;
@@ -96,7 +105,12 @@ async function fixedRate({ channel, rate, ms, expectPerPub }) {
   while (st.delivered - base < total * expectPerPub && performance.now() < deadline) await sleep(10);
   const elapsed = performance.now() - t0;
   st.sample = null;
-  return { sent: total, received: st.delivered - base, ...latencySummary(lat), clientCpuPct: (cpuUs(process.pid) - cpu0) / 10 / elapsed };
+  return {
+    sent: total,
+    received: st.delivered - base,
+    ...latencySummary(lat),
+    clientCpuPct: (cpuUs(process.pid) - cpu0) / 10 / elapsed,
+  };
 }
 
 /** Closed-loop rounds: one publication to each of `n` channels, wait for all n deliveries, repeat for `ms`. */
@@ -126,7 +140,13 @@ async function rounds({ prefix, n, ms }) {
   }
   const elapsed = performance.now() - t0;
   st.sample = null;
-  return { rounds: done, stalled, ms: elapsed, ...latencySummary(lat), clientCpuPct: (cpuUs(process.pid) - cpu0) / 10 / elapsed };
+  return {
+    rounds: done,
+    stalled,
+    ms: elapsed,
+    ...latencySummary(lat),
+    clientCpuPct: (cpuUs(process.pid) - cpu0) / 10 / elapsed,
+  };
 }
 
 const ops = {

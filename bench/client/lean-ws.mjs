@@ -121,7 +121,8 @@ export class LeanWebSocket {
         this.closeReason = len > 2 ? buf.toString('utf8', off + 2, off + len) : '';
         const wasOpen = this.readyState === 1;
         this.readyState = 2;
-        if (wasOpen) this.socket.end(Buffer.concat([header(len >= 2 ? 2 : 0, 0x8), buf.subarray(off, off + Math.min(len, 2))]));
+        if (wasOpen)
+          this.socket.end(Buffer.concat([header(len >= 2 ? 2 : 0, 0x8), buf.subarray(off, off + Math.min(len, 2))]));
       }
       at = off + len;
     }

@@ -24,7 +24,8 @@ export const protocols = {
     /** 'ok' when the handshake is done, an Error when refused, undefined to keep waiting. */
     handshake(ws, text, channel) {
       const want = channel ? '{"id":2,' : '{"id":1,';
-      if (text.includes('"error"') || text.includes('"disconnect"')) return new Error(`herald refused: ${text.slice(0, 200)}`);
+      if (text.includes('"error"') || text.includes('"disconnect"'))
+        return new Error(`herald refused: ${text.slice(0, 200)}`);
       return text.includes(want) ? 'ok' : undefined;
     },
     onMessage(ws, text, st) {

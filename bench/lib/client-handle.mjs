@@ -9,9 +9,13 @@ const clientPath = join(dirname(fileURLToPath(import.meta.url)), '../client/clie
 /** `nodeArgs`: extra node flags for the client process (bench/profile.mjs passes --cpu-prof). */
 export async function startClient({ nodeArgs = [] } = {}) {
   const flags = nodeArgs.map((a) => `'${a}'`).join(' ');
-  const child = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec node ${flags} '${clientPath}'`], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child = spawn(
+    'bash',
+    ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec node ${flags} '${clientPath}'`],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   const pending = new Map();
   let nextId = 0;
   child.on('message', ({ id, ok, result, error }) => {
@@ -39,8 +43,14 @@ export async function startClient({ nodeArgs = [] } = {}) {
           reject(new Error(`client op ${op} timed out after ${timeoutMs} ms`));
         }, timeoutMs);
         pending.set(id, {
-          resolve: (v) => { clearTimeout(t); resolve(v); },
-          reject: (e) => { clearTimeout(t); reject(e); },
+          resolve: (v) => {
+            clearTimeout(t);
+            resolve(v);
+          },
+          reject: (e) => {
+            clearTimeout(t);
+            reject(e);
+          },
         });
         child.send({ id, op, args });
       });
@@ -49,7 +59,8 @@ export async function startClient({ nodeArgs = [] } = {}) {
       // The client exits on its own when the IPC channel closes (and then writes its --cpu-prof profile, if any).
       const exited = new Promise((r) => child.once('exit', r));
       if (child.connected) child.disconnect();
-      if (child.exitCode === null && child.signalCode === null) await Promise.race([exited, new Promise((r) => setTimeout(r, 3000).unref())]);
+      if (child.exitCode === null && child.signalCode === null)
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000).unref())]);
       await stopChild(child, 3000);
     },
   };

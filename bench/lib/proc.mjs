@@ -89,7 +89,10 @@ export async function waitPort(port, timeoutMs = 15_000) {
   while (Date.now() < deadline) {
     const ok = await new Promise((resolve) => {
       const s = net.connect({ port, host: '127.0.0.1' });
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;

@@ -18,13 +18,20 @@ export async function startRedis() {
     return pid ? { url, port, pid, private: false, stop: async () => {} } : undefined;
   }
   const port = await freePort();
-  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: 'ignore' });
+  const child = spawn(
+    bin,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'],
+    { stdio: 'ignore' },
+  );
   await waitPort(port, 10_000);
   return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid, private: true, stop: () => stopChild(child) };
 }
 
 function cli(port, ...args) {
-  return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: 5000 });
+  return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], {
+    encoding: 'utf8',
+    timeout: 5000,
+  });
 }
 
 function infoPid(port) {

@@ -5,14 +5,52 @@ import { barChartSvg } from './chart.mjs';
 
 /** Which metrics each scenario's table shows, in order, with units. */
 const COLUMNS = {
-  idle: [['rss_kb_per_conn', 'KB/conn @10k'], ['rss_kb_per_conn_5k', 'KB/conn @5k']],
-  fanout: [['cpu_us_per_delivery', 'CPU µs/delivery (sat.)'], ['deliveries_per_s', 'deliveries/s (sat.)'], ['p50_ms', 'p50 ms @10k/s'], ['p99_ms', 'p99 ms @10k/s'], ['max_ms', 'max ms @10k/s'], ['fixed_cpu_us_per_delivery', 'CPU µs/delivery @10k/s'], ['client_cpu_pct', 'client CPU % (sat.)']],
-  channels: [['rounds_per_s', 'rounds/s'], ['deliveries_per_s', 'deliveries/s'], ['cpu_us_per_delivery', 'CPU µs/delivery'], ['p50_ms', 'p50 ms'], ['p99_ms', 'p99 ms'], ['client_cpu_pct', 'client CPU %']],
-  connect: [['conns_per_s', 'conns/s'], ['cpu_us_per_conn', 'CPU µs/conn'], ['client_cpu_pct', 'client CPU %']],
-  multinode: [['deliveries_per_s', 'deliveries/s (sat.)'], ['cpu_us_per_delivery', 'CPU µs/delivery, both nodes'], ['p50_ms', 'p50 ms @10k/s'], ['p99_ms', 'p99 ms @10k/s'], ['redis_cmd_us_per_pub', 'Redis publish-path µs/pub, 1000 subs'], ['redis_cmd_us_per_pub_100subs', 'Redis publish-path µs/pub, 100 subs'], ['redis_calls_per_pub', 'Redis calls/pub, 1000 subs'], ['redis_calls_per_pub_100subs', 'Redis calls/pub, 100 subs'], ['redis_us_per_pub', 'Redis CPU µs/pub, 1000 subs'], ['redis_us_per_pub_100subs', 'Redis CPU µs/pub, 100 subs']],
+  idle: [
+    ['rss_kb_per_conn', 'KB/conn @10k'],
+    ['rss_kb_per_conn_5k', 'KB/conn @5k'],
+  ],
+  fanout: [
+    ['cpu_us_per_delivery', 'CPU µs/delivery (sat.)'],
+    ['deliveries_per_s', 'deliveries/s (sat.)'],
+    ['p50_ms', 'p50 ms @10k/s'],
+    ['p99_ms', 'p99 ms @10k/s'],
+    ['max_ms', 'max ms @10k/s'],
+    ['fixed_cpu_us_per_delivery', 'CPU µs/delivery @10k/s'],
+    ['client_cpu_pct', 'client CPU % (sat.)'],
+  ],
+  channels: [
+    ['rounds_per_s', 'rounds/s'],
+    ['deliveries_per_s', 'deliveries/s'],
+    ['cpu_us_per_delivery', 'CPU µs/delivery'],
+    ['p50_ms', 'p50 ms'],
+    ['p99_ms', 'p99 ms'],
+    ['client_cpu_pct', 'client CPU %'],
+  ],
+  connect: [
+    ['conns_per_s', 'conns/s'],
+    ['cpu_us_per_conn', 'CPU µs/conn'],
+    ['client_cpu_pct', 'client CPU %'],
+  ],
+  multinode: [
+    ['deliveries_per_s', 'deliveries/s (sat.)'],
+    ['cpu_us_per_delivery', 'CPU µs/delivery, both nodes'],
+    ['p50_ms', 'p50 ms @10k/s'],
+    ['p99_ms', 'p99 ms @10k/s'],
+    ['redis_cmd_us_per_pub', 'Redis publish-path µs/pub, 1000 subs'],
+    ['redis_cmd_us_per_pub_100subs', 'Redis publish-path µs/pub, 100 subs'],
+    ['redis_calls_per_pub', 'Redis calls/pub, 1000 subs'],
+    ['redis_calls_per_pub_100subs', 'Redis calls/pub, 100 subs'],
+    ['redis_us_per_pub', 'Redis CPU µs/pub, 1000 subs'],
+    ['redis_us_per_pub_100subs', 'Redis CPU µs/pub, 100 subs'],
+  ],
 };
 
-const fmt = (v) => (v === undefined || v === null || !Number.isFinite(v) ? '–' : Math.abs(v) >= 100 ? String(Math.round(v)) : String(+v.toFixed(v >= 10 ? 1 : 2)));
+const fmt = (v) =>
+  v === undefined || v === null || !Number.isFinite(v)
+    ? '–'
+    : Math.abs(v) >= 100
+      ? String(Math.round(v))
+      : String(+v.toFixed(v >= 10 ? 1 : 2));
 
 function ratio(scen, target, metric, base = 'ws-raw') {
   const a = scen?.[target]?.[metric]?.median;
@@ -24,25 +62,76 @@ function ratio(scen, target, metric, base = 'ws-raw') {
 export function evaluateTargets(s) {
   const c = (scenario, metric, against, op, factor) => {
     const r = ratio(s[scenario], 'herald', metric, against);
-    return { against, op, factor, ratio: r === undefined ? null : +r.toFixed(3), holds: r === undefined ? null : op === '<=' ? r <= factor : r >= factor };
+    return {
+      against,
+      op,
+      factor,
+      ratio: r === undefined ? null : +r.toFixed(3),
+      holds: r === undefined ? null : op === '<=' ? r <= factor : r >= factor,
+    };
   };
   const checks = [
-    { id: 'cpu_per_delivery', text: 'server CPU per delivery at saturation ≤ 0.8× ws-raw and ≤ 0.8× Socket.IO', scenario: 'fanout', metric: 'cpu_us_per_delivery', parts: [c('fanout', 'cpu_us_per_delivery', 'ws-raw', '<=', 0.8), c('fanout', 'cpu_us_per_delivery', 'socketio', '<=', 0.8)] },
-    { id: 'memory_per_conn', text: 'memory per idle subscribed connection at 10k ≤ 1.3× ws-raw and ≤ 0.6× Socket.IO', scenario: 'idle', metric: 'rss_kb_per_conn', parts: [c('idle', 'rss_kb_per_conn', 'ws-raw', '<=', 1.3), c('idle', 'rss_kb_per_conn', 'socketio', '<=', 0.6)] },
-    { id: 'connect_rate', text: 'connect+auth+subscribe rate ≥ 0.8× ws-raw and ≥ 2× Socket.IO', scenario: 'connect', metric: 'conns_per_s', parts: [c('connect', 'conns_per_s', 'ws-raw', '>=', 0.8), c('connect', 'conns_per_s', 'socketio', '>=', 2)] },
-    { id: 'fanout_p99', text: 'fan-out p99 latency at the fixed rate ≤ ws-raw', scenario: 'fanout', metric: 'p99_ms', parts: [c('fanout', 'p99_ms', 'ws-raw', '<=', 1)] },
+    {
+      id: 'cpu_per_delivery',
+      text: 'server CPU per delivery at saturation ≤ 0.8× ws-raw and ≤ 0.8× Socket.IO',
+      scenario: 'fanout',
+      metric: 'cpu_us_per_delivery',
+      parts: [
+        c('fanout', 'cpu_us_per_delivery', 'ws-raw', '<=', 0.8),
+        c('fanout', 'cpu_us_per_delivery', 'socketio', '<=', 0.8),
+      ],
+    },
+    {
+      id: 'memory_per_conn',
+      text: 'memory per idle subscribed connection at 10k ≤ 1.3× ws-raw and ≤ 0.6× Socket.IO',
+      scenario: 'idle',
+      metric: 'rss_kb_per_conn',
+      parts: [c('idle', 'rss_kb_per_conn', 'ws-raw', '<=', 1.3), c('idle', 'rss_kb_per_conn', 'socketio', '<=', 0.6)],
+    },
+    {
+      id: 'connect_rate',
+      text: 'connect+auth+subscribe rate ≥ 0.8× ws-raw and ≥ 2× Socket.IO',
+      scenario: 'connect',
+      metric: 'conns_per_s',
+      parts: [c('connect', 'conns_per_s', 'ws-raw', '>=', 0.8), c('connect', 'conns_per_s', 'socketio', '>=', 2)],
+    },
+    {
+      id: 'fanout_p99',
+      text: 'fan-out p99 latency at the fixed rate ≤ ws-raw',
+      scenario: 'fanout',
+      metric: 'p99_ms',
+      parts: [c('fanout', 'p99_ms', 'ws-raw', '<=', 1)],
+    },
   ];
   const hr = s.multinode?.['herald-redis'];
   const big = hr?.redis_cmd_us_per_pub?.median;
   const small = hr?.redis_cmd_us_per_pub_100subs?.median;
   const rr = Number.isFinite(big) && Number.isFinite(small) && small > 0 ? big / small : undefined;
   checks.push({
-    id: 'redis_per_pub_constant', text: 'multi-node: Redis work per publication constant in #subscribers (1,000 vs 100 subscribers, within 1.5×)', scenario: 'multinode', metric: 'redis_cmd_us_per_pub',
-    parts: [{ against: 'herald-redis @100 subscribers', op: '<=', factor: 1.5, ratio: rr === undefined ? null : +rr.toFixed(3), holds: rr === undefined ? null : rr <= 1.5 }],
+    id: 'redis_per_pub_constant',
+    text: 'multi-node: Redis work per publication constant in #subscribers (1,000 vs 100 subscribers, within 1.5×)',
+    scenario: 'multinode',
+    metric: 'redis_cmd_us_per_pub',
+    parts: [
+      {
+        against: 'herald-redis @100 subscribers',
+        op: '<=',
+        factor: 1.5,
+        ratio: rr === undefined ? null : +rr.toFixed(3),
+        holds: rr === undefined ? null : rr <= 1.5,
+      },
+    ],
   });
   const stretch = c('fanout', 'cpu_us_per_delivery', 'ws-raw', '<=', 0.5);
-  checks.push({ id: 'stretch_half_floor', text: 'stretch: CPU per delivery ≤ 0.5× ws-raw', scenario: 'fanout', metric: 'cpu_us_per_delivery', parts: [stretch] });
-  for (const k of checks) k.holds = k.parts.every((p) => p.holds === true) ? true : k.parts.some((p) => p.holds === false) ? false : null;
+  checks.push({
+    id: 'stretch_half_floor',
+    text: 'stretch: CPU per delivery ≤ 0.5× ws-raw',
+    scenario: 'fanout',
+    metric: 'cpu_us_per_delivery',
+    parts: [stretch],
+  });
+  for (const k of checks)
+    k.holds = k.parts.every((p) => p.holds === true) ? true : k.parts.some((p) => p.holds === false) ? false : null;
   return checks;
 }
 
@@ -50,15 +139,23 @@ export function markdown(results, checks, chartFile) {
   const m = results.machine;
   const L = [];
   L.push(`# Herald benchmark, ${results.started.slice(0, 16).replace('T', ' ')} UTC (${results.mode})`, '');
-  L.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.mem_gb} GB, ${m.os}, Node ${m.node}. Load at start ${m.load_at_start.l1}. Run took ${results.duration_s} s; ${results.config.reps} repeats per target, interleaved.`, '');
-  L.push('Cells are `median (min–max)` of the repeats; `×ws` is the median\'s ratio to ws-raw\'s.', '');
+  L.push(
+    `Machine: ${m.cpu}, ${m.cores} cores, ${m.mem_gb} GB, ${m.os}, Node ${m.node}. Load at start ${m.load_at_start.l1}. Run took ${results.duration_s} s; ${results.config.reps} repeats per target, interleaved.`,
+    '',
+  );
+  L.push("Cells are `median (min–max)` of the repeats; `×ws` is the median's ratio to ws-raw's.", '');
   for (const [name, scen] of Object.entries(results.scenarios)) {
     const cols = COLUMNS[name] ?? [];
     const q = results.quiet[name];
     L.push(`## ${name}`, '');
     const done = results.reps_done?.[name];
-    if (done !== undefined && done < results.config.reps) L.push(`Only ${done} of ${results.config.reps} repeats (quick mode's time budget on a busy machine).`, '');
-    if (q) L.push(`Load before: ${q.load.l1} (1 min), CPU idle ${Math.round(q.idleFraction * 100)}% over 1 s${q.quiet ? '' : ' — the machine was **not quiet** (waited ' + Math.round(q.waitedMs / 1000) + ' s)'}.`, '');
+    if (done !== undefined && done < results.config.reps)
+      L.push(`Only ${done} of ${results.config.reps} repeats (quick mode's time budget on a busy machine).`, '');
+    if (q)
+      L.push(
+        `Load before: ${q.load.l1} (1 min), CPU idle ${Math.round(q.idleFraction * 100)}% over 1 s${q.quiet ? '' : ' — the machine was **not quiet** (waited ' + Math.round(q.waitedMs / 1000) + ' s)'}.`,
+        '',
+      );
     const present = cols.filter(([k]) => Object.values(scen).some((t) => t[k]));
     L.push(`| target | ${present.map(([, h]) => h).join(' | ')} |`);
     L.push(`|---|${present.map(() => '---').join('|')}|`);
@@ -110,7 +207,9 @@ export function writeResults(results, { outDir, latest = true }) {
   let chartFile;
   if (fan) {
     chartFile = `${stamp}-fanout-cpu.svg`;
-    const bars = Object.entries(fan).filter(([, m]) => m.cpu_us_per_delivery).map(([label, m]) => ({ label, ...m.cpu_us_per_delivery }));
+    const bars = Object.entries(fan)
+      .filter(([, m]) => m.cpu_us_per_delivery)
+      .map(([label, m]) => ({ label, ...m.cpu_us_per_delivery }));
     const svg = barChartSvg({
       title: 'Server CPU per delivery at fan-out saturation (lower is better)',
       subtitle: `1,000 subscribers, one channel, ~100-byte payloads; median and min–max of ${results.config.reps}; ${results.machine.cores} cores, Node ${results.machine.node}, ${results.started.slice(0, 10)}`,
@@ -125,8 +224,17 @@ export function writeResults(results, { outDir, latest = true }) {
   writeFileSync(join(outDir, `${stamp}.md`), markdown(results, checks, chartFile) + '\n');
   files.push(`${stamp}.json`, `${stamp}.md`);
   if (latest) {
-    const machine = { ...results.machine, date: results.started, mode: results.mode, reps: results.config.reps, load_before: Object.fromEntries(Object.entries(results.quiet).map(([k, q]) => [k, q.load.l1])) };
-    writeFileSync(join(outDir, 'latest.json'), JSON.stringify({ machine, scenarios: results.scenarios }, null, 2) + '\n');
+    const machine = {
+      ...results.machine,
+      date: results.started,
+      mode: results.mode,
+      reps: results.config.reps,
+      load_before: Object.fromEntries(Object.entries(results.quiet).map(([k, q]) => [k, q.load.l1])),
+    };
+    writeFileSync(
+      join(outDir, 'latest.json'),
+      JSON.stringify({ machine, scenarios: results.scenarios }, null, 2) + '\n',
+    );
     files.push('latest.json');
   }
   return files.map((f) => join(outDir, f));

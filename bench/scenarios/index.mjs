@@ -24,7 +24,8 @@ async function withTarget(name, opts, fn) {
 }
 
 function check(res, what) {
-  if (res.failed > 0) throw new Error(`${what}: ${res.failed} of ${res.failed + res.opened} connections failed (${res.firstError})`);
+  if (res.failed > 0)
+    throw new Error(`${what}: ${res.failed} of ${res.failed + res.opened} connections failed (${res.firstError})`);
   return res;
 }
 
@@ -66,10 +67,13 @@ export const scenarios = {
         const s0 = cpuUsMany(t.pids);
         const f = await c.call('fixed', { channel, rate: cfg.fixedRate, ms: cfg.fixedMs, expectPerPub: subscribers });
         const s1 = cpuUsMany(t.pids);
-        if (f.received < f.sent * subscribers) throw new Error(`fixed rate: ${f.received} of ${f.sent * subscribers} deliveries arrived`);
+        if (f.received < f.sent * subscribers)
+          throw new Error(`fixed rate: ${f.received} of ${f.sent * subscribers} deliveries arrived`);
         const sat = await saturate(t, c, { channel, subscribers, ms: cfg.satMs });
         return {
-          p50_ms: r3(f.p50), p99_ms: r3(f.p99), max_ms: r3(f.max),
+          p50_ms: r3(f.p50),
+          p99_ms: r3(f.p99),
+          max_ms: r3(f.max),
           fixed_cpu_us_per_delivery: r3((s1 - s0) / f.received),
           fixed_client_cpu_pct: r2(f.clientCpuPct),
           ...sat,
@@ -88,7 +92,16 @@ export const scenarios = {
         const out = { rss_base_kb: base };
         let have = 0;
         for (const n of cfg.idleCounts) {
-          const r = check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: n - have, channel: `${t.channelPrefix}idle`, userPrefix: `u${have}-` }), 'idle');
+          const r = check(
+            await c.call('connect', {
+              protocol: t.protocol,
+              urls: t.urls,
+              n: n - have,
+              channel: `${t.channelPrefix}idle`,
+              userPrefix: `u${have}-`,
+            }),
+            'idle',
+          );
           have = n;
           await sleep(cfg.settleMs);
           const rss = rssKb(t.pids[0]);
@@ -119,7 +132,14 @@ export const scenarios = {
           const s0 = cpuUsMany(t.pids);
           const rs = await Promise.all(
             clients.map((cl, k) =>
-              cl.call('connect', { protocol: t.protocol, urls: t.urls, n: share, channel: `${t.channelPrefix}storm`, concurrency: Math.ceil(200 / clients.length), userPrefix: `c${k}-` }),
+              cl.call('connect', {
+                protocol: t.protocol,
+                urls: t.urls,
+                n: share,
+                channel: `${t.channelPrefix}storm`,
+                concurrency: Math.ceil(200 / clients.length),
+                userPrefix: `c${k}-`,
+              }),
             ),
           );
           const ms = Math.max(...rs.map((r) => r.ms));
@@ -160,7 +180,8 @@ export const scenarios = {
           rounds_per_s: r2((r.rounds / r.ms) * 1000),
           deliveries_per_s: Math.round((deliveries / r.ms) * 1000),
           cpu_us_per_delivery: r3((s1 - s0) / deliveries),
-          p50_ms: r3(r.p50), p99_ms: r3(r.p99),
+          p50_ms: r3(r.p50),
+          p99_ms: r3(r.p99),
           client_cpu_pct: r2(r.clientCpuPct),
         };
       });
@@ -187,21 +208,33 @@ export const scenarios = {
             calls: r2((b.calls - a.calls) / f.sent),
           };
         };
-        check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 100, channel, userPrefix: 'a' }), 'multinode');
+        check(
+          await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 100, channel, userPrefix: 'a' }),
+          'multinode',
+        );
         await sleep(200);
         const small = await redisWork(100);
-        check(await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 900, channel, userPrefix: 'b' }), 'multinode');
+        check(
+          await c.call('connect', { protocol: t.protocol, urls: t.urls, n: 900, channel, userPrefix: 'b' }),
+          'multinode',
+        );
         await sleep(200);
         const big = await redisWork(1000);
         const f = await c.call('fixed', { channel, rate: cfg.fixedRate, ms: cfg.fixedMs, expectPerPub: 1000 });
-        if (f.received < f.sent * 1000) throw new Error(`fixed rate: ${f.received} of ${f.sent * 1000} deliveries arrived`);
+        if (f.received < f.sent * 1000)
+          throw new Error(`fixed rate: ${f.received} of ${f.sent * 1000} deliveries arrived`);
         const sat = await saturate(t, c, { channel, subscribers: 1000, ms: cfg.satMs });
         return {
-          p50_ms: r3(f.p50), p99_ms: r3(f.p99), max_ms: r3(f.max),
+          p50_ms: r3(f.p50),
+          p99_ms: r3(f.p99),
+          max_ms: r3(f.max),
           ...sat,
-          redis_cmd_us_per_pub: big.cmd, redis_cmd_us_per_pub_100subs: small.cmd,
-          redis_calls_per_pub: big.calls, redis_calls_per_pub_100subs: small.calls,
-          redis_us_per_pub: big.cpu, redis_us_per_pub_100subs: small.cpu,
+          redis_cmd_us_per_pub: big.cmd,
+          redis_cmd_us_per_pub_100subs: small.cmd,
+          redis_calls_per_pub: big.calls,
+          redis_calls_per_pub_100subs: small.calls,
+          redis_us_per_pub: big.cpu,
+          redis_us_per_pub_100subs: small.cpu,
         };
       });
     },

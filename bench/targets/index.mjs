@@ -19,7 +19,13 @@ const heraldConfig = {
   channel: {
     namespaces: [
       { name: 'bench', allow_subscribe_for_client: true, allow_publish_for_client: true },
-      { name: 'benchh', allow_subscribe_for_client: true, allow_publish_for_client: true, history_size: 100, history_ttl: '300s' },
+      {
+        name: 'benchh',
+        allow_subscribe_for_client: true,
+        allow_publish_for_client: true,
+        history_size: 100,
+        history_ttl: '300s',
+      },
     ],
   },
 };
@@ -32,7 +38,15 @@ writeFileSync(configPath, JSON.stringify(heraldConfig, null, 2));
 function cleanEnv() {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('HERALD_') || k.startsWith('NEXTAUTH') || k === 'REDIS_URL' || k === 'WS_PORT' || k === 'PORT' || k === 'NODE_OPTIONS') continue;
+    if (
+      k.startsWith('HERALD_') ||
+      k.startsWith('NEXTAUTH') ||
+      k === 'REDIS_URL' ||
+      k === 'WS_PORT' ||
+      k === 'PORT' ||
+      k === 'NODE_OPTIONS'
+    )
+      continue;
     env[k] = v;
   }
   return env;
@@ -90,10 +104,16 @@ export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
       const child = spawnNode(args, { env, cwd: repoRoot, label: `${name}#${i}` });
       started.push({ child, pid: child.pid, port, url: `ws://127.0.0.1:${port}${path}` });
     }
-    await Promise.all(started.map(async (n) => {
-      const exited = new Promise((_, reject) => n.child.once('exit', (code) => reject(new Error(`${n.child.label} exited with ${code}: ${n.child.stderrText().slice(0, 2000)}`))));
-      await Promise.race([waitPort(n.port), exited]);
-    }));
+    await Promise.all(
+      started.map(async (n) => {
+        const exited = new Promise((_, reject) =>
+          n.child.once('exit', (code) =>
+            reject(new Error(`${n.child.label} exited with ${code}: ${n.child.stderrText().slice(0, 2000)}`)),
+          ),
+        );
+        await Promise.race([waitPort(n.port), exited]);
+      }),
+    );
   } catch (err) {
     await Promise.all(started.map((n) => stopChild(n.child)));
     throw err;

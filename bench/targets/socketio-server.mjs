@@ -21,7 +21,10 @@ if (process.env.BENCH_REDIS_URL) {
 
 io.use(async (socket, next) => {
   try {
-    await jwtVerify(String(socket.handshake.auth?.token ?? ''), key, { algorithms: ['HS256'], requiredClaims: ['exp'] });
+    await jwtVerify(String(socket.handshake.auth?.token ?? ''), key, {
+      algorithms: ['HS256'],
+      requiredClaims: ['exp'],
+    });
     next();
   } catch {
     next(new Error('bad token'));

@@ -15,11 +15,17 @@ const dev = process.env.NODE_ENV !== 'production';
 const secret = process.env.NEXTAUTH_SECRET || 'herald-demo-secret-change-me-0123456789abcdef';
 
 if (!dev) {
-  const manifest = JSON.parse(readFileSync(join(dir, process.env.NEXT_DIST_DIR || '.next', 'routes-manifest.json'), 'utf8'));
+  const manifest = JSON.parse(
+    readFileSync(join(dir, process.env.NEXT_DIST_DIR || '.next', 'routes-manifest.json'), 'utf8'),
+  );
   const rw = manifest.rewrites ?? [];
-  const rewrites = Array.isArray(rw) ? rw : [...(rw.beforeFiles ?? []), ...(rw.afterFiles ?? []), ...(rw.fallback ?? [])];
+  const rewrites = Array.isArray(rw)
+    ? rw
+    : [...(rw.beforeFiles ?? []), ...(rw.afterFiles ?? []), ...(rw.fallback ?? [])];
   if (rewrites.some((r) => r?.source === '/ws')) {
-    console.error('server.mjs: this build rewrites /ws to another Herald; rebuild with HERALD_REWRITE=0 so only the embedded Herald answers /ws');
+    console.error(
+      'server.mjs: this build rewrites /ws to another Herald; rebuild with HERALD_REWRITE=0 so only the embedded Herald answers /ws',
+    );
     process.exit(1);
   }
 }

@@ -35,22 +35,31 @@ async function freePort(): Promise<number> {
 
 before(async () => {
   herald = createHerald({
-    env: { HERALD_TOKEN_SECRET: SECRET, HERALD_API_KEY: 'k' }, logger: false,
+    env: { HERALD_TOKEN_SECRET: SECRET, HERALD_API_KEY: 'k' },
+    logger: false,
     config: { channel: { withoutNamespace: { allow_subscribe_for_client: true } } },
   });
   heraldPort = (await herald.listen(0, '127.0.0.1')).port;
   dir = mkdtempSync(join(tmpdir(), 'doctor-next-'));
   mkdirSync(join(dir, 'app'));
   writeFileSync(join(dir, 'package.json'), '{"private":true,"type":"module"}');
-  writeFileSync(join(dir, 'app/layout.js'), 'export default function L({ children }) { return <html><body>{children}</body></html>; }\n');
+  writeFileSync(
+    join(dir, 'app/layout.js'),
+    'export default function L({ children }) { return <html><body>{children}</body></html>; }\n',
+  );
   writeFileSync(join(dir, 'app/page.js'), 'export default function P() { return <p>home</p>; }\n');
-  writeFileSync(join(dir, 'next.config.mjs'),
-    `export default { async rewrites() { return [{ source: '/ws', destination: 'http://127.0.0.1:${heraldPort}/ws' }]; } };\n`);
+  writeFileSync(
+    join(dir, 'next.config.mjs'),
+    `export default { async rewrites() { return [{ source: '/ws', destination: 'http://127.0.0.1:${heraldPort}/ws' }]; } };\n`,
+  );
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
   nextPort = await freePort();
   // --webpack: Turbopack refuses a node_modules reached through a symlink outside the project root.
   nextProc = spawn(process.execPath, [NEXT_BIN, 'dev', '--webpack', '-p', String(nextPort), '-H', '127.0.0.1'], {
-    cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NEXT_TELEMETRY_DISABLED: '1' }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NEXT_TELEMETRY_DISABLED: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   let log = '';
   nextProc.stdout?.on('data', (d: Buffer) => (log += d));
@@ -75,7 +84,8 @@ after(async () => {
 function doctor(args: string[]): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, 'doctor', ...args], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HERALD_TOKEN_SECRET: SECRET }, stdio: ['ignore', 'pipe', 'inherit'],
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HERALD_TOKEN_SECRET: SECRET },
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
     let stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -97,7 +107,17 @@ test('next dev with no rewrite for the path is recognised as Next.js by its head
 });
 
 test('next dev with a rewrite to a running Herald passes every step through Next.js', async () => {
-  const r = await doctor([`ws://127.0.0.1:${nextPort}/ws`, '--user', '7', '--api-key', 'k', '--api-url', `http://127.0.0.1:${heraldPort}`, '--timeout', '30s']);
+  const r = await doctor([
+    `ws://127.0.0.1:${nextPort}/ws`,
+    '--user',
+    '7',
+    '--api-key',
+    'k',
+    '--api-url',
+    `http://127.0.0.1:${heraldPort}`,
+    '--timeout',
+    '30s',
+  ]);
   assert.equal(r.code, 0, r.stdout);
   assert.match(r.stdout, /ok +3 Upgrade +101 Switching Protocols/);
   assert.match(r.stdout, /ok +5 Round trip/);
@@ -108,7 +128,7 @@ test('next dev with a rewrite to a running Herald passes every step through Next
   assert.match(g.stdout, /--api-url/);
 });
 
-test('next dev with a rewrite to a stopped Herald: the rewrite\'s upstream is down', async () => {
+test("next dev with a rewrite to a stopped Herald: the rewrite's upstream is down", async () => {
   await herald!.close();
   const r = await doctor([`ws://127.0.0.1:${nextPort}/ws`, '--timeout', '30s', '--scan-ports', 'none']);
   assert.equal(r.code, 1, r.stdout);

@@ -32,7 +32,9 @@ interface HeraldUnderTest {
 }
 
 async function startHerald(
-  env: Record<string, string> = {}, allowSubscribe = true, namespaces: Record<string, { allow_subscribe_for_client: boolean }> = {},
+  env: Record<string, string> = {},
+  allowSubscribe = true,
+  namespaces: Record<string, { allow_subscribe_for_client: boolean }> = {},
 ): Promise<HeraldUnderTest> {
   const herald = createHerald({
     // An empty value is "not set" (HERALD_API_KEY: '' turns the HTTP API off).
@@ -63,10 +65,13 @@ async function listen(server: Server | net.Server): Promise<number> {
   });
   server.on('secureConnection', (s: net.Socket) => sockets.add(s));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(() => new Promise<void>((r) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => r());
-  }));
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  );
   return (server.address() as net.AddressInfo).port;
 }
 
@@ -98,7 +103,11 @@ function doctor(args: string[], env: Record<string, string> = {}, killAfterMs = 
 }
 
 /** A connection token for user 42; `exp: null` leaves exp out. */
-function token(claims: Record<string, unknown>, secret = SECRET, exp: number | null = Math.floor(Date.now() / 1000) + 300): Promise<string> {
+function token(
+  claims: Record<string, unknown>,
+  secret = SECRET,
+  exp: number | null = Math.floor(Date.now() / 1000) + 300,
+): Promise<string> {
   let jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject('42').setIssuedAt();
   if (exp !== null) jwt = jwt.setExpirationTime(exp);
   return jwt.sign(new TextEncoder().encode(secret));
@@ -138,14 +147,21 @@ function failure(r: CliResult): { step: string; code: string; saw: string } {
  * further SYNs unanswered: to a client that is the same silence as a firewall dropping packets.
  */
 async function stuckListener(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', `
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
     const s = require('node:net').createServer();
     s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
       // Synchronously, in the listen callback: the event loop never turns, so not one connection is ever accepted.
       require('node:fs').writeSync(1, s.address().port + '\\n');
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);
       process.exit(0); // bounded: never outlives a test run that lost track of it by more than two minutes
-    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    });`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   cleanups.push(() => {
     child.kill('SIGKILL');
   });
@@ -185,7 +201,8 @@ test('a healthy setup passes every step end to end and exits 0', async () => {
   const h = await startHerald();
   const r = await doctor([h.url, '--user', '42', '--api-key', API_KEY], { HERALD_TOKEN_SECRET: SECRET });
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  for (const step of ['1 TCP', '2 HTTP', '3 Upgrade', '4 Connect', '5 Round trip']) assert.match(r.stdout, new RegExp(`ok +${step}`));
+  for (const step of ['1 TCP', '2 HTTP', '3 Upgrade', '4 Connect', '5 Round trip'])
+    assert.match(r.stdout, new RegExp(`ok +${step}`));
   assert.match(r.stdout, /X-Herald-Version: 0\.1\.0/);
   assert.match(r.stdout, /101 Switching Protocols/);
   assert.match(r.stdout, /connected as user "42"/);
@@ -199,10 +216,17 @@ test('--json reports every step with stable codes and the round-trip latency', a
   const t = await token({});
   const r = await doctor([h.url, '--token', t, '--json'], { HERALD_API_KEY: API_KEY });
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  const j = JSON.parse(r.stdout) as { ok: boolean; exitCode: number; steps: { step: string; status: string; code: string; details?: { latencyMs?: number } }[] };
+  const j = JSON.parse(r.stdout) as {
+    ok: boolean;
+    exitCode: number;
+    steps: { step: string; status: string; code: string; details?: { latencyMs?: number } }[];
+  };
   assert.equal(j.ok, true);
   assert.equal(j.exitCode, 0);
-  assert.deepEqual(j.steps.map((s) => s.code), ['tcp_ok', 'herald_ok', 'upgrade_ok', 'connected', 'round_trip_ok']);
+  assert.deepEqual(
+    j.steps.map((s) => s.code),
+    ['tcp_ok', 'herald_ok', 'upgrade_ok', 'connected', 'round_trip_ok'],
+  );
   assert.equal(typeof j.steps[4]!.details?.latencyMs, 'number');
 });
 
@@ -221,7 +245,14 @@ test('Herald on one port and the URL on another: names where Herald is', async (
 test('nothing anywhere: says nothing listens and how to start Herald', async () => {
   const wrong = await closedPort();
   // Other Heralds may run on this machine's usual ports: look only where none is.
-  const r = await doctor([`ws://127.0.0.1:${wrong}/ws`, '--json', '--timeout', '1s', '--scan-ports', String(await closedPort())]);
+  const r = await doctor([
+    `ws://127.0.0.1:${wrong}/ws`,
+    '--json',
+    '--timeout',
+    '1s',
+    '--scan-ports',
+    String(await closedPort()),
+  ]);
   assert.equal(r.code, 1);
   const j = JSON.parse(r.stdout) as { failed: { step: string; code: string }; steps: { fix: string }[] };
   assert.deepEqual(j.failed, { step: 'tcp', code: 'nothing_listening' });
@@ -231,8 +262,14 @@ test('nothing anywhere: says nothing listens and how to start Herald', async () 
 /** Stands in for `next dev`: 404 pages with Next's headers, and upgrades on unmatched paths left hanging. */
 async function nextStandIn(): Promise<number> {
   const server = createHttpServer((req, res) => {
-    res.writeHead(404, { 'x-powered-by': 'Next.js', 'content-type': 'text/html; charset=utf-8', vary: 'RSC, Next-Router-State-Tree, Next-Router-Prefetch' });
-    res.end('<!DOCTYPE html><html><head><script src="/_next/static/chunks/webpack.js" async=""></script></head><body>404: This page could not be found.</body></html>');
+    res.writeHead(404, {
+      'x-powered-by': 'Next.js',
+      'content-type': 'text/html; charset=utf-8',
+      vary: 'RSC, Next-Router-State-Tree, Next-Router-Prefetch',
+    });
+    res.end(
+      '<!DOCTYPE html><html><head><script src="/_next/static/chunks/webpack.js" async=""></script></head><body>404: This page could not be found.</body></html>',
+    );
   });
   const held: net.Socket[] = [];
   server.on('upgrade', (_req, socket: net.Socket) => held.push(socket));
@@ -243,10 +280,15 @@ async function nextStandIn(): Promise<number> {
 test('the Next.js dev server answering 404 on /ws: wrong server, with the rewrite and the direct-URL alternative', async () => {
   const h = await startHerald();
   const next = await nextStandIn();
-  const r = await doctor([`ws://127.0.0.1:${next}/ws`, '--origin', `http://127.0.0.1:${next}`, '--timeout', '2s'], { WS_PORT: String(h.port) });
+  const r = await doctor([`ws://127.0.0.1:${next}/ws`, '--origin', `http://127.0.0.1:${next}`, '--timeout', '2s'], {
+    WS_PORT: String(h.port),
+  });
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /ok +1 TCP/);
-  assert.match(r.stdout, /FAIL 2 HTTP +GET http:\/\/127\.0\.0\.1:\d+\/ws answered 404 from Next\.js \(X-Powered-By: Next\.js\), not Herald/);
+  assert.match(
+    r.stdout,
+    /FAIL 2 HTTP +GET http:\/\/127\.0\.0\.1:\d+\/ws answered 404 from Next\.js \(X-Powered-By: Next\.js\), not Herald/,
+  );
   assert.match(r.stdout, /async rewrites\(\)/);
   assert.match(r.stdout, new RegExp(`source: '/ws', destination: 'http://127\\.0\\.0\\.1:${h.port}/ws'`));
   assert.match(r.stdout, new RegExp(`NEXT_PUBLIC_HERALD_URL=ws://127\\.0\\.0\\.1:${h.port}/ws`));
@@ -271,18 +313,25 @@ test('a server that accepts TCP and never answers: the hang, diagnosed within th
 test('an Origin not in HERALD_ALLOWED_ORIGINS: names the origin sent and the line to add', async () => {
   const h = await startHerald({ HERALD_ALLOWED_ORIGINS: 'http://app.example.test' });
   const r = await doctor([h.url, '--origin', 'http://evil.example.test', '--user', '42'], {
-    HERALD_TOKEN_SECRET: SECRET, HERALD_ALLOWED_ORIGINS: 'http://app.example.test',
+    HERALD_TOKEN_SECRET: SECRET,
+    HERALD_ALLOWED_ORIGINS: 'http://app.example.test',
   });
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /ok +2 HTTP/);
-  assert.match(r.stdout, /FAIL 3 Upgrade +Herald refused the upgrade with 403: sent Origin http:\/\/evil\.example\.test/);
+  assert.match(
+    r.stdout,
+    /FAIL 3 Upgrade +Herald refused the upgrade with 403: sent Origin http:\/\/evil\.example\.test/,
+  );
   assert.match(r.stdout, /HERALD_ALLOWED_ORIGINS=http:\/\/app\.example\.test,http:\/\/evil\.example\.test/);
   assert.match(r.stdout, /origin_not_allowed/);
 });
 
 test('an allowed Origin (taken from HERALD_ALLOWED_ORIGINS when --origin is absent) passes the upgrade', async () => {
   const h = await startHerald({ HERALD_ALLOWED_ORIGINS: 'http://app.example.test' });
-  const r = await doctor([h.url, '--user', '42'], { HERALD_TOKEN_SECRET: SECRET, HERALD_ALLOWED_ORIGINS: 'http://app.example.test' });
+  const r = await doctor([h.url, '--user', '42'], {
+    HERALD_TOKEN_SECRET: SECRET,
+    HERALD_ALLOWED_ORIGINS: 'http://app.example.test',
+  });
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /\(Origin: http:\/\/app\.example\.test\)/);
 });
@@ -296,7 +345,7 @@ test('an expired token is named as expired, with when', async () => {
   assert.match(r.stdout, /token_expired/);
 });
 
-test('a token from another secret: signed with a different secret than this server\'s', async () => {
+test("a token from another secret: signed with a different secret than this server's", async () => {
   const h = await startHerald();
   const t = await token({}, 'the-apps-other-secret');
   const r = await doctor([h.url, '--token', t], { HERALD_TOKEN_SECRET: 'the-apps-other-secret' });
@@ -351,7 +400,10 @@ test('a namespace that refuses client subscribes: a warning with --token, a mint
   assert.deepEqual(wj.steps.map((s) => [s.code, s.status]).at(-1), ['subscribe_not_allowed', 'warn']);
   const m = await doctor([h.url, '--user', '42', '--api-key', API_KEY], { HERALD_TOKEN_SECRET: SECRET });
   assert.equal(m.code, 0, m.stdout + m.stderr);
-  assert.match(m.stdout, /ok +5 Round trip +subscribed to \S+ in \d+ ms \(with a minted subscription token\); published through the HTTP API/);
+  assert.match(
+    m.stdout,
+    /ok +5 Round trip +subscribed to \S+ in \d+ ms \(with a minted subscription token\); published through the HTTP API/,
+  );
 });
 
 test('a wrong API key fails the round trip with api_key_wrong', async () => {
@@ -374,10 +426,27 @@ test('wss:// on a plain port: TLS on a plain port, use ws://', async () => {
 test('ws:// on a TLS port: use wss://', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'doctor-tls-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1']);
+  const made = spawnSync('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    join(dir, 'key.pem'),
+    '-out',
+    join(dir, 'cert.pem'),
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+  ]);
   assert.equal(made.status, 0, made.stderr.toString());
   const { readFileSync } = await import('node:fs');
-  const server = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (_req, res) => res.end('hi'));
+  const server = createTlsServer(
+    { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+    (_req, res) => res.end('hi'),
+  );
   const port = await listen(server);
   const r = await doctor([`ws://127.0.0.1:${port}/ws`, '--timeout', '2s']);
   assert.equal(r.code, 1, r.stdout + r.stderr);
@@ -387,7 +456,10 @@ test('ws:// on a TLS port: use wss://', async () => {
   // And wss:// to it: the self-signed certificate is refused as a browser would refuse it.
   const w = await doctor([`wss://127.0.0.1:${port}/ws`, '--timeout', '2s']);
   assert.equal(w.code, 1, w.stdout + w.stderr);
-  assert.match(w.stdout, /FAIL 2 HTTP +the TLS handshake with 127\.0\.0\.1:\d+ failed: (DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID)/);
+  assert.match(
+    w.stdout,
+    /FAIL 2 HTTP +the TLS handshake with 127\.0\.0\.1:\d+ failed: (DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_TLS_CERT_ALTNAME_INVALID)/,
+  );
   assert.match(w.stdout, /tls_certificate/);
 });
 
@@ -417,12 +489,13 @@ test('an address the kernel opens no TCP connection to (the loopback broadcast a
   assert.equal(f.saw, 'cannot connect to 127.255.255.255:3002: ENETUNREACH');
 });
 
-test('a server that takes step 1\'s connection and is full for the next one (overloaded): http_connect_error, run again', async () => {
+test("a server that takes step 1's connection and is full for the next one (overloaded): http_connect_error, run again", async () => {
   // Learn how many connections a stuck listener's queue holds, then leave a second one exactly one place: the
   // doctor's TCP check takes it (the connection stays queued after the doctor closes it), and its GET is dropped.
   const places = await fillQueue(await stuckListener());
   const port = await stuckListener();
-  for (let i = 0; i < places - 1; i++) assert.ok(await connectsWithin(port, 2000), `queued connection ${i + 1} of ${places - 1}`);
+  for (let i = 0; i < places - 1; i++)
+    assert.ok(await connectsWithin(port, 2000), `queued connection ${i + 1} of ${places - 1}`);
   const r = await doctor([`ws://127.0.0.1:${port}/ws`, '--timeout', '1s', '--scan-ports', 'none', '--json']);
   const f = failure(r);
   assert.deepEqual([f.step, f.code], ['http', 'http_connect_error']);
@@ -431,9 +504,16 @@ test('a server that takes step 1\'s connection and is full for the next one (ove
 });
 
 test('a connection token for a JWKS URL that does not answer: Herald replies 100 and the doctor says connect_error', async () => {
-  const h = await startHerald({ HERALD_TOKEN_JWKS_URL: `http://127.0.0.1:${await closedPort()}/.well-known/jwks.json` });
+  const h = await startHerald({
+    HERALD_TOKEN_JWKS_URL: `http://127.0.0.1:${await closedPort()}/.well-known/jwks.json`,
+  });
   const { privateKey } = await generateKeyPair('RS256');
-  const t = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'doctor-key' }).setSubject('42').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+  const t = await new SignJWT({})
+    .setProtectedHeader({ alg: 'RS256', kid: 'doctor-key' })
+    .setSubject('42')
+    .setIssuedAt()
+    .setExpirationTime('5m')
+    .sign(privateKey);
   const f = failure(await doctor([h.url, '--token', t, '--json']));
   assert.deepEqual([f.step, f.code], ['connect', 'connect_error']);
   assert.match(f.saw, /^Herald answered error 100: /);
@@ -441,14 +521,18 @@ test('a connection token for a JWKS URL that does not answer: Herald replies 100
 
 test('--channel in a namespace the server does not have: unknown_namespace (102)', async () => {
   const h = await startHerald();
-  const f = failure(await doctor([h.url, '--user', '42', '--channel', 'nowhere:doctor', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  const f = failure(
+    await doctor([h.url, '--user', '42', '--channel', 'nowhere:doctor', '--json'], { HERALD_TOKEN_SECRET: SECRET }),
+  );
   assert.deepEqual([f.step, f.code], ['roundtrip', 'unknown_namespace']);
   assert.match(f.saw, /^subscribe to nowhere:doctor refused with 102: .*namespace "nowhere" is not configured/);
 });
 
 test('a server without an API key: the publish gets 503 and the doctor says api_off', async () => {
   const h = await startHerald({ HERALD_API_KEY: '' });
-  const f = failure(await doctor([h.url, '--user', '42', '--api-key', API_KEY, '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  const f = failure(
+    await doctor([h.url, '--user', '42', '--api-key', API_KEY, '--json'], { HERALD_TOKEN_SECRET: SECRET }),
+  );
   assert.deepEqual([f.step, f.code], ['roundtrip', 'api_off']);
   assert.match(f.saw, /POST http:\/\/127\.0\.0\.1:\d+\/api\/publish answered 503: .*the HTTP API is off/);
 });
@@ -456,15 +540,35 @@ test('a server without an API key: the publish gets 503 and the doctor says api_
 test('--api-url where nothing listens: api_unreachable, a failure since the address was given', async () => {
   const h = await startHerald();
   const nowhere = await closedPort();
-  const f = failure(await doctor([h.url, '--user', '42', '--api-key', API_KEY, '--api-url', `http://127.0.0.1:${nowhere}`, '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  const f = failure(
+    await doctor([h.url, '--user', '42', '--api-key', API_KEY, '--api-url', `http://127.0.0.1:${nowhere}`, '--json'], {
+      HERALD_TOKEN_SECRET: SECRET,
+    }),
+  );
   assert.deepEqual([f.step, f.code], ['roundtrip', 'api_unreachable']);
   assert.match(f.saw, new RegExp(`POST http://127\\.0\\.0\\.1:${nowhere}/api/publish failed: ECONNREFUSED$`));
 });
 
-test('the API on another Herald whose config lacks the channel\'s namespace: that Herald refuses the publish, api_error', async () => {
+test("the API on another Herald whose config lacks the channel's namespace: that Herald refuses the publish, api_error", async () => {
   const ws = await startHerald({}, true, { chat: { allow_subscribe_for_client: true } });
   const api = await startHerald();
-  const f = failure(await doctor([ws.url, '--user', '42', '--channel', 'chat:doctor', '--api-key', API_KEY, '--api-url', `http://127.0.0.1:${api.port}`, '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  const f = failure(
+    await doctor(
+      [
+        ws.url,
+        '--user',
+        '42',
+        '--channel',
+        'chat:doctor',
+        '--api-key',
+        API_KEY,
+        '--api-url',
+        `http://127.0.0.1:${api.port}`,
+        '--json',
+      ],
+      { HERALD_TOKEN_SECRET: SECRET },
+    ),
+  );
   assert.deepEqual([f.step, f.code], ['roundtrip', 'api_error']);
   assert.match(f.saw, /^subscribed to chat:doctor .*answered \d{3}: \{"error":\{"code":102,/);
 });
@@ -502,7 +606,8 @@ test('a token whose server-side channels already use HERALD_CHANNEL_LIMIT: the s
 /** A Herald whose onSubscribe hook is the app's: `disconnect` makes it end the user's connections first. */
 async function heraldWithStuckSubscribeHook(disconnect: boolean): Promise<HeraldUnderTest> {
   const herald: Herald = createHerald({
-    env: { HERALD_TOKEN_SECRET: SECRET }, logger: false,
+    env: { HERALD_TOKEN_SECRET: SECRET },
+    logger: false,
     config: { channel: { withoutNamespace: { allow_subscribe_for_client: true } } },
     hooks: {
       onSubscribe: async (ctx) => {
@@ -527,7 +632,9 @@ test('an onSubscribe hook that never returns: no reply to subscribe within the t
 
 test('an onSubscribe hook that disconnects the user: the connection closes instead of a reply, subscribe_disconnected', async () => {
   const h = await heraldWithStuckSubscribeHook(true);
-  const f = failure(await doctor([h.url, '--user', '42', '--timeout', '2s', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  const f = failure(
+    await doctor([h.url, '--user', '42', '--timeout', '2s', '--json'], { HERALD_TOKEN_SECRET: SECRET }),
+  );
   assert.deepEqual([f.step, f.code], ['roundtrip', 'subscribe_disconnected']);
   assert.match(f.saw, /^Herald closed the connection with \d{4} "force disconnect" on subscribe$/);
 });
@@ -535,14 +642,22 @@ test('an onSubscribe hook that disconnects the user: the connection closes inste
 // ---- Debian's nginx in front of Herald -------------------------------------------------------------------------
 
 /** `wsExtra`: more directives in `location /ws` (a refusal of upgrades, a header forced on them). */
-function startNginx(port: number, upstreamPort: number, passUpgrade: boolean, passHost = passUpgrade, wsExtra = ''): Promise<{ proc: ChildProcess; dir: string }> {
+function startNginx(
+  port: number,
+  upstreamPort: number,
+  passUpgrade: boolean,
+  passHost = passUpgrade,
+  wsExtra = '',
+): Promise<{ proc: ChildProcess; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'doctor-nginx-'));
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d));
   const upgrade = passUpgrade
     ? 'proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection "upgrade";'
     : '';
   const host = passHost ? 'proxy_set_header Host $http_host;' : '';
-  writeFileSync(join(dir, 'nginx.conf'), `
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `
 ${process.getuid?.() === 0 ? 'user root;' : ''}
 worker_processes 1;
 events { worker_connections 64; }
@@ -566,8 +681,13 @@ http {
     }
   }
 }
-`);
-  const proc = spawn(NGINX, ['-e', 'stderr', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', `daemon off; pid ${dir}/nginx.pid;`], { stdio: ['ignore', 'ignore', 'pipe'] });
+`,
+  );
+  const proc = spawn(
+    NGINX,
+    ['-e', 'stderr', '-c', join(dir, 'nginx.conf'), '-p', dir, '-g', `daemon off; pid ${dir}/nginx.pid;`],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let err = '';
   proc.stderr?.on('data', (d: Buffer) => (err += d));
   cleanups.push(async () => {
@@ -618,7 +738,9 @@ test('Debian nginx with the upgrade headers: every step passes through it', asyn
   const h = await startHerald();
   const port = await closedPort();
   await startNginx(port, h.port, true);
-  const r = await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--api-key', API_KEY], { HERALD_TOKEN_SECRET: SECRET });
+  const r = await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--api-key', API_KEY], {
+    HERALD_TOKEN_SECRET: SECRET,
+  });
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /ok +3 Upgrade +101 Switching Protocols/);
   assert.match(r.stdout, /ok +5 Round trip .*published through the HTTP API, delivered in \d+ ms/);
@@ -662,14 +784,27 @@ test('nginx refusing upgrades with its own 403 (a WAF rule): forbidden_by_proxy'
   const f = failure(r);
   assert.deepEqual([f.step, f.code], ['upgrade', 'forbidden_by_proxy']);
   assert.equal(report(r).steps[1]!.code, 'herald_ok');
-  assert.match(f.saw, new RegExp(`^403 to the upgrade \\(Origin: http://127\\.0\\.0\\.1:${port}\\) from nginx/[\\d.]+, without Herald's marker`));
+  assert.match(
+    f.saw,
+    new RegExp(
+      `^403 to the upgrade \\(Origin: http://127\\.0\\.0\\.1:${port}\\) from nginx/[\\d.]+, without Herald's marker`,
+    ),
+  );
 });
 
 test('nginx routing upgrades to an upstream that is down (502): upgrade_refused by something that is not Herald', async () => {
   const h = await startHerald();
   const port = await closedPort();
-  await startNginx(port, h.port, true, true, `if ($http_upgrade) { proxy_pass http://127.0.0.1:${await closedPort()}; }`);
-  const f = failure(await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  await startNginx(
+    port,
+    h.port,
+    true,
+    true,
+    `if ($http_upgrade) { proxy_pass http://127.0.0.1:${await closedPort()}; }`,
+  );
+  const f = failure(
+    await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }),
+  );
   assert.deepEqual([f.step, f.code], ['upgrade', 'upgrade_refused']);
   assert.match(f.saw, /^502 Bad Gateway to the upgrade from nginx\/[\d.]+: /);
 });
@@ -677,7 +812,13 @@ test('nginx routing upgrades to an upstream that is down (502): upgrade_refused 
 test('nginx with the Upgrade and Connection values swapped (Upgrade: "upgrade"): Herald refuses with its 400, upgrade_refused', async () => {
   const h = await startHerald();
   const port = await closedPort();
-  await startNginx(port, h.port, false, true, 'proxy_http_version 1.1;\n      proxy_set_header Upgrade "upgrade";\n      proxy_set_header Connection "upgrade";');
+  await startNginx(
+    port,
+    h.port,
+    false,
+    true,
+    'proxy_http_version 1.1;\n      proxy_set_header Upgrade "upgrade";\n      proxy_set_header Connection "upgrade";',
+  );
   const r = await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET });
   const f = failure(r);
   assert.deepEqual([f.step, f.code], ['upgrade', 'upgrade_refused']);
@@ -689,7 +830,9 @@ test('nginx closing upgrade requests without an answer (return 444): upgrade_fai
   const h = await startHerald();
   const port = await closedPort();
   await startNginx(port, h.port, true, true, 'if ($http_upgrade) { return 444; }');
-  const f = failure(await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  const f = failure(
+    await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }),
+  );
   assert.deepEqual([f.step, f.code], ['upgrade', 'upgrade_failed']);
   assert.equal(f.saw, `the upgrade request (Origin: http://127.0.0.1:${port}) got a closed connection`);
 });
@@ -700,7 +843,9 @@ test('nginx forcing the protobuf subprotocol on the upgrade: Herald closes with 
   const h = await startHerald();
   const port = await closedPort();
   await startNginx(port, h.port, true, true, 'proxy_set_header Sec-WebSocket-Protocol "centrifuge-protobuf";');
-  const f = failure(await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }));
+  const f = failure(
+    await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }),
+  );
   assert.deepEqual([f.step, f.code], ['connect', 'inappropriate_protocol']);
   assert.match(f.saw, /^Herald closed the connection with 3506 "inappropriate protocol/);
 });

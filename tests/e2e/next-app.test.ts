@@ -36,7 +36,11 @@ async function nextBuild(env: Record<string, string>): Promise<void> {
   await run('next build', process.execPath, [nextBin, 'build'], { cwd: appDir, env: nextEnv(env), timeoutMs: 240_000 });
 }
 
-async function nextStart(port: number, env: Record<string, string> = {}, base = `http://localhost:${port}`): Promise<Child> {
+async function nextStart(
+  port: number,
+  env: Record<string, string> = {},
+  base = `http://localhost:${port}`,
+): Promise<Child> {
   const child = start('next start', process.execPath, [nextBin, 'start', '-p', String(port), '-H', '127.0.0.1'], {
     cwd: appDir,
     env: nextEnv({ NEXTAUTH_URL: base, ...env }),
@@ -79,7 +83,15 @@ function upgradeOutcome(port: number, path: string, waitMs: number): Promise<str
       socket.destroy();
       resolveOutcome(outcome);
     };
-    const timer = setTimeout(() => done(got === '' ? `no answer, socket open after ${waitMs} ms` : `partial answer ${JSON.stringify(got.slice(0, 80))}`), waitMs);
+    const timer = setTimeout(
+      () =>
+        done(
+          got === ''
+            ? `no answer, socket open after ${waitMs} ms`
+            : `partial answer ${JSON.stringify(got.slice(0, 80))}`,
+        ),
+      waitMs,
+    );
     socket.on('error', (err) => done(`socket error ${(err as NodeJS.ErrnoException).code ?? err.message}`));
     socket.on('data', (d: Buffer) => {
       got += d.toString('latin1');
@@ -88,9 +100,13 @@ function upgradeOutcome(port: number, path: string, waitMs: number): Promise<str
       const status = /^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 'not HTTP';
       done(`HTTP ${status}${/\r\nx-herald-version:/i.test(got.slice(0, end)) ? ' from Herald' : ''}`);
     });
-    socket.on('close', () => done(got === '' ? 'closed without an answer' : `closed after ${JSON.stringify(got.slice(0, 80))}`));
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
-      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+    socket.on('close', () =>
+      done(got === '' ? 'closed without an answer' : `closed after ${JSON.stringify(got.slice(0, 80))}`),
+    );
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
   });
 }
 
@@ -122,7 +138,10 @@ async function chatTest(base: string, h: GatedHerald, screenshot?: string): Prom
     await connected(alice);
     await connected(bob);
     const both = (u: UserPage) =>
-      until(`presence on ${u.name}'s page to show alice and bob`, async () => JSON.stringify(await u.presence()) === '["alice","bob"]');
+      until(
+        `presence on ${u.name}'s page to show alice and bob`,
+        async () => JSON.stringify(await u.presence()) === '["alice","bob"]',
+      );
     await both(alice);
     await both(bob);
 
@@ -149,7 +168,12 @@ async function chatTest(base: string, h: GatedHerald, screenshot?: string): Prom
     // Both pages get it from Herald's fan-out, in no fixed order: wait for each before comparing.
     await until('alice to see "welcome back"', async () => (await alice.messages()).includes('bob: welcome back'));
     await until('bob to see "welcome back"', async () => (await bob.messages()).includes('bob: welcome back'));
-    const expected = ['alice: hello from alice', 'bob: hi alice', ...missed.map((t) => `bob: ${t}`), 'bob: welcome back'];
+    const expected = [
+      'alice: hello from alice',
+      'bob: hi alice',
+      ...missed.map((t) => `bob: ${t}`),
+      'bob: welcome back',
+    ];
     assert.deepEqual(await alice.messages(), expected);
     assert.deepEqual(await bob.messages(), expected);
     assert.deepEqual(await alice.states(), ['connecting', 'connected', 'disconnected', 'connected']);
@@ -200,7 +224,7 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
     }
   });
 
-  test('the example\'s own start script (herald serve configured by env, next start): a signed-in user connects and chats', async () => {
+  test("the example's own start script (herald serve configured by env, next start): a signed-in user connects and chats", async () => {
     const port = await freePort();
     const app = start('npm start', process.execPath, ['scripts/start.mjs'], {
       cwd: appDir,
@@ -215,7 +239,9 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
       await until('alice connected', async () => (await alice.state()) === 'connected');
       await until('presence shows alice', async () => JSON.stringify(await alice.presence()) === '["alice"]');
       await send(alice, 'through herald serve');
-      await until('alice to see her message', async () => (await alice.messages()).includes('alice: through herald serve'));
+      await until('alice to see her message', async () =>
+        (await alice.messages()).includes('alice: through herald serve'),
+      );
     } finally {
       await alice.context.close();
       await app.stop();
@@ -230,7 +256,10 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
       await logIn(alice, `http://localhost:${port}`);
       const d = await diagnosisOf(alice);
       t.diagnostic(d);
-      assert.match(d, /answered ws:\/\/localhost:\d+\/ws .* with 500: the proxy is there but Herald behind it is not reachable/);
+      assert.match(
+        d,
+        /answered ws:\/\/localhost:\d+\/ws .* with 500: the proxy is there but Herald behind it is not reachable/,
+      );
       assert.ok(!(await alice.states()).includes('connected'));
     } finally {
       await alice.context.close();
@@ -311,11 +340,16 @@ describe('the Next.js example built without the rewrite', () => {
     }
   });
 
-  test('one port: a custom server embeds Herald with attach(); the chat works and other upgrades are not Herald\'s', async () => {
+  test("one port: a custom server embeds Herald with attach(); the chat works and other upgrades are not Herald's", async () => {
     const port = await freePort();
     const server = start('custom server', process.execPath, ['server.mjs'], {
       cwd: appDir,
-      env: nextEnv({ PORT: String(port), NEXTAUTH_URL: `http://localhost:${port}`, HERALD_TOKEN_SECRET: SECRET, HERALD_LOG_LEVEL: 'warn' }),
+      env: nextEnv({
+        PORT: String(port),
+        NEXTAUTH_URL: `http://localhost:${port}`,
+        HERALD_TOKEN_SECRET: SECRET,
+        HERALD_LOG_LEVEL: 'warn',
+      }),
     });
     try {
       await waitForHttp(`http://127.0.0.1:${port}/login`, 30_000, server);
@@ -350,11 +384,17 @@ describe('the Next.js example built without the rewrite', () => {
     }
   });
 
-  test('one port in development: Next.js HMR keeps its WebSocket next to Herald\'s /ws on the custom server', async () => {
+  test("one port in development: Next.js HMR keeps its WebSocket next to Herald's /ws on the custom server", async () => {
     const port = await freePort();
     const server = start('custom dev server', process.execPath, ['server.mjs'], {
       cwd: appDir,
-      env: nextEnv({ NODE_ENV: 'development', PORT: String(port), NEXTAUTH_URL: `http://localhost:${port}`, HERALD_TOKEN_SECRET: SECRET, HERALD_LOG_LEVEL: 'warn' }),
+      env: nextEnv({
+        NODE_ENV: 'development',
+        PORT: String(port),
+        NEXTAUTH_URL: `http://localhost:${port}`,
+        HERALD_TOKEN_SECRET: SECRET,
+        HERALD_LOG_LEVEL: 'warn',
+      }),
     });
     const opened = (path: string) =>
       new Promise<string>((resolveOpen) => {

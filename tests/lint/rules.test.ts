@@ -13,20 +13,41 @@ async function ruleIds(text: string, filePath: string): Promise<string[]> {
 }
 
 test('importing ws outside transport/ is a lint error', async () => {
-  assert.deepEqual(await ruleIds("import { WebSocket } from 'ws';\nexport const w = WebSocket;\n", 'packages/server/src/hub.ts'), ['no-restricted-imports']);
+  assert.deepEqual(
+    await ruleIds("import { WebSocket } from 'ws';\nexport const w = WebSocket;\n", 'packages/server/src/hub.ts'),
+    ['no-restricted-imports'],
+  );
 });
 
 test('importing ws inside transport/ is allowed', async () => {
-  assert.deepEqual(await ruleIds("import { WebSocket } from 'ws';\nexport const w = WebSocket;\n", 'packages/server/src/transport/websocket.ts'), []);
+  assert.deepEqual(
+    await ruleIds(
+      "import { WebSocket } from 'ws';\nexport const w = WebSocket;\n",
+      'packages/server/src/transport/websocket.ts',
+    ),
+    [],
+  );
 });
 
 test('importing ioredis outside engine/redis/ is a lint error', async () => {
-  assert.deepEqual(await ruleIds("import { Redis } from 'ioredis';\nexport const r = Redis;\n", 'packages/server/src/session.ts'), ['no-restricted-imports']);
+  assert.deepEqual(
+    await ruleIds("import { Redis } from 'ioredis';\nexport const r = Redis;\n", 'packages/server/src/session.ts'),
+    ['no-restricted-imports'],
+  );
 });
 
 test('importing pg or better-sqlite3 outside the outbox stores is a lint error', async () => {
-  assert.deepEqual(await ruleIds("import pg from 'pg';\nexport const p = pg;\n", 'packages/server/src/outbox/consumer.ts'), ['no-restricted-imports']);
-  assert.deepEqual(await ruleIds("import Database from 'better-sqlite3';\nexport const d = Database;\n", 'packages/server/src/outbox/postgres.ts'), ['no-restricted-imports']);
+  assert.deepEqual(
+    await ruleIds("import pg from 'pg';\nexport const p = pg;\n", 'packages/server/src/outbox/consumer.ts'),
+    ['no-restricted-imports'],
+  );
+  assert.deepEqual(
+    await ruleIds(
+      "import Database from 'better-sqlite3';\nexport const d = Database;\n",
+      'packages/server/src/outbox/postgres.ts',
+    ),
+    ['no-restricted-imports'],
+  );
 });
 
 test('reading process.env outside config/ and cli/ is a lint error', async () => {
@@ -38,7 +59,10 @@ test('reading process.env outside config/ and cli/ is a lint error', async () =>
 
 test('a promise left floating, even behind void, is a lint error', async () => {
   const text = 'async function work(): Promise<void> {}\nexport function go(): void {\n  void work();\n  work();\n}\n';
-  assert.deepEqual(await ruleIds(text, 'packages/server/src/hub.ts'), ['@typescript-eslint/no-floating-promises', '@typescript-eslint/no-floating-promises']);
+  assert.deepEqual(await ruleIds(text, 'packages/server/src/hub.ts'), [
+    '@typescript-eslint/no-floating-promises',
+    '@typescript-eslint/no-floating-promises',
+  ]);
 });
 
 test('a promise with a catch is accepted', async () => {
@@ -47,7 +71,8 @@ test('a promise with a catch is accepted', async () => {
 });
 
 test('an async function handed to an event listener is a lint error', async () => {
-  const text = "import { EventEmitter } from 'node:events';\nexport function go(e: EventEmitter): void {\n  e.on('data', async () => {});\n}\n";
+  const text =
+    "import { EventEmitter } from 'node:events';\nexport function go(e: EventEmitter): void {\n  e.on('data', async () => {});\n}\n";
   assert.deepEqual(await ruleIds(text, 'packages/server/src/hub.ts'), ['@typescript-eslint/no-misused-promises']);
 });
 

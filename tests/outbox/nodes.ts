@@ -17,9 +17,19 @@ function config(): string {
   if (configFile) return configFile;
   const dir = mkdtempSync(join(tmpdir(), 'herald-outbox-cfg-'));
   configFile = join(dir, 'config.json');
-  writeFileSync(configFile, JSON.stringify({
-    channel: { without_namespace: { allow_subscribe_for_client: true, history_size: 5000, history_ttl: '300s', force_recovery: true } },
-  }));
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      channel: {
+        without_namespace: {
+          allow_subscribe_for_client: true,
+          history_size: 5000,
+          history_ttl: '300s',
+          force_recovery: true,
+        },
+      },
+    }),
+  );
   return configFile;
 }
 
@@ -54,13 +64,20 @@ export async function startHerald(databaseUrl: string, env: Record<string, strin
     port,
     child,
     logs,
-    published: () => logs.filter((l) => l.msg === 'outbox row published').map((l) => ({ id: Number(l.outboxId), partition: Number(l.partition), at: Number(l.at) })),
+    published: () =>
+      logs
+        .filter((l) => l.msg === 'outbox row published')
+        .map((l) => ({ id: Number(l.outboxId), partition: Number(l.partition), at: Number(l.at) })),
     async ready() {
       const r = await fetch(`http://127.0.0.1:${port}/ready`).catch(() => undefined);
       return r?.status ?? 0;
     },
     async api(method, body) {
-      const r = await fetch(`http://127.0.0.1:${port}/api/${method}`, { method: 'POST', headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const r = await fetch(`http://127.0.0.1:${port}/api/${method}`, {
+        method: 'POST',
+        headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       const j = (await r.json()) as { result?: unknown; error?: unknown };
       if (j.error) throw new Error(`api ${method}: ${JSON.stringify(j.error)}`);
       return j.result;
@@ -73,7 +90,8 @@ export async function startHerald(databaseUrl: string, env: Record<string, strin
   };
   running.add(p);
   child.on('exit', (code, sig) => {
-    if (running.has(p) && code !== 0) process.stderr.write(`herald on :${port} exited (${code ?? sig}): ${stderr().slice(-2000)}\n`);
+    if (running.has(p) && code !== 0)
+      process.stderr.write(`herald on :${port} exited (${code ?? sig}): ${stderr().slice(-2000)}\n`);
   });
   return p;
 }
@@ -104,7 +122,8 @@ const PG_BIN = process.env.HERALD_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
 export function clusterUnavailable(): string | undefined {
   if (!existsSync(join(PG_BIN, 'initdb'))) return `no initdb in ${PG_BIN} (set HERALD_TEST_PG_BIN)`;
-  if (process.getuid?.() === 0 && spawnSync('id', ['postgres']).status !== 0) return 'running as root and no postgres user for initdb';
+  if (process.getuid?.() === 0 && spawnSync('id', ['postgres']).status !== 0)
+    return 'running as root and no postgres user for initdb';
   return undefined;
 }
 
@@ -117,14 +136,26 @@ export async function createCluster(): Promise<Cluster> {
     chownSync(dir, uid, gid);
   }
   const run = (cmd: string, args: string[]) => {
-    const full = asRoot ? ['runuser', ['-u', 'postgres', '--', join(PG_BIN, cmd), ...args]] as const : [join(PG_BIN, cmd), args] as const;
+    const full = asRoot
+      ? (['runuser', ['-u', 'postgres', '--', join(PG_BIN, cmd), ...args]] as const)
+      : ([join(PG_BIN, cmd), args] as const);
     const r = spawnSync(full[0], [...full[1]], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${cmd} failed (${r.status}): ${r.stderr || r.stdout}`);
   };
   const port = await freePort();
   const data = join(dir, 'data');
   run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
-  const start = () => run('pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+  const start = () =>
+    run('pg_ctl', [
+      '-D',
+      data,
+      '-l',
+      join(dir, 'log'),
+      '-w',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`,
+      'start',
+    ]);
   const stop = (mode: 'fast' | 'immediate' = 'fast') => run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
   start();
   return {
@@ -167,10 +198,13 @@ export async function throwawayOutboxDatabase(cleanups: Array<() => unknown>): P
   app.on('error', () => {});
   cleanups.push(() => app.end());
   return {
-    cluster, url, app,
+    cluster,
+    url,
+    app,
     async insert(from, to, channelPrefix = 'r') {
       const values = [];
-      for (let n = from; n < to; n++) values.push(`('{"channel":"${channelPrefix}${n % 2}","data":{"n":${n}}}'::jsonb, ${n % 2})`);
+      for (let n = from; n < to; n++)
+        values.push(`('{"channel":"${channelPrefix}${n % 2}","data":{"n":${n}}}'::jsonb, ${n % 2})`);
       const sql = `INSERT INTO herald_outbox (payload, partition) VALUES ${values.join(',')}`;
       // After the cluster restarted, the pool may still hold a connection the stop killed: the first query on it
       // fails before it reaches the server ("Connection terminated unexpectedly"); the pool drops it, so try again.
@@ -179,7 +213,8 @@ export async function throwawayOutboxDatabase(cleanups: Array<() => unknown>): P
           await app.query(sql);
           return;
         } catch (err) {
-          if (attempt >= 4 || !/Connection terminated|ECONNRESET|ECONNREFUSED/.test(String((err as Error).message))) throw err;
+          if (attempt >= 4 || !/Connection terminated|ECONNRESET|ECONNREFUSED/.test(String((err as Error).message)))
+            throw err;
           await new Promise((r) => setTimeout(r, 100));
         }
       }

@@ -8,13 +8,30 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { migrateOutbox } from '../../packages/server/src/index.js';
 import { loadSqliteDriver } from '../../packages/server/src/outbox/sqlite.js';
-import { collect, createTestSchema, waitFor, type Collector, type TestSchema } from '../../packages/server/test/outbox-helpers.js';
-import { API_KEY, bin, killAll, startHerald, startReadyHerald, throwawayOutboxDatabase, type HeraldProcess } from './nodes.js';
+import {
+  collect,
+  createTestSchema,
+  waitFor,
+  type Collector,
+  type TestSchema,
+} from '../../packages/server/test/outbox-helpers.js';
+import {
+  API_KEY,
+  bin,
+  killAll,
+  startHerald,
+  startReadyHerald,
+  throwawayOutboxDatabase,
+  type HeraldProcess,
+} from './nodes.js';
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
   await killAll();
-  for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch((err) => console.error('cleanup failed:', err));
+  for (const c of cleanups.reverse())
+    await Promise.resolve()
+      .then(c)
+      .catch((err) => console.error('cleanup failed:', err));
 });
 
 async function schema(): Promise<TestSchema> {
@@ -49,7 +66,8 @@ test('two Herald nodes consuming one Postgres outbox publish every row exactly o
   for (let chunk = 0; chunk < 10; chunk++) {
     const rows = [];
     for (let k = 0; k < perPartition / 10; k++) {
-      for (let p = 0; p < partitions; p++) rows.push({ channel: `part${p}`, data: { p, i: chunk * (perPartition / 10) + k }, partition: p });
+      for (let p = 0; p < partitions; p++)
+        rows.push({ channel: `part${p}`, data: { p, i: chunk * (perPartition / 10) + k }, partition: p });
     }
     await db.insert(rows);
   }
@@ -67,12 +85,21 @@ test('two Herald nodes consuming one Postgres outbox publish every row exactly o
   assert.equal(new Set(logs.map((l) => l.id)).size, total);
   // Order across nodes: the publish times both nodes logged, merged per partition, must follow id order.
   for (let p = 0; p < partitions; p++) {
-    const ids = logs.filter((l) => l.partition === p).sort((x, y) => x.at - y.at).map((l) => l.id);
-    assert.deepEqual(ids, [...ids].sort((x, y) => x - y), `partition ${p} published in id order across both nodes`);
+    const ids = logs
+      .filter((l) => l.partition === p)
+      .sort((x, y) => x.at - y.at)
+      .map((l) => l.id);
+    assert.deepEqual(
+      ids,
+      [...ids].sort((x, y) => x - y),
+      `partition ${p} published in id order across both nodes`,
+    );
   }
   const share = [a!.published().length, b!.published().length];
   assert.ok(share[0]! > 0 && share[1]! > 0, `both nodes took work (${share.join(' / ')})`);
-  t.diagnostic(`${total} rows through 2 nodes in ${Math.round(elapsed)} ms (${Math.round(total / (elapsed / 1000))} rows/s); split ${share.join(' / ')}`);
+  t.diagnostic(
+    `${total} rows through 2 nodes in ${Math.round(elapsed)} ms (${Math.round(total / (elapsed / 1000))} rows/s); split ${share.join(' / ')}`,
+  );
 });
 
 test('a node killed mid-batch on Postgres: the batch is published again after restart and no row is lost', async (t) => {
@@ -82,7 +109,9 @@ test('a node killed mid-batch on Postgres: the batch is published again after re
   const key = Math.floor(Math.random() * 1e9);
   await db.pool.query(`CREATE FUNCTION hold_delete() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN PERFORM pg_advisory_xact_lock_shared(${key}); RETURN OLD; END $$`);
-  await db.pool.query(`CREATE TRIGGER hold_delete BEFORE DELETE ON herald_outbox FOR EACH ROW EXECUTE FUNCTION hold_delete()`);
+  await db.pool.query(
+    `CREATE TRIGGER hold_delete BEFORE DELETE ON herald_outbox FOR EACH ROW EXECUTE FUNCTION hold_delete()`,
+  );
   const holder = await db.pool.connect();
   await holder.query('SELECT pg_advisory_lock($1)', [key]);
   let held = true;
@@ -95,7 +124,10 @@ test('a node killed mid-batch on Postgres: the batch is published again after re
   await db.insert(rows);
 
   const first = await startReadyHerald(db.url, { HERALD_OUTBOX_BATCH_SIZE: '1000' });
-  await waitFor(async () => (await historyOf(first, channels)).length === 300, 'the first node published the whole batch');
+  await waitFor(
+    async () => (await historyOf(first, channels)).length === 300,
+    'the first node published the whole batch',
+  );
   assert.equal(await db.count(), 300, 'the batch is not deleted yet');
   await first.kill('SIGKILL');
   await holder.query('SELECT pg_advisory_unlock($1)', [key]);
@@ -105,8 +137,14 @@ test('a node killed mid-batch on Postgres: the batch is published again after re
   const second = await startReadyHerald(db.url, { HERALD_OUTBOX_BATCH_SIZE: '1000' });
   await waitFor(async () => (await db.count()) === 0, 'outbox drained by the restarted node', 20_000);
   const again = await historyOf(second, channels);
-  assert.deepEqual([...again].sort((x, y) => x - y), rows.map((r) => r.data.n), 'every row of the killed batch published again, once');
-  t.diagnostic(`300 rows re-delivered ${Math.round(performance.now() - started)} ms after restart (includes process start)`);
+  assert.deepEqual(
+    [...again].sort((x, y) => x - y),
+    rows.map((r) => r.data.n),
+    'every row of the killed batch published again, once',
+  );
+  t.diagnostic(
+    `300 rows re-delivered ${Math.round(performance.now() - started)} ms after restart (includes process start)`,
+  );
 });
 
 test('a node killed mid-batch on SQLite: the batch is published again after restart and no row is lost', async () => {
@@ -126,16 +164,25 @@ test('a node killed mid-batch on SQLite: the batch is published again after rest
   cleanups.push(() => locked && app.exec('ROLLBACK'));
 
   const first = await startReadyHerald(`file:${path}`, { HERALD_OUTBOX_BATCH_SIZE: '1000' });
-  await waitFor(async () => (await historyOf(first, channels)).length === 200, 'the first node published the whole batch');
+  await waitFor(
+    async () => (await historyOf(first, channels)).length === 200,
+    'the first node published the whole batch',
+  );
   await first.kill('SIGKILL');
   app.exec('COMMIT');
   locked = false;
   assert.equal((app.prepare('SELECT count(*) AS n FROM herald_outbox').all()[0] as { n: number }).n, 200);
 
   const second = await startReadyHerald(`file:${path}`, { HERALD_OUTBOX_BATCH_SIZE: '1000' });
-  await waitFor(() => (app.prepare('SELECT count(*) AS n FROM herald_outbox').all()[0] as { n: number }).n === 0, 'outbox drained by the restarted node');
+  await waitFor(
+    () => (app.prepare('SELECT count(*) AS n FROM herald_outbox').all()[0] as { n: number }).n === 0,
+    'outbox drained by the restarted node',
+  );
   const again = await historyOf(second, channels);
-  assert.deepEqual([...again].sort((x, y) => x - y), Array.from({ length: 200 }, (_, n) => n));
+  assert.deepEqual(
+    [...again].sort((x, y) => x - y),
+    Array.from({ length: 200 }, (_, n) => n),
+  );
 });
 
 test('herald migrate creates both tables on Postgres and SQLite, and running it twice is harmless', async () => {
@@ -150,9 +197,15 @@ test('herald migrate creates both tables on Postgres and SQLite, and running it 
       assert.match(r.stdout, /herald_outbox and herald_outbox_dead are ready/);
     }
   }
-  const t = await db.pool.query(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename IN ('herald_outbox', 'herald_outbox_dead')`, [db.schema]);
+  const t = await db.pool.query(
+    `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename IN ('herald_outbox', 'herald_outbox_dead')`,
+    [db.schema],
+  );
   assert.equal(t.rows[0].n, 2);
-  const none = spawnSync(process.execPath, [bin, 'migrate'], { encoding: 'utf8', env: { ...process.env, HERALD_DATABASE_URL: '' } });
+  const none = spawnSync(process.execPath, [bin, 'migrate'], {
+    encoding: 'utf8',
+    env: { ...process.env, HERALD_DATABASE_URL: '' },
+  });
   assert.equal(none.status, 2);
   assert.match(none.stderr, /HERALD_DATABASE_URL/);
 });
@@ -164,7 +217,9 @@ test('Postgres down at start and restarted mid-run: /ready waits for it, the nod
   const node = await startHerald(url, { HERALD_OUTBOX_BATCH_SIZE: '10' });
   await waitFor(async () => {
     // The reasons are shown to the operator only (the API key).
-    const r = await fetch(`http://127.0.0.1:${node.port}/ready`, { headers: { 'x-api-key': API_KEY } }).catch(() => undefined);
+    const r = await fetch(`http://127.0.0.1:${node.port}/ready`, { headers: { 'x-api-key': API_KEY } }).catch(
+      () => undefined,
+    );
     if (!r) return false;
     const body = (await r.json()) as { checks?: Record<string, string> };
     return r.status === 503 && /not reachable/.test(body.checks?.outbox ?? '');
@@ -175,20 +230,43 @@ test('Postgres down at start and restarted mid-run: /ready waits for it, the nod
   await insert(0, 100);
   await waitFor(async () => (await historyOf(node, ['r0', 'r1'])).length === 100, 'first 100 rows');
   // Stop only after their deletes committed: a stop between publish and commit re-delivers (at least once, by design).
-  await waitFor(async () => Number((await app.query('SELECT count(*) AS n FROM herald_outbox')).rows[0].n) === 0, 'first 100 rows deleted');
+  await waitFor(
+    async () => Number((await app.query('SELECT count(*) AS n FROM herald_outbox')).rows[0].n) === 0,
+    'first 100 rows deleted',
+  );
   const restartedAt = performance.now();
   cluster.stop('immediate');
-  await waitFor(() => node.logs.some((l) => /pausing, nothing is lost/.test(l.msg ?? '')), 'the node noticed the loss and paused');
+  await waitFor(
+    () => node.logs.some((l) => /pausing, nothing is lost/.test(l.msg ?? '')),
+    'the node noticed the loss and paused',
+  );
   cluster.start();
   await insert(100, 200);
-  await waitFor(async () => (await historyOf(node, ['r0', 'r1'])).length === 200, 'rows inserted after the restart', 20_000);
+  await waitFor(
+    async () => (await historyOf(node, ['r0', 'r1'])).length === 200,
+    'rows inserted after the restart',
+    20_000,
+  );
   const resumedMs = performance.now() - restartedAt;
-  await waitFor(async () => Number((await app.query('SELECT count(*) AS n FROM herald_outbox')).rows[0].n) === 0, 'drained');
+  await waitFor(
+    async () => Number((await app.query('SELECT count(*) AS n FROM herald_outbox')).rows[0].n) === 0,
+    'drained',
+  );
   const got = await historyOf(node, ['r0', 'r1']);
-  assert.deepEqual([...got].sort((x, y) => x - y), Array.from({ length: 200 }, (_, n) => n), 'each row exactly once');
+  assert.deepEqual(
+    [...got].sort((x, y) => x - y),
+    Array.from({ length: 200 }, (_, n) => n),
+    'each row exactly once',
+  );
   for (const ch of ['r0', 'r1']) {
-    const ns = (await node.api('history', { channel: ch, limit: 5000 })).publications.map((p: { data: { n: number } }) => p.data.n);
-    assert.deepEqual(ns, [...ns].sort((x: number, y: number) => x - y), `partition of ${ch} in id order`);
+    const ns = (await node.api('history', { channel: ch, limit: 5000 })).publications.map(
+      (p: { data: { n: number } }) => p.data.n,
+    );
+    assert.deepEqual(
+      ns,
+      [...ns].sort((x: number, y: number) => x - y),
+      `partition of ${ch} in id order`,
+    );
   }
   t.diagnostic(`restart (immediate stop + start) to all rows delivered: ${Math.round(resumedMs)} ms`);
 });

@@ -8,7 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { createHerald, createOutboxConsumer, migrateOutbox, type Herald, type OutboxStore } from '../../packages/server/src/index.js';
+import {
+  createHerald,
+  createOutboxConsumer,
+  migrateOutbox,
+  type Herald,
+  type OutboxStore,
+} from '../../packages/server/src/index.js';
 import { createPostgresStore } from '../../packages/server/src/outbox/postgres.js';
 import { createSqliteStore, loadSqliteDriver, type SqliteDb } from '../../packages/server/src/outbox/sqlite.js';
 import { shardOf } from '../../packages/server/src/engine/redis/shards.js';
@@ -17,7 +23,10 @@ import { startTestRedis, type TestRedis } from '../scaling/support/redis-server.
 
 const cleanups: (() => unknown)[] = [];
 after(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch((err) => console.error('cleanup failed:', err));
+  for (const c of cleanups.reverse())
+    await Promise.resolve()
+      .then(c)
+      .catch((err) => console.error('cleanup failed:', err));
 });
 
 const dir = mkdtempSync(join(tmpdir(), 'herald-outbox-settle-'));
@@ -48,14 +57,22 @@ async function postgres(opts: { before?: (s: TestSchema) => Promise<void> } = {}
       try {
         await c.query('BEGIN');
         // An untyped parameter takes the column's type (jsonb, or json in a Centrifugo-style table).
-        for (const r of rows) await c.query('INSERT INTO herald_outbox (method, payload, partition) VALUES ($1, $2, $3)', [r.method ?? 'publish', r.payload, r.partition ?? 0]);
+        for (const r of rows)
+          await c.query('INSERT INTO herald_outbox (method, payload, partition) VALUES ($1, $2, $3)', [
+            r.method ?? 'publish',
+            r.payload,
+            r.partition ?? 0,
+          ]);
         await c.query('COMMIT');
       } finally {
         c.release();
       }
     },
-    count: async () => Number((await s.pool.query<{ n: string }>('SELECT count(*) AS n FROM herald_outbox')).rows[0]?.n),
-    dead: async () => (await s.pool.query('SELECT id::int AS id, payload::text AS payload, error FROM herald_outbox_dead ORDER BY id')).rows,
+    count: async () =>
+      Number((await s.pool.query<{ n: string }>('SELECT count(*) AS n FROM herald_outbox')).rows[0]?.n),
+    dead: async () =>
+      (await s.pool.query('SELECT id::int AS id, payload::text AS payload, error FROM herald_outbox_dead ORDER BY id'))
+        .rows,
     sql: async (text) => void (await s.pool.query(text)),
   };
 }
@@ -72,16 +89,27 @@ async function sqliteFile(): Promise<Db> {
     store: () => createSqliteStore(url, { driver: sqlite.name }),
     async insert(rows) {
       app.exec('BEGIN IMMEDIATE');
-      for (const r of rows) app.prepare('INSERT INTO herald_outbox (method, payload, partition) VALUES (?, ?, ?)').run(r.method ?? 'publish', r.payload, r.partition ?? 0);
+      for (const r of rows)
+        app
+          .prepare('INSERT INTO herald_outbox (method, payload, partition) VALUES (?, ?, ?)')
+          .run(r.method ?? 'publish', r.payload, r.partition ?? 0);
       app.exec('COMMIT');
     },
     count: async () => (app.prepare('SELECT count(*) AS n FROM herald_outbox').all()[0] as { n: number }).n,
-    dead: async () => app.prepare('SELECT id, payload, error FROM herald_outbox_dead ORDER BY id').all() as { id: number; payload: string; error: string }[],
+    dead: async () =>
+      app.prepare('SELECT id, payload, error FROM herald_outbox_dead ORDER BY id').all() as {
+        id: number;
+        payload: string;
+        error: string;
+      }[],
     sql: async (text) => app.exec(text),
   };
 }
 
-const databases: [string, () => Promise<Db>][] = [['Postgres', () => postgres()], ['SQLite', sqliteFile]];
+const databases: [string, () => Promise<Db>][] = [
+  ['Postgres', () => postgres()],
+  ['SQLite', sqliteFile],
+];
 
 async function redis(): Promise<TestRedis> {
   const r = await startTestRedis();
@@ -99,7 +127,17 @@ interface Node {
   metric(name: string): Promise<number>;
 }
 
-async function startNode(t: TestContext, db: Db, opts: { redis?: TestRedis[]; store?: OutboxStore; maxPayloadBytes?: number; maxBatchBytes?: number; stuckAfterMs?: number } = {}): Promise<Node> {
+async function startNode(
+  t: TestContext,
+  db: Db,
+  opts: {
+    redis?: TestRedis[];
+    store?: OutboxStore;
+    maxPayloadBytes?: number;
+    maxBatchBytes?: number;
+    stuckAfterMs?: number;
+  } = {},
+): Promise<Node> {
   const logs: Record<string, any>[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
@@ -109,13 +147,24 @@ async function startNode(t: TestContext, db: Db, opts: { redis?: TestRedis[]; st
   });
   const env: Record<string, string> = { HERALD_CLIENT_INSECURE: 'true' };
   if (opts.redis) {
-    Object.assign(env, { HERALD_ENGINE: 'redis', REDIS_URL: opts.redis.map((r) => r.url).join(','), HERALD_REDIS_TIMEOUT: '500ms', HERALD_REDIS_PREFIX: `settle${++files}` });
+    Object.assign(env, {
+      HERALD_ENGINE: 'redis',
+      REDIS_URL: opts.redis.map((r) => r.url).join(','),
+      HERALD_REDIS_TIMEOUT: '500ms',
+      HERALD_REDIS_PREFIX: `settle${++files}`,
+    });
   }
   const herald = createHerald({ env, logger: pino({ level: 'debug' }, sink), config: openChannels });
   const { port } = await herald.listen(0, '127.0.0.1');
   const consumer = createOutboxConsumer({
-    herald, store: opts.store ?? db.store(), pollIntervalMs: 50, maxBackoffMs: 300, schemaRecheckMs: 100,
-    maxPayloadBytes: opts.maxPayloadBytes, maxBatchBytes: opts.maxBatchBytes, stuckAfterMs: opts.stuckAfterMs,
+    herald,
+    store: opts.store ?? db.store(),
+    pollIntervalMs: 50,
+    maxBackoffMs: 300,
+    schemaRecheckMs: 100,
+    maxPayloadBytes: opts.maxPayloadBytes,
+    maxBatchBytes: opts.maxBatchBytes,
+    stuckAfterMs: opts.stuckAfterMs,
   });
   await consumer.start();
   t.after(async () => {
@@ -124,9 +173,14 @@ async function startNode(t: TestContext, db: Db, opts: { redis?: TestRedis[]; st
   });
   await consumer.whenRunning();
   return {
-    herald, port, logs,
+    herald,
+    port,
+    logs,
     async history(channel) {
-      const r = (await herald.call('history', { channel, limit: 100 })) as { result?: { publications: { data: unknown }[] }; publications?: { data: unknown }[] };
+      const r = (await herald.call('history', { channel, limit: 100 })) as {
+        result?: { publications: { data: unknown }[] };
+        publications?: { data: unknown }[];
+      };
       return (r.publications ?? r.result?.publications ?? []).map((p) => p.data);
     },
     async metric(name) {
@@ -155,10 +209,21 @@ for (const [name, open] of databases) {
       await r.stop();
       await db.insert([
         { method: 'broadcast', payload: JSON.stringify({ channels: ['bc-a', 'bc-b'], data: { row: 'broadcast' } }) },
-        { method: 'batch', payload: JSON.stringify({ commands: [{ publish: { channel: 'bt-a', data: { row: 'batch' } } }, { broadcast: { channels: ['bt-b', 'bt-c'], data: { row: 'batch' } } }] }) },
+        {
+          method: 'batch',
+          payload: JSON.stringify({
+            commands: [
+              { publish: { channel: 'bt-a', data: { row: 'batch' } } },
+              { broadcast: { channels: ['bt-b', 'bt-c'], data: { row: 'batch' } } },
+            ],
+          }),
+        },
         { payload: publish('pub-a', { row: 'publish' }) },
       ]);
-      await waitFor(() => node.logs.some((l) => /outbox publish failed temporarily/.test(l.msg)), 'a publish attempt while Redis is down');
+      await waitFor(
+        () => node.logs.some((l) => /outbox publish failed temporarily/.test(l.msg)),
+        'a publish attempt while Redis is down',
+      );
       await r.restart(0);
       await waitFor(async () => (await db.count()) === 0, 'every row settled after Redis returned', 20_000);
       for (const ch of ['bc-a', 'bc-b', 'bt-a', 'bt-b', 'bt-c', 'pub-a']) {
@@ -168,7 +233,7 @@ for (const [name, open] of databases) {
       assert.equal(await node.metric('herald_outbox_rows_total{outcome="published"}'), 3);
     });
 
-    test('with one of two Redis shards down, the healthy shard\'s partitions go out, and a half-stored broadcast is completed without duplicates', async (t) => {
+    test("with one of two Redis shards down, the healthy shard's partitions go out, and a half-stored broadcast is completed without duplicates", async (t) => {
       const db = await open();
       const shards = [await redis(), await redis()];
       const node = await startNode(t, db, { redis: shards, stuckAfterMs: 200 });
@@ -176,13 +241,24 @@ for (const [name, open] of databases) {
       const [down1, down2] = channelsOnShard(1, 2, 2, 'down-');
       await shards[1]!.stop();
       await db.insert([
-        { method: 'broadcast', payload: JSON.stringify({ channels: [healthy[20], down1], data: { row: 'split' } }), partition: 100 },
+        {
+          method: 'broadcast',
+          payload: JSON.stringify({ channels: [healthy[20], down1], data: { row: 'split' } }),
+          partition: 100,
+        },
         { payload: publish(down2!, { row: 'down' }), partition: 101 },
         ...healthy.slice(0, 20).map((ch, i) => ({ payload: publish(ch, { row: i }), partition: i })),
       ]);
-      await waitFor(async () => (await db.count()) === 2, 'the 20 rows of the healthy shard published while the other shard is down', 10_000);
+      await waitFor(
+        async () => (await db.count()) === 2,
+        'the 20 rows of the healthy shard published while the other shard is down',
+        10_000,
+      );
       for (const ch of healthy) assert.equal((await node.history(ch)).length, 1, `${ch} published once`);
-      await waitFor(() => node.logs.some((l) => l.code === 'outbox_partition_stuck'), 'an outbox_partition_stuck log line');
+      await waitFor(
+        () => node.logs.some((l) => l.code === 'outbox_partition_stuck'),
+        'an outbox_partition_stuck log line',
+      );
       assert.equal(await node.metric('herald_outbox_waiting_partitions'), 2);
       assert.equal(await node.metric('herald_outbox_stuck_partitions'), 2);
       assert.ok((await node.metric('herald_outbox_oldest_waiting_seconds')) > 0);
@@ -190,8 +266,12 @@ for (const [name, open] of databases) {
       assert.equal(warnings.length, 2, 'one warning per waiting partition, however many retries');
 
       await shards[1]!.restart(0);
-      await waitFor(async () => (await db.count()) === 0, 'the down shard\'s rows once it is back', 20_000);
-      assert.equal((await node.history(healthy[20]!)).length, 1, 'the item stored before the outage was not stored again');
+      await waitFor(async () => (await db.count()) === 0, "the down shard's rows once it is back", 20_000);
+      assert.equal(
+        (await node.history(healthy[20]!)).length,
+        1,
+        'the item stored before the outage was not stored again',
+      );
       assert.equal((await node.history(down1!)).length, 1);
       assert.equal((await node.history(down2!)).length, 1);
       assert.equal(await node.metric('herald_outbox_waiting_partitions'), 0);
@@ -203,7 +283,11 @@ for (const [name, open] of databases) {
       const r = await redis();
       const node = await startNode(t, db, { redis: [r] });
       await db.insert([
-        { method: 'history', payload: JSON.stringify({ channel: 'hist', since: { offset: 1e300, epoch: 'x' } }), partition: 7 },
+        {
+          method: 'history',
+          payload: JSON.stringify({ channel: 'hist', since: { offset: 1e300, epoch: 'x' } }),
+          partition: 7,
+        },
         { payload: publish('after-hist', { n: 1 }), partition: 7 },
       ]);
       await waitFor(async () => (await db.count()) === 0, 'both rows settled');
@@ -222,10 +306,13 @@ for (const [name, open] of databases) {
         ...inner,
         dialect: inner.dialect,
         target: inner.target,
-        runBatch: (claim, deliver) => inner.runBatch(claim, (rows) => {
-          batches.push(rows.reduce((sum, row) => sum + (row.payload === undefined ? 0 : Buffer.byteLength(row.payload)), 0));
-          return deliver(rows);
-        }),
+        runBatch: (claim, deliver) =>
+          inner.runBatch(claim, (rows) => {
+            batches.push(
+              rows.reduce((sum, row) => sum + (row.payload === undefined ? 0 : Buffer.byteLength(row.payload)), 0),
+            );
+            return deliver(rows);
+          }),
       };
       const node = await startNode(t, db, { store, maxPayloadBytes: 4096, maxBatchBytes: 10_000 });
       const filler = 'x'.repeat(3000);
@@ -235,7 +322,10 @@ for (const [name, open] of databases) {
         { payload: publish('sized', { n: 7 }) },
       ]);
       await waitFor(async () => (await db.count()) === 0, 'every row settled');
-      assert.deepEqual((await node.history('sized')).map((d) => (d as { n: unknown }).n), [1, 2, 3, 4, 5, 6, 7]);
+      assert.deepEqual(
+        (await node.history('sized')).map((d) => (d as { n: unknown }).n),
+        [1, 2, 3, 4, 5, 6, 7],
+      );
       const dead = await db.dead();
       assert.equal(dead.length, 1);
       assert.match(dead[0]!.error, /HERALD_OUTBOX_MAX_PAYLOAD \(4096 bytes\)/);
@@ -262,13 +352,21 @@ for (const [name, open] of databases) {
     test('a broadcast with one bad channel publishes the good ones and dead-letters the row naming the bad item', async (t) => {
       const db = await open();
       const node = await startNode(t, db);
-      await db.insert([{ method: 'broadcast', payload: JSON.stringify({ channels: ['good-1', 'bad channel', 'good-2'], data: { n: 1 } }) }]);
+      await db.insert([
+        {
+          method: 'broadcast',
+          payload: JSON.stringify({ channels: ['good-1', 'bad channel', 'good-2'], data: { n: 1 } }),
+        },
+      ]);
       await waitFor(async () => (await db.count()) === 0, 'the row settled');
       assert.equal((await node.history('good-1')).length, 1);
       assert.equal((await node.history('good-2')).length, 1);
       const dead = await db.dead();
       assert.equal(dead.length, 1);
-      assert.match(dead[0]!.error, /^1 of 3 items cannot be published \(the other 2 were\): \[1\] publish to "bad channel": bad request/);
+      assert.match(
+        dead[0]!.error,
+        /^1 of 3 items cannot be published \(the other 2 were\): \[1\] publish to "bad channel": bad request/,
+      );
       assert.equal(await node.metric('herald_outbox_rows_total{outcome="dead"}'), 1);
       assert.equal(await node.metric('herald_outbox_rows_total{outcome="published"}'), 0);
     });
@@ -280,7 +378,9 @@ describe('the dead-letter write never blocks the outbox (Postgres)', () => {
     const db = await postgres({
       before: async (s) => {
         // Centrifugo's layout allows a json (not jsonb) payload column, which keeps \u0000 that jsonb refuses.
-        await s.pool.query(`CREATE TABLE herald_outbox (id bigserial PRIMARY KEY, method text NOT NULL DEFAULT 'publish', payload json NOT NULL, partition bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL DEFAULT now())`);
+        await s.pool.query(
+          `CREATE TABLE herald_outbox (id bigserial PRIMARY KEY, method text NOT NULL DEFAULT 'publish', payload json NOT NULL, partition bigint NOT NULL DEFAULT 0, created_at timestamptz NOT NULL DEFAULT now())`,
+        );
       },
     });
     const node = await startNode(t, db);
@@ -293,19 +393,36 @@ describe('the dead-letter write never blocks the outbox (Postgres)', () => {
     const dead = await db.dead();
     assert.equal(dead.length, 1);
     assert.match(dead[0]!.error, /invalid channel.*payload stored as text/);
-    assert.equal(JSON.parse(dead[0]!.payload).herald_unstorable_payload, '{"channel":"bad channel","data":1,"tags":{"k\\u0000":"v"}}');
+    assert.equal(
+      JSON.parse(dead[0]!.payload).herald_unstorable_payload,
+      '{"channel":"bad channel","data":1,"tags":{"k\\u0000":"v"}}',
+    );
   });
 
   test('when herald_outbox_dead refuses a row, it stays, is counted and logged once, its partition backs off, the others go on', async (t) => {
     const db = await postgres();
-    await db.sql(`CREATE FUNCTION refuse_dead() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'dead-letter table refuses rows'; END $$`);
-    await db.sql(`CREATE TRIGGER refuse_dead BEFORE INSERT ON herald_outbox_dead FOR EACH ROW EXECUTE FUNCTION refuse_dead()`);
+    await db.sql(
+      `CREATE FUNCTION refuse_dead() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'dead-letter table refuses rows'; END $$`,
+    );
+    await db.sql(
+      `CREATE TRIGGER refuse_dead BEFORE INSERT ON herald_outbox_dead FOR EACH ROW EXECUTE FUNCTION refuse_dead()`,
+    );
     const node = await startNode(t, db);
-    await db.insert([{ payload: publish('bad channel', 1), partition: 1 }, { payload: publish('other', { n: 1 }), partition: 2 }]);
-    await waitFor(async () => (await node.metric('herald_outbox_dead_letter_failures_total')) >= 3, 'three refused dead-letter writes');
+    await db.insert([
+      { payload: publish('bad channel', 1), partition: 1 },
+      { payload: publish('other', { n: 1 }), partition: 2 },
+    ]);
+    await waitFor(
+      async () => (await node.metric('herald_outbox_dead_letter_failures_total')) >= 3,
+      'three refused dead-letter writes',
+    );
     assert.equal(await db.count(), 1, 'the refused row stays in herald_outbox');
     assert.deepEqual(await node.history('other'), [{ n: 1 }]);
-    assert.equal(node.logs.filter((l) => l.code === 'outbox_dead_letter_failed' && l.level >= 50).length, 1, 'one error line, not one per retry');
+    assert.equal(
+      node.logs.filter((l) => l.code === 'outbox_dead_letter_failed' && l.level >= 50).length,
+      1,
+      'one error line, not one per retry',
+    );
     await db.sql('DROP TRIGGER refuse_dead ON herald_outbox_dead');
     await waitFor(async () => (await db.count()) === 0, 'the row dead-lettered once the table accepts it');
     assert.equal((await db.dead()).length, 1);

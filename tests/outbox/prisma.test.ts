@@ -15,7 +15,10 @@ const root = resolve(import.meta.dirname, '..', '..');
 const prismaCli = join(root, 'node_modules', 'prisma', 'build', 'index.js');
 const cleanups: (() => unknown)[] = [];
 after(async () => {
-  for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch((err) => console.error('cleanup failed:', err));
+  for (const c of cleanups.reverse())
+    await Promise.resolve()
+      .then(c)
+      .catch((err) => console.error('cleanup failed:', err));
 });
 
 /**
@@ -23,22 +26,27 @@ after(async () => {
  * generate does not run) only has to exist, so any file will do.
  */
 function generate(schemaDir: string): void {
-  if (!existsSync(prismaCli)) throw new Error(`prisma is not installed at ${prismaCli}: run npm ci (a devDependency of @herald/server)`);
+  if (!existsSync(prismaCli))
+    throw new Error(`prisma is not installed at ${prismaCli}: run npm ci (a devDependency of @herald/server)`);
   const dir = mkdtempSync(join(tmpdir(), 'herald-prisma-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const fakeEngine = join(dir, 'schema-engine');
   writeFileSync(fakeEngine, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
-  const r = spawnSync(process.execPath, [prismaCli, 'generate', '--schema', join(import.meta.dirname, schemaDir, 'schema.prisma')], {
-    encoding: 'utf8',
-    timeout: 120_000,
-    env: {
-      ...process.env,
-      PRISMA_SCHEMA_ENGINE_BINARY: fakeEngine,
-      PRISMA_ENGINES_CHECKSUM_IGNORE_MISSING: '1',
-      PRISMA_HIDE_UPDATE_MESSAGE: '1',
-      CHECKPOINT_DISABLE: '1',
+  const r = spawnSync(
+    process.execPath,
+    [prismaCli, 'generate', '--schema', join(import.meta.dirname, schemaDir, 'schema.prisma')],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: {
+        ...process.env,
+        PRISMA_SCHEMA_ENGINE_BINARY: fakeEngine,
+        PRISMA_ENGINES_CHECKSUM_IGNORE_MISSING: '1',
+        PRISMA_HIDE_UPDATE_MESSAGE: '1',
+        CHECKPOINT_DISABLE: '1',
+      },
     },
-  });
+  );
   if (r.status !== 0) throw new Error(`prisma generate failed (${r.status}): ${r.stderr}${r.stdout}`);
 }
 
@@ -49,7 +57,9 @@ test('a Prisma $transaction writes the order and the outbox row together, and a 
   await migrateOutbox(db.url);
   await db.pool.query('CREATE TABLE orders (id serial PRIMARY KEY, total integer NOT NULL)');
 
-  const { PrismaClient } = await import(pathToFileURL(join(root, 'node_modules', '.herald-outbox-prisma', 'client.ts')).href);
+  const { PrismaClient } = await import(
+    pathToFileURL(join(root, 'node_modules', '.herald-outbox-prisma', 'client.ts')).href
+  );
   const { PrismaPg } = await import('@prisma/adapter-pg');
   const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url }, { schema: db.schema }) });
   cleanups.push(() => prisma.$disconnect());
@@ -75,19 +85,28 @@ test('a Prisma $transaction writes the order and the outbox row together, and a 
   assert.deepEqual(sub.received[0]!.data, { event: 'created', total: 42 });
 
   // An interactive transaction that throws after writing both: neither the order nor the event exists.
-  await assert.rejects(prisma.$transaction(async (tx: any) => {
-    await tx.order.create({ data: { total: 7 } });
-    await tx.heraldOutbox.create({ data: { payload: { channel: 'orders', data: { event: 'created', total: 7 } } } });
-    throw new Error('payment declined');
-  }), /payment declined/);
+  await assert.rejects(
+    prisma.$transaction(async (tx: any) => {
+      await tx.order.create({ data: { total: 7 } });
+      await tx.heraldOutbox.create({ data: { payload: { channel: 'orders', data: { event: 'created', total: 7 } } } });
+      throw new Error('payment declined');
+    }),
+    /payment declined/,
+  );
   await prisma.heraldOutbox.create({ data: { payload: { channel: 'orders', data: { event: 'marker' } } } });
   await waitFor(() => sub.received.some((r) => r.data?.event === 'marker'), 'the marker event');
-  assert.deepEqual(sub.received.map((r) => r.data.total ?? r.data.event), [42, 'marker']);
-  assert.deepEqual((await prisma.order.findMany()).map((o: { id: number }) => o.id), [order.id]);
+  assert.deepEqual(
+    sub.received.map((r) => r.data.total ?? r.data.event),
+    [42, 'marker'],
+  );
+  assert.deepEqual(
+    (await prisma.order.findMany()).map((o: { id: number }) => o.id),
+    [order.id],
+  );
   await waitFor(async () => (await db.count()) === 0, 'outbox drained');
 });
 
-test('Prisma on SQLite (adapter-better-sqlite3) writes into Herald\'s SQLite table and the event is delivered', async () => {
+test("Prisma on SQLite (adapter-better-sqlite3) writes into Herald's SQLite table and the event is delivered", async () => {
   generate('prisma-sqlite');
   const dir = mkdtempSync(join(tmpdir(), 'herald-prisma-sqlite-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -97,12 +116,16 @@ test('Prisma on SQLite (adapter-better-sqlite3) writes into Herald\'s SQLite tab
   setup.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY AUTOINCREMENT, total INTEGER NOT NULL)');
   setup.close();
 
-  const { PrismaClient } = await import(pathToFileURL(join(root, 'node_modules', '.herald-outbox-prisma-sqlite', 'client.ts')).href);
+  const { PrismaClient } = await import(
+    pathToFileURL(join(root, 'node_modules', '.herald-outbox-prisma-sqlite', 'client.ts')).href
+  );
   const { PrismaBetterSqlite3 } = await import('@prisma/adapter-better-sqlite3');
   // better-sqlite3's native binding is built for the Node that ran `npm ci`. Under another Node (CI runs this suite
   // on Node 24 too), .ci/run builds one for it and names it here; better-sqlite3 takes it as `nativeBinding`.
   const nativeBinding = process.env.HERALD_TEST_BETTER_SQLITE3_BINDING;
-  const prisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: `file:${path}`, ...(nativeBinding ? { nativeBinding } : {}) }) });
+  const prisma = new PrismaClient({
+    adapter: new PrismaBetterSqlite3({ url: `file:${path}`, ...(nativeBinding ? { nativeBinding } : {}) }),
+  });
   cleanups.push(() => prisma.$disconnect());
 
   const herald = createHerald({ env: { HERALD_CLIENT_INSECURE: 'true' }, logger: false, config: openChannels });
@@ -121,12 +144,18 @@ test('Prisma on SQLite (adapter-better-sqlite3) writes into Herald\'s SQLite tab
     prisma.order.create({ data: { total: 42 } }),
     prisma.heraldOutbox.create({ data: { payload: { channel: 'orders', data: { event: 'created', total: 42 } } } }),
   ]);
-  await assert.rejects(prisma.$transaction(async (tx: any) => {
-    await tx.heraldOutbox.create({ data: { payload: { channel: 'orders', data: { event: 'created', total: 7 } } } });
-    throw new Error('payment declined');
-  }), /payment declined/);
+  await assert.rejects(
+    prisma.$transaction(async (tx: any) => {
+      await tx.heraldOutbox.create({ data: { payload: { channel: 'orders', data: { event: 'created', total: 7 } } } });
+      throw new Error('payment declined');
+    }),
+    /payment declined/,
+  );
   await prisma.heraldOutbox.create({ data: { payload: { channel: 'orders', data: { event: 'marker' } } } });
   await waitFor(() => sub.received.some((r) => r.data?.event === 'marker'), 'the marker event');
-  assert.deepEqual(sub.received.map((r) => r.data.total ?? r.data.event), [42, 'marker']);
+  assert.deepEqual(
+    sub.received.map((r) => r.data.total ?? r.data.event),
+    [42, 'marker'],
+  );
   await waitFor(async () => (await prisma.heraldOutbox.count()) === 0, 'outbox drained');
 });

@@ -3,7 +3,14 @@
 // is given back when the offender leaves, and the server keeps serving.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawClient, api, mintToken, startHerald, waitFor, type TestServer } from '../../packages/server/test/support/herald.js';
+import {
+  RawClient,
+  api,
+  mintToken,
+  startHerald,
+  waitFor,
+  type TestServer,
+} from '../../packages/server/test/support/herald.js';
 import { rawUpgrade } from './support/raw-ws.js';
 
 const open = { channel: { withoutNamespace: { allow_subscribe_for_client: true } } };
@@ -26,7 +33,11 @@ async function allReceive(s: TestServer, clients: RawClient[], channel: string):
   }
   const marker = nextId++;
   assert.equal((await api(s, 'publish', { channel, data: { marker } })).status, 200);
-  for (const c of clients) await waitFor(() => c.messages.some((m) => m.push?.channel === channel && m.push.pub?.data?.marker === marker), `publication on ${channel}`);
+  for (const c of clients)
+    await waitFor(
+      () => c.messages.some((m) => m.push?.channel === channel && m.push.pub?.data?.marker === marker),
+      `publication on ${channel}`,
+    );
 }
 
 async function healthy(s: TestServer): Promise<void> {
@@ -94,17 +105,29 @@ describe('channel limit', () => {
   test('a subscribe past the limit gets 106 and nothing else: the connection and its subscriptions stay, another connection is unaffected, and an unsubscribe frees a slot', async () => {
     const c = await connected(s, 'chan');
     const other = await connected(s, 'other');
-    c.send({ id: 2, subscribe: { channel: 'c1' } }, { id: 3, subscribe: { channel: 'c2' } }, { id: 4, subscribe: { channel: 'c3' } });
+    c.send(
+      { id: 2, subscribe: { channel: 'c1' } },
+      { id: 3, subscribe: { channel: 'c2' } },
+      { id: 4, subscribe: { channel: 'c3' } },
+    );
     for (const id of [2, 3, 4]) assert.deepEqual((await c.reply(id)).subscribe, {});
     for (let i = 0; i < 10; i++) {
       c.send({ id: 10 + i, subscribe: { channel: `over${i}` } });
       assert.equal((await c.reply(10 + i)).error.code, 106);
     }
     assert.equal(c.closeCode, undefined, 'the connection stays open');
-    other.send({ id: 2, subscribe: { channel: 'c1' } }, { id: 3, subscribe: { channel: 'o2' } }, { id: 4, subscribe: { channel: 'o3' } });
+    other.send(
+      { id: 2, subscribe: { channel: 'c1' } },
+      { id: 3, subscribe: { channel: 'o2' } },
+      { id: 4, subscribe: { channel: 'o3' } },
+    );
     for (const id of [2, 3, 4]) assert.deepEqual((await other.reply(id)).subscribe, {});
     assert.equal((await api(s, 'publish', { channel: 'c1', data: { k: 1 } })).status, 200);
-    for (const x of [c, other]) await waitFor(() => x.messages.some((m) => m.push?.channel === 'c1' && m.push.pub?.data?.k === 1), 'c1 publication');
+    for (const x of [c, other])
+      await waitFor(
+        () => x.messages.some((m) => m.push?.channel === 'c1' && m.push.pub?.data?.k === 1),
+        'c1 publication',
+      );
     c.send({ id: 30, unsubscribe: { channel: 'c2' } });
     await c.reply(30);
     c.send({ id: 31, subscribe: { channel: 'c4' } });
@@ -120,7 +143,17 @@ describe('channel limit', () => {
 describe('command rate limit', () => {
   let s: TestServer;
   // Presence on, so presence_stats succeeds and any error the calm connection sees can only come from the limiter.
-  before(async () => (s = await startHerald({ env: { HERALD_COMMAND_RATE: '20' }, config: { channel: { withoutNamespace: { allow_subscribe_for_client: true, presence: true, allow_presence_for_client: true } } } })));
+  before(
+    async () =>
+      (s = await startHerald({
+        env: { HERALD_COMMAND_RATE: '20' },
+        config: {
+          channel: {
+            withoutNamespace: { allow_subscribe_for_client: true, presence: true, allow_presence_for_client: true },
+          },
+        },
+      })),
+  );
   after(() => s.close());
 
   test('a flooding connection is closed with 3013 while another connection of the same user and IP keeps getting every reply without 111', async () => {
@@ -143,10 +176,17 @@ describe('command rate limit', () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     assert.equal((await flooder.closed()).code, 3013);
-    assert.ok(flooder.messages.some((m) => m.error?.code === 111), 'the flooder was told 111 first');
+    assert.ok(
+      flooder.messages.some((m) => m.error?.code === 111),
+      'the flooder was told 111 first',
+    );
     await calmLoop;
     assert.ok(calmReplies.length > 0);
-    assert.deepEqual(calmReplies.filter((r) => r.error), [], 'the calm connection got no error');
+    assert.deepEqual(
+      calmReplies.filter((r) => r.error),
+      [],
+      'the calm connection got no error',
+    );
     assert.equal(calm.closeCode, undefined);
     await allReceive(s, [calm], 'rate-news');
     await healthy(s);

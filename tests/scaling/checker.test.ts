@@ -4,12 +4,28 @@ import assert from 'node:assert/strict';
 import { check, eitherOf, newEpochOnly, storeLost, type Ack, type Bound } from './support/checker.js';
 import type { SubEvent } from './support/clients.js';
 
-const sub = (e: string, o: number): SubEvent => ({ type: 'subscribed', wasRecovering: false, recovered: false, epoch: e, offset: o, at: 0 });
-const resub = (e: string, o: number, recovered: boolean, at = 0): SubEvent => ({ type: 'subscribed', wasRecovering: true, recovered, epoch: e, offset: o, at });
+const sub = (e: string, o: number): SubEvent => ({
+  type: 'subscribed',
+  wasRecovering: false,
+  recovered: false,
+  epoch: e,
+  offset: o,
+  at: 0,
+});
+const resub = (e: string, o: number, recovered: boolean, at = 0): SubEvent => ({
+  type: 'subscribed',
+  wasRecovering: true,
+  recovered,
+  epoch: e,
+  offset: o,
+  at,
+});
 const pub = (o: number): SubEvent => ({ type: 'pub', offset: o, id: `m${o}`, at: 0 });
-const acks = (e: string, ...offsets: number[]): Ack[] => offsets.map((o) => ({ channel: 'c', id: `m${o}`, epoch: e, offset: o, sentAt: 0, at: 0 }));
+const acks = (e: string, ...offsets: number[]): Ack[] =>
+  offsets.map((o) => ({ channel: 'c', id: `m${o}`, epoch: e, offset: o, sentAt: 0, at: 0 }));
 /** Acknowledged publications sent at `t` and answered at `t + 1`. */
-const ackedAt = (t: number, e: string, ...offsets: number[]): Ack[] => acks(e, ...offsets).map((a) => ({ ...a, sentAt: t, at: t + 1 }));
+const ackedAt = (t: number, e: string, ...offsets: number[]): Ack[] =>
+  acks(e, ...offsets).map((a) => ({ ...a, sentAt: t, at: t + 1 }));
 /** Any recovered:false at any time may excuse any acknowledged publication: the old, unbounded checker. */
 const anything: Bound = { what: 'anything', told: () => true, excuses: () => true };
 const one = (events: SubEvent[]) => [{ user: 'u', channel: 'c', events }];
@@ -56,19 +72,26 @@ test('the checker counts an acknowledged publication as lost when another public
 
 test('the checker counts publications at reused positions as told once recovered: false follows, since it voids the old epoch', () => {
   const other: SubEvent = { type: 'pub', offset: 2, id: 'someone-else', at: 0 };
-  const r = check([...acks('e', 1, 2, 3), ...acks('f', 4)], one([sub('e', 0), pub(1), other, resub('f', 3, false), pub(4)]), anything);
+  const r = check(
+    [...acks('e', 1, 2, 3), ...acks('f', 4)],
+    one([sub('e', 0), pub(1), other, resub('f', 3, false), pub(4)]),
+    anything,
+  );
   assert.equal(r.lost, 0);
   assert.equal(r.toldLost, 2, 'e:2 (another arrived there) and e:3 (never arrived)');
 });
 
-test("the checker counts an acknowledged publication excused by recovered: false as lost when the scenario allows none", () => {
+test('the checker counts an acknowledged publication excused by recovered: false as lost when the scenario allows none', () => {
   const r = check(acks('E', 1, 2, 3), one([sub('E', 0), pub(1), resub('F', 0, false, 50), pub(1)]), 'none');
   assert.equal(r.lost, 2, 'E:2 and E:3 were excused by a recovered:false the fault may not cause');
   assert.equal(r.toldBeyond, 2);
   assert.equal(r.toldLost, 0);
   assert.equal(r.toldOutside.length, 1);
   assert.match(r.problems.join('\n'), /told recovered:false at F:0 \(left E\) outside the bound \(none allowed\)/);
-  assert.match(r.problems.join('\n'), /acknowledged E:2 \(id m2, .*\) was excused by recovered:false beyond the bound \(none allowed\)/);
+  assert.match(
+    r.problems.join('\n'),
+    /acknowledged E:2 \(id m2, .*\) was excused by recovered:false beyond the bound \(none allowed\)/,
+  );
 });
 
 test('the checker reports a recovered: false under a bound of none even when it excuses no acknowledged publication', () => {
@@ -82,20 +105,45 @@ test('after a store lost everything, the checker excuses only publications ackno
   const bound = storeLost({ what: 'restarted empty at 100', from: 100, until: 500, lostFrom: 90 });
   // E:2 acked at 81 (long before the fault), E:3 at 96 (inside the window before it), F:1 sent at 200 before the
   // subscriber was told at 300, F:2 published after.
-  const events = [sub('E', 0), pub(1), resub('F', 1, false, 300), { type: 'pub', offset: 2, id: 'm2', at: 0 } as SubEvent];
-  const all = [...ackedAt(0, 'E', 1), ...ackedAt(80, 'E', 2), ...ackedAt(95, 'E', 3), ...ackedAt(200, 'F', 1), ...ackedAt(301, 'F', 2)];
+  const events = [
+    sub('E', 0),
+    pub(1),
+    resub('F', 1, false, 300),
+    { type: 'pub', offset: 2, id: 'm2', at: 0 } as SubEvent,
+  ];
+  const all = [
+    ...ackedAt(0, 'E', 1),
+    ...ackedAt(80, 'E', 2),
+    ...ackedAt(95, 'E', 3),
+    ...ackedAt(200, 'F', 1),
+    ...ackedAt(301, 'F', 2),
+  ];
   const r = check(all, one(events), bound);
   assert.equal(r.toldLost, 2, 'E:3 and F:1');
   assert.equal(r.toldBeyond, 1, 'E:2 was acknowledged before the window: its loss is not excused');
   assert.equal(r.lost, 1);
   assert.match(r.problems.join('\n'), /acknowledged E:2 \(id m2.*beyond the bound \(restarted empty at 100\)/);
-  const inside = check(all.filter((a) => !(a.epoch === 'E' && a.offset === 2)), one([sub('E', 0), pub(1), { type: 'pub', offset: 2, id: 'm2', at: 0 }, resub('F', 1, false, 300), { type: 'pub', offset: 2, id: 'm2', at: 0 }]), bound);
+  const inside = check(
+    all.filter((a) => !(a.epoch === 'E' && a.offset === 2)),
+    one([
+      sub('E', 0),
+      pub(1),
+      { type: 'pub', offset: 2, id: 'm2', at: 0 },
+      resub('F', 1, false, 300),
+      { type: 'pub', offset: 2, id: 'm2', at: 0 },
+    ]),
+    bound,
+  );
   assert.deepEqual([inside.lost, inside.toldLost, inside.toldBeyond, inside.problems], [0, 2, 0, []]);
 });
 
 test('the checker counts a recovered: false outside the bound, in time or on another channel, as beyond it', () => {
   const bound = storeLost({ what: 'window 100-200 on channel d', channels: ['d'], from: 100, until: 200, lostFrom: 0 });
-  const late = check(ackedAt(150, 'E', 1, 2), one([sub('E', 0), pub(1), resub('F', 0, false, 250)]), storeLost({ what: 'window 100-200', channels: ['c'], from: 100, until: 200, lostFrom: 0 }));
+  const late = check(
+    ackedAt(150, 'E', 1, 2),
+    one([sub('E', 0), pub(1), resub('F', 0, false, 250)]),
+    storeLost({ what: 'window 100-200', channels: ['c'], from: 100, until: 200, lostFrom: 0 }),
+  );
   assert.equal(late.toldOutside.length, 1, 'told at 250, after the window');
   assert.equal(late.lost, 1);
   const elsewhere = check(ackedAt(150, 'E', 1, 2), one([sub('E', 0), pub(1), resub('F', 0, false, 150)]), bound);
@@ -104,16 +152,37 @@ test('the checker counts a recovered: false outside the bound, in time or on ano
 });
 
 test('after a failover the checker excuses only offsets above what the new primary kept', () => {
-  const bound = storeLost({ what: 'kept E:3', from: 0, until: 1000, kept: new Map([['c', { epoch: 'E', offset: 3 }]]) });
-  const lostFour = check(ackedAt(10, 'E', 1, 2, 3, 4, 5), one([sub('E', 0), pub(1), pub(2), pub(3), resub('F', 5, false, 500)]), bound);
-  assert.deepEqual([lostFour.lost, lostFour.toldLost, lostFour.toldBeyond], [0, 2, 0], 'E:4 and E:5 were not replicated');
+  const bound = storeLost({
+    what: 'kept E:3',
+    from: 0,
+    until: 1000,
+    kept: new Map([['c', { epoch: 'E', offset: 3 }]]),
+  });
+  const lostFour = check(
+    ackedAt(10, 'E', 1, 2, 3, 4, 5),
+    one([sub('E', 0), pub(1), pub(2), pub(3), resub('F', 5, false, 500)]),
+    bound,
+  );
+  assert.deepEqual(
+    [lostFour.lost, lostFour.toldLost, lostFour.toldBeyond],
+    [0, 2, 0],
+    'E:4 and E:5 were not replicated',
+  );
   const lostTwo = check(ackedAt(10, 'E', 1, 2, 3, 4), one([sub('E', 0), pub(1), resub('F', 5, false, 500)]), bound);
-  assert.deepEqual([lostTwo.lost, lostTwo.toldBeyond, lostTwo.toldLost], [2, 2, 1], 'E:2 and E:3 were on the new primary: their loss is beyond the bound');
+  assert.deepEqual(
+    [lostTwo.lost, lostTwo.toldBeyond, lostTwo.toldLost],
+    [2, 2, 1],
+    'E:2 and E:3 were on the new primary: their loss is beyond the bound',
+  );
 });
 
 test('with only new-epoch losses allowed, the checker counts an acknowledged publication of the epoch the client left as beyond the bound', () => {
   const bound = newEpochOnly({ what: 'rewind of unacknowledged publications', from: 0, until: 1000 });
-  const ok = check([...ackedAt(10, 'E', 1), ...ackedAt(20, 'F', 3)], one([sub('E', 0), pub(1), resub('F', 3, false, 30)]), bound);
+  const ok = check(
+    [...ackedAt(10, 'E', 1), ...ackedAt(20, 'F', 3)],
+    one([sub('E', 0), pub(1), resub('F', 3, false, 30)]),
+    bound,
+  );
   assert.deepEqual([ok.lost, ok.toldLost, ok.toldOutside.length], [0, 1, 0]);
   const bad = check(ackedAt(10, 'E', 1, 2), one([sub('E', 0), pub(1), resub('F', 3, false, 30)]), bound);
   assert.deepEqual([bad.lost, bad.toldBeyond], [1, 1]);
@@ -127,7 +196,15 @@ test('with several faults in one run, the checker holds each recovered: false to
   const second = check(ackedAt(495, 'E', 1, 2), one([sub('E', 0), pub(1), resub('F', 0, false, 550)]), bound);
   assert.deepEqual([second.lost, second.toldLost, second.toldOutside.length], [0, 1, 0]);
   const between = check(ackedAt(300, 'E', 1, 2), one([sub('E', 0), pub(1), resub('F', 0, false, 350)]), bound);
-  assert.deepEqual([between.lost, between.toldBeyond, between.toldOutside.length], [1, 1, 1], 'told between the two restarts');
+  assert.deepEqual(
+    [between.lost, between.toldBeyond, between.toldOutside.length],
+    [1, 1, 1],
+    'told between the two restarts',
+  );
   const stale = check(ackedAt(95, 'E', 1, 2), one([sub('E', 0), pub(1), resub('F', 0, false, 550)]), bound);
-  assert.deepEqual([stale.lost, stale.toldBeyond], [1, 1], 'E:2 was acknowledged before the second window: only the first could excuse it, and that one did not tell');
+  assert.deepEqual(
+    [stale.lost, stale.toldBeyond],
+    [1, 1],
+    'E:2 was acknowledged before the second window: only the first could excuse it, and that one did not tell',
+  );
 });

@@ -63,11 +63,15 @@ describe('three Herald nodes on one Redis', { timeout: 120_000 }, () => {
   });
 
   test('the info API of any node lists every node of the cluster, each with its own client count', async () => {
-    await waitFor(async () => {
-      const r = await n2.api('info', {});
-      const names = (r.result.nodes as { name: string }[]).map((n) => n.name).sort();
-      return ['node-1', 'node-2', 'node-3'].every((n) => names.includes(n));
-    }, 'three nodes in info (nodes report every 5 s)', 12_000);
+    await waitFor(
+      async () => {
+        const r = await n2.api('info', {});
+        const names = (r.result.nodes as { name: string }[]).map((n) => n.name).sort();
+        return ['node-1', 'node-2', 'node-3'].every((n) => names.includes(n));
+      },
+      'three nodes in info (nodes report every 5 s)',
+      12_000,
+    );
   });
 
   test('each node holds one Redis feed subscription per channel, whatever its number of local subscribers, and drops it after the last leaves', async () => {
@@ -89,10 +93,12 @@ describe('three Herald nodes on one Redis', { timeout: 120_000 }, () => {
     let target = n1;
     const s = await subscriber('mover', ch, () => target.wsUrl);
     clients.push(s);
-    for (let i = 0; i < 3; i++) assert.equal((await n3.api('publish', { channel: ch, data: { id: `before${i}` } })).status, 200);
+    for (let i = 0; i < 3; i++)
+      assert.equal((await n3.api('publish', { channel: ch, data: { id: `before${i}` } })).status, 200);
     await waitFor(() => ids(s).length === 3, 'the first 3');
     s.client.disconnect();
-    for (let i = 0; i < 5; i++) assert.equal((await n3.api('publish', { channel: ch, data: { id: `missed${i}` } })).status, 200);
+    for (let i = 0; i < 5; i++)
+      assert.equal((await n3.api('publish', { channel: ch, data: { id: `missed${i}` } })).status, 200);
     target = n2;
     s.client.connect();
     await waitFor(() => ids(s).length === 8, 'the 5 missed publications');
@@ -100,7 +106,10 @@ describe('three Herald nodes on one Redis', { timeout: 120_000 }, () => {
     assert.ok(s.connectedTo().includes(`:${n2.port}/`), 'reconnected to node 2');
     assert.deepEqual(ids(s), ['before0', 'before1', 'before2', 'missed0', 'missed1', 'missed2', 'missed3', 'missed4']);
     const last = s.events.filter((e) => e.type === 'subscribed').at(-1)!;
-    assert.ok(last.type === 'subscribed' && last.wasRecovering && last.recovered, 'the resubscribe says recovered: true');
+    assert.ok(
+      last.type === 'subscribed' && last.wasRecovering && last.recovered,
+      'the resubscribe says recovered: true',
+    );
   });
 
   test('presence and presence_stats list the clients of every node, and join/leave cross nodes', async () => {
@@ -112,12 +121,17 @@ describe('three Herald nodes on one Redis', { timeout: 120_000 }, () => {
     const others = await Promise.all([on(n2, 'bob', ch), on(n3, 'carol', ch), on(n3, 'carol', ch)]);
     for (const node of [n1, n2, n3]) {
       const r = await node.api('presence', { channel: ch });
-      const users = Object.values(r.result.presence as Record<string, { user: string }>).map((p) => p.user).sort();
+      const users = Object.values(r.result.presence as Record<string, { user: string }>)
+        .map((p) => p.user)
+        .sort();
       assert.deepEqual(users, ['bob', 'carol', 'carol', 'watcher']);
       const st = await node.api('presence_stats', { channel: ch });
       assert.deepEqual(st.result, { num_clients: 4, num_users: 3 });
     }
-    await waitFor(() => joins.includes('bob') && joins.filter((u) => u === 'carol').length === 2, 'join events from nodes 2 and 3');
+    await waitFor(
+      () => joins.includes('bob') && joins.filter((u) => u === 'carol').length === 2,
+      'join events from nodes 2 and 3',
+    );
     const leaves: string[] = [];
     watcher.sub.on('leave', (ctx) => leaves.push(ctx.info.user));
     others[0]!.client.disconnect();
@@ -149,14 +163,25 @@ describe('three Herald nodes on one Redis', { timeout: 120_000 }, () => {
     const stats = await pub.stop();
     assert.ok(stats.acks.length > 50, `publisher made progress (${stats.acks.length} acks)`);
     const want = (s: TrackedSub) => stats.acks.filter((a) => a.channel === s.channel).length;
-    for (const s of subs) await waitFor(() => s.events.filter((e) => e.type === 'pub').length >= want(s) - 100 && ids(s).includes(stats.acks.filter((a) => a.channel === s.channel).at(-1)!.id), `${s.user} caught up`, 15_000);
+    for (const s of subs)
+      await waitFor(
+        () =>
+          s.events.filter((e) => e.type === 'pub').length >= want(s) - 100 &&
+          ids(s).includes(stats.acks.filter((a) => a.channel === s.channel).at(-1)!.id),
+        `${s.user} caught up`,
+        15_000,
+      );
     // Redis kept everything and the publisher's node stayed up: no recovered:false, no refusal, every answer came.
     await expectNothingLost('SIGKILL of one node', stats, subs, { excused: 'none', refused: 0, maxUnanswered: 0 });
     for (const s of subs) assert.ok(!s.connectedTo().includes(`:${victim.port}/`), `${s.user} left the dead node`);
     // The victim's presence entries (its clients' old connections) expire within HERALD_PRESENCE_TTL (3s).
-    await waitFor(async () => {
-      const r = await n2.api('presence_stats', { channel: chans[0] });
-      return r.result.num_clients === subs.filter((s) => s.channel === chans[0]).length;
-    }, 'presence to forget the dead node\'s clients', 10_000);
+    await waitFor(
+      async () => {
+        const r = await n2.api('presence_stats', { channel: chans[0] });
+        return r.result.num_clients === subs.filter((s) => s.channel === chans[0]).length;
+      },
+      "presence to forget the dead node's clients",
+      10_000,
+    );
   });
 });

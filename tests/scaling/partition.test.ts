@@ -41,7 +41,10 @@ describe('a network fault between one node and Redis', { timeout: 180_000 }, () 
   });
 
   /** `expect`: the fault's bound, from when it began and when the cut-off node was ready again. */
-  async function scenario(fault: () => Promise<void>, expect: (t: { faultAt: number; readyAt: number }) => Expectations) {
+  async function scenario(
+    fault: () => Promise<void>,
+    expect: (t: { faultAt: number; readyAt: number }) => Expectations,
+  ) {
     const chans = [`room:p${++run}a`, `room:p${run}b`];
     for (const [i, ch] of chans.entries()) {
       for (const node of [cut, other]) subs.push(await subscriber(`u${i}-${node.name}`, ch, () => node.wsUrl));
@@ -57,46 +60,63 @@ describe('a network fault between one node and Redis', { timeout: 180_000 }, () 
     const stats = await pub.stop();
     const result = await expectNothingLost(String(run), stats, subs, { faultAt, ...expect({ faultAt, readyAt }) });
     assert.ok(cut.alive() && other.alive(), 'both nodes stayed up');
-    assert.deepEqual(stats.refusals.filter((r) => r.node !== cut.name), [], 'only the cut-off node refused publishes');
+    assert.deepEqual(
+      stats.refusals.filter((r) => r.node !== cut.name),
+      [],
+      'only the cut-off node refused publishes',
+    );
     return { stats, result };
   }
 
   test('a partition (nothing flows, nothing closes): the cut-off node alone refuses publishes and is not ready, and its subscribers get everything once it heals, never told recovered: false', async () => {
-    const { stats } = await scenario(async () => {
-      proxy.partition();
-      try {
-        await waitFor(async () => (await cut.ready()) === 503, '/ready 503 on the cut-off node', 8000);
-        assert.equal(await other.ready(), 200, 'the other node stays ready');
-        const refused = await cut.api('publish', { channel: 'room:partitioned', data: { id: 'x' } }, 8000);
-        assert.equal(refused.status, 503);
-        assert.equal(refused.error?.code, 100);
-        const ok = await other.api('publish', { channel: 'room:partitioned', data: { id: 'y' } });
-        assert.equal(ok.status, 200, 'the other node publishes during the partition');
-        await sleep(1500);
-      } finally {
-        proxy.heal();
-      }
-    }, ({ faultAt, readyAt }) => ({
-      excused: 'none',
-      // The cut-off node answers 503 within HERALD_REDIS_TIMEOUT (1 s), inside the publisher's 3 s.
-      refused: 'some',
-      refusedWithin: { from: faultAt, until: readyAt + 1000 },
-      maxUnanswered: 0,
-    }));
-    assert.ok(stats.acks.some((a) => a.at > stats.refusals[0]!.at && a.at < stats.refusals.at(-1)!.at), 'the other node acknowledged publishes while the cut-off node refused');
+    const { stats } = await scenario(
+      async () => {
+        proxy.partition();
+        try {
+          await waitFor(async () => (await cut.ready()) === 503, '/ready 503 on the cut-off node', 8000);
+          assert.equal(await other.ready(), 200, 'the other node stays ready');
+          const refused = await cut.api('publish', { channel: 'room:partitioned', data: { id: 'x' } }, 8000);
+          assert.equal(refused.status, 503);
+          assert.equal(refused.error?.code, 100);
+          const ok = await other.api('publish', { channel: 'room:partitioned', data: { id: 'y' } });
+          assert.equal(ok.status, 200, 'the other node publishes during the partition');
+          await sleep(1500);
+        } finally {
+          proxy.heal();
+        }
+      },
+      ({ faultAt, readyAt }) => ({
+        excused: 'none',
+        // The cut-off node answers 503 within HERALD_REDIS_TIMEOUT (1 s), inside the publisher's 3 s.
+        refused: 'some',
+        refusedWithin: { from: faultAt, until: readyAt + 1000 },
+        maxUnanswered: 0,
+      }),
+    );
+    assert.ok(
+      stats.acks.some((a) => a.at > stats.refusals[0]!.at && a.at < stats.refusals.at(-1)!.at),
+      'the other node acknowledged publishes while the cut-off node refused',
+    );
   });
 
   test("a reset of the node's Redis connections: publishes it gets before it reconnects are refused, and its subscribers recover what its feed missed, never told recovered: false", async () => {
-    await scenario(async () => {
-      const before = cut.logs.length;
-      proxy.reset();
-      await waitFor(() => cut.logs.slice(before).some((l) => l.msg === 'feed recheck done'), 'the node to restore its feed and recheck', 15_000);
-    }, ({ faultAt, readyAt }) => ({
-      excused: 'none',
-      // No offline queue: until its first reconnect (100 ms at the earliest) the node refuses what it gets.
-      refused: 'some',
-      refusedWithin: { from: faultAt, until: readyAt + 1000 },
-      maxUnanswered: 0,
-    }));
+    await scenario(
+      async () => {
+        const before = cut.logs.length;
+        proxy.reset();
+        await waitFor(
+          () => cut.logs.slice(before).some((l) => l.msg === 'feed recheck done'),
+          'the node to restore its feed and recheck',
+          15_000,
+        );
+      },
+      ({ faultAt, readyAt }) => ({
+        excused: 'none',
+        // No offline queue: until its first reconnect (100 ms at the earliest) the node refuses what it gets.
+        refused: 'some',
+        refusedWithin: { from: faultAt, until: readyAt + 1000 },
+        maxUnanswered: 0,
+      }),
+    );
   });
 });

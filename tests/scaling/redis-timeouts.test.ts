@@ -113,10 +113,13 @@ describe('Redis waits have deadlines', { timeout: 120_000 }, () => {
     try {
       await waitFor(async () => (await node.ready()) === 503, '/ready 503 while Redis is frozen', 10_000);
       const tookMs = Date.now() - frozenAt;
-      assert.ok(tookMs < 2500, `/ready turned 503 after ${tookMs} ms (documented: about 1 s; HERALD_REDIS_TIMEOUT is ${REDIS_TIMEOUT_MS} ms)`);
+      assert.ok(
+        tookMs < 2500,
+        `/ready turned 503 after ${tookMs} ms (documented: about 1 s; HERALD_REDIS_TIMEOUT is ${REDIS_TIMEOUT_MS} ms)`,
+      );
       // The reasons are for the operator: /ready shows them with the API key.
       const res = await fetch(`http://127.0.0.1:${node.port}/ready`, { headers: { 'x-api-key': API_KEY } });
-      const body = await res.json() as { checks: { engine: string } };
+      const body = (await res.json()) as { checks: { engine: string } };
       assert.match(body.checks.engine, /not answering a PING within 1000 ms/);
     } finally {
       await thaw();
@@ -134,8 +137,14 @@ describe('Redis waits have deadlines', { timeout: 120_000 }, () => {
       const tookMs = Date.now() - sentAt;
       assert.equal(r.error?.code, 100, `subscribe answered ${JSON.stringify(r)}`);
       assert.equal(r.error?.temporary, true);
-      assert.match(r.error!.message, /redis engine: subscribe failed \(Redis did not answer within HERALD_REDIS_TIMEOUT\)/);
-      assert.ok(tookMs >= REDIS_TIMEOUT_MS - 100, `the subscribe waited for HERALD_REDIS_TIMEOUT, not less (${tookMs} ms)`);
+      assert.match(
+        r.error!.message,
+        /redis engine: subscribe failed \(Redis did not answer within HERALD_REDIS_TIMEOUT\)/,
+      );
+      assert.ok(
+        tookMs >= REDIS_TIMEOUT_MS - 100,
+        `the subscribe waited for HERALD_REDIS_TIMEOUT, not less (${tookMs} ms)`,
+      );
       const p = await c.reply(ping, MARGIN_MS);
       assert.equal(p.error, undefined);
       assert.ok(Date.now() - sentAt < REDIS_TIMEOUT_MS + MARGIN_MS, 'both answered while Redis was still frozen');
@@ -167,7 +176,10 @@ describe('Redis waits have deadlines', { timeout: 120_000 }, () => {
     assert.equal(await feedSubscribers(ch), 1, 'the node is subscribed to the feed once');
     const published = await node.api('publish', { channel: ch, data: { id: 'after-freeze' } });
     assert.equal(published.status, 200);
-    await waitFor(() => a.pushes.some((p) => p.channel === ch && p.pub?.data?.id === 'after-freeze'), 'the publication after the freeze');
+    await waitFor(
+      () => a.pushes.some((p) => p.channel === ch && p.pub?.data?.id === 'after-freeze'),
+      'the publication after the freeze',
+    );
     assert.equal((await a.call({ unsubscribe: { channel: ch } }, 5000)).error, undefined);
     await waitFor(async () => (await feedSubscribers(ch)) === 0, 'the feed dropped after the last unsubscribe', 10_000);
   });
@@ -193,6 +205,9 @@ describe('Redis waits have deadlines', { timeout: 120_000 }, () => {
     assert.equal(await feedSubscribers(ch), 1, 'the node kept the feed its subscriber needs');
     const published = await node.api('publish', { channel: ch, data: { id: 'kept' } });
     assert.equal(published.status, 200);
-    await waitFor(() => b.pushes.some((p) => p.channel === ch && p.pub?.data?.id === 'kept'), 'the publication on the kept feed');
+    await waitFor(
+      () => b.pushes.some((p) => p.channel === ch && p.pub?.data?.id === 'kept'),
+      'the publication on the kept feed',
+    );
   });
 });

@@ -52,10 +52,12 @@ describe('Herald nodes on Redis behind Sentinel', { timeout: 180_000 }, () => {
           const res = (await m.exec()) ?? [];
           const role = res[0]?.[1] as string[] | undefined;
           if (role?.[0] !== 'slave') break;
-          last = new Map(channels.map((ch, i) => {
-            const [e, o] = (res[i + 1]?.[1] ?? []) as (string | null)[];
-            return [ch, { epoch: e ?? '', offset: Number(o ?? 0) }];
-          }));
+          last = new Map(
+            channels.map((ch, i) => {
+              const [e, o] = (res[i + 1]?.[1] ?? []) as (string | null)[];
+              return [ch, { epoch: e ?? '', offset: Number(o ?? 0) }];
+            }),
+          );
         } catch {
           // Sentinel closes normal clients when it promotes the replica: read again (the role tells).
         }
@@ -85,7 +87,11 @@ describe('Herald nodes on Redis behind Sentinel', { timeout: 180_000 }, () => {
     await sleep(500);
     const faultAt = Date.now();
     const { from, to } = await set.failover();
-    await waitFor(async () => (await Promise.all(nodes.map((n) => n.ready()))).every((s) => s === 200), 'both nodes ready again', 20_000);
+    await waitFor(
+      async () => (await Promise.all(nodes.map((n) => n.ready()))).every((s) => s === 200),
+      'both nodes ready again',
+      20_000,
+    );
     const acksBefore = pub.stats.acks.length;
     await waitFor(() => pub.stats.acks.length > acksBefore + 20, 'publishes succeed on the new primary', 20_000);
     const resumedAt = Date.now();
@@ -93,15 +99,23 @@ describe('Herald nodes on Redis behind Sentinel', { timeout: 180_000 }, () => {
     const rewinds = nodes.reduce((n, node) => n + node.logs.filter((l) => l.code === 'stream_rewound').length, 0);
     await expectNothingLost(`failover :${from} -> :${to}`, stats, subs, {
       faultAt,
-      excused: newEpochOnly({ what: 'told during the switch (until 5 s after publishes succeed again), only of the new epoch', from: faultAt, until: resumedAt + 5000 }),
+      excused: newEpochOnly({
+        what: 'told during the switch (until 5 s after publishes succeed again), only of the new epoch',
+        from: faultAt,
+        until: resumedAt + 5000,
+      }),
       // docs/security.md: publishes during the switch answer 503. WAIT answers within half of HERALD_REDIS_TIMEOUT.
       refused: 'some',
       refusedWithin: { from: faultAt, until: resumedAt },
       maxUnanswered: 0,
       note: `rewinds noticed ${rewinds}`,
       onProblems() {
-        for (const s of subs) console.log(`# ${s.user}: ${s.events.map((e) => (e.type === 'pub' ? `${e.offset}:${e.id}` : `[sub ${e.epoch}:${e.offset} rec=${e.recovered} was=${e.wasRecovering}]`)).join(' ')}`);
-        for (const n of nodes) console.log(`# ${n.name} logs: ${JSON.stringify(n.logs.filter((l) => l.level >= 40).slice(-20))}`);
+        for (const s of subs)
+          console.log(
+            `# ${s.user}: ${s.events.map((e) => (e.type === 'pub' ? `${e.offset}:${e.id}` : `[sub ${e.epoch}:${e.offset} rec=${e.recovered} was=${e.wasRecovering}]`)).join(' ')}`,
+          );
+        for (const n of nodes)
+          console.log(`# ${n.name} logs: ${JSON.stringify(n.logs.filter((l) => l.level >= 40).slice(-20))}`);
       },
     });
     // The nodes' connections are on the new primary, and the channels' history lives there.
@@ -124,19 +138,32 @@ describe('Herald nodes on Redis behind Sentinel', { timeout: 180_000 }, () => {
     const pub = startPublisher('async', chans, () => pair[k++ % 2], { intervalMs: 10 });
     await sleep(500);
     const primary = await set.primaryPort();
-    const watch = watchReplica(set.ports.find((p) => p !== primary)!, prefix2, chans);
+    const watch = watchReplica(
+      set.ports.find((p) => p !== primary)!,
+      prefix2,
+      chans,
+    );
     const faultAt = Date.now();
     const { from, to } = await set.failover();
     watch.stop();
     const kept = await watch.kept();
-    await waitFor(async () => (await Promise.all(pair.map((n) => n.ready()))).every((s) => s === 200), 'both nodes ready again', 20_000);
+    await waitFor(
+      async () => (await Promise.all(pair.map((n) => n.ready()))).every((s) => s === 200),
+      'both nodes ready again',
+      20_000,
+    );
     const acksBefore = pub.stats.acks.length;
     await waitFor(() => pub.stats.acks.length > acksBefore + 20, 'publishes succeed on the new primary', 20_000);
     const resumedAt = Date.now();
     const stats = await pub.stop();
     await expectNothingLost(`failover without min replicas :${from} -> :${to}`, stats, mine, {
       faultAt,
-      excused: storeLost({ what: `only offsets above what the replica held at its promotion (${[...kept].map(([ch, p]) => `${ch} ${p.offset}`).join(', ')}), told until 5 s after publishes succeed again`, kept, from: faultAt, until: resumedAt + 5000 }),
+      excused: storeLost({
+        what: `only offsets above what the replica held at its promotion (${[...kept].map(([ch, p]) => `${ch} ${p.offset}`).join(', ')}), told until 5 s after publishes succeed again`,
+        kept,
+        from: faultAt,
+        until: resumedAt + 5000,
+      }),
       refused: 'some',
       refusedWithin: { from: faultAt, until: resumedAt },
       maxUnanswered: 0,

@@ -64,13 +64,24 @@ describe('channels sharded across two Redis servers under two Herald nodes', { t
       assert.equal(r.status, 200, JSON.stringify(r.error));
     }
     for (const ch of chans) {
-      await waitFor(() => by[ch]!.every((s) => s.events.some((e) => e.type === 'pub' && e.id === `hello-${ch}`)), `both nodes' subscribers of ${ch} got it`);
+      await waitFor(
+        () => by[ch]!.every((s) => s.events.some((e) => e.type === 'pub' && e.id === `hello-${ch}`)),
+        `both nodes' subscribers of ${ch} got it`,
+      );
     }
     for (const [home, ch] of chans.entries()) {
       for (const [i, shard] of shards.entries()) {
-        assert.equal(await shard.command('EXISTS', `${prefix}.stream.{${ch}}`), i === home ? 1 : 0, `${ch}'s history is on shard ${home + 1} only`);
+        assert.equal(
+          await shard.command('EXISTS', `${prefix}.stream.{${ch}}`),
+          i === home ? 1 : 0,
+          `${ch}'s history is on shard ${home + 1} only`,
+        );
         const [, feeds] = (await shard.command('PUBSUB', 'NUMSUB', `${prefix}.pub.{${ch}}`)) as [string, number];
-        assert.equal(Number(feeds), i === home ? 2 : 0, `${ch}'s feed is subscribed on shard ${home + 1} only, once per node`);
+        assert.equal(
+          Number(feeds),
+          i === home ? 2 : 0,
+          `${ch}'s feed is subscribed on shard ${home + 1} only, once per node`,
+        );
       }
     }
     const [, control0] = (await shards[0]!.command('PUBSUB', 'NUMSUB', `${prefix}.control`)) as [string, number];
@@ -91,19 +102,28 @@ describe('channels sharded across two Redis servers under two Herald nodes', { t
     shards[1]!.freeze();
     try {
       await waitFor(async () => (await nodes[0]!.ready()) === 503, '/ready 503 while shard 2 is frozen', 8000);
-      const ready = await (await fetch(`http://127.0.0.1:${nodes[0]!.port}/ready`, { headers: { 'x-api-key': API_KEY } })).json() as { checks: Record<string, string> };
+      const ready = (await (
+        await fetch(`http://127.0.0.1:${nodes[0]!.port}/ready`, { headers: { 'x-api-key': API_KEY } })
+      ).json()) as { checks: Record<string, string> };
       assert.match(ready.checks.engine!, /redis shard 2\/2: /, `/ready names the frozen shard: ${ready.checks.engine}`);
       const refused = await nodes[1]!.api('publish', { channel: frozen, data: { id: 'refused' } }, 8000);
       assert.equal(refused.status, 503);
       assert.equal(refused.error?.code, 100);
       const during = await nodes[1]!.api('publish', { channel: healthy, data: { id: 'during-freeze' } });
       assert.equal(during.status, 200, 'a channel of the other shard publishes while shard 2 is frozen');
-      await waitFor(() => by[healthy]!.every((s) => s.events.some((e) => e.type === 'pub' && e.id === 'during-freeze')), 'delivered during the freeze');
+      await waitFor(
+        () => by[healthy]!.every((s) => s.events.some((e) => e.type === 'pub' && e.id === 'during-freeze')),
+        'delivered during the freeze',
+      );
       await sleep(800);
     } finally {
       shards[1]!.thaw();
     }
-    await waitFor(async () => (await Promise.all(nodes.map((n) => n.ready()))).every((s) => s === 200), 'both nodes ready again', 20_000);
+    await waitFor(
+      async () => (await Promise.all(nodes.map((n) => n.ready()))).every((s) => s === 200),
+      'both nodes ready again',
+      20_000,
+    );
     const readyAt = Date.now();
     await sleep(600);
     const stats = await pub.stop();
@@ -115,7 +135,11 @@ describe('channels sharded across two Redis servers under two Herald nodes', { t
       refusedOnly: [frozen],
       maxUnanswered: 0,
     });
-    assert.ok(stats.acks.filter((a) => a.channel === frozen).length > 10 && stats.acks.filter((a) => a.channel === healthy).length > 10, 'both channels made progress');
+    assert.ok(
+      stats.acks.filter((a) => a.channel === frozen).length > 10 &&
+        stats.acks.filter((a) => a.channel === healthy).length > 10,
+      'both channels made progress',
+    );
   });
 
   test("a shard restarted empty tells its channels' subscribers recovered: false, and leaves the other shard's subscribers alone", async () => {
@@ -127,7 +151,11 @@ describe('channels sharded across two Redis servers under two Herald nodes', { t
     await sleep(400);
     const faultAt = Date.now();
     await shards[1]!.restart(1000);
-    await waitFor(async () => (await Promise.all(nodes.map((n) => n.ready()))).every((s) => s === 200), 'both nodes ready again', 20_000);
+    await waitFor(
+      async () => (await Promise.all(nodes.map((n) => n.ready()))).every((s) => s === 200),
+      'both nodes ready again',
+      20_000,
+    );
     const readyAt = Date.now();
     await sleep(800);
     const stats = await pub.stop();
@@ -135,7 +163,13 @@ describe('channels sharded across two Redis servers under two Herald nodes', { t
       faultAt,
       // Only the wiped shard's subscribers may be told, and lose only what was acknowledged just before the restart
       // (1 s is generous) or published in the new epoch before they were told.
-      excused: storeLost({ what: `${wiped} only: acked from 1 s before the restart, told within 5 s of ready`, channels: [wiped], lostFrom: faultAt - 1000, from: faultAt, until: readyAt + 5000 }),
+      excused: storeLost({
+        what: `${wiped} only: acked from 1 s before the restart, told within 5 s of ready`,
+        channels: [wiped],
+        lostFrom: faultAt - 1000,
+        from: faultAt,
+        until: readyAt + 5000,
+      }),
       refused: 'some',
       refusedWithin: { from: faultAt, until: readyAt + 1000 },
       refusedOnly: [wiped],
@@ -143,19 +177,45 @@ describe('channels sharded across two Redis servers under two Herald nodes', { t
     });
     for (const s of by[wiped]!) {
       const resubs = s.events.filter((e) => e.type === 'subscribed').slice(1);
-      assert.ok(resubs.some((e) => e.type === 'subscribed' && e.wasRecovering && !e.recovered), `${s.user} was told recovered: false`);
+      assert.ok(
+        resubs.some((e) => e.type === 'subscribed' && e.wasRecovering && !e.recovered),
+        `${s.user} was told recovered: false`,
+      );
     }
     for (const s of by[kept]!) {
-      assert.equal(s.events.filter((e) => e.type === 'subscribed').length, 1, `${s.user} on the other shard was not made to resubscribe`);
+      assert.equal(
+        s.events.filter((e) => e.type === 'subscribed').length,
+        1,
+        `${s.user} on the other shard was not made to resubscribe`,
+      );
     }
-    assert.equal(await shards[1]!.command('GET', `${prefix}.shard`), '2/2', 'the nodes claimed the restarted shard again');
+    assert.equal(
+      await shards[1]!.command('GET', `${prefix}.shard`),
+      '2/2',
+      'the nodes claimed the restarted shard again',
+    );
   });
 
   test('a node whose REDIS_URL lists the shards in another order is not ready and logs redis_shard_mismatch, while the others serve', async () => {
-    const wrong = await cluster.start('wrong-order', { REDIS_URL: [...shards].reverse().map((s) => s.url).join(',') }, 'health');
+    const wrong = await cluster.start(
+      'wrong-order',
+      {
+        REDIS_URL: [...shards]
+          .reverse()
+          .map((s) => s.url)
+          .join(','),
+      },
+      'health',
+    );
     try {
-      await waitFor(async () => (await wrong.ready()) === 503 && wrong.logs.some((l) => l.code === 'redis_shard_mismatch'), 'the misordered node refused', 10_000);
-      const body = await (await fetch(`http://127.0.0.1:${wrong.port}/ready`, { headers: { 'x-api-key': API_KEY } })).json() as { checks: Record<string, string> };
+      await waitFor(
+        async () => (await wrong.ready()) === 503 && wrong.logs.some((l) => l.code === 'redis_shard_mismatch'),
+        'the misordered node refused',
+        10_000,
+      );
+      const body = (await (
+        await fetch(`http://127.0.0.1:${wrong.port}/ready`, { headers: { 'x-api-key': API_KEY } })
+      ).json()) as { checks: Record<string, string> };
       assert.match(body.checks.engine!, /lists this Redis as shard 1\/2, but other nodes use it as shard 2\/2/);
       const line = wrong.logs.find((l) => l.code === 'redis_shard_mismatch')!;
       assert.match(line.msg, /same order/);

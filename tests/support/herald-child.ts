@@ -29,7 +29,17 @@ export interface ServeChild {
 export function spawnServe(env: Record<string, string>, opts: { fdLimit?: number } = {}): ServeChild {
   const fullEnv = { ...process.env, ...env };
   const child = opts.fdLimit
-    ? spawn('bash', ['-c', `ulimit -n ${opts.fdLimit} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`, process.execPath, bin, 'serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn(
+        'bash',
+        [
+          '-c',
+          `ulimit -n ${opts.fdLimit} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"`,
+          process.execPath,
+          bin,
+          'serve',
+        ],
+        { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+      )
     : spawn(process.execPath, [bin, 'serve'], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Record<string, any>[] = [];
   let buf = '';

@@ -43,12 +43,19 @@ function Room({ user }: { user: string }) {
       <header style={{ display: 'flex', justifyContent: 'space-between', alignItems: 'baseline' }}>
         <h1>Herald chat</h1>
         <span>
-          {user} · <span data-testid="connection-state" data-state={state}>{state}</span> · <a href="/api/auth/signout">sign out</a>
+          {user} ·{' '}
+          <span data-testid="connection-state" data-state={state}>
+            {state}
+          </span>{' '}
+          · <a href="/api/auth/signout">sign out</a>
         </span>
       </header>
       <section style={{ display: 'grid', gridTemplateColumns: '1fr 180px', gap: '1rem' }}>
         <div>
-          <ul data-testid="messages" style={{ listStyle: 'none', padding: 0, minHeight: 240, border: '1px solid #ddd', borderRadius: 6 }}>
+          <ul
+            data-testid="messages"
+            style={{ listStyle: 'none', padding: 0, minHeight: 240, border: '1px solid #ddd', borderRadius: 6 }}
+          >
             {messages.map((m, i) => (
               <li data-testid="message" key={i} style={{ padding: '4px 8px' }}>
                 <strong>{m.user}</strong>: {m.text}
@@ -56,8 +63,16 @@ function Room({ user }: { user: string }) {
             ))}
           </ul>
           <form onSubmit={send} style={{ display: 'flex', gap: 8 }}>
-            <input data-testid="message-input" value={draft} onChange={(e) => setDraft(e.target.value)} placeholder="Say something" style={{ flex: 1 }} />
-            <button data-testid="message-send" type="submit">Send</button>
+            <input
+              data-testid="message-input"
+              value={draft}
+              onChange={(e) => setDraft(e.target.value)}
+              placeholder="Say something"
+              style={{ flex: 1 }}
+            />
+            <button data-testid="message-send" type="submit">
+              Send
+            </button>
           </form>
         </div>
         <aside>

@@ -12,7 +12,9 @@ export const secret = process.env.NEXTAUTH_SECRET || 'herald-demo-secret-change-
 
 /** Herald and the client packages are built from TypeScript: build them once if this checkout has not. */
 export function ensureBuilt() {
-  const built = ['server', 'client', 'react', 'next'].every((p) => existsSync(join(repoDir, 'packages', p, 'dist', 'index.js')));
+  const built = ['server', 'client', 'react', 'next'].every((p) =>
+    existsSync(join(repoDir, 'packages', p, 'dist', 'index.js')),
+  );
   if (built) return;
   console.log('building the Herald packages (npm run build at the repository root) ...');
   const r = spawnSync('npm', ['run', 'build', '--silent'], { cwd: repoDir, stdio: 'inherit' });

@@ -1,4 +1,11 @@
-import { Centrifuge, UnauthorizedError, type Options, type PublicationContext, type Subscription, type SubscriptionOptions } from 'centrifuge';
+import {
+  Centrifuge,
+  UnauthorizedError,
+  type Options,
+  type PublicationContext,
+  type Subscription,
+  type SubscriptionOptions,
+} from 'centrifuge';
 import {
   diagnoseConnectError,
   diagnoseExpiredAgain,
@@ -19,7 +26,10 @@ const TOKEN_ROUTE_ERROR_MAX_BYTES = 16 * 1024;
 /** The `message` of a JSON error answer such as `createTokenRoute`'s `{ error, code, message }`, else ''. */
 async function routeErrorMessage(res: Response): Promise<string> {
   try {
-    const body = JSON.parse(await readBodyHead(res, TOKEN_ROUTE_ERROR_MAX_BYTES)) as { message?: unknown; code?: unknown };
+    const body = JSON.parse(await readBodyHead(res, TOKEN_ROUTE_ERROR_MAX_BYTES)) as {
+      message?: unknown;
+      code?: unknown;
+    };
     if (typeof body?.message !== 'string') return '';
     const code = typeof body.code === 'string' ? `${body.code}: ` : '';
     return `${code}${body.message}`.slice(0, 1000);
@@ -101,7 +111,9 @@ export class HeraldClient {
 
     const Base = (options.websocket ?? (globalThis as { WebSocket?: unknown }).WebSocket) as WebSocketCtor | undefined;
     if (typeof Base !== 'function') {
-      throw new TypeError("@herald/client: no WebSocket here (Node 20): pass { websocket: WebSocket } from the 'ws' package");
+      throw new TypeError(
+        "@herald/client: no WebSocket here (Node 20): pass { websocket: WebSocket } from the 'ws' package",
+      );
     }
     const sdkOptions: Partial<Options> = {
       timeout: connectTimeout,
@@ -146,7 +158,9 @@ export class HeraldClient {
   retain(channel: string, options: Partial<SubscriptionOptions> = {}): { sub: Subscription; release: () => void } {
     let shared = this.subs.get(channel);
     if (!shared) {
-      const sub = this.centrifuge.getSubscription(channel) ?? this.centrifuge.newSubscription(channel, { joinLeave: true, ...options });
+      const sub =
+        this.centrifuge.getSubscription(channel) ??
+        this.centrifuge.newSubscription(channel, { joinLeave: true, ...options });
       shared = { sub, refs: 0 };
       this.subs.set(channel, shared);
       sub.subscribe();
@@ -226,7 +240,9 @@ export class HeraldClient {
           const failure = { reason: e.error.message, httpStatus: this.lastUpgradeStatus };
           probeEndpoint(this.endpoint.url, { timeoutMs: this.probeTimeout }).then(
             (probe) => this.emitDiagnosis(diagnoseTransportFailure(this.ctx, failure, probe)),
-            () => { /* the probe answers every failure with a result; nothing to diagnose if it still threw */ },
+            () => {
+              /* the probe answers every failure with a result; nothing to diagnose if it still threw */
+            },
           );
         }
       } else if (e.type === 'connect') {
@@ -271,7 +287,11 @@ export class HeraldClient {
     return async () => {
       let res: Response;
       try {
-        res = await fetch(url, { credentials: 'same-origin', cache: 'no-store', headers: { accept: 'application/json' } });
+        res = await fetch(url, {
+          credentials: 'same-origin',
+          cache: 'no-store',
+          headers: { accept: 'application/json' },
+        });
       } catch (err) {
         this.emitDiagnosis(diagnoseTokenRoute(url, undefined, err instanceof Error ? err.message : String(err)));
         throw err;
@@ -294,7 +314,10 @@ export class HeraldClient {
   }
 }
 
-type WebSocketCtor = new (url: string, protocols?: string | string[]) => {
+type WebSocketCtor = new (
+  url: string,
+  protocols?: string | string[],
+) => {
   addEventListener(type: string, listener: (ev: unknown) => void): void;
 };
 

@@ -91,7 +91,11 @@ export function nextRewriteAdvice(wsUrl: string, pageOrigin: string | undefined)
   );
 }
 
-export function diagnoseTransportFailure(ctx: DiagnosisContext, failure: TransportFailure, probe: ProbeResult): Diagnosis {
+export function diagnoseTransportFailure(
+  ctx: DiagnosisContext,
+  failure: TransportFailure,
+  probe: ProbeResult,
+): Diagnosis {
   const { url } = ctx.endpoint;
   const via = `${url} (chosen by ${sourceText(ctx.endpoint)})`;
   const origin = ctx.pageOrigin;
@@ -104,7 +108,11 @@ export function diagnoseTransportFailure(ctx: DiagnosisContext, failure: Transpo
           `${PREFIX} Cannot reach Herald at ${via}: nothing is listening there (${probe.detail})` +
           (crossOrigin ? ', or a server that is not Herald answered without CORS headers' : '') +
           `. Start Herald (herald serve; WS_PORT, default 3002) or correct ` +
-          (ctx.endpoint.source === 'env' ? 'NEXT_PUBLIC_HERALD_URL' : ctx.endpoint.source === 'option' ? 'the url option' : 'the proxy in front of this site') +
+          (ctx.endpoint.source === 'env'
+            ? 'NEXT_PUBLIC_HERALD_URL'
+            : ctx.endpoint.source === 'option'
+              ? 'the url option'
+              : 'the proxy in front of this site') +
           '.',
       };
     }
@@ -128,10 +136,13 @@ export function diagnoseTransportFailure(ctx: DiagnosisContext, failure: Transpo
       }
       if (probe.status >= 500) {
         const who =
-          probe.server === 'nextjs' ? 'Next.js'
-          : probe.server === 'nginx' ? 'nginx'
-          : ctx.endpoint.source === 'same-origin' ? "This site's server (its Next.js rewrite or proxy)"
-          : 'The server';
+          probe.server === 'nextjs'
+            ? 'Next.js'
+            : probe.server === 'nginx'
+              ? 'nginx'
+              : ctx.endpoint.source === 'same-origin'
+                ? "This site's server (its Next.js rewrite or proxy)"
+                : 'The server';
         return {
           cause: 'upstream_down',
           code: probe.status,
@@ -197,7 +208,7 @@ export function diagnoseServerClose(ctx: DiagnosisContext, code: number, reason:
   const via = ctx.endpoint.url;
   // The SDK turns a 101 error reply to connect into a terminal disconnect with that code.
   if (code === 101) return diagnoseConnectError(ctx, code, reason);
-  if (code === 3500 || /token/i.test(reason) && code >= 3500) {
+  if (code === 3500 || (/token/i.test(reason) && code >= 3500)) {
     return {
       cause: 'token_invalid',
       code,
@@ -241,7 +252,11 @@ export function diagnoseConnectError(ctx: DiagnosisContext, code: number, messag
     };
   }
   if (code >= 100 && code !== 109 && code !== 100 && code !== 111) {
-    return { cause: 'disconnected_by_server', code, message: `${PREFIX} Herald at ${ctx.endpoint.url} refused to connect: ${code} ${message}.` };
+    return {
+      cause: 'disconnected_by_server',
+      code,
+      message: `${PREFIX} Herald at ${ctx.endpoint.url} refused to connect: ${code} ${message}.`,
+    };
   }
   return undefined;
 }
@@ -281,5 +296,8 @@ export function diagnoseTokenRoute(tokenUrl: string, status: number | undefined,
 export function withDoctorHint(d: Diagnosis, ctx: DiagnosisContext): Diagnosis {
   if (d.cause === 'not_signed_in' || d.cause === 'token_route') return d;
   const origin = ctx.pageOrigin ? ` --origin ${ctx.pageOrigin}` : '';
-  return { ...d, message: `${d.message}\n${PREFIX} Check every step from a terminal: npx herald doctor ${ctx.endpoint.url}${origin} (docs/doctor.md)` };
+  return {
+    ...d,
+    message: `${d.message}\n${PREFIX} Check every step from a terminal: npx herald doctor ${ctx.endpoint.url}${origin} (docs/doctor.md)`,
+  };
 }

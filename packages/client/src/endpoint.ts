@@ -62,7 +62,10 @@ function pageLocation(): { protocol: string; host: string } | undefined {
 function normalize(raw: string, location: { protocol: string; host: string } | undefined, what: string): string {
   const value = raw.trim();
   if (value.startsWith('/')) {
-    if (!location) throw new EndpointError(`${what} is a path (${value}) but there is no page to resolve it against: give a full ws:// URL`);
+    if (!location)
+      throw new EndpointError(
+        `${what} is a path (${value}) but there is no page to resolve it against: give a full ws:// URL`,
+      );
     return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${value}`;
   }
   let u: URL;

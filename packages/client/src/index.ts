@@ -1,5 +1,13 @@
 export { HeraldClient, createHeraldClient, type ConnectionState, type HeraldClientOptions } from './client.js';
-export { resolveEndpoint, probeUrlOf, envHeraldUrl, EndpointError, type ResolvedEndpoint, type EndpointSource, type ResolveEndpointInput } from './endpoint.js';
+export {
+  resolveEndpoint,
+  probeUrlOf,
+  envHeraldUrl,
+  EndpointError,
+  type ResolvedEndpoint,
+  type EndpointSource,
+  type ResolveEndpointInput,
+} from './endpoint.js';
 export { probeEndpoint, type ProbeResult, type ProbeOptions } from './probe.js';
 export {
   diagnoseTransportFailure,

@@ -62,7 +62,9 @@ export async function probeEndpoint(wsUrl: string, options: ProbeOptions = {}): 
     }
     if (version) {
       const error = res.headers.get('x-herald-error') ?? undefined;
-      return error ? { kind: 'herald', status: res.status, version, error } : { kind: 'herald', status: res.status, version };
+      return error
+        ? { kind: 'herald', status: res.status, version, error }
+        : { kind: 'herald', status: res.status, version };
     }
     const poweredBy = res.headers.get('x-powered-by');
     const server = looksLikeNext(poweredBy, body)
@@ -70,7 +72,9 @@ export async function probeEndpoint(wsUrl: string, options: ProbeOptions = {}): 
       : (res.headers.get('server') ?? '').toLowerCase().startsWith('nginx') || body.includes('<center>nginx')
         ? 'nginx'
         : 'unknown';
-    return poweredBy ? { kind: 'other', status: res.status, server, poweredBy } : { kind: 'other', status: res.status, server };
+    return poweredBy
+      ? { kind: 'other', status: res.status, server, poweredBy }
+      : { kind: 'other', status: res.status, server };
   } catch (err) {
     if (timedOut) return { kind: 'timeout', afterMs: timeoutMs };
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;

@@ -5,8 +5,22 @@ import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { createTokenRoute, mintToken } from '@herald/next';
-import { createHeraldClient, diagnoseTransportFailure, type Diagnosis, type HeraldClient, type HeraldClientOptions } from '../src/index.js';
-import { closedPort, nextLikeServer, plain404Server, SECRET, silentTcpServer, startHerald, waitFor } from './support.js';
+import {
+  createHeraldClient,
+  diagnoseTransportFailure,
+  type Diagnosis,
+  type HeraldClient,
+  type HeraldClientOptions,
+} from '../src/index.js';
+import {
+  closedPort,
+  nextLikeServer,
+  plain404Server,
+  SECRET,
+  silentTcpServer,
+  startHerald,
+  waitFor,
+} from './support.js';
 
 const cleanups: Array<() => unknown> = [];
 after(async () => {
@@ -108,7 +122,11 @@ test('Herald refusing the page Origin: the diagnosis names HERALD_ALLOWED_ORIGIN
 
 test('in a browser, where a refused upgrade shows no status, Herald answering the probe still points at the Origin check', () => {
   const d = diagnoseTransportFailure(
-    { endpoint: { url: 'ws://rt.example:3002/ws', source: 'env' }, pageOrigin: 'http://localhost:3000', connectTimeoutMs: 5000 },
+    {
+      endpoint: { url: 'ws://rt.example:3002/ws', source: 'env' },
+      pageOrigin: 'http://localhost:3000',
+      connectTimeoutMs: 5000,
+    },
     { reason: 'transport closed' },
     { kind: 'herald', status: 426, version: '0.1.0' },
   );
@@ -119,7 +137,10 @@ test('in a browser, where a refused upgrade shows no status, Herald answering th
 test('a token signed with another secret: Herald closes with 3500 and the diagnosis says so with the code, and the client stops', async () => {
   const h = await startHerald();
   cleanups.push(() => h.herald.close());
-  const bad = await mintToken({ user: { id: 'alice', name: 'alice' } }, { secret: 'not-the-secret-herald-has-xxxxxxxxxxxx' });
+  const bad = await mintToken(
+    { user: { id: 'alice', name: 'alice' } },
+    { secret: 'not-the-secret-herald-has-xxxxxxxxxxxx' },
+  );
   const o = observed(h.url, { token: bad });
   await waitFor('a diagnosis', () => o.diagnoses.length > 0);
   const d = o.diagnoses[0]!;
@@ -138,7 +159,10 @@ test('an expired token makes the SDK ask the token source again, and the fresh t
   const getToken = async () => {
     calls++;
     if (calls === 1) {
-      return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+      return new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('alice')
+        .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
         .sign(new TextEncoder().encode(SECRET));
     }
     return mintToken({ user: { id: 'alice', name: 'alice' } }, { secret: SECRET });
@@ -154,7 +178,10 @@ test('the token route: a signed-in user connects and publishes; a signed-out one
   const h = await startHerald();
   cleanups.push(() => h.herald.close());
   let signedIn = true;
-  const route = createTokenRoute({ secret: SECRET, getSession: () => (signedIn ? { user: { id: 'alice', name: 'alice' } } : null) });
+  const route = createTokenRoute({
+    secret: SECRET,
+    getSession: () => (signedIn ? { user: { id: 'alice', name: 'alice' } } : null),
+  });
   const app = createServer(async (req, res) => {
     const answer = await route(new Request(`http://127.0.0.1${req.url}`));
     res.writeHead(answer.status, Object.fromEntries(answer.headers));
@@ -188,7 +215,10 @@ test('a token source that only hands out expired tokens: one "token expired" dia
   let calls = 0;
   const getToken = async () => {
     calls++;
-    return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+    return new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('alice')
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
       .sign(new TextEncoder().encode(SECRET));
   };
   const o = observed(h.url, { getToken });

@@ -31,12 +31,15 @@ test('http and https URLs are turned into ws and wss, and a path resolves agains
 });
 
 test('outside a page with no url and no variable, resolution fails with a message naming both ways to fix it', () => {
-  assert.throws(() => resolveEndpoint({ envUrl: undefined, location: undefined }), (err: unknown) => {
-    assert.ok(err instanceof EndpointError);
-    assert.match(err.message, /url/);
-    assert.match(err.message, /NEXT_PUBLIC_HERALD_URL/);
-    return true;
-  });
+  assert.throws(
+    () => resolveEndpoint({ envUrl: undefined, location: undefined }),
+    (err: unknown) => {
+      assert.ok(err instanceof EndpointError);
+      assert.match(err.message, /url/);
+      assert.match(err.message, /NEXT_PUBLIC_HERALD_URL/);
+      return true;
+    },
+  );
 });
 
 test('a url with another scheme is refused with the schemes it accepts', () => {

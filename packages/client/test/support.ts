@@ -7,8 +7,15 @@ export const CHAT_NAMESPACE = {
   channel: {
     namespaces: [
       {
-        name: 'chat', presence: true, join_leave: true, history_size: 100, history_ttl: '300s', force_recovery: true,
-        allow_subscribe_for_client: true, allow_publish_for_subscriber: true, allow_presence_for_subscriber: true,
+        name: 'chat',
+        presence: true,
+        join_leave: true,
+        history_size: 100,
+        history_ttl: '300s',
+        force_recovery: true,
+        allow_subscribe_for_client: true,
+        allow_publish_for_subscriber: true,
+        allow_presence_for_subscriber: true,
         allow_history_for_subscriber: true,
       },
     ],
@@ -44,7 +51,9 @@ export async function nextLikeServer(): Promise<Running> {
   const sockets = new Set<Socket>();
   const server: Server = createServer((_req, res) => {
     res.writeHead(404, { 'content-type': 'text/html', 'x-powered-by': 'Next.js' });
-    res.end('<!DOCTYPE html><html><body><div id="__next">404: This page could not be found.</div><script src="/_next/static/chunks/main.js"></script></body></html>');
+    res.end(
+      '<!DOCTYPE html><html><body><div id="__next">404: This page could not be found.</div><script src="/_next/static/chunks/main.js"></script></body></html>',
+    );
   });
   server.on('upgrade', (_req, socket: Socket) => {
     sockets.add(socket);
@@ -66,7 +75,9 @@ export async function plain404Server(): Promise<Running> {
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found');
   });
-  server.on('upgrade', (_req, socket: Socket) => socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));
+  server.on('upgrade', (_req, socket: Socket) =>
+    socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'),
+  );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as AddressInfo).port,
@@ -96,8 +107,14 @@ export async function silentTcpServer(): Promise<Running> {
 
 export const SECRET = 'test-secret-for-herald-client-tests-0123456789';
 
-export async function startHerald(env: Record<string, string> = {}): Promise<{ herald: Herald; port: number; url: string }> {
-  const herald = createHerald({ env: { HERALD_TOKEN_SECRET: SECRET, ...env }, fileConfig: CHAT_NAMESPACE, logger: false });
+export async function startHerald(
+  env: Record<string, string> = {},
+): Promise<{ herald: Herald; port: number; url: string }> {
+  const herald = createHerald({
+    env: { HERALD_TOKEN_SECRET: SECRET, ...env },
+    fileConfig: CHAT_NAMESPACE,
+    logger: false,
+  });
   const addr = await herald.listen(0, '127.0.0.1');
   return { herald, port: addr.port, url: `ws://127.0.0.1:${addr.port}/ws` };
 }

@@ -27,7 +27,11 @@ test('a short-lived token from the route is fetched again before it expires, and
   const h = await startHerald();
   cleanups.push(() => h.herald.close());
   let hits = 0;
-  const route = createTokenRoute({ secret: SECRET, ttlSeconds: 2, getSession: () => ({ user: { id: 'alice', name: 'alice' } }) });
+  const route = createTokenRoute({
+    secret: SECRET,
+    ttlSeconds: 2,
+    getSession: () => ({ user: { id: 'alice', name: 'alice' } }),
+  });
   const tokenUrl = await tokenApp(async (url) => {
     hits++;
     return route(new Request(`http://127.0.0.1${url}`));
@@ -50,7 +54,10 @@ test('a missing token route is diagnosed once with the route file to add', async
   const tokenUrl = await tokenApp(async () => new Response('not found', { status: 404 }));
   const diagnoses: Diagnosis[] = [];
   const client = createHeraldClient({
-    url: h.url, tokenUrl, websocket: WebSocket, diagnose: (d) => diagnoses.push(d),
+    url: h.url,
+    tokenUrl,
+    websocket: WebSocket,
+    diagnose: (d) => diagnoses.push(d),
     centrifuge: { minReconnectDelay: 50, maxReconnectDelay: 100 },
   });
   cleanups.push(() => client.disconnect());
@@ -71,11 +78,17 @@ test('a token route that cannot tell who the user is: the diagnosis carries its 
   const h = await startHerald();
   cleanups.push(() => h.herald.close());
   // next-auth's default session (name and email, no id) and no session cookie: the route refuses to guess an id.
-  const route = createTokenRoute({ secret: SECRET, getSession: () => ({ user: { name: 'alice', email: 'alice@x.test' } }) });
+  const route = createTokenRoute({
+    secret: SECRET,
+    getSession: () => ({ user: { name: 'alice', email: 'alice@x.test' } }),
+  });
   const tokenUrl = await tokenApp(async (url) => route(new Request(`http://127.0.0.1${url}`)));
   const diagnoses: Diagnosis[] = [];
   const client = createHeraldClient({
-    url: h.url, tokenUrl, websocket: WebSocket, diagnose: (d) => diagnoses.push(d),
+    url: h.url,
+    tokenUrl,
+    websocket: WebSocket,
+    diagnose: (d) => diagnoses.push(d),
     centrifuge: { minReconnectDelay: 50, maxReconnectDelay: 100 },
   });
   cleanups.push(() => client.disconnect());

@@ -41,14 +41,22 @@ function one(h: string | string[] | undefined): string | undefined {
   return Array.isArray(h) ? h[0] : h;
 }
 
-export function nextAuthCookieAuth(options: NextAuthCookieAuthOptions): (ctx: ConnectingContext) => Promise<ConnectingResult | undefined> {
+export function nextAuthCookieAuth(
+  options: NextAuthCookieAuthOptions,
+): (ctx: ConnectingContext) => Promise<ConnectingResult | undefined> {
   const secrets = [options.secret].flat().filter((s) => typeof s === 'string' && s !== '');
-  if (secrets.length === 0) throw new CookieAuthConfigError('nextAuthCookieAuth needs { secret }: the app\'s NEXTAUTH_SECRET');
+  if (secrets.length === 0)
+    throw new CookieAuthConfigError("nextAuthCookieAuth needs { secret }: the app's NEXTAUTH_SECRET");
   if (!Array.isArray(options.allowedOrigins) || options.allowedOrigins.length === 0) {
-    throw new CookieAuthConfigError('nextAuthCookieAuth needs { allowedOrigins }: the exact origins of the app, e.g. ["https://app.example.com"]; a cookie without an Origin check lets any site connect as the user');
+    throw new CookieAuthConfigError(
+      'nextAuthCookieAuth needs { allowedOrigins }: the exact origins of the app, e.g. ["https://app.example.com"]; a cookie without an Origin check lets any site connect as the user',
+    );
   }
   for (const o of options.allowedOrigins) {
-    if (o === '*' || !/^https?:\/\/[^/]+$/.test(o)) throw new CookieAuthConfigError(`allowedOrigins: "${o}" is not an exact origin (scheme://host[:port], no path, no wildcard)`);
+    if (o === '*' || !/^https?:\/\/[^/]+$/.test(o))
+      throw new CookieAuthConfigError(
+        `allowedOrigins: "${o}" is not an exact origin (scheme://host[:port], no path, no wildcard)`,
+      );
   }
   const allowed = new Set(options.allowedOrigins);
   return async (ctx) => {

@@ -84,7 +84,10 @@ function readChunked(cookies: Map<string, string>, name: string): string | undef
     if (/^\d{1,4}$/.test(suffix)) chunks.push([Number(suffix), value]);
   }
   if (chunks.length === 0) return undefined;
-  return chunks.sort((a, b) => a[0] - b[0]).map(([, v]) => v).join('');
+  return chunks
+    .sort((a, b) => a[0] - b[0])
+    .map(([, v]) => v)
+    .join('');
 }
 
 async function deriveKey(family: Family, secret: string, cookieName: string, enc: unknown): Promise<Uint8Array> {
@@ -105,7 +108,11 @@ async function deriveKey(family: Family, secret: string, cookieName: string, enc
   return new Uint8Array(bits);
 }
 
-type Attempt = { kind: 'ok'; claims: Record<string, unknown> } | { kind: 'expired' } | { kind: 'bad_secret' } | { kind: 'malformed' };
+type Attempt =
+  | { kind: 'ok'; claims: Record<string, unknown> }
+  | { kind: 'expired' }
+  | { kind: 'bad_secret' }
+  | { kind: 'malformed' };
 
 async function tryDecrypt(token: string, family: Family, cookieName: string, secret: string): Promise<Attempt> {
   try {
@@ -184,9 +191,14 @@ export async function readSessionClaims(
     for (const secret of secrets) {
       const attempt = await tryDecrypt(token, family, name, secret);
       if (attempt.kind === 'ok') return { ok: true, claims: attempt.claims, cookieName: name };
-      if (attempt.kind === 'expired') return { ok: false, reason: 'expired', message: `the session in ${name} has expired: sign in again` };
+      if (attempt.kind === 'expired')
+        return { ok: false, reason: 'expired', message: `the session in ${name} has expired: sign in again` };
       if (attempt.kind === 'malformed') {
-        failure = { ok: false, reason: 'not_a_jwt', message: `the session cookie ${name} could not be decoded as a session JWT` };
+        failure = {
+          ok: false,
+          reason: 'not_a_jwt',
+          message: `the session cookie ${name} could not be decoded as a session JWT`,
+        };
         break;
       }
       failure = {

@@ -65,13 +65,20 @@ export class TokenConfigError extends Error {
 
 export function checkSecret(secret: unknown): asserts secret is string {
   if (typeof secret !== 'string' || secret === '') {
-    throw new TokenConfigError('mintToken needs { secret }: the HS256 secret Herald verifies with (HERALD_TOKEN_SECRET or NEXTAUTH_SECRET)');
+    throw new TokenConfigError(
+      'mintToken needs { secret }: the HS256 secret Herald verifies with (HERALD_TOKEN_SECRET or NEXTAUTH_SECRET)',
+    );
   }
 }
 
 function sessionSecrets(options: MintTokenOptions): string[] {
-  const list = [options.sessionSecret ?? options.secret].flat().filter((s): s is string => typeof s === 'string' && s !== '');
-  if (list.length === 0) throw new TokenConfigError('sessionSecret must be the app\'s AUTH_SECRET / NEXTAUTH_SECRET (a non-empty string or list)');
+  const list = [options.sessionSecret ?? options.secret]
+    .flat()
+    .filter((s): s is string => typeof s === 'string' && s !== '');
+  if (list.length === 0)
+    throw new TokenConfigError(
+      "sessionSecret must be the app's AUTH_SECRET / NEXTAUTH_SECRET (a non-empty string or list)",
+    );
   return list;
 }
 
@@ -83,10 +90,15 @@ const FIX =
  * The user id for the token: the session JWT's `sub` (from the request's cookie), else `session.user.id`, else a
  * refusal naming the fix. Never the email or the name.
  */
-async function resolveSubject(session: SessionLike, options: MintTokenOptions, request: Request | undefined): Promise<string> {
+async function resolveSubject(
+  session: SessionLike,
+  options: MintTokenOptions,
+  request: Request | undefined,
+): Promise<string> {
   if (options.subject) {
     const chosen = options.subject(session);
-    if (typeof chosen !== 'string' || chosen === '') throw new TokenConfigError('the subject option returned no user id for this session', 'no_subject');
+    if (typeof chosen !== 'string' || chosen === '')
+      throw new TokenConfigError('the subject option returned no user id for this session', 'no_subject');
     return chosen;
   }
   const id = session.user?.id;
@@ -99,7 +111,11 @@ async function resolveSubject(session: SessionLike, options: MintTokenOptions, r
       'no_subject',
     );
   }
-  const read = await readSessionSubject(request.headers.get('cookie'), sessionSecrets(options), options.cookieName !== undefined ? { cookieName: options.cookieName } : {});
+  const read = await readSessionSubject(
+    request.headers.get('cookie'),
+    sessionSecrets(options),
+    options.cookieName !== undefined ? { cookieName: options.cookieName } : {},
+  );
   if (read.ok) {
     if (userId !== undefined && userId !== read.subject) {
       throw new TokenConfigError(
@@ -141,7 +157,8 @@ async function resolveSubject(session: SessionLike, options: MintTokenOptions, r
 export async function mintToken(session: SessionLike, options: MintTokenOptions, request?: Request): Promise<string> {
   checkSecret(options.secret);
   const ttl = options.ttlSeconds ?? 60;
-  if (!Number.isFinite(ttl) || ttl <= 0) throw new TokenConfigError(`ttlSeconds must be a positive number of seconds, got ${ttl}`);
+  if (!Number.isFinite(ttl) || ttl <= 0)
+    throw new TokenConfigError(`ttlSeconds must be a positive number of seconds, got ${ttl}`);
   const sub = await resolveSubject(session, options, request);
   const claims: Record<string, unknown> = {};
   const info = options.info ? options.info(session) : session.user?.name ? { name: session.user.name } : undefined;
@@ -179,10 +196,13 @@ function json(status: number, body: unknown): Response {
 export function createTokenRoute(options: TokenRouteOptions): (request: Request) => Promise<Response> {
   checkSecret(options.secret);
   if (typeof options.getSession !== 'function') {
-    throw new TokenConfigError('createTokenRoute needs { getSession }: a function returning the signed-in session, e.g. () => getServerSession(authOptions)');
+    throw new TokenConfigError(
+      'createTokenRoute needs { getSession }: a function returning the signed-in session, e.g. () => getServerSession(authOptions)',
+    );
   }
   const ttl = options.ttlSeconds ?? 60;
-  if (!Number.isFinite(ttl) || ttl <= 0) throw new TokenConfigError(`ttlSeconds must be a positive number of seconds, got ${ttl}`);
+  if (!Number.isFinite(ttl) || ttl <= 0)
+    throw new TokenConfigError(`ttlSeconds must be a positive number of seconds, got ${ttl}`);
   if (options.sessionSecret !== undefined) sessionSecrets(options);
   return async (request: Request) => {
     const session = await options.getSession(request);
@@ -192,7 +212,8 @@ export function createTokenRoute(options: TokenRouteOptions): (request: Request)
       token = await mintToken(session, options, request);
     } catch (err) {
       if (!(err instanceof TokenConfigError)) throw err;
-      if (err.reason === 'session_expired') return json(401, { error: 'not_signed_in', message: 'the session expired: sign in again' });
+      if (err.reason === 'session_expired')
+        return json(401, { error: 'not_signed_in', message: 'the session expired: sign in again' });
       // The app's configuration, not the user, is at fault: the body names the fix for the developer's console.
       return json(500, { error: err.reason, code: err.code, message: err.message });
     }

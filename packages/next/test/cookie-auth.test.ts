@@ -17,7 +17,13 @@ async function heraldWithCookieAuth(): Promise<{ herald: Herald; url: string }> 
   const herald = createHerald({
     // The upgrade itself accepts both origins; the hook's own allowlist decides who may use the cookie.
     env: { HERALD_ALLOWED_ORIGINS: `${APP},http://other.test` },
-    fileConfig: { channel: { namespaces: [{ name: 'chat', presence: true, allow_subscribe_for_client: true, allow_presence_for_subscriber: true }] } },
+    fileConfig: {
+      channel: {
+        namespaces: [
+          { name: 'chat', presence: true, allow_subscribe_for_client: true, allow_presence_for_subscriber: true },
+        ],
+      },
+    },
     logger: false,
     hooks: { onConnecting: nextAuthCookieAuth({ secret, allowedOrigins: [APP] }) },
   });
@@ -33,7 +39,12 @@ function clientWith(url: string, headers: Record<string, string>, origin?: strin
     }
   }
   const diagnoses: Diagnosis[] = [];
-  const client = createHeraldClient({ url, websocket: Browserish, diagnose: (d) => diagnoses.push(d), centrifuge: { minReconnectDelay: 50, maxReconnectDelay: 100 } });
+  const client = createHeraldClient({
+    url,
+    websocket: Browserish,
+    diagnose: (d) => diagnoses.push(d),
+    centrifuge: { minReconnectDelay: 50, maxReconnectDelay: 100 },
+  });
   cleanups.push(() => client.disconnect());
   client.connect();
   return { client, diagnoses };
@@ -55,7 +66,10 @@ test('a same-origin upgrade with the next-auth v4 session cookie connects as the
   const { sub, release } = client.retain('chat:lobby');
   await until('subscribed', () => sub.state === 'subscribed');
   const presence = await herald.presence('chat:lobby');
-  assert.deepEqual([...presence.values()].map((c) => c.user), ['alice']);
+  assert.deepEqual(
+    [...presence.values()].map((c) => c.user),
+    ['alice'],
+  );
   release();
 });
 

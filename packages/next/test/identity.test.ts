@@ -63,8 +63,14 @@ async function startHerald(): Promise<{ herald: Herald; url: string }> {
       channel: {
         namespaces: [
           {
-            name: 'dm', allow_user_limited_channels: true, history_size: 10, history_ttl: '300s',
-            allow_subscribe_for_client: true, allow_history_for_client: true, presence: true, allow_presence_for_client: true,
+            name: 'dm',
+            allow_user_limited_channels: true,
+            history_size: 10,
+            history_ttl: '300s',
+            allow_subscribe_for_client: true,
+            allow_history_for_client: true,
+            presence: true,
+            allow_presence_for_client: true,
           },
         ],
       },
@@ -80,7 +86,10 @@ async function startHerald(): Promise<{ herald: Herald; url: string }> {
 type Reply = { id?: number; error?: { code: number; message: string }; [k: string]: unknown };
 
 /** A raw protocol connection: sends commands, collects replies by id. */
-async function connectRaw(url: string, how: { token?: string; cookie?: string }): Promise<{ user: string; send: (cmd: Record<string, unknown>) => Promise<Reply> }> {
+async function connectRaw(
+  url: string,
+  how: { token?: string; cookie?: string },
+): Promise<{ user: string; send: (cmd: Record<string, unknown>) => Promise<Reply> }> {
   const ws = new WebSocket(url, how.cookie ? { headers: { cookie: how.cookie }, origin: APP } : { origin: APP });
   cleanups.push(() => ws.terminate());
   const waiting = new Map<number, (r: Reply) => void>();
@@ -119,15 +128,27 @@ async function userOf(herald: Herald, channel: string, client: string): Promise<
 }
 
 test('two next-auth accounts named "Alice" with no email get different subjects from the token route', async () => {
-  const first = await subjectFrom(await route(defaultSession('Alice'))(request(await v4Cookie({ sub: 'acct-1', name: 'Alice' }))));
-  const second = await subjectFrom(await route(defaultSession('Alice'))(request(await v4Cookie({ sub: 'acct-2', name: 'Alice' }))));
+  const first = await subjectFrom(
+    await route(defaultSession('Alice'))(request(await v4Cookie({ sub: 'acct-1', name: 'Alice' }))),
+  );
+  const second = await subjectFrom(
+    await route(defaultSession('Alice'))(request(await v4Cookie({ sub: 'acct-2', name: 'Alice' }))),
+  );
   assert.equal(first, 'acct-1');
   assert.equal(second, 'acct-2');
 });
 
 test('two Auth.js v5 accounts reporting one email get different subjects from the token route', async () => {
-  const first = await subjectFrom(await route(defaultSession('Alice', 'alice@x.test'))(request(await v5Cookie({ sub: 'uuid-1', email: 'alice@x.test' }))));
-  const second = await subjectFrom(await route(defaultSession('Alice', 'alice@x.test'))(request(await v5Cookie({ sub: 'uuid-2', email: 'alice@x.test' }))));
+  const first = await subjectFrom(
+    await route(defaultSession('Alice', 'alice@x.test'))(
+      request(await v5Cookie({ sub: 'uuid-1', email: 'alice@x.test' })),
+    ),
+  );
+  const second = await subjectFrom(
+    await route(defaultSession('Alice', 'alice@x.test'))(
+      request(await v5Cookie({ sub: 'uuid-2', email: 'alice@x.test' })),
+    ),
+  );
   assert.deepEqual([first, second], ['uuid-1', 'uuid-2']);
 });
 
@@ -140,29 +161,48 @@ test('with no session JWT and no user id the route refuses with HERALD_TOKEN_CON
   assert.match(body.message, /subject/);
   assert.doesNotMatch(body.message, /alice@x\.test/);
   // A session JWT without sub (and, separately, a database session's opaque cookie) is refused the same way.
-  const noSub = await route(defaultSession('Alice', 'alice@x.test'))(request(await v4Cookie({ name: 'Alice', email: 'alice@x.test' })));
+  const noSub = await route(defaultSession('Alice', 'alice@x.test'))(
+    request(await v4Cookie({ name: 'Alice', email: 'alice@x.test' })),
+  );
   assert.equal(noSub.status, 500);
   assert.equal(((await noSub.json()) as { error: string }).error, 'no_subject');
-  const database = await route(defaultSession('Alice'))(request('next-auth.session-token=5b0c6d3e-0000-4000-8000-000000000000'));
+  const database = await route(defaultSession('Alice'))(
+    request('next-auth.session-token=5b0c6d3e-0000-4000-8000-000000000000'),
+  );
   assert.equal(((await database.json()) as { error: string }).error, 'no_subject');
-  await assert.rejects(mintToken(defaultSession('Alice', 'alice@x.test'), { secret: HERALD_SECRET }, request()), (e: unknown) => e instanceof TokenConfigError && e.reason === 'no_subject');
+  await assert.rejects(
+    mintToken(defaultSession('Alice', 'alice@x.test'), { secret: HERALD_SECRET }, request()),
+    (e: unknown) => e instanceof TokenConfigError && e.reason === 'no_subject',
+  );
 });
 
 test('a session cookie the route cannot open names sessionSecret; a session.user.id that contradicts the JWT sub is refused', async () => {
-  const wrong = await createTokenRoute({ secret: HERALD_SECRET, getSession: () => defaultSession('Alice') })(request(await v4Cookie({ sub: 'acct-1' })));
+  const wrong = await createTokenRoute({ secret: HERALD_SECRET, getSession: () => defaultSession('Alice') })(
+    request(await v4Cookie({ sub: 'acct-1' })),
+  );
   assert.equal(wrong.status, 500);
   const body = (await wrong.json()) as { error: string; message: string };
   assert.equal(body.error, 'session_secret');
   assert.match(body.message, /sessionSecret/);
-  const mismatch = await route({ user: { id: 'someone-else', name: 'Alice' } })(request(await v4Cookie({ sub: 'acct-1' })));
+  const mismatch = await route({ user: { id: 'someone-else', name: 'Alice' } })(
+    request(await v4Cookie({ sub: 'acct-1' })),
+  );
   assert.equal(((await mismatch.json()) as { error: string }).error, 'subject_mismatch');
   // The same id on both sides is fine (the usual session callback: session.user.id = token.sub).
-  assert.equal(await subjectFrom(await route({ user: { id: 'acct-1', name: 'Alice' } })(request(await v4Cookie({ sub: 'acct-1' })))), 'acct-1');
+  assert.equal(
+    await subjectFrom(
+      await route({ user: { id: 'acct-1', name: 'Alice' } })(request(await v4Cookie({ sub: 'acct-1' }))),
+    ),
+    'acct-1',
+  );
 });
 
 test('the token route and the cookie hook give one person the same id on a real Herald, for next-auth v4 and Auth.js v5', async () => {
   const { herald, url } = await startHerald();
-  for (const cookie of [await v4Cookie({ sub: 'acct-1', name: 'Alice', email: 'alice@x.test' }), await v5Cookie({ sub: 'acct-1', name: 'Alice', email: 'alice@x.test' })]) {
+  for (const cookie of [
+    await v4Cookie({ sub: 'acct-1', name: 'Alice', email: 'alice@x.test' }),
+    await v5Cookie({ sub: 'acct-1', name: 'Alice', email: 'alice@x.test' }),
+  ]) {
     const res = await route(defaultSession('Alice', 'alice@x.test'))(request(cookie));
     const { token } = (await res.json()) as { token: string };
     const viaRoute = await connectRaw(url, { token });
@@ -193,7 +233,11 @@ test('an account cannot read the user-limited channel of another account with th
   await herald.publish(inbox, { text: 'for the first Alice only' });
   const own = await owner.send({ subscribe: { channel: inbox, recover: false } });
   assert.equal(own.error, undefined);
-  assert.equal(((await owner.send({ history: { channel: inbox, limit: 10 } })).history as { publications: unknown[] }).publications.length, 1);
+  assert.equal(
+    ((await owner.send({ history: { channel: inbox, limit: 10 } })).history as { publications: unknown[] }).publications
+      .length,
+    1,
+  );
 
   const other = await connectRaw(url, { token: await tokenFor('acct-2') });
   const sub = await other.send({ subscribe: { channel: inbox } });
@@ -208,11 +252,20 @@ test('the cookie hook never takes the email: a session JWT without sub does not 
   const herald = createHerald({
     env: { HERALD_TOKEN_SECRET: HERALD_SECRET, HERALD_ALLOWED_ORIGINS: APP },
     logger: false,
-    hooks: { onConnecting: nextAuthCookieAuth({ secret: AUTH_SECRET, allowedOrigins: [APP], onRejected: (reason) => rejected.push(reason) }) },
+    hooks: {
+      onConnecting: nextAuthCookieAuth({
+        secret: AUTH_SECRET,
+        allowedOrigins: [APP],
+        onRejected: (reason) => rejected.push(reason),
+      }),
+    },
   });
   const addr = await herald.listen(0, '127.0.0.1');
   cleanups.push(() => herald.close());
-  const ws = new WebSocket(`ws://127.0.0.1:${addr.port}/ws`, { headers: { cookie: await v4Cookie({ name: 'Alice', email: 'alice@x.test' }) }, origin: APP });
+  const ws = new WebSocket(`ws://127.0.0.1:${addr.port}/ws`, {
+    headers: { cookie: await v4Cookie({ name: 'Alice', email: 'alice@x.test' }) },
+    origin: APP,
+  });
   cleanups.push(() => ws.terminate());
   const reply = await new Promise<Reply>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no reply to connect')), 5000);

@@ -8,7 +8,10 @@ const key = new TextEncoder().encode(secret);
 
 test('mintToken signs HS256 with sub from the session, a short exp, and the name as connection info', async () => {
   const before = Math.floor(Date.now() / 1000);
-  const t = await mintToken({ user: { id: 'alice', name: 'alice', email: null } }, { secret, ttlSeconds: 60, audience: 'herald', issuer: 'app' });
+  const t = await mintToken(
+    { user: { id: 'alice', name: 'alice', email: null } },
+    { secret, ttlSeconds: 60, audience: 'herald', issuer: 'app' },
+  );
   assert.equal(decodeProtectedHeader(t).alg, 'HS256');
   const { payload } = await jwtVerify(t, key, { audience: 'herald', issuer: 'app' });
   assert.equal(payload.sub, 'alice');
@@ -21,15 +24,24 @@ test('without the request the subject is session.user.id or the subject option, 
   assert.equal(decodeJwt(await mintToken(s, { secret })).sub, 'u1');
   await assert.rejects(
     mintToken({ user: { email: 'a@x.test', name: 'alice' } }, { secret }),
-    (e: unknown) => e instanceof TokenConfigError && e.reason === 'no_subject' && /mintToken\(session, options, request\)/.test(e.message),
+    (e: unknown) =>
+      e instanceof TokenConfigError &&
+      e.reason === 'no_subject' &&
+      /mintToken\(session, options, request\)/.test(e.message),
   );
   assert.equal(decodeJwt(await mintToken(s, { secret, subject: (x) => `user:${x.user?.id}` })).sub, 'user:u1');
 });
 
 test('a missing secret or a session without a user id is refused with a message that says what to pass', async () => {
-  await assert.rejects(mintToken({ user: { name: 'a' } }, { secret: '' }), (e: unknown) => e instanceof TokenConfigError && /HERALD_TOKEN_SECRET/.test(e.message));
+  await assert.rejects(
+    mintToken({ user: { name: 'a' } }, { secret: '' }),
+    (e: unknown) => e instanceof TokenConfigError && /HERALD_TOKEN_SECRET/.test(e.message),
+  );
   await assert.rejects(mintToken({ user: {} }, { secret }), /subject/);
-  assert.throws(() => createTokenRoute({ secret: undefined as unknown as string, getSession: () => null }), TokenConfigError);
+  assert.throws(
+    () => createTokenRoute({ secret: undefined as unknown as string, getSession: () => null }),
+    TokenConfigError,
+  );
   assert.throws(() => createTokenRoute({ secret, getSession: undefined as never }), /getSession/);
   assert.throws(() => createTokenRoute({ secret, ttlSeconds: 0, getSession: () => null }), /ttlSeconds/);
 });

@@ -9,7 +9,10 @@ export type SubscriptionStatus = 'unsubscribed' | 'subscribing' | 'subscribed';
  * Subscribes to `channel` while mounted and calls `onPublication` for each publication, including those the SDK
  * recovers after a reconnect (in order, each once). The latest callback is always used; it need not be memoized.
  */
-export function useSubscription(channel: string, onPublication?: (pub: PublicationContext) => void): SubscriptionStatus {
+export function useSubscription(
+  channel: string,
+  onPublication?: (pub: PublicationContext) => void,
+): SubscriptionStatus {
   const client = useHerald();
   const [status, setStatus] = useState<SubscriptionStatus>('unsubscribed');
   const handler = useRef(onPublication);

@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 
 const cli = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(cli))) {
-  console.error('herald: the CLI is not built yet (no packages/server/dist). Run `npm run build` at the repository root, then try again.');
+  console.error(
+    'herald: the CLI is not built yet (no packages/server/dist). Run `npm run build` at the repository root, then try again.',
+  );
   process.exit(1);
 }
 await import(cli.href);

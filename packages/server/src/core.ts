@@ -36,7 +36,10 @@ export interface HeraldCore {
   disconnectUser(user: string, opts?: { client?: string; code?: number; reason?: string }): Promise<void>;
   presence(channel: string): Promise<Map<string, ClientInfo>>;
   presenceStats(channel: string): Promise<PresenceStats>;
-  history(channel: string, opts?: { limit?: number; since?: StreamPosition; reverse?: boolean }): Promise<HistoryResult>;
+  history(
+    channel: string,
+    opts?: { limit?: number; since?: StreamPosition; reverse?: boolean },
+  ): Promise<HistoryResult>;
   removeHistory(channel: string): Promise<void>;
   channels(): Promise<Map<string, number>>;
   nodes(): Omit<NodeInfo, 'channels' | 'updatedAt' | 'uid'>[];

@@ -32,18 +32,29 @@ const READY_WAIT_MS = 10_000;
 /** Retries of one channel's position read before its subscribers recover anyway. */
 const READ_ATTEMPTS = 3;
 
-export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logger; rulesOf: (channel: string) => ChannelRules }): FeedContinuity {
+export function createFeedContinuity(opts: {
+  hub: Hub;
+  engine: Engine;
+  log: Logger;
+  rulesOf: (channel: string) => ChannelRules;
+}): FeedContinuity {
   const { hub, engine, log, rulesOf } = opts;
 
   async function rewound(channel: string, epoch: string, detail: Record<string, number>): Promise<void> {
-    log.warn({ channel, epoch, ...detail, code: 'stream_rewound' }, 'channel stream went back below what this node saw (the store lost publications, e.g. a failover to a lagging replica): starting a new epoch; its subscribers are told recovered: false');
+    log.warn(
+      { channel, epoch, ...detail, code: 'stream_rewound' },
+      'channel stream went back below what this node saw (the store lost publications, e.g. a failover to a lagging replica): starting a new epoch; its subscribers are told recovered: false',
+    );
     for (let attempt = 0; ; attempt++) {
       try {
         await engine.history.rotateEpoch(channel, epoch);
         break;
       } catch (err) {
         if (attempt >= 20) {
-          log.error({ err, channel, code: 'stream_rewound' }, 'could not start a new epoch for a rewound channel; its subscribers recover from what the store has');
+          log.error(
+            { err, channel, code: 'stream_rewound' },
+            'could not start a new epoch for a rewound channel; its subscribers recover from what the store has',
+          );
           break;
         }
         await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 2000)));
@@ -57,7 +68,11 @@ export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logg
    * no order between them): give the feed a moment to bring the node up to the stored position. A gap it brings
    * instead is caught by the hub's gap detection (the position then has no epoch).
    */
-  async function feedCatchesUp(channel: string, epoch: string, offset: number): Promise<'caught-up' | 'behind' | 'moved-on'> {
+  async function feedCatchesUp(
+    channel: string,
+    epoch: string,
+    offset: number,
+  ): Promise<'caught-up' | 'behind' | 'moved-on'> {
     const deadline = Date.now() + CATCH_UP_MS;
     for (;;) {
       const seen = hub.feedPosition(channel);
@@ -77,7 +92,10 @@ export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logg
     for (let attempt = 0; ; attempt++) {
       try {
         const r = await engine.history.history(channel, {
-          limit: 0, historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
+          limit: 0,
+          historySize: o.history_size,
+          historyTtlMs: o.history_ttl_ms,
+          historyMetaTtlMs: o.history_meta_ttl_ms,
         });
         return r.position;
       } catch (err) {
@@ -97,33 +115,35 @@ export function createFeedContinuity(opts: { hub: Hub; engine: Engine; log: Logg
       recovering++;
     };
     for (let i = 0; i < channels.length; i += 100) {
-      await Promise.all(channels.slice(i, i + 100).map(async (channel) => {
-        let o: ChannelRules['options'];
-        try {
-          o = rulesOf(channel).options;
-        } catch {
-          return invalidate(channel);
-        }
-        if (o.history_size <= 0 || !hub.feedPosition(channel)) return;
-        try {
-          const position = await storedPosition(channel, o);
-          // Read after the store: publications that reached the feed meanwhile count as seen.
-          const seen = hub.feedPosition(channel);
-          if (seen && seen.epoch !== '' && seen.epoch === position.epoch && seen.offset > position.offset) {
-            recovering++;
-            await rewound(channel, seen.epoch, { seenOffset: seen.offset, storeOffset: position.offset });
-          } else if (!seen || seen.epoch === '' || seen.epoch !== position.epoch) {
-            invalidate(channel);
-          } else if (seen.offset < position.offset) {
-            const outcome = await feedCatchesUp(channel, seen.epoch, position.offset);
-            // Still behind the store: publications were missed while the feed was down.
-            if (outcome === 'behind') invalidate(channel);
-            else if (outcome === 'moved-on') recovering++;
+      await Promise.all(
+        channels.slice(i, i + 100).map(async (channel) => {
+          let o: ChannelRules['options'];
+          try {
+            o = rulesOf(channel).options;
+          } catch {
+            return invalidate(channel);
           }
-        } catch {
-          invalidate(channel);
-        }
-      }));
+          if (o.history_size <= 0 || !hub.feedPosition(channel)) return;
+          try {
+            const position = await storedPosition(channel, o);
+            // Read after the store: publications that reached the feed meanwhile count as seen.
+            const seen = hub.feedPosition(channel);
+            if (seen && seen.epoch !== '' && seen.epoch === position.epoch && seen.offset > position.offset) {
+              recovering++;
+              await rewound(channel, seen.epoch, { seenOffset: seen.offset, storeOffset: position.offset });
+            } else if (!seen || seen.epoch === '' || seen.epoch !== position.epoch) {
+              invalidate(channel);
+            } else if (seen.offset < position.offset) {
+              const outcome = await feedCatchesUp(channel, seen.epoch, position.offset);
+              // Still behind the store: publications were missed while the feed was down.
+              if (outcome === 'behind') invalidate(channel);
+              else if (outcome === 'moved-on') recovering++;
+            }
+          } catch {
+            invalidate(channel);
+          }
+        }),
+      );
     }
     log.info({ channels: channels.length, recovering }, 'feed recheck done');
   }

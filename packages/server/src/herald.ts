@@ -81,7 +81,8 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     overrides: options.config,
   });
   const { warnings, ...config } = loaded;
-  const log: Logger = options.logger === false ? createLogger('silent', false) : options.logger ?? createLogger(config.logLevel);
+  const log: Logger =
+    options.logger === false ? createLogger('silent', false) : (options.logger ?? createLogger(config.logLevel));
   for (const w of warnings) log.warn(w);
 
   const engine = options.engine ?? engineFromConfig(config, log);
@@ -152,10 +153,10 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     plainWs: (method, url) => (endpoint.ownsPath(url) ? endpoint.answerPlainRequest(method) : undefined),
     readiness: () => {
       const checks: Record<string, string> = {
-        engine: engine.isReady() ? 'ok' : engine.notReadyReason?.() ?? `${engine.name} engine not reachable`,
+        engine: engine.isReady() ? 'ok' : (engine.notReadyReason?.() ?? `${engine.name} engine not reachable`),
         accepting: accepting ? 'ok' : 'shutting down',
       };
-      for (const [name, r] of readiness) checks[name] = r.ok ? 'ok' : r.reason ?? 'not ready';
+      for (const [name, r] of readiness) checks[name] = r.ok ? 'ok' : (r.reason ?? 'not ready');
       return { ready: isReady(), checks };
     },
     onApiCall: (method, _s, ok) => metrics.apiCalls.inc({ method, ok: String(ok) }),
@@ -228,7 +229,8 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       // unless the app created its server with a smaller one; docs/deployment.md).
       if (server.headersTimeout === 0 || server.headersTimeout > config.handshakeTimeoutMs) {
         server.headersTimeout = config.handshakeTimeoutMs;
-        if (server.requestTimeout !== 0 && server.requestTimeout < server.headersTimeout) server.requestTimeout = server.headersTimeout;
+        if (server.requestTimeout !== 0 && server.requestTimeout < server.headersTimeout)
+          server.requestTimeout = server.headersTimeout;
       }
       attachUpgrade(server, paths);
     },
@@ -255,7 +257,10 @@ export function createHerald(options: HeraldOptions = {}): Herald {
         });
       });
       const addr = server.address() as AddressInfo;
-      log.info({ port: addr.port, host: addr.address, engine: engine.name, paths: wsPaths, version: HERALD_VERSION }, `Herald listening on ${addr.address}:${addr.port}`);
+      log.info(
+        { port: addr.port, host: addr.address, engine: engine.name, paths: wsPaths, version: HERALD_VERSION },
+        `Herald listening on ${addr.address}:${addr.port}`,
+      );
       return addr;
     },
     setReadiness(name, state) {
@@ -275,19 +280,22 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     close() {
       closing ??= (async () => {
         // Extensions (the outbox) stop first, while the engine still takes their last publishes.
-        await Promise.all([...closeHooks].map(async (hook) => {
-          try {
-            await hook();
-          } catch (err) {
-            log.warn({ err }, 'a close hook failed; stopping anyway');
-          }
-        }));
+        await Promise.all(
+          [...closeHooks].map(async (hook) => {
+            try {
+              await hook();
+            } catch (err) {
+              log.warn({ err }, 'a close hook failed; stopping anyway');
+            }
+          }),
+        );
         accepting = false;
         // The listeners stay open while draining: upgrades get 503 and /ready 503, so clients and balancers are told
         // why, instead of meeting a refused connection.
         node.disconnectAll(Disconnect.shutdown);
         const deadline = Date.now() + config.shutdownTimeoutMs;
-        while (endpoint.connectionCount + emulation.connectionCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        while (endpoint.connectionCount + emulation.connectionCount > 0 && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 25));
         for (const s of servers) s.close();
         endpoint.terminateAll();
         emulation.terminateAll();

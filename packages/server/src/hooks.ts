@@ -10,13 +10,19 @@ export interface HeraldHooks {
    * connection yourself (e.g. from the app's session cookie in `request.headers.cookie`); return undefined to
    * fall back to the token in the command.
    */
-  onConnecting?(ctx: ConnectingContext): Promise<ConnectingResult | undefined | void> | ConnectingResult | undefined | void;
+  onConnecting?(
+    ctx: ConnectingContext,
+  ): Promise<ConnectingResult | undefined | void> | ConnectingResult | undefined | void;
   /** After a connection is accepted. */
   onConnect?(ctx: ClientContext): void;
   /** Before a client subscription is accepted (after permission checks); throw to refuse. */
-  onSubscribe?(ctx: SubscribeContext): Promise<SubscribeHookResult | undefined | void> | SubscribeHookResult | undefined | void;
+  onSubscribe?(
+    ctx: SubscribeContext,
+  ): Promise<SubscribeHookResult | undefined | void> | SubscribeHookResult | undefined | void;
   /** Before a client publication is stored; throw to refuse; may replace `data`. */
-  onPublish?(ctx: PublishContext): Promise<{ data?: unknown } | undefined | void> | { data?: unknown } | undefined | void;
+  onPublish?(
+    ctx: PublishContext,
+  ): Promise<{ data?: unknown } | undefined | void> | { data?: unknown } | undefined | void;
   /** Handles an `rpc` command; without it rpc answers 108 (not available). */
   onRpc?(ctx: RpcContext): Promise<unknown> | unknown;
   /** Handles an asynchronous `send` message (no reply). */

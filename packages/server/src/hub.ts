@@ -194,7 +194,13 @@ export class Hub {
       sub.onInsufficientState(channel);
       return;
     }
-    if (d && deltaBase && deltaBase.offset === held.offset && !st.prev && (st.epoch === '' || st.epoch === held.epoch)) {
+    if (
+      d &&
+      deltaBase &&
+      deltaBase.offset === held.offset &&
+      !st.prev &&
+      (st.epoch === '' || st.epoch === held.epoch)
+    ) {
       // The feed kept no previous publication (no delta subscriber then, or none came yet): the one the reply ended
       // with can be the base of the next one's delta (a patch is only sent for the offset right after it).
       st.prev = { seq: st.seq, offset: deltaBase.offset, data: deltaBase.data };
@@ -257,7 +263,11 @@ export class Hub {
       }
     }
     const entry: FeedPub = {
-      channelJson: st.json, pub, seq: ++st.seq, epoch: pub.offset > 0 ? position.epoch : '', prev: st.prev,
+      channelJson: st.json,
+      pub,
+      seq: ++st.seq,
+      epoch: pub.offset > 0 ? position.epoch : '',
+      prev: st.prev,
       frame: { text: encodePubPush(st.json, pub) },
     };
     st.prev = st.delta.size > 0 ? { seq: entry.seq, offset: pub.offset, data: pub.data } : undefined;
@@ -306,9 +316,9 @@ export class Hub {
       return;
     }
     const prev = e.prev;
-    const holdsPrev = prev !== undefined && (prev.offset > 0
-      ? d.baseOffset === prev.offset && e.pub.offset === prev.offset + 1
-      : d.baseSeq === prev.seq);
+    const holdsPrev =
+      prev !== undefined &&
+      (prev.offset > 0 ? d.baseOffset === prev.offset && e.pub.offset === prev.offset + 1 : d.baseSeq === prev.seq);
     if (d.publish && holdsPrev) {
       e.delta ??= { text: encodePubPush(e.channelJson, e.pub, fossilPublicationData(prev!.data, e.pub.data)) };
       sub.deliver(e.delta);

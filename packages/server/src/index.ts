@@ -10,5 +10,16 @@ export type { PresenceManager, PresenceStats } from './engine/presence.js';
 export type { ClientInfo, Publication, PublicationInput, StreamPosition } from './engine/types.js';
 export { createMemoryEngine } from './engine/memory/index.js';
 export { HERALD_VERSION } from './version.js';
-export { createOutboxConsumer, migrateOutbox, type OutboxConsumer, type OutboxConsumerOptions, type OutboxStore } from './outbox/consumer.js';
-export { decodeNextAuthSession, inspectNextAuthSession, type NextAuthSession, type NextAuthSessionResult } from './auth/index.js';
+export {
+  createOutboxConsumer,
+  migrateOutbox,
+  type OutboxConsumer,
+  type OutboxConsumerOptions,
+  type OutboxStore,
+} from './outbox/consumer.js';
+export {
+  decodeNextAuthSession,
+  inspectNextAuthSession,
+  type NextAuthSession,
+  type NextAuthSessionResult,
+} from './auth/index.js';

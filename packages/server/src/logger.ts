@@ -7,7 +7,10 @@ export type { Logger } from 'pino';
 export function createLogger(level: string, forcePretty?: boolean): Logger {
   const usePretty = forcePretty ?? Boolean(process.stdout.isTTY);
   if (usePretty) {
-    return pino({ level, base: undefined }, pretty({ sync: true, colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }));
+    return pino(
+      { level, base: undefined },
+      pretty({ sync: true, colorize: true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' }),
+    );
   }
   return pino({ level, base: { service: 'herald' } });
 }

@@ -101,13 +101,20 @@ export class HeraldNode implements HeraldCore {
         maxJsonDepth: config.maxJsonDepth,
       });
     }
-    this.metrics = new Metrics(() => ({ connections: this.byClient.size, subscriptions: this.hub.numSubscriptions, channels: this.hub.numChannels }));
+    this.metrics = new Metrics(() => ({
+      connections: this.byClient.size,
+      subscriptions: this.hub.numSubscriptions,
+      channels: this.hub.numChannels,
+    }));
     this.hub = new Hub(
       engine.broker,
       (err, channel) => log.warn({ err, channel }, 'broker unsubscribe failed'),
       (channel, epoch, seen, feed) => {
-        this.continuity.rewound(channel, epoch, { seenOffset: seen, feedOffset: feed })
-          .catch((err: unknown) => log.error({ err, channel, code: 'stream_rewound' }, 'handling a rewound stream failed'));
+        this.continuity
+          .rewound(channel, epoch, { seenOffset: seen, feedOffset: feed })
+          .catch((err: unknown) =>
+            log.error({ err, channel, code: 'stream_rewound' }, 'handling a rewound stream failed'),
+          );
       },
     );
     this.continuity = createFeedContinuity({ hub: this.hub, engine, log, rulesOf: (channel) => this.rulesOf(channel) });
@@ -124,7 +131,8 @@ export class HeraldNode implements HeraldCore {
         log.warn('broker feed was interrupted: channels whose stream moved meanwhile make their subscribers recover');
         this.continuity.afterFeedLoss(affects).catch((err: unknown) => {
           log.warn({ err }, 'feed recheck failed: every subscriber of the channels concerned recovers');
-          for (const channel of [...this.hub.channelNames()]) if (!affects || affects(channel)) this.hub.invalidate(channel);
+          for (const channel of [...this.hub.channelNames()])
+            if (!affects || affects(channel)) this.hub.invalidate(channel);
         });
       },
     });
@@ -171,7 +179,8 @@ export class HeraldNode implements HeraldCore {
     if (this.tickCount % Math.max(1, Math.floor(this.config.presenceTtlMs / 3000)) === 0) {
       for (const s of this.sessions) for (const p of s.refreshPresence()) p.catch(() => {});
     }
-    if (this.tickCount % ANNOUNCE_EVERY_TICKS === 0) this.engine.broker.publishControl({ type: 'node', node: this.selfInfo(now) }).catch(() => {});
+    if (this.tickCount % ANNOUNCE_EVERY_TICKS === 0)
+      this.engine.broker.publishControl({ type: 'node', node: this.selfInfo(now) }).catch(() => {});
     for (const [uid, n] of this.remoteNodes) if (now - n.updatedAt > NODE_EXPIRY_MS) this.remoteNodes.delete(uid);
   }
 
@@ -212,15 +221,22 @@ export class HeraldNode implements HeraldCore {
 
   async subscribeUser(user: string, channel: string, client?: string): Promise<void> {
     this.rulesOf(channel);
-    await this.engine.broker.publishControl(client ? { type: 'subscribe', user, channel, client } : { type: 'subscribe', user, channel });
+    await this.engine.broker.publishControl(
+      client ? { type: 'subscribe', user, channel, client } : { type: 'subscribe', user, channel },
+    );
   }
 
   async unsubscribeUser(user: string, channel: string, client?: string): Promise<void> {
-    await this.engine.broker.publishControl(client ? { type: 'unsubscribe', user, channel, client } : { type: 'unsubscribe', user, channel });
+    await this.engine.broker.publishControl(
+      client ? { type: 'unsubscribe', user, channel, client } : { type: 'unsubscribe', user, channel },
+    );
   }
 
   async disconnectUser(user: string, opts: { client?: string; code?: number; reason?: string } = {}): Promise<void> {
-    const d: DisconnectInfo = { code: opts.code ?? Disconnect.forceNoReconnect.code, reason: opts.reason ?? Disconnect.forceNoReconnect.reason };
+    const d: DisconnectInfo = {
+      code: opts.code ?? Disconnect.forceNoReconnect.code,
+      reason: opts.reason ?? Disconnect.forceNoReconnect.reason,
+    };
     const msg: ControlMessage = { type: 'disconnect', user, code: d.code, reason: d.reason };
     if (opts.client) msg.client = opts.client;
     await this.engine.broker.publishControl(msg);
@@ -228,24 +244,35 @@ export class HeraldNode implements HeraldCore {
 
   async presence(channel: string): Promise<Map<string, ClientInfo>> {
     const rules = this.rulesOf(channel);
-    if (!rules.options.presence) throw new HeraldError(ErrorCode.notAvailable, `presence is not enabled for channel "${channel}"`);
+    if (!rules.options.presence)
+      throw new HeraldError(ErrorCode.notAvailable, `presence is not enabled for channel "${channel}"`);
     return this.engine.presence.presence(channel);
   }
 
   async presenceStats(channel: string): Promise<PresenceStats> {
     const rules = this.rulesOf(channel);
-    if (!rules.options.presence) throw new HeraldError(ErrorCode.notAvailable, `presence is not enabled for channel "${channel}"`);
+    if (!rules.options.presence)
+      throw new HeraldError(ErrorCode.notAvailable, `presence is not enabled for channel "${channel}"`);
     return this.engine.presence.presenceStats(channel);
   }
 
-  async history(channel: string, opts: { limit?: number; since?: StreamPosition; reverse?: boolean } = {}): Promise<HistoryResult> {
+  async history(
+    channel: string,
+    opts: { limit?: number; since?: StreamPosition; reverse?: boolean } = {},
+  ): Promise<HistoryResult> {
     const o = this.rulesOf(channel).options;
-    if (o.history_size <= 0) throw new HeraldError(ErrorCode.notAvailable, `history is not enabled for channel "${channel}"`);
+    if (o.history_size <= 0)
+      throw new HeraldError(ErrorCode.notAvailable, `history is not enabled for channel "${channel}"`);
     const r = await this.engine.history.history(channel, {
-      limit: opts.limit ?? 0, since: opts.since, reverse: opts.reverse,
-      historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
+      limit: opts.limit ?? 0,
+      since: opts.since,
+      reverse: opts.reverse,
+      historySize: o.history_size,
+      historyTtlMs: o.history_ttl_ms,
+      historyMetaTtlMs: o.history_meta_ttl_ms,
     });
-    if (opts.since && opts.since.epoch !== '' && opts.since.epoch !== r.position.epoch) throw new HeraldError(ErrorCode.unrecoverablePosition);
+    if (opts.since && opts.since.epoch !== '' && opts.since.epoch !== r.position.epoch)
+      throw new HeraldError(ErrorCode.unrecoverablePosition);
     return r;
   }
 
@@ -296,12 +323,16 @@ export class HeraldNode implements HeraldCore {
         return;
       case 'unsubscribe':
         for (const s of this.byUser.get(msg.user) ?? []) {
-          if (!msg.client || s.id === msg.client) s.unsubscribeByServer(msg.channel, UnsubscribeCode.server, 'server unsubscribe');
+          if (!msg.client || s.id === msg.client)
+            s.unsubscribeByServer(msg.channel, UnsubscribeCode.server, 'server unsubscribe');
         }
         return;
       case 'subscribe':
         for (const s of this.byUser.get(msg.user) ?? []) {
-          if (!msg.client || s.id === msg.client) s.subscribeByServer(msg.channel).catch((err: unknown) => this.log.warn({ err, channel: msg.channel }, 'server-side subscribe failed'));
+          if (!msg.client || s.id === msg.client)
+            s.subscribeByServer(msg.channel).catch((err: unknown) =>
+              this.log.warn({ err, channel: msg.channel }, 'server-side subscribe failed'),
+            );
         }
         return;
     }
@@ -312,7 +343,11 @@ export class HeraldNode implements HeraldCore {
     const { config, engine, hub, hooks, log, metrics, byClient, byUser } = this;
     const tokenAuth = this.tokenAuth;
     return {
-      config, engine, hub, hooks, version: HERALD_VERSION,
+      config,
+      engine,
+      hub,
+      hooks,
+      version: HERALD_VERSION,
       async verifyConnectionToken(token) {
         if (!tokenAuth) throw noKey();
         return tokenAuth.verifyConnectionToken(token);
@@ -323,7 +358,8 @@ export class HeraldNode implements HeraldCore {
       },
       tokenFailure(err) {
         if (err instanceof TokenError) {
-          if (err.code === ErrorCode.tokenExpired) return { reply: new HeraldError(ErrorCode.tokenExpired, err.message) };
+          if (err.code === ErrorCode.tokenExpired)
+            return { reply: new HeraldError(ErrorCode.tokenExpired, err.message) };
           if (err.code < 1000) return { reply: new HeraldError(err.code, err.message, err.temporary) };
           log.info({ reason: err.reason }, 'token refused');
           return { disconnect: { code: err.code, reason: err.disconnectReason } };
@@ -363,5 +399,8 @@ function publishOptions(rules: ChannelRules): PublishOptions {
 }
 
 function noKey(): TokenError {
-  return new TokenError('no_key_configured', 'this server has no token key configured: set HERALD_TOKEN_SECRET (or NEXTAUTH_SECRET, HERALD_TOKEN_PUBLIC_KEY, HERALD_TOKEN_JWKS_URL)');
+  return new TokenError(
+    'no_key_configured',
+    'this server has no token key configured: set HERALD_TOKEN_SECRET (or NEXTAUTH_SECRET, HERALD_TOKEN_PUBLIC_KEY, HERALD_TOKEN_JWKS_URL)',
+  );
 }

@@ -7,8 +7,17 @@ import type { ClientInfo, Publication, StreamPosition } from './engine/types.js'
 import type { HeraldHooks } from './hooks.js';
 import type { Hub, HubSubscriber } from './hub.js';
 import {
-  encodeClientInfo, encodeError, encodePublicationListWithin, encodeReply, encodeMessagePush,
-  encodeSubscribePush, encodeUnsubscribePush, decodeFrame, jsonText, PING_FRAME, type DecodedCommand,
+  encodeClientInfo,
+  encodeError,
+  encodePublicationListWithin,
+  encodeReply,
+  encodeMessagePush,
+  encodeSubscribePush,
+  encodeUnsubscribePush,
+  decodeFrame,
+  jsonText,
+  PING_FRAME,
+  type DecodedCommand,
 } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
 import { paramsProblem } from './protocol/params.js';
@@ -24,7 +33,10 @@ export interface SessionNode {
   readonly hooks: HeraldHooks;
   readonly version: string;
   verifyConnectionToken(token: string): Promise<ConnectionCredentialsLike>;
-  verifySubscriptionToken(token: string, expect: { client: string; user: string; channel: string }): Promise<{ expireAt?: number; info?: string }>;
+  verifySubscriptionToken(
+    token: string,
+    expect: { client: string; user: string; channel: string },
+  ): Promise<{ expireAt?: number; info?: string }>;
   /** Maps a failure from token checks to a reply error or a disconnect. */
   tokenFailure(err: unknown): { reply?: HeraldError; disconnect?: DisconnectInfo };
   register(session: Session): void;
@@ -168,7 +180,8 @@ export class Session implements HubSubscriber {
       this.readingPaused = true;
       this.transport.pause();
     }
-    if (!this.processing) this.drain().catch((err: unknown) => this.node.logWarn({ err, client: this.id }, 'command loop failed'));
+    if (!this.processing)
+      this.drain().catch((err: unknown) => this.node.logWarn({ err, client: this.id }, 'command loop failed'));
   }
 
   /** Commands queued per connection before reading from it pauses: 4 x max(HERALD_COMMAND_RATE, 64). */
@@ -179,7 +192,8 @@ export class Session implements HubSubscriber {
   private resumeReading(): void {
     this.readingPaused = false;
     // The client's pongs waited unread behind its commands: give it a full pong timeout from now.
-    if (this.pongDeadline > 0) this.pongDeadline = Math.max(this.pongDeadline, Date.now() + this.node.config.pongTimeoutMs);
+    if (this.pongDeadline > 0)
+      this.pongDeadline = Math.max(this.pongDeadline, Date.now() + this.node.config.pongTimeoutMs);
     this.transport.resume();
   }
 
@@ -258,9 +272,22 @@ export class Session implements HubSubscriber {
   async subscribeByServer(channel: string): Promise<void> {
     if (this.state !== 'connected' || this.subs.has(channel)) return;
     const rules = resolveChannel(this.node.config, channel);
-    const body = await this.subscribeInternal(rules, {
-      recover: false, offset: 0, epoch: '', joinLeave: false, recoverable: true, positioned: true, rejectUnrecovered: false, delta: false,
-    }, undefined, 0, true);
+    const body = await this.subscribeInternal(
+      rules,
+      {
+        recover: false,
+        offset: 0,
+        epoch: '',
+        joinLeave: false,
+        recoverable: true,
+        positioned: true,
+        rejectUnrecovered: false,
+        delta: false,
+      },
+      undefined,
+      0,
+      true,
+    );
     this.transport.send(encodeSubscribePush(channel, body.json));
     this.activate(channel, body.position, body.deltaBase);
   }
@@ -333,19 +360,33 @@ export class Session implements HubSubscriber {
 
   private dispatch(id: number, method: string, p: Record<string, unknown>): Promise<void> | void {
     switch (method) {
-      case 'connect': return this.onConnect(id, p);
-      case 'subscribe': return this.onSubscribe(id, p);
-      case 'unsubscribe': return this.onUnsubscribe(id, p);
-      case 'publish': return this.onPublish(id, p);
-      case 'presence': return this.onPresence(id, p);
-      case 'presence_stats': return this.onPresenceStats(id, p);
-      case 'history': return this.onHistory(id, p);
-      case 'refresh': return this.onRefresh(id, p);
-      case 'sub_refresh': return this.onSubRefresh(id, p);
-      case 'rpc': return this.onRpc(id, p);
-      case 'send': return this.onSend(p);
-      case 'ping': this.reply(id, 'ping', '{}'); return;
-      default: throw new HeraldError(ErrorCode.methodNotFound);
+      case 'connect':
+        return this.onConnect(id, p);
+      case 'subscribe':
+        return this.onSubscribe(id, p);
+      case 'unsubscribe':
+        return this.onUnsubscribe(id, p);
+      case 'publish':
+        return this.onPublish(id, p);
+      case 'presence':
+        return this.onPresence(id, p);
+      case 'presence_stats':
+        return this.onPresenceStats(id, p);
+      case 'history':
+        return this.onHistory(id, p);
+      case 'refresh':
+        return this.onRefresh(id, p);
+      case 'sub_refresh':
+        return this.onSubRefresh(id, p);
+      case 'rpc':
+        return this.onRpc(id, p);
+      case 'send':
+        return this.onSend(p);
+      case 'ping':
+        this.reply(id, 'ping', '{}');
+        return;
+      default:
+        throw new HeraldError(ErrorCode.methodNotFound);
     }
   }
 
@@ -405,7 +446,8 @@ export class Session implements HubSubscriber {
 
   private subscribed(channel: string): Subscription {
     const sub = this.subs.get(channel);
-    if (!sub || !sub.active) throw new HeraldError(ErrorCode.permissionDenied, `permission denied: not subscribed to "${channel}"`);
+    if (!sub || !sub.active)
+      throw new HeraldError(ErrorCode.permissionDenied, `permission denied: not subscribed to "${channel}"`);
     return sub;
   }
 
@@ -428,8 +470,13 @@ export class Session implements HubSubscriber {
       if (hook) {
         const headers = p.headers && typeof p.headers === 'object' ? (p.headers as Record<string, string>) : undefined;
         const r = await hook({
-          client: this.id, transport: this.request, token: token || undefined, data: p.data,
-          name: str(p.name), version: str(p.version), headers,
+          client: this.id,
+          transport: this.request,
+          token: token || undefined,
+          data: p.data,
+          name: str(p.name),
+          version: str(p.version),
+          headers,
         });
         if (r?.disconnect) {
           this.disconnect(r.disconnect);
@@ -452,7 +499,10 @@ export class Session implements HubSubscriber {
       if (!creds) {
         if (cfg.insecure || cfg.allowAnonymous) creds = { user: '' };
         else {
-          throw new HeraldError(ErrorCode.unauthorized, 'unauthorized: a connection token is required (pass token or getToken to the client; anonymous connections are off)');
+          throw new HeraldError(
+            ErrorCode.unauthorized,
+            'unauthorized: a connection token is required (pass token or getToken to the client; anonymous connections are off)',
+          );
         }
       }
     } catch (err) {
@@ -469,11 +519,18 @@ export class Session implements HubSubscriber {
     const serverChannels = new Set([...(creds.channels ?? []), ...Object.keys(creds.subs ?? {})]);
     if (serverChannels.size > cfg.channelLimit) {
       this.state = 'new';
-      throw new HeraldError(ErrorCode.limitExceeded, `limit exceeded: the connection's channels and subs (token claims or onConnecting) list ${serverChannels.size} channels, more than the ${cfg.channelLimit} allowed per connection (HERALD_CHANNEL_LIMIT)`);
+      throw new HeraldError(
+        ErrorCode.limitExceeded,
+        `limit exceeded: the connection's channels and subs (token claims or onConnecting) list ${serverChannels.size} channels, more than the ${cfg.channelLimit} allowed per connection (HERALD_CHANNEL_LIMIT)`,
+      );
     }
     this.user = creds.user;
     this.connInfo = creds.info;
-    if (cfg.userConnectionLimit > 0 && this.user !== '' && this.node.userConnectionCount(this.user) >= cfg.userConnectionLimit) {
+    if (
+      cfg.userConnectionLimit > 0 &&
+      this.user !== '' &&
+      this.node.userConnectionCount(this.user) >= cfg.userConnectionLimit
+    ) {
       this.disconnect(Disconnect.connectionLimit);
       return;
     }
@@ -499,13 +556,24 @@ export class Session implements HubSubscriber {
         continue;
       }
       const req = Object.hasOwn(wanted, channel) ? (wanted[channel] as Record<string, unknown> | null) : null;
-      const body = await this.subscribeInternal(rules, {
-        recover: req?.recover === true,
-        offset: typeof req?.offset === 'number' ? req.offset : 0,
-        epoch: str(req?.epoch) ?? '',
-        joinLeave: false, recoverable: true, positioned: true, rejectUnrecovered: false, delta: false,
-        ...(claimed?.data !== undefined ? { data: claimed.data } : {}),
-      }, claimed?.info, 0, true, budget);
+      const body = await this.subscribeInternal(
+        rules,
+        {
+          recover: req?.recover === true,
+          offset: typeof req?.offset === 'number' ? req.offset : 0,
+          epoch: str(req?.epoch) ?? '',
+          joinLeave: false,
+          recoverable: true,
+          positioned: true,
+          rejectUnrecovered: false,
+          delta: false,
+          ...(claimed?.data !== undefined ? { data: claimed.data } : {}),
+        },
+        claimed?.info,
+        0,
+        true,
+        budget,
+      );
       if (this.state !== 'connected') return;
       subsJson.push(`${JSON.stringify(channel)}:${body.json}`);
       activations.push([channel, body.position, body.deltaBase]);
@@ -544,15 +612,23 @@ export class Session implements HubSubscriber {
     const creds = await this.verifyTokenOrClose(token);
     if (!creds) return;
     if (creds.user !== this.user) {
-      this.disconnect({ code: Disconnect.invalidToken.code, reason: 'invalid token: refresh token is for another user' });
+      this.disconnect({
+        code: Disconnect.invalidToken.code,
+        reason: 'invalid token: refresh token is for another user',
+      });
       return;
     }
     const nowSec = Date.now() / 1000;
-    if (creds.expireAt !== undefined && creds.expireAt > 0 && creds.expireAt + DEFAULT_CLOCK_TOLERANCE_SEC <= nowSec) throw new HeraldError(ErrorCode.tokenExpired);
+    if (creds.expireAt !== undefined && creds.expireAt > 0 && creds.expireAt + DEFAULT_CLOCK_TOLERANCE_SEC <= nowSec)
+      throw new HeraldError(ErrorCode.tokenExpired);
     this.expireAt = creds.expireAt && creds.expireAt > 0 ? creds.expireAt : 0;
     if (creds.info !== undefined) this.connInfo = creds.info;
     const ttl = this.expireAt > 0 ? `,"expires":true,"ttl":${Math.max(1, Math.ceil(this.expireAt - nowSec))}` : '';
-    this.reply(id, 'refresh', `{"client":${JSON.stringify(this.id)},"version":${JSON.stringify(this.node.version)}${ttl}}`);
+    this.reply(
+      id,
+      'refresh',
+      `{"client":${JSON.stringify(this.id)},"version":${JSON.stringify(this.node.version)}${ttl}}`,
+    );
   }
 
   // ---- subscriptions ---------------------------------------------------------------------------------------
@@ -564,11 +640,17 @@ export class Session implements HubSubscriber {
     // `type` 1-3 (map, map clients, map users) and 4 (shared poll) are Centrifugo subscription kinds Herald lacks:
     // answer 108 as Centrifugo does for a kind the channel does not offer, rather than a stream that looks empty.
     if (p.type !== undefined && p.type !== 0) {
-      throw new HeraldError(ErrorCode.notAvailable, `not available: subscription type ${JSON.stringify(p.type)} (map / shared poll) is not supported; only stream subscriptions`);
+      throw new HeraldError(
+        ErrorCode.notAvailable,
+        `not available: subscription type ${JSON.stringify(p.type)} (map / shared poll) is not supported; only stream subscriptions`,
+      );
     }
     if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
     if (this.subs.size >= cfg.channelLimit) {
-      throw new HeraldError(ErrorCode.limitExceeded, `limit exceeded: at most ${cfg.channelLimit} channels per connection (HERALD_CHANNEL_LIMIT)`);
+      throw new HeraldError(
+        ErrorCode.limitExceeded,
+        `limit exceeded: at most ${cfg.channelLimit} channels per connection (HERALD_CHANNEL_LIMIT)`,
+      );
     }
     const token = p.token;
     if (token !== undefined && typeof token !== 'string') throw badRequest('token must be a string');
@@ -582,7 +664,10 @@ export class Session implements HubSubscriber {
       } catch (err) {
         const f = this.node.tokenFailure(err);
         if (f.reply?.code === ErrorCode.tokenExpired) throw f.reply;
-        throw new HeraldError(ErrorCode.permissionDenied, `permission denied: subscription token refused (${f.disconnect?.reason ?? f.reply?.message ?? 'invalid'})`);
+        throw new HeraldError(
+          ErrorCode.permissionDenied,
+          `permission denied: subscription token refused (${f.disconnect?.reason ?? f.reply?.message ?? 'invalid'})`,
+        );
       }
     } else {
       checkSubscribe(rules, { user: this.user, insecure: cfg.insecure });
@@ -597,18 +682,26 @@ export class Session implements HubSubscriber {
     if (this.state !== 'connected') return;
     if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
     const flag = typeof p.flag === 'number' ? p.flag : 0;
-    if (p.delta !== undefined && p.delta !== '' && p.delta !== 'fossil') throw badRequest('unknown delta type (only "fossil" exists)');
-    const body = await this.subscribeInternal(rules, {
-      recover: p.recover === true,
-      offset: typeof p.offset === 'number' && p.offset >= 0 ? p.offset : 0,
-      epoch: str(p.epoch) ?? '',
-      joinLeave: p.join_leave === true,
-      recoverable: p.recoverable === true,
-      positioned: p.positioned === true,
-      rejectUnrecovered: (flag & FLAG_REJECT_UNRECOVERED) !== 0,
-      delta: p.delta === 'fossil',
-      data: replyData,
-    }, chanInfo, expireAt, false, { left: this.replyBudget - 1024 });
+    if (p.delta !== undefined && p.delta !== '' && p.delta !== 'fossil')
+      throw badRequest('unknown delta type (only "fossil" exists)');
+    const body = await this.subscribeInternal(
+      rules,
+      {
+        recover: p.recover === true,
+        offset: typeof p.offset === 'number' && p.offset >= 0 ? p.offset : 0,
+        epoch: str(p.epoch) ?? '',
+        joinLeave: p.join_leave === true,
+        recoverable: p.recoverable === true,
+        positioned: p.positioned === true,
+        rejectUnrecovered: (flag & FLAG_REJECT_UNRECOVERED) !== 0,
+        delta: p.delta === 'fossil',
+        data: replyData,
+      },
+      chanInfo,
+      expireAt,
+      false,
+      { left: this.replyBudget - 1024 },
+    );
     if (this.state !== 'connected') return;
     this.reply(id, 'subscribe', body.json);
     this.activate(channel, body.position, body.deltaBase);
@@ -622,7 +715,11 @@ export class Session implements HubSubscriber {
    * 112 when the client asked to be refused rather than told.
    */
   private async subscribeInternal(
-    rules: ChannelRules, p: SubscribeParams, chanInfo: string | undefined, expireAt: number, serverSide: boolean,
+    rules: ChannelRules,
+    p: SubscribeParams,
+    chanInfo: string | undefined,
+    expireAt: number,
+    serverSide: boolean,
     budget: ReplyBudget = { left: 0 },
   ): Promise<{ json: string; position: StreamPosition | undefined; deltaBase?: Publication }> {
     const o = rules.options;
@@ -631,7 +728,14 @@ export class Session implements HubSubscriber {
     // Fossil delta is negotiated when the namespace allows it; the SDK then reads every `pub.data` as a JSON string.
     const delta = p.delta && o.allowed_delta_types.includes('fossil');
     const sub: Subscription = {
-      rules, chanInfo, joinLeave, presence: o.presence, expireAt, invalidated: false, active: false, serverSide,
+      rules,
+      chanInfo,
+      joinLeave,
+      presence: o.presence,
+      expireAt,
+      invalidated: false,
+      active: false,
+      serverSide,
     };
     this.subs.set(channel, sub);
     try {
@@ -643,14 +747,20 @@ export class Session implements HubSubscriber {
       let pubsJson: string | undefined;
       let deltaBase: Publication | undefined;
       let recovered = false;
-      const hq = { historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms };
+      const hq = {
+        historySize: o.history_size,
+        historyTtlMs: o.history_ttl_ms,
+        historyMetaTtlMs: o.history_meta_ttl_ms,
+      };
       if (recoverable && p.recover) {
         const since = { offset: p.offset, epoch: p.epoch };
         const r = await this.node.engine.history.history(channel, { since, limit: -1, ...hq });
         position = r.position;
         // An empty epoch from the client matches any epoch (the SDK sends none when the app's getState/since
         // only knows an offset), as in Centrifuge's isStreamRecovered.
-        recovered = (since.epoch === '' || since.epoch === position.epoch) && since.offset <= position.offset &&
+        recovered =
+          (since.epoch === '' || since.epoch === position.epoch) &&
+          since.offset <= position.offset &&
           r.publications.length === position.offset - since.offset;
         if (recovered) {
           pubsJson = encodePublicationListWithin(r.publications, budget.left, delta);
@@ -664,8 +774,10 @@ export class Session implements HubSubscriber {
       } else if (positioned) {
         position = (await this.node.engine.history.history(channel, { limit: 0, ...hq })).position;
       }
-      if (this.state !== 'connected' || this.subs.get(channel) !== sub) throw new HeraldError(ErrorCode.internal, 'connection closed during subscribe');
-      if (o.presence) await this.node.engine.presence.addPresence(channel, this.clientInfo(chanInfo), this.node.config.presenceTtlMs);
+      if (this.state !== 'connected' || this.subs.get(channel) !== sub)
+        throw new HeraldError(ErrorCode.internal, 'connection closed during subscribe');
+      if (o.presence)
+        await this.node.engine.presence.addPresence(channel, this.clientInfo(chanInfo), this.node.config.presenceTtlMs);
       if (o.join_leave) await this.node.engine.broker.publishJoin(channel, this.clientInfo(chanInfo));
       let json = '{';
       const parts: string[] = [];
@@ -697,7 +809,8 @@ export class Session implements HubSubscriber {
     if (!sub) return;
     sub.active = true;
     this.node.hub.activate(channel, this, position, deltaBase);
-    if (sub.invalidated) this.unsubscribeByServer(channel, UnsubscribeCode.insufficientState, 'insufficient state', 'insufficient_state');
+    if (sub.invalidated)
+      this.unsubscribeByServer(channel, UnsubscribeCode.insufficientState, 'insufficient state', 'insufficient_state');
   }
 
   /** Removes a subscription everywhere (hub, presence, leave event, hook); sends nothing to the client. */
@@ -738,7 +851,8 @@ export class Session implements HubSubscriber {
       throw new HeraldError(ErrorCode.permissionDenied, 'permission denied: subscription token refused');
     }
     sub.expireAt = c.expireAt && c.expireAt > 0 ? c.expireAt : 0;
-    const ttl = sub.expireAt > 0 ? `"expires":true,"ttl":${Math.max(1, Math.ceil(sub.expireAt - Date.now() / 1000))}` : '';
+    const ttl =
+      sub.expireAt > 0 ? `"expires":true,"ttl":${Math.max(1, Math.ceil(sub.expireAt - Date.now() / 1000))}` : '';
     this.reply(id, 'sub_refresh', `{${ttl}}`);
   }
 
@@ -766,7 +880,11 @@ export class Session implements HubSubscriber {
 
   private async onHistory(id: number, p: Record<string, unknown>): Promise<void> {
     const rules = resolveChannel(this.node.config, p.channel);
-    checkHistory(rules, { user: this.user, insecure: this.node.config.insecure }, this.subs.get(rules.channel)?.active === true);
+    checkHistory(
+      rules,
+      { user: this.user, insecure: this.node.config.insecure },
+      this.subs.get(rules.channel)?.active === true,
+    );
     const o = rules.options;
     const limit = typeof p.limit === 'number' && Number.isInteger(p.limit) ? p.limit : 0;
     let since: StreamPosition | undefined;
@@ -776,21 +894,37 @@ export class Session implements HubSubscriber {
       since = { offset: typeof s.offset === 'number' ? s.offset : 0, epoch: str(s.epoch) ?? '' };
     }
     const r = await this.node.engine.history.history(rules.channel, {
-      since, limit, reverse: p.reverse === true,
-      historySize: o.history_size, historyTtlMs: o.history_ttl_ms, historyMetaTtlMs: o.history_meta_ttl_ms,
+      since,
+      limit,
+      reverse: p.reverse === true,
+      historySize: o.history_size,
+      historyTtlMs: o.history_ttl_ms,
+      historyMetaTtlMs: o.history_meta_ttl_ms,
     });
-    if (since && since.epoch !== '' && since.epoch !== r.position.epoch) throw new HeraldError(ErrorCode.unrecoverablePosition);
+    if (since && since.epoch !== '' && since.epoch !== r.position.epoch)
+      throw new HeraldError(ErrorCode.unrecoverablePosition);
     const budget = this.replyBudget;
     const pubs = encodePublicationListWithin(r.publications, budget - 1024);
     if (pubs === undefined) {
-      throw new HeraldError(ErrorCode.limitExceeded, `limit exceeded: these ${r.publications.length} publications are more than the ${budget} bytes one reply may take (HERALD_MAX_REPLY_SIZE): ask for fewer with limit and page with since`);
+      throw new HeraldError(
+        ErrorCode.limitExceeded,
+        `limit exceeded: these ${r.publications.length} publications are more than the ${budget} bytes one reply may take (HERALD_MAX_REPLY_SIZE): ask for fewer with limit and page with since`,
+      );
     }
-    this.reply(id, 'history', `{"publications":${pubs},"epoch":${JSON.stringify(r.position.epoch)},"offset":${r.position.offset}}`);
+    this.reply(
+      id,
+      'history',
+      `{"publications":${pubs},"epoch":${JSON.stringify(r.position.epoch)},"offset":${r.position.offset}}`,
+    );
   }
 
   private async onPresence(id: number, p: Record<string, unknown>): Promise<void> {
     const rules = resolveChannel(this.node.config, p.channel);
-    checkPresence(rules, { user: this.user, insecure: this.node.config.insecure }, this.subs.get(rules.channel)?.active === true);
+    checkPresence(
+      rules,
+      { user: this.user, insecure: this.node.config.insecure },
+      this.subs.get(rules.channel)?.active === true,
+    );
     const entries = await this.node.engine.presence.presence(rules.channel);
     const budget = this.replyBudget;
     const parts: string[] = [];
@@ -799,7 +933,10 @@ export class Session implements HubSubscriber {
       const part = `${JSON.stringify(client)}:${encodeClientInfo(info)}`;
       bytes += Buffer.byteLength(part, 'utf8') + 1;
       if (bytes > budget) {
-        throw new HeraldError(ErrorCode.limitExceeded, `limit exceeded: the presence of "${rules.channel}" (${entries.size} clients) is more than the ${budget} bytes one reply may take (HERALD_MAX_REPLY_SIZE): use presence_stats for counts`);
+        throw new HeraldError(
+          ErrorCode.limitExceeded,
+          `limit exceeded: the presence of "${rules.channel}" (${entries.size} clients) is more than the ${budget} bytes one reply may take (HERALD_MAX_REPLY_SIZE): use presence_stats for counts`,
+        );
       }
       parts.push(part);
     }
@@ -808,14 +945,19 @@ export class Session implements HubSubscriber {
 
   private async onPresenceStats(id: number, p: Record<string, unknown>): Promise<void> {
     const rules = resolveChannel(this.node.config, p.channel);
-    checkPresence(rules, { user: this.user, insecure: this.node.config.insecure }, this.subs.get(rules.channel)?.active === true);
+    checkPresence(
+      rules,
+      { user: this.user, insecure: this.node.config.insecure },
+      this.subs.get(rules.channel)?.active === true,
+    );
     const s = await this.node.engine.presence.presenceStats(rules.channel);
     this.reply(id, 'presence_stats', `{"num_clients":${s.numClients},"num_users":${s.numUsers}}`);
   }
 
   private async onRpc(id: number, p: Record<string, unknown>): Promise<void> {
     const hook = this.node.hooks.onRpc;
-    if (!hook) throw new HeraldError(ErrorCode.notAvailable, 'not available: no rpc handler is configured (onRpc hook)');
+    if (!hook)
+      throw new HeraldError(ErrorCode.notAvailable, 'not available: no rpc handler is configured (onRpc hook)');
     const method = str(p.method) ?? '';
     const data = await hook({ ...this.context, method, data: p.data });
     this.reply(id, 'rpc', `{"data":${jsonText(data ?? null)}}`);
@@ -831,7 +973,10 @@ export class Session implements HubSubscriber {
   refreshPresence(): Promise<unknown>[] {
     const out: Promise<unknown>[] = [];
     for (const [channel, sub] of this.subs) {
-      if (sub.presence && sub.active) out.push(this.node.engine.presence.addPresence(channel, this.clientInfo(sub.chanInfo), this.node.config.presenceTtlMs));
+      if (sub.presence && sub.active)
+        out.push(
+          this.node.engine.presence.addPresence(channel, this.clientInfo(sub.chanInfo), this.node.config.presenceTtlMs),
+        );
     }
     return out;
   }

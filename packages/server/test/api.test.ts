@@ -28,16 +28,25 @@ for (const engineName of engineNames) {
     });
 
     test('the key is also accepted as Authorization: apikey', async () => {
-      const res = await fetch(`${s.httpUrl}/api/info`, { method: 'POST', headers: { authorization: 'apikey conformance-api-key' }, body: '{}' });
+      const res = await fetch(`${s.httpUrl}/api/info`, {
+        method: 'POST',
+        headers: { authorization: 'apikey conformance-api-key' },
+        body: '{}',
+      });
       assert.equal(res.status, 200);
     });
 
     test('malformed JSON is refused with 400 and an oversized body with 413', async () => {
-      const bad = await fetch(`${s.httpUrl}/api/publish`, { method: 'POST', headers: { 'x-api-key': 'conformance-api-key' }, body: '{nope' });
+      const bad = await fetch(`${s.httpUrl}/api/publish`, {
+        method: 'POST',
+        headers: { 'x-api-key': 'conformance-api-key' },
+        body: '{nope',
+      });
       assert.equal(bad.status, 400);
       assert.equal((await bad.json()).error.code, 107);
       const big = await fetch(`${s.httpUrl}/api/publish`, {
-        method: 'POST', headers: { 'x-api-key': 'conformance-api-key' },
+        method: 'POST',
+        headers: { 'x-api-key': 'conformance-api-key' },
         body: JSON.stringify({ channel: 'a', data: 'x'.repeat(10_000) }),
       });
       assert.equal(big.status, 413);
@@ -62,7 +71,10 @@ for (const engineName of engineNames) {
       assert.equal(p2.json.result.offset, p1.json.result.offset + 1);
       assert.equal(p2.json.result.epoch, p1.json.result.epoch);
       const h = await api(s, 'history', { channel: 'h:one', limit: 10 });
-      assert.deepEqual(h.json.result.publications.map((p: { data: unknown }) => p.data), [{ n: 1 }, { n: 2 }]);
+      assert.deepEqual(
+        h.json.result.publications.map((p: { data: unknown }) => p.data),
+        [{ n: 1 }, { n: 2 }],
+      );
       assert.deepEqual(h.json.result.publications[0].tags, { kind: 'greeting' });
       assert.equal(h.json.result.offset, p2.json.result.offset);
       const removed = await api(s, 'history_remove', { channel: 'h:one' });
@@ -93,7 +105,13 @@ for (const engineName of engineNames) {
     });
 
     test('batch runs commands in order and reports each reply', async () => {
-      const r = await api(s, 'batch', { commands: [{ publish: { channel: 'h:batch', data: 1 } }, { publish: { channel: 'h:batch', data: 2 } }, { info: {} }] });
+      const r = await api(s, 'batch', {
+        commands: [
+          { publish: { channel: 'h:batch', data: 1 } },
+          { publish: { channel: 'h:batch', data: 2 } },
+          { info: {} },
+        ],
+      });
       const replies = r.json.result.replies;
       assert.equal(replies[0].publish.offset, 1);
       assert.equal(replies[1].publish.offset, 2);
@@ -128,7 +146,11 @@ for (const engineName of engineNames) {
 
     test('__proto__ in an API body pollutes nothing', async () => {
       const body = '{"channel":"h:proto","data":{"__proto__":{"polluted":true}},"tags":{"__proto__":"x"}}';
-      const res = await fetch(`${s.httpUrl}/api/publish`, { method: 'POST', headers: { 'x-api-key': 'conformance-api-key' }, body });
+      const res = await fetch(`${s.httpUrl}/api/publish`, {
+        method: 'POST',
+        headers: { 'x-api-key': 'conformance-api-key' },
+        body,
+      });
       assert.equal(res.status, 200);
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
       const h = await api(s, 'history', { channel: 'h:proto', limit: 1 });
@@ -147,7 +169,14 @@ for (const engineName of engineNames) {
       assert.deepEqual(await anonymous.json(), { status: 'not ready', failed: ['test-check'] });
       s.herald.setReadiness('test-check', { ok: true });
       const m = await (await fetch(`${s.httpUrl}/metrics`)).text();
-      for (const name of ['herald_connections', 'herald_subscriptions', 'herald_messages_in_total', 'herald_messages_out_total', 'herald_publish_duration_seconds', 'herald_errors_total']) {
+      for (const name of [
+        'herald_connections',
+        'herald_subscriptions',
+        'herald_messages_in_total',
+        'herald_messages_out_total',
+        'herald_publish_duration_seconds',
+        'herald_errors_total',
+      ]) {
         assert.match(m, new RegExp(`^# HELP ${name} `, 'm'));
       }
     });
@@ -204,7 +233,10 @@ for (const engineName of engineNames) {
     test('in-process call() runs the same methods', async () => {
       const r = (await s.herald.call('publish', { channel: 'h:inproc', data: { ok: true } })) as { offset: number };
       assert.equal(r.offset, 1);
-      await waitFor(async () => (await s.herald.history('h:inproc', { limit: 5 })).publications.length === 1, 'history');
+      await waitFor(
+        async () => (await s.herald.history('h:inproc', { limit: 5 })).publications.length === 1,
+        'history',
+      );
     });
   });
 }

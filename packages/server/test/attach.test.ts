@@ -15,7 +15,10 @@ async function connectsOn(url: string): Promise<{ client: string }> {
   const token = await mintToken({ sub: 'attach-user' });
   try {
     return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${url}: no connect reply within 5 s (upgrade left unanswered?)`)), 5000);
+      const timer = setTimeout(
+        () => reject(new Error(`${url}: no connect reply within 5 s (upgrade left unanswered?)`)),
+        5000,
+      );
       ws.once('unexpected-response', (_req, res) => {
         clearTimeout(timer);
         reject(new Error(`${url}: upgrade answered ${res.statusCode}`));

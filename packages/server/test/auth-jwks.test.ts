@@ -53,9 +53,7 @@ async function keyPair(alg: string, kid: string) {
   const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
   /** `headerKid: null` signs without a kid. */
   const sign = (claims: Record<string, unknown>, headerKid: string | null = kid) =>
-    new SignJWT(claims)
-      .setProtectedHeader(headerKid === null ? { alg } : { alg, kid: headerKid })
-      .sign(privateKey);
+    new SignJWT(claims).setProtectedHeader(headerKid === null ? { alg } : { alg, kid: headerKid }).sign(privateKey);
   return { jwk, sign };
 }
 
@@ -80,7 +78,9 @@ test('a token whose kid is in the JWKS verifies, and the key set is fetched once
   const exp = nowSec() + 60;
   assert.deepEqual(await auth.verifyConnectionToken(await rsa.sign({ sub: 'a', exp })), { user: 'a', expireAt: exp });
   assert.equal((await auth.verifyConnectionToken(await ec.sign({ sub: 'b', exp }))).user, 'b');
-  await Promise.all(Array.from({ length: 10 }, async () => auth.verifyConnectionToken(await rsa.sign({ sub: 'c', exp }))));
+  await Promise.all(
+    Array.from({ length: 10 }, async () => auth.verifyConnectionToken(await rsa.sign({ sub: 'c', exp }))),
+  );
   assert.equal(srv.fetches(), 1);
 });
 
@@ -126,7 +126,10 @@ test('a key added to the JWKS is picked up by the first unknown-kid lookup after
   await sleep(1600);
   // Concurrent lookups of the new kid share one refetch and all see the new key.
   const users = await Promise.all(Array.from({ length: 5 }, () => auth.verifyConnectionToken(token)));
-  assert.deepEqual(users.map((c) => c.user), ['a', 'a', 'a', 'a', 'a']);
+  assert.deepEqual(
+    users.map((c) => c.user),
+    ['a', 'a', 'a', 'a', 'a'],
+  );
   assert.equal(srv.fetches(), 2);
 });
 
@@ -136,7 +139,9 @@ test('a token signed by another key under a published kid is refused as bad_sign
   const srv = await startJwksServer([published.jwk]);
   t.after(() => srv.close());
   const auth = createTokenAuth({ jwksUrl: srv.url, requireExp: true });
-  const err = await auth.verifyConnectionToken(await attacker.sign({ sub: 'a', exp: nowSec() + 60 })).catch((e: unknown) => e);
+  const err = await auth
+    .verifyConnectionToken(await attacker.sign({ sub: 'a', exp: nowSec() + 60 }))
+    .catch((e: unknown) => e);
   assert.ok(err instanceof TokenError);
   assert.equal(err.reason, 'bad_signature');
   assert.match(err.message, /different key/);
@@ -161,7 +166,9 @@ test('a token without kid is refused as unknown_kid when several JWKS keys fit i
   const srv = await startJwksServer([a.jwk, b.jwk]);
   t.after(() => srv.close());
   const auth = createTokenAuth({ jwksUrl: srv.url, requireExp: true });
-  const err = await auth.verifyConnectionToken(await a.sign({ sub: 'a', exp: nowSec() + 60 }, null)).catch((e: unknown) => e);
+  const err = await auth
+    .verifyConnectionToken(await a.sign({ sub: 'a', exp: nowSec() + 60 }, null))
+    .catch((e: unknown) => e);
   assert.ok(err instanceof TokenError && err.reason === 'unknown_kid');
   assert.match(err.message, /kid/);
 });
@@ -172,7 +179,9 @@ test('an unreachable key server is reported as jwks_unavailable, temporary, with
   t.after(() => srv.close());
   srv.failing = true;
   const auth = createTokenAuth({ jwksUrl: srv.url, requireExp: true });
-  const err = await auth.verifyConnectionToken(await rsa.sign({ sub: 'a', exp: nowSec() + 60 })).catch((e: unknown) => e);
+  const err = await auth
+    .verifyConnectionToken(await rsa.sign({ sub: 'a', exp: nowSec() + 60 }))
+    .catch((e: unknown) => e);
   assert.ok(err instanceof TokenError);
   assert.equal(err.reason, 'jwks_unavailable');
   assert.equal(err.code, 100);
@@ -182,7 +191,9 @@ test('an unreachable key server is reported as jwks_unavailable, temporary, with
   const closed = await startJwksServer([]);
   await closed.close();
   const nowhere = createTokenAuth({ jwksUrl: closed.url, requireExp: true, jwksTimeoutMs: 1000 });
-  const err2 = await nowhere.verifyConnectionToken(await rsa.sign({ sub: 'a', exp: nowSec() + 60 })).catch((e: unknown) => e);
+  const err2 = await nowhere
+    .verifyConnectionToken(await rsa.sign({ sub: 'a', exp: nowSec() + 60 }))
+    .catch((e: unknown) => e);
   assert.ok(err2 instanceof TokenError && err2.reason === 'jwks_unavailable');
 });
 

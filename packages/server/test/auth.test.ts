@@ -58,7 +58,10 @@ test('a token signed with another secret is refused as bad_signature and names t
     'bad_signature',
   );
   assert.match(err.message, /signed with a different secret/);
-  assert.equal(err.disconnectReason, "invalid token: bad signature (signed with a different secret than this server's)");
+  assert.equal(
+    err.disconnectReason,
+    "invalid token: bad signature (signed with a different secret than this server's)",
+  );
   assert.equal(err.code, 3500);
   assert.equal(err.temporary, false);
 });
@@ -71,7 +74,10 @@ test('RS256 and PS256 tokens verify against the configured RSA public key', asyn
   assert.deepEqual(await a.verifyConnectionToken(rs), { user: 'bob', expireAt: exp });
   // A WebCrypto key is bound to one algorithm; a node KeyObject signs with either RS* or PS*.
   const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const b = auth({ hmacSecret: undefined, publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }).toString() });
+  const b = auth({
+    hmacSecret: undefined,
+    publicKeyPem: pair.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+  });
   for (const alg of ['RS512', 'PS256', 'PS512']) {
     const token = await new SignJWT({ sub: 'bob', exp }).setProtectedHeader({ alg }).sign(pair.privateKey);
     assert.equal((await b.verifyConnectionToken(token)).user, 'bob', alg);
@@ -139,7 +145,9 @@ test('an HS256 token signed with the RSA public key text is refused when only th
 
 test('an RS256 token is refused as alg_not_allowed when only a shared secret is configured', async () => {
   const { privateKey } = await generateKeyPair('RS256');
-  const token = await new SignJWT({ sub: 'bob', exp: nowSec() + 60 }).setProtectedHeader({ alg: 'RS256' }).sign(privateKey);
+  const token = await new SignJWT({ sub: 'bob', exp: nowSec() + 60 })
+    .setProtectedHeader({ alg: 'RS256' })
+    .sign(privateKey);
   const err = await refused(auth().verifyConnectionToken(token), 'alg_not_allowed');
   assert.match(err.message, /shared secret/);
 });
@@ -246,9 +254,9 @@ test('arbitrary strings and mutated tokens never throw anything but TokenError',
         fc.string(),
         fc.string({ unit: 'binary' }),
         fc.array(fc.base64String(), { minLength: 1, maxLength: 6 }).map((parts) => parts.join('.')),
-        fc.tuple(fc.nat(good.length - 1), fc.string({ minLength: 1, maxLength: 3 })).map(
-          ([i, s]) => good.slice(0, i) + s + good.slice(i + 1),
-        ),
+        fc
+          .tuple(fc.nat(good.length - 1), fc.string({ minLength: 1, maxLength: 3 }))
+          .map(([i, s]) => good.slice(0, i) + s + good.slice(i + 1)),
         fc.json().map((j) => `${b64url(j)}.${b64url(j)}.${b64url(j)}`),
         fc.json().map((j) => `${b64url('{"alg":"HS256"}')}.${b64url(j)}.c2ln`),
       ),
@@ -327,7 +335,10 @@ test('a token without sub connects as the anonymous user ""', async () => {
 test('expire_at overrides exp for the connection expiry, and expire_at 0 means never', async () => {
   const exp = nowSec() + 60;
   const a = auth();
-  assert.equal((await a.verifyConnectionToken(await hs({ sub: 'u', exp, expire_at: exp + 3600 }))).expireAt, exp + 3600);
+  assert.equal(
+    (await a.verifyConnectionToken(await hs({ sub: 'u', exp, expire_at: exp + 3600 }))).expireAt,
+    exp + 3600,
+  );
   assert.equal((await a.verifyConnectionToken(await hs({ sub: 'u', exp, expire_at: 0 }))).expireAt, undefined);
   await refused(a.verifyConnectionToken(await hs({ sub: 'u', exp, expire_at: nowSec() - 60 })), 'expired');
   await refused(a.verifyConnectionToken(await hs({ sub: 'u', exp, expire_at: 'soon' })), 'malformed');
@@ -362,11 +373,14 @@ test('a subscription token for another user is refused as user_mismatch', async 
   await refused(auth().verifySubscriptionToken(token, expect), 'user_mismatch');
   const anon = await hs({ channel: '$private:room', exp: nowSec() + 60 });
   await refused(auth().verifySubscriptionToken(anon, expect), 'user_mismatch');
-  assert.deepEqual(await auth({ requireExp: false }).verifySubscriptionToken(await hs({ channel: 'c' }), {
-    client: 'x',
-    user: '',
-    channel: 'c',
-  }), {});
+  assert.deepEqual(
+    await auth({ requireExp: false }).verifySubscriptionToken(await hs({ channel: 'c' }), {
+      client: 'x',
+      user: '',
+      channel: 'c',
+    }),
+    {},
+  );
 });
 
 test('a subscription token naming another client id is refused as client_mismatch', async () => {
@@ -387,7 +401,10 @@ test('subscription tokens follow the same exp, audience and signature rules as c
   await refused(a.verifySubscriptionToken(await hs({ ...base, exp: nowSec() - 60 }), expect), 'expired');
   await refused(a.verifySubscriptionToken(await hs({ ...base }), expect), 'missing_exp');
   await refused(a.verifySubscriptionToken(await hs({ ...base, exp: nowSec() + 60, aud: 'x' }), expect), 'bad_audience');
-  await refused(a.verifySubscriptionToken(await hs({ ...base, exp: nowSec() + 60 }, 'HS256', 'nope'), expect), 'bad_signature');
+  await refused(
+    a.verifySubscriptionToken(await hs({ ...base, exp: nowSec() + 60 }, 'HS256', 'nope'), expect),
+    'bad_signature',
+  );
   const expireAt = nowSec() + 999;
   assert.equal(
     (await a.verifySubscriptionToken(await hs({ ...base, exp: nowSec() + 60, expire_at: expireAt }), expect)).expireAt,
@@ -414,10 +431,17 @@ test('createTokenAuth refuses bad options at startup with a message that says wh
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const privatePem = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
   assert.throws(() => auth({ publicKeyPem: privatePem }), /private key/);
-  assert.throws(() => auth({ publicKeyPem: '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----' }), /PEM public key/);
-  const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'pem', type: 'spki' }).toString();
+  assert.throws(
+    () => auth({ publicKeyPem: '-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----' }),
+    /PEM public key/,
+  );
+  const weak = generateKeyPairSync('rsa', { modulusLength: 1024 })
+    .publicKey.export({ format: 'pem', type: 'spki' })
+    .toString();
   assert.throws(() => auth({ publicKeyPem: weak }), /2048/);
-  const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey.export({ format: 'pem', type: 'spki' }).toString();
+  const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' })
+    .publicKey.export({ format: 'pem', type: 'spki' })
+    .toString();
   assert.throws(() => auth({ publicKeyPem: k1 }), /P-256/);
   assert.throws(() => auth({ hmacSecret: '' }), /empty/);
   assert.throws(() => auth({ jwksUrl: 'not a url' }), /HERALD_TOKEN_JWKS_URL/);

@@ -13,7 +13,23 @@ test('ordinary channel names are valid', () => {
 });
 
 test('empty, long, control, pattern and traversal names are refused', () => {
-  for (const n of ['', 'x'.repeat(256), 'a\u0000b', 'a b', 'a\nb', 'a\u00a0b', 'a\u3000b', '\ufeffa', 'a*', 'a?', 'a[1]', 'a{b}', '../x', 'a..b', '\ud800']) {
+  for (const n of [
+    '',
+    'x'.repeat(256),
+    'a\u0000b',
+    'a b',
+    'a\nb',
+    'a\u00a0b',
+    'a\u3000b',
+    '\ufeffa',
+    'a*',
+    'a?',
+    'a[1]',
+    'a{b}',
+    '../x',
+    'a..b',
+    '\ud800',
+  ]) {
     assert.ok(channelNameProblem(n), JSON.stringify(n));
   }
   assert.ok(channelNameProblem(42));
@@ -28,14 +44,17 @@ test('a 5 KB hostile channel name is rejected quickly', () => {
 });
 
 test('the validator never throws and accepts only what it can encode', () => {
-  fc.assert(fc.property(fc.string({ maxLength: 300, unit: 'binary' }), (s) => {
-    const problem = channelNameProblem(s);
-    if (problem === undefined) {
-      assert.ok(s.length > 0 && s.length <= 255);
-      assert.equal(Buffer.from(s, 'utf8').toString('utf8'), s);
-      assert.ok(!/[\s*?[\]{}]/.test(s));
-    }
-  }), { numRuns: 2000 });
+  fc.assert(
+    fc.property(fc.string({ maxLength: 300, unit: 'binary' }), (s) => {
+      const problem = channelNameProblem(s);
+      if (problem === undefined) {
+        assert.ok(s.length > 0 && s.length <= 255);
+        assert.equal(Buffer.from(s, 'utf8').toString('utf8'), s);
+        assert.ok(!/[\s*?[\]{}]/.test(s));
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 test('namespaces split at the first colon and user limits at the last hash', () => {
@@ -48,16 +67,32 @@ test('namespaces split at the first colon and user limits at the last hash', () 
 
 test('an unknown namespace is 102 and a malformed name is 107', () => {
   const cfg = loadConfig({ env: {} });
-  assert.throws(() => resolveChannel(cfg, 'nope:x'), (e: HeraldError) => e.code === 102);
-  assert.throws(() => resolveChannel(cfg, 'bad*'), (e: HeraldError) => e.code === 107);
+  assert.throws(
+    () => resolveChannel(cfg, 'nope:x'),
+    (e: HeraldError) => e.code === 102,
+  );
+  assert.throws(
+    () => resolveChannel(cfg, 'bad*'),
+    (e: HeraldError) => e.code === 107,
+  );
 });
 
 test('anonymous users subscribe only where allow_subscribe_for_anonymous is set', () => {
-  const cfg = loadConfig({ env: {}, fileConfig: { channel: { namespaces: [
-    { name: 'a', allow_subscribe_for_client: true },
-    { name: 'b', allow_subscribe_for_client: true, allow_subscribe_for_anonymous: true },
-  ] } } });
-  assert.throws(() => checkSubscribe(resolveChannel(cfg, 'a:x'), { user: '', insecure: false }), (e: HeraldError) => e.code === 103);
+  const cfg = loadConfig({
+    env: {},
+    fileConfig: {
+      channel: {
+        namespaces: [
+          { name: 'a', allow_subscribe_for_client: true },
+          { name: 'b', allow_subscribe_for_client: true, allow_subscribe_for_anonymous: true },
+        ],
+      },
+    },
+  });
+  assert.throws(
+    () => checkSubscribe(resolveChannel(cfg, 'a:x'), { user: '', insecure: false }),
+    (e: HeraldError) => e.code === 103,
+  );
   checkSubscribe(resolveChannel(cfg, 'a:x'), { user: 'u', insecure: false });
   checkSubscribe(resolveChannel(cfg, 'b:x'), { user: '', insecure: false });
   checkSubscribe(resolveChannel(cfg, 'nope'), { user: '', insecure: true });

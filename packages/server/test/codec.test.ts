@@ -5,7 +5,10 @@ import { decodeFrame, encodePubPush, encodePublication } from '../src/protocol/c
 
 test('a frame of newline-separated commands decodes in order, skipping blank lines', () => {
   const cmds = decodeFrame('{"id":1,"connect":{}}\n\n{"id":2,"subscribe":{"channel":"a"}}\n{}');
-  assert.deepEqual(cmds.map((c) => c.kind), ['command', 'command', 'pong']);
+  assert.deepEqual(
+    cmds.map((c) => c.kind),
+    ['command', 'command', 'pong'],
+  );
   assert.equal(cmds[1]!.kind === 'command' && cmds[1]!.method, 'subscribe');
 });
 
@@ -18,18 +21,34 @@ test('malformed lines become invalid entries with a code, never exceptions', () 
 });
 
 test('the decoder never throws on arbitrary input', () => {
-  fc.assert(fc.property(fc.string({ maxLength: 500 }), (s) => {
-    decodeFrame(s);
-  }), { numRuns: 3000 });
-  fc.assert(fc.property(fc.jsonValue(), (v) => {
-    for (const c of decodeFrame(JSON.stringify(v))) {
-      if (c.kind === 'command') assert.equal(typeof c.params, 'object');
-    }
-  }), { numRuns: 2000 });
+  fc.assert(
+    fc.property(fc.string({ maxLength: 500 }), (s) => {
+      decodeFrame(s);
+    }),
+    { numRuns: 3000 },
+  );
+  fc.assert(
+    fc.property(fc.jsonValue(), (v) => {
+      for (const c of decodeFrame(JSON.stringify(v))) {
+        if (c.kind === 'command') assert.equal(typeof c.params, 'object');
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 test('a publication push embeds the payload JSON as is', () => {
-  const text = encodePubPush('"news"', { offset: 7, data: '{"a":[1,2]}', info: { user: 'u', client: 'c', connInfo: '{"n":1}' }, tags: { t: 'x' } });
-  assert.deepEqual(JSON.parse(text), { push: { channel: 'news', pub: { data: { a: [1, 2] }, offset: 7, info: { user: 'u', client: 'c', conn_info: { n: 1 } }, tags: { t: 'x' } } } });
+  const text = encodePubPush('"news"', {
+    offset: 7,
+    data: '{"a":[1,2]}',
+    info: { user: 'u', client: 'c', connInfo: '{"n":1}' },
+    tags: { t: 'x' },
+  });
+  assert.deepEqual(JSON.parse(text), {
+    push: {
+      channel: 'news',
+      pub: { data: { a: [1, 2] }, offset: 7, info: { user: 'u', client: 'c', conn_info: { n: 1 } }, tags: { t: 'x' } },
+    },
+  });
   assert.deepEqual(JSON.parse(encodePublication({ offset: 0, data: '1' })), { data: 1 });
 });

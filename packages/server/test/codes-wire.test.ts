@@ -11,5 +11,8 @@ test('a path Herald does not serve answers HTTP 404 with the protocol code for n
   const res = await fetch(`${s.httpUrl}/no-such-endpoint`);
   assert.equal(res.status, 404);
   const body = (await res.json()) as { error: { code: number; message: string }; server: string };
-  assert.deepEqual(body, { error: { code: ErrorCode.methodNotFound, message: 'not found: /no-such-endpoint' }, server: 'herald' });
+  assert.deepEqual(body, {
+    error: { code: ErrorCode.methodNotFound, message: 'not found: /no-such-endpoint' },
+    server: 'herald',
+  });
 });

@@ -28,12 +28,19 @@ test('createHerald refuses a misspelt config override with the key meant', () =>
 });
 
 test('a misspelt namespace option in the overrides is refused with the option meant, like in the file', () => {
-  const overrides = { channel: { namespaces: { chat: { presense: true } } } } as unknown as LoadConfigInput['overrides'];
-  assert.throws(() => loadConfig({ env: {}, overrides }), (err: unknown) => {
-    assert.ok(err instanceof ConfigError);
-    assert.deepEqual(err.problems, ['createHerald({ config }): channel.namespaces.chat.presense: unknown option; did you mean "channel.namespaces.chat.presence"?']);
-    return true;
-  });
+  const overrides = {
+    channel: { namespaces: { chat: { presense: true } } },
+  } as unknown as LoadConfigInput['overrides'];
+  assert.throws(
+    () => loadConfig({ env: {}, overrides }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(err.problems, [
+        'createHerald({ config }): channel.namespaces.chat.presense: unknown option; did you mean "channel.namespaces.chat.presence"?',
+      ]);
+      return true;
+    },
+  );
 });
 
 test('an override below the minimum of its environment variable is refused', () => {
@@ -48,7 +55,12 @@ test('valid overrides still win over the file and the environment', () => {
   const c = loadConfig({
     env: { WS_PORT: '4000', HERALD_MAX_ERRORS: '5' },
     fileConfig: { client: { channel_limit: 10 } },
-    overrides: { port: 0, channelLimit: 3, token: { hmacSecret: 's' }, channel: { namespaces: { chat: { presence: true } } } },
+    overrides: {
+      port: 0,
+      channelLimit: 3,
+      token: { hmacSecret: 's' },
+      channel: { namespaces: { chat: { presence: true } } },
+    },
   });
   assert.equal(c.port, 0);
   assert.equal(c.channelLimit, 3);
@@ -58,9 +70,22 @@ test('valid overrides still win over the file and the environment', () => {
 });
 
 test('the outbox tuning variables and HOSTNAME are read from the environment the config is given', () => {
-  const c = loadConfig({ env: { HERALD_OUTBOX_BATCH_SIZE: '25', HERALD_OUTBOX_POLL_MS: '200', HERALD_OUTBOX_WORKERS: '2', HOSTNAME: 'node-7' } });
+  const c = loadConfig({
+    env: {
+      HERALD_OUTBOX_BATCH_SIZE: '25',
+      HERALD_OUTBOX_POLL_MS: '200',
+      HERALD_OUTBOX_WORKERS: '2',
+      HOSTNAME: 'node-7',
+    },
+  });
   assert.deepEqual([c.outboxBatchSize, c.outboxPollIntervalMs, c.outboxWorkers, c.name], [25, 200, 2, 'node-7']);
   const d = loadConfig({ env: {} });
-  assert.deepEqual([d.outboxBatchSize, d.outboxPollIntervalMs, d.outboxWorkers, d.name], [undefined, undefined, undefined, 'herald']);
-  assert.throws(() => loadConfig({ env: { HERALD_OUTBOX_WORKERS: '0' } }), /HERALD_OUTBOX_WORKERS="0": expected a whole number >= 1/);
+  assert.deepEqual(
+    [d.outboxBatchSize, d.outboxPollIntervalMs, d.outboxWorkers, d.name],
+    [undefined, undefined, undefined, 'herald'],
+  );
+  assert.throws(
+    () => loadConfig({ env: { HERALD_OUTBOX_WORKERS: '0' } }),
+    /HERALD_OUTBOX_WORKERS="0": expected a whole number >= 1/,
+  );
 });

@@ -17,7 +17,9 @@ test('Centrifugo v6 keys in the file are read, and env vars win over the file', 
     http_api: { key: 'file-key' },
     channel: {
       without_namespace: { presence: true },
-      namespaces: [{ name: 'chat', history_size: 50, history_ttl: '5m', force_recovery: true, allow_subscribe_for_client: true }],
+      namespaces: [
+        { name: 'chat', history_size: 50, history_ttl: '5m', force_recovery: true, allow_subscribe_for_client: true },
+      ],
     },
   };
   const c = loadConfig({ env: { HERALD_API_KEY: 'env-key' }, fileConfig });
@@ -38,7 +40,10 @@ test('HERALD_TOKEN_SECRET falls back to NEXTAUTH_SECRET', () => {
 
 test('insecure mode relaxes exp unless HERALD_TOKEN_REQUIRE_EXP says otherwise', () => {
   assert.equal(loadConfig({ env: { HERALD_CLIENT_INSECURE: 'true' } }).token.requireExp, false);
-  assert.equal(loadConfig({ env: { HERALD_CLIENT_INSECURE: 'true', HERALD_TOKEN_REQUIRE_EXP: 'true' } }).token.requireExp, true);
+  assert.equal(
+    loadConfig({ env: { HERALD_CLIENT_INSECURE: 'true', HERALD_TOKEN_REQUIRE_EXP: 'true' } }).token.requireExp,
+    true,
+  );
 });
 
 function problems(input: Parameters<typeof loadConfig>[0]): string[] {
@@ -67,7 +72,17 @@ test('wrong types name the key and what is expected', () => {
 });
 
 test('history without a TTL and recovery without history are refused', () => {
-  const p = problems({ env: {}, fileConfig: { channel: { namespaces: [{ name: 'a', history_size: 5 }, { name: 'b', force_recovery: true }] } } });
+  const p = problems({
+    env: {},
+    fileConfig: {
+      channel: {
+        namespaces: [
+          { name: 'a', history_size: 5 },
+          { name: 'b', force_recovery: true },
+        ],
+      },
+    },
+  });
   assert.match(p.join('\n'), /history_ttl is not set/);
   assert.match(p.join('\n'), /recovery needs history/);
 });
@@ -83,7 +98,9 @@ test('unsupported Centrifugo keys are warned about, not fatal', () => {
 });
 
 test('__proto__ in the config file pollutes nothing', () => {
-  const fileConfig = JSON.parse('{"__proto__":{"polluted":1},"channel":{"without_namespace":{"__proto__":{"presence":true}}}}');
+  const fileConfig = JSON.parse(
+    '{"__proto__":{"polluted":1},"channel":{"without_namespace":{"__proto__":{"presence":true}}}}',
+  );
   const c = loadConfig({ env: {}, fileConfig });
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
   assert.equal(c.channel.withoutNamespace.presence, false);

@@ -40,13 +40,18 @@ test('parseTarget accepts ws, wss, http, https and bare host:port, and keeps the
 });
 
 test('an HTTP head is parsed with lower-cased, joined headers; chunked bodies are decoded', () => {
-  const p = parseResponseHead(Buffer.from('HTTP/1.1 426 Upgrade Required\r\nX-Herald-Version: 0.1.0\r\nVary: a\r\nVary: b\r\n\r\n{"x":1}'));
+  const p = parseResponseHead(
+    Buffer.from('HTTP/1.1 426 Upgrade Required\r\nX-Herald-Version: 0.1.0\r\nVary: a\r\nVary: b\r\n\r\n{"x":1}'),
+  );
   assert.ok(p);
   assert.equal(p.head.status, 426);
   assert.equal(p.head.headers['x-herald-version'], '0.1.0');
   assert.equal(p.head.headers.vary, 'a, b');
   assert.equal(parseResponseHead(Buffer.from('Internal Server Error')), undefined);
-  assert.deepEqual(decodeChunked(Buffer.from('5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n')), { body: Buffer.from('hello world'), complete: true });
+  assert.deepEqual(decodeChunked(Buffer.from('5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n')), {
+    body: Buffer.from('hello world'),
+    complete: true,
+  });
   assert.equal(decodeChunked(Buffer.from('5\r\nhel')).complete, false);
 });
 
@@ -64,12 +69,15 @@ test('client frames are masked and the reader reassembles frames split across ch
   assert.equal(frames[0]!.payload.length, 70_000);
   // The masked client frame decodes back to the text (the reader unmasks).
   assert.equal(new FrameReader().push(f)[0]!.payload.toString(), '{"id":1}');
-  assert.deepEqual(parseClose(Buffer.concat([Buffer.from([0x0d, 0xac]), Buffer.from('invalid token')])), { code: 3500, reason: 'invalid token' });
+  assert.deepEqual(parseClose(Buffer.concat([Buffer.from([0x0d, 0xac]), Buffer.from('invalid token')])), {
+    code: 3500,
+    reason: 'invalid token',
+  });
   // RFC 6455 section 1.3's worked example.
   assert.equal(expectedAccept('dGhlIHNhbXBsZSBub25jZQ=='), 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
 });
 
-test('the search for Herald starts at WS_PORT, then Herald\'s default and the neighbours, never the URL\'s port', () => {
+test("the search for Herald starts at WS_PORT, then Herald's default and the neighbours, never the URL's port", () => {
   const ports = candidatePorts(3000, '4100');
   assert.equal(ports[0], 4100);
   assert.equal(ports[1], 3002);
@@ -78,25 +86,46 @@ test('the search for Herald starts at WS_PORT, then Herald\'s default and the ne
 });
 
 test('refused with a Herald nearby is wrong_port and names it; refused with none is nothing_listening', () => {
-  const refused = { addresses: ['127.0.0.1'], attempts: [{ address: '127.0.0.1', ok: false, code: 'ECONNREFUSED', ms: 1 }] };
+  const refused = {
+    addresses: ['127.0.0.1'],
+    attempts: [{ address: '127.0.0.1', ok: false, code: 'ECONNREFUSED', ms: 1 }],
+  };
   const f = interpretTcp(target, { ...refused, heraldNearby: { url: 'ws://localhost:3002/ws', version: '0.1.0' } });
   assert.equal(f.code, 'wrong_port');
   assert.equal(f.means, 'Herald is at ws://localhost:3002/ws');
   assert.equal(interpretTcp(target, refused).code, 'nothing_listening');
-  assert.equal(interpretTcp(target, { addresses: [], attempts: [], resolveError: { code: 'ENOTFOUND', message: '' } }).code, 'host_not_found');
-  const v6 = interpretTcp(target, { addresses: ['::1', '127.0.0.1'], attempts: [{ address: '::1', ok: false, code: 'ECONNREFUSED', ms: 1 }, { address: '127.0.0.1', ok: true, ms: 1 }] });
+  assert.equal(
+    interpretTcp(target, { addresses: [], attempts: [], resolveError: { code: 'ENOTFOUND', message: '' } }).code,
+    'host_not_found',
+  );
+  const v6 = interpretTcp(target, {
+    addresses: ['::1', '127.0.0.1'],
+    attempts: [
+      { address: '::1', ok: false, code: 'ECONNREFUSED', ms: 1 },
+      { address: '127.0.0.1', ok: true, ms: 1 },
+    ],
+  });
   assert.equal(v6.status, 'pass');
   assert.match(v6.means ?? '', /HERALD_HOST=::/);
 });
 
 test('a plain GET answered 426 with the marker is Herald; through Next.js it says so', () => {
-  const f = interpretPlainGet(target, { outcome: response(426, { 'x-herald-version': '0.1.0', 'x-powered-by': 'Next.js' }), timeoutMs: 1000 });
+  const f = interpretPlainGet(target, {
+    outcome: response(426, { 'x-herald-version': '0.1.0', 'x-powered-by': 'Next.js' }),
+    timeoutMs: 1000,
+  });
   assert.equal(f.status, 'pass');
   assert.match(f.saw, /X-Herald-Version: 0\.1\.0 through Next\.js/);
 });
 
 test('Next.js is recognised by X-Powered-By, x-nextjs headers, Vary: RSC or a /_next/ page', () => {
-  const r = (headers: Record<string, string>, body = ''): HttpResponse => ({ httpVersion: '1.1', status: 404, statusText: '', headers, body });
+  const r = (headers: Record<string, string>, body = ''): HttpResponse => ({
+    httpVersion: '1.1',
+    status: 404,
+    statusText: '',
+    headers,
+    body,
+  });
   assert.ok(nextjsEvidence(r({ 'x-powered-by': 'Next.js' })));
   assert.ok(nextjsEvidence(r({ 'x-nextjs-cache': 'HIT' })));
   assert.ok(nextjsEvidence(r({ vary: 'RSC, Next-Router-State-Tree' })));
@@ -106,51 +135,94 @@ test('Next.js is recognised by X-Powered-By, x-nextjs headers, Vary: RSC or a /_
 
 test('a 404 from Next.js is nextjs_no_rewrite with the rewrite pointing at the Herald found, and the direct URL', () => {
   const f = interpretPlainGet(target, {
-    outcome: response(404, { 'x-powered-by': 'Next.js' }, '<html>404</html>'), timeoutMs: 1000,
-    heraldNearby: { url: 'ws://localhost:3002/ws', version: '0.1.0' }, pageOrigin: 'http://localhost:3000',
+    outcome: response(404, { 'x-powered-by': 'Next.js' }, '<html>404</html>'),
+    timeoutMs: 1000,
+    heraldNearby: { url: 'ws://localhost:3002/ws', version: '0.1.0' },
+    pageOrigin: 'http://localhost:3000',
   });
   assert.equal(f.code, 'nextjs_no_rewrite');
   assert.match(f.fix ?? '', /source: '\/ws', destination: 'http:\/\/127\.0\.0\.1:3002\/ws'/);
   assert.match(f.fix ?? '', /NEXT_PUBLIC_HERALD_URL=ws:\/\/localhost:3002\/ws/);
   assert.match(f.fix ?? '', /HERALD_ALLOWED_ORIGINS=http:\/\/localhost:3000/);
-  assert.equal(interpretPlainGet(target, { outcome: response(500, { 'x-powered-by': 'Next.js' }), timeoutMs: 1 }).code, 'nextjs_upstream_down');
+  assert.equal(
+    interpretPlainGet(target, { outcome: response(500, { 'x-powered-by': 'Next.js' }), timeoutMs: 1 }).code,
+    'nextjs_upstream_down',
+  );
 });
 
 test('the other plain-GET answers each get their own code', () => {
-  const code = (outcome: ExchangeOutcome, extra: object = {}) => interpretPlainGet(target, { outcome, timeoutMs: 1000, ...extra }).code;
+  const code = (outcome: ExchangeOutcome, extra: object = {}) =>
+    interpretPlainGet(target, { outcome, timeoutMs: 1000, ...extra }).code;
   assert.equal(code({ kind: 'no_answer', ms: 1000 }), 'no_answer');
-  assert.equal(code(response(404, { 'content-type': 'application/json' }, '{"error":{"code":404},"server":"herald"}')), 'herald_wrong_path');
+  assert.equal(
+    code(response(404, { 'content-type': 'application/json' }, '{"error":{"code":404},"server":"herald"}')),
+    'herald_wrong_path',
+  );
   assert.equal(code(response(502, { server: 'nginx/1.22.1' }, 'Bad Gateway')), 'proxy_upstream_down');
   assert.equal(code(response(200, { server: 'Apache' }, 'It works')), 'wrong_server');
   assert.equal(code({ kind: 'closed', ms: 1 }, { tlsAnswered: true }), 'plain_on_tls_port');
   assert.equal(code({ kind: 'not_http', raw: 'Internal Server Error', ms: 1 }), 'proxy_upstream_down');
   assert.equal(code({ kind: 'not_http', raw: '-ERR unknown command', ms: 1 }), 'not_http');
   const wss = parseTarget('wss://localhost:3002/ws');
-  assert.equal(interpretPlainGet(wss, { outcome: { kind: 'tls_error', code: 'ERR_SSL_WRONG_VERSION_NUMBER', message: 'wrong version number', ms: 1 }, timeoutMs: 1 }).code, 'tls_on_plain_port');
-  assert.equal(interpretPlainGet(wss, { outcome: { kind: 'tls_error', code: 'DEPTH_ZERO_SELF_SIGNED_CERT', message: 'self-signed', ms: 1 }, timeoutMs: 1 }).code, 'tls_certificate');
+  assert.equal(
+    interpretPlainGet(wss, {
+      outcome: { kind: 'tls_error', code: 'ERR_SSL_WRONG_VERSION_NUMBER', message: 'wrong version number', ms: 1 },
+      timeoutMs: 1,
+    }).code,
+    'tls_on_plain_port',
+  );
+  assert.equal(
+    interpretPlainGet(wss, {
+      outcome: { kind: 'tls_error', code: 'DEPTH_ZERO_SELF_SIGNED_CERT', message: 'self-signed', ms: 1 },
+      timeoutMs: 1,
+    }).code,
+    'tls_certificate',
+  );
 });
 
 test('an upgrade answered by Herald as a plain GET means a proxy stripped Upgrade; the nginx snippet has both headers', () => {
-  const f = interpretUpgrade(target, { outcome: response(426, { 'x-herald-version': '0.1.0', server: 'nginx/1.22.1' }), key: 'k', origin: 'http://localhost:3000', timeoutMs: 1000 });
+  const f = interpretUpgrade(target, {
+    outcome: response(426, { 'x-herald-version': '0.1.0', server: 'nginx/1.22.1' }),
+    key: 'k',
+    origin: 'http://localhost:3000',
+    timeoutMs: 1000,
+  });
   assert.equal(f.code, 'proxy_strips_upgrade');
   assert.match(f.saw, /Server: nginx\/1\.22\.1/);
-  for (const line of ['proxy_http_version 1.1;', 'proxy_set_header Upgrade $http_upgrade;', 'proxy_set_header Connection "upgrade";']) {
+  for (const line of [
+    'proxy_http_version 1.1;',
+    'proxy_set_header Upgrade $http_upgrade;',
+    'proxy_set_header Connection "upgrade";',
+  ]) {
     assert.ok((f.fix ?? '').includes(line), line);
   }
 });
 
-test('upgrade answers: 101 with the right accept passes, Herald\'s 403 is the Origin, a proxy\'s 400 is a proxy, silence is a hang', () => {
+test("upgrade answers: 101 with the right accept passes, Herald's 403 is the Origin, a proxy's 400 is a proxy, silence is a hang", () => {
   const key = 'dGhlIHNhbXBsZSBub25jZQ==';
-  const up = (outcome: ExchangeOutcome, origin = 'http://localhost:3000') => interpretUpgrade(target, { outcome, key, origin, timeoutMs: 1000, allowedOriginsEnv: 'http://app.test' });
+  const up = (outcome: ExchangeOutcome, origin = 'http://localhost:3000') =>
+    interpretUpgrade(target, { outcome, key, origin, timeoutMs: 1000, allowedOriginsEnv: 'http://app.test' });
   assert.equal(up(response(101, { 'sec-websocket-accept': expectedAccept(key) })).status, 'pass');
   assert.equal(up(response(101, { 'sec-websocket-accept': 'nope' })).code, 'bad_accept');
-  const o = up(response(403, { 'x-herald-version': '0.1.0', 'x-herald-error': 'origin_not_allowed' }, '{"message":"Origin http://localhost:3000 is not allowed."}'));
+  const o = up(
+    response(
+      403,
+      { 'x-herald-version': '0.1.0', 'x-herald-error': 'origin_not_allowed' },
+      '{"message":"Origin http://localhost:3000 is not allowed."}',
+    ),
+  );
   assert.equal(o.code, 'origin_not_allowed');
   assert.match(o.saw, /sent Origin http:\/\/localhost:3000/);
   assert.match(o.fix ?? '', /HERALD_ALLOWED_ORIGINS=http:\/\/app\.test,http:\/\/localhost:3000/);
   assert.equal(up(response(400, { server: 'nginx' }, 'Bad Request')).code, 'proxy_refuses_upgrade');
-  assert.equal(up(response(429, { 'x-herald-version': '0.1.0', 'x-herald-error': 'connection_limit' })).code, 'connection_limit');
-  assert.equal(up(response(503, { 'x-herald-version': '0.1.0', 'x-herald-error': 'rejected' })).code, 'server_draining');
+  assert.equal(
+    up(response(429, { 'x-herald-version': '0.1.0', 'x-herald-error': 'connection_limit' })).code,
+    'connection_limit',
+  );
+  assert.equal(
+    up(response(503, { 'x-herald-version': '0.1.0', 'x-herald-error': 'rejected' })).code,
+    'server_draining',
+  );
   assert.equal(up({ kind: 'no_answer', ms: 1000 }).code, 'upgrade_hang');
   assert.equal(up({ kind: 'not_http', raw: 'Internal Server Error', ms: 1 }).code, 'proxy_upstream_down');
 });
@@ -162,12 +234,17 @@ test('allowedOriginsLine appends to the current list without duplicates', () => 
 });
 
 const facts: TokenFacts = { source: 'token', claims: { sub: '42', exp: 1_000_000 } };
-const close = (code: number, reason: string) => interpretConnect({ token: facts, event: { type: 'close', code, reason }, timeoutMs: 1, ms: 1 });
-const reply = (value: Record<string, unknown>) => interpretConnect({ token: facts, event: { type: 'message', value, at: 0 }, timeoutMs: 1, ms: 1, now: 1_000_600_000 });
+const close = (code: number, reason: string) =>
+  interpretConnect({ token: facts, event: { type: 'close', code, reason }, timeoutMs: 1, ms: 1 });
+const reply = (value: Record<string, unknown>) =>
+  interpretConnect({ token: facts, event: { type: 'message', value, at: 0 }, timeoutMs: 1, ms: 1, now: 1_000_600_000 });
 
 test('each token refusal Herald names gets its own code', () => {
   assert.equal(close(3500, 'invalid token: bad signature').code, 'token_bad_signature');
-  assert.match(close(3500, 'invalid token: bad signature').means ?? '', /signed with a different secret than this server's/);
+  assert.match(
+    close(3500, 'invalid token: bad signature').means ?? '',
+    /signed with a different secret than this server's/,
+  );
   assert.equal(close(3500, 'invalid token: no exp claim (this server requires one)').code, 'token_missing_exp');
   assert.equal(close(3500, 'invalid token: wrong audience (aud)').code, 'token_bad_audience');
   assert.equal(close(3500, 'invalid token: wrong issuer (iss)').code, 'token_bad_issuer');
@@ -181,11 +258,17 @@ test('each token refusal Herald names gets its own code', () => {
   assert.match(expired.saw, /exp is 1970-01-12T13:46:40\.000Z, 10 min ago/);
   assert.equal(reply({ id: 1, error: { code: 101, message: 'unauthorized' } }).code, 'token_required');
   assert.equal(reply({ id: 1, connect: { client: 'c', version: '0.1.0' } }).status, 'pass');
-  assert.equal(interpretConnect({ token: facts, event: { type: 'timeout' }, timeoutMs: 1, ms: 1 }).code, 'connect_timeout');
+  assert.equal(
+    interpretConnect({ token: facts, event: { type: 'timeout' }, timeoutMs: 1, ms: 1 }).code,
+    'connect_timeout',
+  );
 });
 
 test('the token is read without a key, and its signature checked against the local secret', async () => {
-  const t = await new SignJWT({ aud: 'x' }).setProtectedHeader({ alg: 'HS256' }).setSubject('7').sign(new TextEncoder().encode('one'));
+  const t = await new SignJWT({ aud: 'x' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('7')
+    .sign(new TextEncoder().encode('one'));
   assert.equal(readToken(t).claims?.sub, '7');
   assert.equal(readToken(t).alg, 'HS256');
   assert.deepEqual(readToken('not a jwt'), {});
@@ -195,19 +278,49 @@ test('the token is read without a key, and its signature checked against the loc
 
 test('round trip: a refused subscribe is a warning, an undelivered publication a failure, a delivered one a pass', () => {
   const channel = 'herald-doctor-1';
-  assert.equal(interpretRoundTrip({ channel, subscribe: { ok: false, code: 103, message: 'permission denied', tokenTried: false } }).status, 'warn');
-  assert.equal(interpretRoundTrip({ channel, subscribe: { ok: true, via: 'client', ms: 1 }, publish: { via: 'api', ok: false, notDelivered: true, waitedMs: 1000, offset: 1 } }).code, 'publication_not_delivered');
-  const ok = interpretRoundTrip({ channel, subscribe: { ok: true, via: 'client', ms: 1 }, publish: { via: 'api', ok: true, deliveredMs: 4 } });
+  assert.equal(
+    interpretRoundTrip({
+      channel,
+      subscribe: { ok: false, code: 103, message: 'permission denied', tokenTried: false },
+    }).status,
+    'warn',
+  );
+  assert.equal(
+    interpretRoundTrip({
+      channel,
+      subscribe: { ok: true, via: 'client', ms: 1 },
+      publish: { via: 'api', ok: false, notDelivered: true, waitedMs: 1000, offset: 1 },
+    }).code,
+    'publication_not_delivered',
+  );
+  const ok = interpretRoundTrip({
+    channel,
+    subscribe: { ok: true, via: 'client', ms: 1 },
+    publish: { via: 'api', ok: true, deliveredMs: 4 },
+  });
   assert.equal(ok.code, 'round_trip_ok');
   assert.equal(ok.details?.latencyMs, 4);
-  assert.equal(interpretRoundTrip({ channel, subscribe: { ok: true, via: 'client', ms: 1 }, publish: { via: 'api', ok: false, status: 404, body: '<html>', apiUrl: 'http://x', herald: false } }).code, 'api_not_herald');
+  assert.equal(
+    interpretRoundTrip({
+      channel,
+      subscribe: { ok: true, via: 'client', ms: 1 },
+      publish: { via: 'api', ok: false, status: 404, body: '<html>', apiUrl: 'http://x', herald: false },
+    }).code,
+    'api_not_herald',
+  );
 });
 
 test('text output has no colour unless asked; JSON carries the exit code', () => {
-  const f = interpretTcp(target, { addresses: ['127.0.0.1'], attempts: [{ address: '127.0.0.1', ok: false, code: 'ECONNREFUSED', ms: 1 }] });
+  const f = interpretTcp(target, {
+    addresses: ['127.0.0.1'],
+    attempts: [{ address: '127.0.0.1', ok: false, code: 'ECONNREFUSED', ms: 1 }],
+  });
   assert.doesNotMatch(renderFinding(f, false), /\x1b\[/);
   assert.match(renderFinding(f, true), /\x1b\[1;31mFAIL/);
-  const j = JSON.parse(renderJson({ ok: false, url: target.wsUrl, origin: undefined, steps: [f], failed: f })) as { exitCode: number; failed: { code: string } };
+  const j = JSON.parse(renderJson({ ok: false, url: target.wsUrl, origin: undefined, steps: [f], failed: f })) as {
+    exitCode: number;
+    failed: { code: string };
+  };
   assert.equal(j.exitCode, 1);
   assert.equal(j.failed.code, 'nothing_listening');
 });
@@ -231,29 +344,56 @@ test('every diagnosis code the doctor can emit is documented in docs/doctor.md',
   assert.deepEqual(missing, [], 'codes without their own #### heading in docs/doctor.md');
 });
 
-test('a URL without a path gets /ws in the rewrite, and Herald\'s 404 names the path that was asked', () => {
+test("a URL without a path gets /ws in the rewrite, and Herald's 404 names the path that was asked", () => {
   const bare = parseTarget('http://localhost:3000');
-  const f = interpretPlainGet(bare, { outcome: response(200, { 'x-powered-by': 'Next.js' }, '<html></html>'), timeoutMs: 1 });
+  const f = interpretPlainGet(bare, {
+    outcome: response(200, { 'x-powered-by': 'Next.js' }, '<html></html>'),
+    timeoutMs: 1,
+  });
   assert.match(f.means ?? '', /The URL has no path; Herald's endpoint is \/ws/);
   assert.match(f.fix ?? '', /source: '\/ws'/);
   const h = interpretPlainGet(bare, { outcome: response(404, {}, '{"server":"herald"}'), timeoutMs: 1 });
   assert.match(h.means ?? '', /^\/ is not one of Herald's WebSocket paths/);
 });
 
-test('Next.js\'s bare 500 for a rewrite whose destination is down is proxy_upstream_down, not another server', () => {
-  const f = interpretPlainGet(target, { outcome: response(500, { 'transfer-encoding': 'chunked' }, 'Internal Server Error'), timeoutMs: 1 });
+test("Next.js's bare 500 for a rewrite whose destination is down is proxy_upstream_down, not another server", () => {
+  const f = interpretPlainGet(target, {
+    outcome: response(500, { 'transfer-encoding': 'chunked' }, 'Internal Server Error'),
+    timeoutMs: 1,
+  });
   assert.equal(f.code, 'proxy_upstream_down');
   assert.match(f.means ?? '', /Failed to proxy/);
-  const other = interpretPlainGet(target, { outcome: response(500, { 'content-type': 'text/html' }, '<h1>Oops</h1>'), timeoutMs: 1 });
+  const other = interpretPlainGet(target, {
+    outcome: response(500, { 'content-type': 'text/html' }, '<h1>Oops</h1>'),
+    timeoutMs: 1,
+  });
   assert.equal(other.code, 'wrong_server');
 });
 
 test('an API address the doctor only guessed is a warning when it is not Herald; a given one is a failure', () => {
   const sub = { ok: true as const, via: 'client' as const, ms: 1 };
-  const notHerald = { via: 'api' as const, ok: false as const, status: 404, body: '<html>', apiUrl: 'http://localhost:3000', herald: false };
-  assert.equal(interpretRoundTrip({ channel: 'c', subscribe: sub, publish: { ...notHerald, guessed: true } }).status, 'warn');
+  const notHerald = {
+    via: 'api' as const,
+    ok: false as const,
+    status: 404,
+    body: '<html>',
+    apiUrl: 'http://localhost:3000',
+    herald: false,
+  };
+  assert.equal(
+    interpretRoundTrip({ channel: 'c', subscribe: sub, publish: { ...notHerald, guessed: true } }).status,
+    'warn',
+  );
   assert.equal(interpretRoundTrip({ channel: 'c', subscribe: sub, publish: notHerald }).status, 'fail');
-  const wrongKey = { via: 'api' as const, ok: false as const, status: 401, body: '{"error":{}}', apiUrl: 'http://x', herald: true, guessed: true };
+  const wrongKey = {
+    via: 'api' as const,
+    ok: false as const,
+    status: 401,
+    body: '{"error":{}}',
+    apiUrl: 'http://x',
+    herald: true,
+    guessed: true,
+  };
   assert.equal(interpretRoundTrip({ channel: 'c', subscribe: sub, publish: wrongKey }).status, 'fail');
 });
 
@@ -269,13 +409,25 @@ test('every code the doctor can report is asserted by a test and has its entry i
   assert.ok(codes.size >= 50, `found the doctor's codes (${codes.size})`);
   // The real setups (tests/doctor) and the interpret functions fed what a setup would show (this file).
   const testFiles = [
-    ...readdirSync(join(root, 'tests/doctor')).filter((f) => f.endsWith('.test.ts')).map((f) => join(root, 'tests/doctor', f)),
+    ...readdirSync(join(root, 'tests/doctor'))
+      .filter((f) => f.endsWith('.test.ts'))
+      .map((f) => join(root, 'tests/doctor', f)),
     fileURLToPath(import.meta.url),
   ];
   const tests = testFiles.map((f) => readFileSync(f, 'utf8')).join('\n');
   const untested = [...codes].filter((c) => !tests.includes(`'${c}'`) && !tests.includes(`/${c}/`));
   assert.deepEqual(untested, [], 'codes no test asserts');
-  const headings = new Set([...readFileSync(join(root, 'docs/doctor.md'), 'utf8').matchAll(/^#### ([a-z_]+)$/gm)].map((m) => m[1]!));
-  assert.deepEqual([...codes].filter((c) => !headings.has(c)), [], 'codes without a docs/doctor.md entry');
-  assert.deepEqual([...headings].filter((h) => !codes.has(h)), [], 'docs/doctor.md entries the doctor never reports');
+  const headings = new Set(
+    [...readFileSync(join(root, 'docs/doctor.md'), 'utf8').matchAll(/^#### ([a-z_]+)$/gm)].map((m) => m[1]!),
+  );
+  assert.deepEqual(
+    [...codes].filter((c) => !headings.has(c)),
+    [],
+    'codes without a docs/doctor.md entry',
+  );
+  assert.deepEqual(
+    [...headings].filter((h) => !codes.has(h)),
+    [],
+    'docs/doctor.md entries the doctor never reports',
+  );
 });

@@ -17,7 +17,10 @@ interface Recorder extends BrokerEventHandler {
 
 function recorder(): Recorder {
   const r: Recorder = {
-    pubs: [], joins: [], leaves: [], controls: [],
+    pubs: [],
+    joins: [],
+    leaves: [],
+    controls: [],
     onPublication: (channel, pub, position) => r.pubs.push({ channel, pub, position }),
     onJoin: (channel, info) => r.joins.push(`${channel}:${info.client}`),
     onLeave: (channel, info) => r.leaves.push(`${channel}:${info.client}`),
@@ -47,20 +50,34 @@ for (const engineName of engineNames) {
       const ch = uniq('order');
       await engine.broker.subscribe(ch);
       const positions: StreamPosition[] = [];
-      for (let i = 0; i < 10; i++) positions.push(await engine.broker.publish(ch, { data: JSON.stringify({ i }) }, opts));
-      assert.deepEqual(positions.map((p) => p.offset), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      for (let i = 0; i < 10; i++)
+        positions.push(await engine.broker.publish(ch, { data: JSON.stringify({ i }) }, opts));
+      assert.deepEqual(
+        positions.map((p) => p.offset),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      );
       assert.equal(new Set(positions.map((p) => p.epoch)).size, 1);
       await waitFor(() => rec.pubs.filter((p) => p.channel === ch).length === 10, 'deliveries');
       const got = rec.pubs.filter((p) => p.channel === ch);
-      assert.deepEqual(got.map((p) => p.pub.offset), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.deepEqual(
+        got.map((p) => p.pub.offset),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      );
       assert.deepEqual(JSON.parse(got[3]!.pub.data), { i: 3 });
       assert.equal(got[0]!.position.epoch, positions[0]!.epoch);
     });
 
     test('concurrent publishes to one channel still get distinct consecutive offsets', async () => {
       const ch = uniq('concurrent');
-      const positions = await Promise.all(Array.from({ length: 50 }, (_, i) => engine.broker.publish(ch, { data: String(i) }, { historySize: 100, historyTtlMs: 60_000 })));
-      assert.deepEqual(positions.map((p) => p.offset).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
+      const positions = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          engine.broker.publish(ch, { data: String(i) }, { historySize: 100, historyTtlMs: 60_000 }),
+        ),
+      );
+      assert.deepEqual(
+        positions.map((p) => p.offset).sort((a, b) => a - b),
+        Array.from({ length: 50 }, (_, i) => i + 1),
+      );
     });
 
     test('rotateEpoch starts a new epoch only if the epoch is still the given one, and offsets go on from the top', async () => {
@@ -69,7 +86,11 @@ for (const engineName of engineNames) {
       await engine.broker.publish(ch, { data: '2' }, opts);
       const next = await engine.history.rotateEpoch(ch, first.epoch);
       assert.notEqual(next, first.epoch);
-      assert.equal(await engine.history.rotateEpoch(ch, first.epoch), next, 'a second rotation from the old epoch changes nothing');
+      assert.equal(
+        await engine.history.rotateEpoch(ch, first.epoch),
+        next,
+        'a second rotation from the old epoch changes nothing',
+      );
       const after = await engine.broker.publish(ch, { data: '3' }, opts);
       assert.deepEqual(after, { offset: 3, epoch: next });
       const h = await engine.history.history(ch, { since: { offset: 1, epoch: first.epoch }, limit: -1, ...hq });
@@ -88,13 +109,26 @@ for (const engineName of engineNames) {
       const ch = uniq('history');
       for (let i = 1; i <= 8; i++) await engine.broker.publish(ch, { data: String(i), tags: { n: String(i) } }, opts);
       const all = await engine.history.history(ch, { ...hq, limit: -1 });
-      assert.deepEqual(all.publications.map((p) => p.offset), [4, 5, 6, 7, 8]);
+      assert.deepEqual(
+        all.publications.map((p) => p.offset),
+        [4, 5, 6, 7, 8],
+      );
       assert.equal(all.position.offset, 8);
       assert.deepEqual(all.publications[0]!.tags, { n: '4' });
-      const since = await engine.history.history(ch, { ...hq, limit: -1, since: { offset: 6, epoch: all.position.epoch } });
-      assert.deepEqual(since.publications.map((p) => p.offset), [7, 8]);
+      const since = await engine.history.history(ch, {
+        ...hq,
+        limit: -1,
+        since: { offset: 6, epoch: all.position.epoch },
+      });
+      assert.deepEqual(
+        since.publications.map((p) => p.offset),
+        [7, 8],
+      );
       const rev = await engine.history.history(ch, { ...hq, limit: 2, reverse: true });
-      assert.deepEqual(rev.publications.map((p) => p.offset), [8, 7]);
+      assert.deepEqual(
+        rev.publications.map((p) => p.offset),
+        [8, 7],
+      );
       const pos = await engine.history.history(ch, { ...hq, limit: 0 });
       assert.deepEqual(pos.publications, []);
       assert.deepEqual(pos.position, all.position);
@@ -121,8 +155,16 @@ for (const engineName of engineNames) {
 
     test('an idempotency key makes a repeated publish return the first position without a new publication', async () => {
       const ch = uniq('idem');
-      const a = await engine.broker.publish(ch, { data: '1' }, { ...opts, idempotencyKey: 'k', idempotentResultTtlMs: 60_000 });
-      const b = await engine.broker.publish(ch, { data: '1' }, { ...opts, idempotencyKey: 'k', idempotentResultTtlMs: 60_000 });
+      const a = await engine.broker.publish(
+        ch,
+        { data: '1' },
+        { ...opts, idempotencyKey: 'k', idempotentResultTtlMs: 60_000 },
+      );
+      const b = await engine.broker.publish(
+        ch,
+        { data: '1' },
+        { ...opts, idempotencyKey: 'k', idempotentResultTtlMs: 60_000 },
+      );
       assert.deepEqual(a, b);
       assert.equal((await engine.history.history(ch, { ...hq, limit: -1 })).publications.length, 1);
     });
@@ -171,12 +213,29 @@ for (const engineName of engineNames) {
       await engine.broker.publish(ch, { data: '2' }, short);
       await new Promise((r) => setTimeout(r, 300));
       const third = await engine.broker.publish(ch, { data: '3' }, short);
-      const r = await engine.history.history(ch, { limit: -1, historySize: 10, historyTtlMs: 150, historyMetaTtlMs: 60_000 });
-      assert.deepEqual(r.publications.map((p) => p.data), ['3']);
+      const r = await engine.history.history(ch, {
+        limit: -1,
+        historySize: 10,
+        historyTtlMs: 150,
+        historyMetaTtlMs: 60_000,
+      });
+      assert.deepEqual(
+        r.publications.map((p) => p.data),
+        ['3'],
+      );
       assert.deepEqual(r.position, { offset: 3, epoch: first.epoch });
       assert.equal(third.epoch, first.epoch);
-      const since = await engine.history.history(ch, { since: { offset: 1, epoch: first.epoch }, limit: -1, historySize: 10, historyTtlMs: 150, historyMetaTtlMs: 60_000 });
-      assert.ok(since.publications.length < since.position.offset - 1, 'recovery from offset 1 is incomplete, so it cannot claim recovered: true');
+      const since = await engine.history.history(ch, {
+        since: { offset: 1, epoch: first.epoch },
+        limit: -1,
+        historySize: 10,
+        historyTtlMs: 150,
+        historyMetaTtlMs: 60_000,
+      });
+      assert.ok(
+        since.publications.length < since.position.offset - 1,
+        'recovery from offset 1 is incomplete, so it cannot claim recovered: true',
+      );
     });
   });
 }

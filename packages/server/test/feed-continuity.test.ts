@@ -63,7 +63,9 @@ class FakeStore {
 }
 
 function rules(historySize: number): ChannelRules {
-  return { options: { history_size: historySize, history_ttl_ms: 60_000, history_meta_ttl_ms: 0 } } as unknown as ChannelRules;
+  return {
+    options: { history_size: historySize, history_ttl_ms: 60_000, history_meta_ttl_ms: 0 },
+  } as unknown as ChannelRules;
 }
 
 let hub: FakeHub;
@@ -71,7 +73,9 @@ let store: FakeStore;
 const historyless = new Set<string>();
 function continuity() {
   return createFeedContinuity({
-    hub: hub as unknown as Hub, engine: store.engine(), log: silent,
+    hub: hub as unknown as Hub,
+    engine: store.engine(),
+    log: silent,
     rulesOf: (channel) => rules(historyless.has(channel) ? 0 : 10),
   });
 }
@@ -79,7 +83,14 @@ function continuity() {
 /** Settles `p` by letting promises run and advancing the mocked clock 10 ms at a time (at most 60 simulated s). */
 async function settle<T>(p: Promise<T>): Promise<T> {
   let done = false;
-  p.then(() => { done = true; }, () => { done = true; });
+  p.then(
+    () => {
+      done = true;
+    },
+    () => {
+      done = true;
+    },
+  );
   for (let i = 0; i < 6000 && !done; i++) {
     for (let j = 0; j < 5; j++) await Promise.resolve();
     if (!done) mock.timers.tick(10);
@@ -169,7 +180,12 @@ describe('feed continuity of a rewound stream', () => {
   it('retries rotating the epoch until the store takes it, and only then makes the subscribers recover', async () => {
     store.rotateFailures = 3;
     await settle(continuity().rewound('c', 'e', { seenOffset: 7, feedOffset: 2 }));
-    assert.deepEqual(store.rotations, [['c', 'e'], ['c', 'e'], ['c', 'e'], ['c', 'e']]);
+    assert.deepEqual(store.rotations, [
+      ['c', 'e'],
+      ['c', 'e'],
+      ['c', 'e'],
+      ['c', 'e'],
+    ]);
     assert.deepEqual(hub.order, ['rotate c', 'rotate c', 'rotate c', 'rotate c', 'invalidate c']);
   });
 

@@ -10,7 +10,9 @@ import { api, newClient, startHerald, waitFor, type TestServer } from './support
  * windows, and the old encoder extended each candidate at each position (measured 620-960 ms per patch).
  */
 const BASE = 'abcdefghijklmnop'.repeat(3750);
-const CHANGED = BASE.split('').map((c, i) => (i % 100 === 99 ? 'X' : c)).join('');
+const CHANGED = BASE.split('')
+  .map((c, i) => (i % 100 === 99 ? 'X' : c))
+  .join('');
 const payload = (i: number) => ({ i, text: i % 2 === 0 ? BASE : CHANGED });
 
 const config = {
@@ -18,8 +20,13 @@ const config = {
   channel: {
     namespaces: [
       {
-        name: 'delta', allow_subscribe_for_client: true, allowed_delta_types: ['fossil'], delta_publish: true,
-        history_size: 100, history_ttl: '300s', force_recovery: true,
+        name: 'delta',
+        allow_subscribe_for_client: true,
+        allowed_delta_types: ['fossil'],
+        delta_publish: true,
+        history_size: 100,
+        history_ttl: '300s',
+        force_recovery: true,
       },
     ],
   },
@@ -56,7 +63,9 @@ describe('fossil delta with crafted payloads, through the centrifuge SDK', { tim
     await s.close();
   });
 
-  async function deltaSubscriber(channel: string): Promise<{ sub: Subscription; got: unknown[]; recovered: Promise<boolean> }> {
+  async function deltaSubscriber(
+    channel: string,
+  ): Promise<{ sub: Subscription; got: unknown[]; recovered: Promise<boolean> }> {
     const c = newClient(s.wsUrl);
     clients.push(c);
     c.connect();
@@ -78,7 +87,10 @@ describe('fossil delta with crafted payloads, through the centrifuge SDK', { tim
       await waitFor(() => got.length === 20, 'twenty publications', 60_000);
     });
     console.log(`20 crafted publications to a delta subscriber: ${ms.toFixed(0)} ms of CPU`);
-    assert.deepEqual(got, Array.from({ length: 20 }, (_, k) => payload(k + 1)));
+    assert.deepEqual(
+      got,
+      Array.from({ length: 20 }, (_, k) => payload(k + 1)),
+    );
     assert.ok(sub.deltaStats().numDeltaPayloads >= 19, 'the publications after the first travel as patches');
     // Generous bound: measured ~150-300 ms now; before the fix each patch alone cost 620-960 ms.
     assert.ok(ms < 4000, `20 publications took ${ms.toFixed(0)} ms of CPU`);
@@ -98,7 +110,9 @@ describe('fossil delta with crafted payloads, through the centrifuge SDK', { tim
     });
     const afterFirst = fossilDeltaStats();
     // Generous bound: measured ~250 ms now; before the fix each of the 19 patches cost 620-960 ms.
-    console.log(`first recovery of 20 crafted publications: ${ms.toFixed(0)} ms of CPU, ${afterFirst.encoded - before.encoded} patches encoded`);
+    console.log(
+      `first recovery of 20 crafted publications: ${ms.toFixed(0)} ms of CPU, ${afterFirst.encoded - before.encoded} patches encoded`,
+    );
     assert.ok(ms < 4000, `the first recovery took ${ms.toFixed(0)} ms of CPU`);
     assert.equal(afterFirst.encoded - before.encoded, 19, 'the first recovery encodes each patch once');
 

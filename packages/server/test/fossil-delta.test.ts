@@ -40,7 +40,14 @@ function applyDelta(source: Buffer, delta: Buffer): Buffer {
       assert.equal(target.length, size);
       let sum = 0;
       for (let i = 0; i < target.length; i += 4) {
-        sum = (sum + (((target[i]! << 24) | ((target[i + 1] ?? 0) << 16) | ((target[i + 2] ?? 0) << 8) | (target[i + 3] ?? 0)) >>> 0)) >>> 0;
+        sum =
+          (sum +
+            (((target[i]! << 24) |
+              ((target[i + 1] ?? 0) << 16) |
+              ((target[i + 2] ?? 0) << 8) |
+              (target[i + 3] ?? 0)) >>>
+              0)) >>>
+          0;
       }
       assert.equal(n, sum, 'checksum');
       return target;

@@ -19,7 +19,12 @@ const E = 'epoch-1';
 function fakeBroker(): Broker {
   const refuse = () => Promise.reject(new Error('not used by the hub'));
   return {
-    run: refuse, publish: refuse, publishJoin: refuse, publishLeave: refuse, publishControl: refuse, close: refuse,
+    run: refuse,
+    publish: refuse,
+    publishJoin: refuse,
+    publishLeave: refuse,
+    publishControl: refuse,
+    close: refuse,
     subscribe: () => Promise.resolve(),
     unsubscribe: () => Promise.resolve(),
   };
@@ -51,7 +56,12 @@ function setup() {
   const feed = (offset: number, epoch = E) => hub.onPublication(CHANNEL, pub(offset), { epoch, offset });
   const subscriber = () => new FakeSubscriber(hub);
   /** Registers, then ends the pending phase at `position` (what its subscribe reply held). */
-  const join = async (sub: FakeSubscriber, position: StreamPosition | undefined, deltaBase?: Publication, delta?: { publish: boolean }) => {
+  const join = async (
+    sub: FakeSubscriber,
+    position: StreamPosition | undefined,
+    deltaBase?: Publication,
+    delta?: { publish: boolean },
+  ) => {
     await hub.add(CHANNEL, sub, false, delta);
     hub.activate(CHANNEL, sub, position, deltaBase);
   };
@@ -61,7 +71,7 @@ function setup() {
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('hub: a subscribe position belongs to its subscriber', () => {
-  test('a subscriber already on the channel gets every feed publication when a joiner\'s history reply reached past the feed', async () => {
+  test("a subscriber already on the channel gets every feed publication when a joiner's history reply reached past the feed", async () => {
     const { feed, subscriber, join } = setup();
     const bystander = subscriber();
     await join(bystander, { epoch: E, offset: 0 });
@@ -167,7 +177,7 @@ describe('hub: a subscribe position belongs to its subscriber', () => {
     assert.equal(joiner.toldToRecover, 1);
   });
 
-  test('the feed position only moves with the feed, not with a joiner\'s reply', async () => {
+  test("the feed position only moves with the feed, not with a joiner's reply", async () => {
     const { hub, feed, subscriber, join } = setup();
     const bystander = subscriber();
     await join(bystander, { epoch: E, offset: 0 });
@@ -178,7 +188,7 @@ describe('hub: a subscribe position belongs to its subscriber', () => {
     assert.deepEqual(hub.feedPosition(CHANNEL), { epoch: E, offset: 2 });
   });
 
-  test('before the feed delivers anything, the feed position is the lowest position the subscribers\' replies hold', async () => {
+  test("before the feed delivers anything, the feed position is the lowest position the subscribers' replies hold", async () => {
     const { hub, subscriber, join } = setup();
     await join(subscriber(), { epoch: E, offset: 4 });
     await join(subscriber(), { epoch: E, offset: 2 });
@@ -211,7 +221,7 @@ describe('hub: fossil delta bases stay per subscriber', () => {
     return encodePubPush(json, pub(o, data(o)), p);
   };
 
-  test('a delta joiner ahead of the feed gets a patch against its reply\'s last publication, and the bystander keeps its own chain', async () => {
+  test("a delta joiner ahead of the feed gets a patch against its reply's last publication, and the bystander keeps its own chain", async () => {
     const hub = new Hub(fakeBroker(), () => {});
     const feed = (o: number) => hub.onPublication(CHANNEL, pub(o, data(o)), { epoch: E, offset: o });
     const bystander = new FakeSubscriber(hub);
@@ -223,20 +233,29 @@ describe('hub: fossil delta bases stay per subscriber', () => {
     await hub.add(CHANNEL, joiner, false, { publish: true });
     hub.activate(CHANNEL, joiner, { epoch: E, offset: 4 }, pub(4, data(4)));
     for (const o of [3, 4, 5, 6]) feed(o);
-    assert.deepEqual(bystander.frames.map((f) => f.text), [full(1), patch(2, 1), patch(3, 2), patch(4, 3), patch(5, 4), patch(6, 5)]);
-    assert.deepEqual(joiner.frames.map((f) => f.text), [patch(5, 4), patch(6, 5)]);
+    assert.deepEqual(
+      bystander.frames.map((f) => f.text),
+      [full(1), patch(2, 1), patch(3, 2), patch(4, 3), patch(5, 4), patch(6, 5)],
+    );
+    assert.deepEqual(
+      joiner.frames.map((f) => f.text),
+      [patch(5, 4), patch(6, 5)],
+    );
   });
 
-  test('a delta joiner on a channel the feed has not delivered to yet gets the next publication as a patch on its reply\'s last one', async () => {
+  test("a delta joiner on a channel the feed has not delivered to yet gets the next publication as a patch on its reply's last one", async () => {
     const hub = new Hub(fakeBroker(), () => {});
     const joiner = new FakeSubscriber(hub);
     await hub.add(CHANNEL, joiner, false, { publish: true });
     hub.activate(CHANNEL, joiner, { epoch: E, offset: 4 }, pub(4, data(4)));
     hub.onPublication(CHANNEL, pub(5, data(5)), { epoch: E, offset: 5 });
-    assert.deepEqual(joiner.frames.map((f) => f.text), [patch(5, 4)]);
+    assert.deepEqual(
+      joiner.frames.map((f) => f.text),
+      [patch(5, 4)],
+    );
   });
 
-  test('a delta joiner behind the feed gets the buffered publications as patches on its reply\'s last one', async () => {
+  test("a delta joiner behind the feed gets the buffered publications as patches on its reply's last one", async () => {
     const hub = new Hub(fakeBroker(), () => {});
     const feed = (o: number) => hub.onPublication(CHANNEL, pub(o, data(o)), { epoch: E, offset: o });
     const bystander = new FakeSubscriber(hub);
@@ -249,7 +268,10 @@ describe('hub: fossil delta bases stay per subscriber', () => {
     feed(3);
     hub.activate(CHANNEL, joiner, { epoch: E, offset: 2 }, pub(2, data(2)));
     feed(4);
-    assert.deepEqual(joiner.frames.map((f) => f.text), [patch(3, 2), patch(4, 3)]);
+    assert.deepEqual(
+      joiner.frames.map((f) => f.text),
+      [patch(3, 2), patch(4, 3)],
+    );
   });
 });
 
@@ -277,62 +299,69 @@ describe('hub: every subscriber gets its stream exactly once, whatever the order
   );
 
   test('random interleavings of publications, feed deliveries and joins lose nothing and duplicate nothing', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { maxLength: 120 }), async (steps) => {
-      const hub = new Hub(fakeBroker(), () => {});
-      let top = 0;
-      let fed = 0;
-      interface Member { sub: FakeSubscriber; from?: number; state: 'registered' | 'read' | 'active' | 'gone' }
-      const members: Member[] = [];
-      const bystander: Member = { sub: new FakeSubscriber(hub), from: 0, state: 'active' };
-      await hub.add(CHANNEL, bystander.sub, false);
-      hub.activate(CHANNEL, bystander.sub, { epoch: E, offset: 0 });
-      members.push(bystander);
-      const pick = (n: number, state: Member['state']) => {
-        const candidates = members.filter((m) => m.state === state);
-        return candidates.length > 0 ? candidates[n % candidates.length] : undefined;
-      };
-      for (const s of steps) {
-        if (s.kind === 'publish') top++;
-        else if (s.kind === 'feed' && fed < top) {
-          fed++;
-          hub.onPublication(CHANNEL, pub(fed), { epoch: E, offset: fed });
-        } else if (s.kind === 'add') {
-          const m: Member = { sub: new FakeSubscriber(hub), state: 'registered' };
-          members.push(m);
-          await hub.add(CHANNEL, m.sub, false);
-        } else if (s.kind === 'read') {
-          const m = pick(s.pick, 'registered');
-          if (m) {
-            m.from = top;
-            m.state = 'read';
-          }
-        } else if (s.kind === 'activate') {
-          const m = pick(s.pick, 'read');
-          if (m) {
-            hub.activate(CHANNEL, m.sub, { epoch: E, offset: m.from! });
-            m.state = 'active';
-          }
-        } else if (s.kind === 'leave') {
-          const m = pick(s.pick, 'active');
-          if (m && m !== bystander) {
-            hub.remove(CHANNEL, m.sub);
-            m.state = 'gone';
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { maxLength: 120 }), async (steps) => {
+        const hub = new Hub(fakeBroker(), () => {});
+        let top = 0;
+        let fed = 0;
+        interface Member {
+          sub: FakeSubscriber;
+          from?: number;
+          state: 'registered' | 'read' | 'active' | 'gone';
+        }
+        const members: Member[] = [];
+        const bystander: Member = { sub: new FakeSubscriber(hub), from: 0, state: 'active' };
+        await hub.add(CHANNEL, bystander.sub, false);
+        hub.activate(CHANNEL, bystander.sub, { epoch: E, offset: 0 });
+        members.push(bystander);
+        const pick = (n: number, state: Member['state']) => {
+          const candidates = members.filter((m) => m.state === state);
+          return candidates.length > 0 ? candidates[n % candidates.length] : undefined;
+        };
+        for (const s of steps) {
+          if (s.kind === 'publish') top++;
+          else if (s.kind === 'feed' && fed < top) {
+            fed++;
+            hub.onPublication(CHANNEL, pub(fed), { epoch: E, offset: fed });
+          } else if (s.kind === 'add') {
+            const m: Member = { sub: new FakeSubscriber(hub), state: 'registered' };
+            members.push(m);
+            await hub.add(CHANNEL, m.sub, false);
+          } else if (s.kind === 'read') {
+            const m = pick(s.pick, 'registered');
+            if (m) {
+              m.from = top;
+              m.state = 'read';
+            }
+          } else if (s.kind === 'activate') {
+            const m = pick(s.pick, 'read');
+            if (m) {
+              hub.activate(CHANNEL, m.sub, { epoch: E, offset: m.from! });
+              m.state = 'active';
+            }
+          } else if (s.kind === 'leave') {
+            const m = pick(s.pick, 'active');
+            if (m && m !== bystander) {
+              hub.remove(CHANNEL, m.sub);
+              m.state = 'gone';
+            }
           }
         }
-      }
-      for (const m of members) {
-        if (m.state !== 'read') continue;
-        hub.activate(CHANNEL, m.sub, { epoch: E, offset: m.from! });
-        m.state = 'active';
-      }
-      while (fed < top) {
-        fed++;
-        hub.onPublication(CHANNEL, pub(fed), { epoch: E, offset: fed });
-      }
-      for (const m of members) {
-        assert.equal(m.sub.toldToRecover, 0);
-        if (m.state === 'active') assert.deepEqual(m.sub.offsets, range(m.from! + 1, top));
-      }
-    }), { numRuns: 300 });
+        for (const m of members) {
+          if (m.state !== 'read') continue;
+          hub.activate(CHANNEL, m.sub, { epoch: E, offset: m.from! });
+          m.state = 'active';
+        }
+        while (fed < top) {
+          fed++;
+          hub.onPublication(CHANNEL, pub(fed), { epoch: E, offset: fed });
+        }
+        for (const m of members) {
+          assert.equal(m.sub.toldToRecover, 0);
+          if (m.state === 'active') assert.deepEqual(m.sub.offsets, range(m.from! + 1, top));
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });

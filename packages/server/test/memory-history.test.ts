@@ -8,7 +8,10 @@ test('appends get consecutive offsets and the stream keeps at most history_size 
   const h = new MemoryHistory();
   for (let i = 1; i <= 5; i++) h.append('c', { data: String(i) }, 3, 1000, 60_000);
   const r = await h.history('c', { ...q, limit: -1 });
-  assert.deepEqual(r.publications.map((p) => p.offset), [3, 4, 5]);
+  assert.deepEqual(
+    r.publications.map((p) => p.offset),
+    [3, 4, 5],
+  );
   assert.equal(r.position.offset, 5);
   const since = await h.history('c', { ...q, limit: -1, since: { offset: 1, epoch: r.position.epoch } });
   // Offset 2 fell out of history: the set is incomplete, which recovery detects by counting.

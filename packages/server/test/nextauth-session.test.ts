@@ -2,11 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hkdfSync } from 'node:crypto';
 import { EncryptJWT, type JWTPayload } from 'jose';
-import {
-  decodeNextAuthSession,
-  inspectNextAuthSession,
-  parseCookieHeader,
-} from '../src/auth/nextauth-session.js';
+import { decodeNextAuthSession, inspectNextAuthSession, parseCookieHeader } from '../src/auth/nextauth-session.js';
 
 const SECRET = 'nextauth-test-secret-with-enough-entropy';
 
@@ -150,7 +146,9 @@ test('a v4 cookie placed under the Auth.js name does not decode (the key derivat
 test('session claims are copied into a prototype-less object and __proto__ stays inert', async () => {
   const key = v4Key(SECRET);
   // EncryptJWT would drop an own __proto__ key; build the claims object with JSON.parse so it is there.
-  const claims = JSON.parse('{"sub":"u","__proto__":{"polluted":true},"role":{"__proto__":{"admin":true}}}') as JWTPayload;
+  const claims = JSON.parse(
+    '{"sub":"u","__proto__":{"polluted":true},"role":{"__proto__":{"admin":true}}}',
+  ) as JWTPayload;
   const token = await new EncryptJWT(claims)
     .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' })
     .setExpirationTime('1h')
@@ -165,9 +163,15 @@ test('session claims are copied into a prototype-less object and __proto__ stays
 
 test('a custom session cookie name is read with either key derivation', async () => {
   const v4 = await v4Token({ sub: 'custom4' });
-  assert.equal((await decodeNextAuthSession(`my-session=${v4}`, SECRET, { cookieName: 'my-session' }))?.user, 'custom4');
+  assert.equal(
+    (await decodeNextAuthSession(`my-session=${v4}`, SECRET, { cookieName: 'my-session' }))?.user,
+    'custom4',
+  );
   const v5 = await v5Token({ sub: 'custom5' }, 'my-session');
-  assert.equal((await decodeNextAuthSession(`my-session=${v5}`, SECRET, { cookieName: 'my-session' }))?.user, 'custom5');
+  assert.equal(
+    (await decodeNextAuthSession(`my-session=${v5}`, SECRET, { cookieName: 'my-session' }))?.user,
+    'custom5',
+  );
 });
 
 test('decoding without a secret is a programming error and rejects with a TypeError', async () => {

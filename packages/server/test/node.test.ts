@@ -125,7 +125,10 @@ describe('HeraldNode: what the engine declares decides the shared-engine work, n
     await node.running;
     const t = await connectClient(node, 'alice');
     await node.subscribeUser('alice', 'room');
-    await waitFor(() => t.sent.some((m) => m.push?.subscribe) && presenceWrites === 1, 'server-side subscribe with its presence entry');
+    await waitFor(
+      () => t.sent.some((m) => m.push?.subscribe) && presenceWrites === 1,
+      'server-side subscribe with its presence entry',
+    );
     const controlsBefore = controls.length;
     ticks(node, 12);
     return { presenceRefreshes: presenceWrites - 1, announcements: controls.length - controlsBefore };
@@ -161,22 +164,42 @@ describe('HeraldNode: the node registry of a shared engine', () => {
     const node = newNode(engine, { HERALD_NAME: 'here' });
     await node.running;
     const now = Date.now();
-    const other = { uid: 'other-node', name: 'there', version: 'x', num_clients: 3, num_users: 2, num_channels: 1, num_subs: 3, uptime: 9, channels: ['remote-room'], updatedAt: now };
+    const other = {
+      uid: 'other-node',
+      name: 'there',
+      version: 'x',
+      num_clients: 3,
+      num_users: 2,
+      num_channels: 1,
+      num_subs: 3,
+      uptime: 9,
+      channels: ['remote-room'],
+      updatedAt: now,
+    };
     await engine.broker.publishControl({ type: 'node', node: other });
-    await engine.broker.publishControl({ type: 'node', node: { ...other, uid: node.uid, name: 'an echo of this node' } });
+    await engine.broker.publishControl({
+      type: 'node',
+      node: { ...other, uid: node.uid, name: 'an echo of this node' },
+    });
     await waitFor(() => node.nodes().length === 2, 'the other node listed');
-    assert.deepEqual(node.nodes().map((n) => n.name), ['here', 'there']);
+    assert.deepEqual(
+      node.nodes().map((n) => n.name),
+      ['here', 'there'],
+    );
     assert.equal((await node.channels()).get('remote-room'), 0);
     node.tick(now + 29_000);
     assert.equal(node.nodes().length, 2, 'still listed within 30 s');
     node.tick(now + 31_000);
-    assert.deepEqual(node.nodes().map((n) => n.name), ['here']);
+    assert.deepEqual(
+      node.nodes().map((n) => n.name),
+      ['here'],
+    );
     assert.equal((await node.channels()).has('remote-room'), false);
   });
 });
 
 describe('HeraldNode: sessions and control messages', () => {
-  it('indexes sessions by user: disconnectUser closes only that user\'s sessions (3503) and the count follows', async () => {
+  it("indexes sessions by user: disconnectUser closes only that user's sessions (3503) and the count follows", async () => {
     const node = newNode(createMemoryEngine());
     await node.running;
     const a1 = await connectClient(node, 'alice');
@@ -188,17 +211,23 @@ describe('HeraldNode: sessions and control messages', () => {
     assert.deepEqual(a1.closed, { code: 3503, reason: 'force disconnect' });
     assert.equal(b.closed, undefined);
     await waitFor(() => node.connectionCount === 1, 'one connection left');
-    assert.deepEqual(node.nodes()[0] && { clients: node.nodes()[0]!.num_clients, users: node.nodes()[0]!.num_users }, { clients: 1, users: 1 });
+    assert.deepEqual(node.nodes()[0] && { clients: node.nodes()[0]!.num_clients, users: node.nodes()[0]!.num_users }, {
+      clients: 1,
+      users: 1,
+    });
   });
 
-  it('subscribeUser and unsubscribeUser reach the user\'s session as pushes, and publish delivers to it', async () => {
+  it("subscribeUser and unsubscribeUser reach the user's session as pushes, and publish delivers to it", async () => {
     const node = newNode(createMemoryEngine(), {});
     await node.running;
     const t = await connectClient(node, 'carol');
     await node.subscribeUser('carol', 'news');
     await waitFor(() => t.sent.some((m) => m.push?.channel === 'news' && m.push.subscribe), 'subscribe push');
     await node.publish('news', { n: 1 });
-    await waitFor(() => t.sent.some((m) => m.push?.channel === 'news' && m.push.pub?.data?.n === 1), 'publication push');
+    await waitFor(
+      () => t.sent.some((m) => m.push?.channel === 'news' && m.push.pub?.data?.n === 1),
+      'publication push',
+    );
     assert.equal((await node.channels()).get('news'), 1);
     await node.unsubscribeUser('carol', 'news');
     await waitFor(() => t.sent.some((m) => m.push?.channel === 'news' && m.push.unsubscribe), 'unsubscribe push');
@@ -217,7 +246,11 @@ describe('HeraldNode: sessions and control messages', () => {
 describe('a deferred engine (the Redis engine while its module loads)', () => {
   it('holds a publish made before the engine loaded and completes it once loaded', async () => {
     let resolveLoad!: (e: Engine) => void;
-    const engine = deferredEngine({ name: 'late', capabilities: { shared: false }, load: () => new Promise<Engine>((r) => (resolveLoad = r)) });
+    const engine = deferredEngine({
+      name: 'late',
+      capabilities: { shared: false },
+      load: () => new Promise<Engine>((r) => (resolveLoad = r)),
+    });
     const node = newNode(engine);
     assert.equal(engine.isReady(), false);
     assert.equal(engine.notReadyReason?.(), 'late engine still loading');
@@ -228,8 +261,12 @@ describe('a deferred engine (the Redis engine while its module loads)', () => {
     assert.equal(engine.isReady(), true);
   });
 
-  it('a load that fails fails the node\'s start and every call with the reason, and /ready\'s reason names it', async () => {
-    const engine = deferredEngine({ name: 'broken', capabilities: { shared: true }, load: () => Promise.reject(new Error('Cannot find package \'ioredis\'')) });
+  it("a load that fails fails the node's start and every call with the reason, and /ready's reason names it", async () => {
+    const engine = deferredEngine({
+      name: 'broken',
+      capabilities: { shared: true },
+      load: () => Promise.reject(new Error("Cannot find package 'ioredis'")),
+    });
     const node = newNode(engine);
     await assert.rejects(node.running, /the broken engine failed to load: Cannot find package 'ioredis'/);
     await assert.rejects(node.publish('news', {}), /the broken engine failed to load/);

@@ -112,7 +112,10 @@ export interface FaultProxy {
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(targetPort: number, opts: { startCut?: boolean; targetHost?: string } = {}): Promise<FaultProxy> {
+export async function startFaultProxy(
+  targetPort: number,
+  opts: { startCut?: boolean; targetHost?: string } = {},
+): Promise<FaultProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let port = 0;
@@ -194,5 +197,12 @@ export async function collect(port: number, channels: string[]): Promise<Collect
 
 /** Namespace options that let insecure clients subscribe to any channel of the default namespace. */
 export const openChannels = {
-  channel: { withoutNamespace: { allow_subscribe_for_client: true, history_size: 100, history_ttl_ms: 300_000, force_recovery: true } },
+  channel: {
+    withoutNamespace: {
+      allow_subscribe_for_client: true,
+      history_size: 100,
+      history_ttl_ms: 300_000,
+      force_recovery: true,
+    },
+  },
 } as const;

@@ -43,9 +43,19 @@ interface Node {
 }
 
 async function startNode(t: TestContext, driver: SqliteDriver, url: string): Promise<Node> {
-  const herald = createHerald({ env: { HERALD_CLIENT_INSECURE: 'true', HERALD_API_KEY: API_KEY }, logger: false, config: openChannels });
+  const herald = createHerald({
+    env: { HERALD_CLIENT_INSECURE: 'true', HERALD_API_KEY: API_KEY },
+    logger: false,
+    config: openChannels,
+  });
   const addr = await herald.listen(0, '127.0.0.1');
-  const consumer = createOutboxConsumer({ herald, store: createSqliteStore(url, { driver: driver.name }), pollIntervalMs: 20, maxBackoffMs: 200, schemaRecheckMs: 100 });
+  const consumer = createOutboxConsumer({
+    herald,
+    store: createSqliteStore(url, { driver: driver.name }),
+    pollIntervalMs: 20,
+    maxBackoffMs: 200,
+    schemaRecheckMs: 100,
+  });
   await consumer.start();
   t.after(async () => {
     await consumer.stop();
@@ -83,14 +93,16 @@ for (const driver of drivers) {
       const node = await startNode(t, driver, f.url);
       await node.consumer.whenRunning();
       const db = appDb(t, driver, f.path);
-      const cols = (db.prepare(`SELECT name FROM pragma_table_info('herald_outbox')`).all() as { name: string }[]).map((c) => c.name);
+      const cols = (db.prepare(`SELECT name FROM pragma_table_info('herald_outbox')`).all() as { name: string }[]).map(
+        (c) => c.name,
+      );
       assert.deepEqual(cols, ['id', 'method', 'payload', 'partition', 'created_at']);
       assert.equal(count(db, 'herald_outbox_dead'), 0);
       const mode = db.prepare('PRAGMA journal_mode').all()[0] as { journal_mode: string };
       assert.equal(mode.journal_mode, 'wal');
     });
 
-    test('a file with the application\'s own tables is left alone: /ready is 503 until herald migrate runs', async (t) => {
+    test("a file with the application's own tables is left alone: /ready is 503 until herald migrate runs", async (t) => {
       const f = newFile();
       const db = appDb(t, driver, f.path);
       db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, total INTEGER)');
@@ -101,7 +113,9 @@ for (const driver of drivers) {
         const body = (await r.json()) as { checks?: Record<string, string> };
         return r.status === 503 && (body.checks?.outbox ?? '').includes('herald migrate');
       }, '/ready 503 naming herald migrate');
-      const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'herald%'`).all()).length;
+      const tables = db
+        .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'herald%'`)
+        .all().length;
       assert.equal(tables, 0, 'Herald created nothing in a file it shares');
       const migrator = createSqliteStore(f.url, { driver: driver.name });
       await migrator.connect();
@@ -129,7 +143,11 @@ for (const driver of drivers) {
       assert.equal(sub.received.filter((r) => r.data?.n === 'rolled-back').length, 0);
       await waitFor(() => count(db) === 0, 'table drained');
       const metrics = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
-      assert.match(metrics, /^herald_publications_total\{source="outbox"\} 2$/m, 'the committed row and the marker count as outbox publications');
+      assert.match(
+        metrics,
+        /^herald_publications_total\{source="outbox"\} 2$/m,
+        'the committed row and the marker count as outbox publications',
+      );
       assert.doesNotMatch(metrics, /^herald_publications_total\{source="(api|server)"\} [1-9]/m, 'and as nothing else');
     });
 
@@ -147,9 +165,15 @@ for (const driver of drivers) {
       }
       db.exec('COMMIT');
       await waitFor(() => sub.received.length >= 119, '119 publications');
-      assert.deepEqual(sub.received.map((r) => r.data.n), Array.from({ length: 120 }, (_, i) => i + 1).filter((n) => n !== 50));
+      assert.deepEqual(
+        sub.received.map((r) => r.data.n),
+        Array.from({ length: 120 }, (_, i) => i + 1).filter((n) => n !== 50),
+      );
       await waitFor(() => count(db) === 0, 'table drained');
-      const dead = db.prepare('SELECT payload, error FROM herald_outbox_dead').all() as { payload: string; error: string }[];
+      const dead = db.prepare('SELECT payload, error FROM herald_outbox_dead').all() as {
+        payload: string;
+        error: string;
+      }[];
       assert.equal(dead.length, 1);
       assert.match(dead[0]!.error, /not JSON/);
     });

@@ -47,14 +47,19 @@ describe('Redis errors about the request are permanent', { timeout: 30_000 }, ()
   test('a history read from an offset Redis cannot take as a stream ID (1e300) fails with error 107, not temporary', async () => {
     const ch = uniq('hist');
     const first = await engine.broker.publish(ch, { data: '1' }, { historySize: 10, historyTtlMs: 60_000 });
-    const err = await rejection(engine.history.history(ch, { since: { offset: 1e300, epoch: first.epoch }, limit: -1, ...hq }));
+    const err = await rejection(
+      engine.history.history(ch, { since: { offset: 1e300, epoch: first.epoch }, limit: -1, ...hq }),
+    );
     assert.equal(err.code, 107);
     assert.equal(err.temporary, false);
     assert.deepEqual(err.toReply(), { code: 107, message: err.message });
     assert.match(err.message, /history refused by Redis \(ERR Invalid stream ID.*retrying it will fail the same way/);
     // The engine is still fine for a valid read.
     const ok = await engine.history.history(ch, { since: { offset: 0, epoch: first.epoch }, limit: -1, ...hq });
-    assert.deepEqual(ok.publications.map((p) => p.data), ['1']);
+    assert.deepEqual(
+      ok.publications.map((p) => p.data),
+      ['1'],
+    );
   });
 
   test('a publish with a history size Redis would refuse half-way (2.5) fails with error 107 and stores nothing', async () => {
@@ -71,9 +76,15 @@ describe('Redis errors about the request are permanent', { timeout: 30_000 }, ()
 
 describe('Redis errors about the server are temporary', { timeout: 30_000 }, () => {
   test('a publish while nothing listens at REDIS_URL fails with error 100, temporary', async () => {
-    const engine = createRedisEngine({ url: `redis://127.0.0.1:${await freePort()}`, prefix: uniq('down'), commandTimeoutMs: 1000 });
+    const engine = createRedisEngine({
+      url: `redis://127.0.0.1:${await freePort()}`,
+      prefix: uniq('down'),
+      commandTimeoutMs: 1000,
+    });
     try {
-      const err = await rejection(engine.broker.publish(uniq('c'), { data: '1' }, { historySize: 10, historyTtlMs: 60_000 }));
+      const err = await rejection(
+        engine.broker.publish(uniq('c'), { data: '1' }, { historySize: 10, historyTtlMs: 60_000 }),
+      );
       assert.equal(err.code, 100);
       assert.equal(err.temporary, true);
       assert.match(err.message, /not connected to Redis/);
@@ -86,21 +97,47 @@ describe('Redis errors about the server are temporary', { timeout: 30_000 }, () 
     assert.equal(spawnSync('redis-server', ['--version']).status, 0, 'redis-server is installed');
     const port = await freePort();
     // A replica of a primary that does not exist: it answers reads and refuses every write with READONLY.
-    const replica: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--replicaof', '127.0.0.1', String(await freePort()), '--loglevel', 'warning'], { stdio: 'ignore' });
+    const replica: ChildProcess = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--replicaof',
+        '127.0.0.1',
+        String(await freePort()),
+        '--loglevel',
+        'warning',
+      ],
+      { stdio: 'ignore' },
+    );
     const engine = createRedisEngine({ url: `redis://127.0.0.1:${port}`, prefix: uniq('ro'), commandTimeoutMs: 1000 });
     try {
       const errors: HeraldError[] = [];
       // Until its commands connection is up the publish fails as 'not connected'; then READONLY answers it.
-      await waitFor(async () => {
-        const err = await rejection(engine.broker.publish(uniq('c'), { data: '1' }, { historySize: 10, historyTtlMs: 60_000 }));
-        errors.push(err);
-        return /READONLY/.test(err.message);
-      }, 'a READONLY answer', 10_000);
+      await waitFor(
+        async () => {
+          const err = await rejection(
+            engine.broker.publish(uniq('c'), { data: '1' }, { historySize: 10, historyTtlMs: 60_000 }),
+          );
+          errors.push(err);
+          return /READONLY/.test(err.message);
+        },
+        'a READONLY answer',
+        10_000,
+      );
       const readonly = errors.at(-1)!;
       assert.equal(readonly.code, 100);
       assert.equal(readonly.temporary, true);
-      assert.ok(errors.every((e) => e.code === 100 && e.temporary), 'every failure on the way was temporary');
+      assert.ok(
+        errors.every((e) => e.code === 100 && e.temporary),
+        'every failure on the way was temporary',
+      );
     } finally {
       await engine.close();
       const exited = once(replica, 'exit');

@@ -69,17 +69,27 @@ for (const engineName of engineNames) {
       await engine.broker.subscribe(ch);
       const opts = { historySize: 0, historyTtlMs: 60_000 };
       await engine.broker.publish(ch, { data: '"a"' }, { ...opts, ...idem });
-      await engine.broker.publish(ch, { data: '"b"' }, { ...opts, idempotencyKey: 'order-43', idempotentResultTtlMs: 60_000 });
+      await engine.broker.publish(
+        ch,
+        { data: '"b"' },
+        { ...opts, idempotencyKey: 'order-43', idempotentResultTtlMs: 60_000 },
+      );
       await waitFor(() => seen.filter((d) => d.channel === ch).length === 2, 'both publications');
       const ch2 = uniq('other2');
       await engine.broker.subscribe(ch2);
       await engine.broker.publish(ch2, { data: '"c"' }, { ...opts, ...idem });
-      await waitFor(() => seen.some((d) => d.channel === ch2 && d.pub.data === '"c"'), 'the same key on another channel');
+      await waitFor(
+        () => seen.some((d) => d.channel === ch2 && d.pub.data === '"c"'),
+        'the same key on another channel',
+      );
     });
   });
 }
 
-const redisVariants: Record<string, string | string[]> = { redis: REDIS_URL, 'redis-sharded': [redisDb(0), redisDb(1)] };
+const redisVariants: Record<string, string | string[]> = {
+  redis: REDIS_URL,
+  'redis-sharded': [redisDb(0), redisDb(1)],
+};
 for (const [name, url] of Object.entries(redisVariants)) {
   if (!engineNames.includes(name)) continue;
   describe(`idempotency keys across two nodes (${name})`, { timeout: 30_000 }, () => {
@@ -110,7 +120,10 @@ for (const [name, url] of Object.entries(redisVariants)) {
         assert.deepEqual(second, first);
         await b.broker.publish(ch, { data: '"marker"' }, opts);
         for (const seen of [seenA, seenB]) {
-          await waitFor(() => seen.some((d) => d.channel === ch && d.pub.data === '"marker"'), 'the marker on both nodes');
+          await waitFor(
+            () => seen.some((d) => d.channel === ch && d.pub.data === '"marker"'),
+            'the marker on both nodes',
+          );
           assert.equal(seen.filter((d) => d.channel === ch && d.pub.data === '"once"').length, 1);
         }
       });

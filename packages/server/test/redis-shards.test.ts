@@ -11,8 +11,20 @@ const historyOptions = { historySize: 10, historyTtlMs: 60_000 };
 
 describe('shardOf', () => {
   test('gives the same shard for the same channel and list length, pinned so a new version never moves channels', () => {
-    const pinned = ['news', 'chat:room-1', 'user:42#42', 'a', '', 'café', 'orders:eu-west:7'].map((c) => [shardOf(c, 2), shardOf(c, 3), shardOf(c, 5)]);
-    assert.deepEqual(pinned, [[1, 1, 4], [0, 0, 0], [0, 0, 0], [0, 0, 4], [0, 0, 0], [1, 1, 3], [1, 2, 2]]);
+    const pinned = ['news', 'chat:room-1', 'user:42#42', 'a', '', 'café', 'orders:eu-west:7'].map((c) => [
+      shardOf(c, 2),
+      shardOf(c, 3),
+      shardOf(c, 5),
+    ]);
+    assert.deepEqual(pinned, [
+      [1, 1, 4],
+      [0, 0, 0],
+      [0, 0, 0],
+      [0, 0, 4],
+      [0, 0, 0],
+      [1, 1, 3],
+      [1, 2, 2],
+    ]);
     assert.equal(shardOf('anything', 1), 0);
   });
 
@@ -38,23 +50,44 @@ describe('shardOf', () => {
 
 describe('REDIS_URL with several Redis instances', () => {
   test('splits on commas before a redis:// or rediss:// URL and keeps commas inside a password', () => {
-    const c = loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'redis://:pa,ss@10.0.0.1:6379/0, rediss://10.0.0.2:6380,redis://10.0.0.3' } });
+    const c = loadConfig({
+      env: {
+        HERALD_ENGINE: 'redis',
+        REDIS_URL: 'redis://:pa,ss@10.0.0.1:6379/0, rediss://10.0.0.2:6380,redis://10.0.0.3',
+      },
+    });
     assert.deepEqual(c.redisUrls, ['redis://:pa,ss@10.0.0.1:6379/0', 'rediss://10.0.0.2:6380', 'redis://10.0.0.3']);
   });
 
   test('refuses an entry that is not a Redis URL and the same Redis listed twice, naming what to write', () => {
-    assert.throws(() => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'redis://a:6379,redis://a:6379' } }), /REDIS_URL lists redis:\/\/a:6379 twice/);
-    assert.throws(() => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'localhost:6379' } }), /not a Redis URL; write redis:\/\//);
+    assert.throws(
+      () => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'redis://a:6379,redis://a:6379' } }),
+      /REDIS_URL lists redis:\/\/a:6379 twice/,
+    );
+    assert.throws(
+      () => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'localhost:6379' } }),
+      /not a Redis URL; write redis:\/\//,
+    );
   });
 
   test('reads Sentinel URLs: several Sentinels, the master name, a database, and the passwords, which logs never show', async () => {
     const { parseRedisTarget, redactRedisUrl } = await import('../src/engine/redis/url.js');
     const url = 'redis+sentinel://app:s3cret@10.0.0.1:26379,10.0.0.2,[::1]:26380/my-primary/2?sentinel_password=sp';
-    const c = loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: `${url},redis+sentinel://10.0.1.1:26379/other` } });
-    assert.deepEqual(c.redisUrls, [url, 'redis+sentinel://10.0.1.1:26379/other'], 'the commas between Sentinels stay inside their URL');
+    const c = loadConfig({
+      env: { HERALD_ENGINE: 'redis', REDIS_URL: `${url},redis+sentinel://10.0.1.1:26379/other` },
+    });
+    assert.deepEqual(
+      c.redisUrls,
+      [url, 'redis+sentinel://10.0.1.1:26379/other'],
+      'the commas between Sentinels stay inside their URL',
+    );
     assert.deepEqual(parseRedisTarget(url), {
       kind: 'sentinel',
-      sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: '10.0.0.2', port: 26379 }, { host: '::1', port: 26380 }],
+      sentinels: [
+        { host: '10.0.0.1', port: 26379 },
+        { host: '10.0.0.2', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
       name: 'my-primary',
       db: 2,
       username: 'app',
@@ -63,8 +96,14 @@ describe('REDIS_URL with several Redis instances', () => {
     });
     const shown = redactRedisUrl(url, '?');
     assert.ok(!shown.includes('s3cret') && !shown.includes('=sp'), shown);
-    assert.throws(() => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'redis+sentinel://10.0.0.1:26379' } }), /<master name>/);
-    assert.throws(() => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'redis+sentinel://h:26379/m?master=x' } }), /unknown parameter "master"/);
+    assert.throws(
+      () => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'redis+sentinel://10.0.0.1:26379' } }),
+      /<master name>/,
+    );
+    assert.throws(
+      () => loadConfig({ env: { HERALD_ENGINE: 'redis', REDIS_URL: 'redis+sentinel://h:26379/m?master=x' } }),
+      /unknown parameter "master"/,
+    );
   });
 });
 
@@ -87,15 +126,31 @@ describe('the Redis engine over two shards', () => {
         const home = shardOf(ch, 2);
         used.add(home);
         for (const [i, admin] of admins.entries()) {
-          const n = await admin.exists(`${prefix}.stream.{${ch}}`, `${prefix}.meta.{${ch}}`, `${prefix}.presence.{${ch}}`);
+          const n = await admin.exists(
+            `${prefix}.stream.{${ch}}`,
+            `${prefix}.meta.{${ch}}`,
+            `${prefix}.presence.{${ch}}`,
+          );
           assert.equal(n, i === home ? 3 : 0, `${ch}: keys on shard ${i + 1} (its home is ${home + 1})`);
         }
-        const h = await engine.history.history(ch, { limit: -1, historySize: 10, historyTtlMs: 60_000, historyMetaTtlMs: 60_000 });
-        assert.deepEqual(h.publications.map((p) => JSON.parse(p.data)), [{ ch }]);
+        const h = await engine.history.history(ch, {
+          limit: -1,
+          historySize: 10,
+          historyTtlMs: 60_000,
+          historyMetaTtlMs: 60_000,
+        });
+        assert.deepEqual(
+          h.publications.map((p) => JSON.parse(p.data)),
+          [{ ch }],
+        );
         assert.deepEqual([...(await engine.presence.presence(ch)).keys()], [`c-${ch}`]);
       }
       assert.deepEqual([...used].sort(), [0, 1], 'channels live on both shards');
-      assert.deepEqual(await Promise.all(admins.map((a) => a.get(`${prefix}.shard`))), ['1/2', '2/2'], 'each Redis knows its place');
+      assert.deepEqual(
+        await Promise.all(admins.map((a) => a.get(`${prefix}.shard`))),
+        ['1/2', '2/2'],
+        'each Redis knows its place',
+      );
     } finally {
       await engine.close();
     }
@@ -104,12 +159,19 @@ describe('the Redis engine over two shards', () => {
   test('an engine that lists the shards in another order than the nodes before it is not ready and says why', async () => {
     const prefix = uniquePrefix('shards');
     const first = await redisTestEngine({ url: shardUrls, prefix });
-    const swapped = (await import('../src/engine/redis/index.js')).createRedisEngine({ url: [...shardUrls].reverse(), prefix });
+    const swapped = (await import('../src/engine/redis/index.js')).createRedisEngine({
+      url: [...shardUrls].reverse(),
+      prefix,
+    });
     try {
       const deadline = Date.now() + 5000;
-      while (!/other nodes use it as shard/.test(swapped.notReadyReason?.() ?? '') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (!/other nodes use it as shard/.test(swapped.notReadyReason?.() ?? '') && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
       assert.equal(swapped.isReady(), false);
-      assert.match(swapped.notReadyReason!(), /redis shard 1\/2: REDIS_URL lists this Redis as shard 1\/2, but other nodes use it as shard 2\/2/);
+      assert.match(
+        swapped.notReadyReason!(),
+        /redis shard 1\/2: REDIS_URL lists this Redis as shard 1\/2, but other nodes use it as shard 2\/2/,
+      );
       assert.match(swapped.notReadyReason!(), /same order/);
       assert.equal(first.isReady(), true, 'the nodes that were there first stay ready');
       // Once the claims are cleared (a deliberate re-shard), the node becomes ready by itself.

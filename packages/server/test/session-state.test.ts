@@ -50,7 +50,13 @@ class FakeTransport implements ClientTransport {
 const nodes: HeraldNode[] = [];
 function newNode(env: Record<string, string> = {}, hooks?: HeraldHooks): HeraldNode {
   const { warnings: _w, ...config } = loadConfig({ env: { HERALD_TOKEN_SECRET: SECRET, ...env } });
-  const node = new HeraldNode({ config, engine: createMemoryEngine(), log: silent, tickIntervalMs: 0, ...(hooks ? { hooks } : {}) });
+  const node = new HeraldNode({
+    config,
+    engine: createMemoryEngine(),
+    log: silent,
+    tickIntervalMs: 0,
+    ...(hooks ? { hooks } : {}),
+  });
   nodes.push(node);
   return node;
 }
@@ -64,7 +70,11 @@ function open(node: HeraldNode): FakeTransport {
   return t;
 }
 
-async function connected(node: HeraldNode, claims: Record<string, unknown> = { sub: 'alice' }, ttlSec?: number): Promise<FakeTransport> {
+async function connected(
+  node: HeraldNode,
+  claims: Record<string, unknown> = { sub: 'alice' },
+  ttlSec?: number,
+): Promise<FakeTransport> {
   const t = open(node);
   t.frame({ id: 1, connect: { token: await mintToken(claims, ttlSec === undefined ? {} : { ttlSec }) } });
   const r = await t.reply(1);
@@ -82,7 +92,10 @@ describe('Session: connect', () => {
     const t = open(newNode());
     t.frame({ id: 1, ping: {} });
     await turns();
-    assert.deepEqual(t.closes.map((c) => c.code), [3501]);
+    assert.deepEqual(
+      t.closes.map((c) => c.code),
+      [3501],
+    );
     assert.equal(t.sent.length, 0);
   });
 
@@ -91,8 +104,14 @@ describe('Session: connect', () => {
     const t = await connected(node);
     t.frame({ id: 2, connect: { token: await mintToken({ sub: 'alice' }) } });
     await turns();
-    assert.deepEqual(t.closes.map((c) => c.code), [3501]);
-    assert.equal(t.sent.find((m) => m.id === 2), undefined);
+    assert.deepEqual(
+      t.closes.map((c) => c.code),
+      [3501],
+    );
+    assert.equal(
+      t.sent.find((m) => m.id === 2),
+      undefined,
+    );
   });
 
   it('closes with 3502 a client that has not connected within HERALD_CONNECT_TIMEOUT, and not before', async () => {
@@ -102,7 +121,10 @@ describe('Session: connect', () => {
     node.tick(start + 4_000);
     assert.equal(t.closes.length, 0);
     node.tick(start + 6_000);
-    assert.deepEqual(t.closes.map((c) => c.code), [3502]);
+    assert.deepEqual(
+      t.closes.map((c) => c.code),
+      [3502],
+    );
   });
 });
 
@@ -112,20 +134,39 @@ describe('Session: pings and expiry on tick', () => {
     const t = await connected(node);
     const start = Date.now();
     node.tick(start + 10_000);
-    assert.ok(t.sent.some((m) => Object.keys(m).length === 0), 'a ping ({}) was sent');
+    assert.ok(
+      t.sent.some((m) => Object.keys(m).length === 0),
+      'a ping ({}) was sent',
+    );
     node.tick(start + 14_000);
     assert.equal(t.closes.length, 0);
     node.tick(start + 15_500);
-    assert.deepEqual(t.closes.map((c) => c.code), [3012]);
+    assert.deepEqual(
+      t.closes.map((c) => c.code),
+      [3012],
+    );
   });
 
   it('does not close a client whose reading is paused past the pong deadline, and closes it with 3012 once reading resumed and the deadline passed', async () => {
     let release!: () => void;
-    const gate = new Promise<void>((r) => { release = r; });
-    const node = newNode({ HERALD_PING_INTERVAL: '10s', HERALD_PONG_TIMEOUT: '5s', HERALD_COMMAND_RATE: '0' }, { onRpc: async () => { await gate; return {}; } });
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const node = newNode(
+      { HERALD_PING_INTERVAL: '10s', HERALD_PONG_TIMEOUT: '5s', HERALD_COMMAND_RATE: '0' },
+      {
+        onRpc: async () => {
+          await gate;
+          return {};
+        },
+      },
+    );
     const t = await connected(node);
     // A slow rpc holds the queue; 300 pings behind it fill it past its cap (4 x 64): reading pauses.
-    t.frame({ id: 2, rpc: { method: 'slow', data: {} } }, ...Array.from({ length: 300 }, (_, i) => ({ id: 10 + i, ping: {} })));
+    t.frame(
+      { id: 2, rpc: { method: 'slow', data: {} } },
+      ...Array.from({ length: 300 }, (_, i) => ({ id: 10 + i, ping: {} })),
+    );
     assert.equal(t.paused, 1);
     const start = Date.now();
     node.tick(start + 10_000);
@@ -138,7 +179,10 @@ describe('Session: pings and expiry on tick', () => {
     node.tick(Date.now() + 4_000);
     assert.equal(t.closes.length, 0);
     node.tick(Math.max(start + 60_000, Date.now() + 5_000) + 1_000);
-    assert.deepEqual(t.closes.map((c) => c.code), [3012]);
+    assert.deepEqual(
+      t.closes.map((c) => c.code),
+      [3012],
+    );
   });
 
   it('closes with 3005 a connection whose token expired, only after HERALD_EXPIRED_CLOSE_DELAY', async () => {
@@ -148,13 +192,19 @@ describe('Session: pings and expiry on tick', () => {
     node.tick(expMs + 9_000);
     assert.equal(t.closes.length, 0);
     node.tick(expMs + 11_000);
-    assert.deepEqual(t.closes.map((c) => c.code), [3005]);
+    assert.deepEqual(
+      t.closes.map((c) => c.code),
+      [3005],
+    );
   });
 
   it('unsubscribes with a 2501 push a subscription whose token expired, after HERALD_EXPIRED_CLOSE_DELAY, and keeps the connection', async () => {
     const node = newNode({ HERALD_PING_INTERVAL: '0', HERALD_EXPIRED_CLOSE_DELAY: '10s' });
     const t = await connected(node);
-    t.frame({ id: 2, subscribe: { channel: 'room', token: await mintToken({ sub: 'alice', channel: 'room' }, { ttlSec: 60 }) } });
+    t.frame({
+      id: 2,
+      subscribe: { channel: 'room', token: await mintToken({ sub: 'alice', channel: 'room' }, { ttlSec: 60 }) },
+    });
     const r = await t.reply(2);
     assert.ok(r.subscribe, `subscribe answered ${JSON.stringify(r)}`);
     const expMs = (Math.floor(Date.now() / 1000) + 60) * 1000;
@@ -172,8 +222,18 @@ describe('Session: pings and expiry on tick', () => {
 describe('Session: the command queue', () => {
   it('runs commands strictly in order: a ping behind a slow connect (onConnecting hook) is answered after it', async () => {
     let release!: () => void;
-    const gate = new Promise<void>((r) => { release = r; });
-    const node = newNode({ HERALD_ALLOW_ANONYMOUS: 'true' }, { onConnecting: async () => { await gate; return { user: 'bob' }; } });
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const node = newNode(
+      { HERALD_ALLOW_ANONYMOUS: 'true' },
+      {
+        onConnecting: async () => {
+          await gate;
+          return { user: 'bob' };
+        },
+      },
+    );
     const t = open(node);
     t.frame({ id: 1, connect: {} });
     t.frame({ id: 2, ping: {} });
@@ -181,7 +241,10 @@ describe('Session: the command queue', () => {
     assert.equal(t.sent.length, 0, 'nothing answered while connect is pending');
     release();
     await t.reply(2);
-    assert.deepEqual(t.sent.map((m) => m.id), [1, 2]);
+    assert.deepEqual(
+      t.sent.map((m) => m.id),
+      [1, 2],
+    );
     assert.ok(t.sent[0]?.connect);
     assert.equal(t.closes.length, 0);
   });
@@ -191,18 +254,37 @@ describe('Session: the command queue', () => {
     const t = await connected(node);
     t.frame({ id: 2, nope: {} }, { id: 3, nope: {} }, { id: 4, nope: {} });
     await t.reply(4);
-    assert.deepEqual(t.sent.filter((m) => m.error).map((m) => m.id), [2, 3, 4]);
+    assert.deepEqual(
+      t.sent.filter((m) => m.error).map((m) => m.id),
+      [2, 3, 4],
+    );
     assert.equal(t.closes.length, 0);
     t.frame({ id: 5, nope: {} });
     await turns();
-    assert.deepEqual(t.closes.map((c) => c.code), [3509]);
-    assert.equal(t.sent.find((m) => m.id === 5), undefined);
+    assert.deepEqual(
+      t.closes.map((c) => c.code),
+      [3509],
+    );
+    assert.equal(
+      t.sent.find((m) => m.id === 5),
+      undefined,
+    );
   });
 
   it('pauses reading when the backlog reaches its cap and resumes it once after draining', async () => {
     let release!: () => void;
-    const gate = new Promise<void>((r) => { release = r; });
-    const node = newNode({ HERALD_ALLOW_ANONYMOUS: 'true', HERALD_COMMAND_RATE: '0' }, { onConnecting: async () => { await gate; return { user: 'bob' }; } });
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const node = newNode(
+      { HERALD_ALLOW_ANONYMOUS: 'true', HERALD_COMMAND_RATE: '0' },
+      {
+        onConnecting: async () => {
+          await gate;
+          return { user: 'bob' };
+        },
+      },
+    );
     const t = open(node);
     t.frame({ id: 1, connect: {} });
     t.frame(...Array.from({ length: 254 }, (_, i) => ({ id: 2 + i, ping: {} })));
@@ -214,14 +296,24 @@ describe('Session: the command queue', () => {
     release();
     await t.reply(258);
     assert.equal(t.resumed, 1);
-    assert.deepEqual(t.sent.map((m) => m.id), Array.from({ length: 258 }, (_, i) => i + 1));
+    assert.deepEqual(
+      t.sent.map((m) => m.id),
+      Array.from({ length: 258 }, (_, i) => i + 1),
+    );
   });
 });
 
 describe('Session: close', () => {
   it('handles a close reported twice once: the disconnect hook runs and the disconnect is counted once, and later frames are ignored', async () => {
     const disconnects: number[] = [];
-    const node = newNode({}, { onDisconnect: (ctx) => { disconnects.push(ctx.code); } });
+    const node = newNode(
+      {},
+      {
+        onDisconnect: (ctx) => {
+          disconnects.push(ctx.code);
+        },
+      },
+    );
     const t = await connected(node);
     assert.equal(node.connectionCount, 1);
     t.handlers.onClose(1000, 'bye');
@@ -234,6 +326,9 @@ describe('Session: close', () => {
     assert.deepEqual(counted, [['1000', 1]], 'the disconnect is counted once');
     assert.equal(node.connectionCount, 0);
     assert.equal(t.closes.length, 0);
-    assert.equal(t.sent.find((m) => m.id === 2), undefined);
+    assert.equal(
+      t.sent.find((m) => m.id === 2),
+      undefined,
+    );
   });
 });

@@ -49,7 +49,13 @@ async function connectedPair(): Promise<{ server: WebSocket; socket: Duplex; cli
   if (!http.listening) await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
   const { port } = http.address() as AddressInfo;
   const client = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
-  const [{ server, socket }] = await Promise.all([accepted, new Promise<void>((r, j) => { client.once('open', () => r()); client.once('error', j); })]);
+  const [{ server, socket }] = await Promise.all([
+    accepted,
+    new Promise<void>((r, j) => {
+      client.once('open', () => r());
+      client.once('error', j);
+    }),
+  ]);
   return { server, socket, client };
 }
 
@@ -60,8 +66,8 @@ describe('ws Sender with permessage-deflate off (the fan-out writes to the socke
     client.on('error', () => {});
     const sender = (server as unknown as { _sender: SenderInternals | null })._sender;
     assert.ok(sender, 'ws keeps its Sender in `_sender`');
-    assert.ok(Array.isArray(sender._queue), 'ws\'s Sender keeps its held-back frames in `_queue`');
-    assert.equal(typeof sender._state, 'number', 'ws\'s Sender keeps its send state in `_state`');
+    assert.ok(Array.isArray(sender._queue), "ws's Sender keeps its held-back frames in `_queue`");
+    assert.equal(typeof sender._state, 'number', "ws's Sender keeps its send state in `_state`");
 
     const count = 300;
     const received: string[] = [];

@@ -11,9 +11,19 @@ export interface Child {
 
 const running = new Set<Child>();
 
-export function start(name: string, cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string | undefined> } = {}): Child {
+export function start(
+  name: string,
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Child {
   // Its own process group, so stopping it also stops whatever it started (next start forks workers).
-  const proc = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const proc = spawn(cmd, args, {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let out = '';
   const keep = (c: Buffer) => {
     out = (out + c.toString()).slice(-65_536);
@@ -54,13 +64,19 @@ export async function stopAll(): Promise<void> {
 }
 
 /** Runs a command to completion within a deadline; rejects with its output on failure. */
-export async function run(name: string, cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs: number }): Promise<string> {
+export async function run(
+  name: string,
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs: number },
+): Promise<string> {
   const c = start(name, cmd, args, opts);
   const timer = setTimeout(() => void c.stop(), opts.timeoutMs);
   const code = await new Promise<number | null>((r) => c.proc.once('exit', (code) => r(code)));
   clearTimeout(timer);
   running.delete(c);
-  if (code !== 0) throw new Error(`${name} failed (exit ${code}, limit ${opts.timeoutMs} ms):\n${c.output().slice(-4000)}`);
+  if (code !== 0)
+    throw new Error(`${name} failed (exit ${code}, limit ${opts.timeoutMs} ms):\n${c.output().slice(-4000)}`);
   return c.output();
 }
 
@@ -72,7 +88,12 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, child?: Child): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs: number,
+  child?: Child,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
@@ -82,9 +103,14 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     } catch (err) {
       lastErr = err;
     }
-    if (child && child.proc.exitCode !== null) throw new Error(`${child.name} exited (${child.proc.exitCode}) while waiting for ${what}:\n${child.output().slice(-3000)}`);
+    if (child && child.proc.exitCode !== null)
+      throw new Error(
+        `${child.name} exited (${child.proc.exitCode}) while waiting for ${what}:\n${child.output().slice(-3000)}`,
+      );
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${String(lastErr)})` : ''}${child ? `\n${child.name} output:\n${child.output().slice(-3000)}` : ''}`);
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${String(lastErr)})` : ''}${child ? `\n${child.name} output:\n${child.output().slice(-3000)}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -92,9 +118,14 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
 
 /** Waits until an HTTP GET answers (any status). */
 export async function waitForHttp(url: string, timeoutMs: number, child?: Child): Promise<void> {
-  await waitFor(`${url} to answer`, async () => {
-    const res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(2000) });
-    await res.arrayBuffer();
-    return true;
-  }, timeoutMs, child);
+  await waitFor(
+    `${url} to answer`,
+    async () => {
+      const res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      return true;
+    },
+    timeoutMs,
+    child,
+  );
 }

@@ -55,16 +55,27 @@ export async function startHerald(opts: StartOptions = {}): Promise<HeraldProces
   const dir = mkdtempSync(join(tmpdir(), 'herald-reliability-'));
   dirs.push(dir);
   const config = join(dir, 'config.json');
-  writeFileSync(config, JSON.stringify({ channel: { without_namespace: { allow_subscribe_for_client: true, ...opts.withoutNamespace } } }));
-  const { child, logs, stderr: readStderr, exited } = spawnServe({
-    WS_PORT: String(port),
-    HERALD_HOST: '127.0.0.1',
-    HERALD_TOKEN_SECRET: SECRET,
-    HERALD_API_KEY: API_KEY,
-    HERALD_CONFIG: config,
-    HERALD_LOG_LEVEL: 'info',
-    ...opts.env,
-  }, { fdLimit: opts.fdLimit });
+  writeFileSync(
+    config,
+    JSON.stringify({ channel: { without_namespace: { allow_subscribe_for_client: true, ...opts.withoutNamespace } } }),
+  );
+  const {
+    child,
+    logs,
+    stderr: readStderr,
+    exited,
+  } = spawnServe(
+    {
+      WS_PORT: String(port),
+      HERALD_HOST: '127.0.0.1',
+      HERALD_TOKEN_SECRET: SECRET,
+      HERALD_API_KEY: API_KEY,
+      HERALD_CONFIG: config,
+      HERALD_LOG_LEVEL: 'info',
+      ...opts.env,
+    },
+    { fdLimit: opts.fdLimit },
+  );
   const base = `http://127.0.0.1:${port}`;
   const p: HeraldProcess = {
     port,
@@ -120,9 +131,11 @@ export async function startHerald(opts: StartOptions = {}): Promise<HeraldProces
   const deadline = Date.now() + 15_000;
   const path = opts.waitFor === 'health' ? '/health' : '/ready';
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`herald serve exited with ${child.exitCode}: ${readStderr().slice(-2000)}`);
+    if (child.exitCode !== null)
+      throw new Error(`herald serve exited with ${child.exitCode}: ${readStderr().slice(-2000)}`);
     if ((await p.status(path, 1000)) === 200) break;
-    if (Date.now() > deadline) throw new Error(`herald on :${port} did not answer ${path} 200: ${readStderr().slice(-2000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`herald on :${port} did not answer ${path} 200: ${readStderr().slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return p;
@@ -151,7 +164,12 @@ export async function waitFor<T>(check: () => T | Promise<T>, what: string, time
 export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -9,10 +9,22 @@ import net from 'node:net';
 import { ServerFrames } from './raw-ws.js';
 
 type Kind = 'silent' | 'trickle' | 'upgraded';
-interface Result { kind: Kind; openedAt: number; closedAt?: number; status?: number; closeCode?: number; error?: string; lateError?: string }
+interface Result {
+  kind: Kind;
+  openedAt: number;
+  closedAt?: number;
+  status?: number;
+  closeCode?: number;
+  error?: string;
+  lateError?: string;
+}
 
 const [port, ...counts] = process.argv.slice(2).map(Number);
-const plan: [Kind, number][] = [['silent', counts[0]!], ['trickle', counts[1]!], ['upgraded', counts[2]!]];
+const plan: [Kind, number][] = [
+  ['silent', counts[0]!],
+  ['trickle', counts[1]!],
+  ['upgraded', counts[2]!],
+];
 const results: Result[] = [];
 const trickling = new Set<net.Socket>();
 const t0 = performance.now();
@@ -31,8 +43,10 @@ function open(kind: Kind): Promise<void> {
         s.write('GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n');
         trickling.add(s);
       } else if (kind === 'upgraded') {
-        s.write('GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+        s.write(
+          'GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+        );
       }
       resolve();
     });
@@ -87,20 +101,29 @@ const openFailures = results.filter((r) => r.error).length;
 process.stdout.write(JSON.stringify({ opened: results.length, openFailures, at: now() }) + '\n');
 
 const deadline = performance.now() + 40_000;
-while (results.some((r) => r.closedAt === undefined) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+while (results.some((r) => r.closedAt === undefined) && performance.now() < deadline)
+  await new Promise((r) => setTimeout(r, 100));
 clearInterval(trickle);
 
 const summary: Record<string, unknown> = {};
 for (const [kind] of plan) {
   const rs = results.filter((r) => r.kind === kind);
-  const lifetimes = rs.filter((r) => r.closedAt !== undefined && !r.error).map((r) => r.closedAt! - r.openedAt).sort((a, b) => a - b);
-  const by = (f: (r: Result) => unknown) => rs.reduce<Record<string, number>>((acc, r) => { const k = String(f(r)); acc[k] = (acc[k] ?? 0) + 1; return acc; }, {});
+  const lifetimes = rs
+    .filter((r) => r.closedAt !== undefined && !r.error)
+    .map((r) => r.closedAt! - r.openedAt)
+    .sort((a, b) => a - b);
+  const by = (f: (r: Result) => unknown) =>
+    rs.reduce<Record<string, number>>((acc, r) => {
+      const k = String(f(r));
+      acc[k] = (acc[k] ?? 0) + 1;
+      return acc;
+    }, {});
   summary[kind] = {
     count: rs.length,
     stillOpen: rs.filter((r) => r.closedAt === undefined).length,
     errors: by((r) => r.error ?? 'none'),
     // A reset before any answer (status 'none') means the kernel dropped the handshake: the accept queue overflowed.
-    lateErrorsWithoutAnswer: by((r) => (r.status === undefined ? r.lateError ?? 'closed' : 'answered')),
+    lateErrorsWithoutAnswer: by((r) => (r.status === undefined ? (r.lateError ?? 'closed') : 'answered')),
     statuses: by((r) => r.status ?? 'none'),
     closeCodes: by((r) => r.closeCode ?? 'none'),
     minLifetimeMs: Math.round(lifetimes[0] ?? -1),

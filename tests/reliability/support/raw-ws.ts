@@ -69,7 +69,10 @@ export interface RawSocket {
  * Opens a TCP connection and sends the upgrade request; resolves with the answer's status. After a 101, server frames
  * are parsed into `frames` unless `read` is false: then the socket is paused right after the handshake and never read.
  */
-export function rawUpgrade(port: number, opts: { path?: string; localAddress?: string; read?: boolean } = {}): Promise<RawSocket> {
+export function rawUpgrade(
+  port: number,
+  opts: { path?: string; localAddress?: string; read?: boolean } = {},
+): Promise<RawSocket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ port, host: '127.0.0.1', localAddress: opts.localAddress });
     const frames = new ServerFrames();

@@ -56,7 +56,14 @@ const toldWithin = (channels: string[] | undefined, from: number, until: number)
  * moved to, those sent before it was told (they precede the position it was given). Told on `channels` (all when
  * absent) only from `from` to `until`.
  */
-export function storeLost(opts: { what: string; channels?: string[]; from: number; until: number; kept?: Map<string, { epoch: string; offset: number }>; lostFrom?: number }): Bound {
+export function storeLost(opts: {
+  what: string;
+  channels?: string[];
+  from: number;
+  until: number;
+  kept?: Map<string, { epoch: string; offset: number }>;
+  lostFrom?: number;
+}): Bound {
   return {
     what: opts.what,
     told: toldWithin(opts.channels, opts.from, opts.until),
@@ -113,7 +120,11 @@ export interface CheckResult {
 
 const key = (epoch: string, offset: number) => `${epoch}:${offset}`;
 
-export function check(acks: Ack[], subs: Pick<TrackedSub, 'user' | 'channel' | 'events'>[], allowed: Excused): CheckResult {
+export function check(
+  acks: Ack[],
+  subs: Pick<TrackedSub, 'user' | 'channel' | 'events'>[],
+  allowed: Excused,
+): CheckResult {
   const byChannel = new Map<string, Ack[]>();
   for (const a of acks) {
     let l = byChannel.get(a.channel);
@@ -122,7 +133,13 @@ export function check(acks: Ack[], subs: Pick<TrackedSub, 'user' | 'channel' | '
   }
   const bound = allowed === 'none' ? undefined : allowed;
   const inBound = (t: Told) => bound !== undefined && bound.told(t);
-  let expected = 0, delivered = 0, lost = 0, duplicated = 0, toldLost = 0, toldBeyond = 0, gaps = 0;
+  let expected = 0,
+    delivered = 0,
+    lost = 0,
+    duplicated = 0,
+    toldLost = 0,
+    toldBeyond = 0,
+    gaps = 0;
   const told: Told[] = [];
   const excused: CheckResult['excused'] = [];
   const toldOutside: Told[] = [];
@@ -152,7 +169,9 @@ export function check(acks: Ack[], subs: Pick<TrackedSub, 'user' | 'channel' | '
           told.push(t);
           if (!inBound(t)) {
             toldOutside.push(t);
-            note(`told recovered:false at ${e.epoch}:${e.offset} (left ${epoch}) outside the bound (${bound?.what ?? 'none allowed'}) at ${new Date(e.at).toISOString()}`);
+            note(
+              `told recovered:false at ${e.epoch}:${e.offset} (left ${epoch}) outside the bound (${bound?.what ?? 'none allowed'}) at ${new Date(e.at).toISOString()}`,
+            );
           }
           declared.push({ epoch, lo: 0, hi: Number.MAX_SAFE_INTEGER, told: t });
           if (e.epoch === epoch) declared[declared.length - 1]!.hi = e.offset;
@@ -195,16 +214,33 @@ export function check(acks: Ack[], subs: Pick<TrackedSub, 'user' | 'channel' | '
         }
         toldBeyond++;
         lost++;
-        note(`acknowledged ${a.epoch}:${a.offset} (id ${a.id}, sent ${new Date(a.sentAt).toISOString()}, acked ${new Date(a.at).toISOString()}) was excused by recovered:false beyond the bound (${bound?.what ?? 'none allowed'})`);
+        note(
+          `acknowledged ${a.epoch}:${a.offset} (id ${a.id}, sent ${new Date(a.sentAt).toISOString()}, acked ${new Date(a.at).toISOString()}) was excused by recovered:false beyond the bound (${bound?.what ?? 'none allowed'})`,
+        );
         continue;
       }
       lost++;
       // A different publication at the acknowledged position: the stream reused it (a failover lost what was there).
-      if (there !== undefined) note(`acknowledged ${a.epoch}:${a.offset} (id ${a.id}) but ${there} arrived at that position`);
+      if (there !== undefined)
+        note(`acknowledged ${a.epoch}:${a.offset} (id ${a.id}) but ${there} arrived at that position`);
       else note(`acknowledged ${a.epoch}:${a.offset} (id ${a.id}) never arrived and no recovered:false covers it`);
     }
     problems.push(...mine);
   }
   const line = `publications acked ${acks.length}, deliveries expected ${expected}, delivered ${delivered}, lost ${lost}, duplicated ${duplicated}, silent gaps ${gaps} (told recovered:false ${told.length} times, excusing ${toldLost} acknowledged deliveries; ${toldBeyond} excused beyond the bound, ${toldOutside.length} told outside it)`;
-  return { acked: acks.length, expected, delivered, lost, duplicated, gaps, toldLost, excused, toldBeyond, told, toldOutside, problems, line };
+  return {
+    acked: acks.length,
+    expected,
+    delivered,
+    lost,
+    duplicated,
+    gaps,
+    toldLost,
+    excused,
+    toldBeyond,
+    told,
+    toldOutside,
+    problems,
+    line,
+  };
 }

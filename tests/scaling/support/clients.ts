@@ -39,7 +39,13 @@ export interface TrackedSub {
   connectedTo(): string;
 }
 
-export async function subscriber(user: string, channel: string, pick: () => string, options: Partial<Options> = {}, subOptions: { joinLeave?: boolean } = {}): Promise<TrackedSub> {
+export async function subscriber(
+  user: string,
+  channel: string,
+  pick: () => string,
+  options: Partial<Options> = {},
+  subOptions: { joinLeave?: boolean } = {},
+): Promise<TrackedSub> {
   let last = '';
   const Ws = class extends WebSocket {
     constructor(_url: string, protocols?: string | string[]) {
@@ -59,18 +65,30 @@ export async function subscriber(user: string, channel: string, pick: () => stri
   const sub = client.newSubscription(channel, { minResubscribeDelay: 50, maxResubscribeDelay: 400, ...subOptions });
   sub.on('subscribed', (ctx) => {
     events.push({
-      type: 'subscribed', wasRecovering: ctx.wasRecovering, recovered: ctx.recovered,
-      epoch: ctx.streamPosition?.epoch ?? '', offset: ctx.streamPosition?.offset ?? 0, at: Date.now(),
+      type: 'subscribed',
+      wasRecovering: ctx.wasRecovering,
+      recovered: ctx.recovered,
+      epoch: ctx.streamPosition?.epoch ?? '',
+      offset: ctx.streamPosition?.offset ?? 0,
+      at: Date.now(),
     });
   });
   sub.on('publication', (ctx) => {
-    events.push({ type: 'pub', offset: ctx.offset ?? 0, id: String((ctx.data as { id?: unknown })?.id ?? ''), at: Date.now() });
+    events.push({
+      type: 'pub',
+      offset: ctx.offset ?? 0,
+      id: String((ctx.data as { id?: unknown })?.id ?? ''),
+      at: Date.now(),
+    });
   });
   sub.on('error', () => {});
   client.on('error', () => {});
   const subscribed = new Promise<void>((resolve) => sub.once('subscribed', () => resolve()));
   sub.subscribe();
   client.connect();
-  await Promise.race([subscribed, new Promise((_, reject) => setTimeout(() => reject(new Error(`${user} did not subscribe to ${channel}`)), 10_000))]);
+  await Promise.race([
+    subscribed,
+    new Promise((_, reject) => setTimeout(() => reject(new Error(`${user} did not subscribe to ${channel}`)), 10_000)),
+  ]);
   return { user, channel, client, sub, events, connectedTo: () => last };
 }

@@ -12,22 +12,27 @@ export const API_KEY = 'scaling-test-key';
 /** Channels `room:*`: history, forced recovery, presence and join/leave; any client may subscribe. */
 function writeConfig(dir: string): string {
   const file = join(dir, 'config.json');
-  writeFileSync(file, JSON.stringify({
-    channel: {
-      namespaces: [{
-        name: 'room',
-        history_size: 10_000,
-        history_ttl: '600s',
-        force_recovery: true,
-        presence: true,
-        join_leave: true,
-        allow_subscribe_for_client: true,
-        allow_presence_for_subscriber: true,
-        allow_history_for_subscriber: true,
-        allow_publish_for_subscriber: true,
-      }],
-    },
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      channel: {
+        namespaces: [
+          {
+            name: 'room',
+            history_size: 10_000,
+            history_ttl: '600s',
+            force_recovery: true,
+            presence: true,
+            join_leave: true,
+            allow_subscribe_for_client: true,
+            allow_presence_for_subscriber: true,
+            allow_history_for_subscriber: true,
+            allow_publish_for_subscriber: true,
+          },
+        ],
+      },
+    }),
+  );
   return file;
 }
 
@@ -56,10 +61,18 @@ export class Cluster {
   private readonly dir = mkdtempSync(join(tmpdir(), 'herald-scaling-'));
   private readonly config = writeConfig(this.dir);
 
-  constructor(readonly redisUrl: string, readonly prefix: string, private readonly env: Record<string, string> = {}) {}
+  constructor(
+    readonly redisUrl: string,
+    readonly prefix: string,
+    private readonly env: Record<string, string> = {},
+  ) {}
 
   /** Starts a node and waits for /ready 200 (or, with `until: 'health'`, only for /health 200). */
-  async start(name: string, env: Record<string, string> = {}, until: 'ready' | 'health' = 'ready'): Promise<HeraldNode> {
+  async start(
+    name: string,
+    env: Record<string, string> = {},
+    until: 'ready' | 'health' = 'ready',
+  ): Promise<HeraldNode> {
     const port = await freePort();
     const { child, logs, stderr, exited } = spawnServe({
       NODE_ENV: 'production',
@@ -101,7 +114,9 @@ export class Cluster {
         return { status: res.status, result: json.result, error: json.error };
       },
       async ready() {
-        const r = await fetch(`http://127.0.0.1:${port}/ready`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+        const r = await fetch(`http://127.0.0.1:${port}/ready`, { signal: AbortSignal.timeout(2000) }).catch(
+          () => undefined,
+        );
         return r?.status ?? 0;
       },
       alive: () => child.exitCode === null && child.signalCode === null,
@@ -113,12 +128,18 @@ export class Cluster {
       },
     };
     this.nodes.push(node);
-    await waitFor(async () => {
-      if (!node.alive()) throw new Error(`herald ${name} exited at start: ${stderr().slice(-2000)}`);
-      if (until === 'ready') return (await node.ready()) === 200;
-      const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
-      return r?.status === 200;
-    }, `herald ${name} on :${port} /${until} 200`, 20_000);
+    await waitFor(
+      async () => {
+        if (!node.alive()) throw new Error(`herald ${name} exited at start: ${stderr().slice(-2000)}`);
+        if (until === 'ready') return (await node.ready()) === 200;
+        const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) }).catch(
+          () => undefined,
+        );
+        return r?.status === 200;
+      },
+      `herald ${name} on :${port} /${until} 200`,
+      20_000,
+    );
     return node;
   }
 

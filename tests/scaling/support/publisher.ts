@@ -23,7 +23,12 @@ export interface PublisherStats {
  * `stop()`; records what was acknowledged, refused and unanswered. Bounded by `maxCount`. A request gets
  * `timeoutMs` (3 s: more than the nodes' HERALD_REDIS_TIMEOUT of 1 s, so a node that is up always answers first).
  */
-export function startPublisher(name: string, channels: string[], pick: () => HeraldNode | undefined, opts: { intervalMs?: number; maxCount?: number; timeoutMs?: number } = {}) {
+export function startPublisher(
+  name: string,
+  channels: string[],
+  pick: () => HeraldNode | undefined,
+  opts: { intervalMs?: number; maxCount?: number; timeoutMs?: number } = {},
+) {
   const stats: PublisherStats = { acks: [], refused: 0, refusals: [], unanswered: 0, unansweredAt: [], other: [] };
   let running = true;
   let n = 0;
@@ -37,7 +42,8 @@ export function startPublisher(name: string, channels: string[], pick: () => Her
         try {
           const r = await node.api('publish', { channel, data: { id } }, opts.timeoutMs ?? 3000);
           const at = Date.now();
-          if (r.status === 200 && r.result && !r.error) stats.acks.push({ channel, id, epoch: r.result.epoch, offset: r.result.offset, sentAt, at });
+          if (r.status === 200 && r.result && !r.error)
+            stats.acks.push({ channel, id, epoch: r.result.epoch, offset: r.result.offset, sentAt, at });
           else if (r.status === 503 && r.error?.code === 100 && r.error.temporary) {
             stats.refused++;
             stats.refusals.push({ at, channel, node: node.name });

@@ -7,7 +7,11 @@ export default function Login() {
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
-    const res = await signIn('credentials', { username: form.get('username'), password: form.get('password'), redirect: false });
+    const res = await signIn('credentials', {
+      username: form.get('username'),
+      password: form.get('password'),
+      redirect: false,
+    });
     if (res?.ok) window.location.assign('/');
     else setError('Wrong user or password (demo users: alice, bob; password: demo)');
   }
@@ -16,8 +20,16 @@ export default function Login() {
       <h1>Sign in</h1>
       <form onSubmit={submit} style={{ display: 'grid', gap: 8, maxWidth: 280 }}>
         <input data-testid="login-user" name="username" placeholder="alice or bob" autoComplete="username" />
-        <input data-testid="login-password" name="password" type="password" placeholder="demo" autoComplete="current-password" />
-        <button data-testid="login-submit" type="submit">Sign in</button>
+        <input
+          data-testid="login-password"
+          name="password"
+          type="password"
+          placeholder="demo"
+          autoComplete="current-password"
+        />
+        <button data-testid="login-submit" type="submit">
+          Sign in
+        </button>
         {error && <p role="alert">{error}</p>}
       </form>
     </main>

@@ -16,7 +16,10 @@ export interface HttpHandlerOptions {
   maxBodyBytes: number;
   ratePerSecond: number;
   metricsText(): Promise<{ contentType: string; body: string }>;
-  plainWs(method: string | undefined, url: string): { status: number; headers: Record<string, string>; body: string } | undefined;
+  plainWs(
+    method: string | undefined,
+    url: string,
+  ): { status: number; headers: Record<string, string>; body: string } | undefined;
   /** The checks by name: 'ok' or why not. Only a caller with the API key sees the reasons (they name hosts). */
   readiness(): { ready: boolean; checks: Record<string, string> };
   onApiCall(method: string, seconds: number, ok: boolean): void;
@@ -102,7 +105,13 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
     const target = parseRequestTarget(url);
-    if (!target) return send(res, 400, errorBody(ErrorCode.badRequest, 'bad request: the request target is not a path or an http(s) URL'), { connection: 'close' });
+    if (!target)
+      return send(
+        res,
+        400,
+        errorBody(ErrorCode.badRequest, 'bad request: the request target is not a path or an http(s) URL'),
+        { connection: 'close' },
+      );
     const path = target.path;
     const plain = opts.plainWs(req.method, url);
     if (plain) {
@@ -116,7 +125,9 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
       const status = r.ready ? 'ready' : 'not ready';
       // The reasons name hosts and ports (a database URL, a Redis node): only for the operator, with the API key.
       const trusted = opts.apiKey ? keyMatches(presentedKey(req), opts.apiKey) : opts.apiInsecure;
-      const body = trusted ? { status, checks: r.checks } : { status, failed: Object.keys(r.checks).filter((k) => r.checks[k] !== 'ok') };
+      const body = trusted
+        ? { status, checks: r.checks }
+        : { status, failed: Object.keys(r.checks).filter((k) => r.checks[k] !== 'ok') };
       return send(res, r.ready ? 200 : 503, JSON.stringify(body), { 'cache-control': 'no-store' });
     }
     if (path === '/metrics') {
@@ -128,34 +139,78 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
     if (path.startsWith('/api/') || path === '/api') {
       return api(req, res, path.slice(5));
     }
-    send(res, 404, JSON.stringify({ error: { code: ErrorCode.methodNotFound, message: `not found: ${path.slice(0, 100)}` }, server: 'herald' }));
+    send(
+      res,
+      404,
+      JSON.stringify({
+        error: { code: ErrorCode.methodNotFound, message: `not found: ${path.slice(0, 100)}` },
+        server: 'herald',
+      }),
+    );
   }
 
   async function api(req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
-    if (req.method !== 'POST') return send(res, 405, errorBody(ErrorCode.badRequest, 'use POST with a JSON body'), { allow: 'POST' });
+    if (req.method !== 'POST')
+      return send(res, 405, errorBody(ErrorCode.badRequest, 'use POST with a JSON body'), { allow: 'POST' });
     // Before the key check: guesses at the key count against the client's budget too.
     if (!limiter.allow(req.socket.remoteAddress ?? '')) {
-      return send(res, 429, errorBody(ErrorCode.tooManyRequests, 'too many requests: HTTP API rate limit (HERALD_API_RATE)'), { 'retry-after': '1' });
+      return send(
+        res,
+        429,
+        errorBody(ErrorCode.tooManyRequests, 'too many requests: HTTP API rate limit (HERALD_API_RATE)'),
+        { 'retry-after': '1' },
+      );
     }
     if (!opts.apiInsecure) {
-      if (!opts.apiKey) return send(res, 503, errorBody(ErrorCode.notAvailable, 'the HTTP API is off: set HERALD_API_KEY (or http_api.key) to turn it on'));
+      if (!opts.apiKey)
+        return send(
+          res,
+          503,
+          errorBody(ErrorCode.notAvailable, 'the HTTP API is off: set HERALD_API_KEY (or http_api.key) to turn it on'),
+        );
       if (!keyMatches(presentedKey(req), opts.apiKey)) {
-        return send(res, 401, errorBody(ErrorCode.unauthorized, 'unauthorized: send the API key in the X-API-Key header (HERALD_API_KEY)'));
+        return send(
+          res,
+          401,
+          errorBody(ErrorCode.unauthorized, 'unauthorized: send the API key in the X-API-Key header (HERALD_API_KEY)'),
+        );
       }
     } else {
       // Without a key any web page could post here (a text/plain form or fetch needs no CORS preflight): only JSON
       // bodies, and no page from a foreign origin.
       if (!isJsonContentType(req.headers['content-type'])) {
-        return send(res, 415, errorBody(ErrorCode.badRequest, 'unsupported media type: send the body as Content-Type: application/json (required while HERALD_API_INSECURE=true)'));
+        return send(
+          res,
+          415,
+          errorBody(
+            ErrorCode.badRequest,
+            'unsupported media type: send the body as Content-Type: application/json (required while HERALD_API_INSECURE=true)',
+          ),
+        );
       }
       const decision = checkRequestOrigin(req.headers, opts.allowedOrigins);
-      if (!decision.ok) return send(res, 403, errorBody(ErrorCode.permissionDenied, `forbidden: ${decision.message ?? 'origin not allowed'} (HERALD_API_INSECURE=true accepts no cross-origin browser calls)`));
+      if (!decision.ok)
+        return send(
+          res,
+          403,
+          errorBody(
+            ErrorCode.permissionDenied,
+            `forbidden: ${decision.message ?? 'origin not allowed'} (HERALD_API_INSECURE=true accepts no cross-origin browser calls)`,
+          ),
+        );
     }
-    if (!isApiMethod(method)) return send(res, 404, errorBody(ErrorCode.methodNotFound, `method not found: "${method.slice(0, 40)}"`));
+    if (!isApiMethod(method))
+      return send(res, 404, errorBody(ErrorCode.methodNotFound, `method not found: "${method.slice(0, 40)}"`));
     const read = await readBoundedBody(req, opts.maxBodyBytes);
     if (!read.ok) {
       // The rest of an oversized body was read and discarded, so the client gets the 413 rather than a reset.
-      if (read.tooLarge) return send(res, 413, errorBody(ErrorCode.badRequest, `request body larger than ${opts.maxBodyBytes} bytes (HERALD_API_MAX_BODY)`), { connection: 'close' });
+      if (read.tooLarge)
+        return send(
+          res,
+          413,
+          errorBody(ErrorCode.badRequest, `request body larger than ${opts.maxBodyBytes} bytes (HERALD_API_MAX_BODY)`),
+          { connection: 'close' },
+        );
       return;
     }
     const body = read.body;

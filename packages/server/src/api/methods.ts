@@ -29,7 +29,10 @@ interface Budget {
 }
 
 function overBudget(what: string, budget: Budget): HeraldError {
-  return new HeraldError(ErrorCode.limitExceeded, `limit exceeded: ${what} more than the ${budget.max} bytes one API answer may take (HERALD_API_MAX_REPLY_SIZE)`);
+  return new HeraldError(
+    ErrorCode.limitExceeded,
+    `limit exceeded: ${what} more than the ${budget.max} bytes one API answer may take (HERALD_API_MAX_REPLY_SIZE)`,
+  );
 }
 
 /**
@@ -37,8 +40,19 @@ function overBudget(what: string, budget: Budget): HeraldError {
  * Each takes the parsed JSON body and resolves with the JSON text of `result`, or throws HeraldError.
  */
 export const API_METHODS = [
-  'publish', 'broadcast', 'subscribe', 'unsubscribe', 'disconnect', 'refresh', 'presence', 'presence_stats',
-  'history', 'history_remove', 'channels', 'info', 'batch',
+  'publish',
+  'broadcast',
+  'subscribe',
+  'unsubscribe',
+  'disconnect',
+  'refresh',
+  'presence',
+  'presence_stats',
+  'history',
+  'history_remove',
+  'channels',
+  'info',
+  'batch',
 ] as const;
 export type ApiMethod = (typeof API_METHODS)[number];
 const methodSet = new Set<string>(API_METHODS);
@@ -102,40 +116,60 @@ function offsetOf(v: unknown, name: string): number {
 }
 
 /** Runs one API method; `source` labels its publications in /metrics. */
-export async function executeApi(core: HeraldCore, method: string, params: unknown, source: PublishSource = 'api'): Promise<string> {
+export async function executeApi(
+  core: HeraldCore,
+  method: string,
+  params: unknown,
+  source: PublishSource = 'api',
+): Promise<string> {
   const limits = core.apiLimits ?? DEFAULT_API_LIMITS;
   const budget: Budget = { left: limits.maxReplyBytes, max: limits.maxReplyBytes };
   return run(core, limits, budget, method, params, source);
 }
 
-async function run(core: HeraldCore, limits: ApiLimits, budget: Budget, method: string, params: unknown, source: PublishSource): Promise<string> {
+async function run(
+  core: HeraldCore,
+  limits: ApiLimits,
+  budget: Budget,
+  method: string,
+  params: unknown,
+  source: PublishSource,
+): Promise<string> {
   const p = obj(params);
   switch (method) {
     case 'publish': {
       const channel = channelOf(p);
       dataOf(p, limits);
-      const pos = await core.publish(channel, p.data, { tags: tagsOf(p), idempotencyKey: optString(p, 'idempotency_key'), source });
+      const pos = await core.publish(channel, p.data, {
+        tags: tagsOf(p),
+        idempotencyKey: optString(p, 'idempotency_key'),
+        source,
+      });
       return `{"offset":${pos.offset},"epoch":${JSON.stringify(pos.epoch)}}`;
     }
     case 'broadcast': {
       const channels = p.channels;
       if (!Array.isArray(channels) || channels.length === 0) throw bad('"channels" must be a non-empty array');
       if (channels.length > limits.maxBroadcastChannels) {
-        throw bad(`at most ${limits.maxBroadcastChannels} channels per broadcast (HERALD_API_MAX_BROADCAST); got ${channels.length}: split it`);
+        throw bad(
+          `at most ${limits.maxBroadcastChannels} channels per broadcast (HERALD_API_MAX_BROADCAST); got ${channels.length}: split it`,
+        );
       }
       dataOf(p, limits);
       const tags = tagsOf(p);
       const key = optString(p, 'idempotency_key');
-      const responses = await Promise.all(channels.map(async (c) => {
-        try {
-          const channel = channelOf({ channel: c });
-          const pos = await core.publish(channel, p.data, { tags, idempotencyKey: key, source });
-          return `{"result":{"offset":${pos.offset},"epoch":${JSON.stringify(pos.epoch)}}}`;
-        } catch (err) {
-          const e = err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal);
-          return `{"error":${JSON.stringify(e.toReply())}}`;
-        }
-      }));
+      const responses = await Promise.all(
+        channels.map(async (c) => {
+          try {
+            const channel = channelOf({ channel: c });
+            const pos = await core.publish(channel, p.data, { tags, idempotencyKey: key, source });
+            return `{"result":{"offset":${pos.offset},"epoch":${JSON.stringify(pos.epoch)}}}`;
+          } catch (err) {
+            const e = err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal);
+            return `{"error":${JSON.stringify(e.toReply())}}`;
+          }
+        }),
+      );
       return `{"responses":[${responses.join(',')}]}`;
     }
     case 'subscribe': {
@@ -153,7 +187,8 @@ async function run(core: HeraldCore, limits: ApiLimits, budget: Budget, method: 
       const d = (p.disconnect ?? p) as Record<string, unknown>;
       if (d && typeof d === 'object') {
         if (d.code !== undefined) {
-          if (typeof d.code !== 'number' || !Number.isInteger(d.code) || d.code < 3000 || d.code > 4999) throw bad('"code" must be an integer 3000-4999');
+          if (typeof d.code !== 'number' || !Number.isInteger(d.code) || d.code < 3000 || d.code > 4999)
+            throw bad('"code" must be an integer 3000-4999');
           code = d.code;
         }
         if (typeof d.reason === 'string') reason = d.reason;
@@ -188,7 +223,8 @@ async function run(core: HeraldCore, limits: ApiLimits, budget: Budget, method: 
       let since: { offset: number; epoch: string } | undefined;
       if (p.since !== undefined && p.since !== null) {
         const s = obj(p.since);
-        if (s.epoch !== undefined && s.epoch !== null && typeof s.epoch !== 'string') throw bad('"since.epoch" must be a string');
+        if (s.epoch !== undefined && s.epoch !== null && typeof s.epoch !== 'string')
+          throw bad('"since.epoch" must be a string');
         since = { offset: offsetOf(s.offset, 'since.offset'), epoch: typeof s.epoch === 'string' ? s.epoch : '' };
       }
       const r = await core.history(channel, { limit, since, reverse: p.reverse === true });
@@ -206,7 +242,9 @@ async function run(core: HeraldCore, limits: ApiLimits, budget: Budget, method: 
       const raw = optString(p, 'pattern');
       const pattern = raw === undefined ? undefined : mergeStars(raw);
       if (pattern !== undefined && pattern.length > MAX_CHANNEL_PATTERN_LENGTH) {
-        throw bad(`"pattern" is longer than ${MAX_CHANNEL_PATTERN_LENGTH} characters (runs of "*" counted as one): no channel name (at most ${MAX_CHANNEL_LENGTH} characters) can match it`);
+        throw bad(
+          `"pattern" is longer than ${MAX_CHANNEL_PATTERN_LENGTH} characters (runs of "*" counted as one): no channel name (at most ${MAX_CHANNEL_LENGTH} characters) can match it`,
+        );
       }
       const parts: string[] = [];
       let bytes = 64;
@@ -226,7 +264,9 @@ async function run(core: HeraldCore, limits: ApiLimits, budget: Budget, method: 
       const commands = p.commands;
       if (!Array.isArray(commands)) throw bad('"commands" must be an array');
       if (commands.length > limits.maxBatchCommands) {
-        throw bad(`at most ${limits.maxBatchCommands} commands per batch (HERALD_API_MAX_BATCH); got ${commands.length}: split it`);
+        throw bad(
+          `at most ${limits.maxBatchCommands} commands per batch (HERALD_API_MAX_BATCH); got ${commands.length}: split it`,
+        );
       }
       // One budget for all the replies. A command is not started once it is spent (its reply says so: nothing was
       // done); a read whose reply does not fit answers 106 in its place. Write replies are small and always kept, so
@@ -235,7 +275,8 @@ async function run(core: HeraldCore, limits: ApiLimits, budget: Budget, method: 
         try {
           const cmd = obj(c);
           const keys = Object.keys(cmd);
-          if (keys.length !== 1 || keys[0] === 'batch' || !isApiMethod(keys[0]!)) throw bad('each command is {"<method>": {...}}');
+          if (keys.length !== 1 || keys[0] === 'batch' || !isApiMethod(keys[0]!))
+            throw bad('each command is {"<method>": {...}}');
           if (budget.left <= 0) throw overBudget('not executed: the replies before it took', budget);
           const reply = `{"${keys[0]}":${await run(core, limits, budget, keys[0]!, cmd[keys[0]!], source)}}`;
           if (!READ_METHODS.has(keys[0]!)) budget.left -= Buffer.byteLength(reply, 'utf8');

@@ -37,7 +37,8 @@ function channelsOf(claims: Claims): string[] | undefined {
 function subsOf(claims: Claims, limits: ClaimLimits): Record<string, { info?: string; data?: string }> | undefined {
   const v = own(claims, 'subs');
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'object' || Array.isArray(v)) throw malformed('the "subs" claim must be an object: channel -> options');
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw malformed('the "subs" claim must be an object: channel -> options');
   // A prototype-less record: a channel key can never reach Object.prototype. "__proto__" is no channel name anyone
   // uses and is the one key a later Object.assign would turn into a prototype change, so it is dropped.
   const out = Object.create(null) as Record<string, { info?: string; data?: string }>;
@@ -54,7 +55,9 @@ function subsOf(claims: Claims, limits: ClaimLimits): Record<string, { info?: st
     const entry: { info?: string; data?: string } = {};
     const info = jsonTextOf(opts as Record<string, unknown>, 'info', 'field of a "subs" entry', limits);
     // `data` goes only to this client, in its own connect reply: bounded by the token's size, compacted all the same.
-    const data = jsonTextOf(opts as Record<string, unknown>, 'data', 'field of a "subs" entry', { maxDepth: limits.maxDepth });
+    const data = jsonTextOf(opts as Record<string, unknown>, 'data', 'field of a "subs" entry', {
+      maxDepth: limits.maxDepth,
+    });
     if (info !== undefined) entry.info = info;
     if (data !== undefined) entry.data = data;
     out[channel] = entry;
@@ -66,7 +69,11 @@ function subsOf(claims: Claims, limits: ClaimLimits): Record<string, { info?: st
  * Turns verified claims into connection credentials, copying only the known claims. `limits` bound the raw-JSON
  * claims other clients see (`info`, `subs` entries' `info`). Throws TokenError.
  */
-export function connectionCredentialsFrom(claims: Claims, clockToleranceSec: number, limits: ClaimLimits = {}): ConnectionCredentials {
+export function connectionCredentialsFrom(
+  claims: Claims,
+  clockToleranceSec: number,
+  limits: ClaimLimits = {},
+): ConnectionCredentials {
   const channel = optionalString(claims, 'channel');
   if (channel !== undefined && channel !== '') {
     throw new TokenError(

@@ -116,12 +116,15 @@ function verifyHmacFast(token: string, alg: string, secret: Uint8Array, opts: Jw
 
 /** The registered-claim rules of jose's jwtVerify with our options (same order, same error classes). */
 function checkRegisteredClaims(p: Record<string, unknown>, opts: JwtCheckOptions): void {
-  const fail = (msg: string, claim: string, reason: string) => new joseErrors.JWTClaimValidationFailed(msg, p, claim, reason);
+  const fail = (msg: string, claim: string, reason: string) =>
+    new joseErrors.JWTClaimValidationFailed(msg, p, claim, reason);
   const required = opts.requireExp ? ['exp'] : [];
   if (opts.issuer !== undefined) required.push('iss');
   if (opts.audience !== undefined) required.push('aud');
-  for (const claim of required) if (!Object.hasOwn(p, claim)) throw fail(`missing required "${claim}" claim`, claim, 'missing');
-  if (opts.issuer !== undefined && own(p, 'iss') !== opts.issuer) throw fail('unexpected "iss" claim value', 'iss', 'check_failed');
+  for (const claim of required)
+    if (!Object.hasOwn(p, claim)) throw fail(`missing required "${claim}" claim`, claim, 'missing');
+  if (opts.issuer !== undefined && own(p, 'iss') !== opts.issuer)
+    throw fail('unexpected "iss" claim value', 'iss', 'check_failed');
   if (opts.audience !== undefined) {
     const aud = own(p, 'aud');
     const ok = typeof aud === 'string' ? aud === opts.audience : Array.isArray(aud) && aud.includes(opts.audience);
@@ -139,7 +142,8 @@ function checkRegisteredClaims(p: Record<string, unknown>, opts: JwtCheckOptions
   const exp = own(p, 'exp');
   if (exp !== undefined) {
     if (typeof exp !== 'number') throw fail('"exp" claim must be a number', 'exp', 'invalid');
-    if (exp <= now - tolerance) throw new joseErrors.JWTExpired('"exp" claim timestamp check failed', p, 'exp', 'check_failed');
+    if (exp <= now - tolerance)
+      throw new joseErrors.JWTExpired('"exp" claim timestamp check failed', p, 'exp', 'check_failed');
   }
 }
 
@@ -151,16 +155,16 @@ function badSignature(choice: FailureContext): TokenError {
     case 'secret':
       return new TokenError(
         'bad_signature',
-        'the signature does not match: the token was signed with a different secret than this server\'s ' +
+        "the signature does not match: the token was signed with a different secret than this server's " +
           '(HERALD_TOKEN_SECRET, or NEXTAUTH_SECRET when that is unset); use the same secret where tokens are minted',
-        'invalid token: bad signature (signed with a different secret than this server\'s)',
+        "invalid token: bad signature (signed with a different secret than this server's)",
       );
     case 'public_key':
       return new TokenError(
         'bad_signature',
         `the signature does not match: the token was signed with a different key than the one whose public half ` +
           `this server has (${choice.description}, HERALD_TOKEN_PUBLIC_KEY); sign with the matching private key`,
-        'invalid token: bad signature (signed with a different key than this server\'s)',
+        "invalid token: bad signature (signed with a different key than this server's)",
       );
     case 'jwks':
       return new TokenError(
@@ -222,7 +226,7 @@ function describeFailure(err: unknown, choice: FailureContext, opts: JwtCheckOpt
   if (err instanceof joseErrors.JWTClaimValidationFailed) return claimFailure(err, opts);
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return badSignature(choice);
   if (err instanceof joseErrors.JOSEAlgNotAllowed) {
-    return new TokenError('alg_not_allowed', 'the token\'s algorithm is not allowed for the configured key');
+    return new TokenError('alg_not_allowed', "the token's algorithm is not allowed for the configured key");
   }
   if (err instanceof joseErrors.JOSEError) return malformed(`not a valid JWT (${err.message.slice(0, 160)})`);
   // A TypeError from key preparation (a JWKS key too weak for its alg, say) or anything unforeseen: the token cannot
@@ -307,7 +311,12 @@ export interface ClaimLimits {
  * (a pretty-printed `b64info`) would split the frame and make the SDK reject it. Too large or too deep: refused
  * as `claim_too_large` (3500).
  */
-export function jsonTextOf(obj: Record<string, unknown>, key: string, where = 'claim', limits: ClaimLimits = {}): string | undefined {
+export function jsonTextOf(
+  obj: Record<string, unknown>,
+  key: string,
+  where = 'claim',
+  limits: ClaimLimits = {},
+): string | undefined {
   const maxDepth = limits.maxDepth ?? DEFAULT_MAX_JSON_DEPTH;
   const b64 = own(obj, `b64${key}`);
   let value: unknown;
@@ -321,7 +330,8 @@ export function jsonTextOf(obj: Record<string, unknown>, key: string, where = 'c
     } catch {
       throw malformed(`the "b64${key}" ${where} must be base64 of JSON text (Herald speaks the JSON protocol)`);
     }
-    if (jsonTextDepth(text, maxDepth) > maxDepth) throw tooLarge(`the "${name}" ${where} is nested deeper than ${maxDepth} levels (HERALD_MAX_JSON_DEPTH)`);
+    if (jsonTextDepth(text, maxDepth) > maxDepth)
+      throw tooLarge(`the "${name}" ${where} is nested deeper than ${maxDepth} levels (HERALD_MAX_JSON_DEPTH)`);
     try {
       value = JSON.parse(text);
     } catch {
@@ -330,13 +340,16 @@ export function jsonTextOf(obj: Record<string, unknown>, key: string, where = 'c
   } else {
     value = own(obj, key);
     if (value === undefined || value === null) return undefined;
-    if (jsonDepthProblem(value, maxDepth)) throw tooLarge(`the "${name}" ${where} is nested deeper than ${maxDepth} levels (HERALD_MAX_JSON_DEPTH)`);
+    if (jsonDepthProblem(value, maxDepth))
+      throw tooLarge(`the "${name}" ${where} is nested deeper than ${maxDepth} levels (HERALD_MAX_JSON_DEPTH)`);
   }
   const compact = JSON.stringify(value);
   if (limits.maxBytes !== undefined) {
     const bytes = Buffer.byteLength(compact, 'utf8');
     if (bytes > limits.maxBytes) {
-      throw tooLarge(`the "${name}" ${where} is ${bytes} bytes of JSON, more than the ${limits.maxBytes} allowed (HERALD_MAX_INFO_SIZE): keep in it only what other clients need to see`);
+      throw tooLarge(
+        `the "${name}" ${where} is ${bytes} bytes of JSON, more than the ${limits.maxBytes} allowed (HERALD_MAX_INFO_SIZE): keep in it only what other clients need to see`,
+      );
     }
   }
   return compact;

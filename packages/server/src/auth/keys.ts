@@ -16,7 +16,17 @@ export const HMAC_ALGORITHMS: readonly string[] = ['HS256', 'HS384', 'HS512'];
 
 /** Every asymmetric JWS algorithm Herald verifies (the ones a JWKS key may carry). */
 export const ASYMMETRIC_ALGORITHMS: readonly string[] = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
 ];
 
 /**
@@ -181,7 +191,7 @@ export class JwksSource {
       return new TokenError(
         'unknown_kid',
         `the token has no kid and several keys of the key set (JWKS) fit ${String(header.alg)}: ` +
-          'put the signing key\'s kid in the token header',
+          "put the signing key's kid in the token header",
       );
     }
     if (err instanceof joseErrors.JWKSNoMatchingKey) {

@@ -122,9 +122,13 @@ function userOf(payload: Record<string, unknown>): string | undefined {
 }
 
 function secretsOf(secret: string | readonly string[]): string[] {
-  const list = (Array.isArray(secret) ? secret : [secret]).filter((s): s is string => typeof s === 'string' && s !== '');
+  const list = (Array.isArray(secret) ? secret : [secret]).filter(
+    (s): s is string => typeof s === 'string' && s !== '',
+  );
   if (list.length === 0) {
-    throw new TypeError('decoding a NextAuth session needs the secret (AUTH_SECRET or NEXTAUTH_SECRET); none was given');
+    throw new TypeError(
+      'decoding a NextAuth session needs the secret (AUTH_SECRET or NEXTAUTH_SECRET); none was given',
+    );
   }
   return list;
 }
@@ -137,16 +141,12 @@ type Attempt =
 
 async function tryDecrypt(token: string, family: Family, cookieName: string, secret: string): Promise<Attempt> {
   try {
-    const { payload } = await jwtDecrypt(
-      token,
-      (header) => deriveKey(family, secret, cookieName, header.enc),
-      {
-        keyManagementAlgorithms: ['dir'],
-        contentEncryptionAlgorithms: family === 'next-auth-v4' ? ['A256GCM'] : ['A256CBC-HS512', 'A256GCM'],
-        clockTolerance: SESSION_CLOCK_TOLERANCE_SEC,
-        requiredClaims: ['exp'],
-      },
-    );
+    const { payload } = await jwtDecrypt(token, (header) => deriveKey(family, secret, cookieName, header.enc), {
+      keyManagementAlgorithms: ['dir'],
+      contentEncryptionAlgorithms: family === 'next-auth-v4' ? ['A256GCM'] : ['A256CBC-HS512', 'A256GCM'],
+      clockTolerance: SESSION_CLOCK_TOLERANCE_SEC,
+      requiredClaims: ['exp'],
+    });
     return { kind: 'ok', payload: payload as Record<string, unknown> };
   } catch (err) {
     if (err instanceof joseErrors.JWTExpired) return { kind: 'expired' };
@@ -182,7 +182,12 @@ export async function inspectNextAuthSession(
     const token = readChunked(cookies, name);
     if (token === undefined) continue;
     if (token.length > MAX_SESSION_TOKEN_CHARS || token.split('.').length !== 5) {
-      last = { ok: false, reason: 'malformed', cookieName: name, message: `cookie ${name} does not hold a JWE session token` };
+      last = {
+        ok: false,
+        reason: 'malformed',
+        cookieName: name,
+        message: `cookie ${name} does not hold a JWE session token`,
+      };
       continue;
     }
     for (const s of secrets) {
@@ -190,15 +195,30 @@ export async function inspectNextAuthSession(
       if (attempt.kind === 'ok') {
         const user = userOf(attempt.payload);
         if (user === undefined) {
-          return { ok: false, reason: 'no_user', cookieName: name, message: `the session in ${name} has no sub claim: set token.sub to the account id in next-auth's jwt callback` };
+          return {
+            ok: false,
+            reason: 'no_user',
+            cookieName: name,
+            message: `the session in ${name} has no sub claim: set token.sub to the account id in next-auth's jwt callback`,
+          };
         }
         return { ok: true, session: { user, claims: copyClaims(attempt.payload) }, cookieName: name, format: family };
       }
       if (attempt.kind === 'expired') {
-        return { ok: false, reason: 'expired', cookieName: name, message: `the session in ${name} has expired: sign in again` };
+        return {
+          ok: false,
+          reason: 'expired',
+          cookieName: name,
+          message: `the session in ${name} has expired: sign in again`,
+        };
       }
       if (attempt.kind === 'malformed') {
-        last = { ok: false, reason: 'malformed', cookieName: name, message: `cookie ${name} could not be decoded (${attempt.why})` };
+        last = {
+          ok: false,
+          reason: 'malformed',
+          cookieName: name,
+          message: `cookie ${name} could not be decoded (${attempt.why})`,
+        };
         break;
       }
       last = {

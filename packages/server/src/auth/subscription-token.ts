@@ -60,7 +60,7 @@ export function subscriptionCredentialsFrom(
   if (client !== undefined && client !== '' && client !== expect.client) {
     throw new TokenError(
       'client_mismatch',
-      'the token\'s client claim names another connection: mint it for this client id, or leave client out',
+      "the token's client claim names another connection: mint it for this client id, or leave client out",
     );
   }
   const creds: SubscriptionCredentials = {};

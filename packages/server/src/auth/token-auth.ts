@@ -89,10 +89,18 @@ export function createTokenAuth(opts: TokenAuthOptions): TokenAuth {
     throw new Error('maxTokenBytes must be an integer of at least 64');
   }
   if (typeof opts.requireExp !== 'boolean') throw new Error('requireExp must be true or false');
-  const claimLimits: ClaimLimits = { maxBytes: opts.maxInfoBytes ?? DEFAULT_MAX_INFO_BYTES, maxDepth: opts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH };
-  if (!Number.isInteger(claimLimits.maxBytes) || claimLimits.maxBytes! < 16) throw new Error('maxInfoBytes must be an integer of at least 16');
-  if (!Number.isInteger(claimLimits.maxDepth) || claimLimits.maxDepth! < 1) throw new Error('maxJsonDepth must be a positive integer');
-  for (const [name, value] of [['audience', opts.audience], ['issuer', opts.issuer]] as const) {
+  const claimLimits: ClaimLimits = {
+    maxBytes: opts.maxInfoBytes ?? DEFAULT_MAX_INFO_BYTES,
+    maxDepth: opts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH,
+  };
+  if (!Number.isInteger(claimLimits.maxBytes) || claimLimits.maxBytes! < 16)
+    throw new Error('maxInfoBytes must be an integer of at least 16');
+  if (!Number.isInteger(claimLimits.maxDepth) || claimLimits.maxDepth! < 1)
+    throw new Error('maxJsonDepth must be a positive integer');
+  for (const [name, value] of [
+    ['audience', opts.audience],
+    ['issuer', opts.issuer],
+  ] as const) {
     if (value !== undefined && (typeof value !== 'string' || value === '')) {
       throw new Error(`${name} must be a non-empty string when set (HERALD_TOKEN_${name.toUpperCase()})`);
     }

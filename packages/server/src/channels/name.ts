@@ -9,7 +9,16 @@ const FORBIDDEN = new Set(['*', '?', '[', ']', '{', '}', '"', "'", '\\', '<', '>
 
 /** Unicode space separators and line/paragraph separators beyond Latin-1 (what JavaScript's \\s also matches). */
 function isUnicodeSpace(c: number): boolean {
-  return c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+  return (
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000 ||
+    c === 0xfeff
+  );
 }
 
 /** Returns why the name is refused, or undefined when it is a valid channel name. */
@@ -49,5 +58,8 @@ export function namespaceOf(channel: string): string | undefined {
 export function allowedUsersOf(channel: string): string[] | undefined {
   const i = channel.lastIndexOf('#');
   if (i < 0) return undefined;
-  return channel.slice(i + 1).split(',').filter((u) => u.length > 0);
+  return channel
+    .slice(i + 1)
+    .split(',')
+    .filter((u) => u.length > 0);
 }

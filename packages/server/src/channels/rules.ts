@@ -17,7 +17,11 @@ export function resolveChannel(config: Pick<HeraldConfig, 'channel'>, channel: u
   const ns = namespaceOf(name);
   if (ns === undefined) return { channel: name, namespace: undefined, options: config.channel.withoutNamespace };
   const options = config.channel.namespaces.get(ns);
-  if (!options) throw new HeraldError(ErrorCode.unknownChannel, `unknown channel: namespace "${ns}" is not configured (add it to channel.namespaces)`);
+  if (!options)
+    throw new HeraldError(
+      ErrorCode.unknownChannel,
+      `unknown channel: namespace "${ns}" is not configured (add it to channel.namespaces)`,
+    );
   return { channel: name, namespace: ns, options };
 }
 
@@ -53,16 +57,29 @@ export function checkSubscribe(rules: ChannelRules, actor: Actor): void {
 type Action = 'publish' | 'history' | 'presence';
 type Grant = { client: keyof NamespaceOptions; subscriber: keyof NamespaceOptions; anonymous: keyof NamespaceOptions };
 const grants: Record<Action, Grant> = {
-  publish: { client: 'allow_publish_for_client', subscriber: 'allow_publish_for_subscriber', anonymous: 'allow_publish_for_anonymous' },
-  history: { client: 'allow_history_for_client', subscriber: 'allow_history_for_subscriber', anonymous: 'allow_history_for_anonymous' },
-  presence: { client: 'allow_presence_for_client', subscriber: 'allow_presence_for_subscriber', anonymous: 'allow_presence_for_anonymous' },
+  publish: {
+    client: 'allow_publish_for_client',
+    subscriber: 'allow_publish_for_subscriber',
+    anonymous: 'allow_publish_for_anonymous',
+  },
+  history: {
+    client: 'allow_history_for_client',
+    subscriber: 'allow_history_for_subscriber',
+    anonymous: 'allow_history_for_anonymous',
+  },
+  presence: {
+    client: 'allow_presence_for_client',
+    subscriber: 'allow_presence_for_subscriber',
+    anonymous: 'allow_presence_for_anonymous',
+  },
 };
 
 /** Allowed for any client (`*_for_client`) or for a subscriber of the channel (`*_for_subscriber`); anonymous users need `*_for_anonymous` too. */
 function checkAction(action: Action, rules: ChannelRules, actor: Actor, subscribed: boolean): void {
   if (actor.insecure) return;
   // A user-limited channel is closed to everyone else for every action, whatever the *_for_client grants say.
-  if (userLimitedAllows(rules, actor.user) === false) throw denied('this channel is limited to other users', rules.channel);
+  if (userLimitedAllows(rules, actor.user) === false)
+    throw denied('this channel is limited to other users', rules.channel);
   const o = rules.options;
   const g = grants[action];
   const anonOk = actor.user !== '' || o[g.anonymous] === true;
@@ -76,11 +93,19 @@ export function checkPublish(rules: ChannelRules, actor: Actor, subscribed: bool
 }
 
 export function checkHistory(rules: ChannelRules, actor: Actor, subscribed: boolean): void {
-  if (rules.options.history_size <= 0) throw new HeraldError(ErrorCode.notAvailable, `history is not enabled for channel "${rules.channel}" (set history_size and history_ttl)`);
+  if (rules.options.history_size <= 0)
+    throw new HeraldError(
+      ErrorCode.notAvailable,
+      `history is not enabled for channel "${rules.channel}" (set history_size and history_ttl)`,
+    );
   checkAction('history', rules, actor, subscribed);
 }
 
 export function checkPresence(rules: ChannelRules, actor: Actor, subscribed: boolean): void {
-  if (!rules.options.presence) throw new HeraldError(ErrorCode.notAvailable, `presence is not enabled for channel "${rules.channel}" (set presence: true)`);
+  if (!rules.options.presence)
+    throw new HeraldError(
+      ErrorCode.notAvailable,
+      `presence is not enabled for channel "${rules.channel}" (set presence: true)`,
+    );
   checkAction('presence', rules, actor, subscribed);
 }

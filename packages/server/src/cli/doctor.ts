@@ -16,9 +16,17 @@ export async function doctor(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     options: {
-      token: { type: 'string' }, user: { type: 'string' }, origin: { type: 'string' },
-      'api-key': { type: 'string' }, 'api-url': { type: 'string' }, channel: { type: 'string' },
-      timeout: { type: 'string' }, 'scan-ports': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' },
+      token: { type: 'string' },
+      user: { type: 'string' },
+      origin: { type: 'string' },
+      'api-key': { type: 'string' },
+      'api-url': { type: 'string' },
+      channel: { type: 'string' },
+      timeout: { type: 'string' },
+      'scan-ports': { type: 'string' },
+      config: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean' },
     },
     allowPositionals: true,
     strict: true,
@@ -42,7 +50,9 @@ export async function doctor(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.origin !== undefined && !/^https?:\/\/[^/\s]+$/.test(values.origin)) {
-    console.error(`herald doctor: --origin ${values.origin}: expected scheme://host[:port], e.g. http://localhost:3000`);
+    console.error(
+      `herald doctor: --origin ${values.origin}: expected scheme://host[:port], e.g. http://localhost:3000`,
+    );
     return 2;
   }
 
@@ -50,7 +60,9 @@ export async function doctor(argv: string[]): Promise<number> {
   if (values['scan-ports'] !== undefined) {
     scanPorts = values['scan-ports'] === 'none' ? [] : values['scan-ports'].split(',').map((p) => Number(p.trim()));
     if (scanPorts.some((p) => !Number.isInteger(p) || p <= 0 || p > 65535)) {
-      console.error(`herald doctor: --scan-ports ${values['scan-ports']}: expected port numbers separated by commas, or none`);
+      console.error(
+        `herald doctor: --scan-ports ${values['scan-ports']}: expected port numbers separated by commas, or none`,
+      );
       return 2;
     }
   }
@@ -73,20 +85,31 @@ export async function doctor(argv: string[]): Promise<number> {
     apiKey ??= env.HERALD_API_KEY || undefined;
   }
   if (secret) {
-    secretSource = env.HERALD_TOKEN_SECRET ? 'HERALD_TOKEN_SECRET' : env.NEXTAUTH_SECRET ? 'NEXTAUTH_SECRET' : 'the config file';
+    secretSource = env.HERALD_TOKEN_SECRET
+      ? 'HERALD_TOKEN_SECRET'
+      : env.NEXTAUTH_SECRET
+        ? 'NEXTAUTH_SECRET'
+        : 'the config file';
   }
   if (values.user !== undefined && !secret) {
-    console.error('herald doctor: --user needs the token secret: set HERALD_TOKEN_SECRET (or NEXTAUTH_SECRET, or HERALD_CONFIG)');
+    console.error(
+      'herald doctor: --user needs the token secret: set HERALD_TOKEN_SECRET (or NEXTAUTH_SECRET, or HERALD_CONFIG)',
+    );
     return 2;
   }
   // HERALD_URL is Herald's own base address (what `herald publish` uses): its WebSocket endpoint is /ws there.
-  const fromHeraldUrl = env.HERALD_URL ? env.HERALD_URL.replace(/\/?$/, '').replace(/^(\w+:\/\/[^/]+)$/, '$1/ws') : undefined;
-  const url = positionals[0] ?? env.NEXT_PUBLIC_HERALD_URL ?? fromHeraldUrl ?? `ws://localhost:${env.WS_PORT || '3002'}/ws`;
+  const fromHeraldUrl = env.HERALD_URL
+    ? env.HERALD_URL.replace(/\/?$/, '').replace(/^(\w+:\/\/[^/]+)$/, '$1/ws')
+    : undefined;
+  const url =
+    positionals[0] ?? env.NEXT_PUBLIC_HERALD_URL ?? fromHeraldUrl ?? `ws://localhost:${env.WS_PORT || '3002'}/ws`;
 
   try {
     parseTarget(url);
   } catch (err) {
-    console.error(`herald doctor: ${url} is not a WebSocket URL (${(err as Error).message}); expected e.g. ws://localhost:3002/ws`);
+    console.error(
+      `herald doctor: ${url} is not a WebSocket URL (${(err as Error).message}); expected e.g. ws://localhost:3002/ws`,
+    );
     return 2;
   }
   const opts: DoctorOptions = { url, timeoutMs };

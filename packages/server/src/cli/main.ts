@@ -24,8 +24,12 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!name || name === 'help' || name === '--help' || name === '-h') {
-    console.log(`herald ${HERALD_VERSION}: real-time server speaking the Centrifugo client protocol\n\n` +
-      Object.values(commands).map((c) => c.usage).join('\n\n'));
+    console.log(
+      `herald ${HERALD_VERSION}: real-time server speaking the Centrifugo client protocol\n\n` +
+        Object.values(commands)
+          .map((c) => c.usage)
+          .join('\n\n'),
+    );
     return name ? 0 : 2;
   }
   const cmd = commands[name];
@@ -37,7 +41,11 @@ async function main(argv: string[]): Promise<number> {
     return await cmd.run(rest);
   } catch (err) {
     const e = err as Error & { code?: string };
-    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    if (
+      e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ||
+      e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' ||
+      e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL'
+    ) {
       console.error(`herald ${name}: ${e.message}\n${cmd.usage}`);
       return 2;
     }
@@ -46,12 +54,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-  // serve has resolved only after closing everything; do not wait for stray handles (e.g. open keep-alive sockets).
-  if (process.argv[2] === 'serve') setTimeout(() => process.exit(code), 50).unref();
-}, (err: unknown) => {
-  // main() catches what its commands throw; this is only a bug in main itself.
-  console.error('herald: unexpected failure:', err);
-  process.exitCode = 1;
-});
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // serve has resolved only after closing everything; do not wait for stray handles (e.g. open keep-alive sockets).
+    if (process.argv[2] === 'serve') setTimeout(() => process.exit(code), 50).unref();
+  },
+  (err: unknown) => {
+    // main() catches what its commands throw; this is only a bug in main itself.
+    console.error('herald: unexpected failure:', err);
+    process.exitCode = 1;
+  },
+);

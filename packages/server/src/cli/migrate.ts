@@ -6,14 +6,21 @@ export const migrateUsage = `herald migrate [--database-url URL]
   or alters an existing table. URL: postgres://... or file:./herald.db (default HERALD_DATABASE_URL). See docs/outbox.md.`;
 
 export async function migrate(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { 'database-url': { type: 'string' }, help: { type: 'boolean' } }, strict: true, allowPositionals: false });
+  const { values } = parseArgs({
+    args: argv,
+    options: { 'database-url': { type: 'string' }, help: { type: 'boolean' } },
+    strict: true,
+    allowPositionals: false,
+  });
   if (values.help) {
     console.log(migrateUsage);
     return 0;
   }
   const url = values['database-url'] ?? process.env.HERALD_DATABASE_URL;
   if (!url) {
-    console.error(`herald migrate: set HERALD_DATABASE_URL or pass --database-url (postgres://... or file:./herald.db)\n${migrateUsage}`);
+    console.error(
+      `herald migrate: set HERALD_DATABASE_URL or pass --database-url (postgres://... or file:./herald.db)\n${migrateUsage}`,
+    );
     return 2;
   }
   const r = await migrateOutbox(url);

@@ -29,7 +29,10 @@ export async function publish(argv: string[]): Promise<number> {
   }
   const config = loadConfig({ env: process.env });
   const apiKey = values['api-key'] ?? config.apiKey;
-  const base = (values.url ?? process.env.HERALD_URL ?? `http://127.0.0.1:${config.port}`).replace(/\/$/, '').replace(/^ws/, 'http').replace(/\/(ws|connection\/websocket)$/, '');
+  const base = (values.url ?? process.env.HERALD_URL ?? `http://127.0.0.1:${config.port}`)
+    .replace(/\/$/, '')
+    .replace(/^ws/, 'http')
+    .replace(/\/(ws|connection\/websocket)$/, '');
   let res: Response;
   try {
     res = await fetch(`${base}/api/publish`, {
@@ -39,7 +42,9 @@ export async function publish(argv: string[]): Promise<number> {
       signal: AbortSignal.timeout(10_000),
     });
   } catch (err) {
-    console.error(`herald publish: cannot reach ${base} (${(err as Error).cause ?? (err as Error).message}); is Herald running? (npm start)`);
+    console.error(
+      `herald publish: cannot reach ${base} (${(err as Error).cause ?? (err as Error).message}); is Herald running? (npm start)`,
+    );
     return 1;
   }
   const text = await res.text();

@@ -28,7 +28,11 @@ export const serveUsage = `herald serve [--config FILE] [--port N] [--host ADDR]
   Every flag mirrors an environment variable (see docs/configuration.md); flags win.`;
 
 export async function serve(argv: string[]): Promise<number> {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, insecure: { type: 'boolean' }, help: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    config: { type: 'string' },
+    insecure: { type: 'boolean' },
+    help: { type: 'boolean' },
+  };
   for (const f of Object.keys(FLAG_ENV)) options[f] = { type: 'string' };
   const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   if (values.help) {
@@ -60,7 +64,9 @@ export async function serve(argv: string[]): Promise<number> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
-      herald.log.fatal(`port ${herald.config.port} is already in use: stop the other process or set WS_PORT to a free port`);
+      herald.log.fatal(
+        `port ${herald.config.port} is already in use: stop the other process or set WS_PORT to a free port`,
+      );
     } else {
       herald.log.fatal({ err }, 'could not start');
     }
@@ -78,7 +84,10 @@ export async function serve(argv: string[]): Promise<number> {
         resolve(0);
       }, herald.config.shutdownTimeoutMs + 2000);
       hard.unref();
-      herald.close().then(() => resolve(0), () => resolve(1));
+      herald.close().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -10,9 +10,16 @@ export async function token(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      user: { type: 'string' }, ttl: { type: 'string' }, channels: { type: 'string' }, info: { type: 'string' },
-      secret: { type: 'string' }, channel: { type: 'string' }, config: { type: 'string' },
-      audience: { type: 'string' }, issuer: { type: 'string' }, help: { type: 'boolean' },
+      user: { type: 'string' },
+      ttl: { type: 'string' },
+      channels: { type: 'string' },
+      info: { type: 'string' },
+      secret: { type: 'string' },
+      channel: { type: 'string' },
+      config: { type: 'string' },
+      audience: { type: 'string' },
+      issuer: { type: 'string' },
+      help: { type: 'boolean' },
     },
     strict: true,
   });
@@ -37,7 +44,11 @@ export async function token(argv: string[]): Promise<number> {
   }
   const claims: Record<string, unknown> = {};
   if (values.channel) claims.channel = values.channel;
-  if (values.channels) claims.channels = values.channels.split(',').map((s) => s.trim()).filter(Boolean);
+  if (values.channels)
+    claims.channels = values.channels
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   if (values.info) {
     try {
       claims.info = JSON.parse(values.info);

@@ -177,30 +177,36 @@ const namedNamespaceSchema = namespaceSchema.extend({
 });
 
 const fileSchema = z.looseObject({
-  client: z.looseObject({
-    token: z.looseObject({
-      hmac_secret_key: z.string().min(1).optional(),
-      rsa_public_key: z.string().optional(),
-      ecdsa_public_key: z.string().optional(),
-      jwks_public_endpoint: z.string().url().optional(),
-      audience: z.string().optional(),
-      issuer: z.string().optional(),
-    }).optional(),
-    allowed_origins: z.array(z.string()).optional(),
-    insecure: z.boolean().optional(),
-    allow_anonymous_connect_without_token: z.boolean().optional(),
-    channel_limit: z.number().int().min(1).optional(),
-    user_connection_limit: z.number().int().min(0).optional(),
-    ping_interval: z.union([z.string(), z.number()]).optional(),
-    pong_timeout: z.union([z.string(), z.number()]).optional(),
-  }).optional(),
+  client: z
+    .looseObject({
+      token: z
+        .looseObject({
+          hmac_secret_key: z.string().min(1).optional(),
+          rsa_public_key: z.string().optional(),
+          ecdsa_public_key: z.string().optional(),
+          jwks_public_endpoint: z.string().url().optional(),
+          audience: z.string().optional(),
+          issuer: z.string().optional(),
+        })
+        .optional(),
+      allowed_origins: z.array(z.string()).optional(),
+      insecure: z.boolean().optional(),
+      allow_anonymous_connect_without_token: z.boolean().optional(),
+      channel_limit: z.number().int().min(1).optional(),
+      user_connection_limit: z.number().int().min(0).optional(),
+      ping_interval: z.union([z.string(), z.number()]).optional(),
+      pong_timeout: z.union([z.string(), z.number()]).optional(),
+    })
+    .optional(),
   http_api: z.looseObject({ key: z.string().optional(), insecure: z.boolean().optional() }).optional(),
   http_stream: z.looseObject({ enabled: z.boolean().optional() }).optional(),
   sse: z.looseObject({ enabled: z.boolean().optional() }).optional(),
-  channel: z.looseObject({
-    without_namespace: namespaceSchema.optional(),
-    namespaces: z.array(namedNamespaceSchema).optional(),
-  }).optional(),
+  channel: z
+    .looseObject({
+      without_namespace: namespaceSchema.optional(),
+      namespaces: z.array(namedNamespaceSchema).optional(),
+    })
+    .optional(),
 });
 
 const knownNamespaceKeys = new Set([...Object.keys(nsSchemaShape), 'name']);
@@ -224,7 +230,8 @@ const knownSectionKeys: ReadonlyArray<readonly [path: string[], keys: ReadonlySe
 function checkSectionKeys(file: unknown, problems: string[], warnings: string[]): void {
   for (const [path, known] of knownSectionKeys) {
     let section: unknown = file;
-    for (const p of path) section = section && typeof section === 'object' ? (section as Record<string, unknown>)[p] : undefined;
+    for (const p of path)
+      section = section && typeof section === 'object' ? (section as Record<string, unknown>)[p] : undefined;
     if (!section || typeof section !== 'object' || Array.isArray(section)) continue;
     for (const key of Object.keys(section)) {
       if (known.has(key)) continue;
@@ -241,14 +248,36 @@ function checkSectionKeys(file: unknown, problems: string[], warnings: string[])
  * are warned about and never mistaken for a misspelling of a supported key (e.g. `map` is not a typo of `name`).
  */
 const centrifugoOnlyNamespaceKeys = new Set([
-  'force_recovery_mode', 'channel_regex', 'batch_max_size', 'batch_max_delay',
-  'batch_flush_latest', 'subscribe_proxy_enabled', 'subscribe_proxy_name', 'publish_proxy_enabled', 'publish_proxy_name',
-  'sub_refresh_proxy_enabled', 'sub_refresh_proxy_name', 'subscribe_stream_proxy_enabled', 'subscribe_stream_proxy_name',
-  'subscribe_stream_proxy_bidirectional', 'subscription_type', 'map', 'shared_poll', 'map_clients_presence_channel_prefix',
-  'client_publish_debounce_interval', 'allow_tags_filter', 'allow_channel_compaction',
+  'force_recovery_mode',
+  'channel_regex',
+  'batch_max_size',
+  'batch_max_delay',
+  'batch_flush_latest',
+  'subscribe_proxy_enabled',
+  'subscribe_proxy_name',
+  'publish_proxy_enabled',
+  'publish_proxy_name',
+  'sub_refresh_proxy_enabled',
+  'sub_refresh_proxy_name',
+  'subscribe_stream_proxy_enabled',
+  'subscribe_stream_proxy_name',
+  'subscribe_stream_proxy_bidirectional',
+  'subscription_type',
+  'map',
+  'shared_poll',
+  'map_clients_presence_channel_prefix',
+  'client_publish_debounce_interval',
+  'allow_tags_filter',
+  'allow_channel_compaction',
 ]);
 
-function namespaceFrom(raw: Record<string, unknown>, where: string, base: NamespaceOptions, problems: string[], warnings: string[]): NamespaceOptions {
+function namespaceFrom(
+  raw: Record<string, unknown>,
+  where: string,
+  base: NamespaceOptions,
+  problems: string[],
+  warnings: string[],
+): NamespaceOptions {
   const ns: NamespaceOptions = { ...base };
   for (const key of Object.keys(raw)) {
     if (knownNamespaceKeys.has(key)) continue;
@@ -262,17 +291,27 @@ function namespaceFrom(raw: Record<string, unknown>, where: string, base: Namesp
   }
   if (typeof raw.history_size === 'number') ns.history_size = raw.history_size;
   if (Array.isArray(raw.allowed_delta_types)) ns.allowed_delta_types = [...(raw.allowed_delta_types as string[])];
-  for (const [src, dst] of [['history_ttl', 'history_ttl_ms'], ['history_meta_ttl', 'history_meta_ttl_ms']] as const) {
+  for (const [src, dst] of [
+    ['history_ttl', 'history_ttl_ms'],
+    ['history_meta_ttl', 'history_meta_ttl_ms'],
+  ] as const) {
     if (raw[src] === undefined) continue;
     const ms = parseDurationMs(raw[src]);
-    if (ms === undefined) problems.push(`${where}.${src}: expected a duration like "300s", "5m" or a number of seconds, got ${JSON.stringify(raw[src])}`);
+    if (ms === undefined)
+      problems.push(
+        `${where}.${src}: expected a duration like "300s", "5m" or a number of seconds, got ${JSON.stringify(raw[src])}`,
+      );
     else ns[dst] = ms;
   }
   if (ns.history_size > 0 && ns.history_ttl_ms === 0) {
-    problems.push(`${where}: history_size is ${ns.history_size} but history_ttl is not set; set history_ttl (e.g. "300s") so history can expire`);
+    problems.push(
+      `${where}: history_size is ${ns.history_size} but history_ttl is not set; set history_ttl (e.g. "300s") so history can expire`,
+    );
   }
   if ((ns.force_recovery || ns.allow_recovery) && ns.history_size === 0) {
-    problems.push(`${where}: recovery needs history; set history_size and history_ttl, or remove force_recovery/allow_recovery`);
+    problems.push(
+      `${where}: recovery needs history; set history_size and history_ttl, or remove force_recovery/allow_recovery`,
+    );
   }
   return ns;
 }
@@ -301,7 +340,8 @@ function envDuration(env: HeraldEnv, name: string, problems: string[]): number |
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   const ms = parseDurationMs(raw);
-  if (ms === undefined) problems.push(`${name}=${JSON.stringify(raw)}: expected a duration like "10s" or "500ms", or seconds`);
+  if (ms === undefined)
+    problems.push(`${name}=${JSON.stringify(raw)}: expected a duration like "10s" or "500ms", or seconds`);
   return ms;
 }
 
@@ -333,7 +373,9 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     try {
       text = readFileSync(configFile, 'utf8');
     } catch (err) {
-      throw new ConfigError([`config file ${configFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); check HERALD_CONFIG / --config`]);
+      throw new ConfigError([
+        `config file ${configFile}: cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)}); check HERALD_CONFIG / --config`,
+      ]);
     }
     try {
       rawFile = JSON.parse(text);
@@ -344,7 +386,10 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
   const parsed = fileSchema.safeParse(rawFile ?? {});
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
-      const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+      const path = issue.path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+        .join('.')
+        .replace(/\.\[/g, '[');
       problems.push(`${configFile ?? 'config'}: ${path || '(root)'}: ${issue.message}`);
     }
     throw new ConfigError(problems);
@@ -355,29 +400,54 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
 
   const withoutNamespace = namespaceFrom(
     (file.channel?.without_namespace ?? {}) as Record<string, unknown>,
-    'channel.without_namespace', defaultNamespaceOptions, problems, warnings,
+    'channel.without_namespace',
+    defaultNamespaceOptions,
+    problems,
+    warnings,
   );
   const namespaces = new Map<string, NamespaceOptions>();
   for (const [i, raw] of (file.channel?.namespaces ?? []).entries()) {
     const name = raw.name as string;
     if (namespaces.has(name)) problems.push(`channel.namespaces[${i}].name: namespace "${name}" is defined twice`);
-    namespaces.set(name, namespaceFrom(raw as Record<string, unknown>, `channel.namespaces[${i}] ("${name}")`, defaultNamespaceOptions, problems, warnings));
+    namespaces.set(
+      name,
+      namespaceFrom(
+        raw as Record<string, unknown>,
+        `channel.namespaces[${i}] ("${name}")`,
+        defaultNamespaceOptions,
+        problems,
+        warnings,
+      ),
+    );
   }
 
   const insecure = envBool(env, 'HERALD_CLIENT_INSECURE', problems) ?? file.client?.insecure ?? false;
   const originsEnv = envStr(env, 'HERALD_ALLOWED_ORIGINS');
-  let allowedOrigins = originsEnv !== undefined ? originsEnv.split(',').map((s) => s.trim()).filter(Boolean) : file.client?.allowed_origins;
+  let allowedOrigins =
+    originsEnv !== undefined
+      ? originsEnv
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : file.client?.allowed_origins;
   if (allowedOrigins) {
     allowedOrigins = allowedOrigins.map((o) => o.replace(/\/$/, ''));
     for (const o of allowedOrigins) {
-      if (!validOrigin(o)) problems.push(`HERALD_ALLOWED_ORIGINS / client.allowed_origins: "${o}" is not an origin; write scheme://host[:port] exactly as the browser sends it, e.g. http://localhost:3000`);
+      if (!validOrigin(o))
+        problems.push(
+          `HERALD_ALLOWED_ORIGINS / client.allowed_origins: "${o}" is not an origin; write scheme://host[:port] exactly as the browser sends it, e.g. http://localhost:3000`,
+        );
     }
   }
   const requireExpEnv = envBool(env, 'HERALD_TOKEN_REQUIRE_EXP', problems);
   const engineRaw = envStr(env, 'HERALD_ENGINE') ?? 'memory';
-  if (engineRaw !== 'memory' && engineRaw !== 'redis') problems.push(`HERALD_ENGINE=${JSON.stringify(engineRaw)}: expected "memory" or "redis"`);
+  if (engineRaw !== 'memory' && engineRaw !== 'redis')
+    problems.push(`HERALD_ENGINE=${JSON.stringify(engineRaw)}: expected "memory" or "redis"`);
   const redisPrefixRaw = envStr(env, 'HERALD_REDIS_PREFIX');
-  if (redisPrefixRaw !== undefined && /[{}\s]/.test(redisPrefixRaw)) problems.push(`HERALD_REDIS_PREFIX=${JSON.stringify(redisPrefixRaw)}: must not contain { } or spaces ({ } are Redis Cluster hash tags)`);
+  if (redisPrefixRaw !== undefined && /[{}\s]/.test(redisPrefixRaw))
+    problems.push(
+      `HERALD_REDIS_PREFIX=${JSON.stringify(redisPrefixRaw)}: must not contain { } or spaces ({ } are Redis Cluster hash tags)`,
+    );
   const redisUrl = envStr(env, 'REDIS_URL') ?? 'redis://127.0.0.1:6379';
   const redisUrls = splitRedisUrls(redisUrl);
   if (engineRaw === 'redis') {
@@ -388,7 +458,9 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
       try {
         target = parseRedisTarget(u);
       } catch (err) {
-        problems.push(`${which} (${redactRedisUrl(u, 'unreadable')}): ${(err as Error).message}; write redis://[user:password@]host:port[/db] (rediss:// for TLS, redis+sentinel://host:port[,host:port…]/<master name> for Sentinel), several separated by commas to shard channels across them`);
+        problems.push(
+          `${which} (${redactRedisUrl(u, 'unreadable')}): ${(err as Error).message}; write redis://[user:password@]host:port[/db] (rediss:// for TLS, redis+sentinel://host:port[,host:port…]/<master name> for Sentinel), several separated by commas to shard channels across them`,
+        );
         continue;
       }
       const id = redisTargetIdentity(target);
@@ -398,7 +470,8 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
   }
   const logLevel = envStr(env, 'HERALD_LOG_LEVEL') ?? 'info';
   const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-  if (!levels.includes(logLevel)) problems.push(`HERALD_LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${levels.join(', ')}`);
+  if (!levels.includes(logLevel))
+    problems.push(`HERALD_LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${levels.join(', ')}`);
 
   let pingIntervalMs = envDuration(env, 'HERALD_PING_INTERVAL', problems);
   if (pingIntervalMs === undefined && file.client?.ping_interval !== undefined) {
@@ -430,7 +503,8 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
       ...o.token,
     },
     insecure,
-    allowAnonymous: envBool(env, 'HERALD_ALLOW_ANONYMOUS', problems) ?? file.client?.allow_anonymous_connect_without_token ?? false,
+    allowAnonymous:
+      envBool(env, 'HERALD_ALLOW_ANONYMOUS', problems) ?? file.client?.allow_anonymous_connect_without_token ?? false,
     allowedOrigins,
     cookieRequiresOrigin: envBool(env, 'HERALD_COOKIE_REQUIRES_ORIGIN', problems) ?? true,
     apiKey: envStr(env, 'HERALD_API_KEY') ?? file.http_api?.key,
@@ -459,7 +533,8 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     connectTimeoutMs: envDuration(env, 'HERALD_CONNECT_TIMEOUT', problems) ?? 10_000,
     handshakeTimeoutMs: envDuration(env, 'HERALD_HANDSHAKE_TIMEOUT', problems) ?? 10_000,
     channelLimit: envInt(env, 'HERALD_CHANNEL_LIMIT', problems, 1) ?? file.client?.channel_limit ?? 128,
-    userConnectionLimit: envInt(env, 'HERALD_USER_CONNECTION_LIMIT', problems) ?? file.client?.user_connection_limit ?? 0,
+    userConnectionLimit:
+      envInt(env, 'HERALD_USER_CONNECTION_LIMIT', problems) ?? file.client?.user_connection_limit ?? 0,
     ipConnectionLimit: envInt(env, 'HERALD_IP_CONNECTION_LIMIT', problems) ?? 0,
     commandRatePerSecond: envInt(env, 'HERALD_COMMAND_RATE', problems) ?? 100,
     maxErrors: envInt(env, 'HERALD_MAX_ERRORS', problems, 1) ?? 20,
@@ -477,18 +552,33 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
 
   const { token: _t, channel: chOverride, ...flat } = o;
   for (const [k, v] of Object.entries(flat)) if (v !== undefined) (config as unknown as Record<string, unknown>)[k] = v;
-  if (chOverride?.withoutNamespace) config.channel.withoutNamespace = { ...config.channel.withoutNamespace, ...chOverride.withoutNamespace };
+  if (chOverride?.withoutNamespace)
+    config.channel.withoutNamespace = { ...config.channel.withoutNamespace, ...chOverride.withoutNamespace };
   if (chOverride?.namespaces) {
     for (const [name, opts] of Object.entries(chOverride.namespaces)) {
-      config.channel.namespaces.set(name, { ...(config.channel.namespaces.get(name) ?? defaultNamespaceOptions), ...opts });
+      config.channel.namespaces.set(name, {
+        ...(config.channel.namespaces.get(name) ?? defaultNamespaceOptions),
+        ...opts,
+      });
     }
   }
 
   if (config.port < 0 || config.port > 65535) problems.push(`WS_PORT=${config.port}: expected 0-65535`);
-  if (!config.insecure && !config.token.hmacSecret && !config.token.publicKey && !config.token.jwksUrl && !config.allowAnonymous) {
-    warnings.push('no token key configured (HERALD_TOKEN_SECRET, NEXTAUTH_SECRET, HERALD_TOKEN_PUBLIC_KEY or HERALD_TOKEN_JWKS_URL): every connection will be refused unless an onConnecting hook authenticates it');
+  if (
+    !config.insecure &&
+    !config.token.hmacSecret &&
+    !config.token.publicKey &&
+    !config.token.jwksUrl &&
+    !config.allowAnonymous
+  ) {
+    warnings.push(
+      'no token key configured (HERALD_TOKEN_SECRET, NEXTAUTH_SECRET, HERALD_TOKEN_PUBLIC_KEY or HERALD_TOKEN_JWKS_URL): every connection will be refused unless an onConnecting hook authenticates it',
+    );
   }
-  if (config.insecure) warnings.push('HERALD_CLIENT_INSECURE is on: connections need no token and every channel permission is granted. Development only, never in production.');
+  if (config.insecure)
+    warnings.push(
+      'HERALD_CLIENT_INSECURE is on: connections need no token and every channel permission is granted. Development only, never in production.',
+    );
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
@@ -501,5 +591,8 @@ export function namespaceNameOf(channel: string): string | undefined {
 
 /** REDIS_URL may list several Redis instances, comma-separated; a comma inside one URL (a password) stays. */
 export function splitRedisUrls(value: string): string[] {
-  return value.split(/,(?=\s*(?:rediss?|redis\+sentinel):\/\/)/i).map((u) => u.trim()).filter((u) => u !== '');
+  return value
+    .split(/,(?=\s*(?:rediss?|redis\+sentinel):\/\/)/i)
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
 }

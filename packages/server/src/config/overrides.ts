@@ -36,7 +36,9 @@ const tokenShape = {
 
 const channelShape = {
   withoutNamespace: nsSchema.optional(),
-  namespaces: z.record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "-" or "." (1-64 characters)'), nsSchema).optional(),
+  namespaces: z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "-" or "." (1-64 characters)'), nsSchema)
+    .optional(),
 };
 
 const overridesShape = {
@@ -61,7 +63,10 @@ const overridesShape = {
   engine: z.enum(['memory', 'redis']).optional(),
   redisUrl: str,
   redisUrls: z.array(z.string()).optional(),
-  redisPrefix: z.string().regex(/^[^{}\s]*$/, 'must not contain { } or spaces').optional(),
+  redisPrefix: z
+    .string()
+    .regex(/^[^{}\s]*$/, 'must not contain { } or spaces')
+    .optional(),
   redisTimeoutMs: ms,
   redisMinReplicas: count(),
   databaseUrl: str,
@@ -105,7 +110,9 @@ function unknownKeys(section: unknown, known: ReadonlySet<string>, where: string
     if (known.has(key)) continue;
     const at = where ? `${where}.${key}` : key;
     const guess = closest(key, known);
-    problems.push(`${SOURCE}: ${at}: unknown option${guess ? `; did you mean "${where ? `${where}.` : ''}${guess}"?` : ''}`);
+    problems.push(
+      `${SOURCE}: ${at}: unknown option${guess ? `; did you mean "${where ? `${where}.` : ''}${guess}"?` : ''}`,
+    );
   }
 }
 
@@ -115,7 +122,10 @@ export function checkOverrides(overrides: unknown, problems: string[]): void {
   const parsed = overridesSchema.safeParse(overrides);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
-      const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').replace(/\.\[/g, '[');
+      const path = issue.path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : String(p)))
+        .join('.')
+        .replace(/\.\[/g, '[');
       problems.push(`${SOURCE}: ${path || '(root)'}: ${issue.message}`);
     }
   }
@@ -127,6 +137,7 @@ export function checkOverrides(overrides: unknown, problems: string[]): void {
   const channel = isRecord(o.channel) ? o.channel : {};
   unknownKeys(channel.withoutNamespace, knownNamespaceKeys, 'channel.withoutNamespace', problems);
   if (isRecord(channel.namespaces)) {
-    for (const [name, ns] of Object.entries(channel.namespaces)) unknownKeys(ns, knownNamespaceKeys, `channel.namespaces.${name}`, problems);
+    for (const [name, ns] of Object.entries(channel.namespaces))
+      unknownKeys(ns, knownNamespaceKeys, `channel.namespaces.${name}`, problems);
   }
 }

@@ -58,7 +58,11 @@ export function parseTarget(input: string): Target {
   return {
     wsUrl: `${secure ? 'wss' : 'ws'}://${hostPort}${path}`,
     httpUrl: `${secure ? 'https' : 'http'}://${hostPort}${path}`,
-    secure, host, port, defaultPort, path,
+    secure,
+    host,
+    port,
+    defaultPort,
+    path,
   };
 }
 

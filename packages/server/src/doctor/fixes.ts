@@ -37,6 +37,9 @@ export function nginxSnippet(path: string, upstream: string): string {
 
 /** The allow-list line with `origin` added to what is already configured (when the doctor can see it). */
 export function allowedOriginsLine(origin: string, current: string | undefined): string {
-  const list = (current ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '' && s !== origin);
+  const list = (current ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && s !== origin);
   return `HERALD_ALLOWED_ORIGINS=${[...list, origin].join(',')}`;
 }

@@ -113,8 +113,12 @@ function errCode(err: unknown): string {
 function isTlsFailure(err: unknown): boolean {
   const e = err as NodeJS.ErrnoException;
   const code = e.code ?? '';
-  return code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|EPROTO/.test(code) ||
-    /SSL|TLS|certificate|wrong version number|packet length/i.test(e.message ?? '');
+  return (
+    code.startsWith('ERR_SSL') ||
+    code.startsWith('ERR_TLS') ||
+    /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|EPROTO/.test(code) ||
+    /SSL|TLS|certificate|wrong version number|packet length/i.test(e.message ?? '')
+  );
 }
 
 export interface ExchangeOptions {
@@ -167,13 +171,22 @@ export function exchange(target: WireTarget, request: string, opts: ExchangeOpti
       // TCP up but the TLS handshake unanswered is the same silence as an unanswered request.
       if (!connected && tcpConnected) return finish({ kind: 'no_answer', ms: ms() });
       if (!connected) {
-        finish({ kind: 'connect_error', code: 'ETIMEDOUT', message: `no TCP connection within ${opts.timeoutMs} ms`, ms: ms() });
+        finish({
+          kind: 'connect_error',
+          code: 'ETIMEDOUT',
+          message: `no TCP connection within ${opts.timeoutMs} ms`,
+          ms: ms(),
+        });
         return;
       }
       if (buf.length === 0) return finish({ kind: 'no_answer', ms: ms() });
       const parsed = parseResponseHead(buf);
       if (parsed) {
-        finish({ kind: 'response', response: { ...parsed.head, body: buf.subarray(parsed.bodyStart).toString('utf8') }, ms: ms() });
+        finish({
+          kind: 'response',
+          response: { ...parsed.head, body: buf.subarray(parsed.bodyStart).toString('utf8') },
+          ms: ms(),
+        });
       } else {
         finish({ kind: 'not_http', raw: buf.subarray(0, 400).toString('latin1'), ms: ms() });
       }
@@ -182,7 +195,8 @@ export function exchange(target: WireTarget, request: string, opts: ExchangeOpti
 
     if (target.secure) {
       socket = tls.connect({
-        host: target.address, port: target.port,
+        host: target.address,
+        port: target.port,
         servername: net.isIP(target.host) ? undefined : target.host,
         ALPNProtocols: ['http/1.1'],
       });
@@ -220,10 +234,14 @@ export function exchange(target: WireTarget, request: string, opts: ExchangeOpti
 }
 
 /** Whether a TLS handshake succeeds on the port (tells "you spoke ws:// to a wss:// port"). */
-export function tlsHandshakes(target: WireTarget, timeoutMs: number): Promise<{ ok: boolean; code?: string; message?: string }> {
+export function tlsHandshakes(
+  target: WireTarget,
+  timeoutMs: number,
+): Promise<{ ok: boolean; code?: string; message?: string }> {
   return new Promise((resolve) => {
     const socket = tls.connect({
-      host: target.address, port: target.port,
+      host: target.address,
+      port: target.port,
       servername: net.isIP(target.host) ? undefined : target.host,
       rejectUnauthorized: false,
     });
@@ -240,8 +258,17 @@ export function tlsHandshakes(target: WireTarget, timeoutMs: number): Promise<{ 
 }
 
 /** The request line and headers of a plain GET (what a browser's fetch of the endpoint sends, minus cookies). */
-export function plainGetRequest(host: string, port: number, defaultPort: number, path: string, origin?: string): string {
+export function plainGetRequest(
+  host: string,
+  port: number,
+  defaultPort: number,
+  path: string,
+  origin?: string,
+): string {
   const hostHeader = port === defaultPort ? host : `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  return `GET ${path} HTTP/1.1\r\nHost: ${hostHeader}\r\nUser-Agent: herald-doctor\r\nAccept: */*\r\n` +
-    (origin ? `Origin: ${origin}\r\n` : '') + 'Connection: close\r\n\r\n';
+  return (
+    `GET ${path} HTTP/1.1\r\nHost: ${hostHeader}\r\nUser-Agent: herald-doctor\r\nAccept: */*\r\n` +
+    (origin ? `Origin: ${origin}\r\n` : '') +
+    'Connection: close\r\n\r\n'
+  );
 }

@@ -60,7 +60,10 @@ function originOf(t: Target): string {
 /** The Origin the probes send: --origin, else the first allowed origin, else the URL's own (a same-origin page). */
 export function pageOrigin(opts: Pick<DoctorOptions, 'url' | 'origin' | 'allowedOrigins'>): string {
   if (opts.origin) return opts.origin;
-  const first = (opts.allowedOrigins ?? '').split(',').map((s) => s.trim()).find((s) => s !== '' && s !== '*');
+  const first = (opts.allowedOrigins ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .find((s) => s !== '' && s !== '*');
   return first ?? originOf(parseTarget(opts.url));
 }
 
@@ -98,7 +101,12 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
     return heraldNearby;
   };
   if (!connected && !resolved.error && attempts.every((a) => a.code === 'ECONNREFUSED')) await lookNearby();
-  const tcpObs = { addresses: resolved.addresses, attempts, ...(resolved.error ? { resolveError: resolved.error } : {}), ...(heraldNearby ? { heraldNearby } : {}) };
+  const tcpObs = {
+    addresses: resolved.addresses,
+    attempts,
+    ...(resolved.error ? { resolveError: resolved.error } : {}),
+    ...(heraldNearby ? { heraldNearby } : {}),
+  };
   if (!record(interpretTcp(t, tcpObs)) || !connected) return report;
 
   const wire: WireTarget = { host: t.host, address: connected.address, port: t.port, secure: t.secure };
@@ -112,19 +120,30 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
     asked = 2;
   }
   let tlsAnswered: boolean | undefined;
-  if (!t.secure && (get.kind === 'closed' || get.kind === 'not_http')) tlsAnswered = (await tlsHandshakes(wire, Math.min(timeoutMs, 2000))).ok;
+  if (!t.secure && (get.kind === 'closed' || get.kind === 'not_http'))
+    tlsAnswered = (await tlsHandshakes(wire, Math.min(timeoutMs, 2000))).ok;
   const heraldAnswered = get.kind === 'response' && get.response.headers['x-herald-version'] !== undefined;
   if (!heraldAnswered && get.kind !== 'tls_error') await lookNearby();
   const getFinding = interpretPlainGet(t, {
-    outcome: get, timeoutMs, asked, pageOrigin: opts.origin,
-    ...(tlsAnswered !== undefined ? { tlsAnswered } : {}), ...(heraldNearby ? { heraldNearby } : {}),
+    outcome: get,
+    timeoutMs,
+    asked,
+    pageOrigin: opts.origin,
+    ...(tlsAnswered !== undefined ? { tlsAnswered } : {}),
+    ...(heraldNearby ? { heraldNearby } : {}),
   });
   if (!record(getFinding)) return report;
 
   // 3. Upgrade.
   const key = newKey();
   const up = await exchange(wire, upgradeRequest(t, key, origin), { timeoutMs, keepUpgraded: true });
-  const upFinding = interpretUpgrade(t, { outcome: up, key, origin, timeoutMs, ...(opts.allowedOrigins !== undefined ? { allowedOriginsEnv: opts.allowedOrigins } : {}) });
+  const upFinding = interpretUpgrade(t, {
+    outcome: up,
+    key,
+    origin,
+    timeoutMs,
+    ...(opts.allowedOrigins !== undefined ? { allowedOriginsEnv: opts.allowedOrigins } : {}),
+  });
   if (!record(upFinding) || up.kind !== 'response' || !up.socket) {
     if (up.kind === 'response') up.socket?.destroy();
     return report;
@@ -149,20 +168,39 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
     const started = performance.now();
     ws.send({ id: 1, connect: { ...(token ? { token } : {}), name: 'herald-doctor' } });
     const ev = await ws.reply(1, timeoutMs);
-    const connectFinding = interpretConnect({ token: facts, event: ev, timeoutMs, ms: Math.round(performance.now() - started) });
+    const connectFinding = interpretConnect({
+      token: facts,
+      event: ev,
+      timeoutMs,
+      ms: Math.round(performance.now() - started),
+    });
     if (!record(connectFinding)) return report;
     const user = typeof facts.claims?.sub === 'string' ? facts.claims.sub : opts.user;
 
     // 5. Round trip.
     const channel = opts.channel ?? `herald-doctor-${randomBytes(4).toString('hex')}`;
-    const subscribe = await subscribeStep(ws, channel, timeoutMs, opts.secret && user !== undefined ? { user, secret: opts.secret, audience: opts.audience, issuer: opts.issuer } : undefined);
+    const subscribe = await subscribeStep(
+      ws,
+      channel,
+      timeoutMs,
+      opts.secret && user !== undefined
+        ? { user, secret: opts.secret, audience: opts.audience, issuer: opts.issuer }
+        : undefined,
+    );
     let publish: PublishResult | undefined;
     if (subscribe.ok) {
-      const apiBase = (opts.apiUrl ?? heraldNearby?.url ?? t.httpUrl).replace(/^ws/, 'http').replace(/^(https?:\/\/[^/]+)(?:\/[^]*)?$/, '$1');
+      const apiBase = (opts.apiUrl ?? heraldNearby?.url ?? t.httpUrl)
+        .replace(/^ws/, 'http')
+        .replace(/^(https?:\/\/[^/]+)(?:\/[^]*)?$/, '$1');
       publish = await publishStep(ws, channel, timeoutMs, opts.apiKey, apiBase);
       // The API was looked for at the URL's own origin, which a rewrite of /ws alone does not route to Herald:
       // that is a question of where the API is, not a broken path for browsers.
-      if (opts.apiUrl === undefined && publish.via === 'api' && !publish.ok && ('unreachable' in publish || ('herald' in publish && !publish.herald))) {
+      if (
+        opts.apiUrl === undefined &&
+        publish.via === 'api' &&
+        !publish.ok &&
+        ('unreachable' in publish || ('herald' in publish && !publish.herald))
+      ) {
         publish.guessed = true;
       }
     }
@@ -175,7 +213,9 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
 }
 
 async function subscribeStep(
-  ws: ProtocolSocket, channel: string, timeoutMs: number,
+  ws: ProtocolSocket,
+  channel: string,
+  timeoutMs: number,
   minting: { user: string; secret: string; audience?: string | undefined; issuer?: string | undefined } | undefined,
 ): Promise<SubscribeResult> {
   const started = performance.now();
@@ -186,7 +226,11 @@ async function subscribeStep(
   const err = ev.value.error as { code: number; message: string } | undefined;
   if (!err) return { ok: true, via: 'client', ms: Math.round(performance.now() - started) };
   if (err.code !== 103 || !minting) return { ok: false, code: err.code, message: err.message, tokenTried: false };
-  const token = await mintToken(minting.user, minting.secret, { channel, audience: minting.audience, issuer: minting.issuer });
+  const token = await mintToken(minting.user, minting.secret, {
+    channel,
+    audience: minting.audience,
+    issuer: minting.issuer,
+  });
   const again = performance.now();
   ws.send({ id: 3, subscribe: { channel, token } });
   const ev2 = await ws.reply(3, timeoutMs);
@@ -197,7 +241,13 @@ async function subscribeStep(
   return { ok: false, code: err.code, message: err.message, tokenTried: true, tokenMessage: err2.message };
 }
 
-async function publishStep(ws: ProtocolSocket, channel: string, timeoutMs: number, apiKey: string | undefined, apiBase: string): Promise<PublishResult> {
+async function publishStep(
+  ws: ProtocolSocket,
+  channel: string,
+  timeoutMs: number,
+  apiKey: string | undefined,
+  apiBase: string,
+): Promise<PublishResult> {
   const nonce = randomBytes(6).toString('hex');
   const data = { doctor: nonce };
   const isOurs = (p: Record<string, unknown>) => {
@@ -231,13 +281,17 @@ async function publishStep(ws: ProtocolSocket, channel: string, timeoutMs: numbe
     });
     if (ev.type === 'message' && ev.value.error) {
       const e = ev.value.error as { code: number; message: string };
-      return { via: 'none', reason: `the socket may not publish here (${e.code} ${e.message}); pass --api-key (or HERALD_API_KEY)` };
+      return {
+        via: 'none',
+        reason: `the socket may not publish here (${e.code} ${e.message}); pass --api-key (or HERALD_API_KEY)`,
+      };
     }
     if (ev.type !== 'message') return { via: 'none', reason: 'no reply to publish' };
     if (early !== undefined) return { via, ok: true, deliveredMs: Math.round(early - started) };
   }
   const got = await ws.push(isOurs, timeoutMs);
-  if (got.type === 'message') return { via, ok: true, deliveredMs: Math.round(got.at - started), ...(offset !== undefined ? { offset } : {}) };
+  if (got.type === 'message')
+    return { via, ok: true, deliveredMs: Math.round(got.at - started), ...(offset !== undefined ? { offset } : {}) };
   return { via, ok: false, notDelivered: true, waitedMs: timeoutMs, ...(offset !== undefined ? { offset } : {}) };
 }
 
@@ -245,7 +299,12 @@ async function publishStep(ws: ProtocolSocket, channel: string, timeoutMs: numbe
  * POST with node:http rather than fetch: fetch's first call in a process spends tens of milliseconds setting
  * itself up, which would show as delivery latency.
  */
-function postJson(url: string, headers: Record<string, string>, body: unknown, timeoutMs: number): Promise<{ status: number; body: string; contentType: string } | { error: string }> {
+function postJson(
+  url: string,
+  headers: Record<string, string>,
+  body: unknown,
+  timeoutMs: number,
+): Promise<{ status: number; body: string; contentType: string } | { error: string }> {
   return new Promise((resolve) => {
     let u: URL;
     try {
@@ -255,20 +314,28 @@ function postJson(url: string, headers: Record<string, string>, body: unknown, t
       return;
     }
     const text = JSON.stringify(body);
-    const req = (u.protocol === 'https:' ? https : http).request(u, {
-      method: 'POST',
-      headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
-      timeout: timeoutMs,
-    }, (res) => {
-      let out = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        if (out.length < 64_000) out += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: out, contentType: String(res.headers['content-type'] ?? '') }));
-      res.on('error', (err) => resolve({ error: err.message }));
-    });
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    const req = (u.protocol === 'https:' ? https : http).request(
+      u,
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        let out = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          if (out.length < 64_000) out += c;
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: out, contentType: String(res.headers['content-type'] ?? '') }),
+        );
+        res.on('error', (err) => resolve({ error: err.message }));
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+    );
     req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
     req.end(text);
   });

@@ -21,7 +21,8 @@ export function nextjsEvidence(r: HttpResponse): string | undefined {
   if (nextHeader) return `${nextHeader}: ${h[nextHeader]}`;
   if (/\bRSC\b|Next-Router/i.test(h.vary ?? '')) return `Vary: ${h.vary}`;
   const body = r.body.slice(0, 200_000);
-  if (/\/_next\/(static|webpack|image)|__next_f|id="__next"|__NEXT_DATA__/.test(body)) return 'a page that loads /_next/ assets';
+  if (/\/_next\/(static|webpack|image)|__next_f|id="__next"|__NEXT_DATA__/.test(body))
+    return 'a page that loads /_next/ assets';
   return undefined;
 }
 

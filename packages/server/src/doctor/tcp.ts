@@ -20,7 +20,9 @@ export interface TcpObservation {
   heraldNearby?: { url: string; version: string };
 }
 
-export async function resolveHost(host: string): Promise<{ addresses: string[]; error?: { code: string; message: string } }> {
+export async function resolveHost(
+  host: string,
+): Promise<{ addresses: string[]; error?: { code: string; message: string } }> {
   if (net.isIP(host)) return { addresses: [host] };
   try {
     const all = await lookup(host, { all: true });
@@ -62,13 +64,21 @@ export function candidatePorts(urlPort: number, envPort: string | undefined): nu
 
 /** Asks each candidate port for the Herald marker on a plain GET of `paths`; returns the first in candidate order. */
 export async function findHeraldNearby(
-  t: Target, address: string, ports: number[], paths: string[], timeoutMs: number,
+  t: Target,
+  address: string,
+  ports: number[],
+  paths: string[],
+  timeoutMs: number,
 ): Promise<{ url: string; version: string } | undefined> {
   const probes = ports.map(async (port) => {
     const c = await tcpConnect(address, port, Math.min(timeoutMs, 500));
     if (!c.ok) return undefined;
     for (const path of paths) {
-      const o = await exchange({ host: t.host, address, port, secure: t.secure }, plainGetRequest(t.host, port, t.defaultPort, path), { timeoutMs: Math.min(timeoutMs, 1500) });
+      const o = await exchange(
+        { host: t.host, address, port, secure: t.secure },
+        plainGetRequest(t.host, port, t.defaultPort, path),
+        { timeoutMs: Math.min(timeoutMs, 1500) },
+      );
       if (o.kind === 'response' && o.response.headers['x-herald-version']) {
         return { url: withPort(t, port, path), version: o.response.headers['x-herald-version'] };
       }
@@ -84,7 +94,9 @@ export function interpretTcp(t: Target, o: TcpObservation): Finding {
   const details = { addresses: o.addresses, attempts: o.attempts } as Record<string, unknown>;
   if (o.resolveError) {
     return {
-      step: 'tcp', status: 'fail', code: 'host_not_found',
+      step: 'tcp',
+      status: 'fail',
+      code: 'host_not_found',
       saw: `${t.host} does not resolve (${o.resolveError.code})`,
       means: 'No address for this name, so no browser can reach it either.',
       fix: `Check the host name in the URL; for a local server use localhost or 127.0.0.1 (e.g. ws://localhost:3002/ws).`,
@@ -96,9 +108,16 @@ export function interpretTcp(t: Target, o: TcpObservation): Finding {
     const refused = o.attempts.filter((a) => !a.ok);
     let saw = `connected to ${ok.address}:${t.port} in ${ok.ms} ms`;
     if (refused.length > 0) saw += ` (${refused.map((a) => `${a.address}: ${a.code}`).join(', ')} first)`;
-    const f: Finding = { step: 'tcp', status: 'pass', code: 'tcp_ok', saw, details: { ...details, address: ok.address } };
+    const f: Finding = {
+      step: 'tcp',
+      status: 'pass',
+      code: 'tcp_ok',
+      saw,
+      details: { ...details, address: ok.address },
+    };
     if (refused.some((a) => net.isIPv6(a.address)) && net.isIPv4(ok.address)) {
-      f.means = `${t.host} resolves to IPv6 first and nothing listens there: browsers fall back to IPv4, some clients do not. ` +
+      f.means =
+        `${t.host} resolves to IPv6 first and nothing listens there: browsers fall back to IPv4, some clients do not. ` +
         `HERALD_HOST=:: makes Herald listen on both.`;
     }
     return f;
@@ -107,16 +126,21 @@ export function interpretTcp(t: Target, o: TcpObservation): Finding {
   if (codes.every((c) => c === 'ECONNREFUSED')) {
     if (o.heraldNearby) {
       return {
-        step: 'tcp', status: 'fail', code: 'wrong_port',
+        step: 'tcp',
+        status: 'fail',
+        code: 'wrong_port',
         saw: `nothing listens on ${hostPort} (connection refused), but Herald ${o.heraldNearby.version} answers nearby`,
         means: `Herald is at ${o.heraldNearby.url}`,
-        fix: `Point the client at ${o.heraldNearby.url} (NEXT_PUBLIC_HERALD_URL=${o.heraldNearby.url}), ` +
+        fix:
+          `Point the client at ${o.heraldNearby.url} (NEXT_PUBLIC_HERALD_URL=${o.heraldNearby.url}), ` +
           `or start Herald on port ${t.port} with WS_PORT=${t.port}.`,
         details: { ...details, heraldNearby: o.heraldNearby },
       };
     }
     return {
-      step: 'tcp', status: 'fail', code: 'nothing_listening',
+      step: 'tcp',
+      status: 'fail',
+      code: 'nothing_listening',
       saw: `nothing listens on ${hostPort} (connection refused on ${o.attempts.map((a) => a.address).join(', ')})`,
       means: 'No server runs on this port, and no Herald answers on the usual ports nearby.',
       fix: `Start Herald: npx herald serve (it listens on WS_PORT, default 3002; WS_PORT=${t.port} to use this port).`,
@@ -125,7 +149,9 @@ export function interpretTcp(t: Target, o: TcpObservation): Finding {
   }
   if (codes.includes('ETIMEDOUT')) {
     return {
-      step: 'tcp', status: 'fail', code: 'tcp_timeout',
+      step: 'tcp',
+      status: 'fail',
+      code: 'tcp_timeout',
       saw: `no TCP answer from ${hostPort} (timed out)`,
       means: 'Packets are dropped on the way: a firewall, a security group, or a host that is down.',
       fix: `Open port ${t.port} to this machine, or check that the host is up.`,
@@ -133,7 +159,9 @@ export function interpretTcp(t: Target, o: TcpObservation): Finding {
     };
   }
   return {
-    step: 'tcp', status: 'fail', code: 'tcp_error',
+    step: 'tcp',
+    status: 'fail',
+    code: 'tcp_error',
     saw: `cannot connect to ${hostPort}: ${codes.join(', ')}`,
     means: 'The network refuses the route to this host.',
     fix: 'Check the host name and the network path (VPN, container network, firewall).',

@@ -18,7 +18,10 @@ export class ProtocolSocket {
   private fragments: Buffer[] = [];
   private closed: { code: number; reason: string } | undefined;
 
-  constructor(private readonly socket: Socket, head: Buffer | undefined) {
+  constructor(
+    private readonly socket: Socket,
+    head: Buffer | undefined,
+  ) {
     socket.on('data', (chunk: Buffer) => this.onBytes(chunk));
     socket.on('close', () => this.onClosed(1006, ''));
     socket.on('error', () => this.onClosed(1006, ''));

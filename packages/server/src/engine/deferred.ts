@@ -8,13 +8,20 @@ import type { PresenceManager } from './presence.js';
  * when the engine is used). Calls made before it is loaded wait for it; once loaded, every call goes straight to it.
  * A failed load fails every call with the load's error and keeps /ready at 503 with the reason.
  */
-export function deferredEngine(opts: { name: string; capabilities: EngineCapabilities; load: () => Promise<Engine> }): Engine {
+export function deferredEngine(opts: {
+  name: string;
+  capabilities: EngineCapabilities;
+  load: () => Promise<Engine>;
+}): Engine {
   let inner: Engine | undefined;
   let failure: Error | undefined;
   const loading = opts.load().then(
     (engine) => (inner = engine),
     (err: unknown) => {
-      failure = new Error(`the ${opts.name} engine failed to load: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      failure = new Error(
+        `the ${opts.name} engine failed to load: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
       throw failure;
     },
   );

@@ -12,27 +12,43 @@ import { redactRedisUrl } from './redis/url.js';
 export function engineFromConfig(config: HeraldConfig, log: Logger): Engine {
   if (config.engine !== 'redis') return createMemoryEngine();
   const many = config.redisUrls.length > 1;
-  const where = config.redisUrls.map((u, i) => redactRedisUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'));
+  const where = config.redisUrls.map((u, i) =>
+    redactRedisUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'),
+  );
   return deferredEngine({
     name: 'redis',
     capabilities: { shared: true },
-    load: async () => (await import('./redis/index.js')).createRedisEngine({
-      url: config.redisUrls,
-      prefix: config.redisPrefix,
-      commandTimeoutMs: config.redisTimeoutMs,
-      minReplicas: config.redisMinReplicas,
-      onEvent(e, i) {
-        const at = many ? { redis: where[i], shard: `${i + 1}/${config.redisUrls.length}` } : { redis: where[i] };
-        if (e.type === 'connected') log.info({ ...at, role: e.role }, e.reconnect ? 'redis reconnected' : 'redis connected');
-        else if (e.type === 'disconnected') log.warn({ ...at, role: e.role }, 'redis connection lost: publishes fail with 503 until it is back; reconnecting with backoff');
-        else if (e.type === 'unreachable') log.warn({ ...at, role: e.role, error: e.error }, 'redis not reachable: /ready is 503 and publishes fail until it is; retrying with backoff (check REDIS_URL)');
-        else if (e.type === 'unhealthy') log.warn({ ...at, error: e.error }, 'redis stopped answering: /ready is 503 and publishes fail until it answers again');
-        else if (e.type === 'topology') {
-          if (e.ok) log.info({ ...at }, 'redis shard list agrees with the other nodes again');
-          else log.error({ ...at, code: 'redis_shard_mismatch' }, `${e.message} Until then /ready is 503.`);
-        } else log.info({ ...at }, 'redis answers again');
-      },
-      onError: (what, err) => log.warn({ err, what }, 'redis engine error'),
-    }),
+    load: async () =>
+      (await import('./redis/index.js')).createRedisEngine({
+        url: config.redisUrls,
+        prefix: config.redisPrefix,
+        commandTimeoutMs: config.redisTimeoutMs,
+        minReplicas: config.redisMinReplicas,
+        onEvent(e, i) {
+          const at = many ? { redis: where[i], shard: `${i + 1}/${config.redisUrls.length}` } : { redis: where[i] };
+          if (e.type === 'connected')
+            log.info({ ...at, role: e.role }, e.reconnect ? 'redis reconnected' : 'redis connected');
+          else if (e.type === 'disconnected')
+            log.warn(
+              { ...at, role: e.role },
+              'redis connection lost: publishes fail with 503 until it is back; reconnecting with backoff',
+            );
+          else if (e.type === 'unreachable')
+            log.warn(
+              { ...at, role: e.role, error: e.error },
+              'redis not reachable: /ready is 503 and publishes fail until it is; retrying with backoff (check REDIS_URL)',
+            );
+          else if (e.type === 'unhealthy')
+            log.warn(
+              { ...at, error: e.error },
+              'redis stopped answering: /ready is 503 and publishes fail until it answers again',
+            );
+          else if (e.type === 'topology') {
+            if (e.ok) log.info({ ...at }, 'redis shard list agrees with the other nodes again');
+            else log.error({ ...at, code: 'redis_shard_mismatch' }, `${e.message} Until then /ready is 503.`);
+          } else log.info({ ...at }, 'redis answers again');
+        },
+        onError: (what, err) => log.warn({ err, what }, 'redis engine error'),
+      }),
   });
 }

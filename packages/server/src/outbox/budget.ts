@@ -1,7 +1,10 @@
 import type { Claim } from './consumer.js';
 
 /** The claimed rows, in id order, up to the batch's byte budget (a row too large to read costs nothing; the first always fits). */
-export function withinBudget<R extends { bytes: number | string }>(rows: R[], claim: Pick<Claim, 'maxRowBytes' | 'maxBatchBytes'>): (Omit<R, 'bytes'> & { bytes: number; payload?: string })[] {
+export function withinBudget<R extends { bytes: number | string }>(
+  rows: R[],
+  claim: Pick<Claim, 'maxRowBytes' | 'maxBatchBytes'>,
+): (Omit<R, 'bytes'> & { bytes: number; payload?: string })[] {
   const out: (Omit<R, 'bytes'> & { bytes: number; payload?: string })[] = [];
   let total = 0;
   for (const r of rows) {

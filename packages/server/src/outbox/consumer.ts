@@ -127,7 +127,9 @@ const READINESS = 'outbox';
 export function dialectOf(url: string): SqlDialect {
   if (/^postgres(ql)?:\/\//i.test(url)) return 'postgres';
   if (/^(file|sqlite):/i.test(url)) return 'sqlite';
-  throw new Error(`HERALD_DATABASE_URL must start with postgres:// (or postgresql://) or file: (SQLite, e.g. file:./herald.db), got "${url.replace(/\/\/[^@/]*@/, '//***@')}"`);
+  throw new Error(
+    `HERALD_DATABASE_URL must start with postgres:// (or postgresql://) or file: (SQLite, e.g. file:./herald.db), got "${url.replace(/\/\/[^@/]*@/, '//***@')}"`,
+  );
 }
 
 /** Opens the store for a URL; the database drivers load only when their URL is used. */
@@ -149,7 +151,8 @@ export async function openStore(url: string): Promise<OutboxStore> {
 export function isTemporary(err: unknown): boolean {
   if (err instanceof HeraldError) return err.temporary;
   const e = err as { code?: unknown; temporary?: unknown } | null;
-  if (e !== null && typeof e === 'object' && typeof e.code === 'number' && typeof e.temporary === 'boolean') return e.temporary;
+  if (e !== null && typeof e === 'object' && typeof e.code === 'number' && typeof e.temporary === 'boolean')
+    return e.temporary;
   return !(err instanceof RangeError);
 }
 
@@ -184,7 +187,8 @@ const MAX_REASON = 8000;
 export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxConsumer {
   const { herald } = options;
   const url = options.url ?? herald.config.databaseUrl;
-  if (!options.store && !url) throw new Error('createOutboxConsumer: pass `url` or set HERALD_DATABASE_URL (postgres://... or file:./herald.db)');
+  if (!options.store && !url)
+    throw new Error('createOutboxConsumer: pass `url` or set HERALD_DATABASE_URL (postgres://... or file:./herald.db)');
   if (!options.store) dialectOf(url!);
   const batchSize = options.batchSize ?? 100;
   const maxBackoffMs = options.maxBackoffMs ?? 5000;
@@ -194,9 +198,16 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
   // The API's own bounds (HERALD_MAX_JSON_DEPTH, HERALD_API_MAX_BATCH, HERALD_API_MAX_BROADCAST) apply to rows too.
   const api: { maxJsonDepth?: number; apiMaxBatchCommands?: number; apiMaxBroadcastChannels?: number } = herald.config;
   const maxJsonDepth = api.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
-  const itemLimits = { maxBatchCommands: api.apiMaxBatchCommands ?? 1000, maxBroadcastChannels: api.apiMaxBroadcastChannels ?? 1000 };
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`outbox batchSize must be a positive integer, got ${batchSize}`);
-  if (options.workers !== undefined && (!Number.isInteger(options.workers) || options.workers < 1 || options.workers > 32)) {
+  const itemLimits = {
+    maxBatchCommands: api.apiMaxBatchCommands ?? 1000,
+    maxBroadcastChannels: api.apiMaxBroadcastChannels ?? 1000,
+  };
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new Error(`outbox batchSize must be a positive integer, got ${batchSize}`);
+  if (
+    options.workers !== undefined &&
+    (!Number.isInteger(options.workers) || options.workers < 1 || options.workers > 32)
+  ) {
     throw new Error(`outbox workers must be an integer from 1 to 32, got ${options.workers}`);
   }
   const log = herald.log.child({ component: 'outbox' });
@@ -280,18 +291,33 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     w.error = error;
     const ms = backoff(w.attempts - 1);
     w.until = now + ms;
-    const fields = { outboxId: row.id, partition: row.partition, method: row.method, attempts: w.attempts, retryInMs: ms, err: error };
+    const fields = {
+      outboxId: row.id,
+      partition: row.partition,
+      method: row.method,
+      attempts: w.attempts,
+      retryInMs: ms,
+      err: error,
+    };
     if (what === 'dead-letter' && w.attempts === 1) {
-      log.error({ ...fields, code: 'outbox_dead_letter_failed' }, 'outbox row cannot be published and herald_outbox_dead refused it: it stays in herald_outbox, its partition waits and retries with backoff (check the dead-letter table)');
+      log.error(
+        { ...fields, code: 'outbox_dead_letter_failed' },
+        'outbox row cannot be published and herald_outbox_dead refused it: it stays in herald_outbox, its partition waits and retries with backoff (check the dead-letter table)',
+      );
     } else if (what === 'publish' && w.attempts === 1) {
-      log.warn(fields, 'outbox publish failed temporarily: this partition waits and retries with backoff, other partitions go on');
+      log.warn(
+        fields,
+        'outbox publish failed temporarily: this partition waits and retries with backoff, other partitions go on',
+      );
     } else {
       log.debug(fields, 'outbox row still cannot be settled: its partition keeps waiting');
     }
     if (now - w.since >= stuckAfterMs && now - w.stuckLoggedAt >= stuckAfterMs) {
       w.stuckLoggedAt = now;
-      log.error({ ...fields, code: 'outbox_partition_stuck', waitingSeconds: Math.round((now - w.since) / 1000) },
-        `outbox partition ${row.partition} has been waiting ${Math.round((now - w.since) / 1000)} s on row ${row.id}: later rows of this partition are not published until it goes through (other partitions are)`);
+      log.error(
+        { ...fields, code: 'outbox_partition_stuck', waitingSeconds: Math.round((now - w.since) / 1000) },
+        `outbox partition ${row.partition} has been waiting ${Math.round((now - w.since) / 1000)} s on row ${row.id}: later rows of this partition are not published until it goes through (other partitions are)`,
+      );
     }
   }
 
@@ -319,8 +345,15 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
 
   async function deliverRow(row: OutboxRow): Promise<RowResult> {
     if (row.payload === undefined) {
-      return { kind: 'dead', error: describe(new HeraldError(ErrorCode.limitExceeded,
-        `limit exceeded: payload is ${row.bytes} bytes, over HERALD_OUTBOX_MAX_PAYLOAD (${maxPayloadBytes} bytes); it was not read: split the event or raise the limit`)) };
+      return {
+        kind: 'dead',
+        error: describe(
+          new HeraldError(
+            ErrorCode.limitExceeded,
+            `limit exceeded: payload is ${row.bytes} bytes, over HERALD_OUTBOX_MAX_PAYLOAD (${maxPayloadBytes} bytes); it was not read: split the event or raise the limit`,
+          ),
+        ),
+      };
     }
     const tooDeep = jsonTextDepthProblem(row.payload, maxJsonDepth);
     if (tooDeep) return { kind: 'dead', error: describe(new HeraldError(ErrorCode.badRequest, tooDeep)) };
@@ -328,7 +361,8 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     try {
       items = itemsOf(row.id, row.method, JSON.parse(row.payload), itemLimits);
     } catch (err) {
-      if (err instanceof SyntaxError) return { kind: 'dead', error: `payload is not JSON: ${err.message} (code ${ErrorCode.badRequest})` };
+      if (err instanceof SyntaxError)
+        return { kind: 'dead', error: `payload is not JSON: ${err.message} (code ${ErrorCode.badRequest})` };
       return { kind: 'dead', error: describe(err) };
     }
     const p = progressOf(row.id);
@@ -347,7 +381,9 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     if (temporary !== undefined) return { kind: 'temporary', error: temporary };
     if (p.dead.size === 0) return { kind: 'done' };
     if (items.length === 1) return { kind: 'dead', error: [...p.dead.values()][0]! };
-    const failed = items.filter((i) => p.dead.has(i.index)).map((i) => `[${i.index}] ${i.label}: ${p.dead.get(i.index)}`);
+    const failed = items
+      .filter((i) => p.dead.has(i.index))
+      .map((i) => `[${i.index}] ${i.label}: ${p.dead.get(i.index)}`);
     let reason = `${failed.length} of ${items.length} items cannot be published (the other ${items.length - failed.length} were): ${failed.join('; ')}`;
     if (reason.length > MAX_REASON) reason = `${reason.slice(0, MAX_REASON)}…`;
     return { kind: 'dead', error: reason };
@@ -367,7 +403,15 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       } else if (r.kind === 'done') {
         out.done.push(row.id);
         release(row.partition, row.id);
-        log.debug({ outboxId: row.id, partition: row.partition, method: row.method, at: performance.timeOrigin + performance.now() }, 'outbox row published');
+        log.debug(
+          {
+            outboxId: row.id,
+            partition: row.partition,
+            method: row.method,
+            at: performance.timeOrigin + performance.now(),
+          },
+          'outbox row published',
+        );
       } else {
         out.dead.push({ row, error: r.error });
       }
@@ -385,7 +429,16 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       progress.delete(d.row.id);
       release(d.row.partition, d.row.id);
       metrics.rows.inc({ outcome: 'dead' });
-      log.error({ code: 'outbox_row_dead', outboxId: d.row.id, partition: d.row.partition, method: d.row.method, error: d.error }, 'outbox row cannot be published: moved to herald_outbox_dead');
+      log.error(
+        {
+          code: 'outbox_row_dead',
+          outboxId: d.row.id,
+          partition: d.row.partition,
+          method: d.row.method,
+          error: d.error,
+        },
+        'outbox row cannot be published: moved to herald_outbox_dead',
+      );
     }
     for (const f of failed) {
       metrics.deadLetterFailures.inc();
@@ -399,7 +452,13 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     while (!abort.signal.aborted) {
       try {
         let out: BatchOutcome = { done: [], dead: [] };
-        const claim: Claim = { limit: batchSize, maxRowBytes: maxPayloadBytes, maxBatchBytes, excludeIds: skipped, excludePartitions: waitingPartitions() };
+        const claim: Claim = {
+          limit: batchSize,
+          maxRowBytes: maxPayloadBytes,
+          maxBatchBytes,
+          excludeIds: skipped,
+          excludePartitions: waitingPartitions(),
+        };
         const r = await store!.runBatch(claim, async (rows) => {
           out = await deliver(rows);
           if (deadLetter) return out;
@@ -407,8 +466,17 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
             skipped.add(d.row.id);
             progress.delete(d.row.id);
             metrics.rows.inc({ outcome: 'skipped' });
-            log.error({ code: 'outbox_row_dead', outboxId: d.row.id, partition: d.row.partition, method: d.row.method, error: d.error, payload: d.row.payload?.slice(0, 1000) },
-              'outbox row cannot be published: skipped and left in herald_outbox (no herald_outbox_dead table; `herald migrate` creates it)');
+            log.error(
+              {
+                code: 'outbox_row_dead',
+                outboxId: d.row.id,
+                partition: d.row.partition,
+                method: d.row.method,
+                error: d.error,
+                payload: d.row.payload?.slice(0, 1000),
+              },
+              'outbox row cannot be published: skipped and left in herald_outbox (no herald_outbox_dead table; `herald migrate` creates it)',
+            );
           }
           out = { done: out.done, dead: [] };
           return out;
@@ -416,7 +484,8 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
         settled(out, r.deadLetterFailed);
         if (failures > 0) log.info({ worker: index }, 'outbox database reachable again: consuming');
         failures = 0;
-        if (failing.delete(index) && failing.size === 0 && !abort.signal.aborted) herald.setReadiness(READINESS, { ok: true });
+        if (failing.delete(index) && failing.size === 0 && !abort.signal.aborted)
+          herald.setReadiness(READINESS, { ok: true });
         if (r.claimed === 0) {
           // Nothing to claim now; a partition waiting to retry is due no later than its `until`.
           let ms = pollMs;
@@ -427,13 +496,22 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
         if (abort.signal.aborted) break;
         failures++;
         metrics.batchFailures.inc();
-        const unreachable = await (store!.ping?.() ?? Promise.resolve()).then(() => undefined, (e: Error) => e);
+        const unreachable = await (store!.ping?.() ?? Promise.resolve()).then(
+          () => undefined,
+          (e: Error) => e,
+        );
         if (unreachable && !abort.signal.aborted) {
           failing.add(index);
-          herald.setReadiness(READINESS, { ok: false, reason: `outbox database not reachable: ${unreachable.message}` });
+          herald.setReadiness(READINESS, {
+            ok: false,
+            reason: `outbox database not reachable: ${unreachable.message}`,
+          });
         }
         const ms = backoff(failures);
-        (failures === 1 ? log.warn.bind(log) : log.debug.bind(log))({ worker: index, err: (err as Error).message, retryInMs: ms }, 'outbox batch failed (database unreachable?): pausing, nothing is lost');
+        (failures === 1 ? log.warn.bind(log) : log.debug.bind(log))(
+          { worker: index, err: (err as Error).message, retryInMs: ms },
+          'outbox batch failed (database unreachable?): pausing, nothing is lost',
+        );
         await sleep(ms);
       }
     }
@@ -452,14 +530,21 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
           schema = await store.checkSchema();
         }
         if (schema.problem) {
-          if (schema.problem !== lastProblem) log.error({ target: store.target }, howToCreate(store.dialect, schema.problem));
+          if (schema.problem !== lastProblem)
+            log.error({ target: store.target }, howToCreate(store.dialect, schema.problem));
           lastProblem = schema.problem;
-          herald.setReadiness(READINESS, { ok: false, reason: `${schema.problem}: run \`herald migrate\` (see docs/outbox.md)` });
+          herald.setReadiness(READINESS, {
+            ok: false,
+            reason: `${schema.problem}: run \`herald migrate\` (see docs/outbox.md)`,
+          });
           await sleep(options.schemaRecheckMs ?? 5000);
           continue;
         }
         deadLetter = schema.deadLetter;
-        if (!deadLetter) log.warn('herald_outbox_dead does not exist: rows that cannot be published will be logged and skipped (`herald migrate` creates the table)');
+        if (!deadLetter)
+          log.warn(
+            'herald_outbox_dead does not exist: rows that cannot be published will be logged and skipped (`herald migrate` creates the table)',
+          );
         break;
       } catch (err) {
         if (abort.signal.aborted) return;
@@ -467,13 +552,16 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
         const ms = backoff(attempt);
         const reason = `outbox database not reachable: ${(err as Error).message}`;
         herald.setReadiness(READINESS, { ok: false, reason });
-        (attempt === 1 ? log.warn.bind(log) : log.debug.bind(log))({ target: store?.target, err: (err as Error).message, retryInMs: ms }, 'outbox database not reachable; retrying');
+        (attempt === 1 ? log.warn.bind(log) : log.debug.bind(log))(
+          { target: store?.target, err: (err as Error).message, retryInMs: ms },
+          'outbox database not reachable; retrying',
+        );
         await sleep(ms);
       }
     }
     if (abort.signal.aborted || !store) return;
     // SQLite has one writer; more workers would only re-read the same rows.
-    const workers = store.dialect === 'postgres' ? options.workers ?? 4 : 1;
+    const workers = store.dialect === 'postgres' ? (options.workers ?? 4) : 1;
     runningFlag = true;
     metrics.running.set(1);
     herald.setReadiness(READINESS, { ok: true });

@@ -48,11 +48,18 @@ function label(method: string, params: unknown): string {
 }
 
 /** One publish per channel of a broadcast body; throws a permanent HeraldError when the body itself is wrong. */
-function broadcastItems(body: unknown, keyBase: string, indexBase: string, sequential: boolean, limits: ItemLimits): OutboxItem[] {
+function broadcastItems(
+  body: unknown,
+  keyBase: string,
+  indexBase: string,
+  sequential: boolean,
+  limits: ItemLimits,
+): OutboxItem[] {
   if (!isObject(body)) throw bad('body must be a JSON object');
   const { channels, ...rest } = body;
   if (!Array.isArray(channels) || channels.length === 0) throw bad('"channels" must be a non-empty array');
-  if (channels.length > limits.maxBroadcastChannels) throw bad(`at most ${limits.maxBroadcastChannels} channels per broadcast (HERALD_API_MAX_BROADCAST)`);
+  if (channels.length > limits.maxBroadcastChannels)
+    throw bad(`at most ${limits.maxBroadcastChannels} channels per broadcast (HERALD_API_MAX_BROADCAST)`);
   if (!Object.hasOwn(body, 'data')) throw bad('"data" is required');
   return channels.map((channel, i) => {
     const params = withKey({ ...rest, channel }, `${keyBase}-${i}`);
@@ -72,7 +79,8 @@ export function itemsOf(rowId: string, method: string, payload: unknown, limits:
     if (!isObject(payload)) throw bad('body must be a JSON object');
     const commands = payload.commands;
     if (!Array.isArray(commands)) throw bad('"commands" must be an array');
-    if (commands.length > limits.maxBatchCommands) throw bad(`at most ${limits.maxBatchCommands} commands per batch (HERALD_API_MAX_BATCH)`);
+    if (commands.length > limits.maxBatchCommands)
+      throw bad(`at most ${limits.maxBatchCommands} commands per batch (HERALD_API_MAX_BATCH)`);
     const sequential = payload.parallel !== true;
     const items: OutboxItem[] = [];
     for (const [i, c] of commands.entries()) {
@@ -80,7 +88,14 @@ export function itemsOf(rowId: string, method: string, payload: unknown, limits:
       const m = keys[0];
       if (!isObject(c) || keys.length !== 1 || m === undefined || m === 'batch') {
         // Not a command: an item that fails for good, so the rest of the batch still goes out.
-        items.push({ index: String(i), method: 'batch', params: c, label: `command ${i}`, sequential, error: bad('each command is {"<method>": {...}} and not "batch"') });
+        items.push({
+          index: String(i),
+          method: 'batch',
+          params: c,
+          label: `command ${i}`,
+          sequential,
+          error: bad('each command is {"<method>": {...}} and not "batch"'),
+        });
         continue;
       }
       const params = c[m];
@@ -88,7 +103,14 @@ export function itemsOf(rowId: string, method: string, payload: unknown, limits:
         try {
           items.push(...broadcastItems(params, `${key}-${i}`, `${i}-`, sequential, limits));
         } catch (err) {
-          items.push({ index: String(i), method: 'broadcast', params, label: `command ${i} (broadcast)`, sequential, error: err as HeraldError });
+          items.push({
+            index: String(i),
+            method: 'broadcast',
+            params,
+            label: `command ${i} (broadcast)`,
+            sequential,
+            error: err as HeraldError,
+          });
         }
         continue;
       }

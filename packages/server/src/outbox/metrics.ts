@@ -41,11 +41,32 @@ export function outboxMetrics(registry: Registry): OutboxMetrics {
     return { partitions, stuck, oldestMs };
   };
   const m: OutboxMetrics = {
-    rows: new Counter({ name: 'herald_outbox_rows_total', help: 'Outbox rows handled, by outcome (published, dead, skipped)', labelNames: ['outcome'], registers: [registry] }),
-    batchFailures: new Counter({ name: 'herald_outbox_batch_failures_total', help: 'Outbox batches that failed on the database side and will be retried', registers: [registry] }),
-    retries: new Counter({ name: 'herald_outbox_retries_total', help: 'Temporary publish failures of outbox rows; the row stays and its partition retries after a backoff', registers: [registry] }),
-    deadLetterFailures: new Counter({ name: 'herald_outbox_dead_letter_failures_total', help: 'Dead outbox rows that could not be written to herald_outbox_dead; they stay in herald_outbox and are retried', registers: [registry] }),
-    running: new Gauge({ name: 'herald_outbox_running', help: '1 while the outbox consumer is connected with a valid table', registers: [registry] }),
+    rows: new Counter({
+      name: 'herald_outbox_rows_total',
+      help: 'Outbox rows handled, by outcome (published, dead, skipped)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    batchFailures: new Counter({
+      name: 'herald_outbox_batch_failures_total',
+      help: 'Outbox batches that failed on the database side and will be retried',
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: 'herald_outbox_retries_total',
+      help: 'Temporary publish failures of outbox rows; the row stays and its partition retries after a backoff',
+      registers: [registry],
+    }),
+    deadLetterFailures: new Counter({
+      name: 'herald_outbox_dead_letter_failures_total',
+      help: 'Dead outbox rows that could not be written to herald_outbox_dead; they stay in herald_outbox and are retried',
+      registers: [registry],
+    }),
+    running: new Gauge({
+      name: 'herald_outbox_running',
+      help: '1 while the outbox consumer is connected with a valid table',
+      registers: [registry],
+    }),
     addSource(source) {
       sources.add(source);
       return () => void sources.delete(source);

@@ -25,10 +25,13 @@ const PARTITION_SCAN_WINDOW = 1000;
  * `herald_unstorable_payload`. Returns the database's error when even that fails (the row then stays), else undefined.
  */
 async function deadLetter(client: pg.PoolClient, d: DeadRow): Promise<string | undefined> {
-  const insert = (payload: string, error: string) => client.query(
-    `INSERT INTO herald_outbox_dead (id, method, payload, partition, created_at, error)
+  const insert = (payload: string, error: string) =>
+    client.query(
+      `INSERT INTO herald_outbox_dead (id, method, payload, partition, created_at, error)
      SELECT id, method, ${payload}, partition, created_at, $2 FROM herald_outbox WHERE id = $1::bigint
-     ON CONFLICT (id) DO NOTHING`, [d.row.id, error]);
+     ON CONFLICT (id) DO NOTHING`,
+      [d.row.id, error],
+    );
   await client.query('SAVEPOINT herald_dead');
   try {
     await insert('payload', d.error);
@@ -37,7 +40,10 @@ async function deadLetter(client: pg.PoolClient, d: DeadRow): Promise<string | u
   } catch (first) {
     await client.query('ROLLBACK TO SAVEPOINT herald_dead');
     try {
-      await insert(`jsonb_build_object('herald_unstorable_payload', payload::text)`, `${d.error} [payload stored as text under "herald_unstorable_payload": ${(first as Error).message}]`);
+      await insert(
+        `jsonb_build_object('herald_unstorable_payload', payload::text)`,
+        `${d.error} [payload stored as text under "herald_unstorable_payload": ${(first as Error).message}]`,
+      );
       await client.query('RELEASE SAVEPOINT herald_dead');
       return undefined;
     } catch (second) {
@@ -87,7 +93,12 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
 
   async function startListener(): Promise<void> {
     if (closed || listener) return;
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, keepAlive: true, application_name: 'herald-outbox-listen' });
+    const client = new pg.Client({
+      connectionString: url,
+      connectionTimeoutMillis: 5000,
+      keepAlive: true,
+      application_name: 'herald-outbox-listen',
+    });
     listener = client;
     const lost = () => {
       if (listener !== client) return;
@@ -131,7 +142,8 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
       const cols = await pool.query<{ name: string; type: string; not_null: boolean }>(
         `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null
            FROM pg_attribute a
-          WHERE a.attrelid = to_regclass('herald_outbox') AND a.attnum > 0 AND NOT a.attisdropped`);
+          WHERE a.attrelid = to_regclass('herald_outbox') AND a.attnum > 0 AND NOT a.attisdropped`,
+      );
       const columns: ColumnInfo[] = cols.rows.map((c) => ({ name: c.name, type: c.type, notNull: c.not_null }));
       const dead = await pool.query<{ ok: boolean }>(`SELECT to_regclass('herald_outbox_dead') IS NOT NULL AS ok`);
       const problem = columnProblem('postgres', columns);
@@ -139,7 +151,8 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
       if (!problem) {
         const r = await pool.query<{ prefix: string }>(
           `SELECT n.nspname || '.herald_outbox/' AS prefix FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.oid = to_regclass('herald_outbox')`);
+            WHERE c.oid = to_regclass('herald_outbox')`,
+        );
         lockPrefix = r.rows[0]?.prefix ?? lockPrefix;
       }
       return problem ? { problem, deadLetter: dead.rows[0]?.ok === true } : { deadLetter: dead.rows[0]?.ok === true };
@@ -170,10 +183,14 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
              SELECT partition, id FROM herald_outbox
               WHERE NOT (id = ANY($1::bigint[])) AND NOT (partition = ANY($3::bigint[])) ORDER BY id LIMIT $2
            ) oldest GROUP BY partition ORDER BY min(id)`,
-          [excludeIds, PARTITION_SCAN_WINDOW, [...claim.excludePartitions]]);
+          [excludeIds, PARTITION_SCAN_WINDOW, [...claim.excludePartitions]],
+        );
         let partition: string | undefined;
         for (const { p } of candidates.rows) {
-          const got = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS ok`, [lockPrefix + p]);
+          const got = await client.query<{ ok: boolean }>(
+            `SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS ok`,
+            [lockPrefix + p],
+          );
           if (got.rows[0]?.ok) {
             partition = p;
             break;
@@ -191,7 +208,8 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
             WHERE partition = $1::bigint AND NOT (id = ANY($2::bigint[]))
             ORDER BY herald_outbox.id LIMIT $3
               FOR UPDATE SKIP LOCKED`,
-          [partition, excludeIds, claim.limit]);
+          [partition, excludeIds, claim.limit],
+        );
         if (claimed.rows.length === 0) {
           await client.query('ROLLBACK');
           client.release();
@@ -201,7 +219,9 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
         const read = rows.filter((r) => r.bytes <= claim.maxRowBytes).map((r) => r.id);
         if (read.length > 0) {
           const payloads = await client.query<{ id: string; payload: string }>(
-            `SELECT id::text AS id, payload::text AS payload FROM herald_outbox WHERE id = ANY($1::bigint[])`, [read]);
+            `SELECT id::text AS id, payload::text AS payload FROM herald_outbox WHERE id = ANY($1::bigint[])`,
+            [read],
+          );
           const byId = new Map(payloads.rows.map((r) => [r.id, r.payload]));
           for (const r of rows) r.payload = byId.get(r.id);
         }

@@ -105,9 +105,12 @@ export function columnProblem(dialect: SqlDialect, columns: ColumnInfo[]): strin
     const c = byName.get(name);
     if (!c) problems.push(`column "${name}" is missing`);
     else if (!re.test(c.type)) problems.push(`column "${name}" has type ${c.type}`);
-    else if (name !== 'id' && name !== 'created_at' && !c.notNull && dialect === 'postgres') problems.push(`column "${name}" must be NOT NULL`);
+    else if (name !== 'id' && name !== 'created_at' && !c.notNull && dialect === 'postgres')
+      problems.push(`column "${name}" must be NOT NULL`);
   }
-  return problems.length > 0 ? `table ${OUTBOX_TABLE} does not match the expected layout: ${problems.join('; ')}` : undefined;
+  return problems.length > 0
+    ? `table ${OUTBOX_TABLE} does not match the expected layout: ${problems.join('; ')}`
+    : undefined;
 }
 
 /** The operator-facing text for a missing or wrong table: every way to create it. */
@@ -115,8 +118,10 @@ export function howToCreate(dialect: SqlDialect, problem: string): string {
   if (dialect === 'sqlite') {
     return `${problem}. Create it with \`herald migrate\` (same HERALD_DATABASE_URL), or run this SQL:\n${SQLITE_MIGRATION}`;
   }
-  return `${problem}. Herald never creates or alters tables on Postgres by itself. Create it with one of:\n` +
+  return (
+    `${problem}. Herald never creates or alters tables on Postgres by itself. Create it with one of:\n` +
     `  1. \`herald migrate\` (same HERALD_DATABASE_URL), or the SQL in docs/outbox.md;\n` +
     `  2. with Prisma: add this model to schema.prisma and run \`prisma migrate dev\`:\n${PRISMA_MODEL}\n` +
-    `Herald checks again every few seconds; /ready answers 503 until the table is there.`;
+    `Herald checks again every few seconds; /ready answers 503 until the table is there.`
+  );
 }

@@ -56,7 +56,10 @@ export interface SqliteStoreOptions {
   driver?: SqliteDriver['name'];
 }
 
-export function createSqliteStore(url: string, options: SqliteStoreOptions = {}): OutboxStore & { driverName(): string | undefined } {
+export function createSqliteStore(
+  url: string,
+  options: SqliteStoreOptions = {},
+): OutboxStore & { driverName(): string | undefined } {
   const path = sqlitePath(url);
   // Statements are synchronous: a long busy wait would stall every WebSocket of this process, so keep it short.
   const busyTimeoutMs = options.busyTimeoutMs ?? 250;
@@ -72,7 +75,9 @@ export function createSqliteStore(url: string, options: SqliteStoreOptions = {})
   }
 
   function tableNames(): string[] {
-    return (open().prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((r) => r.name);
+    return (open().prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map(
+      (r) => r.name,
+    );
   }
 
   /**
@@ -85,9 +90,11 @@ export function createSqliteStore(url: string, options: SqliteStoreOptions = {})
     const refused: DeadRow[] = [];
     d.exec('BEGIN IMMEDIATE');
     try {
-      const toDead = (payload: string) => d.prepare(
-        `INSERT OR IGNORE INTO herald_outbox_dead (id, method, payload, partition, created_at, error)
-         SELECT id, method, ${payload}, partition, created_at, ? FROM herald_outbox WHERE id = ?`);
+      const toDead = (payload: string) =>
+        d.prepare(
+          `INSERT OR IGNORE INTO herald_outbox_dead (id, method, payload, partition, created_at, error)
+         SELECT id, method, ${payload}, partition, created_at, ? FROM herald_outbox WHERE id = ?`,
+        );
       for (const x of dead) {
         d.exec('SAVEPOINT herald_dead');
         try {
@@ -95,7 +102,10 @@ export function createSqliteStore(url: string, options: SqliteStoreOptions = {})
         } catch (first) {
           d.exec('ROLLBACK TO herald_dead');
           try {
-            toDead(`json_object('herald_unstorable_payload', CAST(payload AS TEXT))`).run(`${x.error} [payload stored as text under "herald_unstorable_payload": ${(first as Error).message}]`, Number(x.row.id));
+            toDead(`json_object('herald_unstorable_payload', CAST(payload AS TEXT))`).run(
+              `${x.error} [payload stored as text under "herald_unstorable_payload": ${(first as Error).message}]`,
+              Number(x.row.id),
+            );
           } catch (second) {
             d.exec('ROLLBACK TO herald_dead');
             refused.push({ row: x.row, error: (second as Error).message });
@@ -104,7 +114,9 @@ export function createSqliteStore(url: string, options: SqliteStoreOptions = {})
         d.exec('RELEASE herald_dead');
       }
       const refusedIds = new Set(refused.map((r) => r.row.id));
-      const ids = JSON.stringify([...done, ...dead.map((x) => x.row.id).filter((id) => !refusedIds.has(id))].map(Number));
+      const ids = JSON.stringify(
+        [...done, ...dead.map((x) => x.row.id).filter((id) => !refusedIds.has(id))].map(Number),
+      );
       d.prepare('DELETE FROM herald_outbox WHERE id IN (SELECT value FROM json_each(?))').run(ids);
       d.exec('COMMIT');
       return refused;
@@ -138,8 +150,13 @@ export function createSqliteStore(url: string, options: SqliteStoreOptions = {})
     },
 
     async checkSchema(): Promise<SchemaState> {
-      const cols = open().prepare(`SELECT name, type, "notnull" AS nn FROM pragma_table_info('herald_outbox')`).all() as { name: string; type: string; nn: number }[];
-      const problem = columnProblem('sqlite', cols.map((c) => ({ name: c.name, type: c.type, notNull: c.nn === 1 })));
+      const cols = open()
+        .prepare(`SELECT name, type, "notnull" AS nn FROM pragma_table_info('herald_outbox')`)
+        .all() as { name: string; type: string; nn: number }[];
+      const problem = columnProblem(
+        'sqlite',
+        cols.map((c) => ({ name: c.name, type: c.type, notNull: c.nn === 1 })),
+      );
       const deadLetter = tableNames().includes('herald_outbox_dead');
       return problem ? { problem, deadLetter } : { deadLetter };
     },
@@ -163,18 +180,27 @@ export function createSqliteStore(url: string, options: SqliteStoreOptions = {})
         pendingDead.length = 0;
       }
       // Sizes first; then the payloads that fit the batch's byte budget (a row over maxRowBytes is never read).
-      const claimed = open().prepare(
-        `SELECT CAST(id AS TEXT) AS id, method, CAST(partition AS TEXT) AS partition, length(CAST(payload AS BLOB)) AS bytes
+      const claimed = open()
+        .prepare(
+          `SELECT CAST(id AS TEXT) AS id, method, CAST(partition AS TEXT) AS partition, length(CAST(payload AS BLOB)) AS bytes
            FROM herald_outbox
           WHERE herald_outbox.id NOT IN (SELECT value FROM json_each(?))
             AND CAST(partition AS TEXT) NOT IN (SELECT value FROM json_each(?))
           ORDER BY herald_outbox.id LIMIT ?`,
-      ).all(JSON.stringify([...claim.excludeIds].map(Number)), JSON.stringify([...claim.excludePartitions]), claim.limit) as { id: string; method: string; partition: string; bytes: number }[];
+        )
+        .all(
+          JSON.stringify([...claim.excludeIds].map(Number)),
+          JSON.stringify([...claim.excludePartitions]),
+          claim.limit,
+        ) as { id: string; method: string; partition: string; bytes: number }[];
       if (claimed.length === 0) return { claimed: 0, deadLetterFailed };
       const rows = withinBudget(claimed, claim);
       const read = rows.filter((r) => r.bytes <= claim.maxRowBytes).map((r) => Number(r.id));
       if (read.length > 0) {
-        const payloads = open().prepare(`SELECT CAST(id AS TEXT) AS id, CAST(payload AS TEXT) AS payload FROM herald_outbox WHERE id IN (SELECT value FROM json_each(?))`)
+        const payloads = open()
+          .prepare(
+            `SELECT CAST(id AS TEXT) AS id, CAST(payload AS TEXT) AS payload FROM herald_outbox WHERE id IN (SELECT value FROM json_each(?))`,
+          )
           .all(JSON.stringify(read)) as { id: string; payload: string }[];
         const byId = new Map(payloads.map((r) => [r.id, r.payload]));
         for (const r of rows) r.payload = byId.get(r.id);

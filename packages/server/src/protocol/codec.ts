@@ -10,8 +10,18 @@ import { depthMessage, jsonTextDepth } from './json-depth.js';
  */
 
 export const COMMAND_METHODS = [
-  'connect', 'subscribe', 'unsubscribe', 'publish', 'presence', 'presence_stats', 'history',
-  'ping', 'send', 'rpc', 'refresh', 'sub_refresh',
+  'connect',
+  'subscribe',
+  'unsubscribe',
+  'publish',
+  'presence',
+  'presence_stats',
+  'history',
+  'ping',
+  'send',
+  'rpc',
+  'refresh',
+  'sub_refresh',
 ] as const;
 export type CommandMethod = (typeof COMMAND_METHODS)[number];
 const methodSet = new Set<string>(COMMAND_METHODS);
@@ -45,7 +55,9 @@ const COMMAND_ENVELOPE_DEPTH = 2;
 
 export function decodeCommand(line: string, maxDepth?: number): DecodedCommand {
   // A linear scan of the raw text (V8 parses deep JSON fine; serializing it again is what overflows the stack).
-  const tooDeep = maxDepth !== undefined && jsonTextDepth(line, maxDepth + COMMAND_ENVELOPE_DEPTH) > maxDepth + COMMAND_ENVELOPE_DEPTH;
+  const tooDeep =
+    maxDepth !== undefined &&
+    jsonTextDepth(line, maxDepth + COMMAND_ENVELOPE_DEPTH) > maxDepth + COMMAND_ENVELOPE_DEPTH;
   let value: unknown;
   try {
     value = JSON.parse(line);
@@ -53,7 +65,12 @@ export function decodeCommand(line: string, maxDepth?: number): DecodedCommand {
     return { kind: 'invalid', id: 0, code: ErrorCode.badRequest, message: 'bad request: malformed JSON' };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { kind: 'invalid', id: 0, code: ErrorCode.badRequest, message: 'bad request: a command must be a JSON object' };
+    return {
+      kind: 'invalid',
+      id: 0,
+      code: ErrorCode.badRequest,
+      message: 'bad request: a command must be a JSON object',
+    };
   }
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj);
@@ -62,21 +79,34 @@ export function decodeCommand(line: string, maxDepth?: number): DecodedCommand {
   if (Object.hasOwn(obj, 'id')) {
     const rawId = obj.id;
     if (typeof rawId !== 'number' || !Number.isInteger(rawId) || rawId < 0 || rawId > 0xffffffff) {
-      return { kind: 'invalid', id: 0, code: ErrorCode.badRequest, message: 'bad request: id must be an unsigned 32-bit integer' };
+      return {
+        kind: 'invalid',
+        id: 0,
+        code: ErrorCode.badRequest,
+        message: 'bad request: id must be an unsigned 32-bit integer',
+      };
     }
     id = rawId;
   }
-  if (tooDeep && maxDepth !== undefined) return { kind: 'invalid', id, code: ErrorCode.badRequest, message: depthMessage(maxDepth) };
+  if (tooDeep && maxDepth !== undefined)
+    return { kind: 'invalid', id, code: ErrorCode.badRequest, message: depthMessage(maxDepth) };
   let method: CommandMethod | undefined;
   for (const key of keys) {
     if (key === 'id') continue;
     if (!methodSet.has(key)) {
-      return { kind: 'invalid', id, code: ErrorCode.methodNotFound, message: `method not found: "${key.slice(0, 32)}"` };
+      return {
+        kind: 'invalid',
+        id,
+        code: ErrorCode.methodNotFound,
+        message: `method not found: "${key.slice(0, 32)}"`,
+      };
     }
-    if (method !== undefined) return { kind: 'invalid', id, code: ErrorCode.badRequest, message: 'bad request: one method per command' };
+    if (method !== undefined)
+      return { kind: 'invalid', id, code: ErrorCode.badRequest, message: 'bad request: one method per command' };
     method = key as CommandMethod;
   }
-  if (method === undefined) return { kind: 'invalid', id, code: ErrorCode.badRequest, message: 'bad request: command has no method' };
+  if (method === undefined)
+    return { kind: 'invalid', id, code: ErrorCode.badRequest, message: 'bad request: command has no method' };
   const params = obj[method];
   if (params !== undefined && (typeof params !== 'object' || params === null || Array.isArray(params))) {
     return { kind: 'invalid', id, code: ErrorCode.badRequest, message: `bad request: "${method}" must be an object` };
@@ -121,13 +151,19 @@ export function encodePublication(pub: Publication, fossil?: { data: string; del
  * A publication list (plain, or fossil-delta for a subscriber that negotiated it) built only while it stays within
  * `maxBytes` of UTF-8: undefined as soon as it would not fit, so an oversized reply is never built whole.
  */
-export function encodePublicationListWithin(pubs: readonly Publication[], maxBytes: number, fossil = false): string | undefined {
+export function encodePublicationListWithin(
+  pubs: readonly Publication[],
+  maxBytes: number,
+  fossil = false,
+): string | undefined {
   if (pubs.length === 0) return '[]';
   const parts: string[] = [];
   let bytes = 2;
   for (let i = 0; i < pubs.length; i++) {
     const p = pubs[i]!;
-    const s = fossil ? encodePublication(p, fossilPublicationData(i > 0 ? pubs[i - 1]!.data : undefined, p.data)) : encodePublication(p);
+    const s = fossil
+      ? encodePublication(p, fossilPublicationData(i > 0 ? pubs[i - 1]!.data : undefined, p.data))
+      : encodePublication(p);
     bytes += Buffer.byteLength(s, 'utf8') + (i > 0 ? 1 : 0);
     if (bytes > maxBytes) return undefined;
     parts.push(s);
@@ -136,7 +172,11 @@ export function encodePublicationListWithin(pubs: readonly Publication[], maxByt
 }
 
 /** `channelJson` is JSON.stringify(channel), computed once per channel by the hub. */
-export function encodePubPush(channelJson: string, pub: Publication, fossil?: { data: string; delta: boolean }): string {
+export function encodePubPush(
+  channelJson: string,
+  pub: Publication,
+  fossil?: { data: string; delta: boolean },
+): string {
   return `{"push":{"channel":${channelJson},"pub":${encodePublication(pub, fossil)}}}`;
 }
 

@@ -47,7 +47,11 @@ export const errorMessages: Readonly<Record<number, string>> = {
   113: 'concurrent pagination',
 };
 
-const temporaryErrors = new Set<number>([ErrorCode.internal, ErrorCode.tooManyRequests, ErrorCode.concurrentPagination]);
+const temporaryErrors = new Set<number>([
+  ErrorCode.internal,
+  ErrorCode.tooManyRequests,
+  ErrorCode.concurrentPagination,
+]);
 
 /** A failure with a stable protocol code; thrown inside the server and turned into an error reply at the edge. */
 export class HeraldError extends Error {

@@ -9,8 +9,18 @@ import type { CommandMethod } from './codec.js';
 type FieldType = 'string' | 'boolean' | 'uint' | 'int' | 'object' | 'any';
 
 const SUBSCRIBE_FIELDS: Record<string, FieldType> = {
-  channel: 'string', token: 'string', recover: 'boolean', epoch: 'string', offset: 'uint', data: 'any',
-  positioned: 'boolean', recoverable: 'boolean', join_leave: 'boolean', delta: 'string', flag: 'int', type: 'int',
+  channel: 'string',
+  token: 'string',
+  recover: 'boolean',
+  epoch: 'string',
+  offset: 'uint',
+  data: 'any',
+  positioned: 'boolean',
+  recoverable: 'boolean',
+  join_leave: 'boolean',
+  delta: 'string',
+  flag: 'int',
+  type: 'int',
 };
 
 const FIELDS: Record<CommandMethod, Record<string, FieldType>> = {
@@ -34,17 +44,28 @@ const SINCE_FIELDS: Record<string, FieldType> = { offset: 'uint', epoch: 'string
 
 function fits(value: unknown, type: FieldType): boolean {
   switch (type) {
-    case 'any': return true;
-    case 'string': return typeof value === 'string';
-    case 'boolean': return typeof value === 'boolean';
-    case 'uint': return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-    case 'int': return typeof value === 'number' && Number.isSafeInteger(value);
-    case 'object': return typeof value === 'object' && value !== null && !Array.isArray(value);
+    case 'any':
+      return true;
+    case 'string':
+      return typeof value === 'string';
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'uint':
+      return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+    case 'int':
+      return typeof value === 'number' && Number.isSafeInteger(value);
+    case 'object':
+      return typeof value === 'object' && value !== null && !Array.isArray(value);
   }
 }
 
 const TYPE_NAMES: Record<FieldType, string> = {
-  string: 'a string', boolean: 'a boolean', uint: 'a non-negative integer', int: 'an integer', object: 'an object', any: 'any JSON',
+  string: 'a string',
+  boolean: 'a boolean',
+  uint: 'a non-negative integer',
+  int: 'an integer',
+  object: 'an object',
+  any: 'any JSON',
 };
 
 function problemIn(obj: Record<string, unknown>, fields: Record<string, FieldType>, where: string): string | undefined {
@@ -64,8 +85,13 @@ export function paramsProblem(method: CommandMethod, params: Record<string, unkn
   if (own) return own;
   if (method === 'connect' && params.subs !== undefined && params.subs !== null) {
     for (const [channel, sub] of Object.entries(params.subs as Record<string, unknown>)) {
-      if (typeof sub !== 'object' || sub === null || Array.isArray(sub)) return 'bad request: connect.subs entries must be objects';
-      const p = problemIn(sub as Record<string, unknown>, CONNECT_SUB_FIELDS, `connect.subs[${JSON.stringify(channel.slice(0, 40))}].`);
+      if (typeof sub !== 'object' || sub === null || Array.isArray(sub))
+        return 'bad request: connect.subs entries must be objects';
+      const p = problemIn(
+        sub as Record<string, unknown>,
+        CONNECT_SUB_FIELDS,
+        `connect.subs[${JSON.stringify(channel.slice(0, 40))}].`,
+      );
       if (p) return p;
     }
   }

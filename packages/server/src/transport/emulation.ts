@@ -179,7 +179,11 @@ function plain(res: ServerResponse, status: number, body = '', headers: Record<s
     if (!res.writableEnded) res.destroy();
     return;
   }
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
   res.end(body);
 }
 
@@ -224,10 +228,17 @@ export class EmulationEndpoint {
     return true;
   }
 
-  private async route(req: IncomingMessage, res: ServerResponse, kind: 'emulation' | 'stream' | 'sse', query: URLSearchParams): Promise<void> {
+  private async route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    kind: 'emulation' | 'stream' | 'sse',
+    query: URLSearchParams,
+  ): Promise<void> {
     const o = this.opts;
     // Browsers send these cross-origin with CORS; the Origin policy is the WebSocket one (one function for both).
-    const decision = checkRequestOrigin(req.headers, o.allowedOrigins, { cookieRequiresOrigin: o.cookieRequiresOrigin });
+    const decision = checkRequestOrigin(req.headers, o.allowedOrigins, {
+      cookieRequiresOrigin: o.cookieRequiresOrigin,
+    });
     if (!decision.ok) return plain(res, 403, decision.message);
     const origin = req.headers.origin;
     if (typeof origin === 'string' && origin !== '') {
@@ -236,15 +247,24 @@ export class EmulationEndpoint {
       res.setHeader('vary', 'Origin');
     }
     if (req.method === 'OPTIONS') {
-      res.writeHead(204, { 'access-control-allow-methods': 'GET, POST', 'access-control-allow-headers': 'content-type', 'access-control-max-age': '600' });
+      res.writeHead(204, {
+        'access-control-allow-methods': 'GET, POST',
+        'access-control-allow-headers': 'content-type',
+        'access-control-max-age': '600',
+      });
       res.end();
       return;
     }
     if (kind === 'emulation') return this.onEmulation(req, res);
-    return this.onStream(req, res, kind === 'sse', kind === 'sse' ? query.get('cf_connect') ?? undefined : undefined);
+    return this.onStream(req, res, kind === 'sse', kind === 'sse' ? (query.get('cf_connect') ?? undefined) : undefined);
   }
 
-  private async onStream(req: IncomingMessage, res: ServerResponse, sse: boolean, connectParam: string | undefined): Promise<void> {
+  private async onStream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    sse: boolean,
+    connectParam: string | undefined,
+  ): Promise<void> {
     const o = this.opts;
     if (!o.isAccepting()) return plain(res, 503, 'shutting down');
     if (!sse && req.method !== 'POST') return plain(res, 405, 'POST the connect command');
@@ -257,38 +277,54 @@ export class EmulationEndpoint {
       return;
     }
     // The protobuf SDK posts application/octet-stream; Herald speaks JSON only (WebSocket refuses it with 3506).
-    if (!sse && /octet-stream/i.test(req.headers['content-type'] ?? '')) return plain(res, 415, 'Herald speaks the JSON protocol only');
+    if (!sse && /octet-stream/i.test(req.headers['content-type'] ?? ''))
+      return plain(res, 415, 'Herald speaks the JSON protocol only');
     let initial = connectParam;
     if (!sse) {
       const body = await readBoundedBody(req, o.maxMessageBytes);
       if (!body.ok) return body.tooLarge ? tooLarge(res, 'connect command', o.maxMessageBytes) : undefined;
       initial = body.body.toString('utf8');
     }
-    if (!initial) return plain(res, 400, sse ? 'cf_connect query parameter missing' : 'body missing: POST the connect command');
+    if (!initial)
+      return plain(res, 400, sse ? 'cf_connect query parameter missing' : 'body missing: POST the connect command');
     const socket = req.socket;
     if (socket.destroyed) return;
     const remoteAddress = socket.remoteAddress ?? '';
     if (o.ipConnections.full(remoteAddress)) return plain(res, 429, o.ipConnections.message(remoteAddress));
 
-    res.writeHead(200, sse
-      ? { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'private, no-cache, no-store, must-revalidate, max-age=0', 'x-accel-buffering': 'no' }
-      : { 'content-type': 'application/json', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    res.writeHead(
+      200,
+      sse
+        ? {
+            'content-type': 'text/event-stream; charset=utf-8',
+            'cache-control': 'private, no-cache, no-store, must-revalidate, max-age=0',
+            'x-accel-buffering': 'no',
+          }
+        : { 'content-type': 'application/json', 'cache-control': 'no-store', 'x-accel-buffering': 'no' },
+    );
     res.flushHeaders();
 
     const session = randomUUID();
     const releaseIp = o.ipConnections.acquire(remoteAddress);
     let handlers: SessionHandlers | undefined;
     const onSocketClose = () => transport.gone();
-    const transport = new StreamTransport(res, sse, remoteAddress, { session, node: o.node }, o.maxSendBufferBytes, (code, reason) => {
-      releaseIp();
-      socket.off('close', onSocketClose);
-      this.sessions.delete(session);
-      try {
-        handlers?.onClose(code, reason);
-      } catch (err) {
-        o.onError?.(err, 'stream close');
-      }
-    });
+    const transport = new StreamTransport(
+      res,
+      sse,
+      remoteAddress,
+      { session, node: o.node },
+      o.maxSendBufferBytes,
+      (code, reason) => {
+        releaseIp();
+        socket.off('close', onSocketClose);
+        this.sessions.delete(session);
+        try {
+          handlers?.onClose(code, reason);
+        } catch (err) {
+          o.onError?.(err, 'stream close');
+        }
+      },
+    );
     handlers = o.onConnection(transport, { headers: req.headers, remoteAddress, url: req.url ?? '' });
     this.sessions.set(session, { transport, handlers });
     // The session lives as long as its response and its socket, whichever ends first.
@@ -308,7 +344,8 @@ export class EmulationEndpoint {
     } catch {
       msg = undefined;
     }
-    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return plain(res, 400, 'expected JSON {"session","node","data"}');
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg))
+      return plain(res, 400, 'expected JSON {"session","node","data"}');
     const { session, data } = msg as { session?: unknown; data?: unknown };
     const entry = typeof session === 'string' ? this.sessions.get(session) : undefined;
     if (!entry || entry.transport.closed) return plain(res, 404, 'unknown session');
@@ -316,7 +353,8 @@ export class EmulationEndpoint {
     // the command and its params, as on WebSocket) it is refused first, by an iterative walk, since JSON.stringify
     // recurses and overflows the stack on a few thousand levels, which a body within the size limit holds.
     const maxDepth = this.opts.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
-    if (typeof data === 'object' && data !== null && jsonDepthProblem(data, maxDepth + 2)) return plain(res, 400, depthMessage(maxDepth));
+    if (typeof data === 'object' && data !== null && jsonDepthProblem(data, maxDepth + 2))
+      return plain(res, 400, depthMessage(maxDepth));
     const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
     // While the session's queue is full the request waits (its answer too) and is let in when the queue drains, in
     // arrival order: a client posting faster than its commands are handled is slowed down, never refused.
@@ -331,7 +369,11 @@ export class EmulationEndpoint {
       plain(res, 200);
     });
     if (!admitted) {
-      plain(res, 429, `too many requests waiting for this session (at most ${MAX_WAITING_REQUESTS} while its command queue is full): wait for the answers before posting more`);
+      plain(
+        res,
+        429,
+        `too many requests waiting for this session (at most ${MAX_WAITING_REQUESTS} while its command queue is full): wait for the answers before posting more`,
+      );
     }
   }
 

@@ -24,16 +24,25 @@ export function checkOrigin(
 ): OriginDecision {
   if (origin === undefined || origin === '') {
     if (requireOrigin) {
-      return { ok: false, message: 'Origin header missing: cookie-authenticated connections must come from a browser page on an allowed origin (HERALD_ALLOWED_ORIGINS)' };
+      return {
+        ok: false,
+        message:
+          'Origin header missing: cookie-authenticated connections must come from a browser page on an allowed origin (HERALD_ALLOWED_ORIGINS)',
+      };
     }
     return { ok: true };
   }
   if (allowed && allowed.length > 0) {
     if (allowed.includes('*') || allowed.includes(origin.replace(/\/$/, ''))) return { ok: true };
-    return { ok: false, message: `Origin ${origin} is not allowed. Add it to HERALD_ALLOWED_ORIGINS (comma-separated), e.g. HERALD_ALLOWED_ORIGINS=${origin}` };
+    return {
+      ok: false,
+      message: `Origin ${origin} is not allowed. Add it to HERALD_ALLOWED_ORIGINS (comma-separated), e.g. HERALD_ALLOWED_ORIGINS=${origin}`,
+    };
   }
   const oh = hostOf(origin);
-  const candidates = [headers.host, ...(headers.forwardedHost ?? '').split(',')].map((h) => h?.trim().toLowerCase()).filter(Boolean);
+  const candidates = [headers.host, ...(headers.forwardedHost ?? '').split(',')]
+    .map((h) => h?.trim().toLowerCase())
+    .filter(Boolean);
   if (oh && candidates.includes(oh)) return { ok: true };
   return {
     ok: false,

@@ -208,7 +208,17 @@ class WsTransport implements ClientTransport {
 }
 
 function statusText(status: number): string {
-  return ({ 400: 'Bad Request', 403: 'Forbidden', 426: 'Upgrade Required', 429: 'Too Many Requests', 503: 'Service Unavailable' } as Record<number, string>)[status] ?? 'Error';
+  return (
+    (
+      {
+        400: 'Bad Request',
+        403: 'Forbidden',
+        426: 'Upgrade Required',
+        429: 'Too Many Requests',
+        503: 'Service Unavailable',
+      } as Record<number, string>
+    )[status] ?? 'Error'
+  );
 }
 
 export class WebSocketEndpoint {
@@ -252,14 +262,16 @@ export class WebSocketEndpoint {
       remoteAddress: req.socket.remoteAddress ?? '',
       url: req.url ?? '/',
     };
-    if (!this.opts.isAccepting()) return this.reject(socket, 503, 'server is shutting down; reconnect to another node', info);
+    if (!this.opts.isAccepting())
+      return this.reject(socket, 503, 'server is shutting down; reconnect to another node', info);
     const upgrade = String(req.headers.upgrade ?? '').toLowerCase();
     if (upgrade !== 'websocket') return this.reject(socket, 400, 'expected Upgrade: websocket', info);
     const decision = checkRequestOrigin(req.headers, this.opts.allowedOrigins, {
       requireOrigin: this.opts.requireOrigin,
       cookieRequiresOrigin: this.opts.cookieRequiresOrigin,
     });
-    if (!decision.ok) return this.reject(socket, 403, decision.message ?? 'origin not allowed', info, 'origin_not_allowed');
+    if (!decision.ok)
+      return this.reject(socket, 403, decision.message ?? 'origin not allowed', info, 'origin_not_allowed');
     const ip = info.remoteAddress;
     if (this.opts.ipConnections.full(ip)) {
       return this.reject(socket, 429, this.opts.ipConnections.message(ip), info, 'connection_limit');
@@ -316,7 +328,12 @@ export class WebSocketEndpoint {
       this.sockets.delete(ws);
       releaseIp();
     };
-    const transport = new WsTransport(ws, socket as Duplex & { writableLength: number }, this.opts.maxSendBufferBytes, ip);
+    const transport = new WsTransport(
+      ws,
+      socket as Duplex & { writableLength: number },
+      this.opts.maxSendBufferBytes,
+      ip,
+    );
     // A bad frame makes ws emit 'error' and close with the right code (1002, 1007, 1008, 1009); never let it throw.
     ws.on('error', () => {});
     if (ws.protocol === 'centrifuge-protobuf') {
@@ -360,7 +377,9 @@ export class WebSocketEndpoint {
         'Content-Type: application/json\r\n' +
         `X-Herald-Version: ${this.opts.version}\r\n` +
         `X-Herald-Error: ${reason}\r\n` +
-        (typeof origin === 'string' && /^https?:\/\/[^\s]+$/.test(origin) ? `Access-Control-Allow-Origin: ${origin}\r\n` : '') +
+        (typeof origin === 'string' && /^https?:\/\/[^\s]+$/.test(origin)
+          ? `Access-Control-Allow-Origin: ${origin}\r\n`
+          : '') +
         'Connection: close\r\n' +
         `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n` +
         body,

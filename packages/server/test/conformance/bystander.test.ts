@@ -93,109 +93,125 @@ function sequenceProblem(got: number[], from: number, to: number): string | unde
   const missing = expected.filter((o) => !seen.has(o));
   const duplicated = got.filter((o, i) => got.indexOf(o) !== i);
   const outOfOrder = got.filter((o, i) => i > 0 && o <= got[i - 1]!).length;
-  return `expected offsets ${from}..${to} (${expected.length}), got ${got.length}: ${missing.length} missing ` +
+  return (
+    `expected offsets ${from}..${to} (${expected.length}), got ${got.length}: ${missing.length} missing ` +
     `(first ${missing.slice(0, 10).join(',')}), ${duplicated.length} duplicated (${duplicated.slice(0, 10).join(',')}), ` +
-    `${outOfOrder} out of order`;
+    `${outOfOrder} out of order`
+  );
 }
 
 for (const engineName of engineNames) {
-  describe(`a bystander while clients join with recovery under a publish stream (${engineName} engine)`, { timeout: 180_000 }, () => {
-    let s: TestServer;
-    const channel = `feed:bystander-${process.pid}-${Date.now().toString(36)}`;
-    let bystander: LoggingClient;
-    const joiners: LoggingClient[] = [];
-    /** offset -> the publication index its acknowledgement carried. */
-    const acked = new Map<number, number>();
-    let epoch = '';
-    let startOffset = 0;
-    /** Per joiner: each subscription's recovery offset and the subscribe/unsubscribe reply ids bounding it. */
-    const periods: { joiner: number; from: number; subscribeId: number; unsubscribeId: number }[] = [];
+  describe(
+    `a bystander while clients join with recovery under a publish stream (${engineName} engine)`,
+    { timeout: 180_000 },
+    () => {
+      let s: TestServer;
+      const channel = `feed:bystander-${process.pid}-${Date.now().toString(36)}`;
+      let bystander: LoggingClient;
+      const joiners: LoggingClient[] = [];
+      /** offset -> the publication index its acknowledgement carried. */
+      const acked = new Map<number, number>();
+      let epoch = '';
+      let startOffset = 0;
+      /** Per joiner: each subscription's recovery offset and the subscribe/unsubscribe reply ids bounding it. */
+      const periods: { joiner: number; from: number; subscribeId: number; unsubscribeId: number }[] = [];
 
-    before(async () => {
-      s = await startHerald({ engineName, config });
-      bystander = await LoggingClient.open(s, 'bystander');
-      const r = await bystander.call({ subscribe: { channel } });
-      assert.ok(r.subscribe, `bystander subscribe failed: ${JSON.stringify(r)}`);
-      epoch = r.subscribe.epoch;
-      startOffset = r.subscribe.offset;
-      for (let i = 0; i < JOINERS; i++) joiners.push(await LoggingClient.open(s, `joiner-${i}`));
+      before(async () => {
+        s = await startHerald({ engineName, config });
+        bystander = await LoggingClient.open(s, 'bystander');
+        const r = await bystander.call({ subscribe: { channel } });
+        assert.ok(r.subscribe, `bystander subscribe failed: ${JSON.stringify(r)}`);
+        epoch = r.subscribe.epoch;
+        startOffset = r.subscribe.offset;
+        for (let i = 0; i < JOINERS; i++) joiners.push(await LoggingClient.open(s, `joiner-${i}`));
 
-      let next = 0;
-      let lastAcked = startOffset;
-      let publishing = true;
-      const publisher = async () => {
-        while (next < PUBLICATIONS) {
-          const i = next++;
-          const res = await api(s, 'publish', { channel, data: { i } });
-          assert.equal(res.status, 200, `publish ${i}: ${JSON.stringify(res.json)}`);
-          assert.equal(res.json.result?.epoch, epoch, 'the channel keeps its epoch');
-          acked.set(res.json.result.offset, i);
-          lastAcked = Math.max(lastAcked, res.json.result.offset);
+        let next = 0;
+        let lastAcked = startOffset;
+        let publishing = true;
+        const publisher = async () => {
+          while (next < PUBLICATIONS) {
+            const i = next++;
+            const res = await api(s, 'publish', { channel, data: { i } });
+            assert.equal(res.status, 200, `publish ${i}: ${JSON.stringify(res.json)}`);
+            assert.equal(res.json.result?.epoch, epoch, 'the channel keeps its epoch');
+            acked.set(res.json.result.offset, i);
+            lastAcked = Math.max(lastAcked, res.json.result.offset);
+          }
+        };
+        const joiner = async (j: number) => {
+          const c = joiners[j]!;
+          for (let cycle = 0; publishing && cycle < MAX_CYCLES_PER_JOINER; cycle++) {
+            // Recover from a recent offset: the history read returns publications the feed may not have brought yet.
+            const from = Math.max(startOffset, lastAcked - Math.floor(Math.random() * 40));
+            const { id: subscribeId, reply } = c.send({ subscribe: { channel, recover: true, offset: from, epoch } });
+            const r = await reply;
+            assert.ok(r.subscribe, `joiner ${j} subscribe failed: ${JSON.stringify(r)}`);
+            await sleep(20 + Math.floor(Math.random() * 40));
+            const unsub = c.send({ unsubscribe: { channel } });
+            await unsub.reply;
+            const unsubscribeId = unsub.id;
+            periods.push({ joiner: j, from, subscribeId, unsubscribeId });
+          }
+        };
+        const joining = Promise.all(joiners.map((_, j) => joiner(j)));
+        joining.catch(() => {}); // awaited below, after the publishers: its failure is reported there
+        await Promise.all(Array.from({ length: IN_FLIGHT }, publisher));
+        publishing = false;
+        await joining;
+        assert.equal(acked.size, PUBLICATIONS, 'every publication was acknowledged with its own offset');
+        const last = startOffset + PUBLICATIONS;
+        // Generous bound for the feed to deliver the tail; what arrived is judged below.
+        await waitFor(
+          () => bystander.log.some((m) => m.push?.pub?.offset === last),
+          'the bystander to receive the last offset',
+          15_000,
+        ).catch(() => {});
+      });
+
+      after(async () => {
+        bystander?.close();
+        for (const c of joiners) c.close();
+        await s?.close();
+      });
+
+      test('the subscriber already on the channel receives every acknowledged publication exactly once, in order, and is never told to recover', () => {
+        const pushes = bystander.log.filter((m) => m.push?.channel === channel);
+        const unsubscribes = pushes.filter((m) => m.push.unsubscribe);
+        assert.deepEqual(unsubscribes, [], 'the bystander is never unsubscribed');
+        const pubs = pushes.filter((m) => m.push.pub).map((m) => m.push.pub);
+        const problem = sequenceProblem(
+          pubs.map((p) => p.offset),
+          startOffset + 1,
+          startOffset + PUBLICATIONS,
+        );
+        assert.equal(problem, undefined, problem);
+        for (const p of pubs)
+          assert.equal(p.data.i, acked.get(p.offset), `offset ${p.offset} carries the acknowledged publication`);
+      });
+
+      test('every joiner receives exactly the publications after the offset it recovered from, reply then live, once each and contiguous', () => {
+        assert.ok(periods.length >= JOINERS, `each joiner subscribed at least once (${periods.length} subscriptions)`);
+        const problems: string[] = [];
+        for (const p of periods) {
+          const log = joiners[p.joiner]!.log;
+          const start = log.findIndex((m) => m.id === p.subscribeId);
+          const end = log.findIndex((m) => m.id === p.unsubscribeId);
+          const reply = log[start].subscribe;
+          if (reply.recovered !== true)
+            problems.push(`joiner ${p.joiner} from ${p.from}: recovered ${reply.recovered}`);
+          const offsets: number[] = (reply.publications ?? []).map((x: { offset: number }) => x.offset);
+          for (const m of log.slice(start + 1, end)) {
+            if (m.push?.channel !== channel) continue;
+            if (m.push.unsubscribe)
+              problems.push(`joiner ${p.joiner} from ${p.from}: unsubscribed ${JSON.stringify(m.push.unsubscribe)}`);
+            if (m.push.pub) offsets.push(m.push.pub.offset);
+          }
+          const to = Math.max(p.from, reply.offset, ...offsets);
+          const problem = sequenceProblem(offsets, p.from + 1, to);
+          if (problem) problems.push(`joiner ${p.joiner} from ${p.from}: ${problem}`);
         }
-      };
-      const joiner = async (j: number) => {
-        const c = joiners[j]!;
-        for (let cycle = 0; publishing && cycle < MAX_CYCLES_PER_JOINER; cycle++) {
-          // Recover from a recent offset: the history read returns publications the feed may not have brought yet.
-          const from = Math.max(startOffset, lastAcked - Math.floor(Math.random() * 40));
-          const { id: subscribeId, reply } = c.send({ subscribe: { channel, recover: true, offset: from, epoch } });
-          const r = await reply;
-          assert.ok(r.subscribe, `joiner ${j} subscribe failed: ${JSON.stringify(r)}`);
-          await sleep(20 + Math.floor(Math.random() * 40));
-          const unsub = c.send({ unsubscribe: { channel } });
-          await unsub.reply;
-          const unsubscribeId = unsub.id;
-          periods.push({ joiner: j, from, subscribeId, unsubscribeId });
-        }
-      };
-      const joining = Promise.all(joiners.map((_, j) => joiner(j)));
-      joining.catch(() => {}); // awaited below, after the publishers: its failure is reported there
-      await Promise.all(Array.from({ length: IN_FLIGHT }, publisher));
-      publishing = false;
-      await joining;
-      assert.equal(acked.size, PUBLICATIONS, 'every publication was acknowledged with its own offset');
-      const last = startOffset + PUBLICATIONS;
-      // Generous bound for the feed to deliver the tail; what arrived is judged below.
-      await waitFor(() => bystander.log.some((m) => m.push?.pub?.offset === last), 'the bystander to receive the last offset', 15_000)
-        .catch(() => {});
-    });
-
-    after(async () => {
-      bystander?.close();
-      for (const c of joiners) c.close();
-      await s?.close();
-    });
-
-    test('the subscriber already on the channel receives every acknowledged publication exactly once, in order, and is never told to recover', () => {
-      const pushes = bystander.log.filter((m) => m.push?.channel === channel);
-      const unsubscribes = pushes.filter((m) => m.push.unsubscribe);
-      assert.deepEqual(unsubscribes, [], 'the bystander is never unsubscribed');
-      const pubs = pushes.filter((m) => m.push.pub).map((m) => m.push.pub);
-      const problem = sequenceProblem(pubs.map((p) => p.offset), startOffset + 1, startOffset + PUBLICATIONS);
-      assert.equal(problem, undefined, problem);
-      for (const p of pubs) assert.equal(p.data.i, acked.get(p.offset), `offset ${p.offset} carries the acknowledged publication`);
-    });
-
-    test('every joiner receives exactly the publications after the offset it recovered from, reply then live, once each and contiguous', () => {
-      assert.ok(periods.length >= JOINERS, `each joiner subscribed at least once (${periods.length} subscriptions)`);
-      const problems: string[] = [];
-      for (const p of periods) {
-        const log = joiners[p.joiner]!.log;
-        const start = log.findIndex((m) => m.id === p.subscribeId);
-        const end = log.findIndex((m) => m.id === p.unsubscribeId);
-        const reply = log[start].subscribe;
-        if (reply.recovered !== true) problems.push(`joiner ${p.joiner} from ${p.from}: recovered ${reply.recovered}`);
-        const offsets: number[] = (reply.publications ?? []).map((x: { offset: number }) => x.offset);
-        for (const m of log.slice(start + 1, end)) {
-          if (m.push?.channel !== channel) continue;
-          if (m.push.unsubscribe) problems.push(`joiner ${p.joiner} from ${p.from}: unsubscribed ${JSON.stringify(m.push.unsubscribe)}`);
-          if (m.push.pub) offsets.push(m.push.pub.offset);
-        }
-        const to = Math.max(p.from, reply.offset, ...offsets);
-        const problem = sequenceProblem(offsets, p.from + 1, to);
-        if (problem) problems.push(`joiner ${p.joiner} from ${p.from}: ${problem}`);
-      }
-      assert.deepEqual(problems, []);
-    });
-  });
+        assert.deepEqual(problems, []);
+      });
+    },
+  );
 }

@@ -52,7 +52,9 @@ for (const engineName of engineNames) {
 
     test('an unsigned token (alg none) is refused with 3500', async () => {
       const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
-      const payload = Buffer.from(JSON.stringify({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 60 })).toString('base64url');
+      const payload = Buffer.from(JSON.stringify({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 60 })).toString(
+        'base64url',
+      );
       const ctx = await disconnectCodeFor(`${header}.${payload}.`);
       assert.equal(ctx.code, 3500);
     });
@@ -114,7 +116,9 @@ for (const engineName of engineNames) {
           },
         });
         let disconnected = false;
-        c.on('disconnected', () => { disconnected = true; });
+        c.on('disconnected', () => {
+          disconnected = true;
+        });
         const connected = new Promise((r) => c.once('connected', r));
         c.connect();
         await connected;
@@ -155,15 +159,23 @@ for (const engineName of engineNames) {
 
     test('RS256 tokens verify against a configured PEM public key', async () => {
       const { publicKey, privateKey } = await generateKeyPair('RS256');
-      const rsa = await startHerald({ engineName, env: { HERALD_TOKEN_SECRET: '', HERALD_TOKEN_PUBLIC_KEY: await exportSPKI(publicKey) } });
+      const rsa = await startHerald({
+        engineName,
+        env: { HERALD_TOKEN_SECRET: '', HERALD_TOKEN_PUBLIC_KEY: await exportSPKI(publicKey) },
+      });
       try {
-        const token = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('1h').sign(privateKey);
+        const token = await new SignJWT({ sub: 'alice' })
+          .setProtectedHeader({ alg: 'RS256' })
+          .setExpirationTime('1h')
+          .sign(privateKey);
         const raw = await RawClient.open(rsa.wsUrl);
         raw.send({ id: 1, connect: { token } });
         assert.ok((await raw.reply(1)).connect.client);
         raw.close();
         // HS256 signed with the public key text must not pass (algorithm confusion).
-        const forged = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h')
+        const forged = await new SignJWT({ sub: 'alice' })
+          .setProtectedHeader({ alg: 'HS256' })
+          .setExpirationTime('1h')
           .sign(new TextEncoder().encode(await exportSPKI(publicKey)));
         const raw2 = await RawClient.open(rsa.wsUrl);
         raw2.send({ id: 1, connect: { token: forged } });
@@ -174,7 +186,10 @@ for (const engineName of engineNames) {
     });
 
     test('NEXTAUTH_SECRET is used when HERALD_TOKEN_SECRET is unset', async () => {
-      const na = await startHerald({ engineName, env: { HERALD_TOKEN_SECRET: '', NEXTAUTH_SECRET: 'nextauth-secret' } });
+      const na = await startHerald({
+        engineName,
+        env: { HERALD_TOKEN_SECRET: '', NEXTAUTH_SECRET: 'nextauth-secret' },
+      });
       try {
         const raw = await RawClient.open(na.wsUrl);
         raw.send({ id: 1, connect: { token: await mintToken({ sub: 'bob' }, { secret: 'nextauth-secret' }) } });
@@ -208,19 +223,35 @@ for (const engineName of engineNames) {
       same.close();
       // The refusal body says what was compared and which variable to set.
       const { request } = await import('node:http');
-      const body = await new Promise<{ status: number; text: string; marker: string | undefined }>((resolve, reject) => {
-        const req = request({
-          host: '127.0.0.1', port: s.port, path: '/ws',
-          headers: { origin: 'http://evil.example', upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
-        });
-        req.on('response', (res) => {
-          let text = '';
-          res.on('data', (d) => (text += d));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text, marker: res.headers['x-herald-error'] as string | undefined }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+      const body = await new Promise<{ status: number; text: string; marker: string | undefined }>(
+        (resolve, reject) => {
+          const req = request({
+            host: '127.0.0.1',
+            port: s.port,
+            path: '/ws',
+            headers: {
+              origin: 'http://evil.example',
+              upgrade: 'websocket',
+              connection: 'Upgrade',
+              'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+              'sec-websocket-version': '13',
+            },
+          });
+          req.on('response', (res) => {
+            let text = '';
+            res.on('data', (d) => (text += d));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                text,
+                marker: res.headers['x-herald-error'] as string | undefined,
+              }),
+            );
+          });
+          req.on('error', reject);
+          req.end();
+        },
+      );
       assert.equal(body.status, 403);
       assert.equal(body.marker, 'origin_not_allowed');
       assert.match(body.text, /HERALD_ALLOWED_ORIGINS=http:\/\/evil\.example/);
@@ -242,7 +273,10 @@ for (const engineName of engineNames) {
     });
 
     test('a Next.js rewrite (Host changed, X-Forwarded-Host kept) passes the default Origin check', async () => {
-      const c = await RawClient.open(s.wsUrl, { origin: 'http://localhost:3000', headers: { 'x-forwarded-host': 'localhost:3000' } });
+      const c = await RawClient.open(s.wsUrl, {
+        origin: 'http://localhost:3000',
+        headers: { 'x-forwarded-host': 'localhost:3000' },
+      });
       c.close();
     });
 
@@ -259,7 +293,9 @@ for (const engineName of engineNames) {
       });
       try {
         // A cookie-carrying upgrade must come from a page on an allowed origin (same host here).
-        const raw = await RawClient.open(hooked.wsUrl, { headers: { cookie: 'session=carol', origin: hooked.httpUrl } });
+        const raw = await RawClient.open(hooked.wsUrl, {
+          headers: { cookie: 'session=carol', origin: hooked.httpUrl },
+        });
         raw.send({ id: 1, connect: {} });
         const r = await raw.reply(1);
         assert.deepEqual(r.connect.data, { hello: 'carol' });

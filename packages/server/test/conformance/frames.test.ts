@@ -8,8 +8,10 @@ import { startHerald, type TestServer } from '../support/herald.js';
 async function rawSocket(s: TestServer): Promise<{ sock: net.Socket; closeCode: () => Promise<number> }> {
   const sock = net.connect(s.port, '127.0.0.1');
   await new Promise((r) => sock.once('connect', r));
-  sock.write('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  sock.write(
+    'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
   let buf = Buffer.alloc(0);
   let upgraded = false;
   const closeCode = new Promise<number>((resolve) => {
@@ -46,21 +48,36 @@ function frame(opcode: number, payload: Buffer, opts: { fin?: boolean; mask?: bo
   const key = Buffer.from([9, 8, 7, 6]);
   const body = mask ? Buffer.from(payload.map((b, i) => b ^ key[i % 4]!)) : payload;
   const len = payload.length;
-  const head = len < 126 ? Buffer.from([b0, (mask ? 0x80 : 0) | len]) : Buffer.from([b0, (mask ? 0x80 : 0) | 126, len >> 8, len & 255]);
+  const head =
+    len < 126
+      ? Buffer.from([b0, (mask ? 0x80 : 0) | len])
+      : Buffer.from([b0, (mask ? 0x80 : 0) | 126, len >> 8, len & 255]);
   return Buffer.concat([head, mask ? key : Buffer.alloc(0), body]);
 }
 
 for (const engineName of engineNames) {
   describe(`raw WebSocket frames (${engineName} engine)`, { timeout: 30_000 }, () => {
     const cases: [string, (s: net.Socket) => void, number][] = [
-      ['an unmasked client frame is closed with 1002', (s) => s.write(frame(1, Buffer.from('{}'), { mask: false })), 1002],
+      [
+        'an unmasked client frame is closed with 1002',
+        (s) => s.write(frame(1, Buffer.from('{}'), { mask: false })),
+        1002,
+      ],
       ['reserved bits set are closed with 1002', (s) => s.write(frame(1, Buffer.from('{}'), { rsv: 4 })), 1002],
       ['an unknown opcode is closed with 1002', (s) => s.write(frame(3, Buffer.from('{}'))), 1002],
-      ['invalid UTF-8 in a text frame is closed with 1007', (s) => s.write(frame(1, Buffer.from([0x7b, 0xff, 0xfe, 0x7d]))), 1007],
-      ['a message split into too many fragments is closed with 1008', (s) => {
-        s.write(frame(1, Buffer.from('{'), { fin: false }));
-        for (let i = 0; i < 300; i++) s.write(frame(0, Buffer.from(' '), { fin: false }));
-      }, 1008],
+      [
+        'invalid UTF-8 in a text frame is closed with 1007',
+        (s) => s.write(frame(1, Buffer.from([0x7b, 0xff, 0xfe, 0x7d]))),
+        1007,
+      ],
+      [
+        'a message split into too many fragments is closed with 1008',
+        (s) => {
+          s.write(frame(1, Buffer.from('{'), { fin: false }));
+          for (let i = 0; i < 300; i++) s.write(frame(0, Buffer.from(' '), { fin: false }));
+        },
+        1008,
+      ],
     ];
     for (const [name, send, expected] of cases) {
       test(name, async () => {

@@ -6,7 +6,11 @@ import { RawClient, mintToken, newClient, startHerald, waitFor, type TestServer 
 
 const open = { channel: { withoutNamespace: { allow_subscribe_for_client: true } } };
 
-async function withServer(engineName: string, env: Record<string, string>, fn: (s: TestServer) => Promise<void>): Promise<void> {
+async function withServer(
+  engineName: string,
+  env: Record<string, string>,
+  fn: (s: TestServer) => Promise<void>,
+): Promise<void> {
   const s = await startHerald({ engineName, env, config: open });
   try {
     await fn(s);
@@ -35,7 +39,11 @@ for (const engineName of engineNames) {
     test('subscriptions past the channel limit are refused with 106', async () => {
       await withServer(engineName, { HERALD_CHANNEL_LIMIT: '2' }, async (s) => {
         const raw = await connected(s);
-        raw.send({ id: 2, subscribe: { channel: 'a' } }, { id: 3, subscribe: { channel: 'b' } }, { id: 4, subscribe: { channel: 'c' } });
+        raw.send(
+          { id: 2, subscribe: { channel: 'a' } },
+          { id: 3, subscribe: { channel: 'b' } },
+          { id: 4, subscribe: { channel: 'c' } },
+        );
         assert.deepEqual((await raw.reply(3)).subscribe, {});
         assert.equal((await raw.reply(4)).error.code, 106);
         raw.close();
@@ -127,37 +135,51 @@ for (const engineName of engineNames) {
         // The slow client: a raw TCP socket that completes the upgrade and then stops reading.
         const slow = net.connect(s.port, '127.0.0.1');
         await new Promise((r) => slow.once('connect', r));
-        slow.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+        slow.write(
+          `GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        );
         await new Promise((r) => slow.once('data', r));
         const frame = (text: string) => {
           const payload = Buffer.from(text);
           const mask = Buffer.from([1, 2, 3, 4]);
           const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]!));
-          const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255]);
+          const header =
+            payload.length < 126
+              ? Buffer.from([0x81, 0x80 | payload.length])
+              : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255]);
           return Buffer.concat([header, mask, masked]);
         };
-        slow.write(frame(JSON.stringify({ id: 1, connect: { token: await mintToken({ sub: 'slow' }) } }) + '\n' + JSON.stringify({ id: 2, subscribe: { channel: 'firehose' } })));
+        slow.write(
+          frame(
+            JSON.stringify({ id: 1, connect: { token: await mintToken({ sub: 'slow' }) } }) +
+              '\n' +
+              JSON.stringify({ id: 2, subscribe: { channel: 'firehose' } }),
+          ),
+        );
         slow.pause();
         await waitFor(() => s.herald.connectionCount === 1, 'slow client connected');
         const fast = newClient(s.wsUrl, { token: await mintToken({ sub: 'fast' }) });
         try {
-        let got = 0;
-        const sub = fast.newSubscription('firehose');
-        sub.on('publication', () => got++);
-        const ready = new Promise((r) => sub.once('subscribed', r));
-        sub.subscribe();
-        fast.connect();
-        await ready;
-        const payload = 'z'.repeat(8000);
-        // 12 MB: more than the kernel's socket buffers can absorb for a reader that stopped.
-        for (let i = 0; i < 1500; i++) {
-          await s.herald.publish('firehose', { i, payload });
-          if (i % 20 === 0) await new Promise((r) => setImmediate(r));
-        }
-        await waitFor(() => got === 1500, `fast client gets all 1500 (got ${got}, state ${fast.state})`, 10_000);
-        await waitFor(() => s.herald.connectionCount === 1, 'slow client closed', 10_000);
-        const disconnects = await s.herald.metrics.disconnects.get();
-        assert.ok(disconnects.values.some((v) => v.labels.code === '3008' && v.value >= 1), 'a 3008 close was counted');
+          let got = 0;
+          const sub = fast.newSubscription('firehose');
+          sub.on('publication', () => got++);
+          const ready = new Promise((r) => sub.once('subscribed', r));
+          sub.subscribe();
+          fast.connect();
+          await ready;
+          const payload = 'z'.repeat(8000);
+          // 12 MB: more than the kernel's socket buffers can absorb for a reader that stopped.
+          for (let i = 0; i < 1500; i++) {
+            await s.herald.publish('firehose', { i, payload });
+            if (i % 20 === 0) await new Promise((r) => setImmediate(r));
+          }
+          await waitFor(() => got === 1500, `fast client gets all 1500 (got ${got}, state ${fast.state})`, 10_000);
+          await waitFor(() => s.herald.connectionCount === 1, 'slow client closed', 10_000);
+          const disconnects = await s.herald.metrics.disconnects.get();
+          assert.ok(
+            disconnects.values.some((v) => v.labels.code === '3008' && v.value >= 1),
+            'a 3008 close was counted',
+          );
         } finally {
           fast.disconnect();
           slow.destroy();

@@ -16,7 +16,9 @@ function gate(): { wait: Promise<void>; open(): void } {
 }
 
 /** Starts Herald whose onPublish hook records `data.n` in order and holds the first publish until the gate opens. */
-async function startGated(env: Record<string, string>): Promise<{ s: TestServer; seen: number[]; g: ReturnType<typeof gate> }> {
+async function startGated(
+  env: Record<string, string>,
+): Promise<{ s: TestServer; seen: number[]; g: ReturnType<typeof gate> }> {
   const seen: number[] = [];
   const g = gate();
   const s = await startHerald({
@@ -43,7 +45,9 @@ describe('pipelined commands', { timeout: 120_000 }, () => {
       await raw.reply(1);
       const count = 20_000;
       const pad = 'x'.repeat(2000);
-      const frames = Array.from({ length: count }, (_, n) => JSON.stringify({ id: n + 2, publish: { channel: 'burst', data: { n, pad } } }));
+      const frames = Array.from({ length: count }, (_, n) =>
+        JSON.stringify({ id: n + 2, publish: { channel: 'burst', data: { n, pad } } }),
+      );
       const total = frames.reduce((sum, f) => sum + f.length + 8, 0);
       // Written in batches of 100 frames (~200 KB), each once the previous one is in the kernel; `written` counts the
       // bytes the kernel took (write callbacks), so it bounds what Herald read. The first publish is held by the hook:
@@ -73,11 +77,18 @@ describe('pipelined commands', { timeout: 120_000 }, () => {
       // ~40 MB to write; Herald holds one queue of commands (256 here) plus what one read brings, the kernel's socket
       // buffers a few MB more. Reading without pause takes all 40 MB.
       assert.ok(next < count, 'writing stalled before the last frame');
-      assert.ok(written < 16 * 1024 * 1024, `the kernel and Herald took ${written} of ${total} bytes while the queue could not drain`);
+      assert.ok(
+        written < 16 * 1024 * 1024,
+        `the kernel and Herald took ${written} of ${total} bytes while the queue could not drain`,
+      );
       assert.equal(raw.closeCode, undefined, 'the connection stays open while its queue is full');
       g.open();
       for (const f of frames.slice(next)) raw.ws.send(f);
-      await waitFor(() => raw.messages.length >= count + 1 || raw.closeCode !== undefined, 'every publish reply', 60_000);
+      await waitFor(
+        () => raw.messages.length >= count + 1 || raw.closeCode !== undefined,
+        'every publish reply',
+        60_000,
+      );
       assert.equal(raw.closeCode, undefined, 'the connection was not closed');
       const replies = raw.messages.slice(1);
       assert.equal(replies.length, count);
@@ -85,7 +96,11 @@ describe('pipelined commands', { timeout: 120_000 }, () => {
         assert.equal(m.id, i + 2, `reply ${i} is for command ${i + 2}`);
         assert.deepEqual(m.publish, {}, `command ${m.id} succeeded (${JSON.stringify(m.error)})`);
       });
-      assert.deepEqual(seen, Array.from({ length: count }, (_, n) => n), 'publications were handled in the order sent');
+      assert.deepEqual(
+        seen,
+        Array.from({ length: count }, (_, n) => n),
+        'publications were handled in the order sent',
+      );
       raw.close();
     } finally {
       g.open();
@@ -99,10 +114,18 @@ describe('pipelined commands', { timeout: 120_000 }, () => {
       const raw = await RawClient.open(s.wsUrl);
       raw.send({ id: 1, connect: { token: await mintToken({ sub: 'backend' }) } });
       await raw.reply(1);
-      for (let n = 0; n < 2000; n++) raw.ws.send(JSON.stringify({ id: n + 2, publish: { channel: 'burst', data: { n } } }));
+      for (let n = 0; n < 2000; n++)
+        raw.ws.send(JSON.stringify({ id: n + 2, publish: { channel: 'burst', data: { n } } }));
       assert.equal((await raw.closed(10_000)).code, 3013);
-      assert.deepEqual(raw.messages.find((m) => m.id === 2)?.publish, {}, 'the first publish (within the burst) succeeded');
-      assert.ok(raw.messages.some((m) => m.error?.code === 111), 'commands over the rate were answered 111 before the close');
+      assert.deepEqual(
+        raw.messages.find((m) => m.id === 2)?.publish,
+        {},
+        'the first publish (within the burst) succeeded',
+      );
+      assert.ok(
+        raw.messages.some((m) => m.error?.code === 111),
+        'commands over the rate were answered 111 before the close',
+      );
       const ok = raw.messages.filter((m) => m.publish).length;
       assert.ok(ok < 1000, `only the burst (2 x 50, refilled at 50/s) succeeded, not ${ok} of 2,000`);
     } finally {
@@ -141,7 +164,9 @@ describe('pipelined commands', { timeout: 120_000 }, () => {
       const { session, node } = connect.connect as { session: string; node: string };
       const perPost = 300;
       const post = (first: number) => {
-        const data = Array.from({ length: perPost }, (_, i) => JSON.stringify({ id: first + i + 2, publish: { channel: 'burst', data: { n: first + i } } })).join('\n');
+        const data = Array.from({ length: perPost }, (_, i) =>
+          JSON.stringify({ id: first + i + 2, publish: { channel: 'burst', data: { n: first + i } } }),
+        ).join('\n');
         return fetch(`${s.httpUrl}/emulation`, { method: 'POST', body: JSON.stringify({ session, node, data }) });
       };
       // 300 commands in one request: past the queue of 256 at once.
@@ -168,7 +193,11 @@ describe('pipelined commands', { timeout: 120_000 }, () => {
         assert.equal(m.id, i + 2, `reply ${i} is for command ${i + 2}`);
         assert.deepEqual(m.publish, {}, `command ${m.id} succeeded (${JSON.stringify(m.error ?? m.push)})`);
       });
-      assert.deepEqual(seen, Array.from({ length: count }, (_, n) => n), 'publications were handled in the order sent');
+      assert.deepEqual(
+        seen,
+        Array.from({ length: count }, (_, n) => n),
+        'publications were handled in the order sent',
+      );
     } finally {
       g.open();
       abort.abort();
@@ -185,10 +214,13 @@ describe('pipelined commands', { timeout: 120_000 }, () => {
       assert.equal(res.status, 200);
       const reader = (res.body as ReadableStream<Uint8Array>).getReader();
       const first = new TextDecoder().decode((await reader.read()).value);
-      const { session, node } = (JSON.parse(first.split('\n')[0]!) as { connect: { session: string; node: string } }).connect;
+      const { session, node } = (JSON.parse(first.split('\n')[0]!) as { connect: { session: string; node: string } })
+        .connect;
       let id = 2;
       const post = (n: number) => {
-        const data = Array.from({ length: n }, () => JSON.stringify({ id: id++, publish: { channel: 'burst', data: { n: id } } })).join('\n');
+        const data = Array.from({ length: n }, () =>
+          JSON.stringify({ id: id++, publish: { channel: 'burst', data: { n: id } } }),
+        ).join('\n');
         return fetch(`${s.httpUrl}/emulation`, { method: 'POST', body: JSON.stringify({ session, node, data }) });
       };
       // 300 commands: the queue of 256 is full and the hook holds the first publish, so nothing drains.
@@ -196,17 +228,27 @@ describe('pipelined commands', { timeout: 120_000 }, () => {
       await waitFor(() => seen.length === 1, 'the first publish to reach the hook');
       const extra = 8;
       const statuses: number[] = [];
-      const posts = Array.from({ length: MAX_WAITING_REQUESTS + extra }, () => post(1).then(async (r) => {
-        await r.text();
-        statuses.push(r.status);
-        return r.status;
-      }));
+      const posts = Array.from({ length: MAX_WAITING_REQUESTS + extra }, () =>
+        post(1).then(async (r) => {
+          await r.text();
+          statuses.push(r.status);
+          return r.status;
+        }),
+      );
       await waitFor(() => statuses.length === extra, `${extra} requests answered while the queue is full`);
       await sleep(300);
-      assert.deepEqual(statuses, Array.from({ length: extra }, () => 429), 'only the requests past the cap are answered, with 429');
+      assert.deepEqual(
+        statuses,
+        Array.from({ length: extra }, () => 429),
+        'only the requests past the cap are answered, with 429',
+      );
       g.open();
       const all = await Promise.all(posts);
-      assert.equal(all.filter((st) => st === 200).length, MAX_WAITING_REQUESTS, 'the waiting requests are let in once the queue drains');
+      assert.equal(
+        all.filter((st) => st === 200).length,
+        MAX_WAITING_REQUESTS,
+        'the waiting requests are let in once the queue drains',
+      );
       await reader.cancel().catch(() => {});
     } finally {
       g.open();

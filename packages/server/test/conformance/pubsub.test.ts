@@ -9,9 +9,15 @@ const config = {
     withoutNamespace: { allow_subscribe_for_client: true },
     namespaces: {
       chat: {
-        allow_subscribe_for_client: true, allow_publish_for_subscriber: true, allow_history_for_subscriber: true,
-        allow_presence_for_subscriber: true, presence: true, join_leave: true,
-        history_size: 100, history_ttl_ms: 300_000, force_recovery: true,
+        allow_subscribe_for_client: true,
+        allow_publish_for_subscriber: true,
+        allow_history_for_subscriber: true,
+        allow_presence_for_subscriber: true,
+        presence: true,
+        join_leave: true,
+        history_size: 100,
+        history_ttl_ms: 300_000,
+        force_recovery: true,
       },
       small: { allow_subscribe_for_client: true, history_size: 2, history_ttl_ms: 300_000, force_recovery: true },
       private: {},
@@ -21,7 +27,10 @@ const config = {
   },
 };
 
-interface Received { data: unknown; offset?: number }
+interface Received {
+  data: unknown;
+  offset?: number;
+}
 
 async function connectClient(s: TestServer, user: string): Promise<Centrifuge> {
   const c = newClient(s.wsUrl, { token: await mintToken({ sub: user }) });
@@ -31,7 +40,11 @@ async function connectClient(s: TestServer, user: string): Promise<Centrifuge> {
   return c;
 }
 
-async function subscribe(c: Centrifuge, channel: string, opts: Parameters<Centrifuge['newSubscription']>[1] = {}): Promise<{ sub: Subscription; got: Received[] }> {
+async function subscribe(
+  c: Centrifuge,
+  channel: string,
+  opts: Parameters<Centrifuge['newSubscription']>[1] = {},
+): Promise<{ sub: Subscription; got: Received[] }> {
   const sub = c.newSubscription(channel, opts);
   const got: Received[] = [];
   sub.on('publication', (ctx) => got.push({ data: ctx.data, offset: ctx.offset }));
@@ -117,9 +130,13 @@ for (const engineName of engineNames) {
 
     test('a subscription token opens a private channel and a wrong-channel token is refused', async () => {
       const c = await client('alice');
-      const { sub } = await subscribe(c, 'private:alice-stuff', { token: await mintToken({ sub: 'alice', channel: 'private:alice-stuff' }) });
+      const { sub } = await subscribe(c, 'private:alice-stuff', {
+        token: await mintToken({ sub: 'alice', channel: 'private:alice-stuff' }),
+      });
       assert.equal(sub.state, 'subscribed');
-      const bad = c.newSubscription('private:other', { token: await mintToken({ sub: 'alice', channel: 'private:alice-stuff' }) });
+      const bad = c.newSubscription('private:other', {
+        token: await mintToken({ sub: 'alice', channel: 'private:alice-stuff' }),
+      });
       const err = refusal(bad);
       bad.subscribe();
       assert.equal(await err, 103);
@@ -138,7 +155,10 @@ for (const engineName of engineNames) {
 
     test('a subscribe reply for a recoverable channel carries recoverable, offset and epoch', async () => {
       const raw = await RawClient.open(s.wsUrl);
-      raw.send({ id: 1, connect: { token: await mintToken({ sub: 'r' }) } }, { id: 2, subscribe: { channel: 'chat:pos' } });
+      raw.send(
+        { id: 1, connect: { token: await mintToken({ sub: 'r' }) } },
+        { id: 2, subscribe: { channel: 'chat:pos' } },
+      );
       const r = await raw.reply(2);
       assert.equal(r.subscribe.recoverable, true);
       assert.equal(r.subscribe.positioned, true);
@@ -154,15 +174,23 @@ for (const engineName of engineNames) {
       await waitFor(() => got.length === 3, 'first three');
       c.disconnect();
       for (let i = 4; i <= 8; i++) await s.herald.publish('chat:recover', { i });
-      const recovered = new Promise<{ recovered: boolean; wasRecovering: boolean }>((r) => c.getSubscription('chat:recover')!.once('subscribed', r));
+      const recovered = new Promise<{ recovered: boolean; wasRecovering: boolean }>((r) =>
+        c.getSubscription('chat:recover')!.once('subscribed', r),
+      );
       c.connect();
       const ctx = await recovered;
       assert.equal(ctx.wasRecovering, true);
       assert.equal(ctx.recovered, true);
       await s.herald.publish('chat:recover', { i: 9 });
       await waitFor(() => got.length === 9, 'all nine');
-      assert.deepEqual(got.map((g) => (g.data as { i: number }).i), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
-      assert.deepEqual(got.map((g) => g.offset), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      assert.deepEqual(
+        got.map((g) => (g.data as { i: number }).i),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9],
+      );
+      assert.deepEqual(
+        got.map((g) => g.offset),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9],
+      );
     });
 
     test('recovery reports recovered false with no publications when history no longer covers the gap', async () => {
@@ -172,7 +200,9 @@ for (const engineName of engineNames) {
       await waitFor(() => got.length === 1, 'first');
       c.disconnect();
       for (let i = 2; i <= 6; i++) await s.herald.publish('small:gap', { i });
-      const resub = new Promise<{ recovered: boolean; wasRecovering: boolean }>((r) => c.getSubscription('small:gap')!.once('subscribed', r));
+      const resub = new Promise<{ recovered: boolean; wasRecovering: boolean }>((r) =>
+        c.getSubscription('small:gap')!.once('subscribed', r),
+      );
       c.connect();
       const ctx = await resub;
       assert.equal(ctx.wasRecovering, true);
@@ -184,8 +214,10 @@ for (const engineName of engineNames) {
     test('a recovery with a stale epoch is not recovered', async () => {
       const raw = await RawClient.open(s.wsUrl);
       await s.herald.publish('chat:epoch', { i: 1 });
-      raw.send({ id: 1, connect: { token: await mintToken({ sub: 'r' }) } },
-        { id: 2, subscribe: { channel: 'chat:epoch', recover: true, offset: 0, epoch: 'not-the-epoch' } });
+      raw.send(
+        { id: 1, connect: { token: await mintToken({ sub: 'r' }) } },
+        { id: 2, subscribe: { channel: 'chat:epoch', recover: true, offset: 0, epoch: 'not-the-epoch' } },
+      );
       const r = await raw.reply(2);
       assert.equal(r.subscribe.was_recovering, true);
       assert.equal(r.subscribe.recovered, false);
@@ -209,7 +241,10 @@ for (const engineName of engineNames) {
         if (i % 5 === 0) await new Promise((r) => setImmediate(r));
       }
       await waitFor(() => got.length === 40, 'all forty', 5000);
-      assert.deepEqual(got.map((g) => g.offset), Array.from({ length: 40 }, (_, i) => i + 1));
+      assert.deepEqual(
+        got.map((g) => g.offset),
+        Array.from({ length: 40 }, (_, i) => i + 1),
+      );
     });
 
     test('presence and presence_stats list the subscribers of a channel', async () => {
@@ -220,7 +255,9 @@ for (const engineName of engineNames) {
       await subscribe(b, 'chat:presence');
       await subscribe(b2, 'chat:presence');
       const p = await sub.presence();
-      const users = Object.values(p.clients).map((x) => x.user).sort();
+      const users = Object.values(p.clients)
+        .map((x) => x.user)
+        .sort();
       assert.deepEqual(users, ['p1', 'p2', 'p2']);
       const st = await sub.presenceStats();
       assert.deepEqual({ c: st.numClients, u: st.numUsers }, { c: 3, u: 2 });
@@ -249,12 +286,21 @@ for (const engineName of engineNames) {
       const { sub } = await subscribe(c, 'chat:hist');
       for (let i = 1; i <= 5; i++) await s.herald.publish('chat:hist', { i });
       const h = await sub.history({ limit: 3 });
-      assert.deepEqual(h.publications.map((p) => (p.data as { i: number }).i), [1, 2, 3]);
+      assert.deepEqual(
+        h.publications.map((p) => (p.data as { i: number }).i),
+        [1, 2, 3],
+      );
       assert.equal(h.offset, 5);
       const rev = await sub.history({ limit: 2, reverse: true });
-      assert.deepEqual(rev.publications.map((p) => p.offset), [5, 4]);
+      assert.deepEqual(
+        rev.publications.map((p) => p.offset),
+        [5, 4],
+      );
       const since = await sub.history({ limit: 10, since: { offset: 3, epoch: h.epoch } });
-      assert.deepEqual(since.publications.map((p) => p.offset), [4, 5]);
+      assert.deepEqual(
+        since.publications.map((p) => p.offset),
+        [4, 5],
+      );
     });
 
     test('server-side subscriptions from the token channels claim arrive in the connect reply', async () => {
@@ -270,7 +316,9 @@ for (const engineName of engineNames) {
     });
 
     test('server-side subscriptions from the token subs claim carry their data into the subscribed event', async () => {
-      const c = newClient(s.wsUrl, { token: await mintToken({ sub: 'srv2', subs: { 'chat:subs-claim': { data: { welcome: true } } } }) });
+      const c = newClient(s.wsUrl, {
+        token: await mintToken({ sub: 'srv2', subs: { 'chat:subs-claim': { data: { welcome: true } } } }),
+      });
       clients.push(c);
       const subscribed = new Promise<{ channel: string; data?: unknown }>((r) => c.once('subscribed', r));
       c.connect();
@@ -299,7 +347,8 @@ for (const engineName of engineNames) {
     test('unsubscribe and disconnect hooks see every subscription end', async () => {
       const events: string[] = [];
       const hooked = await startHerald({
-        engineName, config,
+        engineName,
+        config,
         hooks: {
           onUnsubscribe: (ctx) => events.push(`unsub:${ctx.channel}:${ctx.reason}`),
           onDisconnect: (ctx) => events.push(`disc:${ctx.user}:${ctx.code}`),
@@ -323,7 +372,10 @@ for (const engineName of engineNames) {
     test('rpc answers 108 without a handler and the handler result with one', async () => {
       const c = await client('rpc');
       await assert.rejects(c.rpc('sum', { a: 1 }), (e: { code: number }) => e.code === 108);
-      const withRpc = await startHerald({ engineName, hooks: { onRpc: ({ method, data }) => ({ method, echo: data }) } });
+      const withRpc = await startHerald({
+        engineName,
+        hooks: { onRpc: ({ method, data }) => ({ method, echo: data }) },
+      });
       try {
         const c2 = await connectClient(withRpc, 'rpc');
         const r = await c2.rpc('sum', { a: 1 });
@@ -336,7 +388,14 @@ for (const engineName of engineNames) {
 
     test('send messages reach the onMessage hook and server messages reach the client', async () => {
       const got: unknown[] = [];
-      const h = await startHerald({ engineName, hooks: { onMessage: ({ data }) => { got.push(data); } } });
+      const h = await startHerald({
+        engineName,
+        hooks: {
+          onMessage: ({ data }) => {
+            got.push(data);
+          },
+        },
+      });
       try {
         const c = await connectClient(h, 'sender');
         await c.send({ ping: 1 });
@@ -351,7 +410,8 @@ for (const engineName of engineNames) {
     test('an onPublish hook can refuse a publication and an onSubscribe hook can refuse a subscription', async () => {
       const { HeraldError } = await import('../../src/index.js');
       const h = await startHerald({
-        engineName, config,
+        engineName,
+        config,
         hooks: {
           onPublish: ({ data }) => {
             if ((data as { bad?: boolean }).bad) throw new HeraldError(103, 'no bad words');

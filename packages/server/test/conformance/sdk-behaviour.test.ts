@@ -33,7 +33,11 @@ class FetchEventSource {
         while ((end = buf.indexOf('\n\n')) >= 0) {
           const event = buf.slice(0, end);
           buf = buf.slice(end + 2);
-          const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+          const data = event
+            .split('\n')
+            .filter((l) => l.startsWith('data:'))
+            .map((l) => l.slice(5).trimStart())
+            .join('\n');
           if (data) this.onmessage?.({ data });
         }
       }
@@ -57,11 +61,21 @@ const centrifugoStyleConfig = {
     namespaces: [
       // Keys of Centrifugo features Herald lacks: they must load with a warning, not fail as typos.
       {
-        name: 'delta', allowed_delta_types: ['fossil'], delta_publish: true, history_size: 100, history_ttl: '300s',
-        force_recovery: true, allow_subscribe_for_client: true,
+        name: 'delta',
+        allowed_delta_types: ['fossil'],
+        delta_publish: true,
+        history_size: 100,
+        history_ttl: '300s',
+        force_recovery: true,
+        allow_subscribe_for_client: true,
       },
       { name: 'streamless', subscription_type: 'map', map: { mode: 'ephemeral' }, allow_subscribe_for_client: true },
-      { name: 'poll', subscription_type: 'shared_poll', shared_poll: { proxy_name: 'x' }, allow_subscribe_for_client: true },
+      {
+        name: 'poll',
+        subscription_type: 'shared_poll',
+        shared_poll: { proxy_name: 'x' },
+        allow_subscribe_for_client: true,
+      },
     ],
   },
 };
@@ -167,7 +181,11 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
   for (const transport of ['http_stream', 'sse'] as const) {
     test(`over ${transport} emulation a client connects, subscribes, receives publications and answers presence`, async () => {
       const emulated = new Centrifuge([{ transport, endpoint: `${s.httpUrl}/connection/${transport}` }], {
-        fetch, readableStream: ReadableStream, eventsource: FetchEventSource, emulationEndpoint: `${s.httpUrl}/emulation`, timeout: 5000,
+        fetch,
+        readableStream: ReadableStream,
+        eventsource: FetchEventSource,
+        emulationEndpoint: `${s.httpUrl}/emulation`,
+        timeout: 5000,
       } as ConstructorParameters<typeof Centrifuge>[1]);
       clients.push(emulated);
       emulated.connect();
@@ -187,13 +205,18 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
       const disconnected = new Promise((r) => emulated.once('disconnected', r));
       emulated.disconnect();
       await disconnected;
-      await waitFor(async () => (await api(s, 'presence_stats', { channel })).json.result?.num_clients === 0, 'presence cleared after disconnect');
+      await waitFor(
+        async () => (await api(s, 'presence_stats', { channel })).json.result?.num_clients === 0,
+        'presence cleared after disconnect',
+      );
     });
   }
 
   test('an HTTP-streaming connect in protobuf is refused with 415 at once (Herald speaks JSON only)', async () => {
     const res = await fetch(`${s.httpUrl}/connection/http_stream`, {
-      method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array([10, 0]),
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array([10, 0]),
     });
     assert.equal(res.status, 415);
     await res.text();
@@ -202,7 +225,11 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
   test('a map or shared poll subscription is refused with 108 instead of being served as an empty stream', async () => {
     const raw = await RawClient.open(s.wsUrl);
     try {
-      raw.send({ id: 1, connect: {} }, { id: 2, subscribe: { channel: 'streamless:m', type: 1 } }, { id: 3, subscribe: { channel: 'poll:p', type: 4 } });
+      raw.send(
+        { id: 1, connect: {} },
+        { id: 2, subscribe: { channel: 'streamless:m', type: 1 } },
+        { id: 3, subscribe: { channel: 'poll:p', type: 4 } },
+      );
       assert.equal((await raw.reply(2)).error?.code, 108);
       assert.equal((await raw.reply(3)).error?.code, 108);
     } finally {
@@ -211,7 +238,10 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
   });
 
   test('a command posted to /emulation for an unknown session is refused with 404', async () => {
-    const res = await fetch(`${s.httpUrl}/emulation`, { method: 'POST', body: JSON.stringify({ session: 'nope', node: 'x', data: '{}' }) });
+    const res = await fetch(`${s.httpUrl}/emulation`, {
+      method: 'POST',
+      body: JSON.stringify({ session: 'nope', node: 'x', data: '{}' }),
+    });
     assert.equal(res.status, 404);
   });
 });
@@ -219,7 +249,10 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
 test('the HTTP emulation endpoints are off unless http_stream.enabled / sse.enabled say otherwise', async () => {
   const s = await startHerald({ fileConfig: { client: { insecure: true } } });
   try {
-    const stream = await fetch(`${s.httpUrl}/connection/http_stream`, { method: 'POST', body: '{"id":1,"connect":{}}' });
+    const stream = await fetch(`${s.httpUrl}/connection/http_stream`, {
+      method: 'POST',
+      body: '{"id":1,"connect":{}}',
+    });
     assert.equal(stream.status, 404);
     await stream.text();
     const sse = await fetch(`${s.httpUrl}/connection/sse?cf_connect=${encodeURIComponent('{"id":1,"connect":{}}')}`);

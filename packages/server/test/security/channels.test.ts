@@ -55,13 +55,17 @@ const HOSTILE_NAMES: [string, string][] = [
   ['a backslash', 'news\\admin'],
 ];
 
-describe('channel names and other users\' channels', { timeout: 60_000 }, () => {
+describe("channel names and other users' channels", { timeout: 60_000 }, () => {
   let s: TestServer;
   let rec: ReturnType<typeof recordingEngine>;
   let mallory: RawClient;
   before(async () => {
     rec = recordingEngine();
-    s = await startHerald({ engine: rec.engine, config: securityChannels, env: { HERALD_MAX_ERRORS: '100000', HERALD_COMMAND_RATE: '0', HERALD_MAX_MESSAGE_SIZE: String(1 << 20) } });
+    s = await startHerald({
+      engine: rec.engine,
+      config: securityChannels,
+      env: { HERALD_MAX_ERRORS: '100000', HERALD_COMMAND_RATE: '0', HERALD_MAX_MESSAGE_SIZE: String(1 << 20) },
+    });
     mallory = await RawClient.open(s.wsUrl);
     mallory.send({ id: 1, connect: { token: await mintToken({ sub: 'mallory' }) } });
     await mallory.reply(1);
@@ -93,7 +97,15 @@ describe('channel names and other users\' channels', { timeout: 60_000 }, () => 
         assert.equal(r.error?.code, 107, `${method}: ${JSON.stringify(r)}`);
         assertNoStack(JSON.stringify(r), 'the error reply');
       }
-      for (const method of ['publish', 'history', 'presence', 'presence_stats', 'subscribe', 'unsubscribe', 'history_remove']) {
+      for (const method of [
+        'publish',
+        'history',
+        'presence',
+        'presence_stats',
+        'subscribe',
+        'unsubscribe',
+        'history_remove',
+      ]) {
         const r = await api(s, method, { channel: name, data: { x: 1 }, user: 'mallory' });
         assert.equal(r.status, 400, `API ${method}: ${JSON.stringify(r.json)}`);
       }
@@ -103,13 +115,19 @@ describe('channel names and other users\' channels', { timeout: 60_000 }, () => 
       assert.equal((await ask('unsubscribe', { channel: name })).error?.code ?? 0, 0);
       assert.equal(rec.channels.has(name), false, 'the engine never saw the name');
       // Nor any channel the validator refuses.
-      for (const seen of rec.channels) assert.equal(channelNameProblem(seen), undefined, `the engine saw invalid ${JSON.stringify(seen)}`);
+      for (const seen of rec.channels)
+        assert.equal(channelNameProblem(seen), undefined, `the engine saw invalid ${JSON.stringify(seen)}`);
     });
   }
 
   test('property: for any string, a subscribe or API publish is refused with 107 exactly when the validator refuses it, and the engine sees only valid names', async () => {
     const alphabet = fc.constantFrom(...'ab:#,.-_*?[]{}"\'\\<>` \u0000\n\u2028\ud800\udc00é😀'.split(''));
-    const nameArb = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: alphabet, maxLength: 20 }), fc.string({ unit: 'binary', maxLength: 30 }), fc.constant('z'.repeat(256)));
+    const nameArb = fc.oneof(
+      fc.string({ maxLength: 40 }),
+      fc.string({ unit: alphabet, maxLength: 20 }),
+      fc.string({ unit: 'binary', maxLength: 30 }),
+      fc.constant('z'.repeat(256)),
+    );
     await fc.assert(
       fc.asyncProperty(nameArb, async (name) => {
         const invalid = channelNameProblem(name) !== undefined;
@@ -120,15 +138,20 @@ describe('channel names and other users\' channels', { timeout: 60_000 }, () => 
           if (!r.error) await ask('unsubscribe', { channel: name });
         }
         const p = await api(s, 'publish', { channel: name, data: 1 });
-        assert.equal(p.status === 400, invalid, `API publish ${JSON.stringify(name)}: ${p.status} ${JSON.stringify(p.json)}`);
-        for (const seen of rec.channels) assert.equal(channelNameProblem(seen), undefined, `the engine saw invalid ${JSON.stringify(seen)}`);
+        assert.equal(
+          p.status === 400,
+          invalid,
+          `API publish ${JSON.stringify(name)}: ${p.status} ${JSON.stringify(p.json)}`,
+        );
+        for (const seen of rec.channels)
+          assert.equal(channelNameProblem(seen), undefined, `the engine saw invalid ${JSON.stringify(seen)}`);
       }),
       { numRuns: 150 },
     );
   });
 });
 
-describe('another user\'s private and user-limited channels', { timeout: 60_000 }, () => {
+describe("another user's private and user-limited channels", { timeout: 60_000 }, () => {
   let s: TestServer;
   let alice: RawClient;
   let mallory: RawClient;
@@ -138,8 +161,14 @@ describe('another user\'s private and user-limited channels', { timeout: 60_000 
     alice.send({ id: 1, connect: { token: await mintToken({ sub: 'alice' }) } });
     await alice.reply(1);
     const { SignJWT } = await import('jose');
-    const subToken = await new SignJWT({ sub: 'alice', channel: 'priv:alice-inbox' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
-    alice.send({ id: 2, subscribe: { channel: 'priv:alice-inbox', token: subToken } }, { id: 3, subscribe: { channel: 'dm:talk#alice,bob' } });
+    const subToken = await new SignJWT({ sub: 'alice', channel: 'priv:alice-inbox' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime('10m')
+      .sign(new TextEncoder().encode(SECRET));
+    alice.send(
+      { id: 2, subscribe: { channel: 'priv:alice-inbox', token: subToken } },
+      { id: 3, subscribe: { channel: 'dm:talk#alice,bob' } },
+    );
     assert.equal((await alice.reply(2)).error, undefined, JSON.stringify(alice.messages));
     assert.equal((await alice.reply(3)).error, undefined, JSON.stringify(alice.messages));
     await api(s, 'publish', { channel: 'priv:alice-inbox', data: { secret: 'inbox-secret' } });
@@ -172,9 +201,13 @@ describe('another user\'s private and user-limited channels', { timeout: 60_000 
     });
   }
 
-  test('forged subscription tokens for alice\'s private channel are refused: wrong user, other channel, other secret', async () => {
+  test("forged subscription tokens for alice's private channel are refused: wrong user, other channel, other secret", async () => {
     const { SignJWT } = await import('jose');
-    const sign = (claims: Record<string, unknown>, secret = SECRET) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(new TextEncoder().encode(secret));
+    const sign = (claims: Record<string, unknown>, secret = SECRET) =>
+      new SignJWT(claims)
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime('10m')
+        .sign(new TextEncoder().encode(secret));
     const tokens = [
       await sign({ sub: 'alice', channel: 'priv:alice-inbox' }),
       await sign({ sub: 'mallory', channel: 'priv:other' }),
@@ -187,7 +220,10 @@ describe('another user\'s private and user-limited channels', { timeout: 60_000 
       c.send({ id: 2, subscribe: { channel: 'priv:alice-inbox', token } });
       await new Promise((r) => setTimeout(r, 100));
       const reply = c.messages.find((m) => m.id === 2);
-      assert.ok(reply?.error || c.closeCode === 3500 || (await c.closed(2000)).code === 3500, `token ${i}: ${JSON.stringify(c.messages)}`);
+      assert.ok(
+        reply?.error || c.closeCode === 3500 || (await c.closed(2000)).code === 3500,
+        `token ${i}: ${JSON.stringify(c.messages)}`,
+      );
       assert.ok(!reply?.subscribe, `token ${i} was accepted`);
       assert.doesNotMatch(JSON.stringify(c.messages), /inbox-secret/);
       c.close();
@@ -199,7 +235,10 @@ describe('another user\'s private and user-limited channels', { timeout: 60_000 
       const c = await RawClient.open(s.wsUrl);
       c.send({ id: 1, connect: { token: await mintToken({ sub: user }) } });
       await c.reply(1);
-      c.send({ id: 2, subscribe: { channel: 'dm:talk#alice,bob' } }, { id: 3, history: { channel: 'dm:talk#alice,bob', limit: 10 } });
+      c.send(
+        { id: 2, subscribe: { channel: 'dm:talk#alice,bob' } },
+        { id: 3, history: { channel: 'dm:talk#alice,bob', limit: 10 } },
+      );
       assert.equal((await c.reply(2)).error?.code, 103, `user ${JSON.stringify(user)}`);
       assert.equal((await c.reply(3)).error?.code, 103, `user ${JSON.stringify(user)}`);
       assert.doesNotMatch(JSON.stringify(c.messages), /dm-secret/);

@@ -14,9 +14,15 @@ import { assertNoStack } from './common.js';
 const rules = {
   channel: {
     withoutNamespace: {
-      allow_subscribe_for_client: true, allow_publish_for_subscriber: true, allow_history_for_subscriber: true,
-      allow_presence_for_subscriber: true, presence: true, join_leave: true, force_push_join_leave: true,
-      history_size: 10, history_ttl_ms: 60_000,
+      allow_subscribe_for_client: true,
+      allow_publish_for_subscriber: true,
+      allow_history_for_subscriber: true,
+      allow_presence_for_subscriber: true,
+      presence: true,
+      join_leave: true,
+      force_push_join_leave: true,
+      history_size: 10,
+      history_ttl_ms: 60_000,
     },
   },
 };
@@ -62,7 +68,11 @@ describe('raw-JSON claims', { timeout: 60_000 }, () => {
 
     // A raw watcher, to check the bytes themselves.
     const watcher = await rawFrames(s.wsUrl);
-    watcher.ws.send(JSON.stringify({ id: 1, connect: { token: await mintToken({ sub: 'watcher' }) } }) + '\n' + JSON.stringify({ id: 2, subscribe: { channel: ch, join_leave: true } }));
+    watcher.ws.send(
+      JSON.stringify({ id: 1, connect: { token: await mintToken({ sub: 'watcher' }) } }) +
+        '\n' +
+        JSON.stringify({ id: 2, subscribe: { channel: ch, join_leave: true } }),
+    );
     await waitFor(() => watcher.frames.some((f) => f.includes('"id":2')), 'the watcher subscribed');
 
     const mallory = await RawClient.open(s.wsUrl);
@@ -76,7 +86,10 @@ describe('raw-JSON claims', { timeout: 60_000 }, () => {
     const presence = (await mallory.reply(4)).presence.presence;
     const history = (await mallory.reply(5)).history;
 
-    await waitFor(() => joins.some((j) => j.user === 'mallory') && pubs.length === 1, 'the join and the publication at the SDK victim');
+    await waitFor(
+      () => joins.some((j) => j.user === 'mallory') && pubs.length === 1,
+      'the join and the publication at the SDK victim',
+    );
     assert.deepEqual(joins.find((j) => j.user === 'mallory').connInfo, info);
     assert.deepEqual(pubs[0].info.connInfo, info);
     assert.deepEqual(Object.values<any>(presence).find((p) => p.user === 'mallory').conn_info, info);
@@ -85,9 +98,13 @@ describe('raw-JSON claims', { timeout: 60_000 }, () => {
 
     await waitFor(() => watcher.frames.some((f) => f.includes('"pub"')), 'the publication at the raw watcher');
     for (const frame of watcher.frames) {
-      for (const line of frame.split('\n')) assert.doesNotThrow(() => JSON.parse(line), `every line of every frame is JSON: ${line.slice(0, 80)}`);
+      for (const line of frame.split('\n'))
+        assert.doesNotThrow(() => JSON.parse(line), `every line of every frame is JSON: ${line.slice(0, 80)}`);
     }
-    assert.ok(watcher.frames.some((f) => f.includes(JSON.stringify(info))), 'info embedded as compact JSON');
+    assert.ok(
+      watcher.frames.some((f) => f.includes(JSON.stringify(info))),
+      'info embedded as compact JSON',
+    );
     watcher.ws.terminate();
     mallory.close();
     victim.disconnect();
@@ -97,12 +114,21 @@ describe('raw-JSON claims', { timeout: 60_000 }, () => {
     const ch = 'pretty-sub';
     const chanInfo = { seat: 12, team: 'red' };
     const watcher = await RawClient.open(s.wsUrl);
-    watcher.send({ id: 1, connect: { token: await mintToken({ sub: 'w2' }) } }, { id: 2, subscribe: { channel: ch, join_leave: true } });
+    watcher.send(
+      { id: 1, connect: { token: await mintToken({ sub: 'w2' }) } },
+      { id: 2, subscribe: { channel: ch, join_leave: true } },
+    );
     await watcher.reply(2);
     const c = await RawClient.open(s.wsUrl);
     c.send({ id: 1, connect: { token: await mintToken({ sub: 'sub-user' }) } });
     await c.reply(1);
-    c.send({ id: 2, subscribe: { channel: ch, token: await mintToken({ sub: 'sub-user', channel: ch, b64info: b64(JSON.stringify(chanInfo, null, 4)) }) } });
+    c.send({
+      id: 2,
+      subscribe: {
+        channel: ch,
+        token: await mintToken({ sub: 'sub-user', channel: ch, b64info: b64(JSON.stringify(chanInfo, null, 4)) }),
+      },
+    });
     assert.equal((await c.reply(2)).error, undefined);
     const join = await waitFor(() => watcher.messages.find((m) => m.push?.join?.info?.user === 'sub-user'), 'the join');
     assert.deepEqual(join.push.join.info.chan_info, chanInfo);
@@ -112,7 +138,11 @@ describe('raw-JSON claims', { timeout: 60_000 }, () => {
 
   test('an info claim over HERALD_MAX_INFO_SIZE is refused with 3500 naming claim size; info at the limit connects', async () => {
     const big = { bio: 'x'.repeat(20 * 1024) }; // a 44 KB info would push the b64info token past the 64 KB message limit
-    for (const claims of [{ info: big }, { b64info: b64(JSON.stringify(big, null, 2)) }, { subs: { room: { info: big } } }]) {
+    for (const claims of [
+      { info: big },
+      { b64info: b64(JSON.stringify(big, null, 2)) },
+      { subs: { room: { info: big } } },
+    ]) {
       const c = await RawClient.open(s.wsUrl);
       c.send({ id: 1, connect: { token: await mintToken({ sub: 'bigmouth', ...claims }) } });
       const closed = await c.closed();
@@ -131,7 +161,13 @@ describe('raw-JSON claims', { timeout: 60_000 }, () => {
     const c = await RawClient.open(s.wsUrl);
     c.send({ id: 1, connect: { token: await mintToken({ sub: 'subber' }) } });
     await c.reply(1);
-    c.send({ id: 2, subscribe: { channel: 'guarded', token: await mintToken({ sub: 'subber', channel: 'guarded', info: { x: 'y'.repeat(4096) } }) } });
+    c.send({
+      id: 2,
+      subscribe: {
+        channel: 'guarded',
+        token: await mintToken({ sub: 'subber', channel: 'guarded', info: { x: 'y'.repeat(4096) } }),
+      },
+    });
     const r = await c.reply(2);
     assert.equal(r.error?.code, 103);
     assert.match(r.error.message, /claim too large/);
@@ -153,15 +189,26 @@ describe('raw-JSON claims', { timeout: 60_000 }, () => {
 
   test('a channels claim listing more channels than HERALD_CHANNEL_LIMIT is refused with 106 and subscribes nothing; at the limit every channel is subscribed', async () => {
     const c = await RawClient.open(s.wsUrl);
-    c.send({ id: 1, connect: { token: await mintToken({ sub: 'greedy', channels: ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'] }) } });
+    c.send({
+      id: 1,
+      connect: { token: await mintToken({ sub: 'greedy', channels: ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'] }) },
+    });
     const r = await c.reply(1);
     assert.equal(r.error?.code, 106, JSON.stringify(r));
     assert.match(r.error.message, /HERALD_CHANNEL_LIMIT/);
     assert.equal((await s.herald.channels()).has('c1'), false, 'nothing was subscribed');
     // channels and subs together count.
-    c.send({ id: 2, connect: { token: await mintToken({ sub: 'greedy', channels: ['c1', 'c2', 'c3'], subs: { c4: {}, c5: {}, c6: {} } }) } });
+    c.send({
+      id: 2,
+      connect: {
+        token: await mintToken({ sub: 'greedy', channels: ['c1', 'c2', 'c3'], subs: { c4: {}, c5: {}, c6: {} } }),
+      },
+    });
     assert.equal((await c.reply(2)).error?.code, 106);
-    c.send({ id: 3, connect: { token: await mintToken({ sub: 'greedy', channels: ['c1', 'c2', 'c3'], subs: { c4: {}, c5: {} } }) } });
+    c.send({
+      id: 3,
+      connect: { token: await mintToken({ sub: 'greedy', channels: ['c1', 'c2', 'c3'], subs: { c4: {}, c5: {} } }) },
+    });
     const ok = await c.reply(3);
     assert.deepEqual(Object.keys(ok.connect.subs).sort(), ['c1', 'c2', 'c3', 'c4', 'c5']);
     c.close();

@@ -41,7 +41,11 @@ describe('malformed commands', { timeout: 60_000 }, () => {
     ['an object channel', '{"id":9,"history":{"channel":{"$ne":""}}}', 107],
     ['a missing channel', '{"id":10,"presence":{}}', 107],
     ['a string history limit', '{"id":11,"history":{"channel":"cmds","limit":"all"}}', 107],
-    ['a string offset in recovery', '{"id":12,"subscribe":{"channel":"cmds2","recover":true,"offset":"1","epoch":"x"}}', 107],
+    [
+      'a string offset in recovery',
+      '{"id":12,"subscribe":{"channel":"cmds2","recover":true,"offset":"1","epoch":"x"}}',
+      107,
+    ],
     ['a numeric rpc method', '{"id":13,"rpc":{"method":7,"data":{}}}', 107],
     ['a numeric refresh token', '{"id":14,"refresh":{"token":123}}', 107],
     ['a non-boolean recover flag', '{"id":15,"subscribe":{"channel":"cmds3","recover":"yes"}}', 107],

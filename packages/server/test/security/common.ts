@@ -8,19 +8,47 @@ import { rawUpgrade, type RawWs } from './raw.js';
 /** Channel rules shared by the security tests: open channels without namespace, a private and a user-limited one. */
 export const securityChannels = {
   channel: {
-    withoutNamespace: { allow_subscribe_for_client: true, allow_publish_for_subscriber: true, history_size: 10, history_ttl_ms: 60_000, presence: true, allow_history_for_subscriber: true, allow_presence_for_subscriber: true },
+    withoutNamespace: {
+      allow_subscribe_for_client: true,
+      allow_publish_for_subscriber: true,
+      history_size: 10,
+      history_ttl_ms: 60_000,
+      presence: true,
+      allow_history_for_subscriber: true,
+      allow_presence_for_subscriber: true,
+    },
     namespaces: {
       // private: no allow_* option, so only a subscription token admits a subscriber
-      priv: { history_size: 10, history_ttl_ms: 60_000, presence: true, allow_history_for_subscriber: true, allow_presence_for_subscriber: true },
+      priv: {
+        history_size: 10,
+        history_ttl_ms: 60_000,
+        presence: true,
+        allow_history_for_subscriber: true,
+        allow_presence_for_subscriber: true,
+      },
       // user-limited: dm:room#alice,bob admits only alice and bob
-      dm: { allow_user_limited_channels: true, allow_subscribe_for_client: true, history_size: 10, history_ttl_ms: 60_000, presence: true, allow_history_for_subscriber: true, allow_presence_for_subscriber: true, allow_history_for_client: true, allow_presence_for_client: true },
+      dm: {
+        allow_user_limited_channels: true,
+        allow_subscribe_for_client: true,
+        history_size: 10,
+        history_ttl_ms: 60_000,
+        presence: true,
+        allow_history_for_subscriber: true,
+        allow_presence_for_subscriber: true,
+        allow_history_for_client: true,
+        allow_presence_for_client: true,
+      },
     },
   },
 };
 
 /** Text that would betray a stack trace or a source path in a reply or close reason. */
 export function assertNoStack(text: string, what: string): void {
-  assert.doesNotMatch(text, /\bat [\w.<>$]+ \(|node:internal|\.(?:ts|js|mjs):\d+|\n\s+at /, `${what} carries no stack trace: ${text.slice(0, 200)}`);
+  assert.doesNotMatch(
+    text,
+    /\bat [\w.<>$]+ \(|node:internal|\.(?:ts|js|mjs):\d+|\n\s+at /,
+    `${what} carries no stack trace: ${text.slice(0, 200)}`,
+  );
 }
 
 /** A raw socket that is upgraded and connected as `user`. */
@@ -78,11 +106,20 @@ export function heapUsed(): number {
 
 /** Objects whose prototypes an attacker would like to reach. */
 export function assertNothingPolluted(): void {
-  const probes: Record<string, unknown>[] = [{}, Object.create(Object.prototype), [] as unknown as Record<string, unknown>, new Map() as unknown as Record<string, unknown>];
+  const probes: Record<string, unknown>[] = [
+    {},
+    Object.create(Object.prototype),
+    [] as unknown as Record<string, unknown>,
+    new Map() as unknown as Record<string, unknown>,
+  ];
   for (const key of ['polluted', 'isAdmin', 'allow_subscribe_for_client', 'hacked']) {
     for (const p of probes) assert.equal(p[key], undefined, `({}).${key} is undefined`);
     assert.equal((Object.prototype as Record<string, unknown>)[key], undefined, `Object.prototype.${key} is undefined`);
-    assert.equal((Function.prototype as unknown as Record<string, unknown>)[key], undefined, `Function.prototype.${key} is undefined`);
+    assert.equal(
+      (Function.prototype as unknown as Record<string, unknown>)[key],
+      undefined,
+      `Function.prototype.${key} is undefined`,
+    );
   }
 }
 

@@ -17,7 +17,11 @@ export function watchEscapes(): { assertNothingEscaped(what: string): void } {
   return {
     assertNothingEscaped(what: string): void {
       const e = escaped.splice(0);
-      assert.equal(e.length, 0, `nothing escaped Herald's handlers after ${what}: ${e.map((x) => String((x as Error)?.stack ?? x).slice(0, 300)).join(' | ')}`);
+      assert.equal(
+        e.length,
+        0,
+        `nothing escaped Herald's handlers after ${what}: ${e.map((x) => String((x as Error)?.stack ?? x).slice(0, 300)).join(' | ')}`,
+      );
     },
   };
 }

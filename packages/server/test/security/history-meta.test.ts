@@ -19,8 +19,12 @@ const config = {
   channel: {
     namespaces: {
       h: {
-        allow_subscribe_for_client: true, allow_history_for_client: true, allow_positioning: true, allow_recovery: true,
-        history_size: 10, history_ttl_ms: 300_000,
+        allow_subscribe_for_client: true,
+        allow_history_for_client: true,
+        allow_positioning: true,
+        allow_recovery: true,
+        history_size: 10,
+        history_ttl_ms: 300_000,
       },
     },
   },
@@ -66,14 +70,21 @@ const engines: Record<string, () => Promise<EngineUnderTest>> = {
       do {
         const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}.*`, 'COUNT', 1000);
         cursor = next;
-        for (const k of keys) if (k.startsWith(`${prefix}.meta.{`) || k.startsWith(`${prefix}.stream.{`)) channels.add(k.slice(k.indexOf('{')));
+        for (const k of keys)
+          if (k.startsWith(`${prefix}.meta.{`) || k.startsWith(`${prefix}.stream.{`))
+            channels.add(k.slice(k.indexOf('{')));
       } while (cursor !== '0');
       return channels.size;
     };
     const close = engine.close.bind(engine);
     return {
       prefix,
-      engine: Object.assign(engine, { close: async () => { redis.disconnect(); await close(); } }),
+      engine: Object.assign(engine, {
+        close: async () => {
+          redis.disconnect();
+          await close();
+        },
+      }),
       storedChannels,
     };
   },
@@ -98,18 +109,24 @@ for (const [engineName, make] of Object.entries(engines)) {
       for (let round = 0; round < 3; round++) {
         const batch = Array.from({ length: 100 }, () => channelName('loop'));
         names.push(...batch);
-        const subscribe = round === 2
-          ? (channel: string) => ({ subscribe: { channel, recover: true, offset: 0, epoch: 'made-up' } })
-          : (channel: string) => ({ subscribe: { channel, positioned: true, recoverable: round === 1 } });
+        const subscribe =
+          round === 2
+            ? (channel: string) => ({ subscribe: { channel, recover: true, offset: 0, epoch: 'made-up' } })
+            : (channel: string) => ({ subscribe: { channel, positioned: true, recoverable: round === 1 } });
         const replies = await Promise.all(batch.map((ch) => command(c, subscribe(ch))));
         for (const r of replies) {
           assert.ok(r.subscribe, `subscribe failed: ${JSON.stringify(r)}`);
           assert.equal(r.subscribe.offset ?? 0, 0);
-          assert.ok(typeof r.subscribe.epoch === 'string' && r.subscribe.epoch.length > 0, 'an empty channel has an epoch');
+          assert.ok(
+            typeof r.subscribe.epoch === 'string' && r.subscribe.epoch.length > 0,
+            'an empty channel has an epoch',
+          );
         }
         await Promise.all(batch.map((ch) => command(c, { unsubscribe: { channel: ch } })));
       }
-      const read = await Promise.all(Array.from({ length: 100 }, () => command(c, { history: { channel: channelName('read'), limit: 10 } })));
+      const read = await Promise.all(
+        Array.from({ length: 100 }, () => command(c, { history: { channel: channelName('read'), limit: 10 } })),
+      );
       for (const r of read) assert.ok(r.history, `history failed: ${JSON.stringify(r)}`);
       c.close();
       assert.equal(await e.storedChannels(), 0, 'nothing is stored for channels that never had a publication');
@@ -128,12 +145,23 @@ for (const [engineName, make] of Object.entries(engines)) {
       for (const n of [1, 2, 3]) {
         const r = await api(s, 'publish', { channel, data: { n } });
         assert.equal(r.status, 200);
-        assert.deepEqual(r.json.result, { offset: n, epoch }, 'the first publication creates the stream with the epoch the client holds');
+        assert.deepEqual(
+          r.json.result,
+          { offset: n, epoch },
+          'the first publication creates the stream with the epoch the client holds',
+        );
       }
       const again = await command(c, { subscribe: { channel, recover: true, offset: 0, epoch } });
       assert.equal(again.subscribe.recovered, true);
       assert.equal(again.subscribe.epoch, epoch);
-      assert.deepEqual(again.subscribe.publications.map((p: any) => [p.offset, p.data.n]), [[1, 1], [2, 2], [3, 3]]);
+      assert.deepEqual(
+        again.subscribe.publications.map((p: any) => [p.offset, p.data.n]),
+        [
+          [1, 1],
+          [2, 2],
+          [3, 3],
+        ],
+      );
       c.close();
     });
 
@@ -144,7 +172,10 @@ for (const [engineName, make] of Object.entries(engines)) {
       assert.equal(sub.subscribe.offset ?? 0, 0);
       for (const n of [1, 2]) assert.equal((await api(s, 'publish', { channel, data: { n } })).status, 200);
       await waitFor(() => c.messages.filter((m) => m.push?.pub).length === 2, 'two live publications');
-      assert.deepEqual(c.messages.filter((m) => m.push?.pub).map((m) => m.push.pub.offset), [1, 2]);
+      assert.deepEqual(
+        c.messages.filter((m) => m.push?.pub).map((m) => m.push.pub.offset),
+        [1, 2],
+      );
       assert.equal(c.messages.filter((m) => m.push?.unsubscribe).length, 0, 'no unsubscribe push (no resubscribe)');
       c.close();
     });
@@ -175,17 +206,21 @@ describe('a channel whose stream ended (Redis meta TTL)', { timeout: 30_000 }, (
   });
   after(() => engine.close());
 
-  test('never hands out that stream\'s epoch again, to a reader or to its next stream', async () => {
+  test("never hands out that stream's epoch again, to a reader or to its next stream", async () => {
     const channel = channelName('ended');
     const q = { limit: 0, historySize: 10, historyTtlMs: 50, historyMetaTtlMs: 200 };
     const empty = await engine.history.history(channel, q);
     const first = await engine.broker.publish(channel, { data: '1' }, { historySize: 10, historyTtlMs: 50 });
     assert.deepEqual(first, { offset: 1, epoch: empty.position.epoch });
-    const ended = await waitFor(async () => {
-      const r = await engine.history.history(channel, q);
-      return r.position.offset === 0 ? r : undefined;
-    }, 'the stream meta to expire', 5000);
-    assert.notEqual(ended.position.epoch, first.epoch, 'a reader is not given the ended stream\'s epoch');
+    const ended = await waitFor(
+      async () => {
+        const r = await engine.history.history(channel, q);
+        return r.position.offset === 0 ? r : undefined;
+      },
+      'the stream meta to expire',
+      5000,
+    );
+    assert.notEqual(ended.position.epoch, first.epoch, "a reader is not given the ended stream's epoch");
     const second = await engine.broker.publish(channel, { data: '2' }, { historySize: 10, historyTtlMs: 50 });
     assert.equal(second.offset, 1);
     assert.notEqual(second.epoch, first.epoch, 'the next stream has another epoch');
@@ -193,7 +228,7 @@ describe('a channel whose stream ended (Redis meta TTL)', { timeout: 30_000 }, (
 });
 
 describe('a channel whose stream ended (memory meta TTL)', () => {
-  test('never hands out that stream\'s epoch again, to a reader or to its next stream', async () => {
+  test("never hands out that stream's epoch again, to a reader or to its next stream", async () => {
     const { MemoryHistory } = await import('../../src/engine/memory/history.js');
     let now = 1_000_000;
     const h = new MemoryHistory(() => now);
@@ -204,7 +239,7 @@ describe('a channel whose stream ended (memory meta TTL)', () => {
     now += 1000;
     const ended = await h.history('ended', q);
     assert.equal(ended.position.offset, 0);
-    assert.notEqual(ended.position.epoch, first.epoch, 'a reader is not given the ended stream\'s epoch');
+    assert.notEqual(ended.position.epoch, first.epoch, "a reader is not given the ended stream's epoch");
     const second = h.append('ended', { data: '2' }, 10, 50, 200);
     assert.equal(second.offset, 1);
     assert.notEqual(second.epoch, first.epoch, 'the next stream has another epoch');

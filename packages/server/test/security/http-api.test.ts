@@ -5,8 +5,17 @@ import { API_KEY, startHerald, type TestServer } from '../support/herald.js';
 import { assertNoStack, securityChannels } from './common.js';
 
 /** docs/security.md, "HTTP API": keys, body size, malformed bodies and the rate limit, with no stack in any answer. */
-async function post(s: TestServer, method: string, body: string | Uint8Array, headers: Record<string, string> = { 'x-api-key': API_KEY }): Promise<{ status: number; text: string; headers: Headers }> {
-  const res = await fetch(`${s.httpUrl}/api/${method}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+async function post(
+  s: TestServer,
+  method: string,
+  body: string | Uint8Array,
+  headers: Record<string, string> = { 'x-api-key': API_KEY },
+): Promise<{ status: number; text: string; headers: Headers }> {
+  const res = await fetch(`${s.httpUrl}/api/${method}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
   const text = await res.text();
   assertNoStack(text, `the ${res.status} body`);
   return { status: res.status, text, headers: res.headers };
@@ -21,9 +30,23 @@ describe('HTTP API abuse', { timeout: 60_000 }, () => {
 
   test('a missing, wrong, empty, prefix-of or differently-cased key is refused with 401', async () => {
     const body = '{"channel":"x","data":1}';
-    for (const headers of [{}, { 'x-api-key': 'wrong' }, { 'x-api-key': '' }, { 'x-api-key': API_KEY.slice(0, -1) }, { 'x-api-key': `${API_KEY} ` + 'x' }, { 'x-api-key': API_KEY.toUpperCase() },
-      { authorization: `Bearer ${API_KEY}` }, { authorization: 'apikey' }, { authorization: `apikey wrong` }, { authorization: `apikey${'\t'.repeat(4000)}x` }]) {
-      assert.equal((await post(s, 'publish', body, headers as Record<string, string>)).status, 401, JSON.stringify(headers).slice(0, 80));
+    for (const headers of [
+      {},
+      { 'x-api-key': 'wrong' },
+      { 'x-api-key': '' },
+      { 'x-api-key': API_KEY.slice(0, -1) },
+      { 'x-api-key': `${API_KEY} ` + 'x' },
+      { 'x-api-key': API_KEY.toUpperCase() },
+      { authorization: `Bearer ${API_KEY}` },
+      { authorization: 'apikey' },
+      { authorization: `apikey wrong` },
+      { authorization: `apikey${'\t'.repeat(4000)}x` },
+    ]) {
+      assert.equal(
+        (await post(s, 'publish', body, headers as Record<string, string>)).status,
+        401,
+        JSON.stringify(headers).slice(0, 80),
+      );
     }
     assert.equal((await post(s, 'publish', body, { authorization: `apikey ${API_KEY}` })).status, 200);
   });
@@ -34,7 +57,9 @@ describe('HTTP API abuse', { timeout: 60_000 }, () => {
     // Chunked: no Content-Length, so the limit must be counted while reading.
     const status = await new Promise<number>((resolve, reject) => {
       const sock = net.connect(s.port, '127.0.0.1', () => {
-        sock.write(`POST /api/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: ${API_KEY}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+        sock.write(
+          `POST /api/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: ${API_KEY}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+        );
         for (let i = 0; i < 10; i++) sock.write(`3e8\r\n${'a'.repeat(1000)}\r\n`);
       });
       let got = '';
@@ -54,7 +79,18 @@ describe('HTTP API abuse', { timeout: 60_000 }, () => {
   });
 
   test('malformed JSON and wrong field types are refused with 400', async () => {
-    for (const body of ['{', 'not json', '{"channel":', '\u0000', '{"channel":"x","data":1}}', '[]', '"str"', '{"channel":5,"data":1}', '{"channel":"x"}', '{"channel":"*","data":1}']) {
+    for (const body of [
+      '{',
+      'not json',
+      '{"channel":',
+      '\u0000',
+      '{"channel":"x","data":1}}',
+      '[]',
+      '"str"',
+      '{"channel":5,"data":1}',
+      '{"channel":"x"}',
+      '{"channel":"*","data":1}',
+    ]) {
       const r = await post(s, 'publish', body);
       assert.equal(r.status, 400, `${JSON.stringify(body)} → ${r.status} ${r.text}`);
     }
@@ -72,22 +108,26 @@ describe('HTTP API abuse', { timeout: 60_000 }, () => {
   });
 });
 
-test('over HERALD_API_RATE the API answers 429 with Retry-After, also for wrong keys, and recovers once the bucket refills', { timeout: 30_000 }, async () => {
-  const s = await startHerald({ config: securityChannels, env: { HERALD_API_RATE: '5' } });
-  try {
-    const statuses: number[] = [];
-    for (let i = 0; i < 12; i++) statuses.push((await post(s, 'info', '{}')).status);
-    assert.deepEqual(statuses.slice(0, 5), [200, 200, 200, 200, 200], statuses.join(','));
-    assert.ok(statuses.slice(5).includes(429), statuses.join(','));
-    const limited = await post(s, 'info', '{}');
-    assert.equal(limited.status, 429);
-    assert.equal(limited.headers.get('retry-after'), '1');
-    // Guessing keys spends the same budget: no free brute force.
-    assert.equal((await post(s, 'info', '{}', { 'x-api-key': 'guess' })).status, 429);
-    await new Promise((r) => setTimeout(r, 1100));
-    assert.equal((await post(s, 'info', '{}')).status, 200, 'the bucket refilled');
-    assert.equal((await fetch(`${s.httpUrl}/health`)).status, 200, '/health is not rate limited');
-  } finally {
-    await s.close();
-  }
-});
+test(
+  'over HERALD_API_RATE the API answers 429 with Retry-After, also for wrong keys, and recovers once the bucket refills',
+  { timeout: 30_000 },
+  async () => {
+    const s = await startHerald({ config: securityChannels, env: { HERALD_API_RATE: '5' } });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 12; i++) statuses.push((await post(s, 'info', '{}')).status);
+      assert.deepEqual(statuses.slice(0, 5), [200, 200, 200, 200, 200], statuses.join(','));
+      assert.ok(statuses.slice(5).includes(429), statuses.join(','));
+      const limited = await post(s, 'info', '{}');
+      assert.equal(limited.status, 429);
+      assert.equal(limited.headers.get('retry-after'), '1');
+      // Guessing keys spends the same budget: no free brute force.
+      assert.equal((await post(s, 'info', '{}', { 'x-api-key': 'guess' })).status, 429);
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.equal((await post(s, 'info', '{}')).status, 200, 'the bucket refilled');
+      assert.equal((await fetch(`${s.httpUrl}/health`)).status, 200, '/health is not rate limited');
+    } finally {
+      await s.close();
+    }
+  },
+);

@@ -14,14 +14,18 @@ import { assertUnaffected, bystander, securityChannels } from './common.js';
 import { watchEscapes } from './escapes.js';
 
 const RUNS = Number(process.env.HERALD_FUZZ_RUNS ?? 300);
-if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`HERALD_FUZZ_RUNS must be a positive integer, got ${process.env.HERALD_FUZZ_RUNS}`);
+if (!Number.isInteger(RUNS) || RUNS < 1)
+  throw new Error(`HERALD_FUZZ_RUNS must be a positive integer, got ${process.env.HERALD_FUZZ_RUNS}`);
 
 let s: TestServer;
 let token = '';
 /** Every uncaught exception and unhandled rejection fails the request that caused it. */
 const { assertNothingEscaped } = watchEscapes();
 before(async () => {
-  s = await startHerald({ config: securityChannels, env: { HERALD_HTTP_STREAM: 'true', HERALD_SSE: 'true', HERALD_MAX_MESSAGE_SIZE: '4096' } });
+  s = await startHerald({
+    config: securityChannels,
+    env: { HERALD_HTTP_STREAM: 'true', HERALD_SSE: 'true', HERALD_MAX_MESSAGE_SIZE: '4096' },
+  });
   token = await mintToken({ sub: 'fuzz' });
 });
 after(() => s.close());
@@ -64,25 +68,78 @@ function send(port: number, request: Buffer, timeoutMs = 400): Promise<Answer> {
 }
 
 const routes = [
-  '/ws', '/connection/websocket', '/connection/http_stream', '/connection/sse', '/emulation', '/api', '/api/publish',
-  '/api/batch', '/api/history', '/api/__proto__', '/health', '/ready', '/metrics', '/', '/nothing',
+  '/ws',
+  '/connection/websocket',
+  '/connection/http_stream',
+  '/connection/sse',
+  '/emulation',
+  '/api',
+  '/api/publish',
+  '/api/batch',
+  '/api/history',
+  '/api/__proto__',
+  '/health',
+  '/ready',
+  '/metrics',
+  '/',
+  '/nothing',
   // Targets `new URL()` rejects (issue #20 item 1), absolute forms, the asterisk form.
-  '//a:99999/', 'http://[/', '//[', 'http://a:99999/emulation', 'http://127.0.0.1/connection/sse', '*', '//', '///',
+  '//a:99999/',
+  'http://[/',
+  '//[',
+  'http://a:99999/emulation',
+  'http://127.0.0.1/connection/sse',
+  '*',
+  '//',
+  '///',
 ];
 
 const printable = fc.string({ unit: fc.constantFrom(...'abcAZ09-_.~%/?=&:@[]#+!$'.split('')), maxLength: 24 });
 const target = fc.oneof(
-  { weight: 6, arbitrary: fc.tuple(fc.constantFrom(...routes), fc.oneof({ weight: 4, arbitrary: fc.constant('') }, printable.map((q) => `?${q}`), printable)).map(([r, q]) => r + q) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .tuple(
+        fc.constantFrom(...routes),
+        fc.oneof(
+          { weight: 4, arbitrary: fc.constant('') },
+          printable.map((q) => `?${q}`),
+          printable,
+        ),
+      )
+      .map(([r, q]) => r + q),
+  },
   { weight: 2, arbitrary: fc.json({ maxDepth: 1 }).map((j) => `/connection/sse?cf_connect=${encodeURIComponent(j)}`) },
-  { weight: 2, arbitrary: fc.constant('/connection/sse?cf_connect=').map((p) => p + encodeURIComponent(JSON.stringify({ id: 1, connect: { token } }))) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .constant('/connection/sse?cf_connect=')
+      .map((p) => p + encodeURIComponent(JSON.stringify({ id: 1, connect: { token } }))),
+  },
   { weight: 1, arbitrary: printable },
 );
-const method = fc.oneof({ weight: 5, arbitrary: fc.constantFrom('GET', 'POST', 'OPTIONS', 'PUT', 'DELETE', 'HEAD', 'PATCH') }, fc.stringMatching(/^[A-Z]{1,8}$/));
+const method = fc.oneof(
+  { weight: 5, arbitrary: fc.constantFrom('GET', 'POST', 'OPTIONS', 'PUT', 'DELETE', 'HEAD', 'PATCH') },
+  fc.stringMatching(/^[A-Z]{1,8}$/),
+);
 /** The request line: half the time the method each route expects, so that requests get past the method checks. */
 const requestLine = fc.oneof(
   fc.tuple(method, target),
-  fc.tuple(fc.constant('POST'), fc.constantFrom('/connection/http_stream', '/emulation', '/api/publish', '/api/batch', '/api', 'http://127.0.0.1/emulation')),
-  fc.tuple(fc.constant('GET'), fc.oneof(fc.constantFrom('/connection/sse', '/ws', '/connection/websocket', '/ready', '/metrics'), target)),
+  fc.tuple(
+    fc.constant('POST'),
+    fc.constantFrom(
+      '/connection/http_stream',
+      '/emulation',
+      '/api/publish',
+      '/api/batch',
+      '/api',
+      'http://127.0.0.1/emulation',
+    ),
+  ),
+  fc.tuple(
+    fc.constant('GET'),
+    fc.oneof(fc.constantFrom('/connection/sse', '/ws', '/connection/websocket', '/ready', '/metrics'), target),
+  ),
 );
 
 /** Bodies: the shapes each route reads, broken in every way JSON allows, plus bytes. */
@@ -91,9 +148,28 @@ function bodies(): fc.Arbitrary<string> {
   return fc.oneof(
     connect,
     connect.map((c) => `${c}\n${JSON.stringify({ id: 2, subscribe: { channel: 'fuzz' } })}`),
-    fc.constantFrom('', 'null', '1', '"x"', '[]', '{}', 'true', '{"session":null}', '{"session":{},"data":[]}', '{"__proto__":{"polluted":1}}'),
-    fc.record({ session: fc.oneof(fc.string({ maxLength: 40 }), fc.constant(null), fc.integer()), node: fc.string({ maxLength: 8 }), data: fc.oneof(fc.string({ maxLength: 64 }), fc.json()) }).map((o) => JSON.stringify(o)),
-    fc.record({ channel: fc.oneof(fc.constant('fuzz'), fc.string({ maxLength: 10 })), data: fc.json() }).map((o) => JSON.stringify(o)),
+    fc.constantFrom(
+      '',
+      'null',
+      '1',
+      '"x"',
+      '[]',
+      '{}',
+      'true',
+      '{"session":null}',
+      '{"session":{},"data":[]}',
+      '{"__proto__":{"polluted":1}}',
+    ),
+    fc
+      .record({
+        session: fc.oneof(fc.string({ maxLength: 40 }), fc.constant(null), fc.integer()),
+        node: fc.string({ maxLength: 8 }),
+        data: fc.oneof(fc.string({ maxLength: 64 }), fc.json()),
+      })
+      .map((o) => JSON.stringify(o)),
+    fc
+      .record({ channel: fc.oneof(fc.constant('fuzz'), fc.string({ maxLength: 10 })), data: fc.json() })
+      .map((o) => JSON.stringify(o)),
     fc.json(),
     fc.string({ maxLength: 200 }),
     fc.constant('x'.repeat(6000)),
@@ -107,10 +183,28 @@ const headerSets = fc.record({
   connection: fc.constantFrom(undefined, undefined, 'Upgrade', 'close', 'keep-alive', 'Upgrade, close'),
   wsKey: fc.constantFrom(undefined, 'dGhlIHNhbXBsZSBub25jZQ==', 'short', ''),
   wsVersion: fc.constantFrom(undefined, '13', '8', 'x'),
-  origin: fc.constantFrom(undefined, undefined, undefined, 'http://127.0.0.1', 'https://evil.example', 'null', '', 'http://[', 'not a url'),
+  origin: fc.constantFrom(
+    undefined,
+    undefined,
+    undefined,
+    'http://127.0.0.1',
+    'https://evil.example',
+    'null',
+    '',
+    'http://[',
+    'not a url',
+  ),
   forwardedHost: fc.constantFrom(undefined, 'evil.example', '127.0.0.1', ''),
   cookie: fc.constantFrom(undefined, undefined, undefined, 'session=abc'),
-  contentType: fc.constantFrom(undefined, 'application/json', 'text/plain', 'application/octet-stream', 'application/x-www-form-urlencoded', 'application/json; charset=utf-8', ''),
+  contentType: fc.constantFrom(
+    undefined,
+    'application/json',
+    'text/plain',
+    'application/octet-stream',
+    'application/x-www-form-urlencoded',
+    'application/json; charset=utf-8',
+    '',
+  ),
   apiKey: fc.constantFrom(undefined, API_KEY, 'wrong', ''),
   /** How the body's length is said: correctly, chunked, not at all, or wrongly (shorter or longer than sent). */
   length: fc.constantFrom('exact', 'chunked', 'none', 'short', 'long', 'huge'),
@@ -154,57 +248,91 @@ function buildRequest(m: string, t: string, h: HeaderSet, body: string): Buffer 
   return Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), payload]);
 }
 
-test(`${RUNS} generated requests (request line, target, headers, body) on every route over raw TCP: each gets a well-formed answer below 500 or a closed connection, the process stays up and a normal client still gets a publication`, { timeout: 30_000 + RUNS * 200 }, async (t) => {
-  const watcher = await bystander(s, 'fuzz-watch');
-  // The bystander answers Herald's pings (an empty message is a pong) for as long as a soak-sized run lasts.
-  const pong = setInterval(() => watcher.send({}), 5000);
-  const started = performance.now();
-  const statuses = new Map<number, number>();
-  await fc.assert(
-    fc.asyncProperty(requestLine, headerSets, bodies(), async ([m, t], h, body) => {
-      const a = await send(s.port, buildRequest(m, t, h, body));
-      statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
-      // What a request set off may fail a moment later (a body read, a session's first frame).
-      await new Promise((r) => setImmediate(r));
-      assertNothingEscaped(`${m} ${t}`);
-      if (a.head) assert.match(a.head, /^HTTP\/1\.1 [1-4]\d\d /, `a well-formed answer below 500 to ${m} ${t}: ${a.head.slice(0, 200)}`);
-    }),
-    { numRuns: RUNS },
-  );
-  // Whole-request garbage: Node's parser refuses it (400) or Herald answers; never a crash.
-  await fc.assert(
-    fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), async (bytes) => {
-      const a = await send(s.port, Buffer.from(bytes), 500);
-      await new Promise((r) => setImmediate(r));
-      assertNothingEscaped('garbage');
-      if (a.head) assert.match(a.head, /^HTTP\/1\.1 [1-4]\d\d /, `a well-formed answer below 500 to garbage: ${a.head.slice(0, 200)}`);
-    }),
-    { numRuns: Math.max(20, Math.floor(RUNS / 5)) },
-  );
-  clearInterval(pong);
-  await assertUnaffected(s, watcher, 'fuzz-watch');
-  watcher.close();
-  const summary = [...statuses].sort((x, y) => x[0] - y[0]).map(([k, v]) => `${k}: ${v}`).join(', ');
-  t.diagnostic(`${RUNS} requests in ${Math.round(performance.now() - started)} ms; answers by status (-1: still waiting for a body, 0: closed): ${summary}`);
-  assert.ok(statuses.size > 3, `the requests reached several kinds of answers (${summary})`);
-});
+test(
+  `${RUNS} generated requests (request line, target, headers, body) on every route over raw TCP: each gets a well-formed answer below 500 or a closed connection, the process stays up and a normal client still gets a publication`,
+  { timeout: 30_000 + RUNS * 200 },
+  async (t) => {
+    const watcher = await bystander(s, 'fuzz-watch');
+    // The bystander answers Herald's pings (an empty message is a pong) for as long as a soak-sized run lasts.
+    const pong = setInterval(() => watcher.send({}), 5000);
+    const started = performance.now();
+    const statuses = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(requestLine, headerSets, bodies(), async ([m, t], h, body) => {
+        const a = await send(s.port, buildRequest(m, t, h, body));
+        statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
+        // What a request set off may fail a moment later (a body read, a session's first frame).
+        await new Promise((r) => setImmediate(r));
+        assertNothingEscaped(`${m} ${t}`);
+        if (a.head)
+          assert.match(
+            a.head,
+            /^HTTP\/1\.1 [1-4]\d\d /,
+            `a well-formed answer below 500 to ${m} ${t}: ${a.head.slice(0, 200)}`,
+          );
+      }),
+      { numRuns: RUNS },
+    );
+    // Whole-request garbage: Node's parser refuses it (400) or Herald answers; never a crash.
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), async (bytes) => {
+        const a = await send(s.port, Buffer.from(bytes), 500);
+        await new Promise((r) => setImmediate(r));
+        assertNothingEscaped('garbage');
+        if (a.head)
+          assert.match(
+            a.head,
+            /^HTTP\/1\.1 [1-4]\d\d /,
+            `a well-formed answer below 500 to garbage: ${a.head.slice(0, 200)}`,
+          );
+      }),
+      { numRuns: Math.max(20, Math.floor(RUNS / 5)) },
+    );
+    clearInterval(pong);
+    await assertUnaffected(s, watcher, 'fuzz-watch');
+    watcher.close();
+    const summary = [...statuses]
+      .sort((x, y) => x[0] - y[0])
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ');
+    t.diagnostic(
+      `${RUNS} requests in ${Math.round(performance.now() - started)} ms; answers by status (-1: still waiting for a body, 0: closed): ${summary}`,
+    );
+    assert.ok(statuses.size > 3, `the requests reached several kinds of answers (${summary})`);
+  },
+);
 
 test('an app server that hands its requests to handleRequest survives the targets new URL() rejects, answered 404 and 400', async () => {
-  const herald: Herald = createHerald({ logger: false, env: { HERALD_TOKEN_SECRET: 'x', HERALD_HTTP_STREAM: 'true', HERALD_SSE: 'true' } });
+  const herald: Herald = createHerald({
+    logger: false,
+    env: { HERALD_TOKEN_SECRET: 'x', HERALD_HTTP_STREAM: 'true', HERALD_SSE: 'true' },
+  });
   const app: Server = createServer((req, res) => herald.handleRequest(req, res));
   herald.attach(app);
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
   const port = (app.address() as net.AddressInfo).port;
   try {
-    const odd = await send(port, Buffer.from('GET //a:99999/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
+    const odd = await send(
+      port,
+      Buffer.from('GET //a:99999/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'),
+    );
     assertNothingEscaped('GET //a:99999/ through handleRequest');
     assert.equal(odd.status, 404, odd.head);
-    const broken = await send(port, Buffer.from('GET http://[/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
+    const broken = await send(
+      port,
+      Buffer.from('GET http://[/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'),
+    );
     assertNothingEscaped('GET http://[/ through handleRequest');
     assert.equal(broken.status, 400, broken.head);
-    const sse = await send(port, Buffer.from('GET http://[/connection/sse HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
+    const sse = await send(
+      port,
+      Buffer.from('GET http://[/connection/sse HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'),
+    );
     assert.equal(sse.status, 400, sse.head);
-    const health = await send(port, Buffer.from('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'));
+    const health = await send(
+      port,
+      Buffer.from('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n'),
+    );
     assert.equal(health.status, 200, 'the app server still answers');
   } finally {
     await new Promise((r) => app.close(r));

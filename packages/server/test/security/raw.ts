@@ -38,7 +38,11 @@ export interface UpgradeOptions {
   rawHeaderLines?: string[];
 }
 
-export function frame(opcode: number, payload: Buffer, opts: { fin?: boolean; mask?: boolean; rsv?: number; declaredLength?: bigint } = {}): Buffer {
+export function frame(
+  opcode: number,
+  payload: Buffer,
+  opts: { fin?: boolean; mask?: boolean; rsv?: number; declaredLength?: bigint } = {},
+): Buffer {
   const fin = opts.fin ?? true;
   const mask = opts.mask ?? true;
   const b0 = (fin ? 0x80 : 0) | ((opts.rsv ?? 0) << 4) | opcode;
@@ -107,7 +111,13 @@ export async function rawUpgrade(port: number, opts: UpgradeOptions = {}): Promi
     'Sec-WebSocket-Version': '13',
     ...opts.headers,
   };
-  const lines = [`GET ${opts.path ?? '/connection/websocket'} HTTP/1.1`, ...Object.entries(headers).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${v}`), ...(opts.rawHeaderLines ?? [])];
+  const lines = [
+    `GET ${opts.path ?? '/connection/websocket'} HTTP/1.1`,
+    ...Object.entries(headers)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}: ${v}`),
+    ...(opts.rawHeaderLines ?? []),
+  ];
   sock.write(lines.join('\r\n') + '\r\n\r\n');
 
   let buf = Buffer.alloc(0);
@@ -133,7 +143,10 @@ export async function rawUpgrade(port: number, opts: UpgradeOptions = {}): Promi
     for (const f of parsed.frames) {
       frames.push(f);
       if (f.opcode === 8) {
-        resolveClosed({ code: f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005, reason: f.payload.subarray(2).toString('utf8') });
+        resolveClosed({
+          code: f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005,
+          reason: f.payload.subarray(2).toString('utf8'),
+        });
       }
     }
   });

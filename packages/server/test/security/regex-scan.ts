@@ -35,18 +35,34 @@ export function scanRegexes(root: string): FoundRegex[] {
     }
     for (const file of collect(src, [])) {
       const text = readFileSync(file, 'utf8');
-      const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true, file.endsWith('x') ? ts.ScriptKind.TSX : ts.ScriptKind.TS);
+      const sf = ts.createSourceFile(
+        file,
+        text,
+        ts.ScriptTarget.Latest,
+        true,
+        file.endsWith('x') ? ts.ScriptKind.TSX : ts.ScriptKind.TS,
+      );
       const rel = relative(root, file);
       const visit = (node: ts.Node): void => {
         if (ts.isRegularExpressionLiteral(node)) {
           const lit = node.text;
           const end = lit.lastIndexOf('/');
-          found.push({ file: rel, line: sf.getLineAndCharacterOfPosition(node.getStart()).line + 1, source: lit.slice(1, end), flags: lit.slice(end + 1) });
-        } else if ((ts.isNewExpression(node) || ts.isCallExpression(node)) && ts.isIdentifier(node.expression) && node.expression.text === 'RegExp') {
+          found.push({
+            file: rel,
+            line: sf.getLineAndCharacterOfPosition(node.getStart()).line + 1,
+            source: lit.slice(1, end),
+            flags: lit.slice(end + 1),
+          });
+        } else if (
+          (ts.isNewExpression(node) || ts.isCallExpression(node)) &&
+          ts.isIdentifier(node.expression) &&
+          node.expression.text === 'RegExp'
+        ) {
           const [pattern, flags] = node.arguments ?? [];
           const line = sf.getLineAndCharacterOfPosition(node.getStart()).line + 1;
           if (pattern && (ts.isStringLiteral(pattern) || ts.isNoSubstitutionTemplateLiteral(pattern))) {
-            const f = flags && (ts.isStringLiteral(flags) || ts.isNoSubstitutionTemplateLiteral(flags)) ? flags.text : '';
+            const f =
+              flags && (ts.isStringLiteral(flags) || ts.isNoSubstitutionTemplateLiteral(flags)) ? flags.text : '';
             found.push({ file: rel, line, source: pattern.text, flags: f });
           } else {
             found.push({ file: rel, line, source: pattern ? pattern.getText(sf) : '', flags: '', dynamic: true });

@@ -17,24 +17,45 @@ const found = scanRegexes(root);
 
 test(`the source scan finds the regular expressions (${found.length}), including known ones`, () => {
   assert.ok(found.length >= 20, `only ${found.length} found`);
-  assert.ok(found.some((r) => r.file.endsWith('api/http.ts') && r.source.startsWith('^apikey')), 'the API key header regex is among them');
+  assert.ok(
+    found.some((r) => r.file.endsWith('api/http.ts') && r.source.startsWith('^apikey')),
+    'the API key header regex is among them',
+  );
 });
 
 test('no regular expression is built from a non-literal pattern (those could not be judged)', () => {
-  assert.deepEqual(found.filter((r) => r.dynamic).map((r) => `${r.file}:${r.line}`), []);
+  assert.deepEqual(
+    found.filter((r) => r.dynamic).map((r) => `${r.file}:${r.line}`),
+    [],
+  );
 });
 
-test('recheck judges every regular expression in packages/*/src safe from catastrophic backtracking', { timeout: 120_000 }, async () => {
-  const unsafe: string[] = [];
-  for (const r of found) {
-    const d = await check(r.source, r.flags, { timeout: 10_000 });
-    if (d.status !== 'safe') unsafe.push(`${r.file}:${r.line} /${r.source}/${r.flags}: ${d.status}${d.status === 'vulnerable' ? ` (${d.complexity.summary})` : ''}`);
-  }
-  assert.deepEqual(unsafe, []);
-});
+test(
+  'recheck judges every regular expression in packages/*/src safe from catastrophic backtracking',
+  { timeout: 120_000 },
+  async () => {
+    const unsafe: string[] = [];
+    for (const r of found) {
+      const d = await check(r.source, r.flags, { timeout: 10_000 });
+      if (d.status !== 'safe')
+        unsafe.push(
+          `${r.file}:${r.line} /${r.source}/${r.flags}: ${d.status}${d.status === 'vulnerable' ? ` (${d.complexity.summary})` : ''}`,
+        );
+    }
+    assert.deepEqual(unsafe, []);
+  },
+);
 
 test('the regex-using validators handle 5 KB hostile inputs (times logged, a bound that cannot flake)', () => {
-  const inputs = ['a'.repeat(5000), '/'.repeat(5000), `apikey${' '.repeat(5000)}\n`, `${'1'.repeat(5000)}.`, `http://${'a'.repeat(5000)}/`, '\t'.repeat(5000), `{"id":1,${'"a":1,'.repeat(800)}}`];
+  const inputs = [
+    'a'.repeat(5000),
+    '/'.repeat(5000),
+    `apikey${' '.repeat(5000)}\n`,
+    `${'1'.repeat(5000)}.`,
+    `http://${'a'.repeat(5000)}/`,
+    '\t'.repeat(5000),
+    `{"id":1,${'"a":1,'.repeat(800)}}`,
+  ];
   for (const input of inputs) {
     const started = performance.now();
     channelNameProblem(input);

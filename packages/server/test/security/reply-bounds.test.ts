@@ -16,8 +16,14 @@ const KB = 1024;
 const open = {
   channel: {
     withoutNamespace: {
-      allow_subscribe_for_client: true, allow_publish_for_client: true, allow_history_for_client: true,
-      allow_presence_for_client: true, presence: true, allow_recovery: true, history_size: 200, history_ttl_ms: 300_000,
+      allow_subscribe_for_client: true,
+      allow_publish_for_client: true,
+      allow_history_for_client: true,
+      allow_presence_for_client: true,
+      presence: true,
+      allow_recovery: true,
+      history_size: 200,
+      history_ttl_ms: 300_000,
     },
   },
 };
@@ -37,7 +43,11 @@ async function fill(s: TestServer, channel: string, n: number, size: number): Pr
 }
 
 async function waitForIds(c: RawClient, ids: number[], timeoutMs = 10_000): Promise<any[]> {
-  await waitFor(() => ids.every((id) => c.messages.some((m) => m.id === id)), `replies ${ids[0]}..${ids.at(-1)}`, timeoutMs);
+  await waitFor(
+    () => ids.every((id) => c.messages.some((m) => m.id === id)),
+    `replies ${ids[0]}..${ids.at(-1)}`,
+    timeoutMs,
+  );
   return ids.map((id) => c.messages.find((m) => m.id === id));
 }
 
@@ -85,7 +95,10 @@ for (const engineName of engineNames.filter((e) => e !== 'redis-sharded')) {
       c.send({ id: 5, subscribe: { channel: ch, recover: true, offset: top.offset - 3, epoch: top.epoch } });
       const ok = (await c.reply(5)).subscribe;
       assert.equal(ok.recovered, true);
-      assert.deepEqual(ok.publications.map((p: any) => p.offset), [top.offset - 2, top.offset - 1, top.offset]);
+      assert.deepEqual(
+        ok.publications.map((p: any) => p.offset),
+        [top.offset - 2, top.offset - 1, top.offset],
+      );
       c.send({ id: 6, unsubscribe: { channel: ch } });
       await c.reply(6);
       // The "reject unrecovered" flag asks for 112 rather than recovered: false.
@@ -100,10 +113,13 @@ for (const engineName of engineNames.filter((e) => e !== 'redis-sharded')) {
       const top = (await probe.reply(2)).history;
       probe.close();
       const c = await RawClient.open(s.wsUrl);
-      c.send({ id: 1, connect: {
-        token: await mintToken({ sub: 'server-side', channels: [ch] }),
-        subs: { [ch]: { recover: true, offset: 0, epoch: top.epoch } },
-      } });
+      c.send({
+        id: 1,
+        connect: {
+          token: await mintToken({ sub: 'server-side', channels: [ch] }),
+          subs: { [ch]: { recover: true, offset: 0, epoch: top.epoch } },
+        },
+      });
       const sub = (await c.reply(1)).connect.subs[ch];
       assert.equal(sub.was_recovering, true);
       assert.equal(sub.recovered, false);
@@ -139,9 +155,16 @@ for (const engineName of engineNames.filter((e) => e !== 'redis-sharded')) {
 
     test('presence larger than the budget answers 106 and presence_stats still counts the members', async () => {
       const pch = `crowd-${engineName}`;
-      const info = JSON.stringify({ name: 'member with a long display name', avatar: 'https://example.invalid/avatar/'.padEnd(60, 'a') });
+      const info = JSON.stringify({
+        name: 'member with a long display name',
+        avatar: 'https://example.invalid/avatar/'.padEnd(60, 'a'),
+      });
       for (let i = 0; i < 3000; i++) {
-        await s.herald.engine.presence.addPresence(pch, { user: `u${i}`, client: `client-${i}-${'c'.repeat(20)}`, connInfo: info }, 60_000);
+        await s.herald.engine.presence.addPresence(
+          pch,
+          { user: `u${i}`, client: `client-${i}-${'c'.repeat(20)}`, connInfo: info },
+          60_000,
+        );
       }
       const c = await connected(s);
       c.send({ id: 2, presence: { channel: pch } });
@@ -157,12 +180,17 @@ for (const engineName of engineNames.filter((e) => e !== 'redis-sharded')) {
 
 describe('big replies count for more in the command rate limit', { timeout: 60_000 }, () => {
   test('after one 450 KB history reply, the next commands of a 2-per-second connection answer 111 (three small ones would pass)', async () => {
-    const s = await startHerald({ config: open, env: { HERALD_COMMAND_RATE: '2', HERALD_MAX_REPLY_SIZE: String(600 * KB) } });
+    const s = await startHerald({
+      config: open,
+      env: { HERALD_COMMAND_RATE: '2', HERALD_MAX_REPLY_SIZE: String(600 * KB) },
+    });
     try {
       await fill(s, 'rated', 45, 10 * KB);
       const c = await connected(s);
       // Burst 4: connect took 1. Three history commands in one frame.
-      c.ws.send([1, 2, 3].map((i) => JSON.stringify({ id: 10 + i, history: { channel: 'rated', limit: -1 } })).join('\n'));
+      c.ws.send(
+        [1, 2, 3].map((i) => JSON.stringify({ id: 10 + i, history: { channel: 'rated', limit: -1 } })).join('\n'),
+      );
       const [a, b, d] = await waitForIds(c, [11, 12, 13]);
       assert.equal(a.history?.publications?.length, 45);
       assert.equal(b.error?.code, 111, 'the second costs more than what is left');
@@ -180,7 +208,11 @@ describe('HTTP API bounds', { timeout: 120_000 }, () => {
   before(async () => {
     s = await startHerald({
       config: open,
-      env: { HERALD_API_MAX_REPLY_SIZE: String(1024 * KB), HERALD_API_MAX_BATCH: '60', HERALD_API_MAX_BROADCAST: '100' },
+      env: {
+        HERALD_API_MAX_REPLY_SIZE: String(1024 * KB),
+        HERALD_API_MAX_BATCH: '60',
+        HERALD_API_MAX_BROADCAST: '100',
+      },
     });
     await fill(s, 'api-big', 20, 10 * KB);
   });
@@ -190,11 +222,16 @@ describe('HTTP API bounds', { timeout: 120_000 }, () => {
     test(`a ${parallel ? 'parallel' : 'sequential'} batch of 50 history {limit: -1} stops at HERALD_API_MAX_REPLY_SIZE: what fits is answered, the rest answers 106`, async () => {
       const commands = Array.from({ length: 50 }, () => ({ history: { channel: 'api-big', limit: -1 } }));
       const res = await fetch(`${s.httpUrl}/api/batch`, {
-        method: 'POST', headers: { 'x-api-key': 'conformance-api-key' }, body: JSON.stringify({ commands, parallel }),
+        method: 'POST',
+        headers: { 'x-api-key': 'conformance-api-key' },
+        body: JSON.stringify({ commands, parallel }),
       });
       const text = await res.text();
       assert.equal(res.status, 200);
-      assert.ok(Buffer.byteLength(text) <= 1024 * KB + 50 * 300, `answer of ${Buffer.byteLength(text)} bytes stays near the 1 MiB budget`);
+      assert.ok(
+        Buffer.byteLength(text) <= 1024 * KB + 50 * 300,
+        `answer of ${Buffer.byteLength(text)} bytes stays near the 1 MiB budget`,
+      );
       type BatchReply = { history?: { publications: unknown[] }; error?: { code: number; message: string } };
       const replies = (JSON.parse(text) as { result: { replies: BatchReply[] } }).result.replies;
       assert.equal(replies.length, 50);
@@ -234,7 +271,12 @@ describe('HTTP API bounds', { timeout: 120_000 }, () => {
 
   test('API presence larger than HERALD_API_MAX_REPLY_SIZE answers 106', async () => {
     const info = JSON.stringify({ bio: 'b'.repeat(400) });
-    for (let i = 0; i < 3000; i++) await s.herald.engine.presence.addPresence('api-crowd', { user: `u${i}`, client: `c${i}`, connInfo: info }, 60_000);
+    for (let i = 0; i < 3000; i++)
+      await s.herald.engine.presence.addPresence(
+        'api-crowd',
+        { user: `u${i}`, client: `c${i}`, connInfo: info },
+        60_000,
+      );
     const r = await api(s, 'presence', { channel: 'api-crowd' });
     assert.equal(r.json.error?.code, 106, JSON.stringify(r.json).slice(0, 200));
     assert.equal((await api(s, 'presence_stats', { channel: 'api-crowd' })).json.result.num_clients, 3000);
@@ -247,8 +289,16 @@ describe('HTTP API bounds', { timeout: 120_000 }, () => {
     const c = await RawClient.open(s.wsUrl);
     c.send({ id: 1, connect: { token: await mintToken({ sub: 'lister' }) } });
     await c.reply(1);
-    c.send(...Array.from({ length: 100 }, (_, i) => ({ id: 10 + i, subscribe: { channel: `listed-${'a'.repeat(200)}-${i}` } })));
-    await waitForIds(c, Array.from({ length: 100 }, (_, i) => 10 + i));
+    c.send(
+      ...Array.from({ length: 100 }, (_, i) => ({
+        id: 10 + i,
+        subscribe: { channel: `listed-${'a'.repeat(200)}-${i}` },
+      })),
+    );
+    await waitForIds(
+      c,
+      Array.from({ length: 100 }, (_, i) => 10 + i),
+    );
     const started = Date.now();
     const stars = await api(s, 'channels', { pattern: '*'.repeat(1_000_000) });
     const ms = Date.now() - started;
@@ -257,7 +307,10 @@ describe('HTTP API bounds', { timeout: 120_000 }, () => {
     // Generous bound (measured: a few ms); the quadratic matcher took seconds here.
     assert.ok(ms < 3000, `answered in ${ms} ms`);
     const some = await api(s, 'channels', { pattern: `listed-*-${'*'.repeat(10)}7` });
-    assert.deepEqual(Object.keys(some.json.result.channels).sort(), [7, 17, 27, 37, 47, 57, 67, 77, 87, 97].map((i) => `listed-${'a'.repeat(200)}-${i}`).sort());
+    assert.deepEqual(
+      Object.keys(some.json.result.channels).sort(),
+      [7, 17, 27, 37, 47, 57, 67, 77, 87, 97].map((i) => `listed-${'a'.repeat(200)}-${i}`).sort(),
+    );
     c.close();
   });
 });
@@ -271,7 +324,13 @@ for (const engineName of engineNames.filter((e) => e !== 'redis-sharded')) {
     });
     after(() => s.close());
 
-    for (const [what, offset] of [['1e300', 1e300], ['-1', -1], ['1.5', 1.5], ['"1"', '1'], ['2^53', 2 ** 53]] as const) {
+    for (const [what, offset] of [
+      ['1e300', 1e300],
+      ['-1', -1],
+      ['1.5', 1.5],
+      ['"1"', '1'],
+      ['2^53', 2 ** 53],
+    ] as const) {
       test(`API history with since.offset ${what} answers 400 naming the field`, async () => {
         const r = await api(s, 'history', { channel: 'offsets', limit: -1, since: { offset, epoch: '' } });
         assert.equal(r.status, 400, JSON.stringify(r.json));
@@ -296,7 +355,12 @@ describe('JSON nesting depth (HERALD_MAX_JSON_DEPTH)', { timeout: 60_000 }, () =
   let s: TestServer;
   const logged: string[] = [];
   before(async () => {
-    const sink = new Writable({ write(chunk, _e, cb) { logged.push(String(chunk)); cb(); } });
+    const sink = new Writable({
+      write(chunk, _e, cb) {
+        logged.push(String(chunk));
+        cb();
+      },
+    });
     s = await startHerald({
       config: open,
       logger: pino({ level: 'warn' }, sink),
@@ -344,7 +408,9 @@ describe('JSON nesting depth (HERALD_MAX_JSON_DEPTH)', { timeout: 60_000 }, () =
     const c = await connected(s);
     c.send(`{"id":2,"publish":{"channel":"edge","data":${deep(64)}}}`);
     assert.deepEqual((await c.reply(2)).publish, {});
-    c.send(`{"id":3,"publish":{"channel":"edge","data":{"s":"[[[[ brackets in strings do not count","a":${deep(63)}}}}`);
+    c.send(
+      `{"id":3,"publish":{"channel":"edge","data":{"s":"[[[[ brackets in strings do not count","a":${deep(63)}}}}`,
+    );
     assert.deepEqual((await c.reply(3)).publish, {});
     c.send(`{"id":4,"publish":{"channel":"edge","data":${deep(65)}}}`);
     assert.equal((await c.reply(4)).error?.code, 107);
@@ -353,7 +419,11 @@ describe('JSON nesting depth (HERALD_MAX_JSON_DEPTH)', { timeout: 60_000 }, () =
 
   /** The body as text: JSON.stringify itself cannot serialize data this deep. */
   async function rawApi(method: string, body: string): Promise<{ status: number; json: any }> {
-    const res = await fetch(`${s.httpUrl}/api/${method}`, { method: 'POST', headers: { 'x-api-key': 'conformance-api-key' }, body });
+    const res = await fetch(`${s.httpUrl}/api/${method}`, {
+      method: 'POST',
+      headers: { 'x-api-key': 'conformance-api-key' },
+      body,
+    });
     return { status: res.status, json: await res.json() };
   }
 
@@ -367,7 +437,10 @@ describe('JSON nesting depth (HERALD_MAX_JSON_DEPTH)', { timeout: 60_000 }, () =
       assert.equal(r.status, 400, `${method}: ${JSON.stringify(r.json)}`);
       assert.match(r.json.error.message, /HERALD_MAX_JSON_DEPTH/);
     }
-    const b = await rawApi('batch', `{"commands":[{"publish":{"channel":"deep","data":${d}}},{"publish":{"channel":"deep","data":1}}]}`);
+    const b = await rawApi(
+      'batch',
+      `{"commands":[{"publish":{"channel":"deep","data":${d}}},{"publish":{"channel":"deep","data":1}}]}`,
+    );
     assert.equal(b.json.result.replies[0].error.code, 107);
     assert.match(b.json.result.replies[0].error.message, /HERALD_MAX_JSON_DEPTH/);
     assert.ok(b.json.result.replies[1].publish);
@@ -375,6 +448,9 @@ describe('JSON nesting depth (HERALD_MAX_JSON_DEPTH)', { timeout: 60_000 }, () =
   });
 
   test('the in-process herald.publish refuses data nested 30,000 deep with 107 naming HERALD_MAX_JSON_DEPTH', async () => {
-    await assert.rejects(s.herald.publish('deep', JSON.parse(deep(30_000))), (err: any) => err.code === 107 && /HERALD_MAX_JSON_DEPTH/.test(err.message));
+    await assert.rejects(
+      s.herald.publish('deep', JSON.parse(deep(30_000))),
+      (err: any) => err.code === 107 && /HERALD_MAX_JSON_DEPTH/.test(err.message),
+    );
   });
 });

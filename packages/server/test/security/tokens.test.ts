@@ -13,7 +13,10 @@ import { assertNoStack, securityChannels, signRawHs256 } from './common.js';
 const now = () => Math.floor(Date.now() / 1000);
 const b64 = (s: string) => Buffer.from(s).toString('base64url');
 
-async function tryConnect(s: TestServer, token: string): Promise<{ kind: 'connected' | 'error' | 'closed'; code: number; text: string; ms: number }> {
+async function tryConnect(
+  s: TestServer,
+  token: string,
+): Promise<{ kind: 'connected' | 'error' | 'closed'; code: number; text: string; ms: number }> {
   const c = await RawClient.open(s.wsUrl);
   const started = performance.now();
   c.send({ id: 1, connect: { token } });
@@ -27,7 +30,12 @@ async function tryConnect(s: TestServer, token: string): Promise<{ kind: 'connec
   return { kind: 'closed', code: closed.code, text: closed.reason, ms };
 }
 
-function assertRefused(r: Awaited<ReturnType<typeof tryConnect>>, kind: 'error' | 'closed', code: number, reason?: RegExp): void {
+function assertRefused(
+  r: Awaited<ReturnType<typeof tryConnect>>,
+  kind: 'error' | 'closed',
+  code: number,
+  reason?: RegExp,
+): void {
   assert.equal(r.kind, kind, r.text);
   assert.equal(r.code, code, r.text);
   if (reason) assert.match(r.text, reason);
@@ -44,16 +52,28 @@ describe('hostile connection tokens (secret and RSA public key configured)', { t
     rsaPem = await exportSPKI(publicKey);
     s = await startHerald({
       config: securityChannels,
-      env: { HERALD_TOKEN_PUBLIC_KEY: rsaPem, HERALD_TOKEN_AUDIENCE: 'herald-tests', HERALD_TOKEN_ISSUER: 'https://issuer.test', HERALD_MAX_MESSAGE_SIZE: String(256 * 1024) },
+      env: {
+        HERALD_TOKEN_PUBLIC_KEY: rsaPem,
+        HERALD_TOKEN_AUDIENCE: 'herald-tests',
+        HERALD_TOKEN_ISSUER: 'https://issuer.test',
+        HERALD_MAX_MESSAGE_SIZE: String(256 * 1024),
+      },
     });
-    onlyKey = await startHerald({ config: securityChannels, env: { HERALD_TOKEN_SECRET: '', HERALD_TOKEN_PUBLIC_KEY: rsaPem } });
+    onlyKey = await startHerald({
+      config: securityChannels,
+      env: { HERALD_TOKEN_SECRET: '', HERALD_TOKEN_PUBLIC_KEY: rsaPem },
+    });
   });
   after(async () => {
     await s.close();
     await onlyKey.close();
   });
 
-  const good = (extra: Record<string, unknown> = {}) => mintToken({ sub: 'alice', aud: 'herald-tests', iss: 'https://issuer.test', ...extra }, { ttlSec: 'exp' in extra ? null : 600 });
+  const good = (extra: Record<string, unknown> = {}) =>
+    mintToken(
+      { sub: 'alice', aud: 'herald-tests', iss: 'https://issuer.test', ...extra },
+      { ttlSec: 'exp' in extra ? null : 600 },
+    );
 
   test('a well-formed token with the right aud and iss connects (the baseline the refusals are measured against)', async () => {
     assert.equal((await tryConnect(s, await good())).kind, 'connected');
@@ -100,13 +120,20 @@ describe('hostile connection tokens (secret and RSA public key configured)', { t
   });
 
   test('a token without exp is closed with 3500', async () => {
-    const t = await new SignJWT({ sub: 'alice', aud: 'herald-tests', iss: 'https://issuer.test' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
+    const t = await new SignJWT({ sub: 'alice', aud: 'herald-tests', iss: 'https://issuer.test' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(SECRET));
     assertRefused(await tryConnect(s, t), 'closed', 3500, /exp/);
   });
 
   test('a wrong or missing aud is closed with 3500', async () => {
     assertRefused(await tryConnect(s, await good({ aud: 'another-app' })), 'closed', 3500, /aud/i);
-    assertRefused(await tryConnect(s, await mintToken({ sub: 'alice', iss: 'https://issuer.test' })), 'closed', 3500, /aud/i);
+    assertRefused(
+      await tryConnect(s, await mintToken({ sub: 'alice', iss: 'https://issuer.test' })),
+      'closed',
+      3500,
+      /aud/i,
+    );
   });
 
   test('a wrong or missing iss is closed with 3500', async () => {
@@ -124,23 +151,35 @@ describe('hostile connection tokens (secret and RSA public key configured)', { t
   test('a token header that is not JSON, or JSON with hostile fields, is closed with 3500', async () => {
     const p = b64(JSON.stringify({ sub: 'a', exp: now() + 60 }));
     const sig = (h: string) => createHmac('sha256', SECRET).update(`${h}.${p}`).digest('base64url');
-    for (const header of ['not json', '[]', 'null', '{"alg":["HS256"]}', '{"alg":"HS256","crit":["exp"]}', '{"alg":"HS256","b64":false,"crit":["b64"]}', `{"alg":"HS256","kid":"${'k'.repeat(5000)}"}`]) {
+    for (const header of [
+      'not json',
+      '[]',
+      'null',
+      '{"alg":["HS256"]}',
+      '{"alg":"HS256","crit":["exp"]}',
+      '{"alg":"HS256","b64":false,"crit":["b64"]}',
+      `{"alg":"HS256","kid":"${'k'.repeat(5000)}"}`,
+    ]) {
       const h = b64(header);
       assertRefused(await tryConnect(s, `${h}.${p}.${sig(h)}`), 'closed', 3500);
     }
   });
 });
 
-test('with the default message size, a 100 KB token never reaches the verifier: the frame is closed with 1009', { timeout: 30_000 }, async () => {
-  const s = await startHerald({ config: securityChannels });
-  try {
-    const r = await tryConnect(s, 'x'.repeat(100 * 1024));
-    assert.equal(r.kind, 'closed');
-    assert.equal(r.code, 1009);
-  } finally {
-    await s.close();
-  }
-});
+test(
+  'with the default message size, a 100 KB token never reaches the verifier: the frame is closed with 1009',
+  { timeout: 30_000 },
+  async () => {
+    const s = await startHerald({ config: securityChannels });
+    try {
+      const r = await tryConnect(s, 'x'.repeat(100 * 1024));
+      assert.equal(r.kind, 'closed');
+      assert.equal(r.code, 1009);
+    } finally {
+      await s.close();
+    }
+  },
+);
 
 describe('JWKS: unknown and hostile kids', { timeout: 60_000 }, () => {
   let jwks: Server;
@@ -161,7 +200,10 @@ describe('JWKS: unknown and hostile kids', { timeout: 60_000 }, () => {
     sign = (kid) => {
       const header: { alg: string; kid?: string } = { alg: 'ES256' };
       if (kid !== undefined) header.kid = kid;
-      return new SignJWT({ sub: 'alice' }).setProtectedHeader(header).setExpirationTime(now() + 600).sign(privateKey);
+      return new SignJWT({ sub: 'alice' })
+        .setProtectedHeader(header)
+        .setExpirationTime(now() + 600)
+        .sign(privateKey);
     };
   });
   after(async () => {
@@ -176,7 +218,20 @@ describe('JWKS: unknown and hostile kids', { timeout: 60_000 }, () => {
 
   test('40 unknown and hostile kids are all closed with 3500 and cause at most one more key-set fetch within the cooldown', async () => {
     const before = fetches;
-    const hostile = ['no-such-key', '../../../../etc/passwd', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'good-key\u0000', 'GOOD-KEY', ' good-key', 'k'.repeat(1500), '${jndi:ldap://x}', '<script>'];
+    const hostile = [
+      'no-such-key',
+      '../../../../etc/passwd',
+      '__proto__',
+      'constructor',
+      'toString',
+      'hasOwnProperty',
+      'good-key\u0000',
+      'GOOD-KEY',
+      ' good-key',
+      'k'.repeat(1500),
+      '${jndi:ldap://x}',
+      '<script>',
+    ];
     const kids = [...hostile, ...Array.from({ length: 40 - hostile.length }, (_, i) => `random-${i}-${Math.random()}`)];
     for (const kid of kids) assertRefused(await tryConnect(s, await sign(kid)), 'closed', 3500, /kid|key/i);
     assert.ok(fetches - before <= 1, `key-set fetches for 40 unknown kids: ${fetches - before}`);

@@ -38,10 +38,31 @@ const ANSWER_WITHIN_MS = 5000;
 
 const errorCodes = new Set<number>(Object.values(ErrorCode));
 /** Close codes a client may see: the Disconnect table and the RFC 6455 codes a server sends. */
-const closeCodes = new Set<number>([...Object.values(Disconnect).map((d) => d.code), 1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011]);
+const closeCodes = new Set<number>([
+  ...Object.values(Disconnect).map((d) => d.code),
+  1000,
+  1001,
+  1002,
+  1003,
+  1007,
+  1008,
+  1009,
+  1010,
+  1011,
+]);
 const unsubscribeCodes = new Set<number>(Object.values(UnsubscribeCode));
 const methods = new Set<string>(COMMAND_METHODS);
-const pushKinds = new Set(['pub', 'join', 'leave', 'unsubscribe', 'subscribe', 'message', 'disconnect', 'connect', 'refresh']);
+const pushKinds = new Set([
+  'pub',
+  'join',
+  'leave',
+  'unsubscribe',
+  'subscribe',
+  'message',
+  'disconnect',
+  'connect',
+  'refresh',
+]);
 
 const fuzzConfig = {
   channel: {
@@ -50,8 +71,17 @@ const fuzzConfig = {
       ...securityChannels.channel.namespaces,
       // recovery, positioning, fossil delta and join/leave, so that subscribe's recover/offset/epoch/delta reach them
       rec: {
-        allow_subscribe_for_client: true, allow_publish_for_subscriber: true, allow_history_for_subscriber: true, allow_presence_for_subscriber: true,
-        history_size: 10, history_ttl_ms: 60_000, presence: true, join_leave: true, allow_recovery: true, allow_positioning: true, allowed_delta_types: ['fossil'],
+        allow_subscribe_for_client: true,
+        allow_publish_for_subscriber: true,
+        allow_history_for_subscriber: true,
+        allow_presence_for_subscriber: true,
+        history_size: 10,
+        history_ttl_ms: 60_000,
+        presence: true,
+        join_leave: true,
+        allow_recovery: true,
+        allow_positioning: true,
+        allowed_delta_types: ['fossil'],
       },
     },
   },
@@ -67,7 +97,10 @@ before(async () => {
   s = await startHerald({
     config: fuzzConfig,
     env: {
-      HERALD_HTTP_STREAM: 'true', HERALD_SSE: 'true', HERALD_MAX_MESSAGE_SIZE: String(MAX_MESSAGE), HERALD_MAX_JSON_DEPTH: String(MAX_DEPTH),
+      HERALD_HTTP_STREAM: 'true',
+      HERALD_SSE: 'true',
+      HERALD_MAX_MESSAGE_SIZE: String(MAX_MESSAGE),
+      HERALD_MAX_JSON_DEPTH: String(MAX_DEPTH),
       HERALD_MAX_ERRORS: String(MAX_ERRORS),
     },
     hooks: {
@@ -97,7 +130,11 @@ function count(key: string): void {
 
 function assertCloseCode(code: number, reason: string, what: string): void {
   assert.ok(closeCodes.has(code), `${what}: close code ${code} (${reason}) is in the Disconnect table or RFC 6455`);
-  assert.notEqual(code, Disconnect.serverError.code, `${what}: no input reaches a 3004 (a throw inside Herald): ${reason}`);
+  assert.notEqual(
+    code,
+    Disconnect.serverError.code,
+    `${what}: no input reaches a 3004 (a throw inside Herald): ${reason}`,
+  );
   assertNoStack(reason, `${what}: close reason`);
 }
 
@@ -112,10 +149,13 @@ function checkMessage(text: string, what: string): number | undefined {
   } catch {
     assert.fail(`${what}: the server sent text that is not JSON: ${text.slice(0, 200)}`);
   }
-  assert.ok(typeof m === 'object' && m !== null && !Array.isArray(m), `${what}: a message is an object: ${text.slice(0, 200)}`);
+  assert.ok(
+    typeof m === 'object' && m !== null && !Array.isArray(m),
+    `${what}: a message is an object: ${text.slice(0, 200)}`,
+  );
   const o = m as Record<string, unknown>;
   const keys = Object.keys(o);
-  if (keys.length === 0) return count('ping'), undefined;
+  if (keys.length === 0) return (count('ping'), undefined);
   if (Object.hasOwn(o, 'push')) {
     const push = o.push as Record<string, unknown>;
     assert.ok(typeof push === 'object' && push !== null, `${what}: push is an object: ${text.slice(0, 200)}`);
@@ -124,33 +164,58 @@ function checkMessage(text: string, what: string): number | undefined {
     count(`push ${kind}`);
     if (kind === 'disconnect') {
       const d = push.disconnect as { code?: unknown; reason?: unknown };
-      assert.ok(typeof d.code === 'number' && typeof d.reason === 'string', `${what}: disconnect push has code and reason: ${text.slice(0, 200)}`);
+      assert.ok(
+        typeof d.code === 'number' && typeof d.reason === 'string',
+        `${what}: disconnect push has code and reason: ${text.slice(0, 200)}`,
+      );
       assertCloseCode(d.code, d.reason, what);
       count(`close ${d.code}`);
     }
     if (kind === 'unsubscribe') {
       const u = push.unsubscribe as { code?: unknown };
-      assert.ok(typeof u.code === 'number' && unsubscribeCodes.has(u.code), `${what}: unsubscribe push code from the table: ${text.slice(0, 200)}`);
+      assert.ok(
+        typeof u.code === 'number' && unsubscribeCodes.has(u.code),
+        `${what}: unsubscribe push code from the table: ${text.slice(0, 200)}`,
+      );
     }
     return undefined;
   }
   if (Object.hasOwn(o, 'error')) {
     const e = o.error as { code?: unknown; message?: unknown };
-    assert.ok(typeof e === 'object' && e !== null && typeof e.code === 'number', `${what}: error has a code: ${text.slice(0, 200)}`);
+    assert.ok(
+      typeof e === 'object' && e !== null && typeof e.code === 'number',
+      `${what}: error has a code: ${text.slice(0, 200)}`,
+    );
     assert.ok(errorCodes.has(e.code), `${what}: error code ${e.code} is in the codes table`);
-    assert.notEqual(e.code, ErrorCode.internal, `${what}: no input reaches error 100 (a throw inside Herald): ${text.slice(0, 300)}`);
-    assert.ok(typeof e.message === 'string' && e.message.length > 0, `${what}: error has a message: ${text.slice(0, 200)}`);
+    assert.notEqual(
+      e.code,
+      ErrorCode.internal,
+      `${what}: no input reaches error 100 (a throw inside Herald): ${text.slice(0, 300)}`,
+    );
+    assert.ok(
+      typeof e.message === 'string' && e.message.length > 0,
+      `${what}: error has a message: ${text.slice(0, 200)}`,
+    );
     assertNoStack(e.message, `${what}: error message`);
-    assert.ok(keys.every((k) => k === 'id' || k === 'error'), `${what}: an error reply has only id and error: ${text.slice(0, 200)}`);
+    assert.ok(
+      keys.every((k) => k === 'id' || k === 'error'),
+      `${what}: an error reply has only id and error: ${text.slice(0, 200)}`,
+    );
     count(`error ${e.code}`);
     return typeof o.id === 'number' ? o.id : 0;
   }
-  assert.ok(typeof o.id === 'number' && Number.isInteger(o.id) && o.id > 0, `${what}: a reply has a positive id: ${text.slice(0, 200)}`);
+  assert.ok(
+    typeof o.id === 'number' && Number.isInteger(o.id) && o.id > 0,
+    `${what}: a reply has a positive id: ${text.slice(0, 200)}`,
+  );
   const rest = keys.filter((k) => k !== 'id');
   assert.equal(rest.length, 1, `${what}: a reply has one result: ${text.slice(0, 200)}`);
   assert.ok(methods.has(rest[0]!), `${what}: a reply names a command method: ${text.slice(0, 200)}`);
   const result = o[rest[0]!];
-  assert.ok(typeof result === 'object' && result !== null && !Array.isArray(result), `${what}: a result is an object: ${text.slice(0, 200)}`);
+  assert.ok(
+    typeof result === 'object' && result !== null && !Array.isArray(result),
+    `${what}: a result is an object: ${text.slice(0, 200)}`,
+  );
   count(`result ${rest[0]}`);
   return o.id;
 }
@@ -164,19 +229,82 @@ function toText(v: unknown): string {
   return (JSON.stringify(v) ?? 'null').replace(/"\\u0000raw:([^"\\]*)"/g, '$1');
 }
 
-const hugeNumber = fc.constantFrom('1e999', '-1e999', '1e308', '-0', '0.0', '1E2', '123456789012345678901234567890', '9007199254740993', '4294967296', '18446744073709551616', '-1', '1.5', '5e-324', '1e-999', '-9007199254740993').map(rawText);
-const unicodeEdge = fc.constantFrom('\u0000', '\ud800', '\udfff', '\udc00\ud800', '\ud83d\ude00', '\ufeff', '\u2028\u2029', '\u202e', 'e\u0301', '\uffff', '\u{10ffff}', '\\', '"', '\n', '\r', '\t', '\u0085', 'ﷺ'.repeat(40), '𝒳'.repeat(20));
+const hugeNumber = fc
+  .constantFrom(
+    '1e999',
+    '-1e999',
+    '1e308',
+    '-0',
+    '0.0',
+    '1E2',
+    '123456789012345678901234567890',
+    '9007199254740993',
+    '4294967296',
+    '18446744073709551616',
+    '-1',
+    '1.5',
+    '5e-324',
+    '1e-999',
+    '-9007199254740993',
+  )
+  .map(rawText);
+const unicodeEdge = fc.constantFrom(
+  '\u0000',
+  '\ud800',
+  '\udfff',
+  '\udc00\ud800',
+  '\ud83d\ude00',
+  '\ufeff',
+  '\u2028\u2029',
+  '\u202e',
+  'e\u0301',
+  '\uffff',
+  '\u{10ffff}',
+  '\\',
+  '"',
+  '\n',
+  '\r',
+  '\t',
+  '\u0085',
+  'ﷺ'.repeat(40),
+  '𝒳'.repeat(20),
+);
 const unicodeString = fc.oneof(
   unicodeEdge,
   fc.string({ unit: 'binary', maxLength: 16 }),
   fc.array(unicodeEdge, { maxLength: 4 }).map((a) => a.join('')),
   fc.tuple(fc.string({ maxLength: 6 }), unicodeEdge).map(([a, b]) => a + b),
 );
-const leaf = fc.oneof(fc.integer(), fc.double(), fc.string({ maxLength: 8 }), unicodeString, fc.boolean(), fc.constant(null), hugeNumber, fc.constant(2 ** 53), fc.constant(-1));
-const hostileKey = fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'id', 'data', 'channel', '');
+const leaf = fc.oneof(
+  fc.integer(),
+  fc.double(),
+  fc.string({ maxLength: 8 }),
+  unicodeString,
+  fc.boolean(),
+  fc.constant(null),
+  hugeNumber,
+  fc.constant(2 ** 53),
+  fc.constant(-1),
+);
+const hostileKey = fc.constantFrom(
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  'id',
+  'data',
+  'channel',
+  '',
+);
 /** Any JSON value: the wrong type for every field. */
 const anyValue = fc.letrec((tie) => ({
-  v: fc.oneof({ depthSize: 'small' }, leaf, fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(fc.oneof(hostileKey, fc.string({ maxLength: 6 })), tie('v'), { maxKeys: 3 })),
+  v: fc.oneof(
+    { depthSize: 'small' },
+    leaf,
+    fc.array(tie('v'), { maxLength: 3 }),
+    fc.dictionary(fc.oneof(hostileKey, fc.string({ maxLength: 6 })), tie('v'), { maxKeys: 3 }),
+  ),
 })).v;
 
 /** JSON text nested around the limit (the data sits two levels into a command: the command and its params). */
@@ -190,17 +318,58 @@ function nested(depth: number, kind: 'array' | 'object' | 'mixed'): string {
   }
   return open + '1' + close;
 }
-const deepData = fc.tuple(fc.constantFrom(MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, MAX_DEPTH + 2, 200, 2000), fc.constantFrom('array', 'object', 'mixed') as fc.Arbitrary<'array' | 'object' | 'mixed'>).map(([d, k]) => rawText(nested(d, k)));
+const deepData = fc
+  .tuple(
+    fc.constantFrom(MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, MAX_DEPTH + 2, 200, 2000),
+    fc.constantFrom('array', 'object', 'mixed') as fc.Arbitrary<'array' | 'object' | 'mixed'>,
+  )
+  .map(([d, k]) => rawText(nested(d, k)));
 /** A data payload: mostly JSON, sometimes nested to the limit or past it. */
-const dataValue = fc.oneof({ weight: 4, arbitrary: fc.jsonValue({ maxDepth: 3 }) }, { weight: 2, arbitrary: anyValue }, { weight: 1, arbitrary: deepData });
+const dataValue = fc.oneof(
+  { weight: 4, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
+  { weight: 2, arbitrary: anyValue },
+  { weight: 1, arbitrary: deepData },
+);
 
 /** A field of its type, or (in params generated to be wrong) sometimes any JSON value or a huge number. */
 function fieldOf(wrong: boolean): <T>(typed: fc.Arbitrary<T>) => fc.Arbitrary<unknown> {
-  return (typed) => (wrong ? fc.oneof({ weight: 3, arbitrary: typed }, { weight: 1, arbitrary: anyValue }, { weight: 1, arbitrary: hugeNumber }) : typed);
+  return (typed) =>
+    wrong
+      ? fc.oneof(
+          { weight: 3, arbitrary: typed },
+          { weight: 1, arbitrary: anyValue },
+          { weight: 1, arbitrary: hugeNumber },
+        )
+      : typed;
 }
 
 const channel = fc.oneof(
-  { weight: 8, arbitrary: fc.constantFrom('fuzz', 'fuzz', 'fuzz2', 'rec:a', 'rec:a', 'rec:server', 'dm:room#fuzz,bob', 'priv:x', 'dm:room#fuzz,bob', 'dm:room#alice', 'nope:x', '$x', 'a..b', '', 'x'.repeat(256), 'ch*', ' ', 'rec:', ':a', '#', 'rec:a#fuzz') },
+  {
+    weight: 8,
+    arbitrary: fc.constantFrom(
+      'fuzz',
+      'fuzz',
+      'fuzz2',
+      'rec:a',
+      'rec:a',
+      'rec:server',
+      'dm:room#fuzz,bob',
+      'priv:x',
+      'dm:room#fuzz,bob',
+      'dm:room#alice',
+      'nope:x',
+      '$x',
+      'a..b',
+      '',
+      'x'.repeat(256),
+      'ch*',
+      ' ',
+      'rec:',
+      ':a',
+      '#',
+      'rec:a#fuzz',
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 12 }) },
   { weight: 1, arbitrary: unicodeString },
 );
@@ -211,9 +380,28 @@ const bool = fc.boolean();
 function tokenArb(): fc.Arbitrary<unknown> {
   const t = tokens;
   return fc.oneof(
-    { weight: 4, arbitrary: fc.constantFrom(t.valid!, t.valid!, t.alice!, t.expired!, t.noExp!, t.otherSecret!, t.channels!, t.subs!, t.subPriv!, t.subExpired!) },
+    {
+      weight: 4,
+      arbitrary: fc.constantFrom(
+        t.valid!,
+        t.valid!,
+        t.alice!,
+        t.expired!,
+        t.noExp!,
+        t.otherSecret!,
+        t.channels!,
+        t.subs!,
+        t.subPriv!,
+        t.subExpired!,
+      ),
+    },
     { weight: 1, arbitrary: fc.constantFrom('', 'a.b.c', 'eyJhbGciOiJub25lIn0.e30.', 'x'.repeat(3000)) },
-    { weight: 1, arbitrary: fc.tuple(fc.constantFrom(t.valid!, t.subPriv!), fc.nat({ max: 200 }), fc.string({ maxLength: 2 })).map(([tok, at, ins]) => tok.slice(0, at) + ins + tok.slice(at + 1)) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.constantFrom(t.valid!, t.subPriv!), fc.nat({ max: 200 }), fc.string({ maxLength: 2 }))
+        .map(([tok, at, ins]) => tok.slice(0, at) + ins + tok.slice(at + 1)),
+    },
     { weight: 1, arbitrary: unicodeString },
   );
 }
@@ -224,32 +412,61 @@ function paramsFor(method: (typeof COMMAND_METHODS)[number], wrong: boolean): fc
   const field = fieldOf(wrong);
   const opt = { requiredKeys: [] as never[] };
   const models: Record<(typeof COMMAND_METHODS)[number], fc.Arbitrary<Record<string, unknown>>> = {
-    connect: fc.record({
-      token: field(token), data: dataValue, name: field(fc.constantFrom('js', '')), version: field(fc.constant('1.0')),
-      subs: field(fc.dictionary(channel, fc.record({ recover: field(bool), epoch: field(epoch), offset: field(uint) }, opt), { maxKeys: 3 })),
-      headers: field(fc.dictionary(fc.string({ maxLength: 6 }), fc.string({ maxLength: 6 }), { maxKeys: 2 })),
-    }, opt),
-    subscribe: fc.record({
-      channel: field(channel), token: field(token), recover: field(bool), epoch: field(epoch), offset: field(uint), data: dataValue,
-      positioned: field(bool), recoverable: field(bool), join_leave: field(bool), delta: field(fc.constantFrom('fossil', '', 'gzip')),
-      flag: field(fc.constantFrom(0, 2, -1)), type: field(fc.constantFrom(0, 1, 4)),
-    }, opt),
+    connect: fc.record(
+      {
+        token: field(token),
+        data: dataValue,
+        name: field(fc.constantFrom('js', '')),
+        version: field(fc.constant('1.0')),
+        subs: field(
+          fc.dictionary(channel, fc.record({ recover: field(bool), epoch: field(epoch), offset: field(uint) }, opt), {
+            maxKeys: 3,
+          }),
+        ),
+        headers: field(fc.dictionary(fc.string({ maxLength: 6 }), fc.string({ maxLength: 6 }), { maxKeys: 2 })),
+      },
+      opt,
+    ),
+    subscribe: fc.record(
+      {
+        channel: field(channel),
+        token: field(token),
+        recover: field(bool),
+        epoch: field(epoch),
+        offset: field(uint),
+        data: dataValue,
+        positioned: field(bool),
+        recoverable: field(bool),
+        join_leave: field(bool),
+        delta: field(fc.constantFrom('fossil', '', 'gzip')),
+        flag: field(fc.constantFrom(0, 2, -1)),
+        type: field(fc.constantFrom(0, 1, 4)),
+      },
+      opt,
+    ),
     unsubscribe: fc.record({ channel: field(channel) }, opt),
     // Data is what a publish is for; a publish without it is the wrong-params case (anyValue) below.
     publish: fc.record({ channel: field(channel), data: dataValue }, { requiredKeys: ['data'] }),
     presence: fc.record({ channel: field(channel) }, opt),
     presence_stats: fc.record({ channel: field(channel) }, opt),
-    history: fc.record({
-      channel: field(channel), limit: field(fc.constantFrom(-1, 0, 1, 5, 100, 2 ** 31)), reverse: field(bool),
-      since: field(fc.record({ offset: field(uint), epoch: field(epoch) }, opt)),
-    }, opt),
+    history: fc.record(
+      {
+        channel: field(channel),
+        limit: field(fc.constantFrom(-1, 0, 1, 5, 100, 2 ** 31)),
+        reverse: field(bool),
+        since: field(fc.record({ offset: field(uint), epoch: field(epoch) }, opt)),
+      },
+      opt,
+    ),
     ping: fc.constant({}),
     send: fc.record({ data: dataValue }, opt),
     rpc: fc.record({ method: field(fc.constantFrom('echo', '', 'x'.repeat(300))), data: dataValue }, opt),
     refresh: fc.record({ token: field(token) }, opt),
     sub_refresh: fc.record({ channel: field(channel), token: field(token) }, opt),
   };
-  return fc.tuple(models[method], fc.dictionary(hostileKey, anyValue, { maxKeys: 2 })).map(([p, extra]) => ({ ...extra, ...p }));
+  return fc
+    .tuple(models[method], fc.dictionary(hostileKey, anyValue, { maxKeys: 2 }))
+    .map(([p, extra]) => ({ ...extra, ...p }));
 }
 
 function commands(only?: (typeof COMMAND_METHODS)[number]): fc.Arbitrary<Record<string, unknown>> {
@@ -260,7 +477,16 @@ function commands(only?: (typeof COMMAND_METHODS)[number]): fc.Arbitrary<Record<
   );
   return fc.oneof(
     ...(only ? [only] : COMMAND_METHODS).map((m) =>
-      fc.tuple(id, fc.oneof({ weight: 6, arbitrary: paramsFor(m, false) as fc.Arbitrary<unknown> }, { weight: 3, arbitrary: paramsFor(m, true) }, { weight: 1, arbitrary: anyValue })).map(([i, p]) => ({ id: i, [m]: p })),
+      fc
+        .tuple(
+          id,
+          fc.oneof(
+            { weight: 6, arbitrary: paramsFor(m, false) as fc.Arbitrary<unknown> },
+            { weight: 3, arbitrary: paramsFor(m, true) },
+            { weight: 1, arbitrary: anyValue },
+          ),
+        )
+        .map(([i, p]) => ({ id: i, [m]: p })),
     ),
   );
 }
@@ -268,42 +494,94 @@ function commands(only?: (typeof COMMAND_METHODS)[number]): fc.Arbitrary<Record<
 function commandLines(): fc.Arbitrary<string> {
   const line = commands().map(toText);
   /** Near-valid: a command line cut, with a character inserted, removed or doubled. */
-  const mutated = fc.tuple(line, fc.nat(), fc.constantFrom('cut', 'insert', 'delete', 'double'), fc.oneof(fc.constantFrom('"', '{', '}', ',', ':', '\\', ']', '\u0000', 'é'), fc.string({ maxLength: 2 }))).map(([l, n, op, ch]) => {
-    const at = l.length === 0 ? 0 : n % l.length;
-    if (op === 'cut') return l.slice(0, at);
-    if (op === 'insert') return l.slice(0, at) + ch + l.slice(at);
-    if (op === 'delete') return l.slice(0, at) + l.slice(at + 1);
-    return l.slice(0, at) + l.slice(at, at + 8) + l.slice(at);
-  });
+  const mutated = fc
+    .tuple(
+      line,
+      fc.nat(),
+      fc.constantFrom('cut', 'insert', 'delete', 'double'),
+      fc.oneof(fc.constantFrom('"', '{', '}', ',', ':', '\\', ']', '\u0000', 'é'), fc.string({ maxLength: 2 })),
+    )
+    .map(([l, n, op, ch]) => {
+      const at = l.length === 0 ? 0 : n % l.length;
+      if (op === 'cut') return l.slice(0, at);
+      if (op === 'insert') return l.slice(0, at) + ch + l.slice(at);
+      if (op === 'delete') return l.slice(0, at) + l.slice(at + 1);
+      return l.slice(0, at) + l.slice(at, at + 8) + l.slice(at);
+    });
   /** Two methods in one command, or an unknown one. */
-  const twoMethods = fc.tuple(fc.constantFrom(...COMMAND_METHODS), fc.oneof(fc.constantFrom(...COMMAND_METHODS), fc.constantFrom('Subscribe', 'subscribe ', '__proto__', 'constructor', 'unknown', ''))).map(([a, b]) => `{"id":7,"${a}":{},"${b}":{}}`);
+  const twoMethods = fc
+    .tuple(
+      fc.constantFrom(...COMMAND_METHODS),
+      fc.oneof(
+        fc.constantFrom(...COMMAND_METHODS),
+        fc.constantFrom('Subscribe', 'subscribe ', '__proto__', 'constructor', 'unknown', ''),
+      ),
+    )
+    .map(([a, b]) => `{"id":7,"${a}":{},"${b}":{}}`);
   return fc.oneof(
     { weight: 10, arbitrary: line },
     { weight: 3, arbitrary: mutated },
     { weight: 1, arbitrary: twoMethods },
     { weight: 1, arbitrary: fc.json({ maxDepth: 2 }) },
     { weight: 1, arbitrary: unicodeString },
-    { weight: 1, arbitrary: fc.constantFrom('{}', ' ', '\r', 'null', '[]', '"x"', '{"id":1}', '{"__proto__":{"polluted":1}}', '['.repeat(5000), '{"a":'.repeat(3000), `{"id":1,"publish":{"channel":"fuzz","data":${nested(MAX_DEPTH + 1, 'array')}}}`) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '{}',
+        ' ',
+        '\r',
+        'null',
+        '[]',
+        '"x"',
+        '{"id":1}',
+        '{"__proto__":{"polluted":1}}',
+        '['.repeat(5000),
+        '{"a":'.repeat(3000),
+        `{"id":1,"publish":{"channel":"fuzz","data":${nested(MAX_DEPTH + 1, 'array')}}}`,
+      ),
+    },
   );
 }
 
 /** A frame's text: one command, a batch of lines, or a message around HERALD_MAX_MESSAGE_SIZE. */
 function frameTexts(): fc.Arbitrary<string> {
   const line = commandLines();
-  const batch = fc.tuple(fc.array(line, { minLength: 1, maxLength: 6 }), fc.constantFrom('\n', '\r\n', '\n\n', '\n \n')).map(([ls, sep]) => ls.join(sep));
-  const nearLimit = fc.tuple(fc.integer({ min: MAX_MESSAGE - 48, max: MAX_MESSAGE + 48 }), fc.constantFrom('x', 'é', '\ud83d\ude00')).map(([n, ch]) => {
-    const prefix = '{"id":3,"publish":{"channel":"fuzz","data":"';
-    const suffix = '"}}';
-    const fill = Math.max(0, n - prefix.length - suffix.length);
-    return prefix + ch.repeat(Math.ceil(fill / Buffer.byteLength(ch))).slice(0, fill) + suffix;
-  });
+  const batch = fc
+    .tuple(fc.array(line, { minLength: 1, maxLength: 6 }), fc.constantFrom('\n', '\r\n', '\n\n', '\n \n'))
+    .map(([ls, sep]) => ls.join(sep));
+  const nearLimit = fc
+    .tuple(fc.integer({ min: MAX_MESSAGE - 48, max: MAX_MESSAGE + 48 }), fc.constantFrom('x', 'é', '\ud83d\ude00'))
+    .map(([n, ch]) => {
+      const prefix = '{"id":3,"publish":{"channel":"fuzz","data":"';
+      const suffix = '"}}';
+      const fill = Math.max(0, n - prefix.length - suffix.length);
+      return prefix + ch.repeat(Math.ceil(fill / Buffer.byteLength(ch))).slice(0, fill) + suffix;
+    });
   /** Many short commands in one frame: past the queue of commands (backpressure) and the command rate (111, 3013). */
-  const flood = fc.tuple(fc.integer({ min: 50, max: 600 }), fc.constantFrom('{"id":ID,"ping":{}}', '{}', '{"id":ID,"presence_stats":{"channel":"fuzz"}}', '{"ping":{}}', 'x', '{"id":ID,"history":{"channel":"rec:a","limit":-1}}')).map(([n, l]) => {
-    const lines: string[] = [];
-    for (let i = 0; i < n; i++) lines.push(l.replace('ID', String(1000 + i)));
-    return lines.join('\n');
-  });
-  return fc.oneof({ weight: 6, arbitrary: batch }, { weight: 4, arbitrary: scenario() }, { weight: 3, arbitrary: line }, { weight: 1, arbitrary: nearLimit }, { weight: 1, arbitrary: flood });
+  const flood = fc
+    .tuple(
+      fc.integer({ min: 50, max: 600 }),
+      fc.constantFrom(
+        '{"id":ID,"ping":{}}',
+        '{}',
+        '{"id":ID,"presence_stats":{"channel":"fuzz"}}',
+        '{"ping":{}}',
+        'x',
+        '{"id":ID,"history":{"channel":"rec:a","limit":-1}}',
+      ),
+    )
+    .map(([n, l]) => {
+      const lines: string[] = [];
+      for (let i = 0; i < n; i++) lines.push(l.replace('ID', String(1000 + i)));
+      return lines.join('\n');
+    });
+  return fc.oneof(
+    { weight: 6, arbitrary: batch },
+    { weight: 4, arbitrary: scenario() },
+    { weight: 3, arbitrary: line },
+    { weight: 1, arbitrary: nearLimit },
+    { weight: 1, arbitrary: flood },
+  );
 }
 
 /**
@@ -312,20 +590,49 @@ function frameTexts(): fc.Arbitrary<string> {
  * history with since/limit/reverse, presence, sub_refresh, unsubscribe, …).
  */
 function scenario(): fc.Arbitrary<string> {
-  const channelOf = new Set(['subscribe', 'unsubscribe', 'publish', 'presence', 'presence_stats', 'history', 'sub_refresh']);
-  const step = fc.oneof(...COMMAND_METHODS.filter((m) => m !== 'connect').map((m) => paramsFor(m, false).map((p) => [m, p] as const)));
+  const channelOf = new Set([
+    'subscribe',
+    'unsubscribe',
+    'publish',
+    'presence',
+    'presence_stats',
+    'history',
+    'sub_refresh',
+  ]);
+  const step = fc.oneof(
+    ...COMMAND_METHODS.filter((m) => m !== 'connect').map((m) => paramsFor(m, false).map((p) => [m, p] as const)),
+  );
   // Either a subscribe the channel's rules admit (recover, offset and delta generated within them), or a subscribe
   // with wholly generated params, like every other step.
-  const admitted = fc.record({
-    recover: bool, offset: fc.oneof(fc.nat({ max: 12 }), uint), epoch, positioned: bool, recoverable: bool, join_leave: bool,
-    delta: fc.constantFrom('fossil', ''), flag: fc.constantFrom(0, 2), data: dataValue,
-  }, { requiredKeys: [] });
-  const subscribe = fc.oneof({ weight: 3, arbitrary: admitted }, { weight: 1, arbitrary: paramsFor('subscribe', false) });
-  return fc.tuple(fc.constantFrom('fuzz', 'fuzz2', 'rec:a', 'rec:b', 'dm:room#fuzz,bob', 'priv:x'), subscribe, fc.array(step, { minLength: 1, maxLength: 8 })).map(([ch, sub, steps]) =>
-    [['subscribe', ch === 'priv:x' ? { ...sub, token: tokens.subPriv } : sub] as const, ...steps]
-      .map(([m, p], i) => toText({ id: 100 + i, [m]: channelOf.has(m) ? { ...p, channel: ch } : p }))
-      .join('\n'),
+  const admitted = fc.record(
+    {
+      recover: bool,
+      offset: fc.oneof(fc.nat({ max: 12 }), uint),
+      epoch,
+      positioned: bool,
+      recoverable: bool,
+      join_leave: bool,
+      delta: fc.constantFrom('fossil', ''),
+      flag: fc.constantFrom(0, 2),
+      data: dataValue,
+    },
+    { requiredKeys: [] },
   );
+  const subscribe = fc.oneof(
+    { weight: 3, arbitrary: admitted },
+    { weight: 1, arbitrary: paramsFor('subscribe', false) },
+  );
+  return fc
+    .tuple(
+      fc.constantFrom('fuzz', 'fuzz2', 'rec:a', 'rec:b', 'dm:room#fuzz,bob', 'priv:x'),
+      subscribe,
+      fc.array(step, { minLength: 1, maxLength: 8 }),
+    )
+    .map(([ch, sub, steps]) =>
+      [['subscribe', ch === 'priv:x' ? { ...sub, token: tokens.subPriv } : sub] as const, ...steps]
+        .map(([m, p], i) => toText({ id: 100 + i, [m]: channelOf.has(m) ? { ...p, channel: ch } : p }))
+        .join('\n'),
+    );
 }
 
 type WsOp =
@@ -342,23 +649,41 @@ function wsOps(): fc.Arbitrary<WsOp> {
   return fc.oneof(
     { weight: 12, arbitrary: text.map((t): WsOp => ({ kind: 'text', text: t })) },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((b): WsOp => ({ kind: 'bytes', bytes: b })) },
-    { weight: 1, arbitrary: fc.oneof(fc.uint8Array({ maxLength: 64 }), text.map((t) => new Uint8Array(Buffer.from(t)))).map((b): WsOp => ({ kind: 'binary', bytes: b })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .oneof(
+          fc.uint8Array({ maxLength: 64 }),
+          text.map((t) => new Uint8Array(Buffer.from(t))),
+        )
+        .map((b): WsOp => ({ kind: 'binary', bytes: b })),
+    },
     { weight: 1, arbitrary: fc.uint8Array({ maxLength: 125 }).map((b): WsOp => ({ kind: 'ping', bytes: b })) },
-    { weight: 1, arbitrary: fc.tuple(text, fc.integer({ min: 2, max: 5 })).map(([t, parts]): WsOp => ({ kind: 'fragments', text: t, parts })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(text, fc.integer({ min: 2, max: 5 }))
+        .map(([t, parts]): WsOp => ({ kind: 'fragments', text: t, parts })),
+    },
   );
 }
 
 function wsBytes(op: WsOp): Buffer {
   switch (op.kind) {
-    case 'text': return frame(1, Buffer.from(op.text));
-    case 'bytes': return frame(1, Buffer.from(op.bytes));
-    case 'binary': return frame(2, Buffer.from(op.bytes));
-    case 'ping': return frame(9, Buffer.from(op.bytes));
+    case 'text':
+      return frame(1, Buffer.from(op.text));
+    case 'bytes':
+      return frame(1, Buffer.from(op.bytes));
+    case 'binary':
+      return frame(2, Buffer.from(op.bytes));
+    case 'ping':
+      return frame(9, Buffer.from(op.bytes));
     case 'fragments': {
       const b = Buffer.from(op.text);
       const size = Math.ceil(b.length / op.parts) || 1;
       const out: Buffer[] = [];
-      for (let i = 0; i < op.parts; i++) out.push(frame(i === 0 ? 1 : 0, b.subarray(i * size, (i + 1) * size), { fin: i === op.parts - 1 }));
+      for (let i = 0; i < op.parts; i++)
+        out.push(frame(i === 0 ? 1 : 0, b.subarray(i * size, (i + 1) * size), { fin: i === op.parts - 1 }));
       return Buffer.concat(out);
     }
   }
@@ -407,7 +732,11 @@ async function runWebSocket(ops: WsOp[], afterConnect: boolean, what: string): P
     await until(() => (check(), answered.has(SENTINEL_ID) || close !== undefined), what);
     // Whatever the server sent up to its close frame (frames after it cannot exist).
     check();
-    for (const f of ws.frames) assert.ok([1, 8, 10].includes(f.opcode), `${what}: the server sends text, close and pong frames only (got opcode ${f.opcode})`);
+    for (const f of ws.frames)
+      assert.ok(
+        [1, 8, 10].includes(f.opcode),
+        `${what}: the server sends text, close and pong frames only (got opcode ${f.opcode})`,
+      );
     if (close) {
       assert.notEqual(close.code, -1, `${what}: the server closed with a close frame, not by dropping TCP`);
       assertCloseCode(close.code, close.reason, what);
@@ -432,7 +761,10 @@ interface Stream {
 /** Percent-encodes bytes (encodeURIComponent refuses lone surrogates; these are the bytes a browser would send). */
 function percentEncode(bytes: Buffer): string {
   let out = '';
-  for (const b of bytes) out += /[A-Za-z0-9\-_.~]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).padStart(2, '0').toUpperCase()}`;
+  for (const b of bytes)
+    out += /[A-Za-z0-9\-_.~]/.test(String.fromCharCode(b))
+      ? String.fromCharCode(b)
+      : `%${b.toString(16).padStart(2, '0').toUpperCase()}`;
   return out;
 }
 
@@ -441,14 +773,22 @@ function openStream(sse: boolean, initial: string): Promise<Stream> {
   return new Promise((resolve, reject) => {
     const body = Buffer.from(initial);
     const req = http.request({
-      host: '127.0.0.1', port: s.port, agent: false,
+      host: '127.0.0.1',
+      port: s.port,
+      agent: false,
       method: sse ? 'GET' : 'POST',
       path: sse ? `/connection/sse?cf_connect=${percentEncode(body)}` : '/connection/http_stream',
       headers: sse ? {} : { 'content-type': 'application/json', 'content-length': body.length },
     });
     req.on('error', reject);
     req.on('response', (res) => {
-      const st: Stream = { status: res.statusCode ?? 0, messages: [], body: '', ended: false, abort: () => req.destroy() };
+      const st: Stream = {
+        status: res.statusCode ?? 0,
+        messages: [],
+        body: '',
+        ended: false,
+        abort: () => req.destroy(),
+      };
       let buf = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
@@ -484,7 +824,14 @@ function openStream(sse: boolean, initial: string): Promise<Stream> {
 function postEmulation(body: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const b = Buffer.from(body);
-    const req = http.request({ host: '127.0.0.1', port: s.port, agent: false, method: 'POST', path: '/emulation', headers: { 'content-type': 'application/json', 'content-length': b.length } });
+    const req = http.request({
+      host: '127.0.0.1',
+      port: s.port,
+      agent: false,
+      method: 'POST',
+      path: '/emulation',
+      headers: { 'content-type': 'application/json', 'content-length': b.length },
+    });
     req.on('error', reject);
     req.on('response', (res) => {
       let text = '';
@@ -498,7 +845,20 @@ function postEmulation(body: string): Promise<{ status: number; text: string }> 
 
 /** How a `POST /emulation` carries one op: `data` as text or as JSON, or an envelope broken in one way. */
 type Envelope = 'text' | 'json' | 'deep' | 'wrongSession' | 'noSession' | 'notJson' | 'array' | 'noData';
-const envelopes = fc.constantFrom<Envelope>('text', 'text', 'text', 'text', 'json', 'json', 'deep', 'wrongSession', 'noSession', 'notJson', 'array', 'noData');
+const envelopes = fc.constantFrom<Envelope>(
+  'text',
+  'text',
+  'text',
+  'text',
+  'json',
+  'json',
+  'deep',
+  'wrongSession',
+  'noSession',
+  'notJson',
+  'array',
+  'noData',
+);
 /** Nesting of a `deep` envelope's data (JSON, not text): a command may nest HERALD_MAX_JSON_DEPTH + 2 (itself and its params). */
 const deepLevels = [MAX_DEPTH + 2, MAX_DEPTH + 3, 3000, 7000];
 
@@ -530,7 +890,8 @@ function bracketDepth(text: string): number {
 
 function envelope(kind: Envelope, session: string, node: string, text: string, levels = MAX_DEPTH): string {
   let data: unknown = text;
-  if (kind === 'deep') return `{"session":${JSON.stringify(session)},"node":${JSON.stringify(node)},"data":${nested(levels, 'array')}}`;
+  if (kind === 'deep')
+    return `{"session":${JSON.stringify(session)},"node":${JSON.stringify(node)},"data":${nested(levels, 'array')}}`;
   if (kind === 'json') {
     try {
       data = JSON.parse(text);
@@ -540,12 +901,18 @@ function envelope(kind: Envelope, session: string, node: string, text: string, l
   }
   switch (kind) {
     case 'text':
-    case 'json': return JSON.stringify({ session, node, data });
-    case 'wrongSession': return JSON.stringify({ session: `${session}x`, node, data });
-    case 'noSession': return JSON.stringify({ node, data });
-    case 'notJson': return `{"session":${JSON.stringify(session)},"data":`;
-    case 'array': return JSON.stringify([session, node, data]);
-    case 'noData': return JSON.stringify({ session, node });
+    case 'json':
+      return JSON.stringify({ session, node, data });
+    case 'wrongSession':
+      return JSON.stringify({ session: `${session}x`, node, data });
+    case 'noSession':
+      return JSON.stringify({ node, data });
+    case 'notJson':
+      return `{"session":${JSON.stringify(session)},"data":`;
+    case 'array':
+      return JSON.stringify([session, node, data]);
+    case 'noData':
+      return JSON.stringify({ session, node });
   }
 }
 
@@ -553,14 +920,25 @@ function envelope(kind: Envelope, session: string, node: string, text: string, l
  * HTTP-streaming or SSE: the generated texts in the connect body / cf_connect (before `connect`: then the sentinel),
  * or a valid connect first and the texts as `POST /emulation` requests, then the sentinel the same way.
  */
-async function runEmulated(sse: boolean, texts: string[], kinds: Envelope[], afterConnect: boolean, what: string): Promise<void> {
-  const initial = afterConnect ? JSON.stringify({ id: 1, connect: { token: tokens.valid } }) : [...texts, SENTINEL].join('\n');
+async function runEmulated(
+  sse: boolean,
+  texts: string[],
+  kinds: Envelope[],
+  afterConnect: boolean,
+  what: string,
+): Promise<void> {
+  const initial = afterConnect
+    ? JSON.stringify({ id: 1, connect: { token: tokens.valid } })
+    : [...texts, SENTINEL].join('\n');
   const st = await openStream(sse, initial);
   try {
     if (st.status !== 200) {
       // Refused before any session: the body over HERALD_MAX_MESSAGE_SIZE (413), cf_connect over Node's header limit (431).
       await until(() => st.ended, `${what}: refusal body`);
-      assert.ok([413, 431].includes(st.status), `${what}: a stream refused only as too large (got ${st.status} ${st.body.slice(0, 200)})`);
+      assert.ok(
+        [413, 431].includes(st.status),
+        `${what}: a stream refused only as too large (got ${st.status} ${st.body.slice(0, 200)})`,
+      );
       assertNoStack(st.body, what);
       count(`stream ${st.status}`);
       return;
@@ -578,8 +956,13 @@ async function runEmulated(sse: boolean, texts: string[], kinds: Envelope[], aft
     };
     if (afterConnect) {
       await until(() => (check(), answered.has(1) || st.ended), `${what}: connect`);
-      const reply = st.messages.map((m) => JSON.parse(m) as { id?: number; connect?: { session?: string; node?: string } }).find((m) => m.id === 1);
-      assert.ok(reply?.connect?.session && reply.connect.node, `${what}: a valid connect is answered with session and node`);
+      const reply = st.messages
+        .map((m) => JSON.parse(m) as { id?: number; connect?: { session?: string; node?: string } })
+        .find((m) => m.id === 1);
+      assert.ok(
+        reply?.connect?.session && reply.connect.node,
+        `${what}: a valid connect is answered with session and node`,
+      );
       const { session, node } = reply.connect;
       for (let i = 0; i < texts.length; i++) {
         const kind = kinds[i % kinds.length]!;
@@ -588,22 +971,42 @@ async function runEmulated(sse: boolean, texts: string[], kinds: Envelope[], aft
         // Any envelope over HERALD_MAX_MESSAGE_SIZE + 1 KB is 413 before it is read; data nested past what a command
         // may nest is 400 (the session's 107 otherwise).
         const deep = levels > MAX_DEPTH + 2 ? [400, 404] : [200, 404];
-        const json = parsesAsJson(texts[i]!) && bracketDepth(texts[i]!) > MAX_DEPTH + 2 ? [400, 404, 413] : [200, 404, 413];
-        const expected = { text: [200, 404, 413], json, deep, noData: [200, 404], wrongSession: [404, 413], noSession: [404, 413], notJson: [400, 413], array: [400, 413] }[kind];
-        assert.ok(expected.includes(a.status), `${what}: POST /emulation (${kind}) answered ${a.status} ${a.text.slice(0, 200)}`);
+        const json =
+          parsesAsJson(texts[i]!) && bracketDepth(texts[i]!) > MAX_DEPTH + 2 ? [400, 404, 413] : [200, 404, 413];
+        const expected = {
+          text: [200, 404, 413],
+          json,
+          deep,
+          noData: [200, 404],
+          wrongSession: [404, 413],
+          noSession: [404, 413],
+          notJson: [400, 413],
+          array: [400, 413],
+        }[kind];
+        assert.ok(
+          expected.includes(a.status),
+          `${what}: POST /emulation (${kind}) answered ${a.status} ${a.text.slice(0, 200)}`,
+        );
         // Its own session is unknown only once the server ended it, which the stream says with a disconnect push.
-        if (a.status === 404 && kind !== 'wrongSession' && kind !== 'noSession') await until(() => (check(), disconnected || st.ended), `${what}: the disconnect push behind a 404`);
+        if (a.status === 404 && kind !== 'wrongSession' && kind !== 'noSession')
+          await until(() => (check(), disconnected || st.ended), `${what}: the disconnect push behind a 404`);
         assertNoStack(a.text, what);
         count(`emulation ${a.status}`);
       }
       const last = await postEmulation(envelope('text', session, node, SENTINEL));
-      assert.ok(last.status === 200 || last.status === 404, `${what}: the sentinel's POST /emulation answered ${last.status}`);
+      assert.ok(
+        last.status === 200 || last.status === 404,
+        `${what}: the sentinel's POST /emulation answered ${last.status}`,
+      );
     }
     await until(() => (check(), answered.has(SENTINEL_ID) || st.ended), what);
     // A stream the server ended says why, in a disconnect push.
     if (st.ended && !answered.has(SENTINEL_ID)) {
       check();
-      assert.ok(disconnected, `${what}: the server ended the stream with a disconnect push (${st.messages.slice(-2).join(' | ').slice(0, 300)})`);
+      assert.ok(
+        disconnected,
+        `${what}: the server ended the stream with a disconnect push (${st.messages.slice(-2).join(' | ').slice(0, 300)})`,
+      );
     }
     check();
   } finally {
@@ -614,63 +1017,80 @@ async function runEmulated(sse: boolean, texts: string[], kinds: Envelope[], aft
 /** fast-check's failure report with the counterexample shortened (generated frames run to 16 KB). */
 function shortReport(d: fc.RunDetails<unknown>): void {
   if (!d.failed) return;
-  const cause = d.errorInstance instanceof Error ? (d.errorInstance.stack ?? d.errorInstance.message) : String(d.errorInstance);
-  throw new Error(`property failed after ${d.numRuns} runs (seed ${d.seed}, path "${d.counterexamplePath}"; shrunk ${d.numShrinks} times)\ncounterexample: ${fc.stringify(d.counterexample).slice(0, 3000)}\ncause: ${cause.slice(0, 3000)}`);
+  const cause =
+    d.errorInstance instanceof Error ? (d.errorInstance.stack ?? d.errorInstance.message) : String(d.errorInstance);
+  throw new Error(
+    `property failed after ${d.numRuns} runs (seed ${d.seed}, path "${d.counterexamplePath}"; shrunk ${d.numShrinks} times)\ncounterexample: ${fc.stringify(d.counterexample).slice(0, 3000)}\ncause: ${cause.slice(0, 3000)}`,
+  );
 }
 
 // ---- the property --------------------------------------------------------------------------------------------------
 
-test(`${RUNS} generated runs of frames before and after connect on WebSocket, HTTP-streaming and SSE: every answer is a result, an error from the codes table or a close with a table or RFC 6455 code, nothing escapes, and an SDK subscriber still gets its publication`, { timeout: 60_000 + RUNS * 500 }, async (t) => {
-  const watcher: Centrifuge = newClient(s.wsUrl, { token: tokens.valid });
-  const watchEvents: string[] = [];
-  watcher.on('disconnected', (ctx) => watchEvents.push(`disconnected ${ctx.code}`));
-  const sub = watcher.newSubscription('fuzz-watch');
-  const got: unknown[] = [];
-  sub.on('publication', (ctx) => got.push(ctx.data));
-  sub.on('unsubscribed', (ctx) => watchEvents.push(`unsubscribed ${ctx.code}`));
-  const subscribed = new Promise((r) => sub.once('subscribed', r));
-  sub.subscribe();
-  watcher.connect();
-  await subscribed;
+test(
+  `${RUNS} generated runs of frames before and after connect on WebSocket, HTTP-streaming and SSE: every answer is a result, an error from the codes table or a close with a table or RFC 6455 code, nothing escapes, and an SDK subscriber still gets its publication`,
+  { timeout: 60_000 + RUNS * 500 },
+  async (t) => {
+    const watcher: Centrifuge = newClient(s.wsUrl, { token: tokens.valid });
+    const watchEvents: string[] = [];
+    watcher.on('disconnected', (ctx) => watchEvents.push(`disconnected ${ctx.code}`));
+    const sub = watcher.newSubscription('fuzz-watch');
+    const got: unknown[] = [];
+    sub.on('publication', (ctx) => got.push(ctx.data));
+    sub.on('unsubscribed', (ctx) => watchEvents.push(`unsubscribed ${ctx.code}`));
+    const subscribed = new Promise((r) => sub.once('subscribed', r));
+    sub.subscribe();
+    watcher.connect();
+    await subscribed;
 
-  const started = performance.now();
-  const runs = fc.record({
-    transport: fc.constantFrom('ws', 'http_stream', 'sse'),
-    afterConnect: fc.boolean(),
-    /** Before connect: half the time a generated connect leads, so the commands after it meet a session in any state. */
-    lead: fc.option(commands('connect').map((c): WsOp => ({ kind: 'text', text: toText(c) })), { nil: undefined }),
-    ops: fc.array(wsOps(), { minLength: 1, maxLength: 3 }),
-    kinds: fc.array(envelopes, { minLength: 1, maxLength: 3 }),
-  });
-  await fc.assert(
-    fc.asyncProperty(runs, async ({ transport, afterConnect, lead, ops: generated, kinds }) => {
-      const ops = !afterConnect && lead ? [lead, ...generated] : generated;
-      const what = `${transport} ${afterConnect ? 'after' : 'before'} connect`;
-      count(`run ${what}`);
-      if (transport === 'ws') await runWebSocket(ops, afterConnect, what);
-      else await runEmulated(transport === 'sse', ops.map(opText), kinds, afterConnect, what);
-      // What a run set off may fail a moment later (a session's close, a hook).
-      await new Promise((r) => setImmediate(r));
-      assertNothingEscaped(what);
-    }),
-    { numRuns: RUNS, reporter: shortReport },
-  );
+    const started = performance.now();
+    const runs = fc.record({
+      transport: fc.constantFrom('ws', 'http_stream', 'sse'),
+      afterConnect: fc.boolean(),
+      /** Before connect: half the time a generated connect leads, so the commands after it meet a session in any state. */
+      lead: fc.option(
+        commands('connect').map((c): WsOp => ({ kind: 'text', text: toText(c) })),
+        { nil: undefined },
+      ),
+      ops: fc.array(wsOps(), { minLength: 1, maxLength: 3 }),
+      kinds: fc.array(envelopes, { minLength: 1, maxLength: 3 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(runs, async ({ transport, afterConnect, lead, ops: generated, kinds }) => {
+        const ops = !afterConnect && lead ? [lead, ...generated] : generated;
+        const what = `${transport} ${afterConnect ? 'after' : 'before'} connect`;
+        count(`run ${what}`);
+        if (transport === 'ws') await runWebSocket(ops, afterConnect, what);
+        else await runEmulated(transport === 'sse', ops.map(opText), kinds, afterConnect, what);
+        // What a run set off may fail a moment later (a session's close, a hook).
+        await new Promise((r) => setImmediate(r));
+        assertNothingEscaped(what);
+      }),
+      { numRuns: RUNS, reporter: shortReport },
+    );
 
-  assertNothingEscaped('all runs');
-  const marker = `after-${Math.random()}`;
-  const published = await api(s, 'publish', { channel: 'fuzz-watch', data: { marker } });
-  assert.equal(published.status, 200, JSON.stringify(published.json));
-  await waitFor(() => got.some((d) => (d as { marker?: string } | null)?.marker === marker), 'the SDK subscriber receives the publication made after the fuzz');
-  assert.deepEqual(watchEvents, [], 'the SDK subscriber was never disconnected or unsubscribed');
-  assert.equal((await fetch(`${s.httpUrl}/health`)).status, 200);
-  watcher.disconnect();
+    assertNothingEscaped('all runs');
+    const marker = `after-${Math.random()}`;
+    const published = await api(s, 'publish', { channel: 'fuzz-watch', data: { marker } });
+    assert.equal(published.status, 200, JSON.stringify(published.json));
+    await waitFor(
+      () => got.some((d) => (d as { marker?: string } | null)?.marker === marker),
+      'the SDK subscriber receives the publication made after the fuzz',
+    );
+    assert.deepEqual(watchEvents, [], 'the SDK subscriber was never disconnected or unsubscribed');
+    assert.equal((await fetch(`${s.httpUrl}/health`)).status, 200);
+    watcher.disconnect();
 
-  const summary = [...seen].sort((a, b) => a[0].localeCompare(b[0])).map(([k, v]) => `${k}: ${v}`).join(', ');
-  t.diagnostic(`${RUNS} runs in ${Math.round(performance.now() - started)} ms; ${summary}`);
-  // The runs reached results, errors and closes (not one kind of answer only).
-  const kindsSeen = new Set([...seen.keys()].map((k) => k.split(' ')[0]));
-  for (const k of ['result', 'error', 'close']) assert.ok(kindsSeen.has(k), `the runs met at least one ${k} (${summary})`);
-});
+    const summary = [...seen]
+      .sort((a, b) => a[0].localeCompare(b[0]))
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ');
+    t.diagnostic(`${RUNS} runs in ${Math.round(performance.now() - started)} ms; ${summary}`);
+    // The runs reached results, errors and closes (not one kind of answer only).
+    const kindsSeen = new Set([...seen.keys()].map((k) => k.split(' ')[0]));
+    for (const k of ['result', 'error', 'close'])
+      assert.ok(kindsSeen.has(k), `the runs met at least one ${k} (${summary})`);
+  },
+);
 
 // ---- regressions found by the property -----------------------------------------------------------------------------
 
@@ -679,7 +1099,9 @@ test('a POST /emulation whose data is JSON (not text) nested 7,000 arrays deep, 
   try {
     assert.equal(st.status, 200);
     await until(() => st.messages.some((m) => m.startsWith('{"id":1,')), 'connect reply');
-    const { session, node } = (JSON.parse(st.messages.find((m) => m.startsWith('{"id":1,'))!) as { connect: { session: string; node: string } }).connect;
+    const { session, node } = (
+      JSON.parse(st.messages.find((m) => m.startsWith('{"id":1,'))!) as { connect: { session: string; node: string } }
+    ).connect;
     const deep = `{"session":${JSON.stringify(session)},"node":${JSON.stringify(node)},"data":${nested(7000, 'array')}}`;
     assert.ok(Buffer.byteLength(deep) < MAX_MESSAGE + 1024, 'the request is within the /emulation size limit');
     const a = await postEmulation(deep);
@@ -687,18 +1109,28 @@ test('a POST /emulation whose data is JSON (not text) nested 7,000 arrays deep, 
     assert.equal(a.status, 400, `answered ${a.status}: ${a.text}`);
     assert.match(a.text, /HERALD_MAX_JSON_DEPTH/);
     // A command's data nested to the limit goes through (JSON or text); one past it is 400 as JSON, 107 as text (as on WebSocket).
-    const command = (id: number, levels: number) => `{"id":${id},"rpc":{"method":"echo","data":${nested(levels, 'array')}}}`;
+    const command = (id: number, levels: number) =>
+      `{"id":${id},"rpc":{"method":"echo","data":${nested(levels, 'array')}}}`;
     const atLimit = await postEmulation(JSON.stringify({ session, node, data: JSON.parse(command(2, MAX_DEPTH)) }));
     assert.equal(atLimit.status, 200, atLimit.text);
-    const pastAsJson = await postEmulation(JSON.stringify({ session, node, data: JSON.parse(command(3, MAX_DEPTH + 1)) }));
+    const pastAsJson = await postEmulation(
+      JSON.stringify({ session, node, data: JSON.parse(command(3, MAX_DEPTH + 1)) }),
+    );
     assert.equal(pastAsJson.status, 400, pastAsJson.text);
     assert.match(pastAsJson.text, /HERALD_MAX_JSON_DEPTH/);
     const pastAsText = await postEmulation(JSON.stringify({ session, node, data: command(4, MAX_DEPTH + 1) }));
     assert.equal(pastAsText.status, 200, pastAsText.text);
     await until(() => st.messages.some((m) => m.startsWith('{"id":4,')), 'the too-deep rpc sent as text answered');
-    assert.ok(st.messages.some((m) => m.startsWith('{"id":2,"rpc":')), 'the rpc at the limit has its result');
+    assert.ok(
+      st.messages.some((m) => m.startsWith('{"id":2,"rpc":')),
+      'the rpc at the limit has its result',
+    );
     assert.ok(!st.messages.some((m) => m.startsWith('{"id":3,')), 'the refused request reached no session');
-    assert.equal((JSON.parse(st.messages.find((m) => m.startsWith('{"id":4,'))!) as { error?: { code: number } }).error?.code, ErrorCode.badRequest, 'one past the limit as text is 107');
+    assert.equal(
+      (JSON.parse(st.messages.find((m) => m.startsWith('{"id":4,'))!) as { error?: { code: number } }).error?.code,
+      ErrorCode.badRequest,
+      'one past the limit as text is 107',
+    );
   } finally {
     st.abort();
   }

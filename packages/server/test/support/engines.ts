@@ -37,7 +37,9 @@ export async function redisTestEngine(options: Partial<RedisEngineOptions> = {})
   while (!engine.isReady()) {
     if (Date.now() > deadline) {
       await engine.close();
-      throw new Error(`Redis at ${urls.join(', ')} is not ready (${engine.notReadyReason?.()}): start it (redis-server --port 6379) before the tests`);
+      throw new Error(
+        `Redis at ${urls.join(', ')} is not ready (${engine.notReadyReason?.()}): start it (redis-server --port 6379) before the tests`,
+      );
     }
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -69,8 +71,12 @@ export const engineFactories: Record<string, () => Promise<Engine>> = {
 
 /** The engines to run (HERALD_TEST_ENGINES=memory,redis); an unknown name stops the run instead of dropping out. */
 export const engineNames = (process.env.HERALD_TEST_ENGINES ?? Object.keys(engineFactories).join(','))
-  .split(',').map((s) => s.trim()).filter((s) => s !== '');
+  .split(',')
+  .map((s) => s.trim())
+  .filter((s) => s !== '');
 const unknownEngines = engineNames.filter((s) => !Object.hasOwn(engineFactories, s));
 if (unknownEngines.length > 0 || engineNames.length === 0) {
-  throw new Error(`HERALD_TEST_ENGINES names ${unknownEngines.length > 0 ? `unknown engines: ${unknownEngines.join(', ')}` : 'no engine'}; known: ${Object.keys(engineFactories).join(', ')}`);
+  throw new Error(
+    `HERALD_TEST_ENGINES names ${unknownEngines.length > 0 ? `unknown engines: ${unknownEngines.join(', ')}` : 'no engine'}; known: ${Object.keys(engineFactories).join(', ')}`,
+  );
 }

@@ -37,7 +37,10 @@ export async function startHerald(opts: HeraldOptions & { engineName?: string } 
   };
 }
 
-export async function mintToken(claims: Record<string, unknown>, opts: { secret?: string; ttlSec?: number | null; alg?: string } = {}): Promise<string> {
+export async function mintToken(
+  claims: Record<string, unknown>,
+  opts: { secret?: string; ttlSec?: number | null; alg?: string } = {},
+): Promise<string> {
   let jwt = new SignJWT(claims).setProtectedHeader({ alg: opts.alg ?? 'HS256' }).setIssuedAt();
   if (opts.ttlSec !== null) jwt = jwt.setExpirationTime(Math.floor(Date.now() / 1000) + (opts.ttlSec ?? 3600));
   return jwt.sign(new TextEncoder().encode(opts.secret ?? SECRET));
@@ -53,7 +56,12 @@ export function newClient(url: string, options: Partial<CentrifugeOptions> = {})
   });
 }
 
-export async function api(server: TestServer, method: string, body: unknown, key = API_KEY): Promise<{ status: number; json: any }> {
+export async function api(
+  server: TestServer,
+  method: string,
+  body: unknown,
+  key = API_KEY,
+): Promise<{ status: number; json: any }> {
   const res = await fetch(`${server.httpUrl}/api/${method}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-api-key': key },

@@ -16,5 +16,7 @@ const channel = `loaded-${process.pid}-${Date.now()}`;
 const pos = await herald.publish(channel, { n: 1 });
 await herald.removeHistory(channel);
 await herald.close();
-const loaded = Object.keys(require.cache).filter((k) => k.split(/[\\/]/).join('/').includes('/node_modules/ioredis/')).length;
+const loaded = Object.keys(require.cache).filter((k) =>
+  k.split(/[\\/]/).join('/').includes('/node_modules/ioredis/'),
+).length;
 console.log(JSON.stringify({ loaded, offset: pos.offset }));

@@ -30,7 +30,13 @@ export class MemoryBroker implements Broker {
     }
     let position: StreamPosition;
     if (options.historySize > 0) {
-      const stored = this.history.append(channel, input, options.historySize, options.historyTtlMs, Math.max(this.metaTtlMs, options.historyTtlMs));
+      const stored = this.history.append(
+        channel,
+        input,
+        options.historySize,
+        options.historyTtlMs,
+        Math.max(this.metaTtlMs, options.historyTtlMs),
+      );
       position = { offset: stored.offset, epoch: stored.epoch };
       this.handler?.onPublication(channel, stored, position);
     } else {

@@ -101,7 +101,13 @@ export class MemoryHistory implements History {
     }
   }
 
-  append(channel: string, pub: Omit<Publication, 'offset'>, size: number, ttlMs: number, metaTtlMs: number): Publication & { epoch: string } {
+  append(
+    channel: string,
+    pub: Omit<Publication, 'offset'>,
+    size: number,
+    ttlMs: number,
+    metaTtlMs: number,
+  ): Publication & { epoch: string } {
     const now = this.now();
     let stream = this.live(channel, now);
     if (!stream) {
@@ -122,7 +128,9 @@ export class MemoryHistory implements History {
     const stream = this.live(channel, now);
     if (!stream) {
       // Nothing is created for a read: the position of a channel that never had a publication is computed.
-      const epoch = this.registry.isUsed(channel) ? this.registry.staleEpoch(channel) : this.registry.firstEpoch(channel);
+      const epoch = this.registry.isUsed(channel)
+        ? this.registry.staleEpoch(channel)
+        : this.registry.firstEpoch(channel);
       return { publications: [], position: { offset: 0, epoch } };
     }
     this.trim(stream, query.historySize, now);

@@ -14,9 +14,11 @@ const SUBSCRIBE_BATCH = 512;
  */
 function invalidPublishOption(o: PublishOptions): string | undefined {
   if (!Number.isSafeInteger(o.historySize)) return `history size ${o.historySize} is not an integer`;
-  if (o.historySize > 0 && !(Number.isSafeInteger(Math.round(o.historyTtlMs)) && o.historyTtlMs >= 0)) return `history TTL ${o.historyTtlMs} ms is not a duration`;
+  if (o.historySize > 0 && !(Number.isSafeInteger(Math.round(o.historyTtlMs)) && o.historyTtlMs >= 0))
+    return `history TTL ${o.historyTtlMs} ms is not a duration`;
   const ttl = o.idempotentResultTtlMs;
-  if (o.idempotencyKey && ttl !== undefined && !(Number.isSafeInteger(Math.round(ttl)) && ttl >= 0)) return `idempotent result TTL ${ttl} ms is not a duration`;
+  if (o.idempotencyKey && ttl !== undefined && !(Number.isSafeInteger(Math.round(ttl)) && ttl >= 0))
+    return `idempotent result TTL ${ttl} ms is not a duration`;
   return undefined;
 }
 
@@ -83,7 +85,8 @@ export class RedisBroker implements Broker {
 
   async publish(channel: string, input: PublicationInput, options: PublishOptions): Promise<StreamPosition> {
     const invalid = invalidPublishOption(options);
-    if (invalid) throw new HeraldError(ErrorCode.badRequest, `redis engine: publish refused, nothing stored: ${invalid}`);
+    if (invalid)
+      throw new HeraldError(ErrorCode.badRequest, `redis engine: publish refused, nothing stored: ${invalid}`);
     const idemTtl = options.idempotencyKey ? Math.max(1, Math.round(options.idempotentResultTtlMs ?? 300_000)) : 0;
     if (options.historySize <= 0) {
       try {
@@ -91,36 +94,65 @@ export class RedisBroker implements Broker {
           await this.redis.commands.publish(this.keys.feed(channel), encodeUnstoredPublication(input));
         } else {
           // The same dedup window as publishes with history, shared by every node: a seen key delivers nothing.
-          await this.redis.commands.heraldPublishUnstored(this.keys.idempotency(channel, options.idempotencyKey!), this.keys.feed(channel), encodeUnstoredPublication(input), idemTtl);
+          await this.redis.commands.heraldPublishUnstored(
+            this.keys.idempotency(channel, options.idempotencyKey!),
+            this.keys.feed(channel),
+            encodeUnstoredPublication(input),
+            idemTtl,
+          );
         }
       } catch (err) {
         const unanswered = err instanceof Error && /timed out/i.test(err.message);
-        throw redisFailure(unanswered ? 'publish (unanswered: it may still be delivered; retry with an idempotency_key to avoid a duplicate)' : 'publish (not delivered)', err);
+        throw redisFailure(
+          unanswered
+            ? 'publish (unanswered: it may still be delivered; retry with an idempotency_key to avoid a duplicate)'
+            : 'publish (not delivered)',
+          err,
+        );
       }
       return { offset: 0, epoch: '' };
     }
     let result: [number | string, string];
     try {
       result = await this.redis.commands.heraldPublish(
-        this.keys.stream(channel), this.keys.meta(channel),
+        this.keys.stream(channel),
+        this.keys.meta(channel),
         this.keys.idempotency(channel, options.idempotencyKey ?? ''),
-        encodeEnvelope(input), options.historySize, Math.max(1, Math.round(options.historyTtlMs)),
-        Math.max(this.metaTtlMs, Math.round(options.historyTtlMs)), this.keys.feed(channel), this.nextEpoch(), idemTtl,
+        encodeEnvelope(input),
+        options.historySize,
+        Math.max(1, Math.round(options.historyTtlMs)),
+        Math.max(this.metaTtlMs, Math.round(options.historyTtlMs)),
+        this.keys.feed(channel),
+        this.nextEpoch(),
+        idemTtl,
       );
     } catch (err) {
       // Unanswered is not the same as refused: a frozen Redis may still run the script when it wakes up.
       const unanswered = err instanceof Error && /timed out/i.test(err.message);
-      throw redisFailure(unanswered ? 'publish (unanswered: it may still be applied; retry with an idempotency_key to avoid a duplicate)' : 'publish (not stored)', err);
+      throw redisFailure(
+        unanswered
+          ? 'publish (unanswered: it may still be applied; retry with an idempotency_key to avoid a duplicate)'
+          : 'publish (not stored)',
+        err,
+      );
     }
     if (this.minReplicas > 0) {
       let acked: number;
       try {
         acked = await this.replicated();
       } catch (err) {
-        throw redisFailure('publish (stored on the primary, replication unconfirmed: it may be lost in a failover or still be delivered; retry with an idempotency_key)', err);
+        throw redisFailure(
+          'publish (stored on the primary, replication unconfirmed: it may be lost in a failover or still be delivered; retry with an idempotency_key)',
+          err,
+        );
       }
       if (acked < this.minReplicas) {
-        throw redisFailure('publish', new Error(`stored on the primary but confirmed by ${acked} of HERALD_REDIS_MIN_REPLICAS=${this.minReplicas} replicas in time: it may be lost in a failover or still be delivered; retry with an idempotency_key`));
+        throw redisFailure(
+          'publish',
+          new Error(
+            `stored on the primary but confirmed by ${acked} of HERALD_REDIS_MIN_REPLICAS=${this.minReplicas} replicas in time: it may be lost in a failover or still be delivered; retry with an idempotency_key`,
+          ),
+        );
       }
     }
     const [first, second] = result;
@@ -157,7 +189,10 @@ export class RedisBroker implements Broker {
       if (this.wanted.get(name) === entry) this.wanted.delete(name);
       // Unanswered: Redis may still apply it. Replies come in order, so when it does, any later subscribe or
       // unsubscribe of this feed was sent after it and `wanted` says what the node wants now.
-      sent.then(() => this.dropUnwanted(name), () => {});
+      sent.then(
+        () => this.dropUnwanted(name),
+        () => {},
+      );
       throw redisFailure('subscribe', err);
     }
   }
@@ -165,7 +200,9 @@ export class RedisBroker implements Broker {
   /** Unsubscribes a feed that Redis subscribed late (after its subscribe timed out), unless it is wanted again. */
   private dropUnwanted(name: string): void {
     if (this.wanted.has(name) || this.redis.feed.status !== 'ready') return;
-    this.redis.feed.unsubscribe(name).catch((err: unknown) => this.onError(`feed unsubscribe of ${name}`, new Error(errorText(err))));
+    this.redis.feed
+      .unsubscribe(name)
+      .catch((err: unknown) => this.onError(`feed unsubscribe of ${name}`, new Error(errorText(err))));
   }
 
   async unsubscribe(channel: string): Promise<void> {
@@ -216,7 +253,8 @@ export class RedisBroker implements Broker {
   private async restoreFeed(): Promise<void> {
     const names = this.carriesControl ? [this.keys.control, ...this.wanted.keys()] : [...this.wanted.keys()];
     try {
-      for (let i = 0; i < names.length; i += SUBSCRIBE_BATCH) await this.redis.feed.subscribe(...names.slice(i, i + SUBSCRIBE_BATCH));
+      for (let i = 0; i < names.length; i += SUBSCRIBE_BATCH)
+        await this.redis.feed.subscribe(...names.slice(i, i + SUBSCRIBE_BATCH));
     } catch (err) {
       // The connection dropped again; the next 'ready' retries.
       this.onError('feed resubscribe', new Error(errorText(err)));

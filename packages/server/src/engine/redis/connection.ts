@@ -1,7 +1,15 @@
 import { Redis, ReplyError, type RedisOptions } from 'ioredis';
 import { ErrorCode, HeraldError } from '../../protocol/codes.js';
 import { parseRedisTarget } from './url.js';
-import { HISTORY_SCRIPT, PRESENCE_ADD_SCRIPT, PRESENCE_GET_SCRIPT, PRESENCE_REMOVE_SCRIPT, PUBLISH_SCRIPT, PUBLISH_UNSTORED_SCRIPT, ROTATE_EPOCH_SCRIPT } from './scripts.js';
+import {
+  HISTORY_SCRIPT,
+  PRESENCE_ADD_SCRIPT,
+  PRESENCE_GET_SCRIPT,
+  PRESENCE_REMOVE_SCRIPT,
+  PUBLISH_SCRIPT,
+  PUBLISH_UNSTORED_SCRIPT,
+  ROTATE_EPOCH_SCRIPT,
+} from './scripts.js';
 
 /** How often the commands connection is probed with a PING (one at a time). */
 const HEALTH_INTERVAL_MS = 250;
@@ -34,9 +42,35 @@ export type RedisConnectionEvent =
 
 /** The commands our scripts add to the client. */
 export interface ScriptedRedis extends Redis {
-  heraldPublish(stream: string, meta: string, idem: string, envelope: string, size: number, ttlMs: number, metaTtlMs: number, feed: string, epoch: string, idemTtlMs: number): Promise<[number | string, string]>;
-  heraldPublishUnstored(idem: string, feed: string, message: string, idemTtlMs: number): Promise<[number | string, string]>;
-  heraldHistory(stream: string, meta: string, epoch: string, metaTtlMs: number, since: number, limit: number, reverse: string, ttlMs: number, size: number): Promise<(string | number)[]>;
+  heraldPublish(
+    stream: string,
+    meta: string,
+    idem: string,
+    envelope: string,
+    size: number,
+    ttlMs: number,
+    metaTtlMs: number,
+    feed: string,
+    epoch: string,
+    idemTtlMs: number,
+  ): Promise<[number | string, string]>;
+  heraldPublishUnstored(
+    idem: string,
+    feed: string,
+    message: string,
+    idemTtlMs: number,
+  ): Promise<[number | string, string]>;
+  heraldHistory(
+    stream: string,
+    meta: string,
+    epoch: string,
+    metaTtlMs: number,
+    since: number,
+    limit: number,
+    reverse: string,
+    ttlMs: number,
+    size: number,
+  ): Promise<(string | number)[]>;
   heraldRotateEpoch(meta: string, epoch: string, next: string): Promise<string>;
   heraldPresenceAdd(hash: string, zset: string, client: string, info: string, ttlMs: number): Promise<number>;
   heraldPresenceRemove(hash: string, zset: string, client: string): Promise<number>;
@@ -91,7 +125,8 @@ export class RedisConnections {
         sentinelUsername: target.sentinelUsername,
         sentinelPassword: target.sentinelPassword,
         // Ask the Sentinels again on every reconnect, and keep asking while none answers.
-        sentinelRetryStrategy: (times: number) => (this.closed ? null : Math.min(100 * 2 ** Math.min(times, 5), maxDelay)),
+        sentinelRetryStrategy: (times: number) =>
+          this.closed ? null : Math.min(100 * 2 ** Math.min(times, 5), maxDelay),
         // A primary that Sentinel replaced is dropped as soon as Sentinel announces the switch.
         failoverDetector: true,
       });
@@ -160,7 +195,8 @@ export class RedisConnections {
   private checkHealth(): void {
     if (this.commands.status !== 'ready') return;
     // While misplaced, look again every second: the operator may fix the other nodes or clear the claim.
-    if (this.misplaced !== undefined && this.ticks++ % Math.round(1000 / HEALTH_INTERVAL_MS) === 0) this.identityCheck();
+    if (this.misplaced !== undefined && this.ticks++ % Math.round(1000 / HEALTH_INTERVAL_MS) === 0)
+      this.identityCheck();
     if (this.probing) return;
     this.probing = true;
     const deadlineMs = this.healthDeadlineMs();
@@ -192,7 +228,13 @@ export class RedisConnections {
 
   /** Runs checkIdentity in the background; it handles its own failures, so a rejection here is a bug to report. */
   private identityCheck(): void {
-    this.checkIdentity().catch((err: unknown) => this.options.onEvent?.({ type: 'topology', ok: false, message: `shard identity check failed: ${errorText(err)}` }));
+    this.checkIdentity().catch((err: unknown) =>
+      this.options.onEvent?.({
+        type: 'topology',
+        ok: false,
+        message: `shard identity check failed: ${errorText(err)}`,
+      }),
+    );
   }
 
   private async checkIdentity(): Promise<void> {
@@ -209,8 +251,10 @@ export class RedisConnections {
       this.misplaced = `could not claim ${identity.key} on this Redis (${errorText(err)}); the user in REDIS_URL needs GET and SET on it`;
     }
     this.identityChecked = true;
-    if (this.misplaced !== undefined && this.misplaced !== before) this.options.onEvent?.({ type: 'topology', ok: false, message: this.misplaced });
-    else if (this.misplaced === undefined && before !== undefined) this.options.onEvent?.({ type: 'topology', ok: true, message: identity.value });
+    if (this.misplaced !== undefined && this.misplaced !== before)
+      this.options.onEvent?.({ type: 'topology', ok: false, message: this.misplaced });
+    else if (this.misplaced === undefined && before !== undefined)
+      this.options.onEvent?.({ type: 'topology', ok: true, message: identity.value });
   }
 }
 
@@ -262,7 +306,8 @@ export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
  * a long script (BUSY), too few replicas (NOREPLICAS), a failing snapshot (MISCONF), memory full (OOM),
  * credentials or ACLs the operator may still fix (NOAUTH, WRONGPASS, NOPERM), cluster redirections.
  */
-const TRANSIENT_REPLY = /(?:^|[\s-])(READONLY|LOADING|MASTERDOWN|BUSY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|MISCONF|OOM|NOAUTH|WRONGPASS|NOPERM|MOVED|ASK|UNBLOCKED|NOSCRIPT)\b|max number of clients/;
+const TRANSIENT_REPLY =
+  /(?:^|[\s-])(READONLY|LOADING|MASTERDOWN|BUSY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|MISCONF|OOM|NOAUTH|WRONGPASS|NOPERM|MOVED|ASK|UNBLOCKED|NOSCRIPT)\b|max number of clients/;
 
 /**
  * Whether a failed Redis call may succeed if retried unchanged. Everything is temporary (connection lost or never
@@ -289,7 +334,15 @@ export function isTemporaryRedisError(err: unknown): boolean {
 export function redisFailure(what: string, err: unknown): HeraldError {
   if (err instanceof HeraldError) return err;
   if (!isTemporaryRedisError(err)) {
-    return new HeraldError(ErrorCode.badRequest, `redis engine: ${what} refused by Redis (${errorText(err)}): the request's arguments are invalid (e.g. a stream offset beyond 2^53); fix the request, retrying it will fail the same way`, false);
+    return new HeraldError(
+      ErrorCode.badRequest,
+      `redis engine: ${what} refused by Redis (${errorText(err)}): the request's arguments are invalid (e.g. a stream offset beyond 2^53); fix the request, retrying it will fail the same way`,
+      false,
+    );
   }
-  return new HeraldError(ErrorCode.internal, `redis engine: ${what} failed (${errorText(err)}); check REDIS_URL and that Redis is up, then retry`, true);
+  return new HeraldError(
+    ErrorCode.internal,
+    `redis engine: ${what} failed (${errorText(err)}); check REDIS_URL and that Redis is up, then retry`,
+    true,
+  );
 }

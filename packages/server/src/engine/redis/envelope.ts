@@ -14,7 +14,8 @@ export function encodeEnvelope(pub: PublicationInput): string {
 export function decodeEnvelope(text: string, offset: number): Publication {
   const colon = text.indexOf(':');
   const len = colon > 0 ? Number(text.slice(0, colon)) : NaN;
-  if (!Number.isInteger(len) || len < 0 || colon + 1 + len > text.length) throw new Error('malformed publication envelope');
+  if (!Number.isInteger(len) || len < 0 || colon + 1 + len > text.length)
+    throw new Error('malformed publication envelope');
   const pub: Publication = { offset, data: text.slice(colon + 1 + len) };
   if (len > 0) {
     const header = JSON.parse(text.slice(colon + 1, colon + 1 + len)) as { i?: ClientInfo; t?: Record<string, string> };
@@ -31,8 +32,7 @@ export function decodeEnvelope(text: string, offset: number): Publication {
  *   l<ClientInfo JSON>             leave
  */
 export type FeedMessage =
-  | { kind: 'pub'; pub: Publication; epoch: string }
-  | { kind: 'join' | 'leave'; info: ClientInfo };
+  { kind: 'pub'; pub: Publication; epoch: string } | { kind: 'join' | 'leave'; info: ClientInfo };
 
 export function decodeFeedMessage(text: string): FeedMessage {
   const kind = text[0];
@@ -44,7 +44,8 @@ export function decodeFeedMessage(text: string): FeedMessage {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new Error('malformed publication offset');
     return { kind: 'pub', epoch: text.slice(c1 + 1, c2), pub: decodeEnvelope(text.slice(c2 + 1), offset) };
   }
-  if (kind === 'j' || kind === 'l') return { kind: kind === 'j' ? 'join' : 'leave', info: JSON.parse(text.slice(1)) as ClientInfo };
+  if (kind === 'j' || kind === 'l')
+    return { kind: kind === 'j' ? 'join' : 'leave', info: JSON.parse(text.slice(1)) as ClientInfo };
   throw new Error('unknown feed message');
 }
 

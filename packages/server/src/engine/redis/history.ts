@@ -7,23 +7,33 @@ import type { RedisKeys } from './keys.js';
 /** Redis history (contract in ../history.ts): one script reads meta and stream together, so position and
  * publications are one consistent snapshot. Writes happen in RedisBroker.publish. */
 export class RedisHistory implements History {
-  constructor(private readonly redis: RedisConnections, private readonly keys: RedisKeys, private readonly nextEpoch: () => string) {}
+  constructor(
+    private readonly redis: RedisConnections,
+    private readonly keys: RedisKeys,
+    private readonly nextEpoch: () => string,
+  ) {}
 
   async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
     let reply: (string | number)[];
     try {
       reply = await this.redis.commands.heraldHistory(
-        this.keys.stream(channel), this.keys.meta(channel), this.nextEpoch(),
+        this.keys.stream(channel),
+        this.keys.meta(channel),
+        this.nextEpoch(),
         Math.max(1, query.historyMetaTtlMs, query.historyTtlMs),
-        query.since ? query.since.offset : -1, query.limit < 0 ? -1 : query.limit, query.reverse ? '1' : '0',
-        Math.max(1, query.historyTtlMs), Math.max(0, query.historySize),
+        query.since ? query.since.offset : -1,
+        query.limit < 0 ? -1 : query.limit,
+        query.reverse ? '1' : '0',
+        Math.max(1, query.historyTtlMs),
+        Math.max(0, query.historySize),
       );
     } catch (err) {
       throw redisFailure('history', err);
     }
     const position = { offset: Number(reply[0]), epoch: String(reply[1]) };
     const publications: Publication[] = [];
-    for (let i = 2; i + 1 < reply.length; i += 2) publications.push(decodeEnvelope(String(reply[i + 1]), Number(reply[i])));
+    for (let i = 2; i + 1 < reply.length; i += 2)
+      publications.push(decodeEnvelope(String(reply[i + 1]), Number(reply[i])));
     return { publications, position };
   }
 

@@ -54,7 +54,15 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
     });
     connections.push(redis);
     return {
-      broker: new RedisBroker(redis, keys, metaTtlMs, options.onError ?? (() => {}), nextEpoch, index === 0, options.minReplicas ?? 0),
+      broker: new RedisBroker(
+        redis,
+        keys,
+        metaTtlMs,
+        options.onError ?? (() => {}),
+        nextEpoch,
+        index === 0,
+        options.minReplicas ?? 0,
+      ),
       history: new RedisHistory(redis, keys, nextEpoch),
       presence: new RedisPresence(redis, keys),
     };

@@ -25,7 +25,10 @@ export interface RedisKeys {
 }
 
 export function redisKeys(prefix: string): RedisKeys {
-  if (/[{}]/.test(prefix)) throw new Error(`HERALD_REDIS_PREFIX=${JSON.stringify(prefix)}: must not contain { or } (they are Redis Cluster hash tags)`);
+  if (/[{}]/.test(prefix))
+    throw new Error(
+      `HERALD_REDIS_PREFIX=${JSON.stringify(prefix)}: must not contain { or } (they are Redis Cluster hash tags)`,
+    );
   const feedHead = `${prefix}.pub.{`;
   return {
     stream: (ch) => `${prefix}.stream.{${ch}}`,
@@ -34,7 +37,8 @@ export function redisKeys(prefix: string): RedisKeys {
     presence: (ch) => `${prefix}.presence.{${ch}}`,
     presenceExpiry: (ch) => `${prefix}.presexp.{${ch}}`,
     feed: (ch) => feedHead + ch + '}',
-    channelOfFeed: (feed) => (feed.startsWith(feedHead) && feed.endsWith('}') ? feed.slice(feedHead.length, -1) : undefined),
+    channelOfFeed: (feed) =>
+      feed.startsWith(feedHead) && feed.endsWith('}') ? feed.slice(feedHead.length, -1) : undefined,
     control: `${prefix}.control`,
   };
 }

@@ -9,11 +9,20 @@ import type { RedisKeys } from './keys.js';
  * dropped on the next read.
  */
 export class RedisPresence implements PresenceManager {
-  constructor(private readonly redis: RedisConnections, private readonly keys: RedisKeys) {}
+  constructor(
+    private readonly redis: RedisConnections,
+    private readonly keys: RedisKeys,
+  ) {}
 
   async addPresence(channel: string, info: ClientInfo, ttlMs: number): Promise<void> {
     try {
-      await this.redis.commands.heraldPresenceAdd(this.keys.presence(channel), this.keys.presenceExpiry(channel), info.client, JSON.stringify(info), Math.max(1, ttlMs));
+      await this.redis.commands.heraldPresenceAdd(
+        this.keys.presence(channel),
+        this.keys.presenceExpiry(channel),
+        info.client,
+        JSON.stringify(info),
+        Math.max(1, ttlMs),
+      );
     } catch (err) {
       throw redisFailure('presence add', err);
     }
@@ -21,7 +30,11 @@ export class RedisPresence implements PresenceManager {
 
   async removePresence(channel: string, clientId: string): Promise<void> {
     try {
-      await this.redis.commands.heraldPresenceRemove(this.keys.presence(channel), this.keys.presenceExpiry(channel), clientId);
+      await this.redis.commands.heraldPresenceRemove(
+        this.keys.presence(channel),
+        this.keys.presenceExpiry(channel),
+        clientId,
+      );
     } catch (err) {
       throw redisFailure('presence remove', err);
     }
@@ -30,7 +43,11 @@ export class RedisPresence implements PresenceManager {
   async presence(channel: string): Promise<Map<string, ClientInfo>> {
     let flat: string[];
     try {
-      flat = await this.redis.commands.heraldPresenceGet(this.keys.presence(channel), this.keys.presenceExpiry(channel), '1');
+      flat = await this.redis.commands.heraldPresenceGet(
+        this.keys.presence(channel),
+        this.keys.presenceExpiry(channel),
+        '1',
+      );
     } catch (err) {
       throw redisFailure('presence', err);
     }
@@ -42,7 +59,11 @@ export class RedisPresence implements PresenceManager {
   async presenceStats(channel: string): Promise<PresenceStats> {
     let values: string[];
     try {
-      values = await this.redis.commands.heraldPresenceGet(this.keys.presence(channel), this.keys.presenceExpiry(channel), '0');
+      values = await this.redis.commands.heraldPresenceGet(
+        this.keys.presence(channel),
+        this.keys.presenceExpiry(channel),
+        '0',
+      );
     } catch (err) {
       throw redisFailure('presence stats', err);
     }

@@ -25,7 +25,9 @@ export const FIRST_LIFE_ROTATE_AT = 1 << 18;
  * Herald does not speak Redis Cluster, where it would need a registry per hash slot.
  * Defines: reg (key name), gen, bit (this channel's bit offset), firstEpoch, staleEpoch.
  */
-const FIRST_LIFE = (candidateArg: string) => `local reg = string.sub(KEYS[2], 1, string.find(KEYS[2], '.meta.{', 1, true) - 1) .. '.epochs'
+const FIRST_LIFE = (
+  candidateArg: string,
+) => `local reg = string.sub(KEYS[2], 1, string.find(KEYS[2], '.meta.{', 1, true) - 1) .. '.epochs'
 local head = redis.call('GETRANGE', reg, 0, 31)
 if #head < 32 then
   head = string.sub(${candidateArg} .. string.rep('.', 24), 1, 24) .. '00000000'

@@ -66,13 +66,17 @@ export class ShardedBroker implements Broker {
   async run(handler: BrokerEventHandler): Promise<void> {
     const n = this.shards.length;
     // A shard's feed loss concerns only that shard's channels.
-    await Promise.all(this.shards.map((s, i) => s.broker.run({
-      onPublication: (channel, pub, position) => handler.onPublication(channel, pub, position),
-      onJoin: (channel, info) => handler.onJoin(channel, info),
-      onLeave: (channel, info) => handler.onLeave(channel, info),
-      onControl: (message) => handler.onControl(message),
-      onFeedInterrupted: () => handler.onFeedInterrupted((channel) => shardOf(channel, n) === i),
-    })));
+    await Promise.all(
+      this.shards.map((s, i) =>
+        s.broker.run({
+          onPublication: (channel, pub, position) => handler.onPublication(channel, pub, position),
+          onJoin: (channel, info) => handler.onJoin(channel, info),
+          onLeave: (channel, info) => handler.onLeave(channel, info),
+          onControl: (message) => handler.onControl(message),
+          onFeedInterrupted: () => handler.onFeedInterrupted((channel) => shardOf(channel, n) === i),
+        }),
+      ),
+    );
   }
 
   publish(channel: string, pub: PublicationInput, options: PublishOptions): Promise<StreamPosition> {

@@ -28,14 +28,20 @@ const SENTINEL = /^redis\+sentinel:\/\/(?:([^@/]*)@)?([^/?#]+)\/([^/?#]+)(?:\/(\
 export function parseRedisTarget(url: string): RedisTarget {
   if (/^redis\+sentinel:/i.test(url)) {
     const m = SENTINEL.exec(url);
-    if (!m) throw new Error('a Sentinel URL is redis+sentinel://[user:password@]host:port[,host:port…]/<master name>[/db]');
+    if (!m)
+      throw new Error('a Sentinel URL is redis+sentinel://[user:password@]host:port[,host:port…]/<master name>[/db]');
     const [, auth, hosts, name, db, query] = m;
     const sentinels = hosts!.split(',').map((h) => {
       const hp = /^(\[[^\]]+\]|[^:[\]]+)(?::(\d+))?$/.exec(h.trim());
       if (!hp) throw new Error(`"${h}" is not host:port`);
       return { host: hp[1]!.replace(/^\[|\]$/g, ''), port: hp[2] === undefined ? 26379 : Number(hp[2]) };
     });
-    const target: RedisTarget = { kind: 'sentinel', sentinels, name: decodeURIComponent(name!), db: db === undefined ? 0 : Number(db) };
+    const target: RedisTarget = {
+      kind: 'sentinel',
+      sentinels,
+      name: decodeURIComponent(name!),
+      db: db === undefined ? 0 : Number(db),
+    };
     if (auth !== undefined) {
       const colon = auth.indexOf(':');
       const user = decodeURIComponent(colon < 0 ? '' : auth.slice(0, colon));
@@ -45,7 +51,8 @@ export function parseRedisTarget(url: string): RedisTarget {
     }
     const params = new URLSearchParams(query ?? '');
     for (const key of params.keys()) {
-      if (key !== 'sentinel_password' && key !== 'sentinel_username') throw new Error(`unknown parameter "${key}" (known: sentinel_password, sentinel_username)`);
+      if (key !== 'sentinel_password' && key !== 'sentinel_username')
+        throw new Error(`unknown parameter "${key}" (known: sentinel_password, sentinel_username)`);
     }
     if (params.has('sentinel_password')) target.sentinelPassword = params.get('sentinel_password')!;
     if (params.has('sentinel_username')) target.sentinelUsername = params.get('sentinel_username')!;
@@ -57,14 +64,20 @@ export function parseRedisTarget(url: string): RedisTarget {
   } catch {
     throw new Error('not a URL');
   }
-  if ((parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || !parsed.hostname) throw new Error('not a Redis URL');
+  if ((parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || !parsed.hostname)
+    throw new Error('not a Redis URL');
   return { kind: 'direct', url };
 }
 
 /** The entry with its password replaced by ***, for logs; `fallback` when it cannot be read at all. */
 export function redactRedisUrl(url: string, fallback: string): string {
   if (/^redis\+sentinel:/i.test(url)) {
-    return url.replace(/^(redis\+sentinel:\/\/)([^@/]*)@/i, (_, head: string, auth: string) => `${head}${auth.includes(':') ? auth.slice(0, auth.indexOf(':') + 1) : ''}***@`)
+    return url
+      .replace(
+        /^(redis\+sentinel:\/\/)([^@/]*)@/i,
+        (_, head: string, auth: string) =>
+          `${head}${auth.includes(':') ? auth.slice(0, auth.indexOf(':') + 1) : ''}***@`,
+      )
       .replace(/([?&]sentinel_password=)[^&#]*/i, '$1***');
   }
   return redactUrl(url, fallback);
@@ -72,7 +85,8 @@ export function redactRedisUrl(url: string, fallback: string): string {
 
 /** What identifies one Redis in a list (without credentials), to refuse the same one listed twice. */
 export function redisTargetIdentity(target: RedisTarget): string {
-  if (target.kind === 'sentinel') return `sentinel ${target.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}/${target.name}/${target.db}`;
+  if (target.kind === 'sentinel')
+    return `sentinel ${target.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}/${target.name}/${target.db}`;
   const u = new URL(target.url);
   return `${u.protocol}//${u.host}${u.pathname}`;
 }
