@@ -14,8 +14,11 @@ import type { ConnectingContext, ConnectingResult } from '@herald/server';
 import { readSessionClaims, subjectOfClaims } from './session.js';
 
 export interface NextAuthCookieAuthOptions {
-  /** NEXTAUTH_SECRET (a list during rotation). Required. */
-  secret: string | string[];
+  /**
+   * NEXTAUTH_SECRET (a list during rotation). Required at the first connection; it may be undefined when the module
+   * loads.
+   */
+  secret: string | string[] | undefined;
   /** Exact origins (scheme://host:port) whose upgrades may use the cookie. Required, non-empty. */
   allowedOrigins: string[];
   /** A custom session cookie name. @default the next-auth v4 and Auth.js v5 names */
@@ -41,25 +44,52 @@ function one(h: string | string[] | undefined): string | undefined {
   return Array.isArray(h) ? h[0] : h;
 }
 
-export function nextAuthCookieAuth(
-  options: NextAuthCookieAuthOptions,
-): (ctx: ConnectingContext) => Promise<ConnectingResult | undefined> {
-  const secrets = [options.secret].flat().filter((s) => typeof s === 'string' && s !== '');
-  if (secrets.length === 0)
-    throw new CookieAuthConfigError("nextAuthCookieAuth needs { secret }: the app's NEXTAUTH_SECRET");
+function secretsOf(options: NextAuthCookieAuthOptions): string[] {
+  return [options.secret].flat().filter((s): s is string => typeof s === 'string' && s !== '');
+}
+
+/** What is wrong with the hook's options, or undefined. */
+function cookieAuthProblem(options: NextAuthCookieAuthOptions): CookieAuthConfigError | undefined {
+  if (secretsOf(options).length === 0) {
+    return new CookieAuthConfigError(
+      "nextAuthCookieAuth has no secret at run time: set NEXTAUTH_SECRET (or AUTH_SECRET, whichever the hook passes as { secret }) in the environment Herald's process runs in",
+    );
+  }
   if (!Array.isArray(options.allowedOrigins) || options.allowedOrigins.length === 0) {
-    throw new CookieAuthConfigError(
+    return new CookieAuthConfigError(
       'nextAuthCookieAuth needs { allowedOrigins }: the exact origins of the app, e.g. ["https://app.example.com"]; a cookie without an Origin check lets any site connect as the user',
     );
   }
   for (const o of options.allowedOrigins) {
     if (o === '*' || !/^https?:\/\/[^/]+$/.test(o))
-      throw new CookieAuthConfigError(
+      return new CookieAuthConfigError(
         `allowedOrigins: "${o}" is not an exact origin (scheme://host[:port], no path, no wildcard)`,
       );
   }
-  const allowed = new Set(options.allowedOrigins);
+  return undefined;
+}
+
+/**
+ * The `onConnecting` hook. Its options are checked at the first connection, not here, so a module that builds it can
+ * be loaded (by `next build`, a bundler) without the run-time secret; a bad option then throws CookieAuthConfigError
+ * from every connection attempt (Herald logs it and answers 100 internal error) until the process is fixed.
+ */
+export function nextAuthCookieAuth(
+  options: NextAuthCookieAuthOptions,
+): (ctx: ConnectingContext) => Promise<ConnectingResult | undefined> {
+  let checked: { secrets: string[]; allowed: Set<string> } | undefined;
+  const ready = () => {
+    if (checked) return checked;
+    const problem = cookieAuthProblem(options);
+    if (problem) throw problem;
+    checked = {
+      secrets: secretsOf(options),
+      allowed: new Set(options.allowedOrigins),
+    };
+    return checked;
+  };
   return async (ctx) => {
+    const { secrets, allowed } = ready();
     // An explicit token wins: the app chose it.
     if (ctx.token) return undefined;
     const origin = one(ctx.transport.headers.origin);

@@ -174,9 +174,44 @@ export async function mintToken(session: SessionLike, options: MintTokenOptions,
   return jwt.sign(new TextEncoder().encode(options.secret));
 }
 
-export interface TokenRouteOptions extends MintTokenOptions {
+export interface TokenRouteOptions extends Omit<MintTokenOptions, 'secret'> {
+  /**
+   * HS256 secret shared with Herald, e.g. `process.env.NEXTAUTH_SECRET`. It may be undefined when the module loads
+   * (`next build` loads route modules without the run-time environment): the route checks it at its first request.
+   */
+  secret: string | undefined;
   /** Reads the signed-in session, e.g. `() => getServerSession(authOptions)`; null or undefined means signed out. */
   getSession: (request: Request) => Promise<SessionLike | null | undefined> | SessionLike | null | undefined;
+}
+
+/**
+ * What is wrong with the route's options, or undefined. Checked per request, not when the module loads, so
+ * `next build` passes without the secret, which most CI and container builds only have at run time.
+ */
+function routeOptionsProblem(options: TokenRouteOptions): TokenConfigError | undefined {
+  if (typeof options.secret !== 'string' || options.secret === '') {
+    return new TokenConfigError(
+      'the Herald token route has no secret at run time: set NEXTAUTH_SECRET (or whichever variable the route passes ' +
+        "as { secret }, e.g. HERALD_TOKEN_SECRET) in the environment the app runs in (next start, the container's " +
+        'env); next build does not need it',
+    );
+  }
+  if (typeof options.getSession !== 'function') {
+    return new TokenConfigError(
+      'createTokenRoute needs { getSession }: a function returning the signed-in session, e.g. () => getServerSession(authOptions)',
+    );
+  }
+  const ttl = options.ttlSeconds ?? 60;
+  if (!Number.isFinite(ttl) || ttl <= 0)
+    return new TokenConfigError(`ttlSeconds must be a positive number of seconds, got ${ttl}`);
+  if (options.sessionSecret !== undefined) {
+    try {
+      sessionSecrets(options as MintTokenOptions);
+    } catch (err) {
+      return err as TokenConfigError;
+    }
+  }
+  return undefined;
 }
 
 function json(status: number, body: unknown): Response {
@@ -191,25 +226,26 @@ function json(status: number, body: unknown): Response {
  * `{ token, expires }` for a signed-in user and 401 otherwise (the client then stops reconnecting). The user id is
  * the session JWT's `sub` from the request's cookie (see MintTokenOptions.subject); when there is none, it answers 500
  * `{ error, code: 'HERALD_TOKEN_CONFIG', message }` with the fix instead of guessing one from the email or name.
- * Options are checked here, when the route module loads, so a missing secret fails at start, not per request.
+ * Options are checked at each request, not when the module loads, so `next build` passes without the secret; a
+ * missing secret answers the same 500 (`error: 'token_config'`) naming the variable, and is logged once.
  */
 export function createTokenRoute(options: TokenRouteOptions): (request: Request) => Promise<Response> {
-  checkSecret(options.secret);
-  if (typeof options.getSession !== 'function') {
-    throw new TokenConfigError(
-      'createTokenRoute needs { getSession }: a function returning the signed-in session, e.g. () => getServerSession(authOptions)',
-    );
-  }
-  const ttl = options.ttlSeconds ?? 60;
-  if (!Number.isFinite(ttl) || ttl <= 0)
-    throw new TokenConfigError(`ttlSeconds must be a positive number of seconds, got ${ttl}`);
-  if (options.sessionSecret !== undefined) sessionSecrets(options);
+  let logged = false;
   return async (request: Request) => {
+    const problem = routeOptionsProblem(options);
+    if (problem) {
+      if (!logged) {
+        logged = true;
+        console.error(`[herald] ${problem.code}: ${problem.message}`);
+      }
+      return json(500, { error: problem.reason, code: problem.code, message: problem.message });
+    }
+    const mintOptions = options as MintTokenOptions;
     const session = await options.getSession(request);
     if (!session?.user) return json(401, { error: 'not_signed_in', message: 'sign in to get a realtime token' });
     let token: string;
     try {
-      token = await mintToken(session, options, request);
+      token = await mintToken(session, mintOptions, request);
     } catch (err) {
       if (!(err instanceof TokenConfigError)) throw err;
       if (err.reason === 'session_expired')

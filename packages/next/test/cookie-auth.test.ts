@@ -105,8 +105,18 @@ test('a cookie encrypted with another secret does not authenticate', async () =>
   assert.equal(diagnoses[0]!.cause, 'token_missing');
 });
 
-test('the hook refuses to be built without a secret or with a wildcard or empty origin allowlist', () => {
-  assert.throws(() => nextAuthCookieAuth({ secret: '', allowedOrigins: [APP] }), CookieAuthConfigError);
-  assert.throws(() => nextAuthCookieAuth({ secret, allowedOrigins: [] }), /Origin check/);
-  assert.throws(() => nextAuthCookieAuth({ secret, allowedOrigins: ['*'] }), /not an exact origin/);
+test('the hook builds without its options (as when next build loads the module) and refuses the first connection with a typed error', async () => {
+  const ctx = {
+    client: 'c1',
+    token: undefined,
+    transport: { headers: { origin: APP, cookie: 'next-auth.session-token=x' } },
+  } as unknown as Parameters<ReturnType<typeof nextAuthCookieAuth>>[0];
+  const noSecret = nextAuthCookieAuth({ secret: undefined, allowedOrigins: [APP] });
+  await assert.rejects(
+    noSecret(ctx),
+    (e: unknown) => e instanceof CookieAuthConfigError && /no secret at run time: set NEXTAUTH_SECRET/.test(e.message),
+  );
+  await assert.rejects(nextAuthCookieAuth({ secret: '', allowedOrigins: [APP] })(ctx), CookieAuthConfigError);
+  await assert.rejects(nextAuthCookieAuth({ secret, allowedOrigins: [] })(ctx), /Origin check/);
+  await assert.rejects(nextAuthCookieAuth({ secret, allowedOrigins: ['*'] })(ctx), /not an exact origin/);
 });

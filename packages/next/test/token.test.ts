@@ -38,12 +38,66 @@ test('a missing secret or a session without a user id is refused with a message 
     (e: unknown) => e instanceof TokenConfigError && /HERALD_TOKEN_SECRET/.test(e.message),
   );
   await assert.rejects(mintToken({ user: {} }, { secret }), /subject/);
-  assert.throws(
-    () => createTokenRoute({ secret: undefined as unknown as string, getSession: () => null }),
-    TokenConfigError,
-  );
-  assert.throws(() => createTokenRoute({ secret, getSession: undefined as never }), /getSession/);
-  assert.throws(() => createTokenRoute({ secret, ttlSeconds: 0, getSession: () => null }), /ttlSeconds/);
+});
+
+/** Runs fn with console.error captured; returns what it printed. */
+async function consoleErrors(fn: () => Promise<void>): Promise<string[]> {
+  const lines: string[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => void lines.push(args.map(String).join(' '));
+  try {
+    await fn();
+  } finally {
+    console.error = original;
+  }
+  return lines;
+}
+
+test('a route module loaded with no secret imports cleanly; its first request answers 500 naming NEXTAUTH_SECRET and logs it once', async () => {
+  const saved = process.env.NEXTAUTH_SECRET;
+  delete process.env.NEXTAUTH_SECRET;
+  try {
+    // What `next build` does: load the module without the run-time environment. It must not throw.
+    const { GET } = await import('./fixtures/token-route-module.js');
+    const bodies: Array<{ error: string; code: string; message: string }> = [];
+    const logged = await consoleErrors(async () => {
+      for (let i = 0; i < 3; i++) {
+        const res = await GET(new Request('http://app.test/api/herald/token'));
+        assert.equal(res.status, 500);
+        assert.equal(res.headers.get('cache-control'), 'no-store');
+        bodies.push((await res.json()) as { error: string; code: string; message: string });
+      }
+    });
+    for (const body of bodies) {
+      assert.equal(body.error, 'token_config');
+      assert.equal(body.code, 'HERALD_TOKEN_CONFIG');
+      assert.match(body.message, /no secret at run time: set NEXTAUTH_SECRET/);
+      assert.match(body.message, /next build does not need it/);
+    }
+    assert.equal(logged.length, 1, `logged: ${JSON.stringify(logged)}`);
+    assert.equal(logged[0], `[herald] HERALD_TOKEN_CONFIG: ${bodies[0]!.message}`);
+  } finally {
+    if (saved !== undefined) process.env.NEXTAUTH_SECRET = saved;
+  }
+});
+
+test('other bad route options are answered at the request too, as typed token_config errors, not thrown at load', async () => {
+  const cases: Array<[Parameters<typeof createTokenRoute>[0], RegExp]> = [
+    [{ secret, getSession: undefined as never }, /createTokenRoute needs \{ getSession \}/],
+    [{ secret, ttlSeconds: 0, getSession: () => null }, /ttlSeconds must be a positive number/],
+    [{ secret, sessionSecret: [], getSession: () => null }, /sessionSecret must be/],
+  ];
+  await consoleErrors(async () => {
+    for (const [options, message] of cases) {
+      const GET = createTokenRoute(options);
+      const res = await GET(new Request('http://app.test/api/herald/token'));
+      assert.equal(res.status, 500);
+      const body = (await res.json()) as { error: string; code: string; message: string };
+      assert.equal(body.error, 'token_config');
+      assert.equal(body.code, new TokenConfigError('x').code);
+      assert.match(body.message, message);
+    }
+  });
 });
 
 test('the route answers 401 when signed out and a fresh token when signed in, never cached', async () => {
