@@ -1,6 +1,13 @@
 'use client';
 import { useState, type FormEvent } from 'react';
-import { HeraldProvider, useConnectionState, usePresence, usePublish, useSubscription } from '@herald/react';
+import {
+  HeraldClientError,
+  HeraldProvider,
+  useChannel,
+  useConnectionState,
+  usePresence,
+  usePublish,
+} from '@herald/react';
 
 const CHANNEL = 'chat:lobby';
 
@@ -23,9 +30,11 @@ function Room({ user }: { user: string }) {
   const publish = usePublish();
   const [messages, setMessages] = useState<Message[]>([]);
   const [draft, setDraft] = useState('');
+  const [sendError, setSendError] = useState<HeraldClientError>();
 
   // Publications missed while disconnected are recovered by the SDK and arrive here in order, each once.
-  useSubscription(CHANNEL, (pub) => {
+  // `error` says why Herald refused the subscription (e.g. 102: the chat namespace is not configured), with the fix.
+  const { error } = useChannel(CHANNEL, (pub) => {
     const data = pub.data as { text?: unknown };
     setMessages((prev) => [...prev, { user: pub.info?.user ?? 'server', text: String(data.text ?? '') }]);
   });
@@ -35,7 +44,11 @@ function Room({ user }: { user: string }) {
     const text = draft.trim();
     if (!text) return;
     setDraft('');
-    await publish(CHANNEL, { text }).catch((err: unknown) => console.error('[chat] publish failed', err));
+    // A refusal is a HeraldClientError (code, message, fix); the client also prints it once in the console.
+    await publish(CHANNEL, { text }).then(
+      () => setSendError(undefined),
+      (err: unknown) => setSendError(err instanceof HeraldClientError ? err : undefined),
+    );
   }
 
   return (
@@ -50,6 +63,14 @@ function Room({ user }: { user: string }) {
           · <a href="/api/auth/signout">sign out</a>
         </span>
       </header>
+      {[error, sendError].map(
+        (e) =>
+          e && (
+            <p data-testid="herald-error" data-code={e.code} key={e.operation} role="alert" style={{ color: '#b00' }}>
+              {e.message}. {e.fix}
+            </p>
+          ),
+      )}
       <section style={{ display: 'grid', gridTemplateColumns: '1fr 180px', gap: '1rem' }}>
         <div>
           <ul

@@ -1,10 +1,16 @@
 import {
   Centrifuge,
   UnauthorizedError,
+  type HistoryOptions,
+  type HistoryResult,
   type Options,
+  type PresenceResult,
   type PublicationContext,
   type Subscription,
+  type SubscriptionErrorContext,
   type SubscriptionOptions,
+  type SubscriptionStateContext,
+  type UnsubscribedContext,
 } from 'centrifuge';
 import {
   diagnoseConnectError,
@@ -19,6 +25,7 @@ import {
 import { resolveEndpoint, type ResolvedEndpoint } from './endpoint.js';
 import { readBodyHead } from './body.js';
 import { probeEndpoint } from './probe.js';
+import { HeraldClientError, refusalLine, refusalOf, type HeraldOperation } from './refusal.js';
 
 /** The most of a failed token route answer read for its `message` (the route is the app's, but may be anything). */
 const TOKEN_ROUTE_ERROR_MAX_BYTES = 16 * 1024;
@@ -79,6 +86,25 @@ type Listener<T> = (value: T) => void;
 interface SharedSub {
   sub: Subscription;
   refs: number;
+  /** Why the subscription is not (or no longer) subscribed, until it subscribes again. */
+  error: HeraldClientError | undefined;
+  errorListeners: Set<Listener<HeraldClientError | undefined>>;
+  /** Stops watching the subscription's events (on the last release). */
+  unwatch: () => void;
+}
+
+/** One holder's share of a channel's subscription (see HeraldClient.retain). */
+export interface RetainedSubscription {
+  sub: Subscription;
+  /** Gives the share back; the last release unsubscribes. */
+  release: () => void;
+  /**
+   * Why Herald refused or ended the subscription (102 unknown channel, 103 permission denied, 109 token expired
+   * again, 2000 server unsubscribe, ...); undefined while all is well. Cleared when it subscribes again.
+   */
+  error: () => HeraldClientError | undefined;
+  /** Listens to changes of `error()`; returns the function that stops listening. */
+  onError: (fn: (error: HeraldClientError | undefined) => void) => () => void;
 }
 
 export class HeraldClient {
@@ -155,13 +181,15 @@ export class HeraldClient {
    * The shared subscription to a channel, subscribed on first use; call the returned release when done (the last
    * release unsubscribes). Recovery is the SDK's: publications missed while disconnected arrive in order.
    */
-  retain(channel: string, options: Partial<SubscriptionOptions> = {}): { sub: Subscription; release: () => void } {
+  retain(channel: string, options: Partial<SubscriptionOptions> = {}): RetainedSubscription {
     let shared = this.subs.get(channel);
     if (!shared) {
       const sub =
         this.centrifuge.getSubscription(channel) ??
         this.centrifuge.newSubscription(channel, { joinLeave: true, ...options });
-      shared = { sub, refs: 0 };
+      const entry: SharedSub = { sub, refs: 0, error: undefined, errorListeners: new Set(), unwatch: () => {} };
+      entry.unwatch = this.watch(channel, entry);
+      shared = entry;
       this.subs.set(channel, shared);
       sub.subscribe();
     }
@@ -176,11 +204,23 @@ export class HeraldClient {
         entry.refs--;
         if (entry.refs === 0 && this.subs.get(channel) === entry) {
           this.subs.delete(channel);
+          entry.unwatch();
+          entry.errorListeners.clear();
           entry.sub.unsubscribe();
           this.centrifuge.removeSubscription(entry.sub);
         }
       },
+      error: () => entry.error,
+      onError: (fn) => {
+        entry.errorListeners.add(fn);
+        return () => entry.errorListeners.delete(fn);
+      },
     };
+  }
+
+  /** Why Herald refused or ended the shared subscription to `channel` (see retain), if it did. */
+  subscriptionError(channel: string): HeraldClientError | undefined {
+    return this.subs.get(channel)?.error;
   }
 
   /** Subscribes and calls `onPublication` for each publication; returns the unsubscribe function. */
@@ -193,9 +233,137 @@ export class HeraldClient {
     };
   }
 
-  /** Publishes as this client (the namespace must allow it); waits for the connection. */
+  /**
+   * Publishes as this client (the namespace must allow it); waits for the connection. A refusal rejects with a
+   * `HeraldClientError` (code, the server's reason, fix) and prints one console line per channel and code.
+   */
   async publish(channel: string, data: unknown): Promise<void> {
-    await this.centrifuge.publish(channel, data);
+    try {
+      await this.centrifuge.publish(channel, data);
+    } catch (err) {
+      throw this.refused('publish', channel, err);
+    }
+  }
+
+  /** Who is subscribed to `channel` (the namespace needs presence); a refusal rejects like publish. */
+  async presence(channel: string): Promise<PresenceResult> {
+    try {
+      return await this.centrifuge.presence(channel);
+    } catch (err) {
+      throw this.refused('presence', channel, err);
+    }
+  }
+
+  /** The channel's history (the namespace needs history_size and history_ttl); a refusal rejects like publish. */
+  async history(channel: string, options?: HistoryOptions): Promise<HistoryResult> {
+    try {
+      return await this.centrifuge.history(channel, options);
+    } catch (err) {
+      throw this.refused('history', channel, err);
+    }
+  }
+
+  /**
+   * The typed error for a failed operation; a reply from Herald (code >= 100) or a server unsubscribe (2000) is
+   * also reported (one console line per cause, channel and code). The SDK's own failures (timeout, not connected)
+   * are not: the connection's diagnosis covers them.
+   */
+  private refused(operation: HeraldOperation, channel: string, err: unknown): HeraldClientError {
+    const e = refusalOf(operation, channel, err, this.endpoint.url);
+    if (e.code >= 100) {
+      this.emitDiagnosis({
+        cause: e.code === 2000 ? 'unsubscribed_by_server' : `${operation}_refused`,
+        code: e.code,
+        channel,
+        fix: e.fix,
+        message: refusalLine(e),
+      });
+    }
+    return e;
+  }
+
+  /** Turns a subscription's refusals into its error state and console lines; returns the function that stops. */
+  private watch(channel: string, entry: SharedSub): () => void {
+    const sub = entry.sub;
+    let from = sub.state as string;
+    let expiredInARow = 0;
+    const set = (error: HeraldClientError | undefined) => {
+      if (error === entry.error) return;
+      entry.error = error;
+      for (const fn of entry.errorListeners) fn(error);
+    };
+    const onState = (ctx: SubscriptionStateContext) => {
+      from = ctx.oldState;
+    };
+    const onSubscribed = () => {
+      expiredInARow = 0;
+      set(undefined);
+    };
+    const onUnsubscribed = ({ code, reason }: UnsubscribedContext) => {
+      const operation = from === 'subscribed' ? 'refresh' : 'subscribe';
+      // 0: unsubscribe() called, 2: the client closed; neither is a refusal.
+      if (code === 0 || code === 2) return;
+      if (code === 1) {
+        // Unauthorized: a 109 with no getToken (its configuration error came first and set the state), or the
+        // subscription's getToken threw UnauthorizedError / returned ''.
+        if (entry.error?.code === 109) return;
+        set(
+          new HeraldClientError({
+            operation,
+            channel,
+            code,
+            reason: reason || 'unauthorized',
+            fix: `the subscription's getToken threw UnauthorizedError (or returned no token): this user may not subscribe to ${channel}`,
+          }),
+        );
+        return;
+      }
+      set(this.refused(operation, channel, { code, message: reason }));
+    };
+    const onError = (ctx: SubscriptionErrorContext) => {
+      const { type, error } = ctx;
+      if (type === 'subscribe' || type === 'refresh') {
+        const operation = type === 'refresh' ? 'refresh' : 'subscribe';
+        // One expiry is routine (the SDK asks getToken again); a second in a row means the new token was stale too.
+        if (error.code === 109 && ++expiredInARow < 2) return;
+        if (error.code >= 100) set(this.refused(operation, channel, { ...error, temporary: true }));
+      } else if (type === 'configuration' && /token expired/.test(error.message)) {
+        set(
+          this.refused('subscribe', channel, {
+            code: 109,
+            message: `token expired, and the subscription has a fixed token and no getToken to ask for a new one`,
+          }),
+        );
+      } else if (type === 'subscribeToken') {
+        const reason = error.message;
+        const e = new HeraldClientError({
+          operation: 'subscribe',
+          channel,
+          code: error.code,
+          reason,
+          temporary: true,
+          fix: `the subscription's getToken failed (${reason}); the client retries with backoff. Throw UnauthorizedError from it to stop`,
+        });
+        this.emitDiagnosis({
+          cause: 'subscription_token_source',
+          code: e.code,
+          channel,
+          fix: e.fix,
+          message: refusalLine(e),
+        });
+        set(e);
+      }
+    };
+    sub.on('state', onState);
+    sub.on('subscribed', onSubscribed);
+    sub.on('unsubscribed', onUnsubscribed);
+    sub.on('error', onError);
+    return () => {
+      sub.off('state', onState);
+      sub.off('subscribed', onSubscribed);
+      sub.off('unsubscribed', onUnsubscribed);
+      sub.off('error', onError);
+    };
   }
 
   private setState(next: ConnectionState): void {
@@ -205,10 +373,13 @@ export class HeraldClient {
   }
 
   private emitDiagnosis(d: Diagnosis): void {
-    // Once per cause: a reconnect loop must not print the same advice every few seconds.
-    if (this.reported.has(d.cause)) return;
-    this.reported.add(d.cause);
-    d = withDoctorHint(d, this.ctx);
+    // Once per cause (and channel and code for a channel's refusal): a reconnect or resubscribe loop must not print
+    // the same advice every few seconds.
+    const key = d.channel === undefined ? d.cause : `${d.cause}|${d.channel}|${d.code ?? ''}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    // A channel's refusal is one line with its own fix; the connection's failures get the doctor command.
+    if (d.channel === undefined) d = withDoctorHint(d, this.ctx);
     this.report?.(d);
     for (const fn of this.diagnosisListeners) fn(d);
   }

@@ -3,7 +3,8 @@ import type { ProbeResult } from './probe.js';
 
 /**
  * Turns what the client saw into one console message that names the cause and the fix. Pure: the client feeds it
- * the endpoint, the probe result and what the transport reported. Each cause has a stable code (docs/deployment.md).
+ * the endpoint, the probe result and what the transport reported. Each cause has a stable code
+ * (@herald/server/docs/deployment.md). Refusals after the socket opened are refusal.ts's.
  */
 export type DiagnosisCause =
   /** Nothing answered an HTTP request at the endpoint. */
@@ -31,14 +32,32 @@ export type DiagnosisCause =
   /** The token route says nobody is signed in (401/403). */
   | 'not_signed_in'
   /** Herald closed the connection with a terminal code (no reconnect). */
-  | 'disconnected_by_server';
+  | 'disconnected_by_server'
+  /** Herald refused a subscription (102, 103, 107, 108, 109 twice in a row, ...): once per channel and code. */
+  | 'subscribe_refused'
+  /** Herald refused to renew a subscription (a refused subscription token refresh). */
+  | 'refresh_refused'
+  /** Herald refused a publish (103, 102, 107, 100, ...). */
+  | 'publish_refused'
+  /** Herald refused a presence request (108 presence off, 103). */
+  | 'presence_refused'
+  /** Herald refused a history request (108 history off, 103, 112). */
+  | 'history_refused'
+  /** Herald ended a subscription (unsubscribe 2000: the server API, or a refused token refresh). */
+  | 'unsubscribed_by_server'
+  /** A subscription's own getToken failed (the SDK retries). */
+  | 'subscription_token_source';
 
 export interface Diagnosis {
   cause: DiagnosisCause;
   /** The full console text, fix included. */
   message: string;
-  /** A protocol code when one is known (3500, 101, 403, ...). */
+  /** A protocol code when one is known (3500, 101, 403, 102, ...). */
   code?: number;
+  /** The channel, for a refusal of one channel's subscription, publish, presence or history. */
+  channel?: string;
+  /** The fix alone (also part of `message`), for a refusal of one channel. */
+  fix?: string;
 }
 
 export interface DiagnosisContext {
@@ -291,13 +310,13 @@ export function diagnoseTokenRoute(tokenUrl: string, status: number | undefined,
 
 /**
  * The terminal-side follow-up: `herald doctor` walks the same path step by step (TCP, HTTP, upgrade, token, round
- * trip) and prints the fix for the first broken step (docs/doctor.md).
+ * trip) and prints the fix for the first broken step (@herald/server/docs/doctor.md).
  */
 export function withDoctorHint(d: Diagnosis, ctx: DiagnosisContext): Diagnosis {
   if (d.cause === 'not_signed_in' || d.cause === 'token_route') return d;
   const origin = ctx.pageOrigin ? ` --origin ${ctx.pageOrigin}` : '';
   return {
     ...d,
-    message: `${d.message}\n${PREFIX} Check every step from a terminal: npx herald doctor ${ctx.endpoint.url}${origin} (docs/doctor.md)`,
+    message: `${d.message}\n${PREFIX} Check every step from a terminal: npx herald doctor ${ctx.endpoint.url}${origin} (@herald/server/docs/doctor.md)`,
   };
 }

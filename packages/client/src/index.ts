@@ -1,4 +1,19 @@
-export { HeraldClient, createHeraldClient, type ConnectionState, type HeraldClientOptions } from './client.js';
+export {
+  HeraldClient,
+  createHeraldClient,
+  type ConnectionState,
+  type HeraldClientOptions,
+  type RetainedSubscription,
+} from './client.js';
+export {
+  HeraldClientError,
+  errorCodeNames,
+  fixFor,
+  refusalOf,
+  refusalLine,
+  type HeraldClientErrorInit,
+  type HeraldOperation,
+} from './refusal.js';
 export {
   resolveEndpoint,
   probeUrlOf,
@@ -21,4 +36,12 @@ export {
   type DiagnosisContext,
   type TransportFailure,
 } from './diagnose.js';
-export { Centrifuge, UnauthorizedError, type Subscription, type PublicationContext } from 'centrifuge';
+export {
+  Centrifuge,
+  UnauthorizedError,
+  type Subscription,
+  type PublicationContext,
+  type PresenceResult,
+  type HistoryResult,
+  type HistoryOptions,
+} from 'centrifuge';

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { createHerald, type Herald } from '@herald/server';
+import { createHerald, type Herald, type HeraldOptions } from '@herald/server';
 
 export const CHAT_NAMESPACE = {
   channel: {
@@ -107,13 +107,16 @@ export async function silentTcpServer(): Promise<Running> {
 
 export const SECRET = 'test-secret-for-herald-client-tests-0123456789';
 
+/** A real Herald on a free loopback port with the `chat` namespace (and `extra` options, e.g. hooks). */
 export async function startHerald(
   env: Record<string, string> = {},
+  extra: Partial<HeraldOptions> = {},
 ): Promise<{ herald: Herald; port: number; url: string }> {
   const herald = createHerald({
     env: { HERALD_TOKEN_SECRET: SECRET, ...env },
     fileConfig: CHAT_NAMESPACE,
     logger: false,
+    ...extra,
   });
   const addr = await herald.listen(0, '127.0.0.1');
   return { herald, port: addr.port, url: `ws://127.0.0.1:${addr.port}/ws` };

@@ -1,38 +1,69 @@
 'use client';
 import { useCallback, useEffect, useRef, useState } from 'react';
-import type { PublicationContext } from '@herald/client';
+import { HeraldClientError, type PublicationContext } from '@herald/client';
 import { useHerald } from './context.js';
 
 export type SubscriptionStatus = 'unsubscribed' | 'subscribing' | 'subscribed';
 
+/** A channel subscription as a page shows it. */
+export interface ChannelState {
+  status: SubscriptionStatus;
+  /**
+   * Why Herald refused or ended the subscription: `code` (102 unknown channel, 103 permission denied, 109 token
+   * expired again, 2000 server unsubscribe, ... as in @herald/server/docs/codes.md), `message` (with the server's
+   * reason) and `fix`. Absent while all is well; cleared when it subscribes again. A terminal refusal leaves
+   * `status` 'unsubscribed'; a temporary one (100, 111, 109) leaves it 'subscribing' while the SDK retries.
+   */
+  error?: HeraldClientError | undefined;
+}
+
+const idle: ChannelState = { status: 'unsubscribed' };
+
 /**
  * Subscribes to `channel` while mounted and calls `onPublication` for each publication, including those the SDK
  * recovers after a reconnect (in order, each once). The latest callback is always used; it need not be memoized.
+ * Returns the status and, when Herald refused the subscription, the typed error (also printed once in the console).
+ */
+export function useChannel(channel: string, onPublication?: (pub: PublicationContext) => void): ChannelState {
+  const client = useHerald();
+  const [state, setState] = useState<ChannelState>(idle);
+  const handler = useRef(onPublication);
+  handler.current = onPublication;
+  useEffect(() => {
+    if (!client) return;
+    const { sub, release, error, onError } = client.retain(channel);
+    const onPub = (ctx: PublicationContext) => handler.current?.(ctx);
+    const update = () => {
+      const status = sub.state as SubscriptionStatus;
+      const e = error();
+      setState((prev) =>
+        prev.status === status && prev.error === e ? prev : e === undefined ? { status } : { status, error: e },
+      );
+    };
+    sub.on('publication', onPub);
+    sub.on('state', update);
+    const offError = onError(update);
+    update();
+    return () => {
+      sub.off('publication', onPub);
+      sub.off('state', update);
+      offError();
+      release();
+      setState(idle);
+    };
+  }, [client, channel]);
+  return state;
+}
+
+/**
+ * `useChannel` returning the status alone: 'unsubscribed' | 'subscribing' | 'subscribed'. A refusal prints its cause
+ * and fix in the console; use `useChannel` to show it on the page.
  */
 export function useSubscription(
   channel: string,
   onPublication?: (pub: PublicationContext) => void,
 ): SubscriptionStatus {
-  const client = useHerald();
-  const [status, setStatus] = useState<SubscriptionStatus>('unsubscribed');
-  const handler = useRef(onPublication);
-  handler.current = onPublication;
-  useEffect(() => {
-    if (!client) return;
-    const { sub, release } = client.retain(channel);
-    const onPub = (ctx: PublicationContext) => handler.current?.(ctx);
-    const onState = () => setStatus(sub.state as SubscriptionStatus);
-    sub.on('publication', onPub);
-    sub.on('state', onState);
-    onState();
-    return () => {
-      sub.off('publication', onPub);
-      sub.off('state', onState);
-      release();
-      setStatus('unsubscribed');
-    };
-  }, [client, channel]);
-  return status;
+  return useChannel(channel, onPublication).status;
 }
 
 /** A state-returning variant: the publications' data received since mount, oldest first, at most `limit`. */
@@ -71,7 +102,8 @@ export function usePresence(channel: string): PresenceMember[] {
       setMembers([...users.values()].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0)));
     };
     const load = () => {
-      sub.presence().then(
+      // A refusal (108 presence off, 103) is printed once by the client, with its fix.
+      client.presence(channel).then(
         (r) => {
           if (!alive) return;
           byClient.clear();
@@ -106,12 +138,24 @@ export function usePresence(channel: string): PresenceMember[] {
   return members;
 }
 
-/** A publish function bound to the current client; it rejects while there is no client yet (server render). */
+/**
+ * A publish function bound to the current client. It rejects with a `HeraldClientError` (`code`, `message`, `fix`):
+ * Herald's refusal (103 permission denied, 102, ...; also printed once in the console), an SDK failure (1 timeout),
+ * or code 0 while there is no client yet (server render, before the provider mounted).
+ */
 export function usePublish(): (channel: string, data: unknown) => Promise<void> {
   const client = useHerald();
   return useCallback(
     async (channel: string, data: unknown) => {
-      if (!client) throw new Error('Herald is not connected yet');
+      if (!client) {
+        throw new HeraldClientError({
+          operation: 'publish',
+          channel,
+          code: 0,
+          reason: 'Herald is not connected yet',
+          fix: 'publish from an event handler or an effect, after <HeraldProvider> has mounted',
+        });
+      }
       await client.publish(channel, data);
     },
     [client],
