@@ -1,3 +1,4 @@
+import { streamOptions } from './channels/engine-options.js';
 import type { ChannelRules } from './channels/rules.js';
 import type { Engine } from './engine/engine.js';
 import type { Hub } from './hub.js';
@@ -91,12 +92,7 @@ export function createFeedContinuity(opts: {
   async function storedPosition(channel: string, o: ChannelRules['options']) {
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = await engine.history.history(channel, {
-          limit: 0,
-          historySize: o.history_size,
-          historyTtlMs: o.history_ttl_ms,
-          historyMetaTtlMs: o.history_meta_ttl_ms,
-        });
+        const r = await engine.history.history(channel, { limit: 0, ...streamOptions(o) });
         return r.position;
       } catch (err) {
         if (attempt >= READ_ATTEMPTS) throw err;

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createTokenAuth, loadPublicKey, TokenError, type TokenAuth } from './auth/index.js';
+import { publishOptions, streamOptions } from './channels/engine-options.js';
 import { resolveChannel, type ChannelRules } from './channels/rules.js';
 import type { HeraldConfig } from './config/index.js';
 import type { ApiLimits, HeraldCore, PublishCallOptions } from './core.js';
-import type { ControlMessage, NodeInfo, PublishOptions } from './engine/broker.js';
+import type { ControlMessage, NodeInfo } from './engine/broker.js';
 import { engineCapabilities, type Engine, type EngineCapabilities } from './engine/engine.js';
 import type { HistoryResult } from './engine/history.js';
 import type { PresenceStats } from './engine/presence.js';
@@ -201,7 +202,7 @@ export class HeraldNode implements HeraldCore {
   async publish(channel: string, data: unknown, opts: PublishCallOptions = {}): Promise<StreamPosition> {
     const rules = this.rulesOf(channel);
     const started = performance.now();
-    const po: PublishOptions = publishOptions(rules);
+    const po = publishOptions(rules.options);
     if (opts.idempotencyKey) po.idempotencyKey = opts.idempotencyKey;
     // Checked iteratively before JSON.stringify, whose recursion deep data (in-process callers, the outbox) overflows.
     const tooDeep = jsonDepthProblem(data, this.config.maxJsonDepth);
@@ -267,9 +268,7 @@ export class HeraldNode implements HeraldCore {
       limit: opts.limit ?? 0,
       since: opts.since,
       reverse: opts.reverse,
-      historySize: o.history_size,
-      historyTtlMs: o.history_ttl_ms,
-      historyMetaTtlMs: o.history_meta_ttl_ms,
+      ...streamOptions(o),
     });
     if (opts.since && opts.since.epoch !== '' && opts.since.epoch !== r.position.epoch)
       throw new HeraldError(ErrorCode.unrecoverablePosition);
@@ -381,7 +380,6 @@ export class HeraldNode implements HeraldCore {
         }
       },
       userConnectionCount: (user) => byUser.get(user)?.size ?? 0,
-      publishOptions,
       metrics: {
         command: (m) => metrics.commands.inc({ method: m }),
         error: (c) => metrics.errors.inc({ code: String(c) }),
@@ -392,10 +390,6 @@ export class HeraldNode implements HeraldCore {
       logWarn: (obj, msg) => log.warn(obj, msg),
     };
   }
-}
-
-function publishOptions(rules: ChannelRules): PublishOptions {
-  return { historySize: rules.options.history_size, historyTtlMs: rules.options.history_ttl_ms };
 }
 
 function noKey(): TokenError {

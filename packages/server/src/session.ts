@@ -22,6 +22,7 @@ import {
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
 import { paramsProblem } from './protocol/params.js';
 import { channelNameProblem } from './channels/name.js';
+import { publishOptions, streamOptions } from './channels/engine-options.js';
 import { DEFAULT_CLOCK_TOLERANCE_SEC } from './auth/token-auth.js';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './transport/connection.js';
 
@@ -42,7 +43,6 @@ export interface SessionNode {
   register(session: Session): void;
   unregister(session: Session): void;
   userConnectionCount(user: string): number;
-  publishOptions(rules: ChannelRules): { historySize: number; historyTtlMs: number };
   metrics: SessionMetrics;
   logWarn(obj: object, msg: string): void;
 }
@@ -747,11 +747,7 @@ export class Session implements HubSubscriber {
       let pubsJson: string | undefined;
       let deltaBase: Publication | undefined;
       let recovered = false;
-      const hq = {
-        historySize: o.history_size,
-        historyTtlMs: o.history_ttl_ms,
-        historyMetaTtlMs: o.history_meta_ttl_ms,
-      };
+      const hq = streamOptions(o);
       if (recoverable && p.recover) {
         const since = { offset: p.offset, epoch: p.epoch };
         const r = await this.node.engine.history.history(channel, { since, limit: -1, ...hq });
@@ -872,7 +868,7 @@ export class Session implements HubSubscriber {
     await this.node.engine.broker.publish(
       rules.channel,
       { data: jsonText(data), info: this.clientInfo(sub?.chanInfo) },
-      this.node.publishOptions(rules),
+      publishOptions(rules.options),
     );
     this.node.metrics.published();
     this.reply(id, 'publish', '{}');
@@ -897,9 +893,7 @@ export class Session implements HubSubscriber {
       since,
       limit,
       reverse: p.reverse === true,
-      historySize: o.history_size,
-      historyTtlMs: o.history_ttl_ms,
-      historyMetaTtlMs: o.history_meta_ttl_ms,
+      ...streamOptions(o),
     });
     if (since && since.epoch !== '' && since.epoch !== r.position.epoch)
       throw new HeraldError(ErrorCode.unrecoverablePosition);
