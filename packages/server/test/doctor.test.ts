@@ -4,7 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
@@ -12,6 +13,7 @@ import { interpretConnect, readToken, verifiesWith, type TokenFacts } from '../s
 import { parseTarget, withPort } from '../src/doctor/finding.js';
 import { allowedOriginsLine, nginxSnippet } from '../src/doctor/fixes.js';
 import { decodeChunked, parseResponseHead, type ExchangeOutcome, type HttpResponse } from '../src/doctor/http-wire.js';
+import { rewriteDestinationFor } from '../src/doctor/next-manifest.js';
 import { interpretPlainGet } from '../src/doctor/plain-get.js';
 import { interpretRoundTrip } from '../src/doctor/round-trip.js';
 import { nextjsEvidence } from '../src/doctor/servers.js';
@@ -395,6 +397,70 @@ test('an API address the doctor only guessed is a warning when it is not Herald;
     guessed: true,
   };
   assert.equal(interpretRoundTrip({ channel: 'c', subscribe: sub, publish: wrongKey }).status, 'fail');
+});
+
+test("Herald answering behind Next.js is a pass that says so, with Herald's own address when found", () => {
+  const f = interpretPlainGet(target, {
+    outcome: response(426, { 'x-herald-version': '0.1.0', vary: 'Accept-Encoding' }, '{"server":"herald"}'),
+    timeoutMs: 1,
+    behind: {
+      kind: 'nextjs',
+      evidence: 'GET /_next/herald-doctor there answered with X-Powered-By: Next.js',
+      herald: { url: 'ws://127.0.0.1:3002/ws', version: '0.1.0', from: 'found on a nearby port' },
+    },
+  });
+  assert.equal(f.code, 'herald_ok');
+  assert.match(
+    f.saw,
+    /X-Herald-Version: 0\.1\.0 through Next\.js \(\d+ ms\); GET \/_next\/herald-doctor there answered/,
+  );
+  assert.match(f.saw, /Herald itself: ws:\/\/127\.0\.0\.1:3002\/ws, found on a nearby port/);
+});
+
+test('the API address unknown behind Next.js is a warning naming --api-url', () => {
+  const f = interpretRoundTrip({
+    channel: 'c',
+    subscribe: { ok: true, via: 'client', ms: 1 },
+    publish: { via: 'api', ok: false, addressUnknown: { path: '/ws', scanned: [3002, 8000], manifestLooked: true } },
+  });
+  assert.equal(f.status, 'warn');
+  assert.equal(f.code, 'api_address_unknown');
+  assert.match(f.saw, /no rewrite of \/ws in \.next\/routes-manifest\.json here; no Herald on ports 3002, 8000/);
+  assert.match(f.fix ?? '', /--api-url http:\/\/127\.0\.0\.1:3002/);
+});
+
+test("a Next.js app's routes manifest gives the destination of the rewrite matching the path (next build and next dev layouts)", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'doctor-manifest-'));
+  try {
+    assert.equal(rewriteDestinationFor(dir, '/ws'), undefined, 'no manifest');
+    mkdirSync(join(dir, '.next/dev'), { recursive: true });
+    // next dev (16): .next/dev/; the phases form of `rewrites`.
+    writeFileSync(
+      join(dir, '.next/dev/routes-manifest.json'),
+      JSON.stringify({
+        rewrites: {
+          beforeFiles: [{ source: '/app/:p*', destination: '/other/:p*', regex: '^/app(?:/(.*))?(?:/)?$' }],
+          afterFiles: [{ source: '/ws', destination: 'http://127.0.0.1:4111/ws', regex: '^/ws(?:/)?$' }],
+          fallback: [],
+        },
+      }),
+    );
+    assert.deepEqual(rewriteDestinationFor(dir, '/ws'), {
+      source: '/ws',
+      destination: 'http://127.0.0.1:4111/ws',
+      manifest: '.next/dev/routes-manifest.json',
+    });
+    assert.equal(rewriteDestinationFor(dir, '/socket'), undefined, 'no rewrite for this path');
+    assert.equal(rewriteDestinationFor(dir, '/app/x'), undefined, 'a destination inside the app is not an address');
+    // next build: .next/, read first; the older array form of `rewrites`.
+    writeFileSync(
+      join(dir, '.next/routes-manifest.json'),
+      JSON.stringify({ rewrites: [{ source: '/ws', destination: 'http://10.0.0.5:3002/ws', regex: '^/ws(?:/)?$' }] }),
+    );
+    assert.equal(rewriteDestinationFor(dir, '/ws')?.destination, 'http://10.0.0.5:3002/ws');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('every code the doctor can report is asserted by a test and has its entry in docs/doctor.md', () => {

@@ -1,16 +1,20 @@
 import { parseArgs } from 'node:util';
+import { environmentWith } from './env-file.js';
 import { loadConfig, parseDurationMs } from '../config/index.js';
 import { renderFinding, renderHeader, renderJson, renderSummary } from '../doctor/render.js';
 import { parseTarget } from '../doctor/finding.js';
 import { pageOrigin, runDoctor, type DoctorOptions } from '../doctor/run.js';
 
 export const doctorUsage = `herald doctor [URL] [--token JWT | --user ID] [--origin URL] [--api-key KEY] [--api-url URL]
-              [--channel NAME] [--timeout 5s] [--scan-ports 3002,8000] [--config FILE] [--json]
+              [--channel NAME] [--timeout 5s] [--scan-ports 3002,8000] [--config FILE] [--env-file FILE] [--json]
   Walks the path a browser takes to Herald (TCP, HTTP, upgrade, connect, round trip) and stops at the first
   broken step with what it saw, what it means and the fix. URL defaults to NEXT_PUBLIC_HERALD_URL, HERALD_URL
   (+ /ws), else ws://localhost:$WS_PORT/ws. Reads HERALD_TOKEN_SECRET (NEXTAUTH_SECRET), HERALD_API_KEY,
-  HERALD_ALLOWED_ORIGINS, HERALD_TOKEN_AUDIENCE/ISSUER and HERALD_CONFIG like the server. Exit 0 = all passed,
-  1 = a step failed, 2 = bad arguments. See docs/doctor.md.`;
+  HERALD_ALLOWED_ORIGINS, HERALD_TOKEN_AUDIENCE/ISSUER and HERALD_CONFIG like the server (--env-file: also from
+  that file, e.g. herald init's herald.env; the environment wins). Exit 0 = all passed,
+  1 = a step failed, 2 = bad arguments. The API is looked for at --api-url, HERALD_API_URL, HERALD_URL, else
+  Herald's own address (through a Next.js rewrite: the rewrite's destination in ./.next/routes-manifest.json, else
+  the ports looked at nearby). See @herald/server/docs/doctor.md.`;
 
 export async function doctor(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -25,6 +29,7 @@ export async function doctor(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       'scan-ports': { type: 'string' },
       config: { type: 'string' },
+      'env-file': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -43,7 +48,13 @@ export async function doctor(argv: string[]): Promise<number> {
     console.error('herald doctor: pass --token or --user, not both');
     return 2;
   }
-  const env = process.env;
+  let env: Record<string, string | undefined>;
+  try {
+    env = environmentWith(values['env-file']);
+  } catch (err) {
+    console.error(`herald doctor: ${(err as Error).message}`);
+    return 2;
+  }
   const timeoutMs = values.timeout === undefined ? 5000 : parseDurationMs(values.timeout);
   if (timeoutMs === undefined || timeoutMs <= 0) {
     console.error(`herald doctor: --timeout ${values.timeout}: expected a duration like 5s or 1500ms`);
@@ -112,7 +123,8 @@ export async function doctor(argv: string[]): Promise<number> {
     );
     return 2;
   }
-  const opts: DoctorOptions = { url, timeoutMs };
+  // Run in a Next.js app's directory, the doctor reads the app's rewrites to find Herald's own address.
+  const opts: DoctorOptions = { url, timeoutMs, appDir: process.cwd() };
   if (values.token !== undefined) opts.token = values.token;
   if (values.user !== undefined) opts.user = values.user;
   if (values.origin !== undefined) opts.origin = values.origin;

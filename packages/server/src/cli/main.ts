@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { init, initUsage } from './init.js';
 import { migrate, migrateUsage } from './migrate.js';
 import { doctor, doctorUsage } from './doctor.js';
 import { publish, publishUsage } from './publish.js';
@@ -10,6 +11,7 @@ type Command = { run: (argv: string[]) => Promise<number>; usage: string };
 
 /** Commands by name; each parses its own argv and calls the public API only. */
 export const commands: Record<string, Command> = {
+  init: { run: init, usage: initUsage },
   serve: { run: serve, usage: serveUsage },
   token: { run: token, usage: tokenUsage },
   publish: { run: publish, usage: publishUsage },

@@ -3,7 +3,7 @@ import { migrateOutbox } from '../outbox/consumer.js';
 
 export const migrateUsage = `herald migrate [--database-url URL]
   Creates herald_outbox and herald_outbox_dead (and, on Postgres, the NOTIFY trigger) if missing; never drops
-  or alters an existing table. URL: postgres://... or file:./herald.db (default HERALD_DATABASE_URL). See docs/outbox.md.`;
+  or alters an existing table. URL: postgres://... or file:./herald.db (default HERALD_DATABASE_URL). See @herald/server/docs/outbox.md.`;
 
 export async function migrate(argv: string[]): Promise<number> {
   const { values } = parseArgs({

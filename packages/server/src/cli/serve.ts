@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { environmentWith } from './env-file.js';
 import { createHerald } from '../herald.js';
 import { ConfigError } from '../config/index.js';
 import { startServeOutbox } from '../outbox/serve-extension.js';
@@ -22,14 +23,16 @@ const FLAG_ENV: Record<string, string> = {
   name: 'HERALD_NAME',
 };
 
-export const serveUsage = `herald serve [--config FILE] [--port N] [--host ADDR] [--token-secret S] [--api-key K]
-             [--allowed-origins a,b] [--engine memory|redis] [--redis-url URL] [--database-url URL]
+export const serveUsage = `herald serve [--config FILE] [--env-file FILE] [--port N] [--host ADDR] [--token-secret S]
+             [--api-key K] [--allowed-origins a,b] [--engine memory|redis] [--redis-url URL] [--database-url URL]
              [--insecure] [--log-level LEVEL]
-  Every flag mirrors an environment variable (see docs/configuration.md); flags win.`;
+  Every flag mirrors an environment variable (see @herald/server/docs/configuration.md); flags win. --env-file reads
+  NAME=value lines (herald init writes one); variables already in the environment win over the file.`;
 
 export async function serve(argv: string[]): Promise<number> {
   const options: Record<string, { type: 'string' | 'boolean' }> = {
     config: { type: 'string' },
+    'env-file': { type: 'string' },
     insecure: { type: 'boolean' },
     help: { type: 'boolean' },
   };
@@ -39,7 +42,13 @@ export async function serve(argv: string[]): Promise<number> {
     console.log(serveUsage);
     return 0;
   }
-  const env: Record<string, string | undefined> = { ...process.env };
+  let env: Record<string, string | undefined>;
+  try {
+    env = environmentWith(values['env-file'] as string | undefined);
+  } catch (err) {
+    console.error(`herald: ${(err as Error).message}`);
+    return 2;
+  }
   for (const [flag, name] of Object.entries(FLAG_ENV)) {
     const v = values[flag];
     if (typeof v === 'string') env[name] = v;

@@ -1,10 +1,13 @@
 import { parseArgs } from 'node:util';
+import { environmentWith } from './env-file.js';
 import { SignJWT } from 'jose';
 import { loadConfig, parseDurationMs } from '../config/index.js';
 
 export const tokenUsage = `herald token --user ID [--ttl 1h] [--channels a,b] [--info JSON] [--secret S] [--channel CH]
+             [--env-file FILE]
   Mints an HS256 connection token (or a subscription token with --channel) with the configured secret
-  (HERALD_TOKEN_SECRET, else NEXTAUTH_SECRET, else client.token.hmac_secret_key in HERALD_CONFIG). For development.`;
+  (HERALD_TOKEN_SECRET, else NEXTAUTH_SECRET, else client.token.hmac_secret_key in HERALD_CONFIG; --env-file: also
+  from that file, e.g. herald init's herald.env). For development.`;
 
 export async function token(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -17,6 +20,7 @@ export async function token(argv: string[]): Promise<number> {
       secret: { type: 'string' },
       channel: { type: 'string' },
       config: { type: 'string' },
+      'env-file': { type: 'string' },
       audience: { type: 'string' },
       issuer: { type: 'string' },
       help: { type: 'boolean' },
@@ -31,7 +35,7 @@ export async function token(argv: string[]): Promise<number> {
     console.error('herald token: --user is required (the user id, e.g. --user 42)\n' + tokenUsage);
     return 2;
   }
-  const config = loadConfig({ env: process.env, configFile: values.config });
+  const config = loadConfig({ env: environmentWith(values['env-file']), configFile: values.config });
   const secret = values.secret ?? config.token.hmacSecret;
   if (!secret) {
     console.error('herald token: no secret: set HERALD_TOKEN_SECRET (or NEXTAUTH_SECRET) or pass --secret');

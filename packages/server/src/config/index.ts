@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { closest } from './closest.js';
 import { checkOverrides } from './overrides.js';
 import { parseDurationMs } from './duration.js';
+import { stripJsonComments } from './jsonc.js';
 import { booleanNamespaceKeys, defaultNamespaceOptions, type NamespaceOptions } from './namespace.js';
 
 export { parseDurationMs } from './duration.js';
@@ -152,7 +153,7 @@ export function processEnv(): HeraldEnv {
 
 export interface LoadConfigInput {
   env?: HeraldEnv;
-  /** Path of a JSON config file (HERALD_CONFIG or --config). */
+  /** Path of a JSON config file, `//` and `/* *\/` comments allowed (HERALD_CONFIG or --config). */
   configFile?: string;
   /** Parsed JSON config (instead of a file). */
   fileConfig?: unknown;
@@ -378,7 +379,7 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
       ]);
     }
     try {
-      rawFile = JSON.parse(text);
+      rawFile = JSON.parse(stripJsonComments(text));
     } catch (err) {
       throw new ConfigError([`config file ${configFile}: not valid JSON (${(err as Error).message})`]);
     }

@@ -158,7 +158,7 @@ export function interpretConnect(o: ConnectObservation): Finding {
         code === 100
           ? 'A temporary server-side failure (e.g. the JWKS URL does not answer).'
           : 'The server refused the connect command.',
-      fix: 'See docs/codes.md for the code.',
+      fix: 'See @herald/server/docs/codes.md for the code.',
       details,
     };
   }
@@ -273,7 +273,7 @@ function interpretClose(
       code: 'token_invalid',
       saw,
       means: 'Herald refused the token.',
-      fix: 'See docs/auth.md for the reason.',
+      fix: 'See @herald/server/docs/auth.md for the reason.',
     };
   }
   if (code === 3504) {
@@ -302,6 +302,9 @@ function interpretClose(
       code === 1006
         ? 'The connection dropped without a close frame: something between closes WebSockets, or the server crashed.'
         : 'The server closed the connection during connect.',
-    fix: code === 1006 ? 'Check proxy timeouts and the server log.' : 'See docs/codes.md for the close code.',
+    fix:
+      code === 1006
+        ? 'Check proxy timeouts and the server log.'
+        : 'See @herald/server/docs/codes.md for the close code.',
   };
 }

@@ -27,6 +27,17 @@ export interface PlainGetObservation {
   heraldNearby?: { url: string; version: string };
   /** The Origin a page would send (for the direct-connection alternative). */
   pageOrigin?: string;
+  /** When Herald answered: what answers in front of it, and Herald's own address when found. */
+  behind?: HeraldBehind;
+}
+
+/** Next.js (a rewrite, or a custom server that hands the path to Herald) or another proxy in front of Herald. */
+export interface HeraldBehind {
+  kind: 'nextjs' | 'proxy';
+  /** What showed it: a header of the answer, or of Next's 404 for another path of the same origin. */
+  evidence: string;
+  /** Herald's own address (no proxy in between), and how it was found. */
+  herald?: { url: string; version: string; from: string };
 }
 
 function tlsCertificateProblem(code: string): boolean {
@@ -141,15 +152,21 @@ export function interpretPlainGet(t: Target, o: PlainGetObservation): Finding {
   const server = serverName(r);
   const details: Record<string, unknown> = { status: r.status, headers: r.headers, ms: out.ms };
   if (version) {
+    const b = o.behind;
     let via = '';
-    if (next) via = ' through Next.js';
+    if (b?.kind === 'nextjs' || next) via = ' through Next.js';
     else if (server) via = ` through ${server}`;
+    const notes: string[] = [];
+    if (b?.kind === 'nextjs' && !next) notes.push(b.evidence);
+    if (b?.herald) notes.push(`Herald itself: ${b.herald.url}, ${b.herald.from}`);
     return {
       step: 'http',
       status: 'pass',
       code: 'herald_ok',
-      saw: `GET ${url} answered ${r.status} with X-Herald-Version: ${version}${via} (${out.ms} ms)`,
-      details: { ...details, version },
+      saw:
+        `GET ${url} answered ${r.status} with X-Herald-Version: ${version}${via} (${out.ms} ms)` +
+        (notes.length > 0 ? `; ${notes.join('; ')}` : ''),
+      details: { ...details, version, ...(b ? { behind: b } : {}) },
     };
   }
   if (isHeraldBody(r)) {

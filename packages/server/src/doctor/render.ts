@@ -50,7 +50,7 @@ export function renderSummary(r: DoctorReport, colour: boolean): string {
   if (r.failed) {
     out.push(
       `Stopped at step ${stepNumbers[r.failed.step]} (${stepTitles[r.failed.step]}): ${r.failed.code}. ` +
-        `Every diagnosis is explained in docs/doctor.md#${r.failed.code}`,
+        `Every diagnosis is explained in @herald/server/docs/doctor.md#${r.failed.code}`,
     );
   } else {
     const last = r.steps[r.steps.length - 1];

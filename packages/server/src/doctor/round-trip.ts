@@ -24,7 +24,12 @@ export type PublishResult =
   /** `guessed`: no --api-url was given and the address tried was the URL's own origin. */
   | { via: 'api'; ok: false; unreachable: string; apiUrl: string; guessed?: boolean }
   | { via: 'api'; ok: false; status: number; body: string; apiUrl: string; herald: boolean; guessed?: boolean }
-  | { via: 'client'; ok: false; code: number; message: string };
+  | { via: 'client'; ok: false; code: number; message: string }
+  /**
+   * Not tried: Herald answers through Next.js, whose origin is the app (its own /api routes), and Herald's own
+   * address was not found (no rewrite for `path` in the routes manifest, no Herald on the `scanned` ports).
+   */
+  | { via: 'api'; ok: false; addressUnknown: { path: string; scanned: number[]; manifestLooked: boolean } };
 
 export interface RoundTripObservation {
   channel: string;
@@ -54,7 +59,7 @@ export function interpretRoundTrip(o: RoundTripObservation): Finding {
         code: 'subscribe_disconnected',
         saw: `Herald closed the connection with ${s.close.code} "${s.close.reason}" on subscribe`,
         means: 'The server ended the connection instead of answering the subscribe.',
-        fix: 'See docs/codes.md for the close code.',
+        fix: 'See @herald/server/docs/codes.md for the close code.',
         details,
       };
     }
@@ -93,7 +98,7 @@ export function interpretRoundTrip(o: RoundTripObservation): Finding {
       code: 'subscribe_error',
       saw: `subscribe to ${o.channel} refused with ${s.code}: ${s.message}`,
       means: 'The server refused the subscription.',
-      fix: 'See docs/codes.md for the code.',
+      fix: 'See @herald/server/docs/codes.md for the code.',
       details,
     };
   }
@@ -132,6 +137,27 @@ export function interpretRoundTrip(o: RoundTripObservation): Finding {
         p.via === 'api'
           ? 'Run every node with HERALD_ENGINE=redis and the same REDIS_URL, or send the API call to the same node.'
           : 'Check the server log.',
+      details,
+    };
+  }
+  if ('addressUnknown' in p) {
+    const a = p.addressUnknown;
+    const looked = [
+      'no --api-url, HERALD_API_URL or HERALD_URL',
+      ...(a.manifestLooked ? [`no rewrite of ${a.path} in .next/routes-manifest.json here`] : []),
+      a.scanned.length > 0 ? `no Herald on ports ${a.scanned.join(', ')}` : 'no port scan (--scan-ports none)',
+    ];
+    return {
+      step: 'roundtrip',
+      status: 'warn',
+      code: 'api_address_unknown',
+      saw: `${subSaw}; the HTTP API was not tried: Herald answers through Next.js, and its own address was not found (${looked.join('; ')})`,
+      means:
+        `Next.js routes only ${a.path} to Herald; its other paths, /api/publish among them, are the app's own, so the ` +
+        "doctor does not post there. Herald's HTTP API is at the address the rewrite points to.",
+      fix:
+        `Pass the origin of the ${a.path} rewrite's destination in next.config, e.g. --api-url http://127.0.0.1:3002 ` +
+        "(or set HERALD_URL), or run the doctor in the Next.js app's directory after next build / next dev so it reads the rewrite.",
       details,
     };
   }

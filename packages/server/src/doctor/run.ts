@@ -6,11 +6,13 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { interpretConnect, mintToken, readToken, verifiesWith, type TokenFacts } from './connect.js';
-import { parseTarget, type Finding, type Target } from './finding.js';
-import { exchange, plainGetRequest, tlsHandshakes, type WireTarget } from './http-wire.js';
-import { interpretPlainGet } from './plain-get.js';
+import { parseTarget, pathOnly, type Finding, type Target } from './finding.js';
+import { exchange, plainGetRequest, tlsHandshakes, type HttpResponse, type WireTarget } from './http-wire.js';
+import { rewriteDestinationFor } from './next-manifest.js';
+import { interpretPlainGet, type HeraldBehind } from './plain-get.js';
 import { interpretRoundTrip, type PublishResult, type SubscribeResult } from './round-trip.js';
 import { candidatePorts, findHeraldNearby, interpretTcp, resolveHost, tcpConnect, type ConnectAttempt } from './tcp.js';
+import { nextjsEvidence, serverName } from './servers.js';
 import { interpretUpgrade, upgradeRequest } from './upgrade.js';
 import { newKey } from './ws-frames.js';
 import { ProtocolSocket } from './ws-session.js';
@@ -24,8 +26,15 @@ export interface DoctorOptions {
   /** The page's origin. @default the first HERALD_ALLOWED_ORIGINS entry, else the URL's own origin */
   origin?: string;
   apiKey?: string;
-  /** Base URL of Herald's HTTP API. @default HERALD_URL, else where Herald was found, else the URL's origin */
+  /**
+   * Base URL of Herald's HTTP API. @default when Herald answers the URL itself, the URL's origin; when it answers
+   * through Next.js or a proxy, Herald's own address (the rewrite's destination in `appDir`'s routes manifest, else a
+   * Herald on the ports looked at nearby); through Next.js with neither, the API is not tried (a warning says what
+   * to pass); through another proxy, the URL's origin.
+   */
   apiUrl?: string;
+  /** The Next.js app's directory, where `.next/routes-manifest.json` holds its rewrites (the CLI passes its cwd). */
+  appDir?: string;
   /** @default `herald-doctor-<random>` */
   channel?: string;
   /** Bound of each network wait. @default 5000 */
@@ -124,6 +133,17 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
     tlsAnswered = (await tlsHandshakes(wire, Math.min(timeoutMs, 2000))).ok;
   const heraldAnswered = get.kind === 'response' && get.response.headers['x-herald-version'] !== undefined;
   if (!heraldAnswered && get.kind !== 'tls_error') await lookNearby();
+  // Herald answered: directly, or through Next.js / a proxy in front of it (whose other paths are not Herald's).
+  let behind: HeraldBehind | undefined;
+  if (heraldAnswered && get.kind === 'response') {
+    behind = await whatIsInFront(wire, t, get.response, origin, timeoutMs);
+    if (behind) {
+      const rewrite = opts.appDir ? rewriteDestinationFor(opts.appDir, pathOnly(t.path)) : undefined;
+      const own = rewrite ? await heraldAt(rewrite.destination, t, timeoutMs) : undefined;
+      if (rewrite && own) behind.herald = { ...own, from: `the rewrite of ${rewrite.source} in ${rewrite.manifest}` };
+      else if (await lookNearby()) behind.herald = { ...heraldNearby!, from: 'found on a nearby port' };
+    }
+  }
   const getFinding = interpretPlainGet(t, {
     outcome: get,
     timeoutMs,
@@ -131,6 +151,7 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
     pageOrigin: opts.origin,
     ...(tlsAnswered !== undefined ? { tlsAnswered } : {}),
     ...(heraldNearby ? { heraldNearby } : {}),
+    ...(behind ? { behind } : {}),
   });
   if (!record(getFinding)) return report;
 
@@ -189,10 +210,22 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
     );
     let publish: PublishResult | undefined;
     if (subscribe.ok) {
-      const apiBase = (opts.apiUrl ?? heraldNearby?.url ?? t.httpUrl)
-        .replace(/^ws/, 'http')
-        .replace(/^(https?:\/\/[^/]+)(?:\/[^]*)?$/, '$1');
-      publish = await publishStep(ws, channel, timeoutMs, opts.apiKey, apiBase);
+      // Herald's own address: given, else found behind Next.js / the proxy, else the URL's (when nothing is in front).
+      // Through Next.js with no address found, the URL's origin is the app, whose own /api routes must not be POSTed to.
+      const base = opts.apiUrl ?? behind?.herald?.url ?? (behind?.kind === 'nextjs' ? undefined : t.httpUrl);
+      const apiBase = base?.replace(/^ws/, 'http').replace(/^(https?:\/\/[^/]+)(?:\/[^]*)?$/, '$1');
+      publish =
+        apiBase === undefined && opts.apiKey
+          ? {
+              via: 'api',
+              ok: false,
+              addressUnknown: {
+                path: pathOnly(t.path),
+                scanned: opts.scanPorts ?? candidatePorts(t.port, opts.envPort),
+                manifestLooked: opts.appDir !== undefined,
+              },
+            }
+          : await publishStep(ws, channel, timeoutMs, opts.apiKey, apiBase ?? t.httpUrl);
       // The API was looked for at the URL's own origin, which a rewrite of /ws alone does not route to Herald:
       // that is a question of where the API is, not a broken path for browsers.
       if (
@@ -210,6 +243,51 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
   }
   report.ok = report.failed === undefined;
   return report;
+}
+
+/** A path Herald never serves and Next.js always answers (its 404 page, with its headers): who owns the origin. */
+const NEXT_PROBE_PATH = '/_next/herald-doctor';
+
+/**
+ * What answers in front of a Herald that answered the URL: Next.js (its headers on the answer, else on its 404 for
+ * NEXT_PROBE_PATH: a rewrite passes Herald's answer through with nothing of Next's own), a proxy naming itself in
+ * `Server`, or nothing (Herald itself, whose answers carry no Server header).
+ */
+async function whatIsInFront(
+  wire: WireTarget,
+  t: Target,
+  answer: HttpResponse,
+  origin: string,
+  timeoutMs: number,
+): Promise<HeraldBehind | undefined> {
+  const own = nextjsEvidence(answer);
+  if (own) return { kind: 'nextjs', evidence: own };
+  const server = serverName(answer);
+  if (server) return { kind: 'proxy', evidence: `Server: ${server}` };
+  const probe = await exchange(wire, plainGetRequest(t.host, t.port, t.defaultPort, NEXT_PROBE_PATH, origin), {
+    timeoutMs,
+  });
+  const next = probe.kind === 'response' ? nextjsEvidence(probe.response) : undefined;
+  return next ? { kind: 'nextjs', evidence: `GET ${NEXT_PROBE_PATH} there answered with ${next}` } : undefined;
+}
+
+/** Herald's marker at `url` (a rewrite destination), tried on its path, the URL's path and /ws: its ws:// URL. */
+async function heraldAt(
+  url: string,
+  t: Target,
+  timeoutMs: number,
+): Promise<{ url: string; version: string } | undefined> {
+  let dest: Target;
+  try {
+    dest = parseTarget(url);
+  } catch {
+    return undefined;
+  }
+  const { addresses } = await resolveHost(dest.host);
+  const address = addresses.find((a) => !a.includes(':')) ?? addresses[0];
+  if (!address) return undefined;
+  const paths = [...new Set([pathOnly(dest.path), pathOnly(t.path), '/ws'].filter((p) => !p.includes(':')))];
+  return findHeraldNearby(dest, address, [dest.port], paths, timeoutMs);
 }
 
 async function subscribeStep(

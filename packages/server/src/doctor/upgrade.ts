@@ -182,7 +182,7 @@ export function interpretUpgrade(t: Target, o: UpgradeObservation): Finding {
       code: 'upgrade_refused',
       saw: `Herald refused the upgrade with ${r.status} (${heraldError}): ${messageOf(r.body) ?? bodySnippet(r)}`,
       means: 'Herald turned the connection away before the WebSocket opened.',
-      fix: 'See the message above and docs/doctor.md.',
+      fix: 'See the message above and @herald/server/docs/doctor.md.',
       details,
     };
   }
