@@ -4,13 +4,17 @@ import { deferredEngine } from './deferred.js';
 import type { Engine } from './engine.js';
 import { createMemoryEngine } from './memory/index.js';
 import { redactRedisUrl } from './redis/url.js';
+import { ConfigError } from '../config/index.js';
+import { isInstalled, isMissing, missingDependency } from '../optional-deps.js';
 
 /**
  * Engines by name (HERALD_ENGINE): memory (the single-node default) or redis (scale-out, docs/scaling.md). The Redis
- * engine (and ioredis with it) is imported only when configured; calls made while it loads wait for it.
+ * engine (and ioredis with it) is imported only when configured; calls made while it loads wait for it. ioredis is an
+ * optional peer dependency: without it, this throws a ConfigError naming `npm install ioredis`.
  */
 export function engineFromConfig(config: HeraldConfig, log: Logger): Engine {
   if (config.engine !== 'redis') return createMemoryEngine();
+  if (!isInstalled('ioredis')) throw new ConfigError([missingDependency('redis-engine')]);
   const many = config.redisUrls.length > 1;
   const where = config.redisUrls.map((u, i) =>
     redactRedisUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'),
@@ -19,7 +23,11 @@ export function engineFromConfig(config: HeraldConfig, log: Logger): Engine {
     name: 'redis',
     capabilities: { shared: true },
     load: async () =>
-      (await import('./redis/index.js')).createRedisEngine({
+      (
+        await import('./redis/index.js').catch((err: unknown) => {
+          throw isMissing(err, 'ioredis') ? new ConfigError([missingDependency('redis-engine')]) : err;
+        })
+      ).createRedisEngine({
         url: config.redisUrls,
         prefix: config.redisPrefix,
         commandTimeoutMs: config.redisTimeoutMs,

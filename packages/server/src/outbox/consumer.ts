@@ -1,4 +1,6 @@
+import { ConfigError } from '../config/index.js';
 import type { Herald } from '../herald.js';
+import { isInstalled, isMissing, missingDependency } from '../optional-deps.js';
 import { ErrorCode, HeraldError } from '../protocol/codes.js';
 import { DEFAULT_MAX_JSON_DEPTH, jsonTextDepthProblem } from '../protocol/json-depth.js';
 import { itemsOf, type OutboxItem } from './items.js';
@@ -132,10 +134,37 @@ export function dialectOf(url: string): SqlDialect {
   );
 }
 
+/**
+ * The driver a URL needs, when it is not installed: a ConfigError naming what to install. The drivers are optional
+ * peer dependencies of @herald/server; SQLite needs none on a Node with `node:sqlite` (22.13+), better-sqlite3 before.
+ */
+export function missingDriver(url: string): ConfigError | undefined {
+  if (dialectOf(url) === 'postgres')
+    return isInstalled('pg') ? undefined : new ConfigError([missingDependency('postgres-outbox')]);
+  return hasNodeSqlite() || isInstalled('better-sqlite3')
+    ? undefined
+    : new ConfigError([missingDependency('sqlite-outbox')]);
+}
+
+/** Whether this Node has `node:sqlite` without a flag (22.13+, 23.4+). */
+function hasNodeSqlite(): boolean {
+  // process.getBuiltinModule (Node 20.16+) answers without loading a driver; undefined when the module is absent.
+  const get = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  try {
+    return typeof get === 'function' && get('node:sqlite') !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 /** Opens the store for a URL; the database drivers load only when their URL is used. */
 export async function openStore(url: string): Promise<OutboxStore> {
+  const missing = missingDriver(url);
+  if (missing) throw missing;
   if (dialectOf(url) === 'postgres') {
-    const { createPostgresStore } = await import('./postgres.js');
+    const { createPostgresStore } = await import('./postgres.js').catch((err: unknown) => {
+      throw isMissing(err, 'pg') ? new ConfigError([missingDependency('postgres-outbox')]) : err;
+    });
     return createPostgresStore(url);
   }
   const { createSqliteStore } = await import('./sqlite.js');
@@ -189,7 +218,11 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
   const url = options.url ?? herald.config.databaseUrl;
   if (!options.store && !url)
     throw new Error('createOutboxConsumer: pass `url` or set HERALD_DATABASE_URL (postgres://... or file:./herald.db)');
-  if (!options.store) dialectOf(url!);
+  if (!options.store) {
+    // A driver that is not installed fails here, at startup (`herald serve` exits naming it), not in the retry loop.
+    const missing = missingDriver(url!);
+    if (missing) throw missing;
+  }
   const batchSize = options.batchSize ?? 100;
   const maxBackoffMs = options.maxBackoffMs ?? 5000;
   const maxPayloadBytes = options.maxPayloadBytes ?? herald.config.outboxMaxPayloadBytes;
@@ -535,7 +568,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
           lastProblem = schema.problem;
           herald.setReadiness(READINESS, {
             ok: false,
-            reason: `${schema.problem}: run \`herald migrate\` (see docs/outbox.md)`,
+            reason: `${schema.problem}: run \`herald migrate\` (see @herald/server/docs/outbox.md)`,
           });
           await sleep(options.schemaRecheckMs ?? 5000);
           continue;
@@ -548,6 +581,15 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
         break;
       } catch (err) {
         if (abort.signal.aborted) return;
+        if (err instanceof ConfigError) {
+          // A driver that is not installed (or a URL it cannot use) does not fix itself: say so once and stop.
+          log.error({ err: err.message }, 'outbox consumer cannot start');
+          herald.setReadiness(READINESS, {
+            ok: false,
+            reason: `outbox consumer cannot start: ${err.problems.join('; ')}`,
+          });
+          return;
+        }
         attempt++;
         const ms = backoff(attempt);
         const reason = `outbox database not reachable: ${(err as Error).message}`;

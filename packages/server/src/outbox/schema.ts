@@ -120,7 +120,7 @@ export function howToCreate(dialect: SqlDialect, problem: string): string {
   }
   return (
     `${problem}. Herald never creates or alters tables on Postgres by itself. Create it with one of:\n` +
-    `  1. \`herald migrate\` (same HERALD_DATABASE_URL), or the SQL in docs/outbox.md;\n` +
+    `  1. \`herald migrate\` (same HERALD_DATABASE_URL), or the SQL in @herald/server/docs/outbox.md;\n` +
     `  2. with Prisma: add this model to schema.prisma and run \`prisma migrate dev\`:\n${PRISMA_MODEL}\n` +
     `Herald checks again every few seconds; /ready answers 503 until the table is there.`
   );

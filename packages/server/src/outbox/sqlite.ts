@@ -3,6 +3,8 @@ import { resolve } from 'node:path';
 import type { BatchOutcome, BatchResult, DeadRow, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
 import { withinBudget } from './budget.js';
 import { columnProblem, SQLITE_MIGRATION } from './schema.js';
+import { ConfigError } from '../config/index.js';
+import { isMissing, missingDependency } from '../optional-deps.js';
 
 /**
  * The SQLite outbox store (contract on OutboxStore in consumer.ts); the only importer of a SQLite driver.
@@ -37,8 +39,32 @@ export async function loadSqliteDriver(prefer?: SqliteDriver['name']): Promise<S
     }
   }
   const require = createRequire(import.meta.url);
-  const Database = require('better-sqlite3') as new (path: string) => SqliteDb;
-  return { name: 'better-sqlite3', open: (path) => new Database(path) };
+  let Database: new (path: string) => SqliteDb;
+  try {
+    Database = require('better-sqlite3') as typeof Database;
+  } catch (err) {
+    if (!isMissing(err, 'better-sqlite3')) throw err;
+    throw new ConfigError([missingDependency('sqlite-outbox')]);
+  }
+  return {
+    name: 'better-sqlite3',
+    open(path) {
+      try {
+        return new Database(path);
+      } catch (err) {
+        // Installed without its native addon: npm 12 (and npm 11 set to enforce) skips install scripts not in allowScripts.
+        if (err instanceof Error && /bindings file|NODE_MODULE_VERSION|\.node\b/.test(err.message))
+          throw new Error(
+            `better-sqlite3 is installed but its native addon does not load on Node ${process.versions.node} (${err.message}). ` +
+              'Allow its install script ("allowScripts": { "better-sqlite3": true } in package.json, npm 11.16+) and run ' +
+              '`npm rebuild better-sqlite3`, ' +
+              'or run Herald on Node 22.13 or later, which uses the built-in node:sqlite.',
+            { cause: err },
+          );
+        throw err;
+      }
+    },
+  };
 }
 
 /** `file:./herald.db`, `file:/abs/herald.db`, `file:///abs/herald.db` or `sqlite:...`; relative paths are from the cwd. */

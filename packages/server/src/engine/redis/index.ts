@@ -49,7 +49,7 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
         describe: (found) =>
           `REDIS_URL lists this Redis as shard ${place}, but other nodes use it as shard ${found} (key ${identityKey}). ` +
           'Every node must list the same Redis instances in the same order. To re-shard on purpose, stop every node, ' +
-          `run DEL ${identityKey} on each Redis, and start them with the new list (docs/scaling.md).`,
+          `run DEL ${identityKey} on each Redis, and start them with the new list (@herald/server/docs/scaling.md).`,
       },
     });
     connections.push(redis);
