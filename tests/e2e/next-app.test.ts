@@ -56,11 +56,16 @@ interface GatedHerald {
   gate: { hold: boolean };
 }
 
-async function startHerald(port: number, env: Record<string, string> = {}): Promise<GatedHerald> {
+/** `configFile` null: Herald with no config file, so no namespaces (the README's first start). */
+async function startHerald(
+  port: number,
+  env: Record<string, string> = {},
+  configFile: string | null = join(appDir, 'herald.config.json'),
+): Promise<GatedHerald> {
   const gate = { hold: false };
   const herald = createHerald({
     env: { HERALD_TOKEN_SECRET: SECRET, ...env },
-    configFile: join(appDir, 'herald.config.json'),
+    ...(configFile === null ? {} : { configFile }),
     logger: false,
     hooks: {
       onConnecting: () => (gate.hold ? { disconnect: { code: 3011, reason: 'force reconnect' } } : undefined),
@@ -245,6 +250,33 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
     } finally {
       await alice.context.close();
       await app.stop();
+    }
+  });
+
+  test('Herald started without a config: the page shows why chat:lobby was refused (102) with the fix, and the console has one line for it', async (t) => {
+    const h = await startHerald(heraldPort, {}, null);
+    const port = await freePort();
+    const next = await nextStart(port);
+    const alice = await openPage(browser, 'alice');
+    try {
+      await logIn(alice, `http://localhost:${port}`);
+      await until('alice connected', async () => (await alice.state()) === 'connected');
+      const banner = alice.page.getByTestId('herald-error');
+      await until('the refusal on the page', async () => (await banner.count()) === 1);
+      assert.equal(await banner.getAttribute('data-code'), '102');
+      const text = (await banner.textContent()) ?? '';
+      assert.match(text, /Herald refused the subscription to chat:lobby with 102 \(unknown channel\)/);
+      assert.match(text, /add namespace "chat" to the server's config/);
+      const lines = () => alice.console.filter((l) => l.includes('[herald]'));
+      await until('the console line', async () => lines().length > 0);
+      t.diagnostic(lines()[0]!);
+      assert.equal(lines().length, 1, lines().join('\n'));
+      assert.match(lines()[0]!, /^error: \[herald\] Herald refused the subscription to chat:lobby with 102/);
+      assert.match(lines()[0]!, /@herald\/server\/docs\/configuration\.md/);
+    } finally {
+      await alice.context.close();
+      await next.stop();
+      await h.herald.close();
     }
   });
 
