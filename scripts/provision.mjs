@@ -1,6 +1,6 @@
-// The Debian packages some test suites drive for real: Chromium (tests/e2e, the browser tests) and nginx
-// (tests/e2e's proxy topology and tests/doctor). `npm test` calls ensureSystemPackages() before running anything:
-// a missing package is installed when this process can (root, apt-get), with one line saying what and why;
+// The Debian packages some test suites drive for real: Chromium (the browser tests, tests/e2e and tests/newapp)
+// and nginx (tests/e2e's proxy topology and tests/doctor). `npm test` calls ensureSystemPackages() before running
+// anything: a missing package is installed when this process can (root, apt-get), with one line saying what and why;
 // otherwise the run stops at once with the exact command to run.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,7 +10,11 @@ import { relative, resolve } from 'node:path';
 const CHROMIUM_VERSION = '156.0.8078.108-1~deb12u1';
 
 const PACKAGES = [
-  { name: 'chromium', binary: process.env.HERALD_CHROMIUM ?? '/usr/bin/chromium', suites: ['tests/e2e'] },
+  {
+    name: 'chromium',
+    binary: process.env.HERALD_CHROMIUM ?? '/usr/bin/chromium',
+    suites: ['tests/e2e', 'tests/newapp'],
+  },
   { name: 'nginx', binary: '/usr/sbin/nginx', suites: ['tests/e2e', 'tests/doctor'] },
 ];
 
