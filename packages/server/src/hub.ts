@@ -1,6 +1,6 @@
 import type { Broker } from './engine/broker.js';
 import type { ClientInfo, Publication, StreamPosition } from './engine/types.js';
-import { encodeJoinPush, encodeLeavePush, encodePubPush } from './protocol/codec.js';
+import { encodeJoinPush, encodeLeavePush, encodePubPush } from './protocol/replies.js';
 import { fossilPublicationData } from './protocol/fossil-delta.js';
 import type { SharedFrame } from './transport/connection.js';
 

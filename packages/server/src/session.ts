@@ -6,21 +6,27 @@ import type { Engine } from './engine/engine.js';
 import type { ClientInfo, Publication, StreamPosition } from './engine/types.js';
 import type { HeraldHooks } from './hooks.js';
 import type { Hub, HubSubscriber } from './hub.js';
-import {
-  encodeClientInfo,
-  encodeError,
-  encodePublicationListWithin,
-  encodeReply,
-  encodeMessagePush,
-  encodeSubscribePush,
-  encodeUnsubscribePush,
-  decodeFrame,
-  jsonText,
-  PING_FRAME,
-  type DecodedCommand,
-} from './protocol/codec.js';
+import { decodeFrame, jsonText, type DecodedCommand } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
 import { paramsProblem } from './protocol/params.js';
+import {
+  EMPTY_RESULT,
+  encodeConnectResult,
+  encodeError,
+  encodeHistoryResult,
+  encodeMessagePush,
+  encodePresenceResultWithin,
+  encodePresenceStatsResult,
+  encodePublicationListWithin,
+  encodeRefreshResult,
+  encodeReply,
+  encodeRpcResult,
+  encodeSubRefreshResult,
+  encodeSubscribePush,
+  encodeSubscribeResult,
+  encodeUnsubscribePush,
+  PING_FRAME,
+} from './protocol/replies.js';
 import { channelNameProblem } from './channels/name.js';
 import { publishOptions, streamOptions } from './channels/engine-options.js';
 import { DEFAULT_CLOCK_TOLERANCE_SEC } from './auth/token-auth.js';
@@ -383,7 +389,7 @@ export class Session implements HubSubscriber {
       case 'send':
         return this.onSend(p);
       case 'ping':
-        this.reply(id, 'ping', '{}');
+        this.reply(id, 'ping', EMPTY_RESULT);
         return;
       default:
         throw new HeraldError(ErrorCode.methodNotFound);
@@ -542,7 +548,7 @@ export class Session implements HubSubscriber {
     // Server-side subscriptions from the token's `channels` and `subs` claims (`subs` adds per-channel info and
     // data), recovered when the client asks in `subs`.
     const wanted = p.subs && typeof p.subs === 'object' ? (p.subs as Record<string, unknown>) : {};
-    const subsJson: string[] = [];
+    const subs: [string, string][] = [];
     const activations: [string, StreamPosition | undefined, Publication | undefined][] = [];
     const budget: ReplyBudget = { left: this.replyBudget - 1024 };
     for (const channel of serverChannels) {
@@ -575,18 +581,20 @@ export class Session implements HubSubscriber {
         budget,
       );
       if (this.state !== 'connected') return;
-      subsJson.push(`${JSON.stringify(channel)}:${body.json}`);
+      subs.push([channel, body.json]);
       activations.push([channel, body.position, body.deltaBase]);
     }
 
-    let result = `{"client":${JSON.stringify(this.id)},"version":${JSON.stringify(this.node.version)}`;
-    if (cfg.pingIntervalMs > 0) result += `,"ping":${Math.round(cfg.pingIntervalMs / 1000)},"pong":true`;
-    if (this.expireAt > 0) result += `,"expires":true,"ttl":${Math.max(1, Math.ceil(this.expireAt - nowSec))}`;
-    if (replyData !== undefined) result += `,"data":${replyData}`;
-    const em = this.transport.emulation;
-    if (em) result += `,"session":${JSON.stringify(em.session)},"node":${JSON.stringify(em.node)}`;
-    if (subsJson.length > 0) result += `,"subs":{${subsJson.join(',')}}`;
-    result += '}';
+    const result = encodeConnectResult({
+      client: this.id,
+      version: this.node.version,
+      pingSec: cfg.pingIntervalMs > 0 ? Math.round(cfg.pingIntervalMs / 1000) : 0,
+      expireAt: this.expireAt,
+      nowSec,
+      data: replyData,
+      emulation: this.transport.emulation,
+      subs,
+    });
     this.reply(id, 'connect', result);
     for (const [channel, position, base] of activations) this.activate(channel, position, base);
     this.safeHook(() => this.node.hooks.onConnect?.(this.context));
@@ -623,11 +631,10 @@ export class Session implements HubSubscriber {
       throw new HeraldError(ErrorCode.tokenExpired);
     this.expireAt = creds.expireAt && creds.expireAt > 0 ? creds.expireAt : 0;
     if (creds.info !== undefined) this.connInfo = creds.info;
-    const ttl = this.expireAt > 0 ? `,"expires":true,"ttl":${Math.max(1, Math.ceil(this.expireAt - nowSec))}` : '';
     this.reply(
       id,
       'refresh',
-      `{"client":${JSON.stringify(this.id)},"version":${JSON.stringify(this.node.version)}${ttl}}`,
+      encodeRefreshResult({ client: this.id, version: this.node.version, expireAt: this.expireAt, nowSec }),
     );
   }
 
@@ -775,21 +782,15 @@ export class Session implements HubSubscriber {
       if (o.presence)
         await this.node.engine.presence.addPresence(channel, this.clientInfo(chanInfo), this.node.config.presenceTtlMs);
       if (o.join_leave) await this.node.engine.broker.publishJoin(channel, this.clientInfo(chanInfo));
-      let json = '{';
-      const parts: string[] = [];
-      if (expireAt > 0) parts.push(`"expires":true,"ttl":${Math.max(1, Math.ceil(expireAt - Date.now() / 1000))}`);
-      if (recoverable) parts.push('"recoverable":true');
-      if (delta) parts.push('"delta":true');
-      if (positioned && position) {
-        parts.push(`"epoch":${JSON.stringify(position.epoch)},"offset":${position.offset},"positioned":true`);
-      }
-      if (recoverable && p.recover) {
-        parts.push('"was_recovering":true');
-        parts.push(`"recovered":${recovered}`);
-        if (pubsJson && pubsJson !== '[]') parts.push(`"publications":${pubsJson}`);
-      }
-      if (p.data !== undefined) parts.push(`"data":${p.data}`);
-      json += parts.join(',') + '}';
+      const json = encodeSubscribeResult({
+        expireAt,
+        nowSec: Date.now() / 1000,
+        recoverable,
+        delta,
+        position: positioned ? position : undefined,
+        recovery: recoverable && p.recover ? { recovered, publications: pubsJson } : undefined,
+        data: p.data,
+      });
       return { json, position: positioned ? position : undefined, deltaBase };
     } catch (err) {
       if (this.subs.get(channel) === sub) {
@@ -827,7 +828,7 @@ export class Session implements HubSubscriber {
     const channel = str(p.channel);
     if (channel === undefined) throw badRequest('channel must be a string');
     this.dropSubscription(channel, 'client');
-    this.reply(id, 'unsubscribe', '{}');
+    this.reply(id, 'unsubscribe', EMPTY_RESULT);
   }
 
   private async onSubRefresh(id: number, p: Record<string, unknown>): Promise<void> {
@@ -847,9 +848,7 @@ export class Session implements HubSubscriber {
       throw new HeraldError(ErrorCode.permissionDenied, 'permission denied: subscription token refused');
     }
     sub.expireAt = c.expireAt && c.expireAt > 0 ? c.expireAt : 0;
-    const ttl =
-      sub.expireAt > 0 ? `"expires":true,"ttl":${Math.max(1, Math.ceil(sub.expireAt - Date.now() / 1000))}` : '';
-    this.reply(id, 'sub_refresh', `{${ttl}}`);
+    this.reply(id, 'sub_refresh', encodeSubRefreshResult(sub.expireAt, Date.now() / 1000));
   }
 
   // ---- publish, history, presence, rpc, send ---------------------------------------------------------------
@@ -871,7 +870,7 @@ export class Session implements HubSubscriber {
       publishOptions(rules.options),
     );
     this.node.metrics.published();
-    this.reply(id, 'publish', '{}');
+    this.reply(id, 'publish', EMPTY_RESULT);
   }
 
   private async onHistory(id: number, p: Record<string, unknown>): Promise<void> {
@@ -905,11 +904,7 @@ export class Session implements HubSubscriber {
         `limit exceeded: these ${r.publications.length} publications are more than the ${budget} bytes one reply may take (HERALD_MAX_REPLY_SIZE): ask for fewer with limit and page with since`,
       );
     }
-    this.reply(
-      id,
-      'history',
-      `{"publications":${pubs},"epoch":${JSON.stringify(r.position.epoch)},"offset":${r.position.offset}}`,
-    );
+    this.reply(id, 'history', encodeHistoryResult(pubs, r.position));
   }
 
   private async onPresence(id: number, p: Record<string, unknown>): Promise<void> {
@@ -921,20 +916,14 @@ export class Session implements HubSubscriber {
     );
     const entries = await this.node.engine.presence.presence(rules.channel);
     const budget = this.replyBudget;
-    const parts: string[] = [];
-    let bytes = 1024;
-    for (const [client, info] of entries) {
-      const part = `${JSON.stringify(client)}:${encodeClientInfo(info)}`;
-      bytes += Buffer.byteLength(part, 'utf8') + 1;
-      if (bytes > budget) {
-        throw new HeraldError(
-          ErrorCode.limitExceeded,
-          `limit exceeded: the presence of "${rules.channel}" (${entries.size} clients) is more than the ${budget} bytes one reply may take (HERALD_MAX_REPLY_SIZE): use presence_stats for counts`,
-        );
-      }
-      parts.push(part);
+    const presence = encodePresenceResultWithin(entries, budget, 1024);
+    if (presence === undefined) {
+      throw new HeraldError(
+        ErrorCode.limitExceeded,
+        `limit exceeded: the presence of "${rules.channel}" (${entries.size} clients) is more than the ${budget} bytes one reply may take (HERALD_MAX_REPLY_SIZE): use presence_stats for counts`,
+      );
     }
-    this.reply(id, 'presence', `{"presence":{${parts.join(',')}}}`);
+    this.reply(id, 'presence', presence.json);
   }
 
   private async onPresenceStats(id: number, p: Record<string, unknown>): Promise<void> {
@@ -945,7 +934,7 @@ export class Session implements HubSubscriber {
       this.subs.get(rules.channel)?.active === true,
     );
     const s = await this.node.engine.presence.presenceStats(rules.channel);
-    this.reply(id, 'presence_stats', `{"num_clients":${s.numClients},"num_users":${s.numUsers}}`);
+    this.reply(id, 'presence_stats', encodePresenceStatsResult(s));
   }
 
   private async onRpc(id: number, p: Record<string, unknown>): Promise<void> {
@@ -954,7 +943,7 @@ export class Session implements HubSubscriber {
       throw new HeraldError(ErrorCode.notAvailable, 'not available: no rpc handler is configured (onRpc hook)');
     const method = str(p.method) ?? '';
     const data = await hook({ ...this.context, method, data: p.data });
-    this.reply(id, 'rpc', `{"data":${jsonText(data ?? null)}}`);
+    this.reply(id, 'rpc', encodeRpcResult(jsonText(data ?? null)));
   }
 
   private onSend(p: Record<string, unknown>): void {

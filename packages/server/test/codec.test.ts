@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeFrame, encodePubPush, encodePublication } from '../src/protocol/codec.js';
+import { decodeFrame } from '../src/protocol/codec.js';
+import { encodePubPush, encodePublication } from '../src/protocol/replies.js';
 
 test('a frame of newline-separated commands decodes in order, skipping blank lines', () => {
   const cmds = decodeFrame('{"id":1,"connect":{}}\n\n{"id":2,"subscribe":{"channel":"a"}}\n{}');

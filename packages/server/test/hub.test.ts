@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import type { Broker } from '../src/engine/broker.js';
 import type { Publication, StreamPosition } from '../src/engine/types.js';
 import { Hub, type HubSubscriber } from '../src/hub.js';
-import { encodePubPush } from '../src/protocol/codec.js';
+import { encodePubPush } from '../src/protocol/replies.js';
 import { fossilPublicationData } from '../src/protocol/fossil-delta.js';
 import type { SharedFrame } from '../src/transport/connection.js';
 

@@ -1,6 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, HeraldError } from '../protocol/codes.js';
+import { encodeApiError, encodeApiResult } from '../protocol/replies.js';
 import { executeApi, isApiMethod } from './methods.js';
 import type { HeraldCore } from '../core.js';
 import { checkRequestOrigin } from '../transport/origin.js';
@@ -46,7 +47,7 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
 }
 
 function errorBody(code: number, message: string): string {
-  return JSON.stringify({ error: { code, message } });
+  return encodeApiError({ code, message });
 }
 
 function presentedKey(req: IncomingMessage): string | undefined {
@@ -224,12 +225,12 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
     try {
       const result = await executeApi(opts.core, method, params);
       opts.onApiCall(method, Number(process.hrtime.bigint() - started) / 1e9, true);
-      send(res, 200, `{"result":${result}}`);
+      send(res, 200, encodeApiResult(result));
     } catch (err) {
       opts.onApiCall(method, Number(process.hrtime.bigint() - started) / 1e9, false);
       const e = err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal);
       const status = e.code === ErrorCode.badRequest ? 400 : e.temporary || e.code === ErrorCode.internal ? 503 : 200;
-      send(res, status, JSON.stringify({ error: e.toReply() }));
+      send(res, status, encodeApiError(e.toReply()));
     }
   }
 }

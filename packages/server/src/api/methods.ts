@@ -1,7 +1,21 @@
 import type { ApiLimits, HeraldCore, PublishSource } from '../core.js';
 import { channelNameProblem, MAX_CHANNEL_LENGTH } from '../channels/name.js';
 import { Disconnect, ErrorCode, HeraldError } from '../protocol/codes.js';
-import { encodeClientInfo, encodePublicationListWithin } from '../protocol/codec.js';
+import {
+  EMPTY_RESULT,
+  encodeApiError,
+  encodeApiResult,
+  encodeBatchReply,
+  encodeBatchResult,
+  encodeBroadcastResult,
+  encodeChannelsResultWithin,
+  encodeHistoryResult,
+  encodeInfoResult,
+  encodePresenceResultWithin,
+  encodePresenceStatsResult,
+  encodePublicationListWithin,
+  encodePublishResult,
+} from '../protocol/replies.js';
 import { DEFAULT_MAX_JSON_DEPTH, jsonDepthProblem } from '../protocol/json-depth.js';
 
 export type { ApiLimits } from '../core.js';
@@ -59,6 +73,12 @@ const methodSet = new Set<string>(API_METHODS);
 
 export function isApiMethod(m: string): m is ApiMethod {
   return methodSet.has(m);
+}
+
+/** A failed broadcast response or batch reply: the HeraldError's reply, or 100 for anything else. */
+function errorOf(err: unknown): string {
+  const e = err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal);
+  return encodeApiError(e.toReply());
 }
 
 function bad(message: string): HeraldError {
@@ -145,7 +165,7 @@ async function run(
         idempotencyKey: optString(p, 'idempotency_key'),
         source,
       });
-      return `{"offset":${pos.offset},"epoch":${JSON.stringify(pos.epoch)}}`;
+      return encodePublishResult(pos);
     }
     case 'broadcast': {
       const channels = p.channels;
@@ -163,22 +183,21 @@ async function run(
           try {
             const channel = channelOf({ channel: c });
             const pos = await core.publish(channel, p.data, { tags, idempotencyKey: key, source });
-            return `{"result":{"offset":${pos.offset},"epoch":${JSON.stringify(pos.epoch)}}}`;
+            return encodeApiResult(encodePublishResult(pos));
           } catch (err) {
-            const e = err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal);
-            return `{"error":${JSON.stringify(e.toReply())}}`;
+            return errorOf(err);
           }
         }),
       );
-      return `{"responses":[${responses.join(',')}]}`;
+      return encodeBroadcastResult(responses);
     }
     case 'subscribe': {
       await core.subscribeUser(reqString(p, 'user'), channelOf(p), optString(p, 'client'));
-      return '{}';
+      return EMPTY_RESULT;
     }
     case 'unsubscribe': {
       await core.unsubscribeUser(reqString(p, 'user'), channelOf(p), optString(p, 'client'));
-      return '{}';
+      return EMPTY_RESULT;
     }
     case 'disconnect': {
       const user = reqString(p, 'user');
@@ -194,27 +213,21 @@ async function run(
         if (typeof d.reason === 'string') reason = d.reason;
       }
       await core.disconnectUser(user, { client: optString(p, 'client'), code, reason });
-      return '{}';
+      return EMPTY_RESULT;
     }
     case 'refresh':
       throw new HeraldError(ErrorCode.notAvailable, 'not available: refresh is driven by connection tokens');
     case 'presence': {
       const channel = channelOf(p);
       const entries = await core.presence(channel);
-      const parts: string[] = [];
-      let bytes = 64;
-      for (const [client, info] of entries) {
-        const part = `${JSON.stringify(client)}:${encodeClientInfo(info)}`;
-        bytes += Buffer.byteLength(part, 'utf8') + 1;
-        if (bytes > budget.left) throw overBudget(`the presence of "${channel}" (${entries.size} clients) is`, budget);
-        parts.push(part);
-      }
-      budget.left -= bytes;
-      return `{"presence":{${parts.join(',')}}}`;
+      const presence = encodePresenceResultWithin(entries, budget.left, 64);
+      if (presence === undefined) throw overBudget(`the presence of "${channel}" (${entries.size} clients) is`, budget);
+      budget.left -= presence.bytes;
+      return presence.json;
     }
     case 'presence_stats': {
       const s = await core.presenceStats(channelOf(p));
-      return `{"num_clients":${s.numClients},"num_users":${s.numUsers}}`;
+      return encodePresenceStatsResult(s);
     }
     case 'history': {
       const channel = channelOf(p);
@@ -230,13 +243,13 @@ async function run(
       const r = await core.history(channel, { limit, since, reverse: p.reverse === true });
       const pubs = encodePublicationListWithin(r.publications, budget.left - 128);
       if (pubs === undefined) throw overBudget(`these ${r.publications.length} publications are`, budget);
-      const out = `{"publications":${pubs},"epoch":${JSON.stringify(r.position.epoch)},"offset":${r.position.offset}}`;
+      const out = encodeHistoryResult(pubs, r.position);
       budget.left -= Buffer.byteLength(out, 'utf8');
       return out;
     }
     case 'history_remove': {
       await core.removeHistory(channelOf(p));
-      return '{}';
+      return EMPTY_RESULT;
     }
     case 'channels': {
       const raw = optString(p, 'pattern');
@@ -246,20 +259,15 @@ async function run(
           `"pattern" is longer than ${MAX_CHANNEL_PATTERN_LENGTH} characters (runs of "*" counted as one): no channel name (at most ${MAX_CHANNEL_LENGTH} characters) can match it`,
         );
       }
-      const parts: string[] = [];
-      let bytes = 64;
-      for (const [name, n] of await core.channels()) {
-        if (pattern && !globMatch(pattern, name)) continue;
-        const part = `${JSON.stringify(name)}:{"num_clients":${n}}`;
-        bytes += Buffer.byteLength(part, 'utf8') + 1;
-        if (bytes > budget.left) throw overBudget('the matching channels are', budget);
-        parts.push(part);
-      }
-      budget.left -= bytes;
-      return `{"channels":{${parts.join(',')}}}`;
+      const matching: [string, number][] = [];
+      for (const entry of await core.channels()) if (!pattern || globMatch(pattern, entry[0])) matching.push(entry);
+      const channels = encodeChannelsResultWithin(matching, budget.left, 64);
+      if (channels === undefined) throw overBudget('the matching channels are', budget);
+      budget.left -= channels.bytes;
+      return channels.json;
     }
     case 'info':
-      return JSON.stringify({ nodes: core.nodes() });
+      return encodeInfoResult(core.nodes());
     case 'batch': {
       const commands = p.commands;
       if (!Array.isArray(commands)) throw bad('"commands" must be an array');
@@ -278,12 +286,11 @@ async function run(
           if (keys.length !== 1 || keys[0] === 'batch' || !isApiMethod(keys[0]!))
             throw bad('each command is {"<method>": {...}}');
           if (budget.left <= 0) throw overBudget('not executed: the replies before it took', budget);
-          const reply = `{"${keys[0]}":${await run(core, limits, budget, keys[0]!, cmd[keys[0]!], source)}}`;
+          const reply = encodeBatchReply(keys[0]!, await run(core, limits, budget, keys[0]!, cmd[keys[0]!], source));
           if (!READ_METHODS.has(keys[0]!)) budget.left -= Buffer.byteLength(reply, 'utf8');
           return reply;
         } catch (err) {
-          const e = err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal);
-          return `{"error":${JSON.stringify(e.toReply())}}`;
+          return errorOf(err);
         }
       };
       const replies: string[] = new Array<string>(commands.length);
@@ -297,7 +304,7 @@ async function run(
         };
         await Promise.all(Array.from({ length: Math.min(BATCH_PARALLELISM, commands.length) }, worker));
       } else for (let i = 0; i < commands.length; i++) replies[i] = await one(commands[i]);
-      return `{"replies":[${replies.join(',')}]}`;
+      return encodeBatchResult(replies);
     }
     default:
       throw new HeraldError(ErrorCode.methodNotFound, `method not found: "${method.slice(0, 40)}"`);

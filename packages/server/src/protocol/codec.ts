@@ -1,12 +1,10 @@
-import type { ClientInfo, Publication } from '../engine/types.js';
-import { ErrorCode, type DisconnectInfo, type ReplyErrorInfo } from './codes.js';
-import { fossilPublicationData } from './fossil-delta.js';
+import { ErrorCode } from './codes.js';
 import { depthMessage, jsonTextDepth } from './json-depth.js';
 
 /**
- * JSON codec of the Centrifugo client protocol: frames hold one or more JSON objects separated by '\n'.
- * Parsing never throws past this module; payloads (`data`, `info`) are kept as JSON text so they are
- * serialized exactly once and embedded raw into every frame that carries them.
+ * Decoding side of the Centrifugo client protocol's JSON codec: frames hold one or more JSON objects separated by
+ * '\n'. Parsing never throws past this module. commands.ts types each command's params; replies.ts encodes what the
+ * server sends, embedding payloads (`data`, `info`) as JSON text serialized exactly once.
  */
 
 export const COMMAND_METHODS = [
@@ -118,91 +116,3 @@ export function decodeCommand(line: string, maxDepth?: number): DecodedCommand {
 export function jsonText(value: unknown): string {
   return value === undefined ? 'null' : JSON.stringify(value);
 }
-
-export function encodeReply(id: number, method: string, result: string): string {
-  return `{"id":${id},"${method}":${result}}`;
-}
-
-export function encodeError(id: number, error: ReplyErrorInfo): string {
-  return id > 0 ? `{"id":${id},"error":${JSON.stringify(error)}}` : `{"error":${JSON.stringify(error)}}`;
-}
-
-export function encodeClientInfo(info: ClientInfo): string {
-  let s = `{"user":${JSON.stringify(info.user)},"client":${JSON.stringify(info.client)}`;
-  if (info.connInfo !== undefined) s += `,"conn_info":${info.connInfo}`;
-  if (info.chanInfo !== undefined) s += `,"chan_info":${info.chanInfo}`;
-  return s + '}';
-}
-
-/**
- * A Publication object as JSON text (used in pushes, subscribe replies and history). `fossil` replaces the payload
- * for a subscriber that negotiated delta compression (see fossilPublicationData).
- */
-export function encodePublication(pub: Publication, fossil?: { data: string; delta: boolean }): string {
-  let s = `{"data":${fossil ? fossil.data : pub.data}`;
-  if (fossil?.delta) s += ',"delta":true';
-  if (pub.offset > 0) s += `,"offset":${pub.offset}`;
-  if (pub.info) s += `,"info":${encodeClientInfo(pub.info)}`;
-  if (pub.tags && Object.keys(pub.tags).length > 0) s += `,"tags":${JSON.stringify(pub.tags)}`;
-  return s + '}';
-}
-
-/**
- * A publication list (plain, or fossil-delta for a subscriber that negotiated it) built only while it stays within
- * `maxBytes` of UTF-8: undefined as soon as it would not fit, so an oversized reply is never built whole.
- */
-export function encodePublicationListWithin(
-  pubs: readonly Publication[],
-  maxBytes: number,
-  fossil = false,
-): string | undefined {
-  if (pubs.length === 0) return '[]';
-  const parts: string[] = [];
-  let bytes = 2;
-  for (let i = 0; i < pubs.length; i++) {
-    const p = pubs[i]!;
-    const s = fossil
-      ? encodePublication(p, fossilPublicationData(i > 0 ? pubs[i - 1]!.data : undefined, p.data))
-      : encodePublication(p);
-    bytes += Buffer.byteLength(s, 'utf8') + (i > 0 ? 1 : 0);
-    if (bytes > maxBytes) return undefined;
-    parts.push(s);
-  }
-  return '[' + parts.join(',') + ']';
-}
-
-/** `channelJson` is JSON.stringify(channel), computed once per channel by the hub. */
-export function encodePubPush(
-  channelJson: string,
-  pub: Publication,
-  fossil?: { data: string; delta: boolean },
-): string {
-  return `{"push":{"channel":${channelJson},"pub":${encodePublication(pub, fossil)}}}`;
-}
-
-export function encodeJoinPush(channelJson: string, info: ClientInfo): string {
-  return `{"push":{"channel":${channelJson},"join":{"info":${encodeClientInfo(info)}}}}`;
-}
-
-export function encodeLeavePush(channelJson: string, info: ClientInfo): string {
-  return `{"push":{"channel":${channelJson},"leave":{"info":${encodeClientInfo(info)}}}}`;
-}
-
-export function encodeUnsubscribePush(channel: string, code: number, reason: string): string {
-  return `{"push":{"channel":${JSON.stringify(channel)},"unsubscribe":{"code":${code},"reason":${JSON.stringify(reason)}}}}`;
-}
-
-export function encodeSubscribePush(channel: string, body: string): string {
-  return `{"push":{"channel":${JSON.stringify(channel)},"subscribe":${body}}}`;
-}
-
-export function encodeMessagePush(data: string): string {
-  return `{"push":{"message":{"data":${data}}}}`;
-}
-
-export function encodeDisconnectPush(d: DisconnectInfo): string {
-  return `{"push":{"disconnect":{"code":${d.code},"reason":${JSON.stringify(d.reason)}}}}`;
-}
-
-/** The server's ping; a client's `{}` is its pong. */
-export const PING_FRAME = '{}';

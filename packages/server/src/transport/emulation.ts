@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
 import type { IpConnections } from './ip-connections.js';
 import { DEFAULT_MAX_JSON_DEPTH, depthMessage, jsonDepthProblem } from '../protocol/json-depth.js';
-import { encodeDisconnectPush } from '../protocol/codec.js';
+import { encodeDisconnectPush } from '../protocol/replies.js';
 import { Disconnect } from '../protocol/codes.js';
 import { checkRequestOrigin } from './origin.js';
 import { readBoundedBody } from './request-body.js';
@@ -121,7 +121,7 @@ class StreamTransport implements ClientTransport {
 
   close(code: number, reason: string): void {
     if (this.closed) return;
-    this.pending.push(JSON.stringify({ push: { disconnect: { code, reason } } }));
+    this.pending.push(encodeDisconnectPush({ code, reason }));
     this.flush();
     // The flush may have found the reader too slow and closed with 3008 instead.
     if (!this.closed) this.end(code, reason);
