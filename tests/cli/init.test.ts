@@ -218,6 +218,20 @@ test('a config file with comments loads; an unterminated comment or bad JSON is 
   assert.throws(() => loadConfig({ env: {}, configFile: file }), /c\.json: not valid JSON/);
 });
 
+test('docs/deployment.md shows the two files herald init --topology rewrite writes, as written', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-init-'));
+  assert.equal(cli(['init', '--topology', 'rewrite'], dir).status, 0);
+  const doc = readFileSync(join(root, 'docs/deployment.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('### The config `herald init` writes'));
+  const config = /```jsonc\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.equal(config, readFileSync(join(dir, 'herald.config.json'), 'utf8'));
+  const env = /```sh\n([\s\S]*?)```/.exec(section)?.[1];
+  const written = readFileSync(join(dir, 'herald.env'), 'utf8')
+    .replace(/^NEXTAUTH_SECRET=.*$/m, 'NEXTAUTH_SECRET=<43 random characters, new on each run>')
+    .replace(/^HERALD_API_KEY=.*$/m, 'HERALD_API_KEY=<32 random characters, new on each run>');
+  assert.equal(env, written);
+});
+
 test('herald --help lists init', () => {
   const r = cli(['help'], root);
   assert.equal(r.status, 0);
