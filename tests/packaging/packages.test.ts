@@ -266,6 +266,16 @@ test('the outbox on a postgres:// URL without pg stops at once, naming npm insta
   ]);
   assert.equal(cli.status, 1, cli.out);
   assert.match(cli.out, /needs the `pg` package, which is not installed: run `npm install pg`/);
+
+  // herald serve stops before listening instead of retrying a driver that will never load.
+  const serve = runIn(installedApp(), ['node_modules/@herald/server/bin/herald.js', 'serve'], {
+    HERALD_DATABASE_URL: 'postgres://127.0.0.1:5432/test',
+    HERALD_TOKEN_SECRET: 's',
+    HERALD_HOST: '127.0.0.1',
+    WS_PORT: '0',
+  });
+  assert.equal(serve.status, 1, serve.out);
+  assert.match(serve.out, /^herald serve: invalid configuration:[\s\S]*run `npm install pg`/m);
 });
 
 test('herald serve with HERALD_ENGINE=redis and no ioredis exits 2 naming npm install ioredis', () => {
