@@ -4,10 +4,19 @@
  * Then @herald/server installed from its tarball with only its `dependencies` (no optional driver): it runs on the
  * memory engine, and each feature whose driver is missing stops with the command that installs it.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative, resolve } from 'node:path';
@@ -29,11 +38,17 @@ interface Packed {
 }
 
 let packing: Map<Pkg, Packed> | undefined;
+/** Temporary folders made by this file, removed at the end. */
+const made: string[] = [];
+after(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 
 /** Packs the four workspaces once (as `npm publish` would, prepack included) and extracts each tarball. */
 function packAll(): Map<Pkg, Packed> {
   if (packing) return packing;
   const dest = mkdtempSync(join(tmpdir(), 'herald-pack-'));
+  made.push(dest);
   const r = spawnSync(
     'npm',
     ['pack', '--json', '--pack-destination', dest, ...PACKAGES.flatMap((p) => ['-w', `packages/${p}`])],
@@ -186,6 +201,7 @@ function installedApp(): string {
   if (app) return app;
   const { dir, manifest } = packed('server');
   const at = mkdtempSync(join(tmpdir(), 'herald-app-'));
+  made.push(at);
   const modules = join(at, 'node_modules');
   mkdirSync(join(modules, '@herald'), { recursive: true });
   assert.equal(spawnSync('cp', ['-R', dir, join(modules, '@herald/server')]).status, 0);
