@@ -8,7 +8,23 @@ import type { HeraldHooks } from './hooks.js';
 import type { Hub, HubSubscriber } from './hub.js';
 import { decodeFrame, jsonText, type DecodedCommand } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
-import { paramsProblem } from './protocol/params.js';
+import {
+  parseCommand,
+  publishWithoutData,
+  tokenNotString,
+  unknownDeltaType,
+  type ChannelParams,
+  type ClientCommand,
+  type ConnectParams,
+  type HistoryParams,
+  type PublishParams,
+  type RefreshParams,
+  type RpcParams,
+  type SendParams,
+  type SubRefreshParams,
+  type SubscribeParams,
+  type UnsubscribeParams,
+} from './protocol/commands.js';
 import {
   EMPTY_RESULT,
   encodeConnectResult,
@@ -27,7 +43,6 @@ import {
   encodeUnsubscribePush,
   PING_FRAME,
 } from './protocol/replies.js';
-import { channelNameProblem } from './channels/name.js';
 import { publishOptions, streamOptions } from './channels/engine-options.js';
 import { DEFAULT_CLOCK_TOLERANCE_SEC } from './auth/token-auth.js';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './transport/connection.js';
@@ -83,7 +98,8 @@ interface Subscription {
   serverSide: boolean;
 }
 
-interface SubscribeParams {
+/** What subscribeInternal is asked for: from a subscribe command, connect's `subs`, or a server-side subscribe. */
+interface SubscribeOptions {
   recover: boolean;
   offset: number;
   epoch: string;
@@ -104,14 +120,6 @@ const REPLY_BYTES_PER_COMMAND = 65_536;
 /** What is left of one reply's byte budget (HERALD_MAX_REPLY_SIZE), shared by the subscriptions of a connect reply. */
 interface ReplyBudget {
   left: number;
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' ? v : undefined;
-}
-
-function badRequest(message: string): HeraldError {
-  return new HeraldError(ErrorCode.badRequest, `bad request: ${message}`);
 }
 
 /**
@@ -348,14 +356,9 @@ export class Session implements HubSubscriber {
       this.disconnect(Disconnect.badRequest);
       return undefined;
     }
-    const typeProblem = paramsProblem(cmd.method, cmd.params);
-    if (typeProblem) {
-      this.fail(cmd.id, new HeraldError(ErrorCode.badRequest, typeProblem));
-      return undefined;
-    }
     let result: Promise<void> | void;
     try {
-      result = this.dispatch(cmd.id, cmd.method, cmd.params);
+      result = this.dispatch(cmd.id, parseCommand(cmd.method, cmd.params));
     } catch (err) {
       this.fail(cmd.id, err);
       return undefined;
@@ -364,35 +367,33 @@ export class Session implements HubSubscriber {
     return undefined;
   }
 
-  private dispatch(id: number, method: string, p: Record<string, unknown>): Promise<void> | void {
-    switch (method) {
+  private dispatch(id: number, c: ClientCommand): Promise<void> | void {
+    switch (c.method) {
       case 'connect':
-        return this.onConnect(id, p);
+        return this.onConnect(id, c.params);
       case 'subscribe':
-        return this.onSubscribe(id, p);
+        return this.onSubscribe(id, c.params);
       case 'unsubscribe':
-        return this.onUnsubscribe(id, p);
+        return this.onUnsubscribe(id, c.params);
       case 'publish':
-        return this.onPublish(id, p);
+        return this.onPublish(id, c.params);
       case 'presence':
-        return this.onPresence(id, p);
+        return this.onPresence(id, c.params);
       case 'presence_stats':
-        return this.onPresenceStats(id, p);
+        return this.onPresenceStats(id, c.params);
       case 'history':
-        return this.onHistory(id, p);
+        return this.onHistory(id, c.params);
       case 'refresh':
-        return this.onRefresh(id, p);
+        return this.onRefresh(id, c.params);
       case 'sub_refresh':
-        return this.onSubRefresh(id, p);
+        return this.onSubRefresh(id, c.params);
       case 'rpc':
-        return this.onRpc(id, p);
+        return this.onRpc(id, c.params);
       case 'send':
-        return this.onSend(p);
+        return this.onSend(c.params);
       case 'ping':
         this.reply(id, 'ping', EMPTY_RESULT);
         return;
-      default:
-        throw new HeraldError(ErrorCode.methodNotFound);
     }
   }
 
@@ -459,30 +460,29 @@ export class Session implements HubSubscriber {
 
   // ---- connect ---------------------------------------------------------------------------------------------
 
-  private async onConnect(id: number, p: Record<string, unknown>): Promise<void> {
+  private async onConnect(id: number, p: ConnectParams): Promise<void> {
     if (this.state !== 'new') {
       this.disconnect(Disconnect.badRequest);
       return;
     }
     const token = p.token;
-    if (token !== undefined && typeof token !== 'string') throw badRequest('token must be a string');
+    if (token === null) throw tokenNotString();
     this.state = 'connecting';
-    this.clientName = str(p.name) ?? '';
+    this.clientName = p.name ?? '';
     const cfg = this.node.config;
     let creds: ConnectionCredentialsLike | undefined;
     let replyData: string | undefined;
     try {
       const hook = this.node.hooks.onConnecting;
       if (hook) {
-        const headers = p.headers && typeof p.headers === 'object' ? (p.headers as Record<string, string>) : undefined;
         const r = await hook({
           client: this.id,
           transport: this.request,
           token: token || undefined,
           data: p.data,
-          name: str(p.name),
-          version: str(p.version),
-          headers,
+          name: p.name,
+          version: p.version,
+          headers: p.headers,
         });
         if (r?.disconnect) {
           this.disconnect(r.disconnect);
@@ -547,7 +547,6 @@ export class Session implements HubSubscriber {
 
     // Server-side subscriptions from the token's `channels` and `subs` claims (`subs` adds per-channel info and
     // data), recovered when the client asks in `subs`.
-    const wanted = p.subs && typeof p.subs === 'object' ? (p.subs as Record<string, unknown>) : {};
     const subs: [string, string][] = [];
     const activations: [string, StreamPosition | undefined, Publication | undefined][] = [];
     const budget: ReplyBudget = { left: this.replyBudget - 1024 };
@@ -561,13 +560,13 @@ export class Session implements HubSubscriber {
         this.node.logWarn({ channel, err: (err as Error).message }, 'server-side channel from token skipped');
         continue;
       }
-      const req = Object.hasOwn(wanted, channel) ? (wanted[channel] as Record<string, unknown> | null) : null;
+      const req = p.subs.get(channel);
       const body = await this.subscribeInternal(
         rules,
         {
-          recover: req?.recover === true,
-          offset: typeof req?.offset === 'number' ? req.offset : 0,
-          epoch: str(req?.epoch) ?? '',
+          recover: req?.recover ?? false,
+          offset: req?.offset ?? 0,
+          epoch: req?.epoch ?? '',
           joinLeave: false,
           recoverable: true,
           positioned: true,
@@ -614,10 +613,8 @@ export class Session implements HubSubscriber {
     }
   }
 
-  private async onRefresh(id: number, p: Record<string, unknown>): Promise<void> {
-    const token = str(p.token);
-    if (!token) throw badRequest('refresh needs a token');
-    const creds = await this.verifyTokenOrClose(token);
+  private async onRefresh(id: number, p: RefreshParams): Promise<void> {
+    const creds = await this.verifyTokenOrClose(p.token);
     if (!creds) return;
     if (creds.user !== this.user) {
       this.disconnect({
@@ -640,7 +637,7 @@ export class Session implements HubSubscriber {
 
   // ---- subscriptions ---------------------------------------------------------------------------------------
 
-  private async onSubscribe(id: number, p: Record<string, unknown>): Promise<void> {
+  private async onSubscribe(id: number, p: SubscribeParams): Promise<void> {
     const cfg = this.node.config;
     const rules = resolveChannel(cfg, p.channel);
     const channel = rules.channel;
@@ -660,7 +657,7 @@ export class Session implements HubSubscriber {
       );
     }
     const token = p.token;
-    if (token !== undefined && typeof token !== 'string') throw badRequest('token must be a string');
+    if (token === null) throw tokenNotString();
     let chanInfo: string | undefined;
     let expireAt = 0;
     if (token) {
@@ -688,19 +685,17 @@ export class Session implements HubSubscriber {
     }
     if (this.state !== 'connected') return;
     if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
-    const flag = typeof p.flag === 'number' ? p.flag : 0;
-    if (p.delta !== undefined && p.delta !== '' && p.delta !== 'fossil')
-      throw badRequest('unknown delta type (only "fossil" exists)');
+    if (p.delta === 'unknown') throw unknownDeltaType();
     const body = await this.subscribeInternal(
       rules,
       {
-        recover: p.recover === true,
-        offset: typeof p.offset === 'number' && p.offset >= 0 ? p.offset : 0,
-        epoch: str(p.epoch) ?? '',
-        joinLeave: p.join_leave === true,
-        recoverable: p.recoverable === true,
-        positioned: p.positioned === true,
-        rejectUnrecovered: (flag & FLAG_REJECT_UNRECOVERED) !== 0,
+        recover: p.recover,
+        offset: p.offset,
+        epoch: p.epoch,
+        joinLeave: p.joinLeave,
+        recoverable: p.recoverable,
+        positioned: p.positioned,
+        rejectUnrecovered: (p.flag & FLAG_REJECT_UNRECOVERED) !== 0,
         delta: p.delta === 'fossil',
         data: replyData,
       },
@@ -723,7 +718,7 @@ export class Session implements HubSubscriber {
    */
   private async subscribeInternal(
     rules: ChannelRules,
-    p: SubscribeParams,
+    p: SubscribeOptions,
     chanInfo: string | undefined,
     expireAt: number,
     serverSide: boolean,
@@ -824,19 +819,13 @@ export class Session implements HubSubscriber {
     this.safeHook(() => this.node.hooks.onUnsubscribe?.({ ...this.context, channel, reason }));
   }
 
-  private onUnsubscribe(id: number, p: Record<string, unknown>): void {
-    const channel = str(p.channel);
-    if (channel === undefined) throw badRequest('channel must be a string');
-    this.dropSubscription(channel, 'client');
+  private onUnsubscribe(id: number, p: UnsubscribeParams): void {
+    this.dropSubscription(p.channel, 'client');
     this.reply(id, 'unsubscribe', EMPTY_RESULT);
   }
 
-  private async onSubRefresh(id: number, p: Record<string, unknown>): Promise<void> {
-    const channel = str(p.channel);
-    const token = str(p.token);
-    if (!channel || !token) throw badRequest('sub_refresh needs channel and token');
-    const nameProblem = channelNameProblem(channel);
-    if (nameProblem) throw badRequest(nameProblem);
+  private async onSubRefresh(id: number, p: SubRefreshParams): Promise<void> {
+    const { channel, token } = p;
     const sub = this.subscribed(channel);
     let c: { expireAt?: number; info?: string };
     try {
@@ -853,12 +842,12 @@ export class Session implements HubSubscriber {
 
   // ---- publish, history, presence, rpc, send ---------------------------------------------------------------
 
-  private async onPublish(id: number, p: Record<string, unknown>): Promise<void> {
+  private async onPublish(id: number, p: PublishParams): Promise<void> {
     const rules = resolveChannel(this.node.config, p.channel);
-    if (!Object.hasOwn(p, 'data')) throw badRequest('publish needs data');
+    if (p.data === undefined) throw publishWithoutData();
     const sub = this.subs.get(rules.channel);
     checkPublish(rules, { user: this.user, insecure: this.node.config.insecure }, sub?.active === true);
-    let data = p.data;
+    let data: unknown = p.data;
     const hook = this.node.hooks.onPublish;
     if (hook) {
       const r = await hook({ ...this.context, channel: rules.channel, data });
@@ -873,26 +862,19 @@ export class Session implements HubSubscriber {
     this.reply(id, 'publish', EMPTY_RESULT);
   }
 
-  private async onHistory(id: number, p: Record<string, unknown>): Promise<void> {
+  private async onHistory(id: number, p: HistoryParams): Promise<void> {
     const rules = resolveChannel(this.node.config, p.channel);
     checkHistory(
       rules,
       { user: this.user, insecure: this.node.config.insecure },
       this.subs.get(rules.channel)?.active === true,
     );
-    const o = rules.options;
-    const limit = typeof p.limit === 'number' && Number.isInteger(p.limit) ? p.limit : 0;
-    let since: StreamPosition | undefined;
-    if (p.since !== undefined && p.since !== null) {
-      if (typeof p.since !== 'object') throw badRequest('since must be an object');
-      const s = p.since as Record<string, unknown>;
-      since = { offset: typeof s.offset === 'number' ? s.offset : 0, epoch: str(s.epoch) ?? '' };
-    }
+    const since = p.since;
     const r = await this.node.engine.history.history(rules.channel, {
       since,
-      limit,
-      reverse: p.reverse === true,
-      ...streamOptions(o),
+      limit: p.limit,
+      reverse: p.reverse,
+      ...streamOptions(rules.options),
     });
     if (since && since.epoch !== '' && since.epoch !== r.position.epoch)
       throw new HeraldError(ErrorCode.unrecoverablePosition);
@@ -907,7 +889,7 @@ export class Session implements HubSubscriber {
     this.reply(id, 'history', encodeHistoryResult(pubs, r.position));
   }
 
-  private async onPresence(id: number, p: Record<string, unknown>): Promise<void> {
+  private async onPresence(id: number, p: ChannelParams): Promise<void> {
     const rules = resolveChannel(this.node.config, p.channel);
     checkPresence(
       rules,
@@ -926,7 +908,7 @@ export class Session implements HubSubscriber {
     this.reply(id, 'presence', presence.json);
   }
 
-  private async onPresenceStats(id: number, p: Record<string, unknown>): Promise<void> {
+  private async onPresenceStats(id: number, p: ChannelParams): Promise<void> {
     const rules = resolveChannel(this.node.config, p.channel);
     checkPresence(
       rules,
@@ -937,16 +919,15 @@ export class Session implements HubSubscriber {
     this.reply(id, 'presence_stats', encodePresenceStatsResult(s));
   }
 
-  private async onRpc(id: number, p: Record<string, unknown>): Promise<void> {
+  private async onRpc(id: number, p: RpcParams): Promise<void> {
     const hook = this.node.hooks.onRpc;
     if (!hook)
       throw new HeraldError(ErrorCode.notAvailable, 'not available: no rpc handler is configured (onRpc hook)');
-    const method = str(p.method) ?? '';
-    const data = await hook({ ...this.context, method, data: p.data });
+    const data = await hook({ ...this.context, method: p.method, data: p.data });
     this.reply(id, 'rpc', encodeRpcResult(jsonText(data ?? null)));
   }
 
-  private onSend(p: Record<string, unknown>): void {
+  private onSend(p: SendParams): void {
     const hook = this.node.hooks.onMessage;
     if (!hook) return;
     this.safeHook(() => hook({ ...this.context, data: p.data }));

@@ -1,8 +1,9 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isApiMethod } from '../protocol/api-commands.js';
 import { ErrorCode, HeraldError } from '../protocol/codes.js';
 import { encodeApiError, encodeApiResult } from '../protocol/replies.js';
-import { executeApi, isApiMethod } from './methods.js';
+import { executeApi } from './methods.js';
 import type { HeraldCore } from '../core.js';
 import { checkRequestOrigin } from '../transport/origin.js';
 import { readBoundedBody } from '../transport/request-body.js';

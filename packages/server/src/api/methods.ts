@@ -1,6 +1,7 @@
 import type { ApiLimits, HeraldCore, PublishSource } from '../core.js';
-import { channelNameProblem, MAX_CHANNEL_LENGTH } from '../channels/name.js';
+import { parseApiCommand, parseBatchItem } from '../protocol/api-commands.js';
 import { Disconnect, ErrorCode, HeraldError } from '../protocol/codes.js';
+import { DEFAULT_MAX_JSON_DEPTH } from '../protocol/json-depth.js';
 import {
   EMPTY_RESULT,
   encodeApiError,
@@ -16,7 +17,6 @@ import {
   encodePublicationListWithin,
   encodePublishResult,
 } from '../protocol/replies.js';
-import { DEFAULT_MAX_JSON_DEPTH, jsonDepthProblem } from '../protocol/json-depth.js';
 
 export type { ApiLimits } from '../core.js';
 
@@ -26,12 +26,6 @@ export const DEFAULT_API_LIMITS: Readonly<ApiLimits> = {
   maxBatchCommands: 1000,
   maxBroadcastChannels: 1000,
 };
-
-/**
- * A `*` pattern longer than this, once runs of `*` are merged, cannot match any channel name (at most
- * MAX_CHANNEL_LENGTH characters, so at most that many literal characters and one more `*` than that).
- */
-export const MAX_CHANNEL_PATTERN_LENGTH = 2 * MAX_CHANNEL_LENGTH + 1;
 
 /** Parallel batch commands run at most this many at a time, so the reply budget is checked between them. */
 const BATCH_PARALLELISM = 16;
@@ -49,93 +43,17 @@ function overBudget(what: string, budget: Budget): HeraldError {
   );
 }
 
-/**
- * The server API's methods (Centrifugo's shapes), shared by the HTTP API, the in-process API and the outbox.
- * Each takes the parsed JSON body and resolves with the JSON text of `result`, or throws HeraldError.
- */
-export const API_METHODS = [
-  'publish',
-  'broadcast',
-  'subscribe',
-  'unsubscribe',
-  'disconnect',
-  'refresh',
-  'presence',
-  'presence_stats',
-  'history',
-  'history_remove',
-  'channels',
-  'info',
-  'batch',
-] as const;
-export type ApiMethod = (typeof API_METHODS)[number];
-const methodSet = new Set<string>(API_METHODS);
-
-export function isApiMethod(m: string): m is ApiMethod {
-  return methodSet.has(m);
-}
-
 /** A failed broadcast response or batch reply: the HeraldError's reply, or 100 for anything else. */
 function errorOf(err: unknown): string {
   const e = err instanceof HeraldError ? err : new HeraldError(ErrorCode.internal);
   return encodeApiError(e.toReply());
 }
 
-function bad(message: string): HeraldError {
-  return new HeraldError(ErrorCode.badRequest, `bad request: ${message}`);
-}
-
-function obj(params: unknown): Record<string, unknown> {
-  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw bad('body must be a JSON object');
-  return params as Record<string, unknown>;
-}
-
-function reqString(p: Record<string, unknown>, key: string): string {
-  const v = p[key];
-  if (typeof v !== 'string' || v === '') throw bad(`"${key}" must be a non-empty string`);
-  return v;
-}
-
-function optString(p: Record<string, unknown>, key: string): string | undefined {
-  const v = p[key];
-  if (v === undefined || v === null || v === '') return undefined;
-  if (typeof v !== 'string') throw bad(`"${key}" must be a string`);
-  return v;
-}
-
-function channelOf(p: Record<string, unknown>): string {
-  const c = p.channel;
-  const problem = channelNameProblem(c);
-  if (problem) throw bad(`invalid channel: ${problem}`);
-  return c as string;
-}
-
-function tagsOf(p: Record<string, unknown>): Record<string, string> | undefined {
-  const t = p.tags;
-  if (t === undefined || t === null) return undefined;
-  if (typeof t !== 'object' || Array.isArray(t)) throw bad('"tags" must be an object of strings');
-  const out: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const [k, v] of Object.entries(t as Record<string, unknown>)) {
-    if (typeof v !== 'string') throw bad(`tag "${k}" must be a string`);
-    out[k] = v;
-  }
-  return { ...out };
-}
-
-function dataOf(p: Record<string, unknown>, limits: ApiLimits): unknown {
-  if (!Object.hasOwn(p, 'data')) throw bad('"data" is required');
-  const problem = jsonDepthProblem(p.data, limits.maxJsonDepth);
-  if (problem) throw new HeraldError(ErrorCode.badRequest, problem);
-  return p.data;
-}
-
-/** A non-negative safe integer: offsets are stream positions, and anything else is a caller's bug (400). */
-function offsetOf(v: unknown, name: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw bad(`"${name}" must be a non-negative integer`);
-  return v;
-}
-
-/** Runs one API method; `source` labels its publications in /metrics. */
+/**
+ * Runs one server API method (Centrifugo's shapes; the HTTP API, the in-process API and the outbox share it) on the
+ * parsed JSON body: resolves with the JSON text of `result`, or throws HeraldError. protocol/api-commands.ts types
+ * the body, protocol/replies.ts encodes the answer; `source` labels the method's publications in /metrics.
+ */
 export async function executeApi(
   core: HeraldCore,
   method: string,
@@ -155,34 +73,20 @@ async function run(
   params: unknown,
   source: PublishSource,
 ): Promise<string> {
-  const p = obj(params);
-  switch (method) {
+  const c = parseApiCommand(method, params, limits);
+  switch (c.method) {
     case 'publish': {
-      const channel = channelOf(p);
-      dataOf(p, limits);
-      const pos = await core.publish(channel, p.data, {
-        tags: tagsOf(p),
-        idempotencyKey: optString(p, 'idempotency_key'),
-        source,
-      });
+      const p = c.params;
+      const pos = await core.publish(p.channel, p.data, { tags: p.tags, idempotencyKey: p.idempotencyKey, source });
       return encodePublishResult(pos);
     }
     case 'broadcast': {
-      const channels = p.channels;
-      if (!Array.isArray(channels) || channels.length === 0) throw bad('"channels" must be a non-empty array');
-      if (channels.length > limits.maxBroadcastChannels) {
-        throw bad(
-          `at most ${limits.maxBroadcastChannels} channels per broadcast (HERALD_API_MAX_BROADCAST); got ${channels.length}: split it`,
-        );
-      }
-      dataOf(p, limits);
-      const tags = tagsOf(p);
-      const key = optString(p, 'idempotency_key');
+      const p = c.params;
       const responses = await Promise.all(
-        channels.map(async (c) => {
+        p.channels.map(async (channel) => {
+          if (typeof channel !== 'string') return errorOf(channel);
           try {
-            const channel = channelOf({ channel: c });
-            const pos = await core.publish(channel, p.data, { tags, idempotencyKey: key, source });
+            const pos = await core.publish(channel, p.data, { tags: p.tags, idempotencyKey: p.idempotencyKey, source });
             return encodeApiResult(encodePublishResult(pos));
           } catch (err) {
             return errorOf(err);
@@ -192,55 +96,37 @@ async function run(
       return encodeBroadcastResult(responses);
     }
     case 'subscribe': {
-      await core.subscribeUser(reqString(p, 'user'), channelOf(p), optString(p, 'client'));
+      await core.subscribeUser(c.params.user, c.params.channel, c.params.client);
       return EMPTY_RESULT;
     }
     case 'unsubscribe': {
-      await core.unsubscribeUser(reqString(p, 'user'), channelOf(p), optString(p, 'client'));
+      await core.unsubscribeUser(c.params.user, c.params.channel, c.params.client);
       return EMPTY_RESULT;
     }
     case 'disconnect': {
-      const user = reqString(p, 'user');
-      let code: number = Disconnect.forceNoReconnect.code;
-      let reason: string = Disconnect.forceNoReconnect.reason;
-      const d = (p.disconnect ?? p) as Record<string, unknown>;
-      if (d && typeof d === 'object') {
-        if (d.code !== undefined) {
-          if (typeof d.code !== 'number' || !Number.isInteger(d.code) || d.code < 3000 || d.code > 4999)
-            throw bad('"code" must be an integer 3000-4999');
-          code = d.code;
-        }
-        if (typeof d.reason === 'string') reason = d.reason;
-      }
-      await core.disconnectUser(user, { client: optString(p, 'client'), code, reason });
+      const p = c.params;
+      await core.disconnectUser(p.user, {
+        client: p.client,
+        code: p.code ?? Disconnect.forceNoReconnect.code,
+        reason: p.reason ?? Disconnect.forceNoReconnect.reason,
+      });
       return EMPTY_RESULT;
     }
     case 'refresh':
       throw new HeraldError(ErrorCode.notAvailable, 'not available: refresh is driven by connection tokens');
     case 'presence': {
-      const channel = channelOf(p);
+      const channel = c.params.channel;
       const entries = await core.presence(channel);
       const presence = encodePresenceResultWithin(entries, budget.left, 64);
       if (presence === undefined) throw overBudget(`the presence of "${channel}" (${entries.size} clients) is`, budget);
       budget.left -= presence.bytes;
       return presence.json;
     }
-    case 'presence_stats': {
-      const s = await core.presenceStats(channelOf(p));
-      return encodePresenceStatsResult(s);
-    }
+    case 'presence_stats':
+      return encodePresenceStatsResult(await core.presenceStats(c.params.channel));
     case 'history': {
-      const channel = channelOf(p);
-      const limit = p.limit === undefined ? 0 : p.limit;
-      if (typeof limit !== 'number' || !Number.isInteger(limit)) throw bad('"limit" must be an integer');
-      let since: { offset: number; epoch: string } | undefined;
-      if (p.since !== undefined && p.since !== null) {
-        const s = obj(p.since);
-        if (s.epoch !== undefined && s.epoch !== null && typeof s.epoch !== 'string')
-          throw bad('"since.epoch" must be a string');
-        since = { offset: offsetOf(s.offset, 'since.offset'), epoch: typeof s.epoch === 'string' ? s.epoch : '' };
-      }
-      const r = await core.history(channel, { limit, since, reverse: p.reverse === true });
+      const p = c.params;
+      const r = await core.history(p.channel, { limit: p.limit, since: p.since, reverse: p.reverse });
       const pubs = encodePublicationListWithin(r.publications, budget.left - 128);
       if (pubs === undefined) throw overBudget(`these ${r.publications.length} publications are`, budget);
       const out = encodeHistoryResult(pubs, r.position);
@@ -248,17 +134,11 @@ async function run(
       return out;
     }
     case 'history_remove': {
-      await core.removeHistory(channelOf(p));
+      await core.removeHistory(c.params.channel);
       return EMPTY_RESULT;
     }
     case 'channels': {
-      const raw = optString(p, 'pattern');
-      const pattern = raw === undefined ? undefined : mergeStars(raw);
-      if (pattern !== undefined && pattern.length > MAX_CHANNEL_PATTERN_LENGTH) {
-        throw bad(
-          `"pattern" is longer than ${MAX_CHANNEL_PATTERN_LENGTH} characters (runs of "*" counted as one): no channel name (at most ${MAX_CHANNEL_LENGTH} characters) can match it`,
-        );
-      }
+      const pattern = c.params.pattern;
       const matching: [string, number][] = [];
       for (const entry of await core.channels()) if (!pattern || globMatch(pattern, entry[0])) matching.push(entry);
       const channels = encodeChannelsResultWithin(matching, budget.left, 64);
@@ -269,32 +149,23 @@ async function run(
     case 'info':
       return encodeInfoResult(core.nodes());
     case 'batch': {
-      const commands = p.commands;
-      if (!Array.isArray(commands)) throw bad('"commands" must be an array');
-      if (commands.length > limits.maxBatchCommands) {
-        throw bad(
-          `at most ${limits.maxBatchCommands} commands per batch (HERALD_API_MAX_BATCH); got ${commands.length}: split it`,
-        );
-      }
+      const { commands, parallel } = c.params;
       // One budget for all the replies. A command is not started once it is spent (its reply says so: nothing was
       // done); a read whose reply does not fit answers 106 in its place. Write replies are small and always kept, so
       // a publish that happened is never reported as failed.
-      const one = async (c: unknown): Promise<string> => {
+      const one = async (item: unknown): Promise<string> => {
         try {
-          const cmd = obj(c);
-          const keys = Object.keys(cmd);
-          if (keys.length !== 1 || keys[0] === 'batch' || !isApiMethod(keys[0]!))
-            throw bad('each command is {"<method>": {...}}');
+          const cmd = parseBatchItem(item);
           if (budget.left <= 0) throw overBudget('not executed: the replies before it took', budget);
-          const reply = encodeBatchReply(keys[0]!, await run(core, limits, budget, keys[0]!, cmd[keys[0]!], source));
-          if (!READ_METHODS.has(keys[0]!)) budget.left -= Buffer.byteLength(reply, 'utf8');
+          const reply = encodeBatchReply(cmd.method, await run(core, limits, budget, cmd.method, cmd.params, source));
+          if (!READ_METHODS.has(cmd.method)) budget.left -= Buffer.byteLength(reply, 'utf8');
           return reply;
         } catch (err) {
           return errorOf(err);
         }
       };
       const replies: string[] = new Array<string>(commands.length);
-      if (p.parallel === true) {
+      if (parallel) {
         let next = 0;
         const worker = async (): Promise<void> => {
           while (next < commands.length) {
@@ -306,25 +177,11 @@ async function run(
       } else for (let i = 0; i < commands.length; i++) replies[i] = await one(commands[i]);
       return encodeBatchResult(replies);
     }
-    default:
-      throw new HeraldError(ErrorCode.methodNotFound, `method not found: "${method.slice(0, 40)}"`);
   }
 }
 
 /** Methods whose replies count against the budget inside their own encoding (they refuse with 106 past it). */
 const READ_METHODS = new Set(['history', 'presence', 'channels']);
-
-/** Merges each run of `*` into one (same matches); linear. */
-export function mergeStars(pattern: string): string {
-  const parts: string[] = [];
-  let prevStar = false;
-  for (const ch of pattern) {
-    const star = ch === '*';
-    if (!(star && prevStar)) parts.push(ch);
-    prevStar = star;
-  }
-  return parts.join('');
-}
 
 /**
  * `*` matches any run of characters; no regex built from input. The literal pieces between the stars are found
