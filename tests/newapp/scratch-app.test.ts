@@ -9,7 +9,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -192,6 +201,12 @@ describe('a new Next.js app made from docs/nextjs.md and the packed packages', (
   });
 
   test('next build passes with no secret in the environment', async () => {
+    // The packages are the tarballs' contents, not links back into this repository.
+    for (const p of PACKAGES) {
+      const installed = join(appDir, 'node_modules', '@herald', p);
+      assert.ok(!lstatSync(installed).isSymbolicLink(), `${installed} is a copy from the tarball`);
+      assert.ok(!realpathSync(installed).startsWith(repo), `${installed} is outside the repository`);
+    }
     const out = await run('next build', process.execPath, [nextBin(), 'build'], {
       cwd: appDir,
       env: childEnv({
