@@ -121,7 +121,10 @@ test("run in the app's directory, the doctor says step 2 goes through Next.js an
     r.stdout,
     /ok +2 HTTP +GET http:\/\/127\.0\.0\.1:\d+\/ws answered 426 with X-Herald-Version: \S+ through Next\.js/,
   );
-  assert.match(r.stdout, /GET \/_next\/herald-doctor there answered with X-Powered-By: Next\.js/);
+  assert.match(
+    r.stdout,
+    /Next\.js's image optimizer answered GET \/_next\/image there \(400 "url" parameter is required\)/,
+  );
   assert.match(
     r.stdout,
     new RegExp(

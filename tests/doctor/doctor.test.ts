@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -294,6 +294,84 @@ test('the Next.js dev server answering 404 on /ws: wrong server, with the rewrit
   assert.match(r.stdout, new RegExp(`NEXT_PUBLIC_HERALD_URL=ws://127\\.0\\.0\\.1:${h.port}/ws`));
   assert.match(r.stdout, new RegExp(`HERALD_ALLOWED_ORIGINS=http://127\\.0\\.0\\.1:${next}`));
   assert.match(r.stdout, /nextjs_no_rewrite/);
+});
+
+/**
+ * A Next.js-like app server that rewrites /ws to `heraldPort` as a rewrite does (the GET's answer passed through with
+ * nothing of its own, the upgrade piped), and answers every other path with a 404 carrying Next's headers; it has no
+ * image optimizer, so the doctor has to fall back on its 404 page.
+ */
+async function nextRewriteStandIn(heraldPort: number): Promise<number> {
+  const server = createHttpServer((req, res) => {
+    if ((req.url ?? '/').split('?')[0] === '/ws') {
+      const up = httpRequest({ host: '127.0.0.1', port: heraldPort, path: req.url, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, { ...r.headers, vary: 'Accept-Encoding' });
+        r.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      up.end();
+      return;
+    }
+    res.writeHead(404, { 'x-powered-by': 'Next.js', 'content-type': 'text/html' });
+    res.end('<!DOCTYPE html><html><body>404: This page could not be found.</body></html>');
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const upstream = net.connect(heraldPort, '127.0.0.1', () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      upstream.write(lines.join('\r\n') + '\r\n\r\n');
+      upstream.write(head);
+      socket.pipe(upstream).pipe(socket);
+    });
+    const end = () => {
+      socket.destroy();
+      upstream.destroy();
+    };
+    upstream.on('error', end);
+    socket.on('error', end);
+  });
+  return listen(server);
+}
+
+test('Herald answering through a Next.js rewrite: step 2 says so, and the API goes to the Herald found, never to the app', async () => {
+  const h = await startHerald();
+  const next = await nextRewriteStandIn(h.port);
+  const url = `ws://127.0.0.1:${next}/ws`;
+  const found = await doctor([url, '--user', '42', '--api-key', API_KEY, '--scan-ports', String(h.port)], {
+    HERALD_TOKEN_SECRET: SECRET,
+  });
+  assert.equal(found.code, 0, found.stdout + found.stderr);
+  assert.match(
+    found.stdout,
+    new RegExp(
+      `ok +2 HTTP +GET http://127\\.0\\.0\\.1:${next}/ws answered 426 with X-Herald-Version: 0\\.1\\.0 through Next\\.js \\(\\d+ ms\\); ` +
+        `GET /_next/herald-doctor there answered with X-Powered-By: Next\\.js; Herald itself: ws://127\\.0\\.0\\.1:${h.port}/ws, found on a nearby port`,
+    ),
+  );
+  assert.match(found.stdout, /ok +5 Round trip .*published through the HTTP API, delivered in \d+ ms/);
+
+  // Another Herald on the port looked at: it takes the publish but the socket's Herald never sees it.
+  const other = await startHerald();
+  const wrong = await doctor(
+    [url, '--user', '42', '--api-key', API_KEY, '--scan-ports', String(other.port), '--json', '--timeout', '1s'],
+    {
+      HERALD_TOKEN_SECRET: SECRET,
+    },
+  );
+  assert.equal(wrong.code, 0, wrong.stdout + wrong.stderr);
+  const step = report(wrong).steps.find((x) => x.step === 'roundtrip')!;
+  assert.equal(step.status, 'warn');
+  assert.equal(step.code, 'publication_not_delivered');
+  assert.match(step.saw, /accepted \(offset 0\) by the Herald found on a nearby port but nothing arrived/);
+});
+
+test('Herald answering directly: step 2 names nothing in front of it', async () => {
+  const h = await startHerald();
+  const r = await doctor([h.url, '--user', '42', '--api-key', API_KEY, '--scan-ports', 'none'], {
+    HERALD_TOKEN_SECRET: SECRET,
+  });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /ok +2 HTTP +GET \S+ answered 426 with X-Herald-Version: 0\.1\.0 \(\d+ ms\)\n/);
 });
 
 test('a server that accepts TCP and never answers: the hang, diagnosed within the timeout', async () => {

@@ -20,7 +20,8 @@ export type SubscribeResult =
 export type PublishResult =
   | { via: 'none'; reason: string }
   | { via: 'api' | 'client'; ok: true; deliveredMs: number; offset?: number }
-  | { via: 'api' | 'client'; ok: false; notDelivered: true; waitedMs: number; offset?: number }
+  /** `foundAt`: the API address was not given but found by the doctor (how), so it may be another Herald. */
+  | { via: 'api' | 'client'; ok: false; notDelivered: true; waitedMs: number; offset?: number; foundAt?: string }
   /** `guessed`: no --api-url was given and the address tried was the URL's own origin. */
   | { via: 'api'; ok: false; unreachable: string; apiUrl: string; guessed?: boolean }
   | { via: 'api'; ok: false; status: number; body: string; apiUrl: string; herald: boolean; guessed?: boolean }
@@ -124,18 +125,23 @@ export function interpretRoundTrip(o: RoundTripObservation): Finding {
     };
   }
   if ('notDelivered' in p) {
+    const found = p.foundAt !== undefined;
     return {
       step: 'roundtrip',
-      status: 'fail',
+      status: found ? 'warn' : 'fail',
       code: 'publication_not_delivered',
-      saw: `${subSaw}; the publish was accepted${p.offset !== undefined ? ` (offset ${p.offset})` : ''} but nothing arrived in ${p.waitedMs} ms`,
+      saw: `${subSaw}; the publish was accepted${p.offset !== undefined ? ` (offset ${p.offset})` : ''}${found ? ` by the Herald ${p.foundAt}` : ''} but nothing arrived in ${p.waitedMs} ms`,
       means:
         p.via === 'api'
-          ? 'The HTTP API and the WebSocket reached different Herald nodes that share no engine (each memory engine is alone).'
+          ? 'The HTTP API and the WebSocket reached different Herald nodes that share no engine (each memory engine is alone).' +
+            (found
+              ? ' The doctor found that API address itself: it may be another Herald than the one behind Next.js.'
+              : '')
           : 'The server accepted the publication but did not deliver it to its own subscriber.',
       fix:
         p.via === 'api'
-          ? 'Run every node with HERALD_ENGINE=redis and the same REDIS_URL, or send the API call to the same node.'
+          ? (found ? 'Pass the address the rewrite points to with --api-url. If it is this one: ' : '') +
+            'Run every node with HERALD_ENGINE=redis and the same REDIS_URL, or send the API call to the same node.'
           : 'Check the server log.',
       details,
     };

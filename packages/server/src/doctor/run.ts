@@ -27,10 +27,9 @@ export interface DoctorOptions {
   origin?: string;
   apiKey?: string;
   /**
-   * Base URL of Herald's HTTP API. @default when Herald answers the URL itself, the URL's origin; when it answers
-   * through Next.js or a proxy, Herald's own address (the rewrite's destination in `appDir`'s routes manifest, else a
-   * Herald on the ports looked at nearby); through Next.js with neither, the API is not tried (a warning says what
-   * to pass); through another proxy, the URL's origin.
+   * Base URL of Herald's HTTP API. @default when Herald answers the URL itself or through a proxy, the URL's origin;
+   * through Next.js, Herald's own address (the rewrite's destination in `appDir`'s routes manifest, else a Herald on
+   * the ports looked at nearby), and with neither the API is not tried (a warning says what to pass).
    */
   apiUrl?: string;
   /** The Next.js app's directory, where `.next/routes-manifest.json` holds its rewrites (the CLI passes its cwd). */
@@ -137,7 +136,9 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
   let behind: HeraldBehind | undefined;
   if (heraldAnswered && get.kind === 'response') {
     behind = await whatIsInFront(wire, t, get.response, origin, timeoutMs);
-    if (behind) {
+    // Only Next.js needs Herald's own address: its origin is the app. A proxy such as nginx may route /api to Herald
+    // (the URL's origin is then tried, as before), and a port search could find another Herald than the one behind it.
+    if (behind?.kind === 'nextjs') {
       const rewrite = opts.appDir ? rewriteDestinationFor(opts.appDir, pathOnly(t.path)) : undefined;
       const own = rewrite ? await heraldAt(rewrite.destination, t, timeoutMs) : undefined;
       if (rewrite && own) behind.herald = { ...own, from: `the rewrite of ${rewrite.source} in ${rewrite.manifest}` };
@@ -210,9 +211,10 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
     );
     let publish: PublishResult | undefined;
     if (subscribe.ok) {
-      // Herald's own address: given, else found behind Next.js / the proxy, else the URL's (when nothing is in front).
+      // Herald's own address: given, else found behind Next.js, else the URL's (Herald itself, or a proxy in front).
       // Through Next.js with no address found, the URL's origin is the app, whose own /api routes must not be POSTed to.
-      const base = opts.apiUrl ?? behind?.herald?.url ?? (behind?.kind === 'nextjs' ? undefined : t.httpUrl);
+      const found = opts.apiUrl === undefined ? behind?.herald : undefined;
+      const base = opts.apiUrl ?? found?.url ?? (behind?.kind === 'nextjs' ? undefined : t.httpUrl);
       const apiBase = base?.replace(/^ws/, 'http').replace(/^(https?:\/\/[^/]+)(?:\/[^]*)?$/, '$1');
       publish =
         apiBase === undefined && opts.apiKey
@@ -236,6 +238,8 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
       ) {
         publish.guessed = true;
       }
+      // A Herald found by the doctor that never delivers may be another Herald than the one behind Next.js.
+      if (found && publish.via === 'api' && !publish.ok && 'notDelivered' in publish) publish.foundAt = found.from;
     }
     record(interpretRoundTrip({ channel, subscribe, ...(publish ? { publish } : {}) }));
   } finally {
@@ -245,13 +249,31 @@ export async function runDoctor(opts: DoctorOptions, onStep: (f: Finding) => voi
   return report;
 }
 
-/** A path Herald never serves and Next.js always answers (its 404 page, with its headers): who owns the origin. */
-const NEXT_PROBE_PATH = '/_next/herald-doctor';
+/**
+ * Paths Herald never serves that Next.js answers in its own way, asked in order: its image optimizer's 400 for a
+ * request without `url` (answered at once, also by a `next dev` that has compiled nothing yet), then its 404 page.
+ */
+const NEXT_PROBES: ReadonlyArray<{ path: string; evidence: (r: HttpResponse) => string | undefined }> = [
+  {
+    path: '/_next/image',
+    evidence: (r) =>
+      r.status === 400 && /^"url" parameter is required/.test(r.body.trim())
+        ? `Next.js's image optimizer answered GET /_next/image there (400 "url" parameter is required)`
+        : undefined,
+  },
+  {
+    path: '/_next/herald-doctor',
+    evidence: (r) => {
+      const e = nextjsEvidence(r);
+      return e ? `GET /_next/herald-doctor there answered with ${e}` : undefined;
+    },
+  },
+];
 
 /**
- * What answers in front of a Herald that answered the URL: Next.js (its headers on the answer, else on its 404 for
- * NEXT_PROBE_PATH: a rewrite passes Herald's answer through with nothing of Next's own), a proxy naming itself in
- * `Server`, or nothing (Herald itself, whose answers carry no Server header).
+ * What answers in front of a Herald that answered the URL: Next.js (its headers on the answer, else its answers for
+ * NEXT_PROBES on the same origin: a rewrite passes Herald's answer through with nothing of Next's own), a proxy
+ * naming itself in `Server`, or nothing (Herald itself, whose answers carry no Server header).
  */
 async function whatIsInFront(
   wire: WireTarget,
@@ -264,11 +286,12 @@ async function whatIsInFront(
   if (own) return { kind: 'nextjs', evidence: own };
   const server = serverName(answer);
   if (server) return { kind: 'proxy', evidence: `Server: ${server}` };
-  const probe = await exchange(wire, plainGetRequest(t.host, t.port, t.defaultPort, NEXT_PROBE_PATH, origin), {
-    timeoutMs,
-  });
-  const next = probe.kind === 'response' ? nextjsEvidence(probe.response) : undefined;
-  return next ? { kind: 'nextjs', evidence: `GET ${NEXT_PROBE_PATH} there answered with ${next}` } : undefined;
+  for (const probe of NEXT_PROBES) {
+    const o = await exchange(wire, plainGetRequest(t.host, t.port, t.defaultPort, probe.path, origin), { timeoutMs });
+    const evidence = o.kind === 'response' ? probe.evidence(o.response) : undefined;
+    if (evidence) return { kind: 'nextjs', evidence };
+  }
+  return undefined;
 }
 
 /** Herald's marker at `url` (a rewrite destination), tried on its path, the URL's path and /ws: its ws:// URL. */
