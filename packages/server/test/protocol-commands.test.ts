@@ -7,13 +7,14 @@ import {
   publishWithoutData,
   tokenNotString,
   unknownDeltaType,
-  type ClientCommand,
+  type CommandParams,
 } from '../src/protocol/commands.js';
 import {
   MAX_CHANNEL_PATTERN_LENGTH,
   parseApiCommand,
   parseBatchItem,
-  type ApiCommand,
+  type ApiMethod,
+  type ApiParams,
   type ApiParseLimits,
 } from '../src/protocol/api-commands.js';
 
@@ -33,13 +34,10 @@ function refused(fn: () => unknown, code: number, message: string): void {
   assert.deepEqual({ code: e.code, message: e.message }, { code, message });
 }
 
-function params<M extends CommandMethod>(
-  method: M,
-  p: Record<string, unknown>,
-): Extract<ClientCommand, { method: M }>['params'] {
+function params<M extends CommandMethod>(method: M, p: Record<string, unknown>): CommandParams[M] {
   const c = parseCommand(method, p);
   assert.equal(c.method, method);
-  return c.params as Extract<ClientCommand, { method: M }>['params'];
+  return c.params as CommandParams[M];
 }
 
 // ---- client commands ---------------------------------------------------------------------------------------------
@@ -238,10 +236,10 @@ test('publish, history, rpc, send, refresh and sub_refresh params', () => {
 
 const limits: ApiParseLimits = { maxJsonDepth: 4, maxBatchCommands: 2, maxBroadcastChannels: 2 };
 
-function api<M extends ApiCommand['method']>(method: M, p: unknown): Extract<ApiCommand, { method: M }>['params'] {
+function api<M extends ApiMethod>(method: M, p: unknown): ApiParams[M] {
   const c = parseApiCommand(method, p, limits);
   assert.equal(c.method, method);
-  return c.params as Extract<ApiCommand, { method: M }>['params'];
+  return c.params as ApiParams[M];
 }
 
 test('each server API field of the wrong type or value is refused with 107 naming the field', () => {
