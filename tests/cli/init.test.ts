@@ -148,6 +148,15 @@ for (const t of topologies) {
       assert.equal(pub.status, 200);
       assert.equal(((await pub.json()) as { result: { offset: number } }).result.offset, 1);
 
+      // herald publish --env-file: the key from the file, Herald's address from the environment (which wins).
+      const cliPub = cli(
+        ['publish', '--env-file', 'herald.env', 'chat:lobby', '{"text":"again"}'],
+        dir,
+        cleanEnv({ HERALD_URL: `http://127.0.0.1:${port}` }),
+      );
+      assert.equal(cliPub.status, 0, cliPub.stderr);
+      assert.equal((JSON.parse(cliPub.stdout) as { result: { offset: number } }).result.offset, 2);
+
       // A token from the same file (herald token --env-file) connects from the app's origin; another origin is refused.
       const tok = cli(['token', '--env-file', 'herald.env', '--user', 'alice', '--ttl', '5m'], dir);
       assert.equal(tok.status, 0, tok.stderr);

@@ -1,13 +1,20 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
+import { environmentWith } from './env-file.js';
 
-export const publishUsage = `herald publish CHANNEL JSON [--url http://127.0.0.1:3002] [--api-key KEY]
-  Publishes through the HTTP API (POST /api/publish) with HERALD_API_KEY.`;
+export const publishUsage = `herald publish CHANNEL JSON [--url http://127.0.0.1:3002] [--api-key KEY] [--env-file FILE]
+  Publishes through the HTTP API (POST /api/publish) with HERALD_API_KEY, at HERALD_URL (else 127.0.0.1:$WS_PORT);
+  --env-file: also from that file, e.g. herald init's herald.env (the environment wins).`;
 
 export async function publish(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { url: { type: 'string' }, 'api-key': { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      url: { type: 'string' },
+      'api-key': { type: 'string' },
+      'env-file': { type: 'string' },
+      help: { type: 'boolean' },
+    },
     allowPositionals: true,
     strict: true,
   });
@@ -27,9 +34,10 @@ export async function publish(argv: string[]): Promise<number> {
     console.error(`herald publish: ${JSON.stringify(json)} is not JSON (quote it: '{"text":"hi"}')`);
     return 2;
   }
-  const config = loadConfig({ env: process.env });
+  const env = environmentWith(values['env-file']);
+  const config = loadConfig({ env });
   const apiKey = values['api-key'] ?? config.apiKey;
-  const base = (values.url ?? process.env.HERALD_URL ?? `http://127.0.0.1:${config.port}`)
+  const base = (values.url ?? env.HERALD_URL ?? `http://127.0.0.1:${config.port}`)
     .replace(/\/$/, '')
     .replace(/^ws/, 'http')
     .replace(/\/(ws|connection\/websocket)$/, '');
