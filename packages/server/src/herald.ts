@@ -10,6 +10,7 @@ import { engineFromConfig } from './engine/from-config.js';
 import type { HeraldHooks } from './hooks.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import type { WebhookEmitter } from './webhooks/events.js';
 import { HeraldNode } from './node.js';
 import { Disconnect, ErrorCode } from './protocol/codes.js';
 import { EmulationEndpoint } from './transport/emulation.js';
@@ -44,6 +45,8 @@ export interface Herald extends HeraldCore {
   readonly engine: Engine;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** The configured webhooks (docs/proxy.md, "Webhooks"): extensions such as the outbox emit their events here. */
+  readonly webhooks: WebhookEmitter;
   /** Runs one server API method by name with a Centrifugo-shaped body; resolves with the `result` object. */
   /** Runs an HTTP API method in process; `source` labels its publications in /metrics (default 'server'). */
   call(method: string, params: unknown, opts?: { source?: PublishSource }): Promise<unknown>;
@@ -218,6 +221,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     engine,
     log,
     metrics,
+    webhooks: node.webhooks,
     async call(method, params, opts = {}) {
       return JSON.parse(await executeApi(node, method, params, opts.source ?? 'server'));
     },

@@ -27,6 +27,8 @@ export interface HeraldHooks {
   onRpc?(ctx: RpcContext): Promise<unknown> | unknown;
   /** Handles an asynchronous `send` message (no reply). */
   onMessage?(ctx: MessageContext): void | Promise<void>;
+  /** After a client subscription became active (client or server-side), once its subscribe reply was sent. */
+  onSubscribed?(ctx: SubscribedContext): void;
   /** After a client subscription ends, whatever the cause (client, server API, disconnect). */
   onUnsubscribe?(ctx: UnsubscribeContext): void;
   /** After a connection ends, with its close code and reason. */
@@ -90,10 +92,19 @@ export interface MessageContext extends ClientContext {
   data: unknown;
 }
 
+export interface SubscribedContext extends ClientContext {
+  channel: string;
+}
+
 export interface UnsubscribeContext extends ClientContext {
   channel: string;
   /** 'client', 'server' (API or hook), 'disconnect', 'insufficient_state', 'expired'. */
   reason: string;
+  /**
+   * 0 (UnsubscribeCode.client) when the client unsubscribed, the unsubscribe push's code when the server ended it
+   * (2000, 2500, 2501), the connection's close code when it ended with the connection (docs/codes.md).
+   */
+  code: number;
 }
 
 export interface DisconnectContext extends ClientContext {

@@ -21,6 +21,8 @@ import { jsonDepthProblem } from './protocol/json-depth.js';
 import { Session, type SessionNode } from './session.js';
 import type { ClientTransport, UpgradeRequestInfo } from './transport/connection.js';
 import { HERALD_VERSION } from './version.js';
+import { Webhooks, withWebhookEvents } from './webhooks/index.js';
+import { LifecycleTracker } from './webhooks/lifecycle.js';
 
 export interface HeraldNodeOptions {
   config: HeraldConfig;
@@ -60,10 +62,13 @@ export class HeraldNode implements HeraldCore {
   readonly metrics: Metrics;
   readonly hub: Hub;
   readonly apiLimits: ApiLimits;
+  /** The configured webhooks (docs/proxy.md, "Webhooks"); emit() is a no-op for event types none asked for. */
+  readonly webhooks: Webhooks;
   /** Settles once the engine delivers events (rejects when it failed to start). */
   readonly running: Promise<void>;
   private readonly hooks: HeraldHooks;
   private readonly continuity: FeedContinuity;
+  private readonly lifecycle: LifecycleTracker;
   private readonly tokenAuth: TokenAuth | undefined;
   private readonly sessionNode: SessionNode;
   private readonly sessions = new Set<Session>();
@@ -82,7 +87,6 @@ export class HeraldNode implements HeraldCore {
     this.engine = engine;
     this.capabilities = engineCapabilities(engine);
     this.log = log;
-    this.hooks = opts.hooks ?? {};
     this.apiLimits = {
       maxJsonDepth: config.maxJsonDepth,
       maxReplyBytes: config.apiMaxReplyBytes,
@@ -107,6 +111,22 @@ export class HeraldNode implements HeraldCore {
       subscriptions: this.hub.numSubscriptions,
       channels: this.hub.numChannels,
     }));
+    this.webhooks = new Webhooks(config.webhooks, this.metrics.registry, log);
+    this.lifecycle = new LifecycleTracker({
+      emitter: this.webhooks,
+      // One node sees every transition of an engine it does not share.
+      store: this.capabilities.shared ? engine.lifecycle : undefined,
+      node: this.uid,
+      ttlMs: config.presenceTtlMs,
+      log,
+      onStateError: () => this.webhooks.metrics?.stateErrors.inc(),
+    });
+    this.hooks = withWebhookEvents(
+      opts.hooks ?? {},
+      this.webhooks,
+      this.lifecycle,
+      (channel) => this.rulesOf(channel).options.presence,
+    );
     this.hub = new Hub(
       engine.broker,
       (err, channel) => log.warn({ err, channel }, 'broker unsubscribe failed'),
@@ -175,6 +195,7 @@ export class HeraldNode implements HeraldCore {
    */
   tick(now: number): void {
     for (const s of this.sessions) s.tick(now);
+    this.lifecycle.tick();
     this.tickCount++;
     if (!this.capabilities.shared) return;
     if (this.tickCount % Math.max(1, Math.floor(this.config.presenceTtlMs / 3000)) === 0) {
@@ -190,6 +211,10 @@ export class HeraldNode implements HeraldCore {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.ticker);
+    // The last vacated / leave transitions (sessions just closed) are decided on the engine: wait for them, then give
+    // the webhooks a last chance to send what is queued.
+    await this.lifecycle.idle(2000);
+    await this.webhooks.close(Math.min(5000, this.config.shutdownTimeoutMs));
     await this.engine.close().catch((err: unknown) => this.log.warn({ err }, 'engine close failed'));
   }
 

@@ -217,7 +217,7 @@ export class Session implements HubSubscriber {
     this.state = 'closed';
     this.backlog.length = 0;
     this.node.metrics.disconnect(code);
-    for (const channel of [...this.subs.keys()]) this.dropSubscription(channel, 'disconnect');
+    for (const channel of [...this.subs.keys()]) this.dropSubscription(channel, 'disconnect', code);
     if (wasConnected) {
       this.node.unregister(this);
       this.safeHook(() => this.node.hooks.onDisconnect?.({ ...this.context, code, reason }));
@@ -278,7 +278,7 @@ export class Session implements HubSubscriber {
 
   unsubscribeByServer(channel: string, code: number, reason: string, hookReason = 'server'): void {
     if (!this.subs.has(channel)) return;
-    this.dropSubscription(channel, hookReason);
+    this.dropSubscription(channel, hookReason, code);
     this.transport.send(encodeUnsubscribePush(channel, code, reason));
   }
 
@@ -801,12 +801,13 @@ export class Session implements HubSubscriber {
     if (!sub) return;
     sub.active = true;
     this.node.hub.activate(channel, this, position, deltaBase);
+    this.safeHook(() => this.node.hooks.onSubscribed?.({ ...this.context, channel }));
     if (sub.invalidated)
       this.unsubscribeByServer(channel, UnsubscribeCode.insufficientState, 'insufficient state', 'insufficient_state');
   }
 
   /** Removes a subscription everywhere (hub, presence, leave event, hook); sends nothing to the client. */
-  private dropSubscription(channel: string, reason: string): void {
+  private dropSubscription(channel: string, reason: string, code: number): void {
     const sub = this.subs.get(channel);
     if (!sub) return;
     this.subs.delete(channel);
@@ -816,11 +817,11 @@ export class Session implements HubSubscriber {
     const warn = (err: unknown) => this.node.logWarn({ err, channel }, 'leave cleanup failed');
     if (sub.presence) engine.presence.removePresence(channel, this.id, this.user).catch(warn);
     if (sub.rules.options.join_leave) engine.broker.publishLeave(channel, this.clientInfo(sub.chanInfo)).catch(warn);
-    this.safeHook(() => this.node.hooks.onUnsubscribe?.({ ...this.context, channel, reason }));
+    this.safeHook(() => this.node.hooks.onUnsubscribe?.({ ...this.context, channel, reason, code }));
   }
 
   private onUnsubscribe(id: number, p: UnsubscribeParams): void {
-    this.dropSubscription(p.channel, 'client');
+    this.dropSubscription(p.channel, 'client', UnsubscribeCode.client);
     this.reply(id, 'unsubscribe', EMPTY_RESULT);
   }
 

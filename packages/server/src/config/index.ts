@@ -6,6 +6,8 @@ import { checkOverrides } from './overrides.js';
 import { parseDurationMs } from './duration.js';
 import { stripJsonComments } from './jsonc.js';
 import { booleanNamespaceKeys, defaultNamespaceOptions, type NamespaceOptions } from './namespace.js';
+import { webhooksFrom } from './webhooks.js';
+import type { WebhookTarget } from '../webhooks/sender.js';
 
 export { parseDurationMs } from './duration.js';
 export { defaultNamespaceOptions, type NamespaceOptions } from './namespace.js';
@@ -135,6 +137,8 @@ export interface HeraldConfig {
     withoutNamespace: NamespaceOptions;
     namespaces: Map<string, NamespaceOptions>;
   };
+  /** file: webhooks. Lifecycle events POSTed to the app (docs/proxy.md, "Webhooks"). @default [] */
+  webhooks: WebhookTarget[];
 }
 
 export class ConfigError extends Error {
@@ -158,7 +162,7 @@ export interface LoadConfigInput {
   /** Parsed JSON config (instead of a file). */
   fileConfig?: unknown;
   /** Explicit values (createHerald options, CLI flags): win over everything. */
-  overrides?: Partial<Omit<HeraldConfig, 'channel' | 'token'>> & {
+  overrides?: Partial<Omit<HeraldConfig, 'channel' | 'token' | 'webhooks'>> & {
     token?: Partial<HeraldConfig['token']>;
     channel?: { withoutNamespace?: Partial<NamespaceOptions>; namespaces?: Record<string, Partial<NamespaceOptions>> };
   };
@@ -208,6 +212,8 @@ const fileSchema = z.looseObject({
       namespaces: z.array(namedNamespaceSchema).optional(),
     })
     .optional(),
+  // Checked entry by entry in webhooks.ts, so that a misspelt key or event type names the one meant.
+  webhooks: z.unknown().optional(),
 });
 
 const knownNamespaceKeys = new Set([...Object.keys(nsSchemaShape), 'name']);
@@ -548,6 +554,7 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     shutdownTimeoutMs: envDuration(env, 'HERALD_SHUTDOWN_TIMEOUT', problems) ?? 10_000,
     logLevel: logLevel as HeraldConfig['logLevel'],
     channel: { withoutNamespace, namespaces },
+    webhooks: webhooksFrom(file.webhooks, problems, warnings),
     warnings,
   };
 

@@ -1,6 +1,7 @@
 import type { Broker } from './broker.js';
 import type { Engine, EngineCapabilities } from './engine.js';
 import type { History } from './history.js';
+import type { LifecycleStore } from './lifecycle.js';
 import type { PresenceManager } from './presence.js';
 
 /**
@@ -11,6 +12,8 @@ import type { PresenceManager } from './presence.js';
 export function deferredEngine(opts: {
   name: string;
   capabilities: EngineCapabilities;
+  /** The loaded engine has a `lifecycle` store. */
+  lifecycle?: boolean;
   load: () => Promise<Engine>;
 }): Engine {
   let inner: Engine | undefined;
@@ -54,12 +57,22 @@ export function deferredEngine(opts: {
     presence: (channel) => via((e) => e.presence.presence(channel)),
     presenceStats: (channel) => via((e) => e.presence.presenceStats(channel)),
   };
+  function lifecycleOf(e: Engine): LifecycleStore {
+    if (!e.lifecycle) throw new Error(`the ${opts.name} engine keeps no lifecycle state`);
+    return e.lifecycle;
+  }
+  const lifecycle: LifecycleStore = {
+    hold: (channel, key, node, ttlMs) => via((e) => lifecycleOf(e).hold(channel, key, node, ttlMs)),
+    release: (channel, key, node) => via((e) => lifecycleOf(e).release(channel, key, node)),
+    sweep: (limit) => via((e) => lifecycleOf(e).sweep(limit)),
+  };
   return {
     name: opts.name,
     capabilities: opts.capabilities,
     broker,
     history,
     presence,
+    ...(opts.lifecycle ? { lifecycle } : {}),
     isReady: () => inner?.isReady() ?? false,
     notReadyReason: () => {
       if (inner) return inner.notReadyReason?.() ?? `${opts.name} engine not reachable`;

@@ -1,5 +1,6 @@
 import type { Broker } from './broker.js';
 import type { History } from './history.js';
+import type { LifecycleStore } from './lifecycle.js';
 import type { PresenceManager } from './presence.js';
 
 /** What the node does on top of an engine's roles depends on these, never on the engine's name. */
@@ -30,6 +31,11 @@ export interface Engine {
   readonly broker: Broker;
   readonly history: History;
   readonly presence: PresenceManager;
+  /**
+   * Shared engines: who holds which channel and presence, so that occupied/vacated and presence webhook events are
+   * sent once across nodes (lifecycle.ts). Without it a shared engine's nodes each send their own transitions.
+   */
+  readonly lifecycle?: LifecycleStore;
   /** True when the engine can serve (store reachable); drives GET /ready. */
   isReady(): boolean;
   /** Why it is not ready, for GET /ready's checks (when isReady() is false). */

@@ -22,6 +22,7 @@ export function engineFromConfig(config: HeraldConfig, log: Logger): Engine {
   return deferredEngine({
     name: 'redis',
     capabilities: { shared: true },
+    lifecycle: true,
     load: async () =>
       (
         await import('./redis/index.js').catch((err: unknown) => {

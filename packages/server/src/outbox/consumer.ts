@@ -452,6 +452,17 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
     return out;
   }
 
+  /** The `outbox_dead_letter` webhook event of a row given up on (docs/proxy.md, "Webhooks"). */
+  function deadLetterEvent(d: DeadRow, table: boolean): void {
+    herald.webhooks.emit('outbox_dead_letter', {
+      outbox_id: d.row.id,
+      partition: d.row.partition,
+      method: d.row.method,
+      error: d.error,
+      dead_letter_table: table,
+    });
+  }
+
   /** Counts and logs what a committed batch settled, and holds the partitions of rows the dead-letter table refused. */
   function settled(out: BatchOutcome, failed: DeadRow[]): void {
     const refused = new Set(failed.map((f) => f.row.id));
@@ -462,6 +473,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       progress.delete(d.row.id);
       release(d.row.partition, d.row.id);
       metrics.rows.inc({ outcome: 'dead' });
+      deadLetterEvent(d, true);
       log.error(
         {
           code: 'outbox_row_dead',
@@ -499,6 +511,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
             skipped.add(d.row.id);
             progress.delete(d.row.id);
             metrics.rows.inc({ outcome: 'skipped' });
+            deadLetterEvent(d, false);
             log.error(
               {
                 code: 'outbox_row_dead',

@@ -72,6 +72,8 @@ export class HeraldError extends Error {
 
 /** Unsubscribe push codes: < 2500 terminal, >= 2500 make the SDK resubscribe. */
 export const UnsubscribeCode = {
+  /** The client unsubscribed itself (never pushed; what onUnsubscribe and the unsubscribe webhook event report). */
+  client: 0,
   server: 2000,
   insufficientState: 2500,
   expired: 2501,

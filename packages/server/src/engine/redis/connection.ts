@@ -3,6 +3,9 @@ import { ErrorCode, HeraldError } from '../../protocol/codes.js';
 import { parseRedisTarget } from './url.js';
 import {
   HISTORY_SCRIPT,
+  LIFECYCLE_HOLD_SCRIPT,
+  LIFECYCLE_RELEASE_SCRIPT,
+  LIFECYCLE_SWEEP_SCRIPT,
   PRESENCE_ADD_SCRIPT,
   PRESENCE_GET_SCRIPT,
   PRESENCE_REMOVE_SCRIPT,
@@ -75,6 +78,24 @@ export interface ScriptedRedis extends Redis {
   heraldPresenceAdd(hash: string, zset: string, client: string, info: string, ttlMs: number): Promise<number>;
   heraldPresenceRemove(hash: string, zset: string, client: string): Promise<number>;
   heraldPresenceGet(hash: string, zset: string, all: string): Promise<string[]>;
+  heraldLifecycleHold(
+    holds: string,
+    counts: string,
+    index: string,
+    member: string,
+    key: string,
+    ttlMs: number,
+    channel: string,
+  ): Promise<number>;
+  heraldLifecycleRelease(
+    holds: string,
+    counts: string,
+    index: string,
+    member: string,
+    key: string,
+    channel: string,
+  ): Promise<number>;
+  heraldLifecycleSweep(index: string, limit: number, prefix: string): Promise<string[]>;
 }
 
 /**
@@ -140,6 +161,9 @@ export class RedisConnections {
     this.commands.defineCommand('heraldPresenceAdd', { numberOfKeys: 2, lua: PRESENCE_ADD_SCRIPT });
     this.commands.defineCommand('heraldPresenceRemove', { numberOfKeys: 2, lua: PRESENCE_REMOVE_SCRIPT });
     this.commands.defineCommand('heraldPresenceGet', { numberOfKeys: 2, lua: PRESENCE_GET_SCRIPT });
+    this.commands.defineCommand('heraldLifecycleHold', { numberOfKeys: 3, lua: LIFECYCLE_HOLD_SCRIPT });
+    this.commands.defineCommand('heraldLifecycleRelease', { numberOfKeys: 3, lua: LIFECYCLE_RELEASE_SCRIPT });
+    this.commands.defineCommand('heraldLifecycleSweep', { numberOfKeys: 1, lua: LIFECYCLE_SWEEP_SCRIPT });
     this.watch(this.commands, 'commands');
     this.watch(this.feed, 'feed');
     this.pingTimer = setInterval(() => this.checkHealth(), HEALTH_INTERVAL_MS);

@@ -3,9 +3,10 @@ import type { Engine } from '../engine.js';
 import { RedisBroker } from './broker.js';
 import { RedisConnections, type RedisConnectionEvent } from './connection.js';
 import { RedisHistory } from './history.js';
+import { RedisLifecycle } from './lifecycle.js';
 import { epochSource, redisKeys } from './keys.js';
 import { RedisPresence } from './presence.js';
-import { ShardedBroker, ShardedHistory, ShardedPresence, type Shard } from './shards.js';
+import { ShardedBroker, ShardedHistory, ShardedLifecycle, ShardedPresence, type Shard } from './shards.js';
 
 export interface RedisEngineOptions {
   /** REDIS_URL: one Redis, or several (shards, in the same order on every node). */
@@ -65,6 +66,7 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
       ),
       history: new RedisHistory(redis, keys, nextEpoch),
       presence: new RedisPresence(redis, keys),
+      lifecycle: new RedisLifecycle(redis, keys),
     };
   });
   const single = shards.length === 1 ? shards[0]! : undefined;
@@ -76,6 +78,7 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
     broker,
     history: single?.history ?? new ShardedHistory(shards),
     presence: single?.presence ?? new ShardedPresence(shards),
+    lifecycle: single?.lifecycle ?? new ShardedLifecycle(shards),
     isReady: () => connections.every((c) => c.isReady()),
     notReadyReason() {
       const problems = connections.flatMap((c, i) => {

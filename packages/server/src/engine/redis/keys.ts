@@ -11,6 +11,9 @@
  *   <prefix>.pub.{ch}        PUBSUB  the channel's feed: publications, join and leave
  *   <prefix>.control         PUBSUB  node-to-node control messages
  *   <prefix>.epochs          STRING  first-life registry (scripts.ts FIRST_LIFE; named from the meta key inside Lua)
+ *   <prefix>.wh.hold.{ch}    ZSET    webhook lifecycle holds: "<node uid>|<key>" -> expiry (ms, Redis clock)
+ *   <prefix>.wh.count.{ch}   HASH    webhook lifecycle: key ("o", "p:<user>") -> number of nodes holding it
+ *   <prefix>.wh.index        ZSET    channels with holds -> their earliest hold expiry (swept; named inside Lua)
  */
 export interface RedisKeys {
   stream(channel: string): string;
@@ -22,6 +25,10 @@ export interface RedisKeys {
   /** The Herald channel of a feed name, or undefined when the name is not a channel feed of this prefix. */
   channelOfFeed(feed: string): string | undefined;
   readonly control: string;
+  lifecycleHolds(channel: string): string;
+  lifecycleCounts(channel: string): string;
+  readonly lifecycleIndex: string;
+  readonly prefix: string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -40,6 +47,11 @@ export function redisKeys(prefix: string): RedisKeys {
     channelOfFeed: (feed) =>
       feed.startsWith(feedHead) && feed.endsWith('}') ? feed.slice(feedHead.length, -1) : undefined,
     control: `${prefix}.control`,
+    // LIFECYCLE_SWEEP_SCRIPT builds these two names from the prefix: change them together.
+    lifecycleHolds: (ch) => `${prefix}.wh.hold.{${ch}}`,
+    lifecycleCounts: (ch) => `${prefix}.wh.count.{${ch}}`,
+    lifecycleIndex: `${prefix}.wh.index`,
+    prefix,
   };
 }
 

@@ -194,3 +194,77 @@ redis.call('PUBLISH', ARGV[1], ARGV[2])
 redis.call('SET', KEYS[1], '0:', 'PX', ARGV[3])
 return {1, ''}
 `;
+
+/** Moves the channel ARGV[n] in the lifecycle index to its earliest hold expiry, or out of it (and drops its counts). */
+const LIFECYCLE_INDEX = (channelArg: string) => `local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #first == 0 then
+  redis.call('ZREM', KEYS[3], ${channelArg})
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('ZADD', KEYS[3], first[2], ${channelArg})
+end`;
+
+/**
+ * KEYS: holds zset, counts hash, index zset. ARGV: member ("<node>|<key>"), key, TTL ms, channel.
+ * Adds or refreshes the hold; returns 1 when no node held the key before (the caller sends the "up" event).
+ * The channel's keys live three TTLs past the last hold, so the sweep always finds them first.
+ */
+export const LIFECYCLE_HOLD_SCRIPT = `
+${NOW_MS}
+local first = 0
+if redis.call('ZADD', KEYS[1], string.format('%.0f', now + tonumber(ARGV[3])), ARGV[1]) == 1 then
+  if redis.call('HINCRBY', KEYS[2], ARGV[2], 1) == 1 then first = 1 end
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 3)
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) * 3)
+${LIFECYCLE_INDEX('ARGV[4]')}
+return first
+`;
+
+/**
+ * KEYS: holds zset, counts hash, index zset. ARGV: member, key, channel.
+ * Returns 1 when this release left no node holding the key (the caller sends the "down" event).
+ */
+export const LIFECYCLE_RELEASE_SCRIPT = `
+local last = 0
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
+    redis.call('HDEL', KEYS[2], ARGV[2])
+    last = 1
+  end
+end
+${LIFECYCLE_INDEX('ARGV[3]')}
+return last
+`;
+
+/**
+ * KEYS: index zset. ARGV: most channels to look at, key prefix. Releases every expired hold of the channels whose
+ * earliest hold expired (a node that stopped refreshing: killed, or cut off for longer than the TTL). Returns
+ * {channel1, key1, channel2, key2, ...}: the keys no node holds any more, each reported once.
+ */
+export const LIFECYCLE_SWEEP_SCRIPT = `
+${NOW_MS}
+local nowText = string.format('%.0f', now)
+local out = {}
+for _, ch in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowText, 'LIMIT', 0, tonumber(ARGV[1]))) do
+  local holds = ARGV[2] .. '.wh.hold.{' .. ch .. '}'
+  local counts = ARGV[2] .. '.wh.count.{' .. ch .. '}'
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', holds, '-inf', nowText)) do
+    redis.call('ZREM', holds, m)
+    local key = string.sub(m, string.find(m, '|', 1, true) + 1)
+    if redis.call('HINCRBY', counts, key, -1) <= 0 then
+      redis.call('HDEL', counts, key)
+      out[#out + 1] = ch
+      out[#out + 1] = key
+    end
+  end
+  local first = redis.call('ZRANGE', holds, 0, 0, 'WITHSCORES')
+  if #first == 0 then
+    redis.call('ZREM', KEYS[1], ch)
+    redis.call('DEL', counts)
+  else
+    redis.call('ZADD', KEYS[1], first[2], ch)
+  end
+end
+return out
+`;

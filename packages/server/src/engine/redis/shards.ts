@@ -1,5 +1,6 @@
 import type { Broker, BrokerEventHandler, ControlMessage, PublishOptions } from '../broker.js';
 import type { History, HistoryQuery, HistoryResult } from '../history.js';
+import type { LifecycleStore } from '../lifecycle.js';
 import type { PresenceManager, PresenceStats } from '../presence.js';
 import type { ClientInfo, PublicationInput, StreamPosition } from '../types.js';
 
@@ -53,6 +54,7 @@ export interface Shard {
   broker: Broker;
   history: History;
   presence: PresenceManager;
+  lifecycle: LifecycleStore;
 }
 
 /** Routes each channel's calls to its shard; control messages to shard 0. */
@@ -145,5 +147,26 @@ export class ShardedPresence implements PresenceManager {
 
   presenceStats(channel: string): Promise<PresenceStats> {
     return this.of(channel).presenceStats(channel);
+  }
+}
+
+/** Each channel's lifecycle holds on its shard; a sweep walks every shard. */
+export class ShardedLifecycle implements LifecycleStore {
+  constructor(private readonly shards: Shard[]) {}
+
+  private of(channel: string): LifecycleStore {
+    return this.shards[shardOf(channel, this.shards.length)]!.lifecycle;
+  }
+
+  hold(channel: string, key: string, node: string, ttlMs: number): Promise<boolean> {
+    return this.of(channel).hold(channel, key, node, ttlMs);
+  }
+
+  release(channel: string, key: string, node: string): Promise<boolean> {
+    return this.of(channel).release(channel, key, node);
+  }
+
+  async sweep(limit: number): Promise<{ channel: string; key: string }[]> {
+    return (await Promise.all(this.shards.map((s) => s.lifecycle.sweep(limit)))).flat();
   }
 }
