@@ -7,3 +7,22 @@ export {
   type SessionLike,
   type TokenConfigReason,
 } from './token.js';
+export {
+  verifyWebhook,
+  WebhookVerificationError,
+  WEBHOOK_SIGNATURE_HEADER,
+  WEBHOOK_TIMESTAMP_HEADER,
+  type HeraldWebhookEvent,
+  type HeraldWebhookEventType,
+  type VerifyWebhookOptions,
+  type WebhookErrorReason,
+  type ConnectEvent,
+  type DisconnectEvent,
+  type SubscribeEvent,
+  type UnsubscribeEvent,
+  type ChannelOccupiedEvent,
+  type ChannelVacatedEvent,
+  type PresenceJoinEvent,
+  type PresenceLeaveEvent,
+  type OutboxDeadLetterEvent,
+} from './webhook.js';

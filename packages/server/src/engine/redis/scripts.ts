@@ -196,12 +196,12 @@ return {1, ''}
 `;
 
 /** Moves the channel ARGV[n] in the lifecycle index to its earliest hold expiry, or out of it (and drops its counts). */
-const LIFECYCLE_INDEX = (channelArg: string) => `local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #first == 0 then
+const LIFECYCLE_INDEX = (channelArg: string) => `local earliest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #earliest == 0 then
   redis.call('ZREM', KEYS[3], ${channelArg})
   redis.call('DEL', KEYS[2])
 else
-  redis.call('ZADD', KEYS[3], first[2], ${channelArg})
+  redis.call('ZADD', KEYS[3], earliest[2], ${channelArg})
 end`;
 
 /**
@@ -258,12 +258,12 @@ for _, ch in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowText, 'LIMIT
       out[#out + 1] = key
     end
   end
-  local first = redis.call('ZRANGE', holds, 0, 0, 'WITHSCORES')
-  if #first == 0 then
+  local earliest = redis.call('ZRANGE', holds, 0, 0, 'WITHSCORES')
+  if #earliest == 0 then
     redis.call('ZREM', KEYS[1], ch)
     redis.call('DEL', counts)
   else
-    redis.call('ZADD', KEYS[1], first[2], ch)
+    redis.call('ZADD', KEYS[1], earliest[2], ch)
   end
 end
 return out
