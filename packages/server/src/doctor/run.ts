@@ -12,7 +12,7 @@ import { rewriteDestinationFor } from './next-manifest.js';
 import { interpretPlainGet, type HeraldBehind } from './plain-get.js';
 import { interpretRoundTrip, type PublishResult, type SubscribeResult } from './round-trip.js';
 import { candidatePorts, findHeraldNearby, interpretTcp, resolveHost, tcpConnect, type ConnectAttempt } from './tcp.js';
-import { nextjsEvidence, serverName } from './servers.js';
+import { isHeraldBody, nextjsEvidence, serverName } from './servers.js';
 import { interpretUpgrade, upgradeRequest } from './upgrade.js';
 import { newKey } from './ws-frames.js';
 import { ProtocolSocket } from './ws-session.js';
@@ -288,6 +288,7 @@ async function whatIsInFront(
   if (server) return { kind: 'proxy', evidence: `Server: ${server}` };
   for (const probe of NEXT_PROBES) {
     const o = await exchange(wire, plainGetRequest(t.host, t.port, t.defaultPort, probe.path, origin), { timeoutMs });
+    if (o.kind === 'response' && isHeraldBody(o.response)) return undefined; // Herald owns the origin's other paths
     const evidence = o.kind === 'response' ? probe.evidence(o.response) : undefined;
     if (evidence) return { kind: 'nextjs', evidence };
   }
