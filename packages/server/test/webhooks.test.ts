@@ -11,7 +11,8 @@ import { ConfigError, loadConfig, createOutboxConsumer, type DisconnectContext }
 import { createSqliteStore, loadSqliteDriver, type SqliteDriver } from '../src/outbox/sqlite.js';
 import { api, mintToken, newClient, startHerald, waitFor, type TestServer } from './support/herald.js';
 import { DROP, HANG, startReceiver, type WebhookReceiver } from './support/webhook-receiver.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -296,6 +297,63 @@ test('the outbox dead-letters a malformed row and the webhook gets an outbox_dea
   assert.equal(typeof e!.partition, 'string');
 });
 
+/** A self-signed certificate for 127.0.0.1 (its own CA), made with openssl. */
+function selfSigned(t: TestContext): { key: string; cert: string; certFile: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'herald-webhook-tls-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const keyFile = join(dir, 'key.pem');
+  const certFile = join(dir, 'cert.pem');
+  const made = spawnSync('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+  ]);
+  assert.equal(made.status, 0, made.stderr.toString());
+  return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8'), certFile };
+}
+
+test('an https endpoint with a certificate from a private CA is refused unless http.tls.server_ca_pem trusts that CA', async (t) => {
+  const tls = selfSigned(t);
+  const r = await startReceiver('/hook', { key: tls.key, cert: tls.cert });
+  t.after(() => r.close());
+  const untrusted = await withHerald(t, {
+    endpoint: r.url,
+    events: ['connect'],
+    max_retry_duration: '300ms',
+  });
+  await connected(t, untrusted, 'frank');
+  await waitFor(
+    async () =>
+      (await metric(untrusted, 'herald_webhook_events_dropped_total', {
+        endpoint: r.url,
+        reason: 'retries_exhausted',
+      })) === 1,
+    'the event dropped: the certificate is not trusted',
+  );
+  assert.equal(r.posts.length, 0, 'nothing reached the endpoint');
+
+  const trusted = await withHerald(t, {
+    endpoint: r.url,
+    events: ['connect'],
+    http: { tls: { server_ca_pem: tls.certFile } },
+  });
+  await connected(t, trusted, 'grace');
+  await waitFor(() => r.events().some((e) => e.user === 'grace'), 'the event over https');
+  assert.equal(await metric(trusted, 'herald_webhook_events_delivered_total', { endpoint: r.url }), 1);
+});
+
 test('the webhooks config refuses a missing secret, misspelt keys and event types (naming the one meant), and a non-URL endpoint', () => {
   const problems = (fileConfig: unknown): string[] => {
     try {
@@ -328,6 +386,18 @@ test('the webhooks config refuses a missing secret, misspelt keys and event type
     /is not an http:\/\/ or https:\/\/ URL/,
   );
   assert.match(problems({ webhook: [] }).join('\n'), /webhook: unknown option; did you mean "webhooks"\?/);
+  const tlsProblems = problems({
+    webhooks: [
+      {
+        endpoint: 'https://app.test/hook',
+        events: ['connect'],
+        secret: WEBHOOK_SECRET,
+        http: { tls: { insecure_skip_verify: true, server_ca_pem: '/nonexistent/ca.pem' } },
+      },
+    ],
+  }).join('\n');
+  assert.match(tlsProblems, /insecure_skip_verify: Herald always verifies the endpoint's certificate/);
+  assert.match(tlsProblems, /server_ca_pem: the CA file \/nonexistent\/ca\.pem cannot be read \(ENOENT\)/);
   const ok = loadConfig({
     fileConfig: { webhooks: [{ endpoint: 'https://app.test/hook', events: ['connect'], secret: WEBHOOK_SECRET }] },
   });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { closest } from './closest.js';
 import { parseDurationMs } from './duration.js';
 import { WEBHOOK_EVENT_TYPES } from '../webhooks/events.js';
@@ -13,6 +14,7 @@ const WEBHOOK_KEYS = new Set([
   'flush_interval',
   'max_queue_size',
   'max_retry_duration',
+  'http',
 ]);
 const EVENT_TYPES: ReadonlySet<string> = new Set(WEBHOOK_EVENT_TYPES);
 /** Shortest secret accepted: an HMAC key anyone can guess signs anything. */
@@ -24,6 +26,52 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 function loopback(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
+}
+
+/**
+ * `http.tls` of a webhook, named as the proxies' (Centrifugo's `http.tls`): `server_ca_pem`, a PEM file path or PEM
+ * text of a private CA trusted besides the system's. There is no way to turn certificate checks off.
+ */
+function caFrom(http: unknown, where: string, problems: string[]): string | undefined {
+  if (http === undefined) return undefined;
+  const tls = isRecord(http) ? http.tls : undefined;
+  if (!isRecord(http) || !isRecord(tls) || Object.keys(http).some((k) => k !== 'tls')) {
+    problems.push(`${where}.http: expected { "tls": { "server_ca_pem": "<CA file>" } }`);
+    return undefined;
+  }
+  for (const key of Object.keys(tls)) {
+    if (key === 'server_ca_pem') continue;
+    if (key === 'insecure_skip_verify')
+      problems.push(
+        `${where}.http.tls.insecure_skip_verify: Herald always verifies the endpoint's certificate; trust a private CA with server_ca_pem (a PEM file) instead`,
+      );
+    else {
+      const guess = closest(key, ['server_ca_pem']);
+      problems.push(`${where}.http.tls.${key}: unknown option${guess ? `; did you mean "${guess}"?` : ''}`);
+    }
+  }
+  const value = tls.server_ca_pem;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value === '') {
+    problems.push(`${where}.http.tls.server_ca_pem: expected the path of a PEM file (or PEM text)`);
+    return undefined;
+  }
+  let text = value;
+  if (!value.includes('-----BEGIN')) {
+    try {
+      text = readFileSync(value, 'utf8');
+    } catch (err) {
+      problems.push(
+        `${where}.http.tls.server_ca_pem: the CA file ${value} cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      );
+      return undefined;
+    }
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    problems.push(`${where}.http.tls.server_ca_pem: ${value.slice(0, 200)} holds no PEM certificate`);
+    return undefined;
+  }
+  return text;
 }
 
 /**
@@ -122,6 +170,8 @@ export function webhooksFrom(raw: unknown, problems: string[], warnings: string[
       maxQueueSize: count('max_queue_size', 10_000, 1, 10_000_000),
       maxRetryDurationMs: duration('max_retry_duration', 5 * 60_000, 0),
     };
+    const ca = caFrom(entry.http, where, problems);
+    if (ca !== undefined) target.ca = ca;
     if (problems.length === before) out.push(target);
   }
   return out;

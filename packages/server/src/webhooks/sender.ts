@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
 import type { Logger } from '../logger.js';
 import { HERALD_VERSION } from '../version.js';
 import type { WebhookEvent } from './events.js';
@@ -22,7 +23,7 @@ export interface WebhookTarget {
   maxQueueSize: number;
   /** A batch is retried with exponential backoff for this long after its first attempt, then dropped. @default 5 min */
   maxRetryDurationMs: number;
-  /** PEM text of extra CA certificates to trust for an https endpoint (a private CA), besides the system's. */
+  /** `http.tls.server_ca_pem`: PEM text of a private CA trusted for an https endpoint, besides the system's. */
   ca?: string;
 }
 
@@ -80,7 +81,13 @@ export class WebhookSender {
     this.label = endpointLabel(target.endpoint);
     this.agent =
       this.url.protocol === 'https:'
-        ? new HttpsAgent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT, ...(target.ca ? { ca: target.ca } : {}) })
+        ? new HttpsAgent({
+            keepAlive: true,
+            maxSockets: MAX_IN_FLIGHT,
+            rejectUnauthorized: true,
+            // `ca` replaces the default roots: keep them, and add the private CA.
+            ...(target.ca ? { ca: [...rootCertificates, target.ca] } : {}),
+          })
         : new HttpAgent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
     metrics.init(this.label);
   }

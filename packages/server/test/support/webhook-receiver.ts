@@ -1,6 +1,13 @@
 // A plain Node HTTP server on 127.0.0.1 standing in for the application's webhook endpoint: it records every POST
 // (raw body, headers, parsed events) and answers what `answer` says.
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 /** `answer` values: close the connection without an answer, or never answer. */
@@ -25,7 +32,11 @@ export interface WebhookReceiver {
   close(): Promise<void>;
 }
 
-export async function startReceiver(path = '/herald/webhook'): Promise<WebhookReceiver> {
+/** With `tls` (PEM key and certificate) the receiver speaks https. */
+export async function startReceiver(
+  path = '/herald/webhook',
+  tls?: { key: string; cert: string },
+): Promise<WebhookReceiver> {
   const posts: ReceivedPost[] = [];
   const receiver: WebhookReceiver = {
     url: '',
@@ -34,7 +45,7 @@ export async function startReceiver(path = '/herald/webhook'): Promise<WebhookRe
     answer: () => 200,
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
-  const server: Server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -54,10 +65,11 @@ export async function startReceiver(path = '/herald/webhook'): Promise<WebhookRe
       }
       res.writeHead(status, { 'content-type': 'text/plain' }).end(status < 300 ? 'ok' : 'failed');
     });
-  });
+  };
+  const server: Server = tls ? createTlsServer(tls, handle) : createServer(handle);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   server.keepAliveTimeout = 1000;
-  receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`;
+  receiver.url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}${path}`;
   const close = receiver.close;
   receiver.close = () => {
     server.closeAllConnections();
