@@ -251,7 +251,7 @@ test('installed without any optional driver, @herald/server runs on the memory e
   assert.match(r.out, /^health 200$/m);
 });
 
-test('the outbox on a postgres:// URL without pg stops at once, naming npm install pg, in process and in herald migrate', () => {
+test('the outbox on a postgres:// URL without pg stops at once, naming npm install pg, in process, in herald migrate and in herald serve (exit 2)', () => {
   const r = script(`
     import { createHerald, createOutboxConsumer, migrateOutbox, ConfigError } from '@herald/server';
     const herald = createHerald({ env: { HERALD_TOKEN_SECRET: 's' }, logger: false });
@@ -280,7 +280,7 @@ test('the outbox on a postgres:// URL without pg stops at once, naming npm insta
     '--database-url',
     'postgres://127.0.0.1:5432/test',
   ]);
-  assert.equal(cli.status, 1, cli.out);
+  assert.equal(cli.status, 2, cli.out);
   assert.match(cli.out, /needs the `pg` package, which is not installed: run `npm install pg`/);
 
   // herald serve stops before listening instead of retrying a driver that will never load.
@@ -290,7 +290,7 @@ test('the outbox on a postgres:// URL without pg stops at once, naming npm insta
     HERALD_HOST: '127.0.0.1',
     WS_PORT: '0',
   });
-  assert.equal(serve.status, 1, serve.out);
+  assert.equal(serve.status, 2, serve.out);
   assert.match(serve.out, /^herald serve: invalid configuration:[\s\S]*run `npm install pg`/m);
 });
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { ConfigError } from '../config/index.js';
 import { init, initUsage } from './init.js';
 import { migrate, migrateUsage } from './migrate.js';
 import { doctor, doctorUsage } from './doctor.js';
@@ -52,7 +53,9 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     console.error(`herald ${name}: ${e.message}`);
-    return 1;
+    // A configuration the command cannot run with (e.g. a driver that is not installed) is a usage error: 2, like
+    // every other config error; 1 is for failures at run time.
+    return err instanceof ConfigError ? 2 : 1;
   }
 }
 
