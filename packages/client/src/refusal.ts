@@ -249,5 +249,10 @@ export function refusalOf(operation: HeraldOperation, channel: string, err: unkn
 
 /** The one console line for it: what was refused, the server's words, and the fix. */
 export function refusalLine(e: HeraldClientError): string {
-  return `[herald] ${e.message}. Fix: ${e.fix}.`.replace(/\s*\n\s*/g, ' ');
+  // One line: each line trimmed, blank ones dropped (split rather than a regex: /\s*\n\s*/ backtracks).
+  return `[herald] ${e.message}. Fix: ${e.fix}.`
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .join(' ');
 }

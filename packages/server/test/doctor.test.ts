@@ -13,7 +13,7 @@ import { interpretConnect, readToken, verifiesWith, type TokenFacts } from '../s
 import { parseTarget, withPort } from '../src/doctor/finding.js';
 import { allowedOriginsLine, nginxSnippet } from '../src/doctor/fixes.js';
 import { decodeChunked, parseResponseHead, type ExchangeOutcome, type HttpResponse } from '../src/doctor/http-wire.js';
-import { rewriteDestinationFor } from '../src/doctor/next-manifest.js';
+import { rewriteDestinationFor, sourceMatches } from '../src/doctor/next-manifest.js';
 import { interpretPlainGet } from '../src/doctor/plain-get.js';
 import { interpretRoundTrip } from '../src/doctor/round-trip.js';
 import { nextjsEvidence } from '../src/doctor/servers.js';
@@ -427,6 +427,22 @@ test('the API address unknown behind Next.js is a warning naming --api-url', () 
   assert.equal(f.code, 'api_address_unknown');
   assert.match(f.saw, /no rewrite of \/ws in \.next\/routes-manifest\.json here; no Herald on ports 3002, 8000/);
   assert.match(f.fix ?? '', /--api-url http:\/\/127\.0\.0\.1:3002/);
+});
+
+test("a rewrite's source pattern is matched segment by segment, never compiled from the manifest's regex", () => {
+  assert.equal(sourceMatches('/ws', '/ws'), true);
+  assert.equal(sourceMatches('/ws', '/ws/'), true);
+  assert.equal(sourceMatches('/ws', '/wss'), false);
+  assert.equal(sourceMatches('/ws', '/ws/x'), false);
+  assert.equal(sourceMatches('/ws/:path*', '/ws'), true);
+  assert.equal(sourceMatches('/ws/:path*', '/ws/a/b'), true);
+  assert.equal(sourceMatches('/ws/:path+', '/ws'), false);
+  assert.equal(sourceMatches('/ws/:path+', '/ws/a'), true);
+  assert.equal(sourceMatches('/:ns/ws', '/chat/ws'), true);
+  assert.equal(sourceMatches('/:ns/ws', '/ws'), false);
+  assert.equal(sourceMatches('/ws/:id?', '/ws'), true);
+  assert.equal(sourceMatches('/ws/:id?', '/ws/1'), true);
+  assert.equal(sourceMatches('/connection/websocket', '/connection/websocket?cf=1'), true);
 });
 
 test("a Next.js app's routes manifest gives the destination of the rewrite matching the path (next build and next dev layouts)", () => {

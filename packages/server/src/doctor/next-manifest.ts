@@ -47,16 +47,42 @@ export function rewriteDestinationFor(appDir: string, path: string): RewriteDest
       continue;
     }
     for (const rw of rewritesOf(manifest)) {
-      if (typeof rw.regex !== 'string' || typeof rw.destination !== 'string' || typeof rw.source !== 'string') continue;
+      if (typeof rw.destination !== 'string' || typeof rw.source !== 'string') continue;
       if (!/^https?:\/\//i.test(rw.destination)) continue;
-      let matches = false;
-      try {
-        matches = new RegExp(rw.regex).test(path);
-      } catch {
-        continue;
-      }
-      if (matches) return { source: rw.source, destination: rw.destination, manifest: rel };
+      if (sourceMatches(rw.source, path)) return { source: rw.source, destination: rw.destination, manifest: rel };
     }
   }
   return undefined;
+}
+
+/**
+ * Whether a rewrite's `source` pattern (Next.js's path syntax: literal segments, `:name`, `:name?`, `:name*`,
+ * `:name+`) matches `path`. Matched segment by segment rather than by compiling the manifest's `regex`: a pattern
+ * read from a file is never turned into a regular expression (docs/security.md, regular expressions).
+ */
+export function sourceMatches(source: string, path: string): boolean {
+  const want = source.split('/').filter((s) => s !== '');
+  const have = path
+    .split('?')[0]!
+    .split('/')
+    .filter((s) => s !== '');
+  let i = 0;
+  for (let w = 0; w < want.length; w++) {
+    const seg = want[w]!;
+    if (seg.startsWith(':')) {
+      const last = seg[seg.length - 1];
+      if (last === '*') return true;
+      if (last === '+') return i < have.length;
+      if (last === '?') {
+        if (i < have.length && w === want.length - 1) i++;
+        continue;
+      }
+      if (i >= have.length) return false;
+      i++;
+      continue;
+    }
+    if (have[i] !== seg) return false;
+    i++;
+  }
+  return i === have.length;
 }
