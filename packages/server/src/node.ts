@@ -18,6 +18,7 @@ import { Metrics } from './metrics.js';
 import { jsonText } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
 import { jsonDepthProblem } from './protocol/json-depth.js';
+import { Proxies } from './proxy/proxies.js';
 import { Session, type SessionNode } from './session.js';
 import type { ClientTransport, UpgradeRequestInfo } from './transport/connection.js';
 import { HERALD_VERSION } from './version.js';
@@ -70,6 +71,8 @@ export class HeraldNode implements HeraldCore {
   private readonly continuity: FeedContinuity;
   private readonly lifecycle: LifecycleTracker;
   private readonly tokenAuth: TokenAuth | undefined;
+  /** The app's proxy backends (config client.proxy, channel.proxy, proxies, rpc); undefined when none. */
+  readonly proxies: Proxies | undefined;
   private readonly sessionNode: SessionNode;
   private readonly sessions = new Set<Session>();
   private readonly byUser = new Map<string, Set<Session>>();
@@ -139,6 +142,13 @@ export class HeraldNode implements HeraldCore {
       },
     );
     this.continuity = createFeedContinuity({ hub: this.hub, engine, log, rulesOf: (channel) => this.rulesOf(channel) });
+    this.proxies = Proxies.configured(config.proxy)
+      ? new Proxies(config.proxy, {
+          warn: (obj, msg) => log.warn(obj, msg),
+          maxInfoBytes: config.maxInfoBytes,
+          maxJsonDepth: config.maxJsonDepth,
+        })
+      : undefined;
     this.sessionNode = this.createSessionNode();
 
     this.running = engine.broker.run({
@@ -211,6 +221,7 @@ export class HeraldNode implements HeraldCore {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.ticker);
+    this.proxies?.close();
     // The last vacated / leave transitions (sessions just closed) are decided on the engine: wait for them, then give
     // the webhooks a last chance to send what is queued.
     await this.lifecycle.idle(2000);
@@ -371,6 +382,7 @@ export class HeraldNode implements HeraldCore {
       engine,
       hub,
       hooks,
+      proxies: this.proxies,
       version: HERALD_VERSION,
       async verifyConnectionToken(token) {
         if (!tokenAuth) throw noKey();

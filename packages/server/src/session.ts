@@ -1,13 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import type { ChannelRules } from './channels/rules.js';
-import { checkHistory, checkPresence, checkPublish, checkSubscribe, resolveChannel } from './channels/rules.js';
+import {
+  checkHistory,
+  checkPresence,
+  checkPublish,
+  checkSubscribe,
+  resolveChannel,
+  userLimitedAllows,
+} from './channels/rules.js';
 import type { HeraldConfig } from './config/index.js';
 import type { Engine } from './engine/engine.js';
 import type { ClientInfo, Publication, StreamPosition } from './engine/types.js';
 import type { HeraldHooks } from './hooks.js';
 import type { Hub, HubSubscriber } from './hub.js';
 import { decodeFrame, jsonText, type DecodedCommand } from './protocol/codec.js';
-import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
+import {
+  Disconnect,
+  ErrorCode,
+  HeraldDisconnect,
+  HeraldError,
+  UnsubscribeCode,
+  type DisconnectInfo,
+} from './protocol/codes.js';
 import {
   parseCommand,
   publishWithoutData,
@@ -46,6 +60,7 @@ import {
 import { publishOptions, streamOptions } from './channels/engine-options.js';
 import { DEFAULT_CLOCK_TOLERANCE_SEC } from './auth/token-auth.js';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './transport/connection.js';
+import type { Proxies, ProxyConnection, RefreshOutcome } from './proxy/proxies.js';
 
 /** What a session needs from its node (herald.ts). */
 export interface SessionNode {
@@ -53,6 +68,8 @@ export interface SessionNode {
   readonly engine: Engine;
   readonly hub: Hub;
   readonly hooks: HeraldHooks;
+  /** The app's proxy backends (docs/proxy.md); undefined when none is configured. */
+  readonly proxies?: Proxies;
   readonly version: string;
   verifyConnectionToken(token: string): Promise<ConnectionCredentialsLike>;
   verifySubscriptionToken(
@@ -96,6 +113,9 @@ interface Subscription {
   invalidated: boolean;
   active: boolean;
   serverSide: boolean;
+  /** Herald refreshes it through the sub_refresh proxy at expireAt (the client is not told a ttl). */
+  serverRefresh: boolean;
+  refreshing: boolean;
 }
 
 /** What subscribeInternal is asked for: from a subscribe command, connect's `subs`, or a server-side subscribe. */
@@ -110,6 +130,8 @@ interface SubscribeOptions {
   /** The client asked for fossil delta compression. */
   delta: boolean;
   data?: string;
+  /** The namespace refreshes subscriptions through the sub_refresh proxy: no `ttl` in the reply. */
+  serverRefresh?: boolean;
 }
 
 const FLAG_REJECT_UNRECOVERED = 2;
@@ -144,6 +166,12 @@ export class Session implements HubSubscriber {
   private tokens: number;
   private lastRefill = Date.now();
   private clientName = '';
+  /** `meta` from the connect or refresh proxy: never sent to the client. */
+  private meta: unknown;
+  /** The connect command's `headers` map (headers emulation), for proxies' emulated_headers. */
+  private emulatedHeaders: Record<string, string> | undefined;
+  /** A refresh proxy call is under way. */
+  private refreshing = false;
 
   constructor(
     private readonly node: SessionNode,
@@ -241,12 +269,17 @@ export class Session implements HubSubscriber {
       this.nextPingAt = now + cfg.pingIntervalMs;
       if (this.pongDeadline === 0 && cfg.pongTimeoutMs > 0) this.pongDeadline = now + cfg.pongTimeoutMs;
     }
-    if (this.expireAt > 0 && now > this.expireAt * 1000 + this.node.config.expiredCloseDelayMs) {
+    const proxies = this.node.proxies;
+    if (this.expireAt > 0 && proxies?.refreshEnabled) {
+      if (now >= this.expireAt * 1000 && !this.refreshing) this.refreshByProxy(proxies);
+    } else if (this.expireAt > 0 && now > this.expireAt * 1000 + this.node.config.expiredCloseDelayMs) {
       this.disconnect(Disconnect.expired);
       return;
     }
     for (const [channel, sub] of this.subs) {
-      if (sub.expireAt > 0 && now > sub.expireAt * 1000 + this.node.config.expiredCloseDelayMs) {
+      if (sub.expireAt > 0 && sub.serverRefresh && proxies) {
+        if (now >= sub.expireAt * 1000 && !sub.refreshing && sub.active) this.subRefreshByProxy(proxies, channel, sub);
+      } else if (sub.expireAt > 0 && now > sub.expireAt * 1000 + this.node.config.expiredCloseDelayMs) {
         this.unsubscribeByServer(channel, UnsubscribeCode.expired, 'subscription expired', 'expired');
       }
     }
@@ -423,6 +456,10 @@ export class Session implements HubSubscriber {
 
   private fail(id: number, err: unknown): void {
     if (this.state === 'closed') return;
+    if (err instanceof HeraldDisconnect) {
+      this.disconnect(err.disconnect);
+      return;
+    }
     let e: HeraldError;
     if (err instanceof HeraldError) e = err;
     else {
@@ -472,6 +509,7 @@ export class Session implements HubSubscriber {
     const cfg = this.node.config;
     let creds: ConnectionCredentialsLike | undefined;
     let replyData: string | undefined;
+    this.emulatedHeaders = p.headers;
     try {
       const hook = this.node.hooks.onConnecting;
       if (hook) {
@@ -501,6 +539,18 @@ export class Session implements HubSubscriber {
       if (!creds && token) {
         creds = await this.verifyTokenOrClose(token);
         if (!creds) return;
+      } else if (!creds && this.node.proxies?.connectEnabled) {
+        // No token: the app's connect proxy decides (Centrifugo's order: a token never reaches the proxy).
+        const g = await this.node.proxies.connect(this.proxyConnection, {
+          name: p.name,
+          version: p.version,
+          data: p.data,
+        });
+        if (g) {
+          creds = { user: g.user, expireAt: g.expireAt, info: g.info, channels: g.channels, subs: g.subs };
+          if (g.data !== undefined) replyData = g.data;
+          this.meta = g.meta;
+        }
       }
       if (!creds) {
         if (cfg.insecure || cfg.allowAnonymous) creds = { user: '' };
@@ -588,7 +638,8 @@ export class Session implements HubSubscriber {
       client: this.id,
       version: this.node.version,
       pingSec: cfg.pingIntervalMs > 0 ? Math.round(cfg.pingIntervalMs / 1000) : 0,
-      expireAt: this.expireAt,
+      // With a refresh proxy Herald refreshes the connection itself at expiry: the client is not told to.
+      expireAt: this.node.proxies?.refreshEnabled ? 0 : this.expireAt,
       nowSec,
       data: replyData,
       emulation: this.transport.emulation,
@@ -639,7 +690,7 @@ export class Session implements HubSubscriber {
 
   private async onSubscribe(id: number, p: SubscribeParams): Promise<void> {
     const cfg = this.node.config;
-    const rules = resolveChannel(cfg, p.channel);
+    let rules = resolveChannel(cfg, p.channel);
     const channel = rules.channel;
     // `type` 1-3 (map, map clients, map users) and 4 (shared poll) are Centrifugo subscription kinds Herald lacks:
     // answer 108 as Centrifugo does for a kind the channel does not offer, rather than a stream that looks empty.
@@ -660,6 +711,11 @@ export class Session implements HubSubscriber {
     if (token === null) throw tokenNotString();
     let chanInfo: string | undefined;
     let expireAt = 0;
+    // Without a token, a namespace with subscribe_proxy_enabled asks the app instead of its allow_* options (a
+    // user-limited channel keeps its own rule, as in Centrifugo).
+    const proxies = this.node.proxies;
+    const proxied =
+      !token && proxies?.subscribeEnabled(rules.options) === true && userLimitedAllows(rules, this.user) === undefined;
     if (token) {
       try {
         const c = await this.node.verifySubscriptionToken(token, { client: this.id, user: this.user, channel });
@@ -673,7 +729,7 @@ export class Session implements HubSubscriber {
           `permission denied: subscription token refused (${f.disconnect?.reason ?? f.reply?.message ?? 'invalid'})`,
         );
       }
-    } else {
+    } else if (!proxied) {
       checkSubscribe(rules, { user: this.user, insecure: cfg.insecure });
     }
     let replyData: string | undefined;
@@ -682,6 +738,14 @@ export class Session implements HubSubscriber {
       const r = await hook({ ...this.context, channel, data: p.data, token: token || undefined });
       if (r?.info !== undefined) chanInfo = jsonText(r.info);
       if (r?.data !== undefined) replyData = jsonText(r.data);
+    }
+    // The hook ran first (it may refuse before the app is asked); the proxy's info and data win over the hook's.
+    if (proxied && proxies && this.state === 'connected') {
+      const g = await proxies.subscribe(this.proxyConnection, rules.options, { channel, data: p.data });
+      if (g.info !== undefined) chanInfo = g.info;
+      if (g.data !== undefined) replyData = g.data;
+      expireAt = g.expireAt;
+      if (Object.keys(g.override).length > 0) rules = { ...rules, options: { ...rules.options, ...g.override } };
     }
     if (this.state !== 'connected') return;
     if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
@@ -698,6 +762,7 @@ export class Session implements HubSubscriber {
         rejectUnrecovered: (p.flag & FLAG_REJECT_UNRECOVERED) !== 0,
         delta: p.delta === 'fossil',
         data: replyData,
+        serverRefresh: proxies?.subRefreshEnabled(rules.options) === true,
       },
       chanInfo,
       expireAt,
@@ -738,6 +803,8 @@ export class Session implements HubSubscriber {
       invalidated: false,
       active: false,
       serverSide,
+      serverRefresh: p.serverRefresh === true,
+      refreshing: false,
     };
     this.subs.set(channel, sub);
     try {
@@ -778,7 +845,7 @@ export class Session implements HubSubscriber {
         await this.node.engine.presence.addPresence(channel, this.clientInfo(chanInfo), this.node.config.presenceTtlMs);
       if (o.join_leave) await this.node.engine.broker.publishJoin(channel, this.clientInfo(chanInfo));
       const json = encodeSubscribeResult({
-        expireAt,
+        expireAt: p.serverRefresh ? 0 : expireAt,
         nowSec: Date.now() / 1000,
         recoverable,
         delta,
@@ -847,17 +914,30 @@ export class Session implements HubSubscriber {
     const rules = resolveChannel(this.node.config, p.channel);
     if (p.data === undefined) throw publishWithoutData();
     const sub = this.subs.get(rules.channel);
-    checkPublish(rules, { user: this.user, insecure: this.node.config.insecure }, sub?.active === true);
+    // publish_proxy_enabled: the app decides instead of the allow_publish_* options.
+    const proxies = this.node.proxies;
+    const proxied = proxies?.publishEnabled(rules.options) === true;
+    if (!proxied) checkPublish(rules, { user: this.user, insecure: this.node.config.insecure }, sub?.active === true);
     let data: unknown = p.data;
     const hook = this.node.hooks.onPublish;
     if (hook) {
       const r = await hook({ ...this.context, channel: rules.channel, data });
       if (r && Object.hasOwn(r, 'data')) data = r.data;
     }
+    const options = publishOptions(rules.options);
+    let tags: Record<string, string> | undefined;
+    // After the hook: the app sees the hook's data and may refuse it or replace it before it is stored.
+    if (proxied && proxies) {
+      const g = await proxies.publish(this.proxyConnection, rules.options, { channel: rules.channel, data });
+      if (this.state !== 'connected') return;
+      if (g.replaced) data = g.replaced.data;
+      tags = g.tags;
+      if (g.idempotencyKey) options.idempotencyKey = g.idempotencyKey;
+    }
     await this.node.engine.broker.publish(
       rules.channel,
-      { data: jsonText(data), info: this.clientInfo(sub?.chanInfo) },
-      publishOptions(rules.options),
+      { data: jsonText(data), info: this.clientInfo(sub?.chanInfo), ...(tags ? { tags } : {}) },
+      options,
     );
     this.node.metrics.published();
     this.reply(id, 'publish', EMPTY_RESULT);
@@ -922,10 +1002,33 @@ export class Session implements HubSubscriber {
 
   private async onRpc(id: number, p: RpcParams): Promise<void> {
     const hook = this.node.hooks.onRpc;
-    if (!hook)
-      throw new HeraldError(ErrorCode.notAvailable, 'not available: no rpc handler is configured (onRpc hook)');
-    const data = await hook({ ...this.context, method: p.method, data: p.data });
-    this.reply(id, 'rpc', encodeRpcResult(jsonText(data ?? null)));
+    const method = p.method;
+    const proxies = this.node.proxies;
+    const route = proxies?.rpcRoute(method);
+    // The hook runs first; when it returns undefined and the method's rpc namespace has proxy_enabled, the app's rpc
+    // proxy answers instead.
+    if (hook) {
+      const data = await hook({ ...this.context, method, data: p.data });
+      if (data !== undefined || route !== 'proxy') {
+        this.reply(id, 'rpc', encodeRpcResult(jsonText(data ?? null)));
+        return;
+      }
+    }
+    if (route === 'proxy' && proxies) {
+      this.reply(id, 'rpc', encodeRpcResult(await proxies.rpc(this.proxyConnection, { method, data: p.data })));
+      return;
+    }
+    if (route === 'unknown')
+      throw new HeraldError(
+        ErrorCode.methodNotFound,
+        `method not found: the rpc namespace of "${method}" is not in rpc.namespaces`,
+      );
+    throw new HeraldError(
+      ErrorCode.notAvailable,
+      route === 'disabled'
+        ? `not available: rpc proxy is not enabled for "${method}" (proxy_enabled in rpc.without_namespace / rpc.namespaces)`
+        : 'not available: no rpc handler is configured (onRpc hook or rpc.proxy)',
+    );
   }
 
   private onSend(p: SendParams): void {
@@ -948,5 +1051,56 @@ export class Session implements HubSubscriber {
 
   get name(): string {
     return this.clientName;
+  }
+
+  // ---- proxies ---------------------------------------------------------------------------------------------
+
+  private get proxyConnection(): ProxyConnection {
+    return {
+      client: this.id,
+      user: this.user,
+      request: this.request,
+      emulatedHeaders: this.emulatedHeaders,
+      meta: this.meta,
+    };
+  }
+
+  /** The connection's expiry came and the refresh proxy is on: the app says until when it may stay. */
+  private refreshByProxy(proxies: Proxies): void {
+    this.refreshing = true;
+    const done = (r: RefreshOutcome) => {
+      this.refreshing = false;
+      if (this.state !== 'connected') return;
+      if (r.expired || r.expireAt <= Date.now() / 1000) {
+        this.disconnect(Disconnect.expired);
+        return;
+      }
+      this.expireAt = r.expireAt;
+      if (r.info !== undefined) this.connInfo = r.info;
+      if (r.meta !== undefined) this.meta = r.meta;
+    };
+    proxies.refresh(this.proxyConnection).then(done, (err: unknown) => {
+      this.node.logWarn({ err, client: this.id }, 'refresh proxy failed');
+      done({ expired: true });
+    });
+  }
+
+  /** A subscription's expiry came and its namespace has sub_refresh_proxy_enabled. */
+  private subRefreshByProxy(proxies: Proxies, channel: string, sub: Subscription): void {
+    sub.refreshing = true;
+    const done = (r: RefreshOutcome) => {
+      sub.refreshing = false;
+      if (this.state !== 'connected' || this.subs.get(channel) !== sub) return;
+      if (r.expired || r.expireAt <= Date.now() / 1000) {
+        this.unsubscribeByServer(channel, UnsubscribeCode.expired, 'subscription expired', 'expired');
+        return;
+      }
+      sub.expireAt = r.expireAt;
+      if (r.info !== undefined) sub.chanInfo = r.info;
+    };
+    proxies.subRefresh(this.proxyConnection, sub.rules.options, channel).then(done, (err: unknown) => {
+      this.node.logWarn({ err, client: this.id, channel }, 'sub_refresh proxy failed');
+      done({ expired: true });
+    });
   }
 }

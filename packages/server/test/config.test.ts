@@ -93,8 +93,11 @@ test('an origin with a path or no scheme is refused', () => {
 });
 
 test('unsupported Centrifugo keys are warned about, not fatal', () => {
-  const c = loadConfig({ env: {}, fileConfig: { channel: { without_namespace: { subscribe_proxy_enabled: true } } } });
-  assert.match(c.warnings.join('\n'), /subscribe_proxy_enabled: not supported by Herald, ignored/);
+  const c = loadConfig({
+    env: {},
+    fileConfig: { channel: { without_namespace: { subscribe_stream_proxy_enabled: true } } },
+  });
+  assert.match(c.warnings.join('\n'), /subscribe_stream_proxy_enabled: not supported by Herald, ignored/);
 });
 
 test('__proto__ in the config file pollutes nothing', () => {

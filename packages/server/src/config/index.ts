@@ -5,12 +5,19 @@ import { closest } from './closest.js';
 import { checkOverrides } from './overrides.js';
 import { parseDurationMs } from './duration.js';
 import { stripJsonComments } from './jsonc.js';
-import { booleanNamespaceKeys, defaultNamespaceOptions, type NamespaceOptions } from './namespace.js';
+import {
+  booleanNamespaceKeys,
+  defaultNamespaceOptions,
+  proxyNameNamespaceKeys,
+  type NamespaceOptions,
+} from './namespace.js';
+import { loadProxyConfig, type ProxyConfig } from './proxy.js';
 import { webhooksFrom } from './webhooks.js';
 import type { WebhookTarget } from '../webhooks/sender.js';
 
 export { parseDurationMs } from './duration.js';
 export { defaultNamespaceOptions, type NamespaceOptions } from './namespace.js';
+export type { ProxyConfig, ProxyEndpoint, RpcNamespaceProxy, StatusTransform } from './proxy.js';
 
 /**
  * Herald's whole configuration: one typed object with documented defaults (docs/configuration.md).
@@ -139,6 +146,8 @@ export interface HeraldConfig {
   };
   /** file: webhooks. Lifecycle events POSTed to the app (docs/proxy.md, "Webhooks"). @default [] */
   webhooks: WebhookTarget[];
+  /** Proxies to the app's backend (file: client.proxy, channel.proxy, proxies, rpc; docs/proxy.md). */
+  proxy: ProxyConfig;
 }
 
 export class ConfigError extends Error {
@@ -176,6 +185,7 @@ Object.assign(nsSchemaShape, {
   history_meta_ttl: z.union([z.string(), z.number()]).optional(),
   allowed_delta_types: z.array(z.literal('fossil')).optional(),
 });
+for (const key of proxyNameNamespaceKeys) nsSchemaShape[key] = z.string().optional();
 const namespaceSchema = z.looseObject(nsSchemaShape);
 const namedNamespaceSchema = namespaceSchema.extend({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "-" or "." (1-64 characters)'),
@@ -201,6 +211,7 @@ const fileSchema = z.looseObject({
       user_connection_limit: z.number().int().min(0).optional(),
       ping_interval: z.union([z.string(), z.number()]).optional(),
       pong_timeout: z.union([z.string(), z.number()]).optional(),
+      proxy: z.unknown().optional(),
     })
     .optional(),
   http_api: z.looseObject({ key: z.string().optional(), insecure: z.boolean().optional() }).optional(),
@@ -210,10 +221,13 @@ const fileSchema = z.looseObject({
     .looseObject({
       without_namespace: namespaceSchema.optional(),
       namespaces: z.array(namedNamespaceSchema).optional(),
+      proxy: z.unknown().optional(),
     })
     .optional(),
   // Checked entry by entry in webhooks.ts, so that a misspelt key or event type names the one meant.
   webhooks: z.unknown().optional(),
+  proxies: z.unknown().optional(),
+  rpc: z.unknown().optional(),
 });
 
 const knownNamespaceKeys = new Set([...Object.keys(nsSchemaShape), 'name']);
@@ -260,12 +274,6 @@ const centrifugoOnlyNamespaceKeys = new Set([
   'batch_max_size',
   'batch_max_delay',
   'batch_flush_latest',
-  'subscribe_proxy_enabled',
-  'subscribe_proxy_name',
-  'publish_proxy_enabled',
-  'publish_proxy_name',
-  'sub_refresh_proxy_enabled',
-  'sub_refresh_proxy_name',
   'subscribe_stream_proxy_enabled',
   'subscribe_stream_proxy_name',
   'subscribe_stream_proxy_bidirectional',
@@ -298,6 +306,7 @@ function namespaceFrom(
   }
   if (typeof raw.history_size === 'number') ns.history_size = raw.history_size;
   if (Array.isArray(raw.allowed_delta_types)) ns.allowed_delta_types = [...(raw.allowed_delta_types as string[])];
+  for (const key of proxyNameNamespaceKeys) if (typeof raw[key] === 'string') ns[key] = raw[key];
   for (const [src, dst] of [
     ['history_ttl', 'history_ttl_ms'],
     ['history_meta_ttl', 'history_meta_ttl_ms'],
@@ -555,6 +564,20 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     logLevel: logLevel as HeraldConfig['logLevel'],
     channel: { withoutNamespace, namespaces },
     webhooks: webhooksFrom(file.webhooks, problems, warnings),
+    proxy: loadProxyConfig(
+      {
+        clientProxy: file.client?.proxy,
+        channelProxy: file.channel?.proxy,
+        proxies: file.proxies,
+        rpc: file.rpc,
+      },
+      [
+        ['channel.without_namespace', withoutNamespace],
+        ...[...namespaces].map(([name, ns]) => [`channel.namespaces ("${name}")`, ns] as const),
+      ],
+      problems,
+      warnings,
+    ),
     warnings,
   };
 

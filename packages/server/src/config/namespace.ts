@@ -38,6 +38,18 @@ export interface NamespaceOptions {
   allowed_delta_types: string[];
   /** Send each publication as a fossil delta against the previous one to subscribers that negotiated it. @default false */
   delta_publish: boolean;
+  /** Subscribe without a token asks the subscribe proxy (docs/proxy.md) instead of the allow_subscribe_* options. @default false */
+  subscribe_proxy_enabled: boolean;
+  /** Publish asks the publish proxy instead of the allow_publish_* options; it may refuse or replace the data. @default false */
+  publish_proxy_enabled: boolean;
+  /** An expiring subscription is refreshed by Herald through the sub_refresh proxy, not by the client. @default false */
+  sub_refresh_proxy_enabled: boolean;
+  /** A `proxies[]` entry for this namespace's subscribe proxy; '' uses channel.proxy.subscribe. @default '' */
+  subscribe_proxy_name: string;
+  /** A `proxies[]` entry for the publish proxy; '' uses channel.proxy.publish. @default '' */
+  publish_proxy_name: string;
+  /** A `proxies[]` entry for the sub_refresh proxy; '' uses channel.proxy.sub_refresh. @default '' */
+  sub_refresh_proxy_name: string;
 }
 
 export const defaultNamespaceOptions: NamespaceOptions = {
@@ -65,7 +77,16 @@ export const defaultNamespaceOptions: NamespaceOptions = {
   allow_user_limited_channels: false,
   allowed_delta_types: [],
   delta_publish: false,
+  subscribe_proxy_enabled: false,
+  publish_proxy_enabled: false,
+  sub_refresh_proxy_enabled: false,
+  subscribe_proxy_name: '',
+  publish_proxy_name: '',
+  sub_refresh_proxy_name: '',
 };
+
+/** The namespace options that name a `proxies[]` entry. */
+export const proxyNameNamespaceKeys = ['subscribe_proxy_name', 'publish_proxy_name', 'sub_refresh_proxy_name'] as const;
 
 export const booleanNamespaceKeys = Object.keys(defaultNamespaceOptions).filter(
   (k) => typeof defaultNamespaceOptions[k as keyof NamespaceOptions] === 'boolean',

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { closest } from './closest.js';
-import { booleanNamespaceKeys } from './namespace.js';
+import { booleanNamespaceKeys, proxyNameNamespaceKeys } from './namespace.js';
 
 /**
  * The explicit settings of `createHerald({ config })` / `loadConfig({ overrides })`, checked like the config file:
@@ -23,6 +23,7 @@ Object.assign(nsShape, {
   history_meta_ttl_ms: ms,
   allowed_delta_types: z.array(z.literal('fossil')).optional(),
 });
+for (const key of proxyNameNamespaceKeys) nsShape[key] = str;
 const nsSchema = z.looseObject(nsShape);
 
 const tokenShape = {

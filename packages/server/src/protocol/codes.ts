@@ -20,6 +20,10 @@ export const ErrorCode = {
   tooManyRequests: 111,
   unrecoverablePosition: 112,
   concurrentPagination: 113,
+  /** Herald: a proxy backend did not answer in time, refused the connection, answered a non-200 status, or is busy. */
+  proxyUnavailable: 150,
+  /** Herald: a proxy backend answered something that is not its JSON shape (not JSON, too large, wrong fields). */
+  proxyInvalidAnswer: 151,
 } as const;
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -45,12 +49,16 @@ export const errorMessages: Readonly<Record<number, string>> = {
   111: 'too many requests',
   112: 'unrecoverable position',
   113: 'concurrent pagination',
+  150: 'proxy unavailable',
+  151: 'proxy answer invalid',
 };
 
 const temporaryErrors = new Set<number>([
   ErrorCode.internal,
   ErrorCode.tooManyRequests,
   ErrorCode.concurrentPagination,
+  ErrorCode.proxyUnavailable,
+  ErrorCode.proxyInvalidAnswer,
 ]);
 
 /** A failure with a stable protocol code; thrown inside the server and turned into an error reply at the edge. */
@@ -67,6 +75,19 @@ export class HeraldError extends Error {
     return this.temporary
       ? { code: this.code, message: this.message, temporary: true }
       : { code: this.code, message: this.message };
+  }
+}
+
+/**
+ * A failure that closes the connection instead of answering the command (a proxy backend's `disconnect`, or a connect
+ * proxy that failed): the session closes with `disconnect`.
+ */
+export class HeraldDisconnect extends Error {
+  readonly disconnect: DisconnectInfo;
+  constructor(disconnect: DisconnectInfo) {
+    super(disconnect.reason);
+    this.name = 'HeraldDisconnect';
+    this.disconnect = disconnect;
   }
 }
 
@@ -101,6 +122,10 @@ export const Disconnect = {
   noPong: { code: 3012, reason: 'no pong' },
   tooManyRequests: { code: 3013, reason: 'too many requests' },
   reconnectWithFreshToken: { code: 3014, reason: 'reconnect with fresh token' },
+  /** Herald: the connect proxy did not answer in time, refused the connection, answered non-200, or is busy. */
+  proxyUnavailable: { code: 3050, reason: 'connect proxy unavailable' },
+  /** Herald: the connect proxy answered something that is not its JSON shape. */
+  proxyInvalidAnswer: { code: 3051, reason: 'connect proxy answer invalid' },
   invalidToken: { code: 3500, reason: 'invalid token' },
   badRequest: { code: 3501, reason: 'bad request' },
   stale: { code: 3502, reason: 'stale' },
