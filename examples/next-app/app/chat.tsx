@@ -1,112 +1,254 @@
 'use client';
-import { useState, type FormEvent } from 'react';
+import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
+import { HeraldProvider, useChannel, useConnectionState, useHerald, usePresence } from '@herald/react';
 import {
-  HeraldClientError,
-  HeraldProvider,
-  useChannel,
-  useConnectionState,
-  usePresence,
-  usePublish,
-} from '@herald/react';
+  CHANNEL,
+  MAX_MESSAGE_LENGTH,
+  type ApiError,
+  type ChatEvent,
+  type ChatMessage,
+  type ChatUser,
+} from '@/lib/chat';
 
-const CHANNEL = 'chat:lobby';
-
-interface Message {
+interface ChatProps {
   user: string;
-  text: string;
+  heraldUrl: string | undefined;
+  /** The stored history, read from the database when the page was rendered. */
+  initialMessages: ChatMessage[];
+  initialUsers: ChatUser[];
 }
 
-export function Chat({ user, heraldUrl }: { user: string; heraldUrl: string | undefined }) {
+export function Chat({ heraldUrl, ...room }: ChatProps) {
   return (
     <HeraldProvider url={heraldUrl}>
-      <Room user={user} />
+      <Room {...room} />
     </HeraldProvider>
   );
 }
 
-function Room({ user }: { user: string }) {
+/**
+ * The messages on the page: the stored history, then live publications, each once. Messages are merged by their
+ * database id. Whenever the subscription starts without Herald recovering what was missed (the first subscribe after
+ * the page load, or Herald restarted), the page asks the database for everything after the last id it got in order,
+ * so a message stored between the page's render and the subscription (or while Herald was down) is neither lost nor
+ * shown twice. When Herald recovers a reconnect itself (`recovered`), nothing is fetched.
+ */
+function useRoom(initialMessages: ChatMessage[], initialUsers: ChatUser[]) {
+  const client = useHerald();
+  const [messages, setMessages] = useState(initialMessages);
+  const [users, setUsers] = useState(() => new Map(initialUsers.map((u) => [u.id, u])));
+  // The highest id up to which this page has every message: history, catch-up and live publications move it; the
+  // page's own POST answers do not (another user's message may come before it).
+  const synced = useRef(initialMessages.reduce((max, m) => Math.max(max, m.id), 0));
+
+  const merge = useCallback((incoming: ChatMessage[], inOrder: boolean) => {
+    if (inOrder) for (const m of incoming) synced.current = Math.max(synced.current, m.id);
+    setMessages((prev) => {
+      const known = new Set(prev.map((m) => m.id));
+      const fresh = incoming.filter((m) => !known.has(m.id));
+      return fresh.length === 0 ? prev : [...prev, ...fresh].sort((a, b) => a.id - b.id);
+    });
+  }, []);
+
+  const seen = useCallback((u: ChatUser) => {
+    setUsers((prev) => {
+      const old = prev.get(u.id);
+      if (old?.lastSeen && u.lastSeen && old.lastSeen >= u.lastSeen) return prev;
+      return new Map(prev).set(u.id, u);
+    });
+  }, []);
+
+  const { error } = useChannel(CHANNEL, (pub) => {
+    const event = pub.data as ChatEvent;
+    if (event.type === 'message') merge([event.message], true);
+    else if (event.type === 'last_seen') seen(event.user);
+  });
+
+  useEffect(() => {
+    if (!client) return;
+    const { sub, release } = client.retain(CHANNEL);
+    let alive = true;
+    const catchUp = async () => {
+      const res = await fetch(`/api/messages?after=${synced.current}`, { cache: 'no-store' });
+      if (!res.ok || !alive) return;
+      merge(((await res.json()) as { messages: ChatMessage[] }).messages, true);
+    };
+    const onSubscribed = (ctx: { recovered: boolean }) => {
+      if (!ctx.recovered) void catchUp().catch(() => {});
+    };
+    sub.on('subscribed', onSubscribed);
+    if (sub.state === 'subscribed') void catchUp().catch(() => {});
+    return () => {
+      alive = false;
+      sub.off('subscribed', onSubscribed);
+      release();
+    };
+  }, [client, merge]);
+
+  return { messages, users, error, merge };
+}
+
+function Room({ user, initialMessages, initialUsers }: Omit<ChatProps, 'heraldUrl'>) {
   const state = useConnectionState();
   const members = usePresence(CHANNEL);
-  const publish = usePublish();
-  const [messages, setMessages] = useState<Message[]>([]);
+  const { messages, users, error, merge } = useRoom(initialMessages, initialUsers);
   const [draft, setDraft] = useState('');
-  const [sendError, setSendError] = useState<HeraldClientError>();
+  const [sending, setSending] = useState(false);
+  const [sendError, setSendError] = useState<ApiError['error']>();
+  const list = useRef<HTMLOListElement>(null);
 
-  // Publications missed while disconnected are recovered by the SDK and arrive here in order, each once.
-  // `error` says why Herald refused the subscription (e.g. 102: the chat namespace is not configured), with the fix.
-  const { error } = useChannel(CHANNEL, (pub) => {
-    const data = pub.data as { text?: unknown };
-    setMessages((prev) => [...prev, { user: pub.info?.user ?? 'server', text: String(data.text ?? '') }]);
-  });
+  useEffect(() => {
+    list.current?.lastElementChild?.scrollIntoView({ block: 'end' });
+  }, [messages.length]);
 
   async function send(e: FormEvent) {
     e.preventDefault();
-    const text = draft.trim();
-    if (!text) return;
-    setDraft('');
-    // A refusal is a HeraldClientError (code, message, fix); the client also prints it once in the console.
-    await publish(CHANNEL, { text }).then(
-      () => setSendError(undefined),
-      (err: unknown) => setSendError(err instanceof HeraldClientError ? err : undefined),
-    );
+    setSending(true);
+    try {
+      // The server validates (empty, too long) and answers 400 with a message to show; no check is skipped here.
+      const res = await fetch('/api/messages', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ text: draft }),
+      });
+      const body = (await res.json().catch(() => ({}))) as Partial<ApiError> & { message?: ChatMessage };
+      if (res.ok && body.message) {
+        setDraft('');
+        setSendError(undefined);
+        // Shown at once, stored already; the same message from Herald is merged by id.
+        merge([body.message], false);
+      } else {
+        setSendError(body.error ?? { code: 'bad_request', message: `Sending failed (HTTP ${res.status}).` });
+      }
+    } catch {
+      setSendError({ code: 'bad_request', message: 'Sending failed: the app could not be reached.' });
+    } finally {
+      setSending(false);
+    }
   }
 
+  const online = new Set(members.map((m) => m.user));
+  const people = [...new Set([...users.keys(), ...online])].sort();
+  const length = [...draft.trim()].length;
+
   return (
-    <main>
-      <header style={{ display: 'flex', justifyContent: 'space-between', alignItems: 'baseline' }}>
+    <div className="app">
+      <header className="topbar">
         <h1>Herald chat</h1>
-        <span>
-          {user} ·{' '}
-          <span data-testid="connection-state" data-state={state}>
+        <div className="me">
+          <span className="visually-hidden">Connection: </span>
+          <span className="state" data-testid="connection-state" data-state={state}>
             {state}
-          </span>{' '}
-          · <a href="/api/auth/signout">sign out</a>
-        </span>
+          </span>
+          <span className="who">{user}</span>
+          <a href="/api/auth/signout">Sign out</a>
+        </div>
       </header>
-      {[error, sendError].map(
-        (e) =>
-          e && (
-            <p data-testid="herald-error" data-code={e.code} key={e.operation} role="alert" style={{ color: '#b00' }}>
-              {e.message}. {e.fix}
-            </p>
-          ),
+      {error && (
+        <p className="banner" data-testid="herald-error" data-code={error.code} role="alert">
+          {error.message}. {error.fix}
+        </p>
       )}
-      <section style={{ display: 'grid', gridTemplateColumns: '1fr 180px', gap: '1rem' }}>
-        <div>
-          <ul
+      <main className="room">
+        <section className="conversation" aria-labelledby="room-title">
+          <h2 id="room-title" className="visually-hidden">
+            Messages in #lobby
+          </h2>
+          <ol
+            className="messages"
             data-testid="messages"
-            style={{ listStyle: 'none', padding: 0, minHeight: 240, border: '1px solid #ddd', borderRadius: 6 }}
+            ref={list}
+            role="log"
+            aria-live="polite"
+            aria-label="Messages"
           >
-            {messages.map((m, i) => (
-              <li data-testid="message" key={i} style={{ padding: '4px 8px' }}>
-                <strong>{m.user}</strong>: {m.text}
+            {messages.length === 0 && <li className="empty">No messages yet. Say hello.</li>}
+            {messages.map((m) => (
+              <li className="message" data-testid="message" data-id={m.id} data-user={m.user} key={m.id}>
+                <span className="avatar" aria-hidden="true">
+                  {m.user.slice(0, 1).toUpperCase()}
+                </span>
+                <div>
+                  <p className="meta">
+                    <strong>{m.user}</strong>{' '}
+                    <time dateTime={m.createdAt} suppressHydrationWarning>
+                      {new Date(m.createdAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+                    </time>
+                  </p>
+                  <p className="text" data-testid="message-text">
+                    {m.text}
+                  </p>
+                </div>
               </li>
             ))}
-          </ul>
-          <form onSubmit={send} style={{ display: 'flex', gap: 8 }}>
+          </ol>
+          <form className="composer" onSubmit={send} aria-label="Send a message" noValidate>
+            <label htmlFor="message-input" className="visually-hidden">
+              Message
+            </label>
             <input
+              id="message-input"
               data-testid="message-input"
               value={draft}
               onChange={(e) => setDraft(e.target.value)}
-              placeholder="Say something"
-              style={{ flex: 1 }}
+              placeholder="Write a message"
+              autoComplete="off"
+              aria-invalid={sendError ? true : undefined}
+              aria-describedby={sendError ? 'send-error' : undefined}
             />
-            <button data-testid="message-send" type="submit">
+            <button data-testid="message-send" type="submit" disabled={sending}>
               Send
             </button>
           </form>
-        </div>
-        <aside>
-          <h2 style={{ fontSize: '1rem' }}>Here now</h2>
-          <ul data-testid="presence" style={{ listStyle: 'none', padding: 0 }}>
-            {members.map((m) => (
-              <li data-testid="presence-member" key={m.user}>
-                {m.user}
-              </li>
-            ))}
+          {length > MAX_MESSAGE_LENGTH * 0.8 && (
+            <p className="counter" aria-live="polite">
+              {length} / {MAX_MESSAGE_LENGTH}
+            </p>
+          )}
+          {sendError && (
+            <p className="error" id="send-error" data-testid="send-error" data-code={sendError.code} role="alert">
+              {sendError.message}
+            </p>
+          )}
+        </section>
+        <aside className="people" aria-labelledby="people-title">
+          <h2 id="people-title">People</h2>
+          <ul data-testid="presence">
+            {people.map((id) =>
+              online.has(id) ? (
+                <li key={id} data-testid="presence-member" data-user={id}>
+                  <span className="dot online" aria-hidden="true" />
+                  <span className="name">{id}</span>
+                  <span className="status">online</span>
+                </li>
+              ) : (
+                <li key={id} data-testid="offline-member" data-user={id}>
+                  <span className="dot" aria-hidden="true" />
+                  <span className="name">{id}</span>
+                  <LastSeen at={users.get(id)?.lastSeen ?? null} />
+                </li>
+              ),
+            )}
           </ul>
         </aside>
-      </section>
-    </main>
+      </main>
+    </div>
+  );
+}
+
+function LastSeen({ at }: { at: string | null }) {
+  if (!at) return <span className="status">offline</span>;
+  const d = new Date(at);
+  const sameDay = d.toDateString() === new Date().toDateString();
+  const when = sameDay
+    ? d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })
+    : d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+  return (
+    <span className="status" data-testid="last-seen">
+      last seen{' '}
+      <time dateTime={at} suppressHydrationWarning>
+        {when}
+      </time>
+    </span>
   );
 }

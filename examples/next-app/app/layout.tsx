@@ -1,13 +1,13 @@
 import type { ReactNode } from 'react';
+import './globals.css';
 
 export const metadata = { title: 'Herald chat' };
+export const viewport = { width: 'device-width', initialScale: 1 };
 
 export default function RootLayout({ children }: { children: ReactNode }) {
   return (
     <html lang="en">
-      <body style={{ fontFamily: 'system-ui, sans-serif', margin: '2rem auto', maxWidth: 720, padding: '0 1rem' }}>
-        {children}
-      </body>
+      <body>{children}</body>
     </html>
   );
 }

@@ -1,5 +1,6 @@
-import type { NextAuthOptions } from 'next-auth';
+import { getServerSession, type NextAuthOptions } from 'next-auth';
 import CredentialsProvider from 'next-auth/providers/credentials';
+import { upsertUser } from './store';
 
 /**
  * The secret NextAuth encrypts its session cookie with, and (by default) the one the token route signs Herald
@@ -9,6 +10,12 @@ import CredentialsProvider from 'next-auth/providers/credentials';
 export const DEMO_SECRET = 'herald-demo-secret-change-me-0123456789abcdef';
 export const authSecret = (): string => process.env.NEXTAUTH_SECRET || DEMO_SECRET;
 export const heraldTokenSecret = (): string => process.env.HERALD_TOKEN_SECRET || authSecret();
+/**
+ * The secret Herald signs its webhooks with: the `secret` of the `webhooks` entry in Herald's config (the scripts
+ * write it from the same variable). The demo value only exists so `npm run dev` works out of the box.
+ */
+export const DEMO_WEBHOOK_SECRET = 'herald-demo-webhook-secret-change-me';
+export const webhookSecret = (): string => process.env.HERALD_WEBHOOK_SECRET || DEMO_WEBHOOK_SECRET;
 
 const DEMO_USERS = ['alice', 'bob'];
 
@@ -27,4 +34,20 @@ export const authOptions: NextAuthOptions = {
       },
     }),
   ],
+  callbacks: {
+    // The session carries the user's id (the JWT's sub, what authorize() returned): messages are stored under it.
+    session: ({ session, token }) => ({ ...session, user: { ...session.user, id: token.sub } }),
+  },
+  events: {
+    // Every signed-in user has a row in the database (the page lists them with their "last seen").
+    signIn: async ({ user }) => upsertUser(user.id, user.name ?? user.id),
+  },
 };
+
+/** The signed-in user (id and name) in a server component or route handler, or null. */
+export async function currentUser(): Promise<{ id: string; name: string } | null> {
+  const session = await getServerSession(authOptions);
+  const user = session?.user as { id?: unknown; name?: string | null } | undefined;
+  if (!user || typeof user.id !== 'string') return null;
+  return { id: user.id, name: user.name ?? user.id };
+}

@@ -1,4 +1,6 @@
-// `npm run dev`: Next.js (next dev) on :3000 and Herald on :3002; the browser reaches Herald through the /ws rewrite.
+// `npm run dev`: the database (Prisma client generated offline, migrations applied), Herald on :3002 (consuming the
+// outbox, webhooks to the app), and `next dev` on :3000; the browser reaches Herald through the /ws rewrite.
+// `npm run dev -- --cluster`: a second Herald node on :3003 and both on Redis (127.0.0.1:6379 unless REDIS_URL).
 import { runWithHerald } from './common.mjs';
 
-await runWithHerald('dev');
+await runWithHerald('dev', { cluster: process.argv.includes('--cluster') });

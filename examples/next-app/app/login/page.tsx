@@ -17,16 +17,23 @@ export default function Login() {
   }
   return (
     <main>
-      <h1>Sign in</h1>
-      <form onSubmit={submit} style={{ display: 'grid', gap: 8, maxWidth: 280 }}>
-        <input data-testid="login-user" name="username" placeholder="alice or bob" autoComplete="username" />
-        <input
-          data-testid="login-password"
-          name="password"
-          type="password"
-          placeholder="demo"
-          autoComplete="current-password"
-        />
+      <form className="login" onSubmit={submit} aria-labelledby="login-title">
+        <h1 id="login-title">Sign in to Herald chat</h1>
+        <p className="hint">Demo users: alice or bob, password demo.</p>
+        <label>
+          User
+          <input data-testid="login-user" name="username" placeholder="alice or bob" autoComplete="username" />
+        </label>
+        <label>
+          Password
+          <input
+            data-testid="login-password"
+            name="password"
+            type="password"
+            placeholder="demo"
+            autoComplete="current-password"
+          />
+        </label>
         <button data-testid="login-submit" type="submit">
           Sign in
         </button>
