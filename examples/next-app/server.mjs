@@ -5,7 +5,8 @@ import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import next from 'next';
-import { createHerald } from '@herald/server';
+import { createHerald, createOutboxConsumer } from '@herald/server';
+import { databaseUrl, prepareDatabase } from './scripts/db.mjs';
 
 const dir = import.meta.dirname;
 // This server answers /ws itself, so the example's /ws rewrite must be off (read by next.config.mjs in dev).
@@ -34,6 +35,14 @@ const herald = createHerald({
   env: { ...process.env, NEXTAUTH_SECRET: secret },
   configFile: process.env.HERALD_CONFIG ?? join(dir, 'herald.config.json'),
 });
+// The chat's messages reach Herald through the outbox in the app's database (DATABASE_URL, default prisma/dev.db):
+// this process consumes it, as `herald serve` with HERALD_DATABASE_URL does in the two-process setup.
+const dbUrl = databaseUrl();
+await prepareDatabase(dbUrl);
+process.env.DATABASE_URL = dbUrl;
+const outbox = createOutboxConsumer({ herald, url: dbUrl });
+herald.onClose(() => outbox.stop());
+await outbox.start();
 const app = next({ dev, dir, hostname: 'localhost', port });
 const handle = app.getRequestHandler();
 await app.prepare();

@@ -10,17 +10,27 @@ import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 import type { Browser } from 'playwright-core';
-import { createHerald, type Herald } from '@herald/server';
+import { createHerald, createOutboxConsumer, type Herald } from '@herald/server';
 import { launchChromium, logIn, openPage, send, until, type UserPage } from './support/browser.js';
 import { acquireDirLock } from './support/lock.js';
 import { startNginx } from './support/nginx.js';
 import { freePort, run, start, stopAll, waitForHttp, type Child } from './support/processes.js';
+import {
+  freshDb,
+  generatePrismaClients,
+  heraldServe,
+  redisPrefix,
+  removeTempDirs,
+  type ExampleDb,
+  type HeraldNode,
+} from './support/stack.js';
 
 const repo = resolve(import.meta.dirname, '..', '..');
 const appDir = join(repo, 'examples', 'next-app');
 const nextBin = join(repo, 'node_modules', 'next', 'dist', 'bin', 'next');
 const DIST = '.next-e2e';
 const SECRET = 'e2e-nextauth-secret-0123456789abcdef0123456789';
+const WEBHOOK_SECRET = 'e2e-webhook-secret-0123456789abcdef';
 /** Where the test saves a screenshot of the chat page (named in examples/next-app/README.md; not committed). */
 export const SCREENSHOT = join(appDir, 'test-results', 'chat.png');
 
@@ -29,6 +39,7 @@ const nextEnv = (extra: Record<string, string> = {}) => ({
   NEXT_TELEMETRY_DISABLED: '1',
   NEXT_DIST_DIR: DIST,
   NEXTAUTH_SECRET: SECRET,
+  HERALD_WEBHOOK_SECRET: WEBHOOK_SECRET,
   ...extra,
 });
 
@@ -56,11 +67,15 @@ interface GatedHerald {
   gate: { hold: boolean };
 }
 
-/** `configFile` null: Herald with no config file, so no namespaces (the README's first start). */
+/**
+ * `configFile` null: Herald with no config file, so no namespaces (the README's first start). `dbUrl`: the app's
+ * database, whose outbox this Herald consumes (how chat messages reach it).
+ */
 async function startHerald(
   port: number,
   env: Record<string, string> = {},
   configFile: string | null = join(appDir, 'herald.config.json'),
+  dbUrl?: string,
 ): Promise<GatedHerald> {
   const gate = { hold: false };
   const herald = createHerald({
@@ -71,6 +86,12 @@ async function startHerald(
       onConnecting: () => (gate.hold ? { disconnect: { code: 3011, reason: 'force reconnect' } } : undefined),
     },
   });
+  if (dbUrl) {
+    const outbox = createOutboxConsumer({ herald, url: dbUrl, pollIntervalMs: 50 });
+    herald.onClose(() => outbox.stop());
+    await outbox.start();
+    await outbox.whenRunning(10_000);
+  }
   await herald.listen(port, '127.0.0.1');
   return { herald, port, gate };
 }
@@ -120,12 +141,14 @@ let releaseLock: (() => void) | undefined;
 
 before(async () => {
   releaseLock = await acquireDirLock(join(appDir, `${DIST}.lock`), 300_000);
+  generatePrismaClients();
   browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
   await stopAll();
+  removeTempDirs();
   releaseLock?.();
 });
 
@@ -196,6 +219,165 @@ async function chatTest(base: string, h: GatedHerald, screenshot?: string): Prom
   }
 }
 
+const messageRows = (db: ExampleDb) =>
+  db.rows<{ id: number; user_id: string; text: string }>('SELECT id, user_id, text FROM messages ORDER BY id');
+const outboxRows = (db: ExampleDb) => db.rows<{ id: number }>('SELECT id FROM herald_outbox').length;
+/** The chat messages waiting in the outbox (other rows there: "last seen" updates from disconnect webhooks). */
+const waitingMessages = (db: ExampleDb) =>
+  db
+    .rows<{ payload: string }>('SELECT payload FROM herald_outbox ORDER BY id')
+    .map((r) => JSON.parse(r.payload) as { data: { type: string; message?: { text: string } } })
+    .filter((p) => p.data.type === 'message')
+    .map((p) => p.data.message?.text);
+
+/**
+ * The stack as `npm run dev` runs it, with `next start`: herald serve consuming the outbox of a fresh SQLite file
+ * and sending disconnect webhooks to the app; with two ports, two nodes on Redis (alice on the first through /ws,
+ * bob on the second through /ws-2; only the first consumes the SQLite outbox).
+ */
+async function stackTest({ heraldPorts, screenshot }: { heraldPorts: number[]; screenshot?: string }): Promise<void> {
+  const db = await freshDb();
+  const port = await freePort();
+  const base = `http://localhost:${port}`;
+  const prefix = heraldPorts.length > 1 ? redisPrefix() : undefined;
+  const nodes: HeraldNode[] = [];
+  for (const [i, p] of heraldPorts.entries())
+    nodes.push(
+      await heraldServe({
+        port: p,
+        appPort: port,
+        secret: SECRET,
+        webhookSecret: WEBHOOK_SECRET,
+        dbUrl: i === 0 ? db.url : null,
+        ...(prefix ? { redisPrefix: prefix } : {}),
+        name: `herald-${i + 1}`,
+      }),
+    );
+  const next = await nextStart(port, { DATABASE_URL: db.url });
+  const alice = await openPage(browser, 'alice');
+  const bob = await openPage(browser, 'bob');
+  const bobNode = nodes.length > 1 ? nodes[1]! : nodes[0]!;
+  try {
+    await logIn(alice, base);
+    await logIn(bob, base);
+    if (nodes.length > 1) await bob.page.goto(`${base}/?node=2`);
+    const connected = (u: UserPage) => until(`${u.name} connected`, async () => (await u.state()) === 'connected');
+    const both = (u: UserPage) =>
+      until(
+        `presence on ${u.name}'s page to show alice and bob`,
+        async () => JSON.stringify(await u.presence()) === '["alice","bob"]',
+      );
+    for (const u of [alice, bob]) await connected(u);
+    for (const u of [alice, bob]) await both(u);
+
+    // Stored, then delivered through the outbox.
+    await send(alice, 'hello from alice');
+    await until('bob to see alice', async () => (await bob.messages()).includes('alice: hello from alice'));
+    assert.deepEqual(
+      messageRows(db).map((r) => [r.user_id, r.text]),
+      [['alice', 'hello from alice']],
+    );
+    await until('the outbox drained', async () => outboxRows(db) === 0);
+
+    // A reload shows the stored message once (history from the database, then live), and live messages still come.
+    await bob.page.reload();
+    await connected(bob);
+    await send(alice, 'after the reload');
+    await until('bob to see the next message', async () => (await bob.messages()).includes('alice: after the reload'));
+    assert.deepEqual(await bob.messages(), ['alice: hello from alice', 'alice: after the reload']);
+
+    // Server-side validation: refused with a visible error, nothing stored.
+    const sendError = bob.page.getByTestId('send-error');
+    await send(bob, '   ');
+    await until('the empty-message error', async () => (await sendError.count()) === 1);
+    assert.equal(await sendError.getAttribute('data-code'), 'empty');
+    assert.equal(await sendError.textContent(), 'Write something before sending.');
+    assert.equal(await bob.page.getByTestId('message-input').getAttribute('aria-invalid'), 'true');
+    await send(bob, 'x'.repeat(501));
+    await until('the too-long error', async () => (await sendError.getAttribute('data-code')) === 'too_long');
+    assert.equal(await sendError.textContent(), 'Messages are at most 500 characters; this one has 501.');
+    assert.equal(messageRows(db).length, 2);
+
+    // Each node in turn goes down while someone posts: the message is stored, waits in the outbox (or in Redis
+    // history), and reaches every page once the node is back.
+    const expected = ['alice: hello from alice', 'alice: after the reload'];
+    for (const [i, node] of nodes.entries()) {
+      const writer = node === bobNode && nodes.length > 1 ? alice : bob;
+      const away = writer === alice ? bob : alice;
+      const text = `while herald-${i + 1} was down`;
+      await node.stop();
+      await until(`${away.name} to show disconnected`, async () => (await away.state()) === 'disconnected');
+      await send(writer, text);
+      await until(`${writer.name} to show the stored message`, async () =>
+        (await writer.messages()).includes(`${writer.name}: ${text}`),
+      );
+      assert.equal(messageRows(db).at(-1)?.text, text, 'stored while Herald was down');
+      if (i === 0) assert.deepEqual(waitingMessages(db), [text], 'waiting in the outbox while its consumer is down');
+      await node.restart();
+      await connected(away);
+      await until(`${away.name} to get "${text}"`, async () =>
+        (await away.messages()).includes(`${writer.name}: ${text}`),
+      );
+      await until('the outbox drained', async () => outboxRows(db) === 0);
+      expected.push(`${writer.name}: ${text}`);
+    }
+    await send(bob, 'all back');
+    expected.push('bob: all back');
+    for (const u of [alice, bob])
+      await until(`${u.name} to see "all back"`, async () => (await u.messages()).includes('bob: all back'));
+    assert.deepEqual(await alice.messages(), expected);
+    assert.deepEqual(await bob.messages(), expected);
+    assert.deepEqual(
+      messageRows(db).map((r) => `${r.user_id}: ${r.text}`),
+      expected,
+    );
+
+    // Bob leaves: Herald's disconnect webhook stores his last seen, published through the outbox to alice's page.
+    await both(alice);
+    await bob.context.close();
+    const bobOffline = alice.page.locator('[data-testid="offline-member"][data-user="bob"]');
+    await until('alice to see bob offline with "last seen"', async () =>
+      /^last seen /.test(
+        (await bobOffline
+          .getByTestId('last-seen')
+          .textContent()
+          .catch(() => '')) ?? '',
+      ),
+    );
+    const [row] = db.rows<{ last_seen: unknown }>("SELECT last_seen FROM users WHERE id = 'bob'");
+    assert.ok(row?.last_seen, 'users.last_seen of bob is set');
+
+    if (screenshot) {
+      mkdirSync(join(screenshot, '..'), { recursive: true });
+      await alice.page.screenshot({ path: screenshot, fullPage: true });
+      // Phone width: no sideways scrolling, the form keeps its accessible names.
+      await alice.page.setViewportSize({ width: 390, height: 844 });
+      assert.ok(
+        await alice.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+        'no horizontal overflow at 390 px',
+      );
+      assert.equal(await alice.page.getByLabel('Message', { exact: true }).count(), 1);
+      assert.equal(await alice.page.getByRole('button', { name: 'Send' }).count(), 1);
+      assert.equal(await alice.page.getByRole('log', { name: 'Messages' }).count(), 1);
+      await alice.page.screenshot({ path: screenshot.replace(/\.png$/, '-phone.png'), fullPage: true });
+    }
+  } catch (err) {
+    const tail = (u: UserPage) => `${u.name} console:\n  ${u.console.slice(-10).join('\n  ')}`;
+    const logs = nodes.map((n) => `${n.child.name}:\n${n.child.output().slice(-2000)}`).join('\n');
+    throw new Error(
+      `${(err as Error).message}\n${tail(alice)}\n${tail(bob)}\n${logs}\nnext:\n${next.output().slice(-3000)}`,
+      {
+        cause: err,
+      },
+    );
+  } finally {
+    await alice.context.close();
+    await bob.context.close().catch(() => {});
+    await next.stop();
+    for (const n of nodes) await n.stop();
+  }
+}
+
 /** The one [herald] console error the page printed (waits for it, then checks it stays alone over two retries). */
 async function diagnosisOf(u: UserPage): Promise<string> {
   let sockets = 0;
@@ -212,15 +394,30 @@ async function diagnosisOf(u: UserPage): Promise<string> {
 
 describe('the Next.js example with a /ws rewrite (topology 1, the default)', () => {
   let heraldPort: number;
+  let heraldPort2: number;
   before(async () => {
     heraldPort = await freePort();
-    await nextBuild({ HERALD_INTERNAL_URL: `http://127.0.0.1:${heraldPort}` });
+    heraldPort2 = await freePort();
+    // One build for every test of this block: /ws to the first Herald node, /ws-2 (the page at /?node=2) to a second.
+    await nextBuild({
+      HERALD_INTERNAL_URL: `http://127.0.0.1:${heraldPort}`,
+      HERALD_INTERNAL_URL_2: `http://127.0.0.1:${heraldPort2}`,
+    });
+  });
+
+  test('the whole stack (Prisma on SQLite, outbox, herald serve, webhook): stored and delivered, a reload shows it once, validation errors on the page, nothing lost across a Herald restart, "last seen" after a disconnect', async () => {
+    await stackTest({ heraldPorts: [heraldPort], screenshot: SCREENSHOT });
+  });
+
+  test('the same with two Herald nodes on Redis (alice on node 1, bob on node 2): delivered across nodes, nothing lost while either node restarts', async () => {
+    await stackTest({ heraldPorts: [heraldPort, heraldPort2] });
   });
 
   test('same origin through the rewrite: chat, presence, and recovery after Herald drops a user', async () => {
-    const h = await startHerald(heraldPort);
+    const db = await freshDb();
+    const h = await startHerald(heraldPort, {}, undefined, db.url);
     const port = await freePort();
-    const next = await nextStart(port);
+    const next = await nextStart(port, { DATABASE_URL: db.url });
     try {
       await chatTest(`http://localhost:${port}`, h, SCREENSHOT);
     } finally {
@@ -231,10 +428,14 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
 
   test("the example's own start script (herald serve configured by env, next start): a signed-in user connects and chats", async () => {
     const port = await freePort();
+    const db = await freshDb();
     const app = start('npm start', process.execPath, ['scripts/start.mjs'], {
       cwd: appDir,
       // No HERALD_TOKEN_SECRET: Herald falls back to NEXTAUTH_SECRET, as the README promises.
-      env: { ...nextEnv({ PORT: String(port), WS_PORT: String(heraldPort) }), HERALD_TOKEN_SECRET: undefined },
+      env: {
+        ...nextEnv({ PORT: String(port), WS_PORT: String(heraldPort), DATABASE_URL: db.url }),
+        HERALD_TOKEN_SECRET: undefined,
+      },
     });
     const alice = await openPage(browser, 'alice');
     try {
@@ -256,7 +457,7 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
   test('Herald started without a config: the page shows why chat:lobby was refused (102) with the fix, and the console has one line for it', async (t) => {
     const h = await startHerald(heraldPort, {}, null);
     const port = await freePort();
-    const next = await nextStart(port);
+    const next = await nextStart(port, { DATABASE_URL: (await freshDb()).url });
     const alice = await openPage(browser, 'alice');
     try {
       await logIn(alice, `http://localhost:${port}`);
@@ -282,7 +483,7 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
 
   test('the rewrite with Herald not running: the console says the proxy is there but Herald behind it is not', async (t) => {
     const port = await freePort();
-    const next = await nextStart(port);
+    const next = await nextStart(port, { DATABASE_URL: (await freshDb()).url });
     const alice = await openPage(browser, 'alice');
     try {
       await logIn(alice, `http://localhost:${port}`);
@@ -307,8 +508,14 @@ describe('the Next.js example built without the rewrite', () => {
 
   test('direct to NEXT_PUBLIC_HERALD_URL (topology 2, cross-origin, app origin allowed): the same chat test passes', async () => {
     const port = await freePort();
-    const h = await startHerald(await freePort(), { HERALD_ALLOWED_ORIGINS: `http://localhost:${port}` });
-    const next = await nextStart(port, { NEXT_PUBLIC_HERALD_URL: `ws://127.0.0.1:${h.port}/ws` });
+    const db = await freshDb();
+    const h = await startHerald(
+      await freePort(),
+      { HERALD_ALLOWED_ORIGINS: `http://localhost:${port}` },
+      undefined,
+      db.url,
+    );
+    const next = await nextStart(port, { NEXT_PUBLIC_HERALD_URL: `ws://127.0.0.1:${h.port}/ws`, DATABASE_URL: db.url });
     try {
       await chatTest(`http://localhost:${port}`, h);
     } finally {
@@ -320,7 +527,10 @@ describe('the Next.js example built without the rewrite', () => {
   test('direct, with the app origin missing from HERALD_ALLOWED_ORIGINS: the console names the Origin check and the value to set', async (t) => {
     const port = await freePort();
     const h = await startHerald(await freePort(), { HERALD_ALLOWED_ORIGINS: 'https://elsewhere.example' });
-    const next = await nextStart(port, { NEXT_PUBLIC_HERALD_URL: `ws://127.0.0.1:${h.port}/ws` });
+    const next = await nextStart(port, {
+      NEXT_PUBLIC_HERALD_URL: `ws://127.0.0.1:${h.port}/ws`,
+      DATABASE_URL: (await freshDb()).url,
+    });
     const alice = await openPage(browser, 'alice');
     try {
       await logIn(alice, `http://localhost:${port}`);
@@ -338,9 +548,15 @@ describe('the Next.js example built without the rewrite', () => {
 
   test('nginx in front (topology 3, Debian nginx proxying /ws with the upgrade headers): the same chat test passes', async () => {
     const listen = await freePort();
-    const h = await startHerald(await freePort(), { HERALD_ALLOWED_ORIGINS: `http://localhost:${listen}` });
+    const db = await freshDb();
+    const h = await startHerald(
+      await freePort(),
+      { HERALD_ALLOWED_ORIGINS: `http://localhost:${listen}` },
+      undefined,
+      db.url,
+    );
     const port = await freePort();
-    const next = await nextStart(port, {}, `http://localhost:${listen}`);
+    const next = await nextStart(port, { DATABASE_URL: db.url }, `http://localhost:${listen}`);
     const nginx = await startNginx({ listen, next: port, herald: h.port });
     try {
       await chatTest(`http://localhost:${listen}`, h);
@@ -353,7 +569,7 @@ describe('the Next.js example built without the rewrite', () => {
 
   test('the classic failure: same-origin /ws with no rewrite hangs in Next.js; the console names the fix once and the page never claims connected', async (t) => {
     const port = await freePort();
-    const next = await nextStart(port);
+    const next = await nextStart(port, { DATABASE_URL: (await freshDb()).url });
     const alice = await openPage(browser, 'alice');
     try {
       await logIn(alice, `http://localhost:${port}`);
@@ -381,6 +597,7 @@ describe('the Next.js example built without the rewrite', () => {
         NEXTAUTH_URL: `http://localhost:${port}`,
         HERALD_TOKEN_SECRET: SECRET,
         HERALD_LOG_LEVEL: 'warn',
+        DATABASE_URL: (await freshDb()).url,
       }),
     });
     try {
@@ -426,6 +643,7 @@ describe('the Next.js example built without the rewrite', () => {
         NEXTAUTH_URL: `http://localhost:${port}`,
         HERALD_TOKEN_SECRET: SECRET,
         HERALD_LOG_LEVEL: 'warn',
+        DATABASE_URL: (await freshDb()).url,
       }),
     });
     const opened = (path: string) =>

@@ -57,8 +57,21 @@ export async function openPage(browser: Browser, name: string): Promise<UserPage
     page,
     console: consoleLines,
     states: () => page.evaluate(() => (window as unknown as { __states: string[] }).__states.slice()),
-    messages: () => page.locator('[data-testid="message"]').allTextContents(),
-    presence: () => page.locator('[data-testid="presence-member"]').allTextContents(),
+    // "user: text" for each message on the page, in the order shown.
+    messages: () =>
+      page
+        .locator('[data-testid="message"]')
+        .evaluateAll((els) =>
+          els.map(
+            (el) =>
+              `${el.getAttribute('data-user')}: ${el.querySelector('[data-testid="message-text"]')?.textContent ?? ''}`,
+          ),
+        ),
+    // The users shown online (Herald's presence).
+    presence: () =>
+      page
+        .locator('[data-testid="presence-member"]')
+        .evaluateAll((els) => els.map((el) => el.getAttribute('data-user') ?? '')),
     state: async () => (await page.locator('[data-testid="connection-state"]').textContent()) ?? '',
   };
 }
