@@ -16,6 +16,7 @@ import { Disconnect, ErrorCode } from './protocol/codes.js';
 import { EmulationEndpoint } from './transport/emulation.js';
 import { IpConnections } from './transport/ip-connections.js';
 import { requestPath } from './transport/request-target.js';
+import { UNI_WEBSOCKET_PATH } from './transport/uni.js';
 import { WebSocketEndpoint } from './transport/websocket.js';
 import { HERALD_VERSION } from './version.js';
 
@@ -110,6 +111,9 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   const ipConnections = new IpConnections(config.ipConnectionLimit);
   const endpoint = new WebSocketEndpoint({
     paths: wsPaths,
+    uniPaths: config.uniWebsocket ? [UNI_WEBSOCKET_PATH] : [],
+    uniJoinMessages: config.uniWebsocketJoinPushMessages,
+    uniMaxMessageBytes: config.uniWebsocketMessageSizeLimit,
     version: HERALD_VERSION,
     maxMessageBytes: config.maxMessageBytes,
     maxSendBufferBytes: config.maxSendBufferBytes,
@@ -128,6 +132,10 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   const emulation = new EmulationEndpoint({
     httpStream: config.httpStream,
     sse: config.sse,
+    uniHttpStream: config.uniHttpStream,
+    uniSse: config.uniSse,
+    uniSseMaxRequestBodyBytes: config.uniSseMaxRequestBodyBytes,
+    uniHttpStreamMaxRequestBodyBytes: config.uniHttpStreamMaxRequestBodyBytes,
     node: node.uid,
     maxMessageBytes: config.maxMessageBytes,
     maxJsonDepth: config.maxJsonDepth,

@@ -267,7 +267,8 @@ export class Session implements HubSubscriber {
     if (cfg.pingIntervalMs > 0 && now >= this.nextPingAt) {
       this.transport.send(PING_FRAME);
       this.nextPingAt = now + cfg.pingIntervalMs;
-      if (this.pongDeadline === 0 && cfg.pongTimeoutMs > 0) this.pongDeadline = now + cfg.pongTimeoutMs;
+      if (this.pongDeadline === 0 && cfg.pongTimeoutMs > 0 && !this.transport.unidirectional)
+        this.pongDeadline = now + cfg.pongTimeoutMs;
     }
     const proxies = this.node.proxies;
     if (this.expireAt > 0 && proxies?.refreshEnabled) {

@@ -34,6 +34,20 @@ export interface HeraldConfig {
   httpStream: boolean;
   /** HERALD_SSE; file: sse.enabled. Server-sent events emulation on /connection/sse (+ /emulation). @default false */
   sse: boolean;
+  /** HERALD_UNI_SSE; file: uni_sse.enabled. Unidirectional SSE on /connection/uni_sse (docs/unidirectional.md). @default false */
+  uniSse: boolean;
+  /** HERALD_UNI_SSE_MAX_REQUEST_BODY_SIZE; file: uni_sse.max_request_body_size. Bytes of the connect request (cf_connect or POST body). @default 65536 */
+  uniSseMaxRequestBodyBytes: number;
+  /** HERALD_UNI_HTTP_STREAM; file: uni_http_stream.enabled. Unidirectional HTTP streaming on /connection/uni_http_stream. @default false */
+  uniHttpStream: boolean;
+  /** HERALD_UNI_HTTP_STREAM_MAX_REQUEST_BODY_SIZE; file: uni_http_stream.max_request_body_size. Bytes of the POSTed connect request. @default 65536 */
+  uniHttpStreamMaxRequestBodyBytes: number;
+  /** HERALD_UNI_WEBSOCKET; file: uni_websocket.enabled. Unidirectional WebSocket on /connection/uni_websocket. @default false */
+  uniWebsocket: boolean;
+  /** HERALD_UNI_WEBSOCKET_MESSAGE_SIZE_LIMIT; file: uni_websocket.message_size_limit. Bytes of the connect message. @default 65536 */
+  uniWebsocketMessageSizeLimit: number;
+  /** HERALD_UNI_WEBSOCKET_JOIN_PUSH_MESSAGES; file: uni_websocket.join_push_messages. Pushes of one turn in one frame, newline-separated. @default false */
+  uniWebsocketJoinPushMessages: boolean;
   /** HERALD_NAME: node name shown by the info API. @default the environment's HOSTNAME, else 'herald' */
   name: string;
   token: {
@@ -217,6 +231,19 @@ const fileSchema = z.looseObject({
   http_api: z.looseObject({ key: z.string().optional(), insecure: z.boolean().optional() }).optional(),
   http_stream: z.looseObject({ enabled: z.boolean().optional() }).optional(),
   sse: z.looseObject({ enabled: z.boolean().optional() }).optional(),
+  uni_sse: z
+    .looseObject({ enabled: z.boolean().optional(), max_request_body_size: z.number().int().min(128).optional() })
+    .optional(),
+  uni_http_stream: z
+    .looseObject({ enabled: z.boolean().optional(), max_request_body_size: z.number().int().min(128).optional() })
+    .optional(),
+  uni_websocket: z
+    .looseObject({
+      enabled: z.boolean().optional(),
+      message_size_limit: z.number().int().min(128).optional(),
+      join_push_messages: z.boolean().optional(),
+    })
+    .optional(),
   channel: z
     .looseObject({
       without_namespace: namespaceSchema.optional(),
@@ -241,6 +268,9 @@ const knownSectionKeys: ReadonlyArray<readonly [path: string[], keys: ReadonlySe
   [['http_api'], new Set(Object.keys(fileSchema.shape.http_api.unwrap().shape))],
   [['http_stream'], new Set(Object.keys(fileSchema.shape.http_stream.unwrap().shape))],
   [['sse'], new Set(Object.keys(fileSchema.shape.sse.unwrap().shape))],
+  [['uni_sse'], new Set(Object.keys(fileSchema.shape.uni_sse.unwrap().shape))],
+  [['uni_http_stream'], new Set(Object.keys(fileSchema.shape.uni_http_stream.unwrap().shape))],
+  [['uni_websocket'], new Set(Object.keys(fileSchema.shape.uni_websocket.unwrap().shape))],
   [['channel'], new Set(Object.keys(fileSchema.shape.channel.unwrap().shape))],
 ];
 
@@ -508,6 +538,25 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     wsPaths: ['/ws', '/connection/websocket'],
     httpStream: envBool(env, 'HERALD_HTTP_STREAM', problems) ?? file.http_stream?.enabled ?? false,
     sse: envBool(env, 'HERALD_SSE', problems) ?? file.sse?.enabled ?? false,
+    uniSse: envBool(env, 'HERALD_UNI_SSE', problems) ?? file.uni_sse?.enabled ?? false,
+    uniSseMaxRequestBodyBytes:
+      envInt(env, 'HERALD_UNI_SSE_MAX_REQUEST_BODY_SIZE', problems, 128) ??
+      file.uni_sse?.max_request_body_size ??
+      65_536,
+    uniHttpStream: envBool(env, 'HERALD_UNI_HTTP_STREAM', problems) ?? file.uni_http_stream?.enabled ?? false,
+    uniHttpStreamMaxRequestBodyBytes:
+      envInt(env, 'HERALD_UNI_HTTP_STREAM_MAX_REQUEST_BODY_SIZE', problems, 128) ??
+      file.uni_http_stream?.max_request_body_size ??
+      65_536,
+    uniWebsocket: envBool(env, 'HERALD_UNI_WEBSOCKET', problems) ?? file.uni_websocket?.enabled ?? false,
+    uniWebsocketMessageSizeLimit:
+      envInt(env, 'HERALD_UNI_WEBSOCKET_MESSAGE_SIZE_LIMIT', problems, 128) ??
+      file.uni_websocket?.message_size_limit ??
+      65_536,
+    uniWebsocketJoinPushMessages:
+      envBool(env, 'HERALD_UNI_WEBSOCKET_JOIN_PUSH_MESSAGES', problems) ??
+      file.uni_websocket?.join_push_messages ??
+      false,
     name: envStr(env, 'HERALD_NAME') ?? envStr(env, 'HOSTNAME') ?? 'herald',
     token: {
       hmacSecret: envStr(env, 'HERALD_TOKEN_SECRET') ?? fileToken?.hmac_secret_key ?? envStr(env, 'NEXTAUTH_SECRET'),

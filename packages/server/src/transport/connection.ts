@@ -17,6 +17,8 @@ export interface ClientTransport {
   /** Closes with a WebSocket close code and reason (<= 123 bytes) after what is queued. */
   close(code: number, reason: string): void;
   readonly remoteAddress: string;
+  /** Unidirectional transports (transport/uni.ts): the client never answers pings, so no pong is awaited. */
+  readonly unidirectional?: boolean;
   /** HTTP emulation transports (transport/emulation.ts): the connect reply tells the client these. */
   readonly emulation?: { session: string; node: string };
 }

@@ -4,11 +4,12 @@ import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connect
 import type { IpConnections } from './ip-connections.js';
 import { DEFAULT_MAX_JSON_DEPTH, depthMessage, jsonDepthProblem } from '../protocol/json-depth.js';
 import { encodeDisconnectPush } from '../protocol/replies.js';
-import { Disconnect } from '../protocol/codes.js';
+import { Disconnect, type DisconnectInfo } from '../protocol/codes.js';
 import { checkRequestOrigin } from './origin.js';
 import { readBoundedBody } from './request-body.js';
 import { parseRequestTarget } from './request-target.js';
 import { EARLY_FLUSH_BYTES, type SessionHandlers } from './websocket.js';
+import { encodeUniDisconnect, uniConnectCommand, UniTransport, UNI_HTTP_STREAM_PATH, UNI_SSE_PATH } from './uni.js';
 
 /**
  * Centrifugo's bidirectional emulation over plain HTTP, for clients that cannot open a WebSocket:
@@ -24,6 +25,14 @@ import { EARLY_FLUSH_BYTES, type SessionHandlers } from './websocket.js';
 export interface EmulationEndpointOptions {
   httpStream: boolean;
   sse: boolean;
+  /** Unidirectional HTTP streaming on /connection/uni_http_stream (transport/uni.ts). @default false */
+  uniHttpStream?: boolean;
+  /** Unidirectional SSE on /connection/uni_sse (transport/uni.ts). @default false */
+  uniSse?: boolean;
+  /** Bytes of a uni_sse connect request (cf_connect or POST body). @default maxMessageBytes */
+  uniSseMaxRequestBodyBytes?: number;
+  /** Bytes of a uni_http_stream connect request (POST body). @default maxMessageBytes */
+  uniHttpStreamMaxRequestBodyBytes?: number;
   /** This node's id, echoed by clients in emulation requests. */
   node: string;
   maxMessageBytes: number;
@@ -51,6 +60,8 @@ export const HTTP_STREAM_PATH = '/connection/http_stream';
 export const SSE_PATH = '/connection/sse';
 export const EMULATION_PATH = '/emulation';
 
+type StreamKind = 'emulation' | 'stream' | 'sse' | 'uni_stream' | 'uni_sse';
+
 /** Bytes of an emulation request (`{"session","node","data"}`) beyond the message it carries. */
 const EMULATION_ENVELOPE_BYTES = 1024;
 
@@ -68,9 +79,11 @@ class StreamTransport implements ClientTransport {
     private readonly res: ServerResponse,
     private readonly sse: boolean,
     readonly remoteAddress: string,
-    readonly emulation: { session: string; node: string },
+    readonly emulation: { session: string; node: string } | undefined,
     private readonly maxSendBufferBytes: number,
     private readonly onEnd: (code: number, reason: string) => void,
+    /** The in-band close message: a `disconnect` push, bare on unidirectional streams. */
+    private readonly disconnectMessage: (d: DisconnectInfo) => string = encodeDisconnectPush,
   ) {}
 
   send(text: string): void {
@@ -121,7 +134,7 @@ class StreamTransport implements ClientTransport {
 
   close(code: number, reason: string): void {
     if (this.closed) return;
-    this.pending.push(encodeDisconnectPush({ code, reason }));
+    this.pending.push(this.disconnectMessage({ code, reason }));
     this.flush();
     // The flush may have found the reader too slow and closed with 3008 instead.
     if (!this.closed) this.end(code, reason);
@@ -150,7 +163,7 @@ class StreamTransport implements ClientTransport {
     this.closed = true;
     this.pending = [];
     this.pendingBytes = 0;
-    if (!this.res.writableEnded) this.res.end(this.format([encodeDisconnectPush(Disconnect.slow)]));
+    if (!this.res.writableEnded) this.res.end(this.format([this.disconnectMessage(Disconnect.slow)]));
     const cut = setTimeout(() => this.res.destroy(), 1000);
     cut.unref();
     this.res.once('close', () => clearTimeout(cut));
@@ -194,11 +207,13 @@ function tooLarge(res: ServerResponse, what: string, limit: number): void {
 
 export class EmulationEndpoint {
   private readonly sessions = new Map<string, { transport: StreamTransport; handlers: SessionHandlers }>();
+  /** Unidirectional streams (uni_sse, uni_http_stream): never addressed by `POST /emulation`. */
+  private readonly uniStreams = new Set<StreamTransport>();
 
   constructor(private readonly opts: EmulationEndpointOptions) {}
 
   get connectionCount(): number {
-    return this.sessions.size;
+    return this.sessions.size + this.uniStreams.size;
   }
 
   /**
@@ -207,17 +222,26 @@ export class EmulationEndpoint {
    */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
     const o = this.opts;
-    if (!o.httpStream && !o.sse) return false;
+    if (!o.httpStream && !o.sse && !o.uniHttpStream && !o.uniSse) return false;
     const target = parseRequestTarget(req.url);
     if (!target) return false;
     const path = target.path;
-    const isStream = o.httpStream && path === HTTP_STREAM_PATH;
-    const isSse = o.sse && path === SSE_PATH;
-    const isEmulation = path === EMULATION_PATH;
-    if (!isStream && !isSse && !isEmulation) return false;
+    const kind: StreamKind | undefined =
+      o.httpStream && path === HTTP_STREAM_PATH
+        ? 'stream'
+        : o.sse && path === SSE_PATH
+          ? 'sse'
+          : (o.httpStream || o.sse) && path === EMULATION_PATH
+            ? 'emulation'
+            : o.uniHttpStream && path === UNI_HTTP_STREAM_PATH
+              ? 'uni_stream'
+              : o.uniSse && path === UNI_SSE_PATH
+                ? 'uni_sse'
+                : undefined;
+    if (!kind) return false;
     let work: Promise<void>;
     try {
-      work = this.route(req, res, isEmulation ? 'emulation' : isStream ? 'stream' : 'sse', target.query);
+      work = this.route(req, res, kind, target.query);
     } catch (err) {
       work = Promise.reject(err);
     }
@@ -231,7 +255,7 @@ export class EmulationEndpoint {
   private async route(
     req: IncomingMessage,
     res: ServerResponse,
-    kind: 'emulation' | 'stream' | 'sse',
+    kind: StreamKind,
     query: URLSearchParams,
   ): Promise<void> {
     const o = this.opts;
@@ -256,19 +280,35 @@ export class EmulationEndpoint {
       return;
     }
     if (kind === 'emulation') return this.onEmulation(req, res);
-    return this.onStream(req, res, kind === 'sse', kind === 'sse' ? (query.get('cf_connect') ?? undefined) : undefined);
+    const sse = kind === 'sse' || kind === 'uni_sse';
+    const uni = kind === 'uni_sse' || kind === 'uni_stream';
+    return this.onStream(
+      req,
+      res,
+      sse,
+      uni,
+      sse && req.method === 'GET' ? (query.get('cf_connect') ?? undefined) : undefined,
+    );
   }
 
   private async onStream(
     req: IncomingMessage,
     res: ServerResponse,
     sse: boolean,
+    uni: boolean,
     connectParam: string | undefined,
   ): Promise<void> {
     const o = this.opts;
     if (!o.isAccepting()) return plain(res, 503, 'shutting down');
-    if (!sse && req.method !== 'POST') return plain(res, 405, 'POST the connect command');
-    if (sse && req.method !== 'GET') return plain(res, 405, 'GET with ?cf_connect=<connect command>');
+    // Unidirectional SSE also takes the connect request as a POST body (Centrifugo does, for non-browser clients).
+    const post = req.method === 'POST' && (!sse || uni);
+    if (!sse && !post) return plain(res, 405, 'POST the connect command');
+    if (sse && !post && req.method !== 'GET')
+      return plain(
+        res,
+        405,
+        uni ? 'GET with ?cf_connect=<connect request>, or POST it' : 'GET with ?cf_connect=<connect command>',
+      );
     // A pipelined request: an answer ahead of it on this socket is not finished, so this one could only wait behind
     // it (behind a stream: forever), while Node stops reading the socket and would not even notice it closing; its
     // session would hold a connection slot for nothing. Streams are never pipelined: close the connection.
@@ -277,16 +317,25 @@ export class EmulationEndpoint {
       return;
     }
     // The protobuf SDK posts application/octet-stream; Herald speaks JSON only (WebSocket refuses it with 3506).
-    if (!sse && /octet-stream/i.test(req.headers['content-type'] ?? ''))
+    if (post && /octet-stream/i.test(req.headers['content-type'] ?? ''))
       return plain(res, 415, 'Herald speaks the JSON protocol only');
+    const limit =
+      (uni ? (sse ? o.uniSseMaxRequestBodyBytes : o.uniHttpStreamMaxRequestBodyBytes) : undefined) ?? o.maxMessageBytes;
     let initial = connectParam;
-    if (!sse) {
-      const body = await readBoundedBody(req, o.maxMessageBytes);
-      if (!body.ok) return body.tooLarge ? tooLarge(res, 'connect command', o.maxMessageBytes) : undefined;
+    if (post) {
+      const body = await readBoundedBody(req, limit);
+      if (!body.ok) return body.tooLarge ? tooLarge(res, 'connect command', limit) : undefined;
       initial = body.body.toString('utf8');
+    } else if (initial !== undefined && Buffer.byteLength(initial) > limit) {
+      return tooLarge(res, 'cf_connect', limit);
     }
-    if (!initial)
+    if (uni) {
+      const cmd = uniConnectCommand(initial);
+      if (!cmd.ok) return plain(res, 400, cmd.message);
+      initial = cmd.frame;
+    } else if (!initial) {
       return plain(res, 400, sse ? 'cf_connect query parameter missing' : 'body missing: POST the connect command');
+    }
     const socket = req.socket;
     if (socket.destroyed) return;
     const remoteAddress = socket.remoteAddress ?? '';
@@ -312,21 +361,25 @@ export class EmulationEndpoint {
       res,
       sse,
       remoteAddress,
-      { session, node: o.node },
+      uni ? undefined : { session, node: o.node },
       o.maxSendBufferBytes,
       (code, reason) => {
         releaseIp();
         socket.off('close', onSocketClose);
         this.sessions.delete(session);
+        this.uniStreams.delete(transport);
         try {
           handlers?.onClose(code, reason);
         } catch (err) {
           o.onError?.(err, 'stream close');
         }
       },
+      uni ? encodeUniDisconnect : undefined,
     );
-    handlers = o.onConnection(transport, { headers: req.headers, remoteAddress, url: req.url ?? '' });
-    this.sessions.set(session, { transport, handlers });
+    const request = { headers: req.headers, remoteAddress, url: req.url ?? '' };
+    handlers = o.onConnection(uni ? new UniTransport(transport, false) : transport, request);
+    if (uni) this.uniStreams.add(transport);
+    else this.sessions.set(session, { transport, handlers });
     // The session lives as long as its response and its socket, whichever ends first.
     res.on('close', onSocketClose);
     socket.on('close', onSocketClose);
@@ -379,5 +432,6 @@ export class EmulationEndpoint {
 
   terminateAll(): void {
     for (const { transport } of [...this.sessions.values()]) transport.gone();
+    for (const transport of [...this.uniStreams]) transport.gone();
   }
 }

@@ -6,7 +6,8 @@ import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connect
 import { encodeTextFrame } from './frame.js';
 import type { IpConnections } from './ip-connections.js';
 import { checkRequestOrigin } from './origin.js';
-import { requestPath } from './request-target.js';
+import { parseRequestTarget, requestPath } from './request-target.js';
+import { uniConnectCommand, UniTransport } from './uni.js';
 
 /** The one module that imports `ws`: upgrades, frames, per-tick write coalescing, backpressure. */
 
@@ -17,6 +18,15 @@ export interface SessionHandlers {
 
 export interface WebSocketEndpointOptions {
   paths: readonly string[];
+  /**
+   * Unidirectional WebSocket paths (uni_websocket.enabled: /connection/uni_websocket): the connect request comes as the
+   * first message or in the `cf_connect` query parameter; later messages are ignored (transport/uni.ts).
+   */
+  uniPaths?: readonly string[];
+  /** uni_websocket.join_push_messages: pushes of one event-loop turn share one frame, newline-separated. @default false */
+  uniJoinMessages?: boolean;
+  /** uni_websocket.message_size_limit: bytes of the connect message. @default maxMessageBytes */
+  uniMaxMessageBytes?: number;
   version: string;
   maxMessageBytes: number;
   /** Fragments of one message; a flood of tiny fragments is closed with 1008. @default 128 */
@@ -90,6 +100,8 @@ class WsTransport implements ClientTransport {
     private readonly socket: Duplex & { writableLength: number },
     private readonly maxSendBufferBytes: number,
     readonly remoteAddress: string,
+    /** Messages of one turn go out as one frame (newline-separated); false: one frame each (uni_websocket). */
+    private readonly joinMessages = true,
   ) {}
 
   send(text: string): void {
@@ -195,6 +207,11 @@ class WsTransport implements ClientTransport {
   }
 
   private movePending(): void {
+    if (!this.joinMessages) {
+      for (const text of this.pending) this.out.push(encodeTextFrame(Buffer.from(text)));
+      this.pending = [];
+      return;
+    }
     const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('\n');
     this.pending = [];
     this.out.push(encodeTextFrame(Buffer.from(text)));
@@ -223,9 +240,17 @@ function statusText(status: number): string {
 
 export class WebSocketEndpoint {
   private readonly wss: WebSocketServer;
+  private readonly uniWss: WebSocketServer;
   private readonly sockets = new Set<WebSocket>();
 
   constructor(private readonly opts: WebSocketEndpointOptions) {
+    this.uniWss = new WebSocketServer({
+      noServer: true,
+      maxPayload: opts.uniMaxMessageBytes ?? opts.maxMessageBytes,
+      maxFragments: opts.maxFragments ?? 128,
+      perMessageDeflate: false,
+      clientTracking: false,
+    } as ConstructorParameters<typeof WebSocketServer>[0]);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: opts.maxMessageBytes,
@@ -240,7 +265,12 @@ export class WebSocketEndpoint {
 
   ownsPath(url: string | undefined): boolean {
     const path = requestPath(url);
-    return path !== undefined && this.opts.paths.includes(path);
+    return path !== undefined && (this.opts.paths.includes(path) || (this.opts.uniPaths?.includes(path) ?? false));
+  }
+
+  private isUniPath(url: string | undefined): boolean {
+    const path = requestPath(url);
+    return path !== undefined && (this.opts.uniPaths?.includes(path) ?? false);
   }
 
   /** Handles an upgrade on one of its paths; returns false (touching nothing) for any other path. Never throws. */
@@ -275,6 +305,29 @@ export class WebSocketEndpoint {
     const ip = info.remoteAddress;
     if (this.opts.ipConnections.full(ip)) {
       return this.reject(socket, 429, this.opts.ipConnections.message(ip), info, 'connection_limit');
+    }
+    if (this.isUniPath(req.url)) {
+      // A connect request in the URL is checked before the upgrade, so a malformed one is a plain 400.
+      const param = parseRequestTarget(req.url)?.query.get('cf_connect') ?? undefined;
+      const maxBytes = this.opts.uniMaxMessageBytes ?? this.opts.maxMessageBytes;
+      if (param !== undefined && Buffer.byteLength(param) > maxBytes)
+        return this.reject(
+          socket,
+          400,
+          `cf_connect larger than ${maxBytes} bytes (uni_websocket.message_size_limit)`,
+          info,
+        );
+      const cmd = param === undefined ? undefined : uniConnectCommand(param);
+      if (cmd && !cmd.ok) return this.reject(socket, 400, cmd.message, info, 'bad_connect_request');
+      this.uniWss.handleUpgrade(req, socket, head, (ws) => {
+        try {
+          this.acceptUni(ws, socket, info, cmd?.ok ? cmd.frame : undefined);
+        } catch (err) {
+          this.opts.onError?.(err, 'websocket accept');
+          ws.terminate();
+        }
+      });
+      return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       try {
@@ -366,6 +419,85 @@ export class WebSocketEndpoint {
         transport.close(Disconnect.serverError.code, Disconnect.serverError.reason);
       }
     });
+  }
+
+  /** A unidirectional connection: one connect request (the first message, unless in the URL), then pushes only. */
+  private acceptUni(ws: WebSocket, socket: Duplex, info: UpgradeRequestInfo, connectFrame: string | undefined): void {
+    const ip = info.remoteAddress;
+    const releaseIp = this.opts.ipConnections.acquire(ip);
+    this.sockets.add(ws);
+    const inner = new WsTransport(
+      ws,
+      socket as Duplex & { writableLength: number },
+      this.opts.maxSendBufferBytes,
+      ip,
+      this.opts.uniJoinMessages ?? false,
+    );
+    // WebSocket pings (browsers answer them by themselves) next to the protocol's `{}` pings: a peer that has not
+    // answered the previous one by the next is gone (3012).
+    let awaitingPong = false;
+    ws.on('pong', () => {
+      awaitingPong = false;
+    });
+    const transport = new UniTransport(
+      inner,
+      true,
+      () => {
+        if (awaitingPong) return false;
+        awaitingPong = true;
+        try {
+          ws.ping();
+        } catch {
+          /* closing */
+        }
+        return true;
+      },
+      this.opts.uniJoinMessages ?? false,
+    );
+    ws.on('error', () => {});
+    ws.on('close', (code, reason) => {
+      this.sockets.delete(ws);
+      releaseIp();
+      if (inner.closeCode !== undefined) inner.report(inner.closeCode, inner.closeReason);
+      else inner.report(code, reason.toString('utf8'));
+    });
+    const handlers = this.opts.onConnection(transport, info);
+    inner.onClosed = (code, reason) => {
+      try {
+        handlers.onClose(code, reason);
+      } catch (err) {
+        this.opts.onError?.(err, 'connection close');
+      }
+    };
+    let connected = connectFrame !== undefined;
+    ws.on('message', (data, isBinary) => {
+      // Only the first message counts (the connect request); a unidirectional client has nothing else to say.
+      if (connected) return;
+      connected = true;
+      if (isBinary) {
+        transport.close(
+          Disconnect.inappropriateProtocol.code,
+          'inappropriate protocol: send the connect request as JSON text',
+        );
+        return;
+      }
+      const cmd = uniConnectCommand(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString('utf8'));
+      if (!cmd.ok) {
+        transport.close(Disconnect.badRequest.code, cmd.message);
+        return;
+      }
+      this.deliver(handlers, cmd.frame, transport);
+    });
+    if (connectFrame !== undefined) this.deliver(handlers, connectFrame, transport);
+  }
+
+  private deliver(handlers: SessionHandlers, frame: string, transport: ClientTransport): void {
+    try {
+      handlers.onFrame(frame);
+    } catch (err) {
+      this.opts.onError?.(err, 'websocket message');
+      transport.close(Disconnect.serverError.code, Disconnect.serverError.reason);
+    }
   }
 
   private reject(socket: Duplex, status: number, message: string, info: UpgradeRequestInfo, reason = 'rejected'): void {
