@@ -818,7 +818,25 @@ export class Session implements HubSubscriber {
       let deltaBase: Publication | undefined;
       let recovered = false;
       const hq = streamOptions(o);
-      if (recoverable && p.recover) {
+      // Cache recovery (force_recovery_mode "cache"): the channel's latest publication instead of the gap, asked for
+      // with recover (the SDK's `since: {}`), or for every subscribe with auto_cache_recover.
+      const cache = o.force_recovery_mode === 'cache';
+      const recover = p.recover || (cache && o.auto_cache_recover);
+      if (recoverable && recover && cache) {
+        const r = await this.node.engine.history.history(channel, { limit: 1, reverse: true, ...hq });
+        position = r.position;
+        const latest = r.publications[0];
+        // As Centrifuge's isCacheRecovered: a client already at the top gets nothing more and is recovered.
+        const upToDate = p.offset > 0 && p.offset === position.offset && p.epoch === position.epoch;
+        recovered = latest ? latest.offset === position.offset : upToDate;
+        const pubs = latest && recovered && !upToDate ? [latest] : [];
+        pubsJson = encodePublicationListWithin(pubs, budget.left, delta);
+        if (pubsJson === undefined) recovered = false;
+        else {
+          budget.left -= Buffer.byteLength(pubsJson, 'utf8');
+          if (delta) deltaBase = pubs[0];
+        }
+      } else if (recoverable && p.recover) {
         const since = { offset: p.offset, epoch: p.epoch };
         const r = await this.node.engine.history.history(channel, { since, limit: -1, ...hq });
         position = r.position;
@@ -851,7 +869,7 @@ export class Session implements HubSubscriber {
         recoverable,
         delta,
         position: positioned ? position : undefined,
-        recovery: recoverable && p.recover ? { recovered, publications: pubsJson } : undefined,
+        recovery: recoverable && recover ? { recovered, publications: pubsJson } : undefined,
         data: p.data,
       });
       return { json, position: positioned ? position : undefined, deltaBase };

@@ -198,6 +198,7 @@ Object.assign(nsSchemaShape, {
   history_ttl: z.union([z.string(), z.number()]).optional(),
   history_meta_ttl: z.union([z.string(), z.number()]).optional(),
   allowed_delta_types: z.array(z.literal('fossil')).optional(),
+  force_recovery_mode: z.enum(['stream', 'cache']).optional(),
 });
 for (const key of proxyNameNamespaceKeys) nsSchemaShape[key] = z.string().optional();
 const namespaceSchema = z.looseObject(nsSchemaShape);
@@ -299,7 +300,6 @@ function checkSectionKeys(file: unknown, problems: string[], warnings: string[])
  * are warned about and never mistaken for a misspelling of a supported key (e.g. `map` is not a typo of `name`).
  */
 const centrifugoOnlyNamespaceKeys = new Set([
-  'force_recovery_mode',
   'channel_regex',
   'batch_max_size',
   'batch_max_delay',
@@ -336,6 +336,8 @@ function namespaceFrom(
   }
   if (typeof raw.history_size === 'number') ns.history_size = raw.history_size;
   if (Array.isArray(raw.allowed_delta_types)) ns.allowed_delta_types = [...(raw.allowed_delta_types as string[])];
+  if (raw.force_recovery_mode === 'cache' || raw.force_recovery_mode === 'stream')
+    ns.force_recovery_mode = raw.force_recovery_mode;
   for (const key of proxyNameNamespaceKeys) if (typeof raw[key] === 'string') ns[key] = raw[key];
   for (const [src, dst] of [
     ['history_ttl', 'history_ttl_ms'],
@@ -357,6 +359,16 @@ function namespaceFrom(
   if ((ns.force_recovery || ns.allow_recovery) && ns.history_size === 0) {
     problems.push(
       `${where}: recovery needs history; set history_size and history_ttl, or remove force_recovery/allow_recovery`,
+    );
+  }
+  if (ns.force_recovery_mode === 'cache' && !ns.force_recovery && !ns.allow_recovery) {
+    problems.push(
+      `${where}: force_recovery_mode "cache" answers recovering subscribes; set force_recovery (or allow_recovery) with history_size (1 is enough) and history_ttl`,
+    );
+  }
+  if (ns.auto_cache_recover && ns.force_recovery_mode !== 'cache') {
+    problems.push(
+      `${where}: auto_cache_recover needs force_recovery_mode "cache" (and force_recovery); set both or remove auto_cache_recover`,
     );
   }
   return ns;

@@ -16,6 +16,14 @@ export interface NamespaceOptions {
   force_recovery: boolean;
   /** Let clients ask for recovery. @default false */
   allow_recovery: boolean;
+  /**
+   * How a recovering subscribe is answered: 'stream' replays every missed publication; 'cache' answers only the
+   * channel's latest publication (the current value of a ticker or a document), also for a first subscribe that asks
+   * for recovery (the SDK's `since: {}`). @default 'stream'
+   */
+  force_recovery_mode: 'stream' | 'cache';
+  /** With force_recovery_mode 'cache': every subscribe, server-side ones too, gets the latest publication without asking. @default false */
+  auto_cache_recover: boolean;
   /** Send offsets and epoch with every subscribe (positioning). @default false */
   force_positioning: boolean;
   allow_positioning: boolean;
@@ -61,6 +69,8 @@ export const defaultNamespaceOptions: NamespaceOptions = {
   history_meta_ttl_ms: 30 * 24 * 3600 * 1000,
   force_recovery: false,
   allow_recovery: false,
+  force_recovery_mode: 'stream',
+  auto_cache_recover: false,
   force_positioning: false,
   allow_positioning: false,
   allow_subscribe_for_client: false,

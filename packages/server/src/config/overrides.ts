@@ -22,6 +22,7 @@ Object.assign(nsShape, {
   history_ttl_ms: ms,
   history_meta_ttl_ms: ms,
   allowed_delta_types: z.array(z.literal('fossil')).optional(),
+  force_recovery_mode: z.enum(['stream', 'cache']).optional(),
 });
 for (const key of proxyNameNamespaceKeys) nsShape[key] = str;
 const nsSchema = z.looseObject(nsShape);
