@@ -426,6 +426,55 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
     }
   });
 
+  test('npm run dev -- --cluster (scripts/dev.mjs): one command migrates the database, starts next dev, two Herald nodes on Redis, prints the URLs; alice on node 1 and bob on node 2 chat', async () => {
+    const port = await freePort();
+    const wsPort = await freePort();
+    const db = await freshDb();
+    const dev = start('npm run dev', process.execPath, ['scripts/dev.mjs', '--cluster'], {
+      cwd: appDir,
+      env: {
+        ...nextEnv({ PORT: String(port), WS_PORT: String(wsPort), DATABASE_URL: db.url }),
+        NODE_ENV: 'development',
+        HERALD_TOKEN_SECRET: undefined,
+        HERALD_REDIS_PREFIX: redisPrefix(),
+      },
+    });
+    const alice = await openPage(browser, 'alice');
+    const bob = await openPage(browser, 'bob');
+    try {
+      for (const p of [wsPort, wsPort + 1]) await waitForHttp(`http://127.0.0.1:${p}/ready`, 60_000, dev);
+      await waitForHttp(`http://127.0.0.1:${port}/login`, 120_000, dev);
+      assert.match(dev.output(), new RegExp(`app +http://localhost:${port}`));
+      assert.match(dev.output(), new RegExp(`herald +ws://localhost:${wsPort}/ws`));
+      assert.match(dev.output(), new RegExp(`herald-2 +ws://localhost:${wsPort + 1}/ws .*/\\?node=2`));
+      const base = `http://localhost:${port}`;
+      // next dev compiles each route on its first request: ask for them once, so sign-in does not wait on it.
+      for (const path of ['/api/auth/csrf', '/api/auth/providers', '/', '/api/messages', '/api/herald/token'])
+        await waitForHttp(`http://127.0.0.1:${port}${path}`, 120_000, dev);
+      await logIn(alice, base);
+      await logIn(bob, base);
+      await bob.page.goto(`${base}/?node=2`);
+      for (const u of [alice, bob])
+        await until(`${u.name} connected`, async () => (await u.state()) === 'connected', 60_000);
+      await send(alice, 'from next dev');
+      await until(
+        'bob (on node 2) to see it',
+        async () => (await bob.messages()).includes('alice: from next dev'),
+        60_000,
+      );
+      assert.deepEqual(
+        db.rows<{ text: string }>('SELECT text FROM messages').map((r) => r.text),
+        ['from next dev'],
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\nnpm run dev output:\n${dev.output().slice(-4000)}`, { cause: err });
+    } finally {
+      await alice.context.close();
+      await bob.context.close();
+      await dev.stop();
+    }
+  });
+
   test("the example's own start script (herald serve configured by env, next start): a signed-in user connects and chats", async () => {
     const port = await freePort();
     const db = await freshDb();

@@ -23,5 +23,16 @@ CREATE TABLE "herald_outbox" (
     "created_at" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 
+-- CreateTable
+CREATE TABLE "herald_outbox_dead" (
+    "id" INTEGER NOT NULL PRIMARY KEY,
+    "method" TEXT NOT NULL,
+    "payload" JSONB NOT NULL,
+    "partition" INTEGER NOT NULL,
+    "created_at" DATETIME NOT NULL,
+    "failed_at" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "error" TEXT NOT NULL
+);
+
 -- CreateIndex
 CREATE INDEX "herald_outbox_partition_id_idx" ON "herald_outbox"("partition", "id");

@@ -28,6 +28,19 @@ CREATE TABLE "herald_outbox" (
     CONSTRAINT "herald_outbox_pkey" PRIMARY KEY ("id")
 );
 
+-- CreateTable
+CREATE TABLE "herald_outbox_dead" (
+    "id" BIGINT NOT NULL,
+    "method" TEXT NOT NULL,
+    "payload" JSONB NOT NULL,
+    "partition" BIGINT NOT NULL,
+    "created_at" TIMESTAMPTZ(6) NOT NULL,
+    "failed_at" TIMESTAMPTZ(6) NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    "error" TEXT NOT NULL,
+
+    CONSTRAINT "herald_outbox_dead_pkey" PRIMARY KEY ("id")
+);
+
 -- CreateIndex
 CREATE INDEX "herald_outbox_partition_id_idx" ON "herald_outbox"("partition", "id");
 
