@@ -148,7 +148,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await stopAll();
-  removeTempDirs();
+  await removeTempDirs();
   releaseLock?.();
 });
 
@@ -221,22 +221,37 @@ async function chatTest(base: string, h: GatedHerald, screenshot?: string): Prom
 
 const messageRows = (db: ExampleDb) =>
   db.rows<{ id: number; user_id: string; text: string }>('SELECT id, user_id, text FROM messages ORDER BY id');
-const outboxRows = (db: ExampleDb) => db.rows<{ id: number }>('SELECT id FROM herald_outbox').length;
+const outboxRows = async (db: ExampleDb) => (await db.rows<{ id: number }>('SELECT id FROM herald_outbox')).length;
 /** The chat messages waiting in the outbox (other rows there: "last seen" updates from disconnect webhooks). */
-const waitingMessages = (db: ExampleDb) =>
-  db
-    .rows<{ payload: string }>('SELECT payload FROM herald_outbox ORDER BY id')
-    .map((r) => JSON.parse(r.payload) as { data: { type: string; message?: { text: string } } })
+const waitingMessages = async (db: ExampleDb) =>
+  (await db.rows<{ payload: unknown }>('SELECT payload FROM herald_outbox ORDER BY id'))
+    // JSON text on SQLite, already parsed (jsonb) on Postgres.
+    .map(
+      (r) =>
+        (typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload) as {
+          data: { type: string; message?: { text: string } };
+        },
+    )
     .filter((p) => p.data.type === 'message')
     .map((p) => p.data.message?.text);
 
 /**
- * The stack as `npm run dev` runs it, with `next start`: herald serve consuming the outbox of a fresh SQLite file
- * and sending disconnect webhooks to the app; with two ports, two nodes on Redis (alice on the first through /ws,
- * bob on the second through /ws-2; only the first consumes the SQLite outbox).
+ * The stack as `npm run dev` runs it, with `next start`: herald serve consuming the outbox of a fresh database
+ * (SQLite file or Postgres database) and sending disconnect webhooks to the app; with two ports, two nodes on Redis
+ * (alice on the first through /ws, bob on the second through /ws-2; on SQLite only the first consumes the outbox).
  */
-async function stackTest({ heraldPorts, screenshot }: { heraldPorts: number[]; screenshot?: string }): Promise<void> {
-  const db = await freshDb();
+async function stackTest({
+  heraldPorts,
+  database = 'sqlite',
+  screenshot,
+}: {
+  heraldPorts: number[];
+  database?: 'sqlite' | 'postgres';
+  screenshot?: string;
+}): Promise<void> {
+  const db = await freshDb(database);
+  // One consumer per SQLite file; on Postgres every node consumes the outbox.
+  const consumers = database === 'postgres' ? heraldPorts.length : 1;
   const port = await freePort();
   const base = `http://localhost:${port}`;
   const prefix = heraldPorts.length > 1 ? redisPrefix() : undefined;
@@ -248,7 +263,7 @@ async function stackTest({ heraldPorts, screenshot }: { heraldPorts: number[]; s
         appPort: port,
         secret: SECRET,
         webhookSecret: WEBHOOK_SECRET,
-        dbUrl: i === 0 ? db.url : null,
+        dbUrl: i < consumers ? db.url : null,
         ...(prefix ? { redisPrefix: prefix } : {}),
         name: `herald-${i + 1}`,
       }),
@@ -274,10 +289,10 @@ async function stackTest({ heraldPorts, screenshot }: { heraldPorts: number[]; s
     await send(alice, 'hello from alice');
     await until('bob to see alice', async () => (await bob.messages()).includes('alice: hello from alice'));
     assert.deepEqual(
-      messageRows(db).map((r) => [r.user_id, r.text]),
+      (await messageRows(db)).map((r) => [r.user_id, r.text]),
       [['alice', 'hello from alice']],
     );
-    await until('the outbox drained', async () => outboxRows(db) === 0);
+    await until('the outbox drained', async () => (await outboxRows(db)) === 0);
 
     // A reload shows the stored message once (history from the database, then live), and live messages still come.
     await bob.page.reload();
@@ -296,7 +311,7 @@ async function stackTest({ heraldPorts, screenshot }: { heraldPorts: number[]; s
     await send(bob, 'x'.repeat(501));
     await until('the too-long error', async () => (await sendError.getAttribute('data-code')) === 'too_long');
     assert.equal(await sendError.textContent(), 'Messages are at most 500 characters; this one has 501.');
-    assert.equal(messageRows(db).length, 2);
+    assert.equal((await messageRows(db)).length, 2);
 
     // Each node in turn goes down while someone posts: the message is stored, waits in the outbox (or in Redis
     // history), and reaches every page once the node is back.
@@ -311,14 +326,15 @@ async function stackTest({ heraldPorts, screenshot }: { heraldPorts: number[]; s
       await until(`${writer.name} to show the stored message`, async () =>
         (await writer.messages()).includes(`${writer.name}: ${text}`),
       );
-      assert.equal(messageRows(db).at(-1)?.text, text, 'stored while Herald was down');
-      if (i === 0) assert.deepEqual(waitingMessages(db), [text], 'waiting in the outbox while its consumer is down');
+      assert.equal((await messageRows(db)).at(-1)?.text, text, 'stored while Herald was down');
+      if (consumers === 1)
+        assert.deepEqual(await waitingMessages(db), [text], 'waiting in the outbox while its consumer is down');
       await node.restart();
       await connected(away);
       await until(`${away.name} to get "${text}"`, async () =>
         (await away.messages()).includes(`${writer.name}: ${text}`),
       );
-      await until('the outbox drained', async () => outboxRows(db) === 0);
+      await until('the outbox drained', async () => (await outboxRows(db)) === 0);
       expected.push(`${writer.name}: ${text}`);
     }
     await send(bob, 'all back');
@@ -328,7 +344,7 @@ async function stackTest({ heraldPorts, screenshot }: { heraldPorts: number[]; s
     assert.deepEqual(await alice.messages(), expected);
     assert.deepEqual(await bob.messages(), expected);
     assert.deepEqual(
-      messageRows(db).map((r) => `${r.user_id}: ${r.text}`),
+      (await messageRows(db)).map((r) => `${r.user_id}: ${r.text}`),
       expected,
     );
 
@@ -344,7 +360,7 @@ async function stackTest({ heraldPorts, screenshot }: { heraldPorts: number[]; s
           .catch(() => '')) ?? '',
       ),
     );
-    const [row] = db.rows<{ last_seen: unknown }>("SELECT last_seen FROM users WHERE id = 'bob'");
+    const [row] = await db.rows<{ last_seen: unknown }>("SELECT last_seen FROM users WHERE id = 'bob'");
     assert.ok(row?.last_seen, 'users.last_seen of bob is set');
 
     if (screenshot) {
@@ -409,8 +425,12 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
     await stackTest({ heraldPorts: [heraldPort], screenshot: SCREENSHOT });
   });
 
-  test('the same with two Herald nodes on Redis (alice on node 1, bob on node 2): delivered across nodes, nothing lost while either node restarts', async () => {
+  test('the same with two Herald nodes on Redis and the SQLite outbox consumed by node 1 (alice on node 1, bob on node 2): delivered across nodes, nothing lost while either node restarts', async () => {
     await stackTest({ heraldPorts: [heraldPort, heraldPort2] });
+  });
+
+  test('the same on Postgres (DATABASE_URL=postgres://…) with two Herald nodes on Redis, both consuming the outbox (alice on node 1, bob on node 2): delivered across nodes, nothing lost while either node restarts', async () => {
+    await stackTest({ heraldPorts: [heraldPort, heraldPort2], database: 'postgres' });
   });
 
   test('same origin through the rewrite: chat, presence, and recovery after Herald drops a user', async () => {
@@ -463,7 +483,7 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
         60_000,
       );
       assert.deepEqual(
-        db.rows<{ text: string }>('SELECT text FROM messages').map((r) => r.text),
+        (await db.rows<{ text: string }>('SELECT text FROM messages')).map((r) => r.text),
         ['from next dev'],
       );
     } catch (err) {

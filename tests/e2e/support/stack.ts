@@ -10,6 +10,8 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 // The example's own database script (generate the Prisma clients offline, apply the migrations).
 import { generate, migrate } from '../../../examples/next-app/scripts/db.mjs';
+import pg from 'pg';
+import { PG_HOST, PG_PORT, pgRole } from '../../../packages/server/test/outbox-helpers.js';
 import { start, waitFor, type Child } from './processes.js';
 
 const repo = resolve(import.meta.dirname, '..', '..', '..');
@@ -25,18 +27,56 @@ interface SqliteDb {
 export { generate as generatePrismaClients };
 
 const dirs: string[] = [];
-export function removeTempDirs(): void {
+const databases: string[] = [];
+
+/** Removes the temporary SQLite files and config folders, and drops the Postgres databases made by freshDb. */
+export async function removeTempDirs(): Promise<void> {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  for (const name of databases.splice(0)) await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const c = new pg.Client({ host: PG_HOST, port: PG_PORT, database: 'test', user: await pgRole() });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
 }
 
 export interface ExampleDb {
   url: string;
-  /** Rows of a query, read with better-sqlite3 (a fresh connection each time). */
-  rows<T = Record<string, unknown>>(sql: string, ...args: unknown[]): T[];
+  kind: 'sqlite' | 'postgres';
+  /** Rows of a query (a fresh connection each time). */
+  rows<T = Record<string, unknown>>(sql: string): Promise<T[]>;
 }
 
-/** A new SQLite file with the example's migrations applied. */
-export async function freshDb(): Promise<ExampleDb> {
+/**
+ * A new database with the example's migrations applied: a SQLite file, or a Postgres database of its own on the
+ * test server (127.0.0.1:5432 unless HERALD_TEST_PG_HOST/PORT), dropped by removeTempDirs.
+ */
+export async function freshDb(kind: 'sqlite' | 'postgres' = 'sqlite'): Promise<ExampleDb> {
+  if (kind === 'postgres') {
+    const name = `herald_e2e_${randomBytes(4).toString('hex')}`;
+    await adminQuery(`CREATE DATABASE ${name}`);
+    databases.push(name);
+    const url = `postgres://${await pgRole()}@${PG_HOST}:${PG_PORT}/${name}`;
+    await migrate(url);
+    return {
+      url,
+      kind,
+      async rows<T>(sql: string) {
+        const c = new pg.Client({ connectionString: url });
+        await c.connect();
+        try {
+          return (await c.query(sql)).rows as T[];
+        } finally {
+          await c.end();
+        }
+      },
+    };
+  }
   const dir = mkdtempSync(join(tmpdir(), 'herald-e2e-db-'));
   dirs.push(dir);
   const url = `file:${join(dir, 'app.db')}`;
@@ -44,10 +84,11 @@ export async function freshDb(): Promise<ExampleDb> {
   const Database = require('better-sqlite3') as new (path: string, opts?: { readonly?: boolean }) => SqliteDb;
   return {
     url,
-    rows<T>(sql: string, ...args: unknown[]) {
+    kind,
+    async rows<T>(sql: string) {
       const db = new Database(url.slice('file:'.length), { readonly: true });
       try {
-        return db.prepare(sql).all(...args) as T[];
+        return db.prepare(sql).all() as T[];
       } finally {
         db.close();
       }
