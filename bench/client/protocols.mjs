@@ -50,6 +50,23 @@ export const protocols = {
     },
   },
 
+  // Herald with a connect proxy: no token; the session cookie travels as an emulated header for the app to read.
+  'herald-proxy': {
+    hello(token, channel) {
+      const c = `{"id":1,"connect":{"headers":{"Cookie":${JSON.stringify(`sid=${token.slice(-24)}`)}},"name":"bench"}}`;
+      return channel ? `${c}\n{"id":2,"subscribe":{"channel":${JSON.stringify(channel)}}}` : c;
+    },
+    handshake(...args) {
+      return protocols.herald.handshake(...args);
+    },
+    onMessage(...args) {
+      protocols.herald.onMessage(...args);
+    },
+    publish(...args) {
+      protocols.herald.publish(...args);
+    },
+  },
+
   // ws-raw: {"token","sub"} -> {"ok":1}; publications arrive as {"ch","data"}.
   raw: {
     hello(token, channel) {

@@ -31,6 +31,12 @@ const COLUMNS = {
     ['cpu_us_per_conn', 'CPU µs/conn'],
     ['client_cpu_pct', 'client CPU %'],
   ],
+  'connect-proxy': [
+    ['conns_per_s', 'conns/s'],
+    ['cpu_us_per_conn', 'Herald CPU µs/conn'],
+    ['backend_cpu_us_per_conn', 'proxy backend CPU µs/conn'],
+    ['client_cpu_pct', 'client CPU %'],
+  ],
   multinode: [
     ['deliveries_per_s', 'deliveries/s (sat.)'],
     ['cpu_us_per_delivery', 'CPU µs/delivery, both nodes'],
@@ -51,6 +57,10 @@ const fmt = (v) =>
     : Math.abs(v) >= 100
       ? String(Math.round(v))
       : String(+v.toFixed(v >= 10 ? 1 : 2));
+
+/** The target each scenario's ratios are taken against (the `×` column). */
+const BASE = { 'connect-proxy': 'herald' };
+const baseOf = (scenario) => BASE[scenario] ?? 'ws-raw';
 
 function ratio(scen, target, metric, base = 'ws-raw') {
   const a = scen?.[target]?.[metric]?.median;
@@ -103,6 +113,22 @@ export function evaluateTargets(s) {
       parts: [c('fanout', 'p99_ms', 'ws-raw', '<=', 1)],
     },
   ];
+  const cp = ratio(s['connect-proxy'], 'herald-connect-proxy', 'conns_per_s', 'herald');
+  checks.push({
+    id: 'connect_proxy_rate',
+    text: 'connect+auth+subscribe rate through the connect proxy ≥ 0.6× the JWT path',
+    scenario: 'connect-proxy',
+    metric: 'conns_per_s',
+    parts: [
+      {
+        against: 'herald (JWT)',
+        op: '>=',
+        factor: 0.6,
+        ratio: cp === undefined ? null : +cp.toFixed(3),
+        holds: cp === undefined ? null : cp >= 0.6,
+      },
+    ],
+  });
   const hr = s.multinode?.['herald-redis'];
   const big = hr?.redis_cmd_us_per_pub?.median;
   const small = hr?.redis_cmd_us_per_pub_100subs?.median;
@@ -143,7 +169,10 @@ export function markdown(results, checks, chartFile) {
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.mem_gb} GB, ${m.os}, Node ${m.node}. Load at start ${m.load_at_start.l1}. Run took ${results.duration_s} s; ${results.config.reps} repeats per target, interleaved.`,
     '',
   );
-  L.push("Cells are `median (min–max)` of the repeats; `×ws` is the median's ratio to ws-raw's.", '');
+  L.push(
+    "Cells are `median (min–max)` of the repeats; `×ws` is the median's ratio to ws-raw's (`×herald` in connect-proxy: to the JWT path's).",
+    '',
+  );
   for (const [name, scen] of Object.entries(results.scenarios)) {
     const cols = COLUMNS[name] ?? [];
     const q = results.quiet[name];
@@ -160,11 +189,13 @@ export function markdown(results, checks, chartFile) {
     L.push(`| target | ${present.map(([, h]) => h).join(' | ')} |`);
     L.push(`|---|${present.map(() => '---').join('|')}|`);
     for (const [target, metrics] of Object.entries(scen)) {
+      const base = baseOf(name);
       const cells = present.map(([k]) => {
         const v = metrics[k];
         if (!v) return '–';
-        const r = name !== 'multinode' && target !== 'ws-raw' ? ratio(scen, target, k) : undefined;
-        return `${fmt(v.median)} (${fmt(v.min)}–${fmt(v.max)})${r !== undefined && !k.startsWith('client') ? ` ${r.toFixed(2)}×ws` : ''}`;
+        const r = name !== 'multinode' && target !== base ? ratio(scen, target, k, base) : undefined;
+        const label = base === 'ws-raw' ? 'ws' : base;
+        return `${fmt(v.median)} (${fmt(v.min)}–${fmt(v.max)})${r !== undefined && !k.startsWith('client') ? ` ${r.toFixed(2)}×${label}` : ''}`;
       });
       L.push(`| ${target} | ${cells.join(' | ')} |`);
     }

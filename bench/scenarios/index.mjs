@@ -1,4 +1,4 @@
-// The five scenarios. Each trial starts its target fresh, drives it from a fresh load client, and returns metrics.
+// The scenarios. Each trial starts its target fresh, drives it from a fresh load client, and returns metrics.
 import { startClient } from '../lib/client-handle.mjs';
 import { redisSample } from '../lib/redis.mjs';
 import { cpuUs, cpuUsMany, rssKb, sleep } from '../lib/proc.mjs';
@@ -51,6 +51,54 @@ async function saturate(target, client, { channel, subscribers, ms }) {
     pubs_per_s: Math.round((pubs / wall) * 1000),
     lost_resets: stop.lostResets,
   };
+}
+
+/**
+ * Connect storm: N connections with auth + subscribe, as fast as they are accepted. `connectClients` load client
+ * processes (default 1; on two cores more clients only take CPU from the server) each open their share at once; the
+ * rate is N over the longest client's window (each window starts after its tokens are signed).
+ */
+async function connectStorm(name, cfg) {
+  return withTarget(name, {}, async (t, c) => {
+    const extra = [];
+    try {
+      for (let k = 1; k < cfg.connectClients; k++) extra.push(await startClient());
+      const clients = [c, ...extra];
+      await sleep(300);
+      const share = Math.ceil(cfg.connectN / clients.length);
+      const s0 = cpuUsMany(t.pids);
+      const b0 = cpuUsMany(t.backendPids);
+      const rs = await Promise.all(
+        clients.map((cl, k) =>
+          cl.call('connect', {
+            protocol: t.protocol,
+            urls: t.urls,
+            n: share,
+            channel: `${t.channelPrefix}storm`,
+            concurrency: Math.ceil(200 / clients.length),
+            userPrefix: `c${k}-`,
+          }),
+        ),
+      );
+      const ms = Math.max(...rs.map((r) => r.ms));
+      const s1 = cpuUsMany(t.pids);
+      const b1 = cpuUsMany(t.backendPids);
+      const opened = rs.reduce((a, r) => a + check(r, 'connect').opened, 0);
+      const out = {
+        conns_per_s: Math.round((opened / ms) * 1000),
+        cpu_us_per_conn: Math.round((s1 - s0) / opened),
+        client_cpu_pct: r2(rs.reduce((a, r) => a + (r.clientCpuPct * r.ms) / ms, 0)),
+        load_clients: clients.length,
+      };
+      if (t.backendPids.length > 0) out.backend_cpu_us_per_conn = Math.round((b1 - b0) / opened);
+      return out;
+    } finally {
+      for (const cl of extra) {
+        await cl.call('closeAll').catch(() => {});
+        await cl.stop();
+      }
+    }
+  });
 }
 
 export const scenarios = {
@@ -121,44 +169,17 @@ export const scenarios = {
    */
   connect: {
     targets: ['herald', 'ws-raw', 'socketio'],
-    async run(name, cfg) {
-      return withTarget(name, {}, async (t, c) => {
-        const extra = [];
-        try {
-          for (let k = 1; k < cfg.connectClients; k++) extra.push(await startClient());
-          const clients = [c, ...extra];
-          await sleep(300);
-          const share = Math.ceil(cfg.connectN / clients.length);
-          const s0 = cpuUsMany(t.pids);
-          const rs = await Promise.all(
-            clients.map((cl, k) =>
-              cl.call('connect', {
-                protocol: t.protocol,
-                urls: t.urls,
-                n: share,
-                channel: `${t.channelPrefix}storm`,
-                concurrency: Math.ceil(200 / clients.length),
-                userPrefix: `c${k}-`,
-              }),
-            ),
-          );
-          const ms = Math.max(...rs.map((r) => r.ms));
-          const s1 = cpuUsMany(t.pids);
-          const opened = rs.reduce((a, r) => a + check(r, 'connect').opened, 0);
-          return {
-            conns_per_s: Math.round((opened / ms) * 1000),
-            cpu_us_per_conn: Math.round((s1 - s0) / opened),
-            client_cpu_pct: r2(rs.reduce((a, r) => a + (r.clientCpuPct * r.ms) / ms, 0)),
-            load_clients: clients.length,
-          };
-        } finally {
-          for (const cl of extra) {
-            await cl.call('closeAll').catch(() => {});
-            await cl.stop();
-          }
-        }
-      });
-    },
+    run: (name, cfg) => connectStorm(name, cfg),
+  },
+
+  /**
+   * 6. Connect storm through the connect proxy: the same storm without tokens, each connection authenticated by a
+   * call to the app's connect proxy (a minimal Node HTTP backend in its own process), beside the JWT path. The
+   * target's CPU per connection is Herald's; the backend's is reported apart.
+   */
+  'connect-proxy': {
+    targets: ['herald', 'herald-connect-proxy'],
+    run: (name, cfg) => connectStorm(name, cfg),
   },
 
   /** 3. Many channels: 2,000 clients each on its own channel, one publication per channel per round. */

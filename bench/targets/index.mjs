@@ -65,7 +65,30 @@ export const TARGETS = {
   socketio: { protocol: 'sio', channelPrefix: '', kind: 'socketio' },
   'socketio-redis': { protocol: 'sio', channelPrefix: '', kind: 'socketio', redis: true },
   'herald-redis': { protocol: 'herald', channelPrefix: 'bench:', kind: 'herald', redis: true },
+  // No token: the connect proxy (a minimal Node HTTP backend, its own process) names the user from the session cookie
+  // the client sends (as an emulated header: the lean client cannot set upgrade headers).
+  'herald-connect-proxy': { protocol: 'herald-proxy', channelPrefix: 'bench:', kind: 'herald', connectProxy: true },
 };
+
+/** Herald's config for a target with a connect proxy at `port`. */
+function connectProxyConfig(port) {
+  const path = join(configDir, `herald-connect-proxy-${port}.json`);
+  const cfg = {
+    ...heraldConfig,
+    client: {
+      proxy: {
+        connect: {
+          enabled: true,
+          endpoint: `http://127.0.0.1:${port}/connect`,
+          timeout: '5s',
+          emulated_headers: ['Cookie'],
+        },
+      },
+    },
+  };
+  writeFileSync(path, JSON.stringify(cfg, null, 2));
+  return path;
+}
 
 /** Starts `nodes` processes of a target; resolves when all accept connections. */
 export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
@@ -73,7 +96,21 @@ export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
   if (!def) throw new Error(`unknown target ${name}`);
   const runKey = `bench-${process.pid}-${++runCounter}`;
   const started = [];
+  /** The connect proxy's backend: its own process, not counted in the target's CPU (reported apart). */
+  let backend;
   try {
+    let proxyConfigPath;
+    if (def.connectProxy) {
+      const port = await freePort();
+      const child = spawnNode([join(here, 'connect-proxy-backend.mjs'), String(port)], {
+        env: cleanEnv(),
+        cwd: repoRoot,
+        label: `${name}-backend`,
+      });
+      backend = { child, pid: child.pid, port };
+      await waitPort(port);
+      proxyConfigPath = connectProxyConfig(port);
+    }
     for (let i = 0; i < nodes; i++) {
       const port = await freePort();
       const env = { ...cleanEnv(), BENCH_SECRET, NODE_ENV: 'production' };
@@ -86,7 +123,7 @@ export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
           HERALD_TOKEN_SECRET: BENCH_SECRET,
           HERALD_API_KEY: 'bench-api-key',
           HERALD_LOG_LEVEL: 'warn',
-          HERALD_CONFIG: configPath,
+          HERALD_CONFIG: proxyConfigPath ?? configPath,
           HERALD_NAME: `${runKey}-${i}`,
           // One publisher connection sends every publication: lift the per-connection command rate limit.
           HERALD_COMMAND_RATE: '1000000',
@@ -116,6 +153,7 @@ export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
     );
   } catch (err) {
     await Promise.all(started.map((n) => stopChild(n.child)));
+    if (backend) await stopChild(backend.child);
     throw err;
   }
   return {
@@ -124,8 +162,10 @@ export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
     channelPrefix: def.channelPrefix,
     nodes: started,
     pids: started.map((n) => n.pid),
+    /** Processes beside the target (the connect proxy's backend), measured apart. */
+    backendPids: backend ? [backend.pid] : [],
     urls: started.map((n) => n.url),
-    stderr: () => started.map((n) => n.child.stderrText()).join(''),
-    stop: () => Promise.all(started.map((n) => stopChild(n.child))),
+    stderr: () => [...started, ...(backend ? [backend] : [])].map((n) => n.child.stderrText()).join(''),
+    stop: () => Promise.all([...started, ...(backend ? [backend] : [])].map((n) => stopChild(n.child))),
   };
 }

@@ -87,6 +87,9 @@ function transportName(request: UpgradeRequestInfo): string {
   return 'websocket';
 }
 
+/** The whole-answer schema of each result schema, built once. */
+const answerSchemas = new Map<z.ZodType, ReturnType<typeof answerSchema>>();
+
 /** An answer that is JSON but not the shape Centrifugo defines: error 151 (or 3051 on connect). */
 class ShapeError extends Error {}
 
@@ -352,7 +355,9 @@ export class Proxies {
       this.warn(kind, endpoint, conn, err.message);
       throw this.failure(kind, err.kind, err.message);
     }
-    const parsed = answerSchema(result).safeParse(raw);
+    let schema = answerSchemas.get(result);
+    if (!schema) answerSchemas.set(result, (schema = answerSchema(result)));
+    const parsed = schema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const where = issue ? issue.path.join('.') || '(root)' : '(root)';
