@@ -26,7 +26,7 @@
 export interface ProxyRequestBase {
   /** The connection's id (unique per connection). */
   client: string;
-  /** 'websocket', 'http_stream' or 'sse'. */
+  /** 'websocket', 'http_stream', 'sse', 'uni_sse', 'uni_http_stream' or 'uni_websocket'. */
   transport: string;
   protocol: 'json';
   encoding: 'json';

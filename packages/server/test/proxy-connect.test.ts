@@ -439,3 +439,60 @@ describe('proxy configuration', () => {
     );
   });
 });
+
+describe('connect proxy on a unidirectional transport (uni_sse)', { timeout: 30_000 }, () => {
+  let backend: Backend;
+  let s: TestServer;
+  before(async () => {
+    backend = await Backend.start();
+    s = await startHerald({
+      env: { HERALD_ALLOWED_ORIGINS: 'http://app.test' },
+      fileConfig: {
+        uni_sse: { enabled: true },
+        client: {
+          proxy: { connect: { enabled: true, endpoint: backend.url('/connect'), http_headers: ['Cookie'] } },
+        },
+      },
+    });
+  });
+  after(async () => {
+    await s.close();
+    await backend.close();
+  });
+
+  /** The first SSE message of a uni_sse stream opened with a cookie, parsed. */
+  async function firstMessage(): Promise<any> {
+    const abort = new AbortController();
+    const url = `${s.httpUrl}/connection/uni_sse?cf_connect=${encodeURIComponent('{}')}`;
+    const res = await fetch(url, {
+      headers: { accept: 'text/event-stream', origin: 'http://app.test', cookie: 'sid=uni' },
+      signal: abort.signal,
+    });
+    assert.equal(res.status, 200);
+    const decoder = new TextDecoder();
+    let buf = '';
+    try {
+      for await (const chunk of res.body!) {
+        buf += decoder.decode(chunk, { stream: true });
+        const line = buf.split('\n').find((l) => l.startsWith('data: '));
+        if (line && buf.includes('\n\n')) return JSON.parse(line.slice(6));
+      }
+    } finally {
+      abort.abort();
+    }
+    throw new Error(`the stream ended without a message: ${buf}`);
+  }
+
+  test('the backend authenticates a uni_sse stream from its cookie and learns the transport name', async () => {
+    backend.on('/connect', (req) => ({ result: { user: req.headers.cookie === 'sid=uni' ? 'uni-user' : '' } }));
+    const m = await firstMessage();
+    assert.equal(typeof m.connect.client, 'string');
+    assert.equal(backend.to('/connect')[0]!.body.transport, 'uni_sse');
+  });
+
+  test('a failing backend ends the uni_sse stream with a 3050 disconnect push', async () => {
+    backend.on('/connect', () => status(500));
+    const m = await firstMessage();
+    assert.equal(m.disconnect.code, 3050);
+  });
+});

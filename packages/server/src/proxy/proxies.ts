@@ -82,8 +82,9 @@ export interface ProxiesOptions {
 
 /** The client's transport as Centrifugo names it in proxy requests. */
 function transportName(request: UpgradeRequestInfo): string {
-  if (request.url.includes('/connection/sse')) return 'sse';
-  if (request.url.includes('/connection/http_stream')) return 'http_stream';
+  const path = request.url.split('?')[0] ?? '';
+  for (const name of ['uni_sse', 'uni_http_stream', 'uni_websocket', 'sse', 'http_stream'])
+    if (path.endsWith(`/connection/${name}`)) return name;
   return 'websocket';
 }
 
