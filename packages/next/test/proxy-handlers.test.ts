@@ -26,7 +26,7 @@ const routes = createProxyHandlers(
       return {
         result: {
           user: sid,
-          expire_at: Math.floor(Date.now() / 1000) + 1,
+          expire_at: Math.ceil(Date.now() / 1000) + 1,
           info: { name: sid.toUpperCase() },
           data: { hello: sid, client: req.client },
         },
@@ -39,7 +39,7 @@ const routes = createProxyHandlers(
     subscribe(req) {
       calls.push(`subscribe:${req.channel}`);
       if (req.channel === 'chat:secret') return proxyError(403, 'not a member');
-      return { result: { data: { topic: req.channel }, expire_at: Math.floor(Date.now() / 1000) + 1 } };
+      return { result: { data: { topic: req.channel }, expire_at: Math.ceil(Date.now() / 1000) + 1 } };
     },
     sub_refresh(req) {
       calls.push(`sub_refresh:${req.channel}`);

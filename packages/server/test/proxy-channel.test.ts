@@ -338,10 +338,10 @@ describe('subscribe, publish and rpc proxies (memory engine)', { timeout: 60_000
   });
 
   test('sub_refresh: at the subscription expiry Herald asks the backend; expired unsubscribes with 2501', async () => {
-    backend.on('/subscribe', () => ({ result: { expire_at: Math.floor(Date.now() / 1000) + 1 } }));
+    backend.on('/subscribe', () => ({ result: { expire_at: Math.ceil(Date.now() / 1000) + 1 } }));
     let refreshes = 0;
     backend.on('/sub_refresh', () =>
-      ++refreshes === 1 ? { result: { expire_at: Math.floor(Date.now() / 1000) + 1 } } : { result: { expired: true } },
+      ++refreshes === 1 ? { result: { expire_at: Math.ceil(Date.now() / 1000) + 1 } } : { result: { expired: true } },
     );
     const raw1 = await RawClient.open(s.wsUrl);
     raw1.send(

@@ -296,7 +296,7 @@ describe('refresh proxy', { timeout: 30_000 }, () => {
   });
 
   test('at expiry Herald asks the refresh proxy, extends the connection, and the reply told the client no ttl', async () => {
-    const soon = () => Math.floor(Date.now() / 1000) + 1;
+    const soon = () => Math.ceil(Date.now() / 1000) + 1;
     backend.on('/connect', () => ({ result: { user: 'hal', expire_at: soon() } }));
     backend.on('/refresh', () => ({ result: { expire_at: Math.floor(Date.now() / 1000) + 3600 } }));
     const raw1 = await RawClient.open(s.wsUrl, { headers: { origin: 'http://app.test', cookie: 'sid=1' } });
@@ -318,7 +318,7 @@ describe('refresh proxy', { timeout: 30_000 }, () => {
   });
 
   test('an expired answer closes the connection with 3005 (connection expired)', async () => {
-    backend.on('/connect', () => ({ result: { user: 'ida', expire_at: Math.floor(Date.now() / 1000) + 1 } }));
+    backend.on('/connect', () => ({ result: { user: 'ida', expire_at: Math.ceil(Date.now() / 1000) + 1 } }));
     backend.on('/refresh', () => ({ result: { expired: true } }));
     const raw1 = await RawClient.open(s.wsUrl);
     raw1.send({ id: 1, connect: {} });
@@ -329,7 +329,7 @@ describe('refresh proxy', { timeout: 30_000 }, () => {
   });
 
   test('a failing refresh backend keeps the connection (retried a minute later, as Centrifugo does)', async () => {
-    backend.on('/connect', () => ({ result: { user: 'jo', expire_at: Math.floor(Date.now() / 1000) + 1 } }));
+    backend.on('/connect', () => ({ result: { user: 'jo', expire_at: Math.ceil(Date.now() / 1000) + 1 } }));
     backend.on('/refresh', () => status(500));
     const raw1 = await RawClient.open(s.wsUrl);
     raw1.send({ id: 1, connect: {} });
