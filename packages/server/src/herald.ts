@@ -145,8 +145,10 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     ipConnections,
     isAccepting: () => accepting,
     onConnection: (transport, request) => node.openSession(transport, request),
+    relay: (owner, session, data) => node.emulationRelay.relay(owner, session, data),
     onError: logEntryError,
   });
+  node.emulationRelay.target = (session, data) => emulation.deliver(session, data);
 
   function isReady(): boolean {
     if (!accepting || !engine.isReady()) return false;

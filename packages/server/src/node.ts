@@ -17,6 +17,7 @@ import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { jsonText } from './protocol/codec.js';
 import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInfo } from './protocol/codes.js';
+import { EmulationRelay } from './emulation-relay.js';
 import { jsonDepthProblem } from './protocol/json-depth.js';
 import { Proxies } from './proxy/proxies.js';
 import { Session, type SessionNode } from './session.js';
@@ -65,6 +66,8 @@ export class HeraldNode implements HeraldCore {
   readonly apiLimits: ApiLimits;
   /** The configured webhooks (docs/proxy.md, "Webhooks"); emit() is a no-op for event types none asked for. */
   readonly webhooks: Webhooks;
+  /** Emulation requests for sessions on other nodes go there over the control channel (no sticky sessions). */
+  readonly emulationRelay: EmulationRelay;
   /** Settles once the engine delivers events (rejects when it failed to start). */
   readonly running: Promise<void>;
   private readonly hooks: HeraldHooks;
@@ -150,6 +153,9 @@ export class HeraldNode implements HeraldCore {
         })
       : undefined;
     this.sessionNode = this.createSessionNode();
+    this.emulationRelay = new EmulationRelay(engine.broker, this.uid, this.capabilities.shared, (err) =>
+      log.warn({ err }, 'relaying an emulation request failed'),
+    );
 
     this.running = engine.broker.run({
       onPublication: (channel, pub, position) => {
@@ -221,6 +227,7 @@ export class HeraldNode implements HeraldCore {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.ticker);
+    this.emulationRelay.close();
     this.proxies?.close();
     // The last vacated / leave transitions (sessions just closed) are decided on the engine: wait for them, then give
     // the webhooks a last chance to send what is queued.
@@ -361,6 +368,10 @@ export class HeraldNode implements HeraldCore {
           if (!msg.client || s.id === msg.client)
             s.unsubscribeByServer(msg.channel, UnsubscribeCode.server, 'server unsubscribe');
         }
+        return;
+      case 'emulation':
+      case 'emulation_reply':
+        this.emulationRelay.onControl(msg);
         return;
       case 'subscribe':
         for (const s of this.byUser.get(msg.user) ?? []) {

@@ -33,6 +33,12 @@ export interface EmulationEndpointOptions {
   uniSseMaxRequestBodyBytes?: number;
   /** Bytes of a uni_http_stream connect request (POST body). @default maxMessageBytes */
   uniHttpStreamMaxRequestBodyBytes?: number;
+  /**
+   * Relays an emulation request for a session held by another node (`node` of the request) through the engine's
+   * control channel; resolves with the HTTP status the owning node reports. Undefined (or a call answering undefined):
+   * no relay (memory engine), unknown sessions are 404. (emulation-relay.ts)
+   */
+  relay?: (node: string, session: string, data: string) => Promise<number> | undefined;
   /** This node's id, echoed by clients in emulation requests. */
   node: string;
   maxMessageBytes: number;
@@ -59,6 +65,15 @@ export const MAX_WAITING_REQUESTS = 32;
 export const HTTP_STREAM_PATH = '/connection/http_stream';
 export const SSE_PATH = '/connection/sse';
 export const EMULATION_PATH = '/emulation';
+
+/** The bodies of `POST /emulation` answers, by status. */
+const STATUS_TEXT: Record<number, string> = {
+  200: '',
+  404: 'unknown session',
+  429: `too many requests waiting for this session (at most ${MAX_WAITING_REQUESTS} while its command queue is full): wait for the answers before posting more`,
+  500: 'internal server error',
+  503: 'the node holding this session could not be reached; reconnect',
+};
 
 type StreamKind = 'emulation' | 'stream' | 'sse' | 'uni_stream' | 'uni_sse';
 
@@ -399,9 +414,15 @@ export class EmulationEndpoint {
     }
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg))
       return plain(res, 400, 'expected JSON {"session","node","data"}');
-    const { session, data } = msg as { session?: unknown; data?: unknown };
-    const entry = typeof session === 'string' ? this.sessions.get(session) : undefined;
-    if (!entry || entry.transport.closed) return plain(res, 404, 'unknown session');
+    const { session, node, data } = msg as { session?: unknown; node?: unknown; data?: unknown };
+    if (typeof session !== 'string') return plain(res, 404, 'unknown session');
+    const local = this.sessions.get(session);
+    // A session held by another node (round-robin balancing, no sticky sessions) is reached through the engine.
+    const relay =
+      !local && typeof node === 'string' && node !== '' && node.length <= 128 && node !== this.opts.node
+        ? this.opts.relay
+        : undefined;
+    if (!relay && (!local || local.transport.closed)) return plain(res, 404, 'unknown session');
     // `data` as JSON (not text) is serialized again for the session: past what a command may nest (the data's limit plus
     // the command and its params, as on WebSocket) it is refused first, by an iterative walk, since JSON.stringify
     // recurses and overflows the stack on a few thousand levels, which a body within the size limit holds.
@@ -409,25 +430,33 @@ export class EmulationEndpoint {
     if (typeof data === 'object' && data !== null && jsonDepthProblem(data, maxDepth + 2))
       return plain(res, 400, depthMessage(maxDepth));
     const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
-    // While the session's queue is full the request waits (its answer too) and is let in when the queue drains, in
-    // arrival order: a client posting faster than its commands are handled is slowed down, never refused.
-    const admitted = entry.transport.admit(() => {
-      if (entry.transport.closed) return plain(res, 404, 'unknown session');
-      try {
-        entry.handlers.onFrame(text);
-      } catch (err) {
-        this.opts.onError?.(err, `emulation ${EMULATION_PATH}`);
-        return plain(res, 500, 'internal server error');
-      }
-      plain(res, 200);
+    const status =
+      (await (relay ? relay(node as string, session, text) : undefined)) ?? (await this.deliver(session, text));
+    plain(res, status, STATUS_TEXT[status] ?? '');
+  }
+
+  /**
+   * Hands one emulation request's commands to a session of this node (a local `POST /emulation`, or one relayed by
+   * another node); resolves with the HTTP status: 200, 404 unknown session, 429 too many waiting, 500.
+   * While the session's queue is full the request waits (its answer too) and is let in when the queue drains, in
+   * arrival order: a client posting faster than its commands are handled is slowed down, never refused.
+   */
+  deliver(session: string, text: string): Promise<number> {
+    const entry = this.sessions.get(session);
+    if (!entry || entry.transport.closed) return Promise.resolve(404);
+    return new Promise<number>((resolve) => {
+      const admitted = entry.transport.admit(() => {
+        if (entry.transport.closed) return resolve(404);
+        try {
+          entry.handlers.onFrame(text);
+        } catch (err) {
+          this.opts.onError?.(err, `emulation ${EMULATION_PATH}`);
+          return resolve(500);
+        }
+        resolve(200);
+      });
+      if (!admitted) resolve(429);
     });
-    if (!admitted) {
-      plain(
-        res,
-        429,
-        `too many requests waiting for this session (at most ${MAX_WAITING_REQUESTS} while its command queue is full): wait for the answers before posting more`,
-      );
-    }
   }
 
   terminateAll(): void {
