@@ -24,7 +24,14 @@ const { assertNothingEscaped } = watchEscapes();
 before(async () => {
   s = await startHerald({
     config: securityChannels,
-    env: { HERALD_HTTP_STREAM: 'true', HERALD_SSE: 'true', HERALD_MAX_MESSAGE_SIZE: '4096' },
+    env: {
+      HERALD_HTTP_STREAM: 'true',
+      HERALD_SSE: 'true',
+      HERALD_UNI_SSE: 'true',
+      HERALD_UNI_HTTP_STREAM: 'true',
+      HERALD_UNI_WEBSOCKET: 'true',
+      HERALD_MAX_MESSAGE_SIZE: '4096',
+    },
   });
   token = await mintToken({ sub: 'fuzz' });
 });
@@ -72,6 +79,9 @@ const routes = [
   '/connection/websocket',
   '/connection/http_stream',
   '/connection/sse',
+  '/connection/uni_sse',
+  '/connection/uni_http_stream',
+  '/connection/uni_websocket',
   '/emulation',
   '/api',
   '/api/publish',
@@ -113,6 +123,12 @@ const target = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
+      .tuple(fc.constantFrom('uni_sse', 'uni_websocket'), fc.json({ maxDepth: 2 }))
+      .map(([t, j]) => `/connection/${t}?cf_connect=${encodeURIComponent(j)}`),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
       .constant('/connection/sse?cf_connect=')
       .map((p) => p + encodeURIComponent(JSON.stringify({ id: 1, connect: { token } }))),
   },
@@ -129,6 +145,8 @@ const requestLine = fc.oneof(
     fc.constant('POST'),
     fc.constantFrom(
       '/connection/http_stream',
+      '/connection/uni_http_stream',
+      '/connection/uni_sse',
       '/emulation',
       '/api/publish',
       '/api/batch',
@@ -138,7 +156,10 @@ const requestLine = fc.oneof(
   ),
   fc.tuple(
     fc.constant('GET'),
-    fc.oneof(fc.constantFrom('/connection/sse', '/ws', '/connection/websocket', '/ready', '/metrics'), target),
+    fc.oneof(
+      fc.constantFrom('/connection/sse', '/connection/uni_sse', '/ws', '/connection/websocket', '/ready', '/metrics'),
+      target,
+    ),
   ),
 );
 
