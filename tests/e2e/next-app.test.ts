@@ -327,7 +327,8 @@ async function stackTest({
         (await writer.messages()).includes(`${writer.name}: ${text}`),
       );
       assert.equal((await messageRows(db)).at(-1)?.text, text, 'stored while Herald was down');
-      if (consumers === 1)
+      // The node down is the only consumer: the message waits in the outbox until it is back.
+      if (consumers === 1 && i === 0)
         assert.deepEqual(await waitingMessages(db), [text], 'waiting in the outbox while its consumer is down');
       await node.restart();
       await connected(away);
