@@ -1,4 +1,4 @@
-// The Debian packages some test suites drive for real: Chromium (the browser tests, tests/e2e, tests/newapp, tests/uni)
+// The Debian packages some test suites drive for real: Chromium (the browser tests, tests/e2e, tests/newapp, tests/uni, tests/admin)
 // and nginx (tests/e2e's proxy topology and tests/doctor). `npm test` calls ensureSystemPackages() before running
 // anything: a missing package is installed when this process can (root, apt-get), with one line saying what and why;
 // otherwise the run stops at once with the exact command to run.
@@ -13,7 +13,7 @@ const PACKAGES = [
   {
     name: 'chromium',
     binary: process.env.HERALD_CHROMIUM ?? '/usr/bin/chromium',
-    suites: ['tests/e2e', 'tests/newapp', 'tests/uni'],
+    suites: ['tests/e2e', 'tests/newapp', 'tests/uni', 'tests/admin'],
   },
   { name: 'nginx', binary: '/usr/sbin/nginx', suites: ['tests/e2e', 'tests/doctor'] },
 ];

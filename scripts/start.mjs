@@ -18,8 +18,9 @@ const env = { ...process.env };
 env.HERALD_TOKEN_SECRET ??= 'herald-dev-secret-change-me';
 env.HERALD_API_KEY ??= 'herald-dev-api-key';
 env.HERALD_CONFIG ??= join(root, 'herald.dev.json');
-env.HERALD_ALLOWED_ORIGINS ??= 'http://localhost:3000,http://127.0.0.1:3000';
 const port = env.WS_PORT ?? '3002';
+// The app's dev server, and Herald's own origin for the admin UI's connection (docs/admin.md).
+env.HERALD_ALLOWED_ORIGINS ??= `http://localhost:3000,http://127.0.0.1:3000,http://localhost:${port},http://127.0.0.1:${port}`;
 const bin = join(root, 'packages/server/dist/cli/main.js');
 
 console.log(`
@@ -27,7 +28,12 @@ console.log(`
     HERALD_TOKEN_SECRET=${env.HERALD_TOKEN_SECRET}
     HERALD_API_KEY=${env.HERALD_API_KEY}
     config: ${env.HERALD_CONFIG}
-
+${
+  env.HERALD_ADMIN_ENABLED === 'true'
+    ? `    admin UI: http://localhost:${port}/admin/
+`
+    : ''
+}
   Try it (another terminal, from this folder):
     export WS_PORT=${port} HERALD_TOKEN_SECRET=${env.HERALD_TOKEN_SECRET} HERALD_API_KEY=${env.HERALD_API_KEY}
     npx herald token --user alice --ttl 1h

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { createAdmin, prepareAdmin } from './admin/index.js';
 import { createHttpHandler } from './api/http.js';
 import { executeApi } from './api/methods.js';
 import { loadConfig, processEnv, type HeraldConfig, type LoadConfigInput } from './config/index.js';
@@ -90,7 +91,9 @@ export function createHerald(options: HeraldOptions = {}): Herald {
   for (const w of warnings) log.warn(w);
 
   const engine = options.engine ?? engineFromConfig(config, log);
-  const node = new HeraldNode({ config, engine, hooks: options.hooks, log });
+  // The admin UI (docs/admin.md) adds its namespace and its own connection in front of the app's hooks.
+  const adminSetup = config.admin.enabled ? prepareAdmin(config, options.hooks) : undefined;
+  const node = new HeraldNode({ config, engine, hooks: adminSetup?.hooks ?? options.hooks, log });
   const { metrics } = node;
   const readiness = new Map<string, { ok: boolean; reason?: string }>();
   const closeHooks = new Set<() => unknown>();
@@ -176,9 +179,12 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     allowedOrigins: config.allowedOrigins,
     onError: logEntryError,
   });
+  const admin = adminSetup && createAdmin({ config, node, log, ...adminSetup, wsPaths });
+  if (admin) closeHooks.add(() => admin.close());
   /** The request listener (listen) and handleRequest (embedding): nothing thrown inside gets out. */
   const httpHandler: typeof apiHandler = (req, res) => {
     try {
+      if (admin?.handle(req, res)) return;
       if (!emulation.handle(req, res)) apiHandler(req, res);
     } catch (err) {
       logEntryError(err, 'http request');

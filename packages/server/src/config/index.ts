@@ -13,11 +13,13 @@ import {
 } from './namespace.js';
 import { loadProxyConfig, type ProxyConfig } from './proxy.js';
 import { webhooksFrom } from './webhooks.js';
+import { adminFileSchema, adminFrom, type AdminConfig } from './admin.js';
 import type { WebhookTarget } from '../webhooks/sender.js';
 
 export { parseDurationMs } from './duration.js';
 export { defaultNamespaceOptions, type NamespaceOptions } from './namespace.js';
 export type { ProxyConfig, ProxyEndpoint, RpcNamespaceProxy, StatusTransform } from './proxy.js';
+export type { AdminConfig } from './admin.js';
 
 /**
  * Herald's whole configuration: one typed object with documented defaults (docs/configuration.md).
@@ -162,6 +164,8 @@ export interface HeraldConfig {
   webhooks: WebhookTarget[];
   /** Proxies to the app's backend (file: client.proxy, channel.proxy, proxies, rpc; docs/proxy.md). */
   proxy: ProxyConfig;
+  /** file: admin; HERALD_ADMIN_*. The admin web UI (docs/admin.md). */
+  admin: AdminConfig;
 }
 
 export class ConfigError extends Error {
@@ -185,8 +189,9 @@ export interface LoadConfigInput {
   /** Parsed JSON config (instead of a file). */
   fileConfig?: unknown;
   /** Explicit values (createHerald options, CLI flags): win over everything. */
-  overrides?: Partial<Omit<HeraldConfig, 'channel' | 'token' | 'webhooks'>> & {
+  overrides?: Partial<Omit<HeraldConfig, 'channel' | 'token' | 'webhooks' | 'admin'>> & {
     token?: Partial<HeraldConfig['token']>;
+    admin?: Partial<AdminConfig>;
     channel?: { withoutNamespace?: Partial<NamespaceOptions>; namespaces?: Record<string, Partial<NamespaceOptions>> };
   };
 }
@@ -256,6 +261,7 @@ const fileSchema = z.looseObject({
   webhooks: z.unknown().optional(),
   proxies: z.unknown().optional(),
   rpc: z.unknown().optional(),
+  admin: adminFileSchema,
 });
 
 const knownNamespaceKeys = new Set([...Object.keys(nsSchemaShape), 'name']);
@@ -273,6 +279,7 @@ const knownSectionKeys: ReadonlyArray<readonly [path: string[], keys: ReadonlySe
   [['uni_http_stream'], new Set(Object.keys(fileSchema.shape.uni_http_stream.unwrap().shape))],
   [['uni_websocket'], new Set(Object.keys(fileSchema.shape.uni_websocket.unwrap().shape))],
   [['channel'], new Set(Object.keys(fileSchema.shape.channel.unwrap().shape))],
+  [['admin'], new Set(Object.keys(fileSchema.shape.admin.unwrap().shape))],
 ];
 
 /**
@@ -639,10 +646,23 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
       problems,
       warnings,
     ),
+    admin: adminFrom(
+      file.admin,
+      {
+        enabled: envBool(env, 'HERALD_ADMIN_ENABLED', problems),
+        password: envStr(env, 'HERALD_ADMIN_PASSWORD'),
+        secret: envStr(env, 'HERALD_ADMIN_SECRET'),
+        insecure: envBool(env, 'HERALD_ADMIN_INSECURE', problems),
+        path: envStr(env, 'HERALD_ADMIN_PATH'),
+      },
+      input.overrides?.admin,
+      problems,
+      warnings,
+    ),
     warnings,
   };
 
-  const { token: _t, channel: chOverride, ...flat } = o;
+  const { token: _t, channel: chOverride, admin: _a, ...flat } = o;
   for (const [k, v] of Object.entries(flat)) if (v !== undefined) (config as unknown as Record<string, unknown>)[k] = v;
   if (chOverride?.withoutNamespace)
     config.channel.withoutNamespace = { ...config.channel.withoutNamespace, ...chOverride.withoutNamespace };

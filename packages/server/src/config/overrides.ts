@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { closest } from './closest.js';
 import { booleanNamespaceKeys, proxyNameNamespaceKeys } from './namespace.js';
+import { adminOverridesShape } from './admin.js';
 
 /**
  * The explicit settings of `createHerald({ config })` / `loadConfig({ overrides })`, checked like the config file:
@@ -104,6 +105,7 @@ const overridesShape = {
   shutdownTimeoutMs: ms,
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
   channel: z.looseObject(channelShape).optional(),
+  admin: z.looseObject(adminOverridesShape).optional(),
 };
 const overridesSchema = z.looseObject(overridesShape);
 
@@ -143,6 +145,7 @@ export function checkOverrides(overrides: unknown, problems: string[]): void {
   unknownKeys(o, new Set(Object.keys(overridesShape)), '', problems);
   unknownKeys(o.token, new Set(Object.keys(tokenShape)), 'token', problems);
   unknownKeys(o.channel, new Set(Object.keys(channelShape)), 'channel', problems);
+  unknownKeys(o.admin, new Set(Object.keys(adminOverridesShape)), 'admin', problems);
   const channel = isRecord(o.channel) ? o.channel : {};
   unknownKeys(channel.withoutNamespace, knownNamespaceKeys, 'channel.withoutNamespace', problems);
   if (isRecord(channel.namespaces)) {
