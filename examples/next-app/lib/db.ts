@@ -22,6 +22,7 @@ function connect(): Db {
   return new SqliteClient({ adapter: new PrismaBetterSqlite3({ url }) });
 }
 
-// One client per process (next dev re-evaluates modules on every change).
+// One client per process (next dev re-evaluates modules on every change), made on first use: `next build` imports
+// the routes without touching the database.
 const globalForDb = globalThis as { heraldExampleDb?: Db };
-export const db: Db = (globalForDb.heraldExampleDb ??= connect());
+export const getDb = (): Db => (globalForDb.heraldExampleDb ??= connect());

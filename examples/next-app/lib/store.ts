@@ -1,7 +1,7 @@
 // The database side of the chat: every write that others must see goes into herald_outbox in the same transaction,
 // and Herald (`herald serve` with HERALD_DATABASE_URL) publishes it. Nothing here talks to Herald directly.
 import type { Prisma } from './generated/sqlite/client';
-import { db, type Tx } from './db';
+import { getDb, type Tx } from './db';
 import { CHANNEL, type ChatEvent, type ChatMessage, type ChatUser } from './chat';
 
 const toMessage = (m: { id: number; userId: string; text: string; createdAt: Date }): ChatMessage => ({
@@ -29,7 +29,7 @@ function publish(tx: Tx, event: ChatEvent, idempotencyKey: string) {
 
 /** Stores the message and its publication together: both commit, or neither does. */
 export async function postMessage(user: { id: string; name: string }, text: string): Promise<ChatMessage> {
-  return db.$transaction(async (tx) => {
+  return getDb().$transaction(async (tx) => {
     await tx.user.upsert({ where: { id: user.id }, create: { id: user.id, name: user.name }, update: {} });
     const message = toMessage(await tx.message.create({ data: { userId: user.id, text } }));
     await publish(tx, { type: 'message', message }, `chat-message-${message.id}`);
@@ -40,20 +40,20 @@ export async function postMessage(user: { id: string; name: string }, text: stri
 /** The latest `limit` messages, oldest first; with `after`, the messages after that id (a page catching up). */
 export async function listMessages({ after, limit = 50 }: { after?: number; limit?: number } = {}) {
   if (after !== undefined) {
-    const rows = await db.message.findMany({ where: { id: { gt: after } }, orderBy: { id: 'asc' }, take: limit });
+    const rows = await getDb().message.findMany({ where: { id: { gt: after } }, orderBy: { id: 'asc' }, take: limit });
     return rows.map(toMessage);
   }
-  const rows = await db.message.findMany({ orderBy: { id: 'desc' }, take: limit });
+  const rows = await getDb().message.findMany({ orderBy: { id: 'desc' }, take: limit });
   return rows.reverse().map(toMessage);
 }
 
 export async function listUsers(): Promise<ChatUser[]> {
-  return (await db.user.findMany({ orderBy: { id: 'asc' } })).map(toUser);
+  return (await getDb().user.findMany({ orderBy: { id: 'asc' } })).map(toUser);
 }
 
 /** NextAuth's signIn event: the user exists in the database from their first sign-in on. */
 export async function upsertUser(id: string, name: string): Promise<void> {
-  await db.user.upsert({ where: { id }, create: { id, name }, update: { name } });
+  await getDb().user.upsert({ where: { id }, create: { id, name }, update: { name } });
 }
 
 /**
@@ -61,7 +61,7 @@ export async function upsertUser(id: string, name: string): Promise<void> {
  * order, so only a later time moves lastSeen (a repeated or older event changes nothing and publishes nothing).
  */
 export async function markLastSeen(userId: string, at: Date): Promise<boolean> {
-  return db.$transaction(async (tx) => {
+  return getDb().$transaction(async (tx) => {
     const user = await tx.user.findUnique({ where: { id: userId } });
     if (!user || (user.lastSeen && user.lastSeen >= at)) return false;
     const updated = toUser(await tx.user.update({ where: { id: userId }, data: { lastSeen: at } }));
