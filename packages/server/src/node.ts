@@ -150,6 +150,7 @@ export class HeraldNode implements HeraldCore {
           warn: (obj, msg) => log.warn(obj, msg),
           maxInfoBytes: config.maxInfoBytes,
           maxJsonDepth: config.maxJsonDepth,
+          registry: this.metrics.registry,
         })
       : undefined;
     this.sessionNode = this.createSessionNode();

@@ -11,6 +11,8 @@ import { jsonTextDepth } from '../protocol/json-depth.js';
 export class ProxyCallError extends Error {
   constructor(
     readonly kind: 'unavailable' | 'invalid',
+    /** The finer cause, as herald_proxy_requests_total's `outcome` label names it. */
+    readonly reason: ProxyFailureReason,
     message: string,
     /** The HTTP status when the backend answered one other than 200. */
     readonly status?: number,
@@ -19,6 +21,12 @@ export class ProxyCallError extends Error {
     this.name = 'ProxyCallError';
   }
 }
+
+/**
+ * `timeout`: no answer within the timeout; `unreachable`: no connection or the answer broke off; `http_status`: a status
+ * other than 200; `bad_answer`: not JSON, too large or too deep; `busy`: no free slot (max_in_flight) at once or in time.
+ */
+export type ProxyFailureReason = 'timeout' | 'unreachable' | 'http_status' | 'bad_answer' | 'busy';
 
 /** Calls waiting for a free slot beyond max_in_flight, per proxy, before new calls fail at once. */
 const WAITERS_PER_SLOT = 4;
@@ -91,6 +99,7 @@ export class ProxyHttpClient {
       return Promise.reject(
         new ProxyCallError(
           'unavailable',
+          'busy',
           `busy: ${this.inFlight} calls in flight and ${this.waiting.length} waiting (max_in_flight ${this.config.maxInFlight})`,
         ),
       );
@@ -107,6 +116,7 @@ export class ProxyHttpClient {
           reject(
             new ProxyCallError(
               'unavailable',
+              'busy',
               `timed out after ${this.config.timeoutMs} ms waiting for one of ${this.config.maxInFlight} slots (max_in_flight)`,
             ),
           );
@@ -147,18 +157,23 @@ export class ProxyHttpClient {
       });
       const timer = setTimeout(
         () => {
-          finish(new ProxyCallError('unavailable', `no answer within ${timeoutMs} ms (timeout)`));
+          finish(new ProxyCallError('unavailable', 'timeout', `no answer within ${timeoutMs} ms (timeout)`));
           req.destroy();
         },
         Math.max(0, deadline - Date.now()),
       );
       req.on('error', (err: NodeJS.ErrnoException) => {
-        finish(new ProxyCallError('unavailable', `request failed: ${err.code ?? err.message}`));
+        finish(new ProxyCallError('unavailable', 'unreachable', `request failed: ${err.code ?? err.message}`));
       });
       req.on('response', (res: IncomingMessage) => {
         if (res.statusCode !== 200) {
           finish(
-            new ProxyCallError('unavailable', `answered HTTP ${res.statusCode ?? '?'} (expected 200)`, res.statusCode),
+            new ProxyCallError(
+              'unavailable',
+              'http_status',
+              `answered HTTP ${res.statusCode ?? '?'} (expected 200)`,
+              res.statusCode,
+            ),
           );
           res.resume();
           return;
@@ -181,13 +196,19 @@ export class ProxyHttpClient {
           chunks.push(chunk);
         });
         res.on('error', (err: NodeJS.ErrnoException) => {
-          finish(new ProxyCallError('unavailable', `answer interrupted: ${err.code ?? err.message}`));
+          finish(new ProxyCallError('unavailable', 'unreachable', `answer interrupted: ${err.code ?? err.message}`));
         });
         res.on('end', () => {
           if (settled) return;
           const text = Buffer.concat(chunks).toString('utf8');
           if (jsonTextDepth(text, this.maxJsonDepth) > this.maxJsonDepth) {
-            finish(new ProxyCallError('invalid', `answered JSON nested deeper than ${this.maxJsonDepth} levels`));
+            finish(
+              new ProxyCallError(
+                'invalid',
+                'bad_answer',
+                `answered JSON nested deeper than ${this.maxJsonDepth} levels`,
+              ),
+            );
             return;
           }
           let value: unknown;
@@ -197,6 +218,7 @@ export class ProxyHttpClient {
             finish(
               new ProxyCallError(
                 'invalid',
+                'bad_answer',
                 `answered ${text.length === 0 ? 'an empty body' : 'a body that is not JSON'} (content-type ${res.headers['content-type'] ?? 'none'})`,
               ),
             );
@@ -211,5 +233,5 @@ export class ProxyHttpClient {
 }
 
 function tooLarge(limit: number): ProxyCallError {
-  return new ProxyCallError('invalid', `answer larger than ${limit} bytes (max_response_size)`);
+  return new ProxyCallError('invalid', 'bad_answer', `answer larger than ${limit} bytes (max_response_size)`);
 }

@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { NamespaceOptions } from '../config/namespace.js';
 import type { ProxyConfig, ProxyEndpoint } from '../config/proxy.js';
@@ -14,6 +15,7 @@ import {
   type SubscribeOverride,
 } from './answers.js';
 import { ProxyCallError, ProxyHttpClient } from './http-client.js';
+import { proxyMetrics, type ProxyKind, type ProxyMetrics, type ProxyOutcome } from './metrics.js';
 
 /** What a proxy call knows of the connection it is made for. */
 export interface ProxyConnection {
@@ -70,7 +72,7 @@ const overrideKeys: OverrideKey[] = [
 /** A refresh proxy that failed gives the connection (or subscription) this long before asking again. */
 export const REFRESH_RETRY_SEC = 60;
 
-type Kind = 'connect' | 'refresh' | 'subscribe' | 'publish' | 'sub_refresh' | 'rpc';
+type Kind = ProxyKind;
 
 export interface ProxiesOptions {
   warn(obj: object, msg: string): void;
@@ -78,6 +80,8 @@ export interface ProxiesOptions {
   maxInfoBytes: number;
   /** HERALD_MAX_JSON_DEPTH. */
   maxJsonDepth: number;
+  /** The registry of /metrics, for herald_proxy_* (proxy/metrics.ts); no metrics when absent. */
+  registry?: Registry;
 }
 
 /** The client's transport as Centrifugo names it in proxy requests. */
@@ -101,11 +105,14 @@ class ShapeError extends Error {}
  */
 export class Proxies {
   private readonly clients = new Map<ProxyEndpoint, ProxyHttpClient>();
+  private readonly metrics: ProxyMetrics | undefined;
 
   constructor(
     private readonly config: ProxyConfig,
     private readonly opts: ProxiesOptions,
-  ) {}
+  ) {
+    this.metrics = opts.registry ? proxyMetrics(opts.registry) : undefined;
+  }
 
   /** True when any proxy is configured (else the node has no Proxies). */
   static configured(config: ProxyConfig): boolean {
@@ -170,10 +177,8 @@ export class Proxies {
     if (p.name) body.name = p.name;
     if (p.version) body.version = p.version;
     if (p.data !== undefined) body.data = p.data;
-    const answer = await this.call('connect', endpoint, conn, body, connectResultSchema);
-    const r = answer.result;
-    if (!r) return undefined;
-    return this.shaped('connect', endpoint, conn, () => {
+    return this.call('connect', endpoint, conn, body, connectResultSchema, (r) => {
+      if (!r) return undefined;
       const grant: ConnectGrant = { user: r.user ?? '' };
       if (r.expire_at) grant.expireAt = r.expire_at;
       const info = this.payload(r.info, r.b64info, 'info');
@@ -215,9 +220,7 @@ export class Proxies {
     body.channel = p.channel;
     if (p.token) body.token = p.token;
     if (p.data !== undefined) body.data = p.data;
-    const answer = await this.call('subscribe', endpoint, conn, body, subscribeResultSchema);
-    const r = answer.result;
-    return this.shaped('subscribe', endpoint, conn, () => {
+    return this.call('subscribe', endpoint, conn, body, subscribeResultSchema, (r) => {
       const grant: SubscribeGrant = { expireAt: r?.expire_at ?? 0, override: {} };
       if (!r) return grant;
       const info = this.payload(r.info, r.b64info, 'info');
@@ -238,9 +241,7 @@ export class Proxies {
     const body = this.base(conn, endpoint, true);
     body.channel = p.channel;
     body.data = p.data;
-    const answer = await this.call('publish', endpoint, conn, body, publishResultSchema);
-    const r = answer.result;
-    return this.shaped('publish', endpoint, conn, () => {
+    return this.call('publish', endpoint, conn, body, publishResultSchema, (r) => {
       const grant: PublishGrant = { skipHistory: r?.skip_history === true };
       if (!r) return grant;
       const data = this.payload(r.data, r.b64data, 'data');
@@ -271,13 +272,13 @@ export class Proxies {
     const body = this.base(conn, endpoint, true);
     if (p.method) body.method = p.method;
     if (p.data !== undefined) body.data = p.data;
-    const answer = await this.call('rpc', endpoint, conn, body, rpcResultSchema);
-    const r = answer.result;
-    return this.shaped(
+    return this.call(
       'rpc',
       endpoint,
       conn,
-      () => (r ? this.payload(r.data, r.b64data, 'data') : undefined) ?? 'null',
+      body,
+      rpcResultSchema,
+      (r) => (r ? this.payload(r.data, r.b64data, 'data') : undefined) ?? 'null',
     );
   }
 
@@ -339,50 +340,65 @@ export class Proxies {
     return out;
   }
 
-  private async call<R extends z.ZodType>(
+  /**
+   * Calls the backend and runs `build` over the answer's `result` (undefined for an `error` answer to a refresh). A
+   * failed call, an answer of the wrong shape and a ShapeError from `build` (bad b64, info too large) warn and throw
+   * 150 / 151 (or 3050 / 3051 on connect); every call is counted in herald_proxy_* by its outcome.
+   */
+  private async call<R extends z.ZodType, T>(
     kind: Kind,
     endpoint: ProxyEndpoint,
     conn: ProxyConnection,
     body: Record<string, unknown>,
     result: R,
-  ): Promise<{ result?: z.infer<R> | null }> {
-    let raw: unknown;
+    build: (r: z.infer<R> | null | undefined) => T,
+  ): Promise<T> {
+    const record = this.metrics?.start(endpoint.name, kind);
+    let outcome: ProxyOutcome = 'bad_answer';
     try {
-      raw = await this.client(endpoint).call(body, this.headers(endpoint, conn));
-    } catch (err) {
-      if (!(err instanceof ProxyCallError)) throw err;
-      const transformed = err.status !== undefined ? this.transform(endpoint, err.status) : undefined;
-      if (transformed) throw transformed;
-      this.warn(kind, endpoint, conn, err.message);
-      throw this.failure(kind, err.kind, err.message);
-    }
-    let schema = answerSchemas.get(result);
-    if (!schema) answerSchemas.set(result, (schema = answerSchema(result)));
-    const parsed = schema.safeParse(raw);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue ? issue.path.join('.') || '(root)' : '(root)';
-      const problem = `answered JSON of the wrong shape: ${where}: ${issue?.message ?? 'invalid'}`;
-      this.warn(kind, endpoint, conn, problem);
-      throw this.failure(kind, 'invalid', problem);
-    }
-    const a = parsed.data;
-    if (a.disconnect) throw new HeraldDisconnect(disconnectInfo(a.disconnect.code, a.disconnect.reason ?? ''));
-    if (a.error) {
-      if (kind === 'refresh' || kind === 'sub_refresh') return { result: undefined };
-      throw new HeraldError(a.error.code, a.error.message ?? '', a.error.temporary ?? false);
-    }
-    return { result: a.result as z.infer<R> | null | undefined };
-  }
-
-  /** Runs `fn` over an answer; a ShapeError (bad b64, info too large) becomes 151 with a warning. */
-  private shaped<T>(kind: Kind, endpoint: ProxyEndpoint, conn: ProxyConnection, fn: () => T): T {
-    try {
-      return fn();
-    } catch (err) {
-      if (!(err instanceof ShapeError)) throw err;
-      this.warn(kind, endpoint, conn, err.message);
-      throw this.failure(kind, 'invalid', err.message);
+      let raw: unknown;
+      try {
+        raw = await this.client(endpoint).call(body, this.headers(endpoint, conn));
+      } catch (err) {
+        if (!(err instanceof ProxyCallError)) throw err;
+        outcome = err.reason;
+        const transformed = err.status !== undefined ? this.transform(endpoint, err.status) : undefined;
+        if (transformed) throw transformed;
+        this.warn(kind, endpoint, conn, err.message);
+        throw this.failure(kind, err.kind, err.message);
+      }
+      let schema = answerSchemas.get(result);
+      if (!schema) answerSchemas.set(result, (schema = answerSchema(result)));
+      const parsed = schema.safeParse(raw);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        const where = issue ? issue.path.join('.') || '(root)' : '(root)';
+        const problem = `answered JSON of the wrong shape: ${where}: ${issue?.message ?? 'invalid'}`;
+        this.warn(kind, endpoint, conn, problem);
+        throw this.failure(kind, 'invalid', problem);
+      }
+      const a = parsed.data;
+      if (a.disconnect) {
+        outcome = 'disconnect';
+        throw new HeraldDisconnect(disconnectInfo(a.disconnect.code, a.disconnect.reason ?? ''));
+      }
+      let r: z.infer<R> | null | undefined;
+      if (a.error) {
+        outcome = 'error';
+        if (kind !== 'refresh' && kind !== 'sub_refresh')
+          throw new HeraldError(a.error.code, a.error.message ?? '', a.error.temporary ?? false);
+      } else r = a.result as z.infer<R> | null | undefined;
+      try {
+        const out = build(r);
+        if (!a.error) outcome = 'ok';
+        return out;
+      } catch (err) {
+        if (!(err instanceof ShapeError)) throw err;
+        this.warn(kind, endpoint, conn, err.message);
+        throw this.failure(kind, 'invalid', err.message);
+      }
+    } finally {
+      record?.(outcome);
     }
   }
 
@@ -393,30 +409,21 @@ export class Proxies {
     body: Record<string, unknown>,
     schema: typeof refreshResultSchema | typeof subRefreshResultSchema,
   ): Promise<RefreshOutcome> {
-    const retry = (): RefreshOutcome => ({
-      expired: false,
-      expireAt: Math.floor(Date.now() / 1000) + REFRESH_RETRY_SEC,
-      failed: true,
-    });
-    let r: z.infer<typeof refreshResultSchema> | null | undefined;
     try {
-      r = (await this.call(kind, endpoint, conn, body, schema)).result as typeof r;
+      return await this.call(kind, endpoint, conn, body, schema, (answer): RefreshOutcome => {
+        const r = answer as z.infer<typeof refreshResultSchema> | null | undefined;
+        if (!r || r.expired === true) return { expired: true };
+        const out: RefreshOutcome = { expired: false, expireAt: r.expire_at ?? 0 };
+        const info = this.payload(r.info, r.b64info, 'info');
+        if (info !== undefined) out.info = this.info(info, 'info');
+        if (r.meta !== undefined && r.meta !== null) out.meta = r.meta;
+        return out;
+      });
     } catch (err) {
       // A `disconnect` answer or a transformed status: refresh answers cannot disconnect (Centrifugo), so it expires.
       if (err instanceof HeraldDisconnect) return { expired: true };
-      return retry();
-    }
-    if (!r || r.expired === true) return { expired: true };
-    try {
-      const out: RefreshOutcome = { expired: false, expireAt: r.expire_at ?? 0 };
-      const info = this.payload(r.info, r.b64info, 'info');
-      if (info !== undefined) out.info = this.info(info, 'info');
-      if (r.meta !== undefined && r.meta !== null) out.meta = r.meta;
-      return out;
-    } catch (err) {
-      if (!(err instanceof ShapeError)) throw err;
-      this.warn(kind, endpoint, conn, err.message);
-      return retry();
+      // Any other failure (logged by call): the connection or subscription keeps REFRESH_RETRY_SEC more.
+      return { expired: false, expireAt: Math.floor(Date.now() / 1000) + REFRESH_RETRY_SEC, failed: true };
     }
   }
 
