@@ -64,7 +64,7 @@ interface GatedHerald {
   herald: Herald;
   port: number;
   /** While true, Herald refuses new connections with 3011 (a reconnect code): a dropped client stays away. */
-  gate: { hold: boolean };
+  gate: { hold: boolean; refused: number };
 }
 
 /**
@@ -77,13 +77,17 @@ async function startHerald(
   configFile: string | null = join(appDir, 'herald.config.json'),
   dbUrl?: string,
 ): Promise<GatedHerald> {
-  const gate = { hold: false };
+  const gate = { hold: false, refused: 0 };
   const herald = createHerald({
     env: { HERALD_TOKEN_SECRET: SECRET, ...env },
     ...(configFile === null ? {} : { configFile }),
     logger: false,
     hooks: {
-      onConnecting: () => (gate.hold ? { disconnect: { code: 3011, reason: 'force reconnect' } } : undefined),
+      onConnecting: () => {
+        if (!gate.hold) return undefined;
+        gate.refused++;
+        return { disconnect: { code: 3011, reason: 'force reconnect' } };
+      },
     },
   });
   if (dbUrl) {
@@ -442,6 +446,42 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
     try {
       await chatTest(`http://localhost:${port}`, h, SCREENSHOT);
     } finally {
+      await next.stop();
+      await h.herald.close();
+    }
+  });
+
+  test('no gap between the stored history and the subscription: a message published after the page was rendered but before it subscribed is fetched from the database, once', async () => {
+    const db = await freshDb();
+    const h = await startHerald(heraldPort, {}, undefined, db.url);
+    const port = await freePort();
+    const next = await nextStart(port, { DATABASE_URL: db.url });
+    const base = `http://localhost:${port}`;
+    const alice = await openPage(browser, 'alice');
+    const bob = await openPage(browser, 'bob');
+    try {
+      await logIn(bob, base);
+      await until('bob connected', async () => (await bob.state()) === 'connected');
+      await send(bob, 'before alice came');
+      await until('the outbox drained', async () => (await outboxRows(db)) === 0);
+      // Alice's page renders the history, but Herald keeps her out (3011, a reconnect code) for now.
+      h.gate.hold = true;
+      await logIn(alice, base);
+      assert.deepEqual(await alice.messages(), ['bob: before alice came']);
+      await until('Herald to refuse alice at least once', async () => h.gate.refused > 0);
+      // Stored and published while her page has the history but no subscription: Herald cannot recover it for her.
+      await send(bob, 'in the gap');
+      await until('the outbox drained', async () => (await outboxRows(db)) === 0);
+      assert.deepEqual(await alice.messages(), ['bob: before alice came']);
+      h.gate.hold = false;
+      await until('alice connected', async () => (await alice.state()) === 'connected', 30_000);
+      await until('alice to get "in the gap"', async () => (await alice.messages()).includes('bob: in the gap'));
+      await send(bob, 'live');
+      await until('alice to get "live"', async () => (await alice.messages()).includes('bob: live'));
+      assert.deepEqual(await alice.messages(), ['bob: before alice came', 'bob: in the gap', 'bob: live']);
+    } finally {
+      await alice.context.close();
+      await bob.context.close();
       await next.stop();
       await h.herald.close();
     }
