@@ -3,8 +3,10 @@
 // live tail and history, and a disconnect with a chosen code. Screenshots: test-results/admin-overview.png and
 // test-results/admin-channel.png (not committed).
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import WebSocket from 'ws';
@@ -48,10 +50,16 @@ describe('admin UI on two Redis nodes, in Chromium', { timeout: 300_000 }, () =>
   let page: Page;
   const clients: Centrifuge[] = [];
   let redis: Redis;
+  const outboxDir = mkdtempSync(join(tmpdir(), 'herald-admin-outbox-'));
+  const outboxFile = join(outboxDir, 'outbox.db');
 
   before(async () => {
     redis = new Redis(REDIS_URL);
-    [n1, n2] = await Promise.all([cluster.start('node-a'), cluster.start('node-b')]);
+    // node-a runs an outbox on a SQLite file of its own (created at start: the file holds only Herald's tables).
+    [n1, n2] = await Promise.all([
+      cluster.start('node-a', { HERALD_DATABASE_URL: `file:${outboxFile}` }),
+      cluster.start('node-b'),
+    ]);
     browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
     page.setDefaultTimeout(UI_WAIT);
@@ -64,6 +72,7 @@ describe('admin UI on two Redis nodes, in Chromium', { timeout: 300_000 }, () =>
     const keys = await redis.keys(`${prefix}.*`);
     if (keys.length) await redis.del(...keys);
     redis.disconnect();
+    rmSync(outboxDir, { recursive: true, force: true });
   });
 
   const nodeConnections = async (name: string) =>
@@ -172,6 +181,55 @@ describe('admin UI on two Redis nodes, in Chromium', { timeout: 300_000 }, () =>
     assert.equal(await closed, 4500);
     await page.getByTestId('users-message').waitFor();
     assert.match((await page.getByTestId('users-message').textContent())!, /with 4500/);
+  });
+
+  test('a dead letter of the outbox shows up, can be inspected, retried (published again by the consumer) and deleted', async () => {
+    const db = new Database(outboxFile);
+    try {
+      db.prepare('INSERT INTO herald_outbox (payload, partition) VALUES (?, 7)').run('{"channel": "room:x", "data": ');
+    } finally {
+      db.close();
+    }
+    await page.goto(`http://127.0.0.1:${n1.port}/admin/#/integrations`);
+    const row = page.getByTestId('dead-row');
+    await waitFor(
+      async () => {
+        await page.getByRole('button', { name: 'Reload' }).click();
+        return (await row.count()) === 1;
+      },
+      'the dead letter in the table',
+      UI_WAIT,
+    );
+    const firstId = (await row.first().getAttribute('data-id'))!;
+    assert.match((await row.first().textContent())!, /payload is not JSON/);
+    await row.first().getByRole('button', { name: 'Inspect' }).click();
+    assert.match((await page.getByTestId('dead-payload').textContent())!, /"channel": "room:x"/);
+
+    await row.first().getByRole('button', { name: 'Retry…' }).click();
+    assert.match((await page.getByTestId('confirm').textContent())!, new RegExp(`dead letter ${firstId} back`));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByTestId('outbox-message').waitFor();
+    // The consumer took the row again (a new id) and, its payload still broken, dead-lettered it again.
+    await waitFor(
+      async () => {
+        await page.getByRole('button', { name: 'Reload' }).click();
+        const ids = await row.evaluateAll((els) => els.map((e) => e.getAttribute('data-id')));
+        return ids.length === 1 && ids[0] !== firstId;
+      },
+      'the retried row dead-lettered again under a new id',
+      UI_WAIT,
+    );
+    await row.first().getByRole('button', { name: 'Delete…' }).click();
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await waitFor(async () => (await row.count()) === 0, 'the dead letter deleted', UI_WAIT);
+    const check = new Database(outboxFile, { readonly: true });
+    try {
+      assert.equal((check.prepare('SELECT count(*) AS n FROM herald_outbox_dead').get() as { n: number }).n, 0);
+      assert.equal((check.prepare('SELECT count(*) AS n FROM herald_outbox').get() as { n: number }).n, 0);
+    } finally {
+      check.close();
+    }
+    assert.match((await page.getByTestId('outbox-summary').textContent())!, /0 pending row\(s\), 0 dead letter\(s\)/);
   });
 
   test('admin requests without the session cookie or from a foreign Origin are refused', async () => {

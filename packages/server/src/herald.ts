@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createAdmin, prepareAdmin } from './admin/index.js';
+import type { AdminSources } from './admin/outbox-source.js';
 import { createHttpHandler } from './api/http.js';
 import { executeApi } from './api/methods.js';
 import { loadConfig, processEnv, type HeraldConfig, type LoadConfigInput } from './config/index.js';
@@ -47,6 +48,8 @@ export interface Herald extends HeraldCore {
   readonly engine: Engine;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** What extensions show in the admin UI (the outbox registers its dead letters here; docs/admin.md). */
+  readonly adminSources: AdminSources;
   /** The configured webhooks (docs/proxy.md, "Webhooks"): extensions such as the outbox emit their events here. */
   readonly webhooks: WebhookEmitter;
   /** Runs one server API method by name with a Centrifugo-shaped body; resolves with the `result` object. */
@@ -179,7 +182,8 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     allowedOrigins: config.allowedOrigins,
     onError: logEntryError,
   });
-  const admin = adminSetup && createAdmin({ config, node, log, ...adminSetup, wsPaths });
+  const adminSources: AdminSources = {};
+  const admin = adminSetup && createAdmin({ config, node, log, ...adminSetup, wsPaths, sources: adminSources });
   if (admin) closeHooks.add(() => admin.close());
   /** The request listener (listen) and handleRequest (embedding): nothing thrown inside gets out. */
   const httpHandler: typeof apiHandler = (req, res) => {
@@ -238,6 +242,7 @@ export function createHerald(options: HeraldOptions = {}): Herald {
     log,
     metrics,
     webhooks: node.webhooks,
+    adminSources,
     async call(method, params, opts = {}) {
       return JSON.parse(await executeApi(node, method, params, opts.source ?? 'server'));
     },

@@ -1,5 +1,6 @@
 import type { Live } from '../live';
 import { useLive } from '../use-live';
+import { Outbox } from './outbox';
 
 /** Outbox and webhook health from each node's snapshot (the herald_outbox_* and herald_webhook_* metrics). */
 export function Integrations(props: { live: Live }) {
@@ -9,6 +10,9 @@ export function Integrations(props: { live: Live }) {
   return (
     <>
       <h1>Outbox and webhooks</h1>
+      <h2>Outbox of this node</h2>
+      <Outbox />
+      <h2>Metrics of every node</h2>
       {names.length === 0 ? (
         <p className="muted">No node runs an outbox or sends webhooks.</p>
       ) : (

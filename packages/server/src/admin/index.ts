@@ -14,6 +14,7 @@ import { parseRequestTarget } from '../transport/request-target.js';
 import { ADMIN_NAMESPACE, ADMIN_TOKEN_TTL_SEC, ADMIN_USER, mintAdminToken, withAdminHooks } from './connection.js';
 import { ConnectionRegistry } from './connections.js';
 import { LoginLimiter } from './login-limiter.js';
+import type { AdminSources } from './outbox-source.js';
 import {
   ADMIN_COOKIE,
   ADMIN_SESSION_MS,
@@ -43,6 +44,8 @@ const CALLABLE = new Set([
   'disconnect',
 ]);
 
+/** Dead letters listed at most (the newest). */
+const DEAD_LETTERS_LISTED = 100;
 /** Connections listed by one Users query at most. */
 const CONNECTIONS_LIMIT = 500;
 
@@ -67,6 +70,8 @@ export interface AdminOptions {
   log: Logger;
   secret: string;
   registry: ConnectionRegistry;
+  /** What extensions registered (the outbox's dead letters). */
+  sources: AdminSources;
   /** The WebSocket paths (the UI connects to the first one). */
   wsPaths: readonly string[];
 }
@@ -233,6 +238,7 @@ export function createAdmin(opts: AdminOptions): Admin {
       const user = typeof body.user === 'string' && body.user !== '' ? body.user : undefined;
       return json(res, 200, { result: { connections: connections(user), node: selfInfo().name } });
     }
+    if (route === 'outbox' || route.startsWith('outbox/')) return outbox(res, route.slice(7), body);
     if (route === 'tail') {
       // The live tail: the admin connection (client id from its connect reply) is subscribed server-side.
       const channel = body.channel;
@@ -264,6 +270,26 @@ export function createAdmin(opts: AdminOptions): Admin {
       }
     }
     return fail(res, 404, ErrorCode.methodNotFound, `not found: ${route.slice(0, 60)}`);
+  }
+
+  /** The outbox of this node: summary and dead letters; retry and delete one (docs/admin.md). */
+  async function outbox(res: ServerResponse, action: string, body: Record<string, unknown>): Promise<void> {
+    const o = opts.sources.outbox;
+    if (!o) return json(res, 200, { result: { enabled: false } });
+    if (action === '') {
+      const [summary, dead] = await Promise.all([o.summary(), o.listDead(DEAD_LETTERS_LISTED)]);
+      return json(res, 200, { result: { enabled: true, target: o.target, summary, dead } });
+    }
+    const id = body.id;
+    if (typeof id !== 'string' || !/^\d{1,19}$/.test(id))
+      return fail(res, 400, ErrorCode.badRequest, "bad request: id must be the dead letter's id as a string of digits");
+    if (action !== 'retry' && action !== 'delete')
+      return fail(res, 404, ErrorCode.methodNotFound, `not found: outbox/${action.slice(0, 30)}`);
+    const ok = action === 'retry' ? await o.retryDead(id) : await o.deleteDead(id);
+    log.info({ id, action }, `admin UI: outbox dead letter ${action === 'retry' ? 'retried' : 'deleted'}`);
+    if (!ok)
+      return fail(res, 404, ErrorCode.methodNotFound, `dead letter ${id} not found (already retried or deleted?)`);
+    return json(res, 200, { result: { ok: true } });
   }
 
   function page(req: IncomingMessage, res: ServerResponse, rel: string): void {

@@ -1,4 +1,5 @@
 import { ConfigError } from '../config/index.js';
+import type { OutboxAdmin } from '../admin/outbox-source.js';
 import type { Herald } from '../herald.js';
 import { isInstalled, isMissing, missingDependency } from '../optional-deps.js';
 import { ErrorCode, HeraldError } from '../protocol/codes.js';
@@ -84,6 +85,8 @@ export interface OutboxStore {
    * "unreachable" (`/ready` 503) from "busy" (a lock held by the application). Stores without it never report unreachable.
    */
   ping?(): Promise<void>;
+  /** Pending rows and dead letters for the admin UI (admin/outbox-source.ts). */
+  readonly admin?: OutboxAdmin;
   /** Resolves after `ms`, on a wake-up from the database (NOTIFY), or when `signal` aborts. */
   wait(ms: number, signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
@@ -615,6 +618,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       }
     }
     if (abort.signal.aborted || !store) return;
+    if (store.admin && herald.adminSources) herald.adminSources.outbox = store.admin;
     // SQLite has one writer; more workers would only re-read the same rows.
     const workers = store.dialect === 'postgres' ? (options.workers ?? 4) : 1;
     runningFlag = true;
@@ -637,6 +641,7 @@ export function createOutboxConsumer(options: OutboxConsumerOptions): OutboxCons
       abort.abort();
       await main;
       unregisterSource();
+      if (store?.admin && herald.adminSources?.outbox === store.admin) delete herald.adminSources.outbox;
       runningFlag = false;
       metrics.running.set(0);
       await store?.close().catch((err) => log.warn({ err }, 'outbox store close failed'));

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { OutboxAdmin } from '../admin/outbox-source.js';
 import { redactUrl } from '../logger.js';
 import { withinBudget } from './budget.js';
 import type { BatchOutcome, BatchResult, DeadRow, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
@@ -80,6 +81,53 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
   let closed = false;
   const wakers = new Set<() => void>();
 
+  const admin: OutboxAdmin = {
+    target,
+    async summary() {
+      const r = await pool.query<{ n: string; age: string | null; dead: string | null }>(
+        `SELECT count(*) AS n, floor(extract(epoch FROM now() - min(created_at)))::bigint AS age,
+           CASE WHEN to_regclass('herald_outbox_dead') IS NULL THEN NULL ELSE -1 END AS dead FROM herald_outbox`,
+      );
+      const row = r.rows[0]!;
+      let dead: number | null = null;
+      if (row.dead !== null) {
+        const d = await pool.query<{ n: string }>('SELECT count(*) AS n FROM herald_outbox_dead');
+        dead = Number(d.rows[0]!.n);
+      }
+      return { pending: Number(row.n), oldest_age_seconds: row.age === null ? null : Number(row.age), dead };
+    },
+    async listDead(limit) {
+      const exists = await pool.query<{ ok: boolean }>(`SELECT to_regclass('herald_outbox_dead') IS NOT NULL AS ok`);
+      if (!exists.rows[0]?.ok) return [];
+      const r = await pool.query<Record<string, unknown>>(
+        `SELECT id::text, method, payload::text AS payload, partition::text, created_at::text, failed_at::text, error
+         FROM herald_outbox_dead ORDER BY failed_at DESC, id DESC LIMIT $1`,
+        [limit],
+      );
+      return r.rows.map((x) => ({
+        id: String(x.id),
+        method: String(x.method),
+        payload: String(x.payload),
+        partition: String(x.partition),
+        created_at: String(x.created_at),
+        failed_at: String(x.failed_at),
+        error: String(x.error),
+      }));
+    },
+    async retryDead(id) {
+      const r = await pool.query(
+        `WITH gone AS (DELETE FROM herald_outbox_dead WHERE id = $1::bigint RETURNING method, payload, partition)
+         INSERT INTO herald_outbox (method, payload, partition) SELECT method, payload, partition FROM gone`,
+        [id],
+      );
+      return (r.rowCount ?? 0) > 0;
+    },
+    async deleteDead(id) {
+      const r = await pool.query('DELETE FROM herald_outbox_dead WHERE id = $1::bigint', [id]);
+      return (r.rowCount ?? 0) > 0;
+    },
+  };
+
   function wakeAll(): void {
     for (const w of [...wakers]) w();
   }
@@ -129,6 +177,7 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
     target,
     pool,
 
+    admin,
     async connect() {
       await pool.query('SELECT 1');
       listen();

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
+import type { OutboxAdmin } from '../admin/outbox-source.js';
 import type { BatchOutcome, BatchResult, DeadRow, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
 import { withinBudget } from './budget.js';
 import { columnProblem, SQLITE_MIGRATION } from './schema.js';
@@ -156,10 +157,80 @@ export function createSqliteStore(
     }
   }
 
+  const hasDead = () => tableNames().includes('herald_outbox_dead');
+  /** Runs `fn` in a short write transaction. */
+  function write<T>(fn: (d: SqliteDb) => T): T {
+    const d = open();
+    d.exec('BEGIN IMMEDIATE');
+    try {
+      const out = fn(d);
+      d.exec('COMMIT');
+      return out;
+    } catch (err) {
+      try {
+        d.exec('ROLLBACK');
+      } catch {
+        // no transaction left to roll back
+      }
+      throw err;
+    }
+  }
+  const changes = (r: unknown) => Number((r as { changes?: number | bigint }).changes ?? 0);
+
+  const admin: OutboxAdmin = {
+    target: `file:${path}`,
+    async summary() {
+      const row = open()
+        .prepare(
+          `SELECT count(*) AS n, CAST(strftime('%s', 'now') - strftime('%s', min(created_at)) AS INTEGER) AS age FROM herald_outbox`,
+        )
+        .all()[0] as { n: number; age: number | null };
+      const dead = hasDead()
+        ? Number((open().prepare('SELECT count(*) AS n FROM herald_outbox_dead').all()[0] as { n: number }).n)
+        : null;
+      return { pending: Number(row.n), oldest_age_seconds: row.age === null ? null : Number(row.age), dead };
+    },
+    async listDead(limit) {
+      if (!hasDead()) return [];
+      const rows = open()
+        .prepare(
+          `SELECT id, method, CAST(payload AS TEXT) AS payload, partition, created_at, failed_at, error
+           FROM herald_outbox_dead ORDER BY failed_at DESC, id DESC LIMIT ?`,
+        )
+        .all(limit) as Record<string, unknown>[];
+      return rows.map((r) => ({
+        id: String(r.id),
+        method: String(r.method),
+        payload: String(r.payload),
+        partition: String(r.partition),
+        created_at: String(r.created_at),
+        failed_at: String(r.failed_at),
+        error: String(r.error),
+      }));
+    },
+    async retryDead(id) {
+      return write((d) => {
+        const moved = changes(
+          d
+            .prepare(
+              'INSERT INTO herald_outbox (method, payload, partition) SELECT method, payload, partition FROM herald_outbox_dead WHERE id = ?',
+            )
+            .run(Number(id)),
+        );
+        d.prepare('DELETE FROM herald_outbox_dead WHERE id = ?').run(Number(id));
+        return moved > 0;
+      });
+    },
+    async deleteDead(id) {
+      return write((d) => changes(d.prepare('DELETE FROM herald_outbox_dead WHERE id = ?').run(Number(id))) > 0);
+    },
+  };
+
   return {
     dialect: 'sqlite',
     target: `file:${path}`,
     driverName: () => driver?.name,
+    admin,
 
     async connect() {
       if (db) return;
