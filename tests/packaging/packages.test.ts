@@ -134,6 +134,15 @@ test('every tarball has LICENSE (MIT), README.md and the package.json fields a r
   }
 });
 
+test('@herald/server ships the built admin UI (admin-ui/index.html and its assets), so /admin needs no other package', () => {
+  const { files } = packed('server');
+  assert.ok(files.includes('admin-ui/index.html'), 'admin-ui/index.html in the tarball (npm run build makes it)');
+  assert.ok(
+    files.some((f) => /^admin-ui\/assets\/index-[\w-]+\.js$/.test(f)),
+    'the UI script in the tarball',
+  );
+});
+
 test('@herald/server ships every page of docs/ and its README links the docs by the path messages use', () => {
   const { files, dir } = packed('server');
   const docs = readdirSync(join(root, 'docs'))

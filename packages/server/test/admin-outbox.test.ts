@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import Database from 'better-sqlite3';
 import { createHerald, createOutboxConsumer, migrateOutbox } from '../src/index.js';
+import { loadSqliteDriver } from '../src/outbox/sqlite.js';
 import { createTestSchema } from './outbox-helpers.js';
 import { waitFor } from './support/herald.js';
 
@@ -99,7 +99,8 @@ describe('admin outbox endpoints', () => {
     const { post } = await adminOn(
       `file:${file}`,
       async () => {
-        const db = new Database(file);
+        // node:sqlite where this Node has it (CI's Node 24 run), else better-sqlite3: the driver Herald itself picks.
+        const db = (await loadSqliteDriver()).open(file);
         db.prepare('INSERT INTO herald_outbox (payload, partition) VALUES (?, 3)').run(
           JSON.stringify({ channel: 'nowhere:x', data: { n: 1 } }),
         );

@@ -28,9 +28,12 @@ export interface AdminStats {
   errors: Record<string, number>;
   /** Connections closed per second, by close code. */
   disconnects: Record<string, number>;
-  /** Outbox and webhook gauges and counters as they stand (herald_outbox_*, herald_webhook_*), summed over labels. */
+  /** Outbox, webhook and proxy gauges and counters as they stand (herald_outbox_*, herald_webhook_*, herald_proxy_*), summed over labels. */
   integrations: Record<string, number>;
 }
+
+/** The metrics the Outbox & webhooks screen lists (outbox, webhooks, proxies), summed over their labels. */
+const INTEGRATION_PREFIXES = ['herald_outbox_', 'herald_webhook_', 'herald_proxy_'];
 
 const COUNTERS = {
   in: 'herald_messages_in_total',
@@ -108,8 +111,7 @@ export function startStatsPublisher(opts: StatsPublisherOptions): () => void {
     const seconds = Math.max(0.001, (cur.at - before.at) / 1000);
     const integrations: Record<string, number> = {};
     for (const name of cur.byName.keys())
-      if (name.startsWith('herald_outbox_') || name.startsWith('herald_webhook_'))
-        integrations[name] = total(cur, name);
+      if (INTEGRATION_PREFIXES.some((p) => name.startsWith(p))) integrations[name] = total(cur, name);
     const stats: AdminStats = {
       v: 1,
       node: opts.nodeInfo(),
