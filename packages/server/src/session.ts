@@ -531,7 +531,7 @@ export class Session implements HubSubscriber {
           creds = {
             user: r.user ?? '',
             expireAt: r.expireAt,
-            info: r.info === undefined ? undefined : jsonText(r.info),
+            info: r.info === undefined ? undefined : this.hookInfo(r.info, 'onConnecting'),
             channels: r.channels,
           };
           if (r.data !== undefined) replyData = jsonText(r.data);
@@ -689,6 +689,17 @@ export class Session implements HubSubscriber {
 
   // ---- subscriptions ---------------------------------------------------------------------------------------
 
+  /** A hook's `info` as JSON text, capped as token info is (HERALD_MAX_INFO_SIZE): past it 100 and a warning. */
+  private hookInfo(info: unknown, hook: 'onConnecting' | 'onSubscribe', channel?: string): string {
+    const text = jsonText(info);
+    const max = this.node.config.maxInfoBytes;
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes <= max) return text;
+    const problem = `the ${hook} hook returned info of ${bytes} bytes, more than the ${max} allowed (HERALD_MAX_INFO_SIZE)`;
+    this.node.logWarn({ hook, client: this.id, user: this.user, channel, bytes, max }, `${problem}: refused`);
+    throw new HeraldError(ErrorCode.internal, `internal server error: ${problem}; the app's operator must fix it`);
+  }
+
   private async onSubscribe(id: number, p: SubscribeParams): Promise<void> {
     const cfg = this.node.config;
     let rules = resolveChannel(cfg, p.channel);
@@ -737,7 +748,7 @@ export class Session implements HubSubscriber {
     const hook = this.node.hooks.onSubscribe;
     if (hook) {
       const r = await hook({ ...this.context, channel, data: p.data, token: token || undefined });
-      if (r?.info !== undefined) chanInfo = jsonText(r.info);
+      if (r?.info !== undefined) chanInfo = this.hookInfo(r.info, 'onSubscribe', channel);
       if (r?.data !== undefined) replyData = jsonText(r.data);
     }
     // The hook ran first (it may refuse before the app is asked); the proxy's info and data win over the hook's.
