@@ -24,6 +24,8 @@ export const errorCodeNames: Readonly<Record<number, string>> = {
   111: 'too many requests',
   112: 'unrecoverable position',
   113: 'concurrent pagination',
+  150: 'proxy unavailable',
+  151: 'proxy answer invalid',
   // Unsubscribe codes a subscription can end with (no resubscribe).
   2000: 'server unsubscribe',
 };
@@ -201,6 +203,14 @@ export function fixFor(
       return `the position to recover from no longer exists on the server: subscribe again without recovery and reload the page's state (${DOCS}/protocol.md)`;
     case 113:
       return `concurrent pagination; retry (${DOCS}/codes.md)`;
+    case 150:
+      return (
+        `the app's proxy backend behind Herald did not answer in time, refused the connection or answered an error status` +
+        (operation === 'subscribe' ? '; the client resubscribes with backoff' : '; try again later') +
+        `. The operator checks the backend named in Herald's warning log line (${DOCS}/proxy.md)`
+      );
+    case 151:
+      return `the app's proxy backend answered something Herald cannot use (not JSON, too large, or the wrong shape); retrying gives the same answer until the backend is fixed: its operator checks the field named in Herald's warning log line against the shapes in ${DOCS}/proxy.md`;
     case 2000:
       return `the server unsubscribed this client (the server API's unsubscribe, or a refused subscription token refresh); the client does not resubscribe by itself: remount the subscription when it is allowed again (${DOCS}/codes.md)`;
     default:
