@@ -16,7 +16,7 @@ export class AdminApiError extends Error {
 }
 
 /** The admin path: the page is served at <path>/, so the API is ./api relative to it. */
-const base = new URL('api/', document.baseURI.replace(/[?#].*$/, '').replace(/[^/]*$/, ''));
+const base = new URL('api/', new URL('.', document.baseURI));
 
 export async function post<T = unknown>(route: string, body: unknown = {}): Promise<T> {
   const res = await fetch(new URL(route, base), {

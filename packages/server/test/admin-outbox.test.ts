@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createHerald, createOutboxConsumer, migrateOutbox } from '../src/index.js';
+import { createPostgresStore } from '../src/outbox/postgres.js';
 import { loadSqliteDriver } from '../src/outbox/sqlite.js';
 import { createTestSchema } from './outbox-helpers.js';
 import { waitFor } from './support/herald.js';
@@ -125,5 +126,42 @@ describe('admin outbox endpoints', () => {
       body: '{}',
     });
     assert.deepEqual(await res.json(), { result: { enabled: false } });
+  });
+});
+
+describe('admin outbox overview', () => {
+  test('on Postgres the overview never counts a row as both waiting and dead (nor as neither) while it is moved back and forth', async (t) => {
+    const schema = await createTestSchema();
+    t.after(() => schema.drop());
+    await migrateOutbox(schema.url);
+    const store = createPostgresStore(schema.url);
+    t.after(() => store.close());
+    await store.connect();
+    await schema.insert([{ channel: 'nowhere:x', data: { n: 1 }, partition: 1 }]);
+    // What the consumer (dead-lettering) and the admin UI's retry do, each in one transaction, 150 times each way.
+    const toDead = `WITH gone AS (DELETE FROM herald_outbox RETURNING id, method, payload, partition, created_at)
+      INSERT INTO herald_outbox_dead (id, method, payload, partition, created_at, error)
+      SELECT id, method, payload, partition, created_at, 'moved' FROM gone`;
+    const back = `WITH gone AS (DELETE FROM herald_outbox_dead RETURNING method, payload, partition)
+      INSERT INTO herald_outbox (method, payload, partition) SELECT method, payload, partition FROM gone`;
+    let moving = true;
+    const mover = (async () => {
+      for (let i = 0; i < 150; i++) {
+        await schema.pool.query(toDead);
+        await schema.pool.query(back);
+      }
+      moving = false;
+    })();
+    const seen: string[] = [];
+    let reads = 0;
+    while (moving && reads < 2000) {
+      const { summary, dead } = await store.admin!.overview(10);
+      reads++;
+      const shape = `pending ${summary.pending}, dead ${summary.dead}, listed ${dead.length}`;
+      if (summary.pending + (summary.dead ?? 0) !== 1 || dead.length !== summary.dead) seen.push(shape);
+    }
+    await mover;
+    assert.ok(reads > 10, `only ${reads} overviews were read while the row moved`);
+    assert.deepEqual(seen, []);
   });
 });

@@ -57,21 +57,23 @@ export async function openPage(browser: Browser, name: string): Promise<UserPage
     page,
     console: consoleLines,
     states: () => page.evaluate(() => (window as unknown as { __states: string[] }).__states.slice()),
-    // "user: text" for each message on the page, in the order shown.
+    // "user: text" for each message on the page, in the order shown: the example app marks the sender (data-user)
+    // and the text (message-text); docs/nextjs.md's page (tests/newapp) shows "user: text" as the element's text.
     messages: () =>
       page
         .locator('[data-testid="message"]')
         .evaluateAll((els) =>
-          els.map(
-            (el) =>
-              `${el.getAttribute('data-user')}: ${el.querySelector('[data-testid="message-text"]')?.textContent ?? ''}`,
+          els.map((el) =>
+            el.hasAttribute('data-user')
+              ? `${el.getAttribute('data-user')}: ${el.querySelector('[data-testid="message-text"]')?.textContent ?? ''}`
+              : (el.textContent ?? ''),
           ),
         ),
-    // The users shown online (Herald's presence).
+    // The users shown online (Herald's presence): data-user in the example app, the element's text in the docs' page.
     presence: () =>
       page
         .locator('[data-testid="presence-member"]')
-        .evaluateAll((els) => els.map((el) => el.getAttribute('data-user') ?? '')),
+        .evaluateAll((els) => els.map((el) => el.getAttribute('data-user') ?? el.textContent ?? '')),
     state: async () => (await page.locator('[data-testid="connection-state"]').textContent()) ?? '',
   };
 }

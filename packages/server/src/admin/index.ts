@@ -277,7 +277,7 @@ export function createAdmin(opts: AdminOptions): Admin {
     const o = opts.sources.outbox;
     if (!o) return json(res, 200, { result: { enabled: false } });
     if (action === '') {
-      const [summary, dead] = await Promise.all([o.summary(), o.listDead(DEAD_LETTERS_LISTED)]);
+      const { summary, dead } = await o.overview(DEAD_LETTERS_LISTED);
       return json(res, 200, { result: { enabled: true, target: o.target, summary, dead } });
     }
     const id = body.id;

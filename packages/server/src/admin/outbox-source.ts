@@ -25,9 +25,11 @@ export interface OutboxSummary {
 
 export interface OutboxAdmin {
   readonly target: string;
-  summary(): Promise<OutboxSummary>;
-  /** The newest dead letters first. */
-  listDead(limit: number): Promise<DeadLetter[]>;
+  /**
+   * The summary and the newest `limit` dead letters (newest first), read in one snapshot: a row being moved to the
+   * dead letters is counted either as waiting or as dead, never as both.
+   */
+  overview(limit: number): Promise<{ summary: OutboxSummary; dead: DeadLetter[] }>;
   /** Moves a dead letter back into herald_outbox (a new id, last of its partition); false when it is not there. */
   retryDead(id: string): Promise<boolean>;
   /** Deletes a dead letter; false when it is not there. */

@@ -96,5 +96,7 @@ export function adminFrom(
 
 function normalisePath(p: string): string {
   const withSlash = p.startsWith('/') ? p : `/${p}`;
-  return withSlash.length > 1 ? withSlash.replace(/\/+$/, '') : withSlash;
+  let end = withSlash.length;
+  while (end > 1 && withSlash[end - 1] === '/') end--;
+  return withSlash.slice(0, end);
 }

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { OutboxAdmin } from '../admin/outbox-source.js';
+import type { DeadLetter, OutboxAdmin } from '../admin/outbox-source.js';
 import { redactUrl } from '../logger.js';
 import { withinBudget } from './budget.js';
 import type { BatchOutcome, BatchResult, DeadRow, OutboxRow, OutboxStore, SchemaState } from './consumer.js';
@@ -83,36 +83,41 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
 
   const admin: OutboxAdmin = {
     target,
-    async summary() {
-      const r = await pool.query<{ n: string; age: string | null; dead: string | null }>(
-        `SELECT count(*) AS n, floor(extract(epoch FROM now() - min(created_at)))::bigint AS age,
-           CASE WHEN to_regclass('herald_outbox_dead') IS NULL THEN NULL ELSE -1 END AS dead FROM herald_outbox`,
-      );
-      const row = r.rows[0]!;
-      let dead: number | null = null;
-      if (row.dead !== null) {
-        const d = await pool.query<{ n: string }>('SELECT count(*) AS n FROM herald_outbox_dead');
-        dead = Number(d.rows[0]!.n);
+    async overview(limit) {
+      // One REPEATABLE READ snapshot: the consumer moves a dead row (insert + delete) in one transaction, and the
+      // counts and the list must not see it half-way (waiting in one query, dead in the next).
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const r = await client.query<{ n: string; age: string | null; has_dead: boolean }>(
+          `SELECT count(*) AS n, floor(extract(epoch FROM now() - min(created_at)))::bigint AS age,
+             to_regclass('herald_outbox_dead') IS NOT NULL AS has_dead FROM herald_outbox`,
+        );
+        const row = r.rows[0]!;
+        let deadCount: number | null = null;
+        let rows: Record<string, unknown>[] = [];
+        if (row.has_dead) {
+          const d = await client.query<{ n: string }>('SELECT count(*) AS n FROM herald_outbox_dead');
+          deadCount = Number(d.rows[0]!.n);
+          rows = (
+            await client.query<Record<string, unknown>>(
+              `SELECT id::text, method, payload::text AS payload, partition::text, created_at::text, failed_at::text, error
+               FROM herald_outbox_dead ORDER BY failed_at DESC, id DESC LIMIT $1`,
+              [limit],
+            )
+          ).rows;
+        }
+        await client.query('COMMIT');
+        return {
+          summary: { pending: Number(row.n), oldest_age_seconds: row.age === null ? null : Number(row.age), dead: deadCount },
+          dead: rows.map(toDeadLetter),
+        };
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw err;
+      } finally {
+        client.release();
       }
-      return { pending: Number(row.n), oldest_age_seconds: row.age === null ? null : Number(row.age), dead };
-    },
-    async listDead(limit) {
-      const exists = await pool.query<{ ok: boolean }>(`SELECT to_regclass('herald_outbox_dead') IS NOT NULL AS ok`);
-      if (!exists.rows[0]?.ok) return [];
-      const r = await pool.query<Record<string, unknown>>(
-        `SELECT id::text, method, payload::text AS payload, partition::text, created_at::text, failed_at::text, error
-         FROM herald_outbox_dead ORDER BY failed_at DESC, id DESC LIMIT $1`,
-        [limit],
-      );
-      return r.rows.map((x) => ({
-        id: String(x.id),
-        method: String(x.method),
-        payload: String(x.payload),
-        partition: String(x.partition),
-        created_at: String(x.created_at),
-        failed_at: String(x.failed_at),
-        error: String(x.error),
-      }));
     },
     async retryDead(id) {
       const r = await pool.query(
@@ -318,5 +323,17 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
       await pool.end().catch(() => {});
       wakeAll();
     },
+  };
+}
+
+function toDeadLetter(x: Record<string, unknown>): DeadLetter {
+  return {
+    id: String(x.id),
+    method: String(x.method),
+    payload: String(x.payload),
+    partition: String(x.partition),
+    created_at: String(x.created_at),
+    failed_at: String(x.failed_at),
+    error: String(x.error),
   };
 }

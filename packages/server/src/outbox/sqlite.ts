@@ -179,34 +179,44 @@ export function createSqliteStore(
 
   const admin: OutboxAdmin = {
     target: `file:${path}`,
-    async summary() {
-      const row = open()
-        .prepare(
-          `SELECT count(*) AS n, CAST(strftime('%s', 'now') - strftime('%s', min(created_at)) AS INTEGER) AS age FROM herald_outbox`,
-        )
-        .all()[0] as { n: number; age: number | null };
-      const dead = hasDead()
-        ? Number((open().prepare('SELECT count(*) AS n FROM herald_outbox_dead').all()[0] as { n: number }).n)
-        : null;
-      return { pending: Number(row.n), oldest_age_seconds: row.age === null ? null : Number(row.age), dead };
-    },
-    async listDead(limit) {
-      if (!hasDead()) return [];
-      const rows = open()
-        .prepare(
-          `SELECT id, method, CAST(payload AS TEXT) AS payload, partition, created_at, failed_at, error
-           FROM herald_outbox_dead ORDER BY failed_at DESC, id DESC LIMIT ?`,
-        )
-        .all(limit) as Record<string, unknown>[];
-      return rows.map((r) => ({
-        id: String(r.id),
-        method: String(r.method),
-        payload: String(r.payload),
-        partition: String(r.partition),
-        created_at: String(r.created_at),
-        failed_at: String(r.failed_at),
-        error: String(r.error),
-      }));
+    async overview(limit) {
+      // One read transaction (a WAL snapshot): a row being moved to the dead letters by another connection is counted
+      // either as waiting or as dead, never as both. The reads are synchronous, so no write of this connection interleaves.
+      const d = open();
+      d.exec('BEGIN');
+      try {
+        const row = d
+          .prepare(
+            `SELECT count(*) AS n, CAST(strftime('%s', 'now') - strftime('%s', min(created_at)) AS INTEGER) AS age FROM herald_outbox`,
+          )
+          .all()[0] as { n: number; age: number | null };
+        const withDead = hasDead();
+        const deadCount = withDead
+          ? Number((d.prepare('SELECT count(*) AS n FROM herald_outbox_dead').all()[0] as { n: number }).n)
+          : null;
+        const rows = withDead
+          ? (d
+              .prepare(
+                `SELECT id, method, CAST(payload AS TEXT) AS payload, partition, created_at, failed_at, error
+                 FROM herald_outbox_dead ORDER BY failed_at DESC, id DESC LIMIT ?`,
+              )
+              .all(limit) as Record<string, unknown>[])
+          : [];
+        return {
+          summary: { pending: Number(row.n), oldest_age_seconds: row.age === null ? null : Number(row.age), dead: deadCount },
+          dead: rows.map((r) => ({
+            id: String(r.id),
+            method: String(r.method),
+            payload: String(r.payload),
+            partition: String(r.partition),
+            created_at: String(r.created_at),
+            failed_at: String(r.failed_at),
+            error: String(r.error),
+          })),
+        };
+      } finally {
+        d.exec('COMMIT');
+      }
     },
     async retryDead(id) {
       return write((d) => {

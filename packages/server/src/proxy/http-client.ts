@@ -133,7 +133,17 @@ export class ProxyHttpClient {
     if (next) next();
   }
 
-  private post(payload: string, headers: Record<string, string>, deadline: number): Promise<unknown> {
+  /**
+   * One POST. A kept-alive socket the backend closed while idle (its keep-alive timeout, 5 s in Node and Next.js)
+   * can fail as it is reused, before the request reached the backend's handler: that failure (ECONNRESET or EPIPE on a
+   * reused socket, no answer yet) is retried once on a new connection within the same deadline.
+   */
+  private post(
+    payload: string,
+    headers: Record<string, string>,
+    deadline: number,
+    retried = false,
+  ): Promise<unknown> {
     const timeoutMs = this.config.timeoutMs;
     const limit = this.config.maxResponseBytes;
     return new Promise<unknown>((resolve, reject) => {
@@ -162,10 +172,25 @@ export class ProxyHttpClient {
         },
         Math.max(0, deadline - Date.now()),
       );
+      let answered = false;
       req.on('error', (err: NodeJS.ErrnoException) => {
+        if (
+          !settled &&
+          !retried &&
+          !answered &&
+          req.reusedSocket &&
+          (err.code === 'ECONNRESET' || err.code === 'EPIPE') &&
+          Date.now() < deadline
+        ) {
+          settled = true;
+          clearTimeout(timer);
+          this.post(payload, headers, deadline, true).then(resolve, reject);
+          return;
+        }
         finish(new ProxyCallError('unavailable', 'unreachable', `request failed: ${err.code ?? err.message}`));
       });
       req.on('response', (res: IncomingMessage) => {
+        answered = true;
         if (res.statusCode !== 200) {
           finish(
             new ProxyCallError(
