@@ -101,27 +101,42 @@ export function usePresence(channel: string): PresenceMember[] {
       }
       setMembers([...users.values()].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0)));
     };
+    // Joins and leaves that arrive while a presence request is in flight: the answer may be a snapshot taken before
+    // them (on Redis the read and the join's fan-out race), so they are applied again on top of it.
+    let arrivedDuringLoad: (() => void)[] | undefined;
+    let loads = 0;
+    const apply = (change: () => void) => {
+      change();
+      arrivedDuringLoad?.push(change);
+      publish();
+    };
     const load = () => {
+      const n = ++loads;
+      const arrived: (() => void)[] = [];
+      arrivedDuringLoad = arrived;
       // A refusal (108 presence off, 103) is printed once by the client, with its fix.
       client.presence(channel).then(
         (r) => {
-          if (!alive) return;
+          if (!alive || n !== loads) return;
+          arrivedDuringLoad = undefined;
           byClient.clear();
           for (const [id, c] of Object.entries(r.clients)) byClient.set(id, { user: c.user, info: c.connInfo });
+          for (const change of arrived) change();
           publish();
         },
         () => {
           // Presence not allowed or a transient error: keep what is shown; the next subscribe reloads it.
+          if (n === loads) arrivedDuringLoad = undefined;
         },
       );
     };
     const onJoin = (ctx: { info: { client: string; user: string; connInfo?: unknown } }) => {
-      byClient.set(ctx.info.client, { user: ctx.info.user, info: ctx.info.connInfo });
-      publish();
+      const { client: id, user, connInfo } = ctx.info;
+      apply(() => byClient.set(id, { user, info: connInfo }));
     };
     const onLeave = (ctx: { info: { client: string } }) => {
-      byClient.delete(ctx.info.client);
-      publish();
+      const id = ctx.info.client;
+      apply(() => byClient.delete(id));
     };
     sub.on('subscribed', load);
     sub.on('join', onJoin);

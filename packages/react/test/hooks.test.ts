@@ -1,6 +1,6 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
 import { createHerald, type Herald } from '@herald/server';
 import { mintToken } from '@herald/next';
 
@@ -28,7 +28,8 @@ const newContainer = () => ({
 
 const { createElement } = await import('react');
 const { createRoot } = await import('react-dom/client');
-const { HeraldProvider, HeraldClientError, useChannel, usePublish, useSubscription } = await import('../src/index.js');
+const { HeraldProvider, HeraldClientError, useChannel, usePresence, usePublish, useSubscription } =
+  await import('../src/index.js');
 type ChannelState = import('../src/index.js').ChannelState;
 
 const SECRET = 'test-secret-for-herald-react-tests-0123456789';
@@ -63,8 +64,8 @@ async function waitFor<T>(what: string, check: () => T | undefined | false, time
 }
 
 /** Mounts `child` under a HeraldProvider connected as alice; returns the unmount function. */
-async function mount(url: string, child: () => null): Promise<() => void> {
-  const token = await mintToken({ user: { id: 'alice', name: 'alice' } }, { secret: SECRET });
+async function mount(url: string, child: () => null, secret = SECRET): Promise<() => void> {
+  const token = await mintToken({ user: { id: 'alice', name: 'alice' } }, { secret });
   // A container of its own: React warns (console.error) about a second root on one container.
   const root = createRoot(newContainer() as unknown as Element, {
     onUncaughtError: (e) => {
@@ -156,4 +157,91 @@ test('usePublish rejects with a HeraldClientError carrying 103 and its fix when 
   });
   assert.equal(printed.length, 1);
   assert.match(printed[0]!, /Herald refused a publish to chat:lobby with 103 \(permission denied\)/);
+});
+
+/**
+ * A WebSocket relay in front of Herald that holds the first presence reply it sees until a join push has passed it:
+ * the order in which a presence snapshot taken before a join reaches the client when the engine's read and the join's
+ * fan-out race (the Redis engine).
+ */
+async function presenceHoldingRelay(target: string): Promise<{ url: string; held: Promise<void> }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  cleanups.push(() => new Promise<void>((r) => wss.close(() => r())));
+  let onHeld!: () => void;
+  const held = new Promise<void>((r) => (onHeld = r));
+  let holding: string | undefined;
+  let used = false;
+  wss.on('connection', (client) => {
+    const upstream = new WebSocket(target);
+    const queued: string[] = [];
+    upstream.on('open', () => queued.splice(0).forEach((m) => upstream.send(m)));
+    client.on('message', (m) =>
+      upstream.readyState === WebSocket.OPEN ? upstream.send(String(m)) : queued.push(String(m)),
+    );
+    upstream.on('message', (m) => {
+      const text = String(m);
+      if (!used && /"presence":\{"presence"/.test(text)) {
+        used = true;
+        holding = text;
+        onHeld();
+        return;
+      }
+      client.send(text);
+      if (holding !== undefined && /"join":/.test(text)) {
+        client.send(holding);
+        holding = undefined;
+      }
+    });
+    client.on('close', () => upstream.close());
+    upstream.on('close', () => client.close());
+  });
+  const { port } = wss.address() as { port: number };
+  return { url: `ws://127.0.0.1:${port}/ws`, held };
+}
+
+test('usePresence keeps a user who joined while its presence request was in flight, when the answer predates the join', async () => {
+  const secret = 'presence-race-secret-0123456789abcdef';
+  const herald = createHerald({
+    env: { HERALD_TOKEN_SECRET: secret },
+    fileConfig: {
+      channel: {
+        namespaces: [
+          {
+            name: 'chat',
+            presence: true,
+            join_leave: true,
+            allow_subscribe_for_client: true,
+            allow_presence_for_subscriber: true,
+          },
+        ],
+      },
+    },
+    logger: false,
+  });
+  const addr = await herald.listen(0, '127.0.0.1');
+  cleanups.push(() => herald.close());
+  const relay = await presenceHoldingRelay(`ws://127.0.0.1:${addr.port}/ws`);
+  let members: string[] = [];
+  await mount(
+    relay.url,
+    () => {
+      members = usePresence('chat:lobby').map((m) => m.user);
+      return null;
+    },
+    secret,
+  );
+  await relay.held;
+  // Bob joins (directly) while alice's presence answer, which lists only alice, is held back.
+  const bob = new WebSocket(`ws://127.0.0.1:${addr.port}/ws`);
+  cleanups.push(() => bob.close());
+  await new Promise((r) => bob.once('open', r));
+  const bobToken = await mintToken({ user: { id: 'bob', name: 'bob' } }, { secret });
+  bob.send(
+    `${JSON.stringify({ id: 1, connect: { token: bobToken } })}\n${JSON.stringify({ id: 2, subscribe: { channel: 'chat:lobby' } })}`,
+  );
+  await waitFor('alice and bob shown', () => members.length === 2);
+  // Past the held answer: what is shown stays both users.
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(members, ['alice', 'bob']);
 });
