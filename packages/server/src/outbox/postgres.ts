@@ -109,7 +109,11 @@ export function createPostgresStore(url: string): OutboxStore & { pool: pg.Pool 
         }
         await client.query('COMMIT');
         return {
-          summary: { pending: Number(row.n), oldest_age_seconds: row.age === null ? null : Number(row.age), dead: deadCount },
+          summary: {
+            pending: Number(row.n),
+            oldest_age_seconds: row.age === null ? null : Number(row.age),
+            dead: deadCount,
+          },
           dead: rows.map(toDeadLetter),
         };
       } catch (err) {

@@ -203,7 +203,11 @@ export function createSqliteStore(
               .all(limit) as Record<string, unknown>[])
           : [];
         return {
-          summary: { pending: Number(row.n), oldest_age_seconds: row.age === null ? null : Number(row.age), dead: deadCount },
+          summary: {
+            pending: Number(row.n),
+            oldest_age_seconds: row.age === null ? null : Number(row.age),
+            dead: deadCount,
+          },
           dead: rows.map((r) => ({
             id: String(r.id),
             method: String(r.method),

@@ -138,12 +138,7 @@ export class ProxyHttpClient {
    * can fail as it is reused, before the request reached the backend's handler: that failure (ECONNRESET or EPIPE on a
    * reused socket, no answer yet) is retried once on a new connection within the same deadline.
    */
-  private post(
-    payload: string,
-    headers: Record<string, string>,
-    deadline: number,
-    retried = false,
-  ): Promise<unknown> {
+  private post(payload: string, headers: Record<string, string>, deadline: number, retried = false): Promise<unknown> {
     const timeoutMs = this.config.timeoutMs;
     const limit = this.config.maxResponseBytes;
     return new Promise<unknown>((resolve, reject) => {
