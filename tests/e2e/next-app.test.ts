@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 import type { Browser } from 'playwright-core';
 import { createHerald, createOutboxConsumer, type Herald } from '@herald/server';
+import { createHeraldClient } from '@herald/client';
 import { launchChromium, logIn, openPage, send, until, type UserPage } from './support/browser.js';
 import { acquireDirLock } from './support/lock.js';
 import { startNginx } from './support/nginx.js';
@@ -560,6 +561,155 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
       );
     } finally {
       await alice.context.close();
+      await app.stop();
+    }
+  });
+
+  test("proxy mode (the start script with --proxy): alice connects with only her session cookie and no token route, a signed-out socket is refused with 4501, empty and too-long messages are refused on the page by the publish proxy and neither stored nor delivered, a valid one is stored and delivered (a reload shows it once), the rpc lists alice and bob, bob's disconnect shows him offline, and the cookie is never logged", async (t) => {
+    const port = await freePort();
+    const db = await freshDb();
+    const base = `http://localhost:${port}`;
+    const app = start('npm start -- --proxy', process.execPath, ['scripts/start.mjs', '--proxy'], {
+      cwd: appDir,
+      env: {
+        ...nextEnv({ PORT: String(port), WS_PORT: String(heraldPort), DATABASE_URL: db.url }),
+        HERALD_TOKEN_SECRET: undefined,
+        // The most Herald logs: the session cookie must appear in none of it.
+        HERALD_LOG_LEVEL: 'debug',
+        HERALD_OUTBOX_POLL_MS: '50',
+      },
+    });
+    // All of it (Child keeps only the last 64 KB), for the cookie check.
+    let log = '';
+    for (const stream of [app.proc.stdout!, app.proc.stderr!]) stream.on('data', (c: Buffer) => (log += c.toString()));
+    const alice = await openPage(browser, 'alice');
+    const bob = await openPage(browser, 'bob');
+    const tokenRequests: string[] = [];
+    const appPosts: string[] = [];
+    for (const u of [alice, bob])
+      u.page.on('request', (r) => {
+        const path = new URL(r.url()).pathname;
+        if (path === '/api/herald/token') tokenRequests.push(`${u.name}: ${r.url()}`);
+        if (path === '/api/messages' && r.method() === 'POST') appPosts.push(`${u.name}: ${r.postData() ?? ''}`);
+      });
+    const visitor = createHeraldClient({
+      url: `ws://localhost:${port}/ws`,
+      websocket: WebSocket,
+      tokenUrl: false,
+      diagnose: false,
+    });
+    try {
+      await waitForHttp(`http://127.0.0.1:${port}/login`, 30_000, app);
+      await waitForHttp(`http://127.0.0.1:${heraldPort}/health`, 30_000, app);
+      assert.match(log, /auth +proxy mode/);
+
+      // A visitor with no session: Herald asks the connect proxy, which closes the socket for good.
+      const refused = new Promise<{ code: number; reason: string }>((resolveClose) =>
+        visitor.centrifuge.on('disconnected', ({ code, reason }) => resolveClose({ code, reason })),
+      );
+      visitor.connect();
+      assert.deepEqual(
+        await Promise.race([refused, new Promise((r) => setTimeout(() => r('no disconnect in 10 s'), 10_000))]),
+        { code: 4501, reason: 'sign in first' },
+      );
+      assert.equal(visitor.state, 'disconnected');
+
+      await logIn(alice, base);
+      await logIn(bob, base);
+      const connected = (u: UserPage) => until(`${u.name} connected`, async () => (await u.state()) === 'connected');
+      for (const u of [alice, bob]) await connected(u);
+      for (const u of [alice, bob])
+        await until(
+          `presence on ${u.name}'s page to show alice and bob`,
+          async () => JSON.stringify(await u.presence()) === '["alice","bob"]',
+        );
+      assert.equal(await alice.page.getByTestId('auth-mode').getAttribute('data-mode'), 'proxy');
+      assert.deepEqual(await alice.states(), ['connecting', 'connected']);
+      // Connected with only the cookie: the page never asked for a token, and the token route is off in this mode.
+      assert.deepEqual(tokenRequests, []);
+      const tokenRoute = await alice.page.request.get(`${base}/api/herald/token`);
+      assert.equal(tokenRoute.status(), 404);
+      assert.equal(((await tokenRoute.json()) as { error: string }).error, 'token_route_disabled');
+
+      // The publish proxy refuses, the page shows it; nothing stored, nothing delivered.
+      const sendError = bob.page.getByTestId('send-error');
+      await send(bob, '   ');
+      await until('the empty-message refusal on the page', async () => (await sendError.count()) === 1);
+      assert.equal(await sendError.getAttribute('data-code'), 'empty');
+      assert.equal(await sendError.textContent(), 'Write something before sending.');
+      assert.equal(await bob.page.getByTestId('message-input').getAttribute('aria-invalid'), 'true');
+      await send(bob, 'x'.repeat(501));
+      await until('the too-long refusal', async () => (await sendError.getAttribute('data-code')) === 'too_long');
+      assert.equal(await sendError.textContent(), 'Messages are at most 500 characters; this one has 501.');
+      assert.deepEqual(await messageRows(db), []);
+
+      // A valid message: stored by the publish proxy, then delivered by Herald with its database id.
+      await send(alice, 'hello through the publish proxy');
+      await until('bob to see it', async () =>
+        (await bob.messages()).includes('alice: hello through the publish proxy'),
+      );
+      await until('alice to see it', async () =>
+        (await alice.messages()).includes('alice: hello through the publish proxy'),
+      );
+      await until(
+        'the refusal cleared on alice',
+        async () => (await alice.page.getByTestId('send-error').count()) === 0,
+      );
+      const rows = await messageRows(db);
+      assert.deepEqual(
+        rows.map((r) => [r.user_id, r.text]),
+        [['alice', 'hello through the publish proxy']],
+      );
+      assert.equal(await bob.page.getByTestId('message').first().getAttribute('data-id'), String(rows[0]!.id));
+      // Through Herald, not the app's POST route.
+      assert.deepEqual(appPosts, []);
+      // Delivered: only the valid message reached either page.
+      assert.deepEqual(await bob.messages(), ['alice: hello through the publish proxy']);
+      assert.deepEqual(await alice.messages(), ['alice: hello through the publish proxy']);
+      await send(bob, 'hi alice');
+      await until('alice to see bob', async () => (await alice.messages()).includes('bob: hi alice'));
+
+      // A reload shows the stored messages once, and the page connects again without a token.
+      await bob.page.reload();
+      await connected(bob);
+      assert.deepEqual(await bob.messages(), ['alice: hello through the publish proxy', 'bob: hi alice']);
+      assert.deepEqual(tokenRequests, []);
+
+      // The rpc `online`, answered by the rpc proxy from Herald's presence.
+      await until('presence on alice', async () => JSON.stringify(await alice.presence()) === '["alice","bob"]');
+      await alice.page.getByTestId('online-ask').click();
+      const online = alice.page.getByTestId('online-result');
+      await until('the rpc answer on the page', async () => (await online.count()) === 1);
+      assert.equal(await online.getAttribute('data-users'), 'alice,bob');
+      assert.equal(await online.textContent(), 'Online (rpc online): alice, bob');
+
+      // Bob leaves: the disconnect webhook stores his last seen and alice's page shows him offline.
+      await bob.context.close();
+      const bobOffline = alice.page.locator('[data-testid="offline-member"][data-user="bob"]');
+      await until('alice to see bob offline with "last seen"', async () =>
+        /^last seen /.test(
+          (await bobOffline
+            .getByTestId('last-seen')
+            .textContent()
+            .catch(() => '')) ?? '',
+        ),
+      );
+
+      // Herald forwarded the cookie on every connect; neither Herald (at debug) nor the app logged it.
+      const cookie = (await alice.context.cookies()).find((c) => c.name === 'next-auth.session-token');
+      assert.ok(cookie && cookie.value.length > 100, 'alice has a session cookie');
+      t.diagnostic(`${log.split('\n').length} log lines checked for the session cookie`);
+      assert.match(log, /\[herald\] \{"level":\d+,.*"service":"herald"/, "Herald's log is in the output");
+      assert.ok(!log.includes(cookie.value.slice(20, 60)), 'the session cookie is in the logs');
+    } catch (err) {
+      const tail = (u: UserPage) => `${u.name} console:\n  ${u.console.slice(-10).join('\n  ')}`;
+      throw new Error(`${(err as Error).message}\n${tail(alice)}\n${tail(bob)}\nlog:\n${log.slice(-4000)}`, {
+        cause: err,
+      });
+    } finally {
+      visitor.disconnect();
+      await alice.context.close();
+      await bob.context.close().catch(() => {});
       await app.stop();
     }
   });

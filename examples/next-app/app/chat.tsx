@@ -1,17 +1,24 @@
 'use client';
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react';
+import { HeraldClientError } from '@herald/client';
 import { HeraldProvider, useChannel, useConnectionState, useHerald, usePresence } from '@herald/react';
 import {
   CHANNEL,
   MAX_MESSAGE_LENGTH,
+  ONLINE_RPC,
+  refusalCodeOf,
   type ApiError,
+  type AuthMode,
   type ChatEvent,
   type ChatMessage,
   type ChatUser,
+  type OnlineResult,
 } from '@/lib/chat';
 
 interface ChatProps {
   user: string;
+  /** 'proxy': connect without a token (Herald's connect proxy reads the session cookie) and publish through Herald. */
+  auth: AuthMode;
   heraldUrl: string | undefined;
   /** The stored history, read from the database when the page was rendered. */
   initialMessages: ChatMessage[];
@@ -20,7 +27,8 @@ interface ChatProps {
 
 export function Chat({ heraldUrl, ...room }: ChatProps) {
   return (
-    <HeraldProvider url={heraldUrl}>
+    // tokenUrl false: no token route at all; the connect carries no token and Herald asks the connect proxy.
+    <HeraldProvider url={heraldUrl} {...(room.auth === 'proxy' ? { tokenUrl: false } : {})}>
       <Room {...room} />
     </HeraldProvider>
   );
@@ -88,13 +96,87 @@ function useRoom(initialMessages: ChatMessage[], initialUsers: ChatUser[]) {
   return { messages, users, error, merge };
 }
 
-function Room({ user, initialMessages, initialUsers }: Omit<ChatProps, 'heraldUrl'>) {
+/** What the page shows under the input when a message is refused. */
+interface SendError {
+  code: string;
+  message: string;
+}
+
+/**
+ * Proxy mode: the message is published through Herald; its publish proxy validates and stores it, and Herald
+ * delivers the stored message (with its id) to every subscriber, this page included. A refusal rejects with a
+ * HeraldClientError: the proxy's code (lib/chat.ts, PUBLISH_REFUSALS) and its message as `reason`.
+ */
+async function publishThroughHerald(client: ReturnType<typeof useHerald>, text: string): Promise<SendError | null> {
+  if (!client) return { code: 'unavailable', message: 'Not connected to Herald yet.' };
+  try {
+    await client.publish(CHANNEL, { text });
+    return null;
+  } catch (err) {
+    if (err instanceof HeraldClientError) {
+      const code = refusalCodeOf(err.code);
+      return code ? { code, message: err.reason } : { code: String(err.code), message: err.message };
+    }
+    return { code: 'unavailable', message: `Sending failed: ${String(err)}` };
+  }
+}
+
+/** The app's route: the server validates, stores the message and its outbox row; Herald publishes it. */
+async function postToApp(text: string): Promise<SendError | ChatMessage> {
+  try {
+    const res = await fetch('/api/messages', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ text }),
+    });
+    const body = (await res.json().catch(() => ({}))) as Partial<ApiError> & { message?: ChatMessage };
+    if (res.ok && body.message) return body.message;
+    return body.error ?? { code: 'bad_request', message: `Sending failed (HTTP ${res.status}).` };
+  } catch {
+    return { code: 'bad_request', message: 'Sending failed: the app could not be reached.' };
+  }
+}
+
+/** Proxy mode: the rpc `online`, answered by the app's rpc proxy from Herald's presence. */
+function OnlineRpc() {
+  const client = useHerald();
+  const [online, setOnline] = useState<{ users: string[] } | { error: string }>();
+  async function ask() {
+    if (!client) return;
+    try {
+      const { data } = await client.centrifuge.rpc(ONLINE_RPC, {});
+      setOnline({ users: (data as OnlineResult).users });
+    } catch (err) {
+      setOnline({ error: err instanceof Error ? err.message : `RPC failed: ${JSON.stringify(err)}` });
+    }
+  }
+  return (
+    <div className="online-rpc">
+      <button type="button" data-testid="online-ask" onClick={() => void ask()} disabled={!client}>
+        Who is online?
+      </button>
+      {online && 'users' in online && (
+        <p data-testid="online-result" data-users={online.users.join(',')} aria-live="polite">
+          Online (rpc {ONLINE_RPC}): {online.users.join(', ') || 'nobody'}
+        </p>
+      )}
+      {online && 'error' in online && (
+        <p className="error" data-testid="online-error" role="alert">
+          {online.error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+function Room({ user, auth, initialMessages, initialUsers }: Omit<ChatProps, 'heraldUrl'>) {
+  const client = useHerald();
   const state = useConnectionState();
   const members = usePresence(CHANNEL);
   const { messages, users, error, merge } = useRoom(initialMessages, initialUsers);
   const [draft, setDraft] = useState('');
   const [sending, setSending] = useState(false);
-  const [sendError, setSendError] = useState<ApiError['error']>();
+  const [sendError, setSendError] = useState<SendError>();
   const list = useRef<HTMLOListElement>(null);
 
   useEffect(() => {
@@ -105,23 +187,22 @@ function Room({ user, initialMessages, initialUsers }: Omit<ChatProps, 'heraldUr
     e.preventDefault();
     setSending(true);
     try {
-      // The server validates (empty, too long) and answers 400 with a message to show; no check is skipped here.
-      const res = await fetch('/api/messages', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ text: draft }),
-      });
-      const body = (await res.json().catch(() => ({}))) as Partial<ApiError> & { message?: ChatMessage };
-      if (res.ok && body.message) {
+      // The server validates (empty, too long) and refuses with a message to show; no check is skipped here.
+      if (auth === 'proxy') {
+        const refused = await publishThroughHerald(client, draft);
+        if (!refused) setDraft('');
+        setSendError(refused ?? undefined);
+        return;
+      }
+      const result = await postToApp(draft);
+      if ('id' in result) {
         setDraft('');
         setSendError(undefined);
         // Shown at once, stored already; the same message from Herald is merged by id.
-        merge([body.message], false);
+        merge([result], false);
       } else {
-        setSendError(body.error ?? { code: 'bad_request', message: `Sending failed (HTTP ${res.status}).` });
+        setSendError(result);
       }
-    } catch {
-      setSendError({ code: 'bad_request', message: 'Sending failed: the app could not be reached.' });
     } finally {
       setSending(false);
     }
@@ -141,6 +222,9 @@ function Room({ user, initialMessages, initialUsers }: Omit<ChatProps, 'heraldUr
             {state}
           </span>
           <span className="who">{user}</span>
+          <span className="mode" data-testid="auth-mode" data-mode={auth}>
+            {auth === 'proxy' ? 'connect proxy' : 'token'}
+          </span>
           <a href="/api/auth/signout">Sign out</a>
         </div>
       </header>
@@ -213,6 +297,7 @@ function Room({ user, initialMessages, initialUsers }: Omit<ChatProps, 'heraldUr
         </section>
         <aside className="people" aria-labelledby="people-title">
           <h2 id="people-title">People</h2>
+          {auth === 'proxy' && <OnlineRpc />}
           <ul data-testid="presence">
             {people.map((id) =>
               online.has(id) ? (

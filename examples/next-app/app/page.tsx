@@ -1,5 +1,5 @@
 import { redirect } from 'next/navigation';
-import { currentUser } from '@/lib/auth';
+import { authMode, currentUser } from '@/lib/auth';
 import { listMessages, listUsers } from '@/lib/store';
 import { Chat } from './chat';
 
@@ -24,6 +24,7 @@ export default async function Home({ searchParams }: { searchParams: Promise<{ n
   return (
     <Chat
       user={user.id}
+      auth={authMode()}
       heraldUrl={heraldUrl(typeof node === 'string' ? node : undefined)}
       initialMessages={messages}
       initialUsers={users}

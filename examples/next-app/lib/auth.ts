@@ -1,5 +1,6 @@
 import { getServerSession, type NextAuthOptions } from 'next-auth';
 import CredentialsProvider from 'next-auth/providers/credentials';
+import type { AuthMode } from './chat';
 import { upsertUser } from './store';
 
 /**
@@ -16,6 +17,30 @@ export const heraldTokenSecret = (): string => process.env.HERALD_TOKEN_SECRET |
  */
 export const DEMO_WEBHOOK_SECRET = 'herald-demo-webhook-secret-change-me';
 export const webhookSecret = (): string => process.env.HERALD_WEBHOOK_SECRET || DEMO_WEBHOOK_SECRET;
+
+/**
+ * How the browser's connection is authenticated. 'token' (the default): the page fetches a short-lived token from
+ * /api/herald/token. 'proxy' (HERALD_AUTH=proxy, `npm run dev -- --proxy`): the page connects with no token and
+ * Herald's connect proxy (/api/herald/proxy/connect) reads the NextAuth session from the forwarded Cookie header; the
+ * token route is then off. Read at request time, so one build serves both modes.
+ */
+export const authMode = (): AuthMode => {
+  const env: Record<string, string | undefined> = process.env;
+  return env['HERALD_AUTH'] === 'proxy' ? 'proxy' : 'token';
+};
+/**
+ * Proxy mode: the secret Herald sends with every proxy call (X-Herald-Proxy-Secret, from the proxies'
+ * `http.static_headers`, written by the scripts from the same variable). Without it anyone could call the proxy
+ * routes, e.g. publish as any user. The demo value only exists so `npm run dev -- --proxy` works out of the box.
+ */
+export const DEMO_PROXY_SECRET = 'herald-demo-proxy-secret-change-me';
+export const proxySecret = (): string => process.env.HERALD_PROXY_SECRET || DEMO_PROXY_SECRET;
+/** Proxy mode: Herald's HTTP API (the rpc proxy reads chat:lobby's presence) and its key (HERALD_API_KEY). */
+export const DEMO_API_KEY = 'herald-demo-api-key-change-me';
+export const heraldApi = (): { url: string; key: string } => ({
+  url: (process.env.HERALD_INTERNAL_URL || 'http://127.0.0.1:3002').replace(/\/$/, ''),
+  key: process.env.HERALD_API_KEY || DEMO_API_KEY,
+});
 
 const DEMO_USERS = ['alice', 'bob'];
 

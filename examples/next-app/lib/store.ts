@@ -37,6 +37,17 @@ export async function postMessage(user: { id: string; name: string }, text: stri
   });
 }
 
+/**
+ * Proxy mode: the publish proxy stores the message before it answers "allow", and Herald publishes the answer itself
+ * (no outbox row: the publication is Herald's reply to the browser's publish). See the README's trade-off.
+ */
+export async function storeMessage(userId: string, text: string): Promise<ChatMessage> {
+  return getDb().$transaction(async (tx) => {
+    await tx.user.upsert({ where: { id: userId }, create: { id: userId, name: userId }, update: {} });
+    return toMessage(await tx.message.create({ data: { userId, text } }));
+  });
+}
+
 /** The latest `limit` messages, oldest first; with `after`, the messages after that id (a page catching up). */
 export async function listMessages({ after, limit = 50 }: { after?: number; limit?: number } = {}) {
   if (after !== undefined) {

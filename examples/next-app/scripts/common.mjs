@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { databaseUrl, isPostgres, prepareDatabase } from './db.mjs';
+import { heraldConfig } from './herald-config.mjs';
 
 export const appDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const repoDir = join(appDir, '..', '..');
@@ -12,6 +13,12 @@ export const nextBin = join(repoDir, 'node_modules', 'next', 'dist', 'bin', 'nex
 export const secret = process.env.NEXTAUTH_SECRET || 'herald-demo-secret-change-me-0123456789abcdef';
 // Must equal the app's DEMO_WEBHOOK_SECRET (lib/auth.ts) unless HERALD_WEBHOOK_SECRET is set for both.
 export const webhookSecret = process.env.HERALD_WEBHOOK_SECRET || 'herald-demo-webhook-secret-change-me';
+// Proxy mode only (HERALD_AUTH=proxy). Must equal the app's DEMO_PROXY_SECRET / DEMO_API_KEY (lib/auth.ts) unless
+// HERALD_PROXY_SECRET / HERALD_API_KEY are set for both.
+export const proxySecret = process.env.HERALD_PROXY_SECRET || 'herald-demo-proxy-secret-change-me';
+export const apiKey = process.env.HERALD_API_KEY || 'herald-demo-api-key-change-me';
+/** `--proxy` on the command line, or HERALD_AUTH=proxy: the connect, publish and rpc proxies instead of tokens. */
+export const proxyMode = (argv = process.argv) => argv.includes('--proxy') || process.env.HERALD_AUTH === 'proxy';
 
 /** Herald and the client packages are built from TypeScript: build them once if this checkout has not. */
 export function ensureBuilt() {
@@ -26,15 +33,13 @@ export function ensureBuilt() {
 
 /**
  * Herald's config file: herald.config.json (the chat namespace) plus the `webhooks` entry that POSTs disconnects to
- * this app's /api/herald/webhook. Webhooks live in the file only (no variables), and the app's port varies, so the
- * scripts write the combined file to .herald/herald.json. HERALD_CONFIG names another file instead (used as is).
+ * this app's /api/herald/webhook, and in proxy mode the proxies to /api/herald/proxy/<kind> (scripts/herald-config.mjs).
+ * Webhooks and proxies live in the file only (no variables), and the app's port varies, so the scripts write the
+ * combined file to .herald/herald.json. HERALD_CONFIG names another file instead (used as is).
  */
-export function writeHeraldConfig(appPort) {
+export function writeHeraldConfig(appPort, { proxy = false } = {}) {
   if (process.env.HERALD_CONFIG) return process.env.HERALD_CONFIG;
-  const config = JSON.parse(readFileSync(join(appDir, 'herald.config.json'), 'utf8'));
-  config.webhooks = [
-    { endpoint: `http://127.0.0.1:${appPort}/api/herald/webhook`, events: ['disconnect'], secret: webhookSecret },
-  ];
+  const config = heraldConfig({ appPort, webhookSecret, proxy, proxySecret });
   const file = join(appDir, '.herald', 'herald.json');
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
@@ -45,13 +50,15 @@ export function writeHeraldConfig(appPort) {
  * Herald's environment: the same secret as NextAuth, port 3002 unless WS_PORT says otherwise, and the outbox
  * consumer on the app's database (HERALD_DATABASE_URL = DATABASE_URL).
  */
-export function heraldEnv(appPort = process.env.PORT ?? '3000') {
+export function heraldEnv(appPort = process.env.PORT ?? '3000', { proxy = false } = {}) {
   return {
     WS_PORT: process.env.WS_PORT ?? '3002',
     HERALD_HOST: process.env.HERALD_HOST ?? '127.0.0.1',
     NEXTAUTH_SECRET: secret,
-    HERALD_CONFIG: writeHeraldConfig(appPort),
+    HERALD_CONFIG: writeHeraldConfig(appPort, { proxy }),
     HERALD_DATABASE_URL: databaseUrl(),
+    // Proxy mode: the rpc proxy asks Herald's HTTP API who is online (presence).
+    ...(proxy ? { HERALD_API_KEY: apiKey } : {}),
   };
 }
 
@@ -66,13 +73,13 @@ function withoutOutbox(env) {
   return rest;
 }
 
-export async function runWithHerald(nextCommand, { cluster = false } = {}) {
+export async function runWithHerald(nextCommand, { cluster = false, proxy = false } = {}) {
   const { runAll } = await import('./processes.mjs');
   ensureBuilt();
   const url = databaseUrl();
   await prepareDatabase(url);
   const port = process.env.PORT ?? '3000';
-  const herald = heraldEnv(port);
+  const herald = heraldEnv(port, { proxy });
   const port2 = String(Number(herald.WS_PORT) + 1);
   const redis = { HERALD_ENGINE: 'redis', REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
   const nodes = [
@@ -91,6 +98,9 @@ export async function runWithHerald(nextCommand, { cluster = false } = {}) {
         ]
       : []),
     `  database  ${isPostgres(url) ? url.replace(/\/\/[^@/]*@/, '//') : url}`,
+    proxy
+      ? '  auth      proxy mode: Herald asks /api/herald/proxy/connect with the session cookie (no token route); publish and rpc proxies on'
+      : '  auth      tokens from /api/herald/token (npm run dev -- --proxy: the connect proxy instead)',
   ];
   console.log(
     `\nHerald example (${nextCommand === 'dev' ? 'development' : 'production build'}):\n${lines.join('\n')}\n`,
@@ -109,6 +119,7 @@ export async function runWithHerald(nextCommand, { cluster = false } = {}) {
         HERALD_INTERNAL_URL: process.env.HERALD_INTERNAL_URL ?? internal(herald.WS_PORT),
         ...(cluster ? { HERALD_INTERNAL_URL_2: process.env.HERALD_INTERNAL_URL_2 ?? internal(port2) } : {}),
         NEXT_TELEMETRY_DISABLED: '1',
+        ...(proxy ? { HERALD_AUTH: 'proxy', HERALD_PROXY_SECRET: proxySecret, HERALD_API_KEY: apiKey } : {}),
       },
       cwd: appDir,
     },
