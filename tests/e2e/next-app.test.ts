@@ -613,6 +613,25 @@ describe('the Next.js example with a /ws rewrite (topology 1, the default)', () 
         { code: 4501, reason: 'sign in first' },
       );
       assert.equal(visitor.state, 'disconnected');
+      // The same in Chromium, from the login page of a signed-out browser, and with a forged session cookie.
+      const stranger = await openPage(browser, 'stranger');
+      try {
+        await stranger.page.goto(`${base}/login`);
+        const rawConnect = () =>
+          stranger.page.evaluate(
+            () =>
+              new Promise<string>((resolveClose) => {
+                const ws = new WebSocket(`ws://${location.host}/ws`);
+                ws.onopen = () => ws.send(JSON.stringify({ id: 1, connect: {} }));
+                ws.onclose = (e) => resolveClose(`${e.code} ${e.reason}`);
+              }),
+          );
+        assert.equal(await rawConnect(), '4501 sign in first');
+        await stranger.context.addCookies([{ name: 'next-auth.session-token', value: 'forged', url: base }]);
+        assert.equal(await rawConnect(), '4501 sign in first');
+      } finally {
+        await stranger.context.close();
+      }
 
       await logIn(alice, base);
       await logIn(bob, base);

@@ -14,10 +14,12 @@ const routes: Record<string, (request: Request) => Promise<Response>> = {
 export async function POST(request: Request, { params }: { params: Promise<{ kind: string }> }): Promise<Response> {
   const { kind } = await params;
   const route = Object.hasOwn(routes, kind) ? routes[kind] : undefined;
-  if (authMode() !== 'proxy' || !route)
+  if (authMode() !== 'proxy')
     return Response.json(
       { error: 'not found: the proxy routes answer in proxy mode (HERALD_AUTH=proxy)' },
       { status: 404 },
     );
+  if (!route)
+    return Response.json({ error: `not found: no ${kind} proxy here (connect, publish, rpc)` }, { status: 404 });
   return route(request);
 }
