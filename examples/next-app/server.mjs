@@ -9,6 +9,13 @@ import { createHerald, createOutboxConsumer } from '@herald/server';
 import { databaseUrl, prepareDatabase } from './scripts/db.mjs';
 
 const dir = import.meta.dirname;
+if (process.env.HERALD_AUTH === 'proxy') {
+  // The proxy mode needs Herald's HTTP API for the rpc proxy and proxies configured to this port: use the scripts.
+  console.error(
+    'server.mjs: HERALD_AUTH=proxy is not supported here (tokens only); use npm run dev / npm start -- --proxy',
+  );
+  process.exit(1);
+}
 // This server answers /ws itself, so the example's /ws rewrite must be off (read by next.config.mjs in dev).
 process.env.HERALD_REWRITE ??= '0';
 const port = Number(process.env.PORT ?? 3000);
