@@ -83,7 +83,8 @@ export type RewindHandler = (channel: string, epoch: string, seenOffset: number,
 
 /**
  * The node's local subscriptions: channel -> subscribers, fed by the broker. A publication is encoded once per
- * channel into a SharedFrame that every subscriber's transport writes as is.
+ * channel into a SharedFrame that every subscriber's transport writes as is (each encoding's bytes built once, by the
+ * first transport of that encoding: see SharedFrame).
  */
 export class Hub {
   private readonly channels = new Map<string, ChannelState>();
@@ -320,10 +321,16 @@ export class Hub {
       prev !== undefined &&
       (prev.offset > 0 ? d.baseOffset === prev.offset && e.pub.offset === prev.offset + 1 : d.baseSeq === prev.seq);
     if (d.publish && holdsPrev) {
-      e.delta ??= { text: encodePubPush(e.channelJson, e.pub, fossilPublicationData(prev!.data, e.pub.data)) };
+      e.delta ??= {
+        text: encodePubPush(e.channelJson, e.pub, fossilPublicationData(prev!.data, e.pub.data)),
+        fossil: true,
+      };
       sub.deliver(e.delta);
     } else {
-      e.fullString ??= { text: encodePubPush(e.channelJson, e.pub, fossilPublicationData(undefined, e.pub.data)) };
+      e.fullString ??= {
+        text: encodePubPush(e.channelJson, e.pub, fossilPublicationData(undefined, e.pub.data)),
+        fossil: true,
+      };
       sub.deliver(e.fullString);
     }
     d.baseSeq = e.seq;

@@ -39,7 +39,7 @@ export interface HeraldNodeOptions {
 
 /** What a transport hands a connection's frames and close to (transport/websocket.ts, transport/emulation.ts). */
 export interface SessionCallbacks {
-  onFrame(text: string): void;
+  onFrame(frame: string | Uint8Array): void;
   onClose(code: number, reason: string): void;
 }
 
@@ -193,7 +193,7 @@ export class HeraldNode implements HeraldCore {
     const session = new Session(this.sessionNode, transport, request);
     this.sessions.add(session);
     return {
-      onFrame: (text) => session.onFrame(text),
+      onFrame: (frame) => session.onFrame(frame),
       onClose: (code, reason) => {
         this.sessions.delete(session);
         session.onClose(code, reason);

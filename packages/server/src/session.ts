@@ -14,6 +14,7 @@ import type { ClientInfo, Publication, StreamPosition } from './engine/types.js'
 import type { HeraldHooks } from './hooks.js';
 import type { Hub, HubSubscriber } from './hub.js';
 import { decodeFrame, jsonText, type DecodedCommand } from './protocol/codec.js';
+import { decodeProtobufFrame } from './protocol/protobuf/commands.js';
 import {
   Disconnect,
   ErrorCode,
@@ -210,10 +211,21 @@ export class Session implements HubSubscriber {
 
   // ---- transport events ------------------------------------------------------------------------------------
 
-  onFrame(text: string): void {
+  /** A frame from the client: JSON text, or protobuf bytes (a `centrifuge-protobuf` WebSocket). */
+  onFrame(frame: string | Uint8Array): void {
     if (this.state === 'closed') return;
     this.pongDeadline = 0;
-    const commands = decodeFrame(text, this.node.config.maxJsonDepth);
+    let commands: DecodedCommand[];
+    if (typeof frame === 'string') commands = decodeFrame(frame, this.node.config.maxJsonDepth);
+    else {
+      const decoded = decodeProtobufFrame(frame, this.node.config.maxJsonDepth);
+      if (!decoded.ok) {
+        // Not protobuf: nothing in the frame can be trusted, not even where its commands end.
+        this.disconnect({ code: Disconnect.badRequest.code, reason: decoded.message });
+        return;
+      }
+      commands = decoded.commands;
+    }
     for (const c of commands) this.backlog.push(c);
     // Backpressure, not a refusal: a client pipelining faster than its commands are handled is no longer read until
     // the backlog drains to half (one frame already read may take it past the cap: at most HERALD_MAX_MESSAGE_SIZE).

@@ -2,7 +2,10 @@
  * What a session sees of its socket. Implemented by transport/websocket.ts; nothing outside transport/ knows `ws`.
  */
 export interface ClientTransport {
-  /** Queues one protocol message (JSON text). Messages queued in one event-loop turn go out as one frame. */
+  /**
+   * Queues one protocol message, given as JSON text (a protobuf transport transcodes it). Messages queued in one
+   * event-loop turn go out as one frame.
+   */
   send(text: string): void;
   /** Queues a frame shared by many sockets: encoded into WebSocket bytes once, written to each socket as is. */
   sendShared(frame: SharedFrame): void;
@@ -23,11 +26,22 @@ export interface ClientTransport {
   readonly emulation?: { session: string; node: string };
 }
 
-/** One message for many sockets; the transport fills `bytes` the first time it writes it. */
+/**
+ * One message for many sockets, as JSON text. Each encoding's bytes are built the first time a transport of that
+ * encoding writes it, and then shared: one serialized frame per message per encoding, never one per socket.
+ */
 export interface SharedFrame {
   readonly text: string;
+  /** The JSON WebSocket frame. */
   bytes?: Buffer;
+  /** The protobuf WebSocket frame (protocol/protobuf/replies.ts). */
+  protobufBytes?: Buffer;
+  /** A publication push for fossil-delta subscribers: its data is a JSON string that protobuf sends unquoted. */
+  readonly fossil?: boolean;
 }
+
+/** The client protocol's two encodings: JSON text frames, or protobuf binary frames (`centrifuge-protobuf`). */
+export type ProtocolEncoding = 'json' | 'protobuf';
 
 /** What the HTTP upgrade request said, as sessions and hooks need it. */
 export interface UpgradeRequestInfo {

@@ -1,14 +1,23 @@
 /**
- * Server-to-client WebSocket text frames (RFC 6455 section 5.2: FIN, opcode 1, no mask). Built once per shared
- * message so that a broadcast costs one socket write per subscriber and no per-subscriber framing.
+ * Server-to-client WebSocket frames (RFC 6455 section 5.2: FIN, opcode 1 for text, 2 for binary, no mask). Built
+ * once per shared message so that a broadcast costs one socket write per subscriber and no per-subscriber framing.
  */
 export function encodeTextFrame(payload: Buffer): Buffer {
+  return encodeFrame(payload, 0x81);
+}
+
+/** A binary frame (the protobuf encoding). */
+export function encodeBinaryFrame(payload: Buffer): Buffer {
+  return encodeFrame(payload, 0x82);
+}
+
+function encodeFrame(payload: Buffer, first: number): Buffer {
   const len = payload.length;
   let headerLen = 2;
   if (len > 0xffff) headerLen = 10;
   else if (len > 125) headerLen = 4;
   const frame = Buffer.allocUnsafe(headerLen + len);
-  frame[0] = 0x81;
+  frame[0] = first;
   if (headerLen === 2) {
     frame[1] = len;
   } else if (headerLen === 4) {

@@ -2,8 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Disconnect } from '../protocol/codes.js';
-import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
-import { encodeTextFrame } from './frame.js';
+import { protobufReply } from '../protocol/protobuf/replies.js';
+import type { ClientTransport, ProtocolEncoding, SharedFrame, UpgradeRequestInfo } from './connection.js';
+import { encodeBinaryFrame, encodeTextFrame } from './frame.js';
 import type { IpConnections } from './ip-connections.js';
 import { checkRequestOrigin } from './origin.js';
 import { parseRequestTarget, requestPath } from './request-target.js';
@@ -12,7 +13,8 @@ import { uniConnectCommand, UniTransport } from './uni.js';
 /** The one module that imports `ws`: upgrades, frames, per-tick write coalescing, backpressure. */
 
 export interface SessionHandlers {
-  onFrame(text: string): void;
+  /** JSON text, or the bytes of a binary frame on a `centrifuge-protobuf` connection. */
+  onFrame(frame: string | Uint8Array): void;
   onClose(code: number, reason: string): void;
 }
 
@@ -83,6 +85,8 @@ function clampReason(reason: string): string {
 
 class WsTransport implements ClientTransport {
   private pending: string[] = [];
+  /** Protobuf: the messages of this turn, each a length-delimited Reply, sent as one binary frame. */
+  private pendingBinary: Buffer[] = [];
   /** Size of `pending` (UTF-16 units) and of `out` (bytes): past EARLY_FLUSH_BYTES they are written at once. */
   private queuedBytes = 0;
   private out: Buffer[] = [];
@@ -102,31 +106,57 @@ class WsTransport implements ClientTransport {
     readonly remoteAddress: string,
     /** Messages of one turn go out as one frame (newline-separated); false: one frame each (uni_websocket). */
     private readonly joinMessages = true,
+    readonly encoding: ProtocolEncoding = 'json',
   ) {}
 
   send(text: string): void {
     if (this.closing) return;
-    this.pending.push(text);
-    this.queuedBytes += text.length + 1;
+    if (this.encoding === 'protobuf') {
+      const reply = this.transcode(text, false);
+      if (reply === undefined) return;
+      this.pendingBinary.push(reply);
+      this.queuedBytes += reply.length;
+    } else {
+      this.pending.push(text);
+      this.queuedBytes += text.length + 1;
+    }
     if (this.queuedBytes >= EARLY_FLUSH_BYTES) this.flush();
     else this.markDirty();
   }
 
+  /** Herald's JSON text of a message as a protobuf Reply; a failure is a bug in Herald: the connection closes 3004. */
+  private transcode(text: string, fossil: boolean | undefined): Buffer | undefined {
+    try {
+      return protobufReply(text, fossil);
+    } catch {
+      this.close(Disconnect.serverError.code, Disconnect.serverError.reason);
+      return undefined;
+    }
+  }
+
   sendShared(frame: SharedFrame): void {
     if (this.closing) return;
-    if (this.pending.length > 0) this.movePending();
-    frame.bytes ??= encodeTextFrame(Buffer.from(frame.text));
+    if (this.pending.length > 0 || this.pendingBinary.length > 0) this.movePending();
+    let bytes: Buffer;
+    if (this.encoding === 'protobuf') {
+      if (frame.protobufBytes === undefined) {
+        const reply = this.transcode(frame.text, frame.fossil);
+        if (reply === undefined) return;
+        frame.protobufBytes = encodeBinaryFrame(reply);
+      }
+      bytes = frame.protobufBytes;
+    } else bytes = frame.bytes ??= encodeTextFrame(Buffer.from(frame.text));
     if (!this.isDirty && this.out.length === 0 && this.ws.readyState === 1) {
       // First frame for this socket in this event-loop turn: write it now (lowest latency). Frames that follow in
       // the same turn are coalesced into one corked write at the end of the turn.
-      this.socket.write(frame.bytes);
+      this.socket.write(bytes);
       this.isDirty = true;
       scheduleFlush(this);
       if (this.socket.writableLength > this.maxSendBufferBytes) this.closeSlow();
       return;
     }
-    this.out.push(frame.bytes);
-    this.queuedBytes += frame.bytes.length;
+    this.out.push(bytes);
+    this.queuedBytes += bytes.length;
     if (this.queuedBytes >= EARLY_FLUSH_BYTES) this.flush();
     else this.markDirty();
   }
@@ -160,7 +190,7 @@ class WsTransport implements ClientTransport {
   flush(): void {
     this.isDirty = false;
     if (this.closing) return;
-    if (this.pending.length > 0) this.movePending();
+    if (this.pending.length > 0 || this.pendingBinary.length > 0) this.movePending();
     const out = this.out;
     if (out.length === 0) return;
     this.out = [];
@@ -183,6 +213,7 @@ class WsTransport implements ClientTransport {
     this.closeReason = Disconnect.slow.reason;
     // What is still queued will not be sent: free it now.
     this.pending = [];
+    this.pendingBinary = [];
     this.out = [];
     this.queuedBytes = 0;
     // Tell the session at once (not when the peer finally closes), so it stops working through the connection's
@@ -207,6 +238,12 @@ class WsTransport implements ClientTransport {
   }
 
   private movePending(): void {
+    if (this.pendingBinary.length > 0) {
+      const replies = this.pendingBinary;
+      this.pendingBinary = [];
+      this.out.push(encodeBinaryFrame(replies.length === 1 ? replies[0]! : Buffer.concat(replies)));
+      return;
+    }
     if (!this.joinMessages) {
       for (const text of this.pending) this.out.push(encodeTextFrame(Buffer.from(text)));
       this.pending = [];
@@ -257,8 +294,7 @@ export class WebSocketEndpoint {
       maxFragments: opts.maxFragments ?? 128,
       perMessageDeflate: false,
       clientTracking: false,
-      // Accept the protobuf subprotocol only to close it with a clear code: refusing it in the handshake would
-      // leave the browser with an opaque 1006.
+      // The protobuf encoding (binary frames of length-delimited Commands and Replies) when the client asks for it.
       handleProtocols: (protocols) => (protocols.has('centrifuge-protobuf') ? 'centrifuge-protobuf' : false),
     } as ConstructorParameters<typeof WebSocketServer>[0]);
   }
@@ -381,19 +417,17 @@ export class WebSocketEndpoint {
       this.sockets.delete(ws);
       releaseIp();
     };
+    const protobuf = ws.protocol === 'centrifuge-protobuf';
     const transport = new WsTransport(
       ws,
       socket as Duplex & { writableLength: number },
       this.opts.maxSendBufferBytes,
       ip,
+      true,
+      protobuf ? 'protobuf' : 'json',
     );
     // A bad frame makes ws emit 'error' and close with the right code (1002, 1007, 1008, 1009); never let it throw.
     ws.on('error', () => {});
-    if (ws.protocol === 'centrifuge-protobuf') {
-      ws.close(Disconnect.inappropriateProtocol.code, 'inappropriate protocol: Herald speaks the JSON protocol only');
-      ws.on('close', release);
-      return;
-    }
     ws.on('close', (code, reason) => {
       release();
       if (transport.closeCode !== undefined) transport.report(transport.closeCode, transport.closeReason);
@@ -408,12 +442,14 @@ export class WebSocketEndpoint {
       }
     };
     ws.on('message', (data, isBinary) => {
-      if (isBinary) {
-        transport.close(Disconnect.inappropriateProtocol.code, 'inappropriate protocol: send JSON text frames');
+      if (protobuf !== isBinary) {
+        if (protobuf) transport.close(Disconnect.badRequest.code, 'bad request: text frame on a protobuf connection');
+        else transport.close(Disconnect.inappropriateProtocol.code, 'inappropriate protocol: send JSON text frames');
         return;
       }
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       try {
-        handlers.onFrame(Array.isArray(data) ? Buffer.concat(data).toString('utf8') : data.toString('utf8'));
+        handlers.onFrame(protobuf ? bytes : bytes.toString('utf8'));
       } catch (err) {
         this.opts.onError?.(err, 'websocket message');
         transport.close(Disconnect.serverError.code, Disconnect.serverError.reason);

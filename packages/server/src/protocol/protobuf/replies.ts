@@ -1,0 +1,211 @@
+import { REPLY, type FieldKind, type MessageSchema } from './schema.js';
+import { Writer } from './wire.js';
+
+/**
+ * Replies and pushes in protobuf. Herald builds every message as JSON text (protocol/replies.ts, with payloads spliced
+ * in as they were received); a protobuf connection gets the same message transcoded in one pass over that text,
+ * driven by schema.ts: scalars are parsed, `bytes` fields (data, info) take the raw JSON text of their value as is,
+ * never parsed. So both encodings carry the same message, field for field, and a payload's bytes are the JSON text
+ * JSON subscribers see. The input is always Herald's own output: malformed text is a bug and throws.
+ *
+ * Measured against protobufjs (the SDK's library) on the hot message, a publication push (bench in
+ * docs/protocol.md, "Encodings"): transcoding is one scan and one copy and needs no object tree.
+ */
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+interface Cursor {
+  s: string;
+  i: number;
+}
+
+function ws(c: Cursor): void {
+  const s = c.s;
+  let i = c.i;
+  for (;;) {
+    const ch = s.charCodeAt(i);
+    if (ch === 0x20 || ch === 0x0a || ch === 0x0d || ch === 0x09) i++;
+    else break;
+  }
+  c.i = i;
+}
+
+function expect(c: Cursor, ch: number): void {
+  ws(c);
+  if (c.s.charCodeAt(c.i) !== ch) throw new Error(`transcode: expected ${String.fromCharCode(ch)} at ${c.i}`);
+  c.i++;
+}
+
+/** End (after the closing quote) of the string starting at c.i, and whether it holds escapes. */
+function stringEnd(s: string, start: number): [end: number, escaped: boolean] {
+  let escaped = false;
+  for (let i = start + 1; i < s.length; i++) {
+    const ch = s.charCodeAt(i);
+    if (ch === BACKSLASH) {
+      escaped = true;
+      i++;
+    } else if (ch === QUOTE) return [i + 1, escaped];
+  }
+  throw new Error('transcode: unterminated string');
+}
+
+function readString(c: Cursor): string {
+  ws(c);
+  const start = c.i;
+  if (c.s.charCodeAt(start) !== QUOTE) throw new Error(`transcode: expected a string at ${start}`);
+  const [end, escaped] = stringEnd(c.s, start);
+  c.i = end;
+  return escaped ? (JSON.parse(c.s.slice(start, end)) as string) : c.s.slice(start + 1, end - 1);
+}
+
+/** Skips one JSON value (iteratively: any nesting); returns its raw text's bounds. */
+function skipValue(c: Cursor): [start: number, end: number] {
+  ws(c);
+  const s = c.s;
+  const start = c.i;
+  let i = start;
+  let depth = 0;
+  for (;;) {
+    const ch = s.charCodeAt(i);
+    if (Number.isNaN(ch)) throw new Error('transcode: unexpected end');
+    if (ch === QUOTE) {
+      i = stringEnd(s, i)[0];
+      if (depth === 0) break;
+      continue;
+    }
+    if (ch === 0x7b || ch === 0x5b) depth++;
+    else if (ch === 0x7d || ch === 0x5d) {
+      if (depth === 0) break;
+      depth--;
+      if (depth === 0) {
+        i++;
+        break;
+      }
+    } else if (depth === 0 && (ch === 0x2c || ch === 0x20 || ch === 0x0a || ch === 0x0d || ch === 0x09)) break;
+    i++;
+  }
+  c.i = i;
+  return [start, i];
+}
+
+function readLiteral(c: Cursor): string {
+  const [start, end] = skipValue(c);
+  return c.s.slice(start, end);
+}
+
+/** Encodes the JSON object at the cursor as a message of `schema`. */
+function message(c: Cursor, schema: MessageSchema, fossil: boolean, w: Writer): void {
+  expect(c, 0x7b);
+  ws(c);
+  if (c.s.charCodeAt(c.i) === 0x7d) {
+    c.i++;
+    return;
+  }
+  for (;;) {
+    const key = readString(c);
+    expect(c, 0x3a);
+    const field = Object.hasOwn(schema, key) ? schema[key] : undefined;
+    if (field === undefined) skipValue(c);
+    else if (field[1] === 'deltaFlag') {
+      const v = readLiteral(c) === 'true';
+      w.boolField(field[0], v);
+      fossil = fossil || v;
+    } else value(c, field[0], field[1], fossil, w);
+    ws(c);
+    const ch = c.s.charCodeAt(c.i++);
+    if (ch === 0x7d) return;
+    if (ch !== 0x2c) throw new Error(`transcode: expected , or } at ${c.i - 1}`);
+  }
+}
+
+function value(c: Cursor, no: number, kind: FieldKind, fossil: boolean, w: Writer): void {
+  ws(c);
+  if (c.s.startsWith('null', c.i) && kind !== 'json' && kind !== 'pubData') {
+    c.i += 4;
+    return;
+  }
+  switch (kind) {
+    case 'string':
+      w.stringField(no, readString(c));
+      return;
+    case 'bool':
+    case 'deltaFlag':
+      w.boolField(no, readLiteral(c) === 'true');
+      return;
+    case 'uint':
+      w.uintField(no, Number(readLiteral(c)));
+      return;
+    case 'int':
+      w.intField(no, Number(readLiteral(c)));
+      return;
+    case 'json': {
+      const [start, end] = skipValue(c);
+      w.bytesField(no, Buffer.from(c.s.slice(start, end), 'utf8'));
+      return;
+    }
+    case 'pubData': {
+      const [start, end] = skipValue(c);
+      const raw = c.s.slice(start, end);
+      // In a fossil-delta subscription the JSON payload or patch travels as a JSON string; protobuf sends its bytes.
+      const text = fossil && raw.charCodeAt(0) === QUOTE ? (JSON.parse(raw) as string) : raw;
+      w.bytesField(no, Buffer.from(text, 'utf8'), true);
+      return;
+    }
+  }
+  if ('message' in kind) {
+    const inner = new Writer();
+    message(c, kind.message, fossil, inner);
+    w.messageField(no, inner);
+  } else if ('repeated' in kind) {
+    expect(c, 0x5b);
+    ws(c);
+    if (c.s.charCodeAt(c.i) === 0x5d) {
+      c.i++;
+      return;
+    }
+    for (;;) {
+      const inner = new Writer();
+      message(c, kind.repeated, fossil, inner);
+      w.messageField(no, inner);
+      ws(c);
+      const ch = c.s.charCodeAt(c.i++);
+      if (ch === 0x5d) return;
+      if (ch !== 0x2c) throw new Error(`transcode: expected , or ] at ${c.i - 1}`);
+    }
+  } else {
+    expect(c, 0x7b);
+    ws(c);
+    if (c.s.charCodeAt(c.i) === 0x7d) {
+      c.i++;
+      return;
+    }
+    for (;;) {
+      const entry = new Writer();
+      entry.stringField(1, readString(c));
+      expect(c, 0x3a);
+      if (kind.map === 'string') entry.stringField(2, readString(c));
+      else {
+        const inner = new Writer();
+        message(c, kind.map, false, inner);
+        entry.messageField(2, inner);
+      }
+      w.messageField(no, entry);
+      ws(c);
+      const ch = c.s.charCodeAt(c.i++);
+      if (ch === 0x7d) return;
+      if (ch !== 0x2c) throw new Error(`transcode: expected , or } at ${c.i - 1}`);
+    }
+  }
+}
+
+/**
+ * One Reply (a command's reply, a push, or the empty ping), length-delimited as frames carry it, from the JSON text
+ * of the same message. `fossil`: the message is a publication push for a fossil-delta subscriber (its data is a
+ * JSON string holding the payload or patch).
+ */
+export function protobufReply(json: string, fossil = false): Buffer {
+  const w = new Writer(json.length + 16);
+  message({ s: json, i: 0 }, REPLY, fossil, w);
+  return w.finishDelimited();
+}
