@@ -1,8 +1,49 @@
 import type { Broker } from './engine/broker.js';
 import type { ClientInfo, Publication, StreamPosition } from './engine/types.js';
 import { encodeJoinPush, encodeLeavePush, encodePubPush } from './protocol/replies.js';
+import { protobufPubPush } from './protocol/protobuf/replies.js';
 import { fossilPublicationData } from './protocol/fossil-delta.js';
 import type { SharedFrame } from './transport/connection.js';
+
+/**
+ * A publication push shared by every subscriber, built lazily once per encoding: JSON text when the first JSON socket
+ * writes it, protobuf straight from the publication when the first protobuf socket does. `fossil` is the delta
+ * payload of fossil-delta subscribers (fossilPublicationData: JSON-quoted, which protobuf sends unquoted).
+ */
+class PubFrame implements SharedFrame {
+  private json: string | undefined;
+  bytes?: Buffer;
+  protobufBytes?: Buffer;
+  constructor(
+    private readonly channel: string,
+    private readonly channelJson: string,
+    private readonly pub: Publication,
+    private readonly fossilData?: { data: string; delta: boolean },
+  ) {}
+  get text(): string {
+    return (this.json ??= encodePubPush(this.channelJson, this.pub, this.fossilData));
+  }
+  get fossil(): boolean {
+    return this.fossilData !== undefined;
+  }
+  protobuf(): Buffer {
+    const f = this.fossilData;
+    return protobufPubPush(
+      this.channel,
+      this.pub,
+      f ? { data: JSON.parse(f.data) as string, delta: f.delta } : undefined,
+    );
+  }
+}
+
+function lazyPubFrame(
+  channel: string,
+  channelJson: string,
+  pub: Publication,
+  fossil?: { data: string; delta: boolean },
+): SharedFrame {
+  return new PubFrame(channel, channelJson, pub, fossil);
+}
 
 /** What the hub needs of a subscribed session. */
 export interface HubSubscriber {
@@ -13,6 +54,7 @@ export interface HubSubscriber {
 
 /** One publication from the feed, with its frames encoded once and shared by every subscriber. */
 interface FeedPub {
+  channel: string;
   channelJson: string;
   pub: Publication;
   /** Place in this node's feed of the channel (channels without history have offset 0). */
@@ -264,12 +306,13 @@ export class Hub {
       }
     }
     const entry: FeedPub = {
+      channel,
       channelJson: st.json,
       pub,
       seq: ++st.seq,
       epoch: pub.offset > 0 ? position.epoch : '',
       prev: st.prev,
-      frame: { text: encodePubPush(st.json, pub) },
+      frame: lazyPubFrame(channel, st.json, pub),
     };
     st.prev = st.delta.size > 0 ? { seq: entry.seq, offset: pub.offset, data: pub.data } : undefined;
     let delivered = st.live.size;
@@ -321,16 +364,10 @@ export class Hub {
       prev !== undefined &&
       (prev.offset > 0 ? d.baseOffset === prev.offset && e.pub.offset === prev.offset + 1 : d.baseSeq === prev.seq);
     if (d.publish && holdsPrev) {
-      e.delta ??= {
-        text: encodePubPush(e.channelJson, e.pub, fossilPublicationData(prev!.data, e.pub.data)),
-        fossil: true,
-      };
+      e.delta ??= lazyPubFrame(e.channel, e.channelJson, e.pub, fossilPublicationData(prev!.data, e.pub.data));
       sub.deliver(e.delta);
     } else {
-      e.fullString ??= {
-        text: encodePubPush(e.channelJson, e.pub, fossilPublicationData(undefined, e.pub.data)),
-        fossil: true,
-      };
+      e.fullString ??= lazyPubFrame(e.channel, e.channelJson, e.pub, fossilPublicationData(undefined, e.pub.data));
       sub.deliver(e.fullString);
     }
     d.baseSeq = e.seq;

@@ -38,6 +38,8 @@ export interface SharedFrame {
   protobufBytes?: Buffer;
   /** A publication push for fossil-delta subscribers: its data is a JSON string that protobuf sends unquoted. */
   readonly fossil?: boolean;
+  /** Builds the protobuf Reply (length-delimited) without the JSON text; else the text is transcoded. */
+  protobuf?(): Buffer;
 }
 
 /** The client protocol's two encodings: JSON text frames, or protobuf binary frames (`centrifuge-protobuf`). */

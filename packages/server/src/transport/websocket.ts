@@ -140,7 +140,7 @@ class WsTransport implements ClientTransport {
     let bytes: Buffer;
     if (this.encoding === 'protobuf') {
       if (frame.protobufBytes === undefined) {
-        const reply = this.transcode(frame.text, frame.fossil);
+        const reply = frame.protobuf ? frame.protobuf() : this.transcode(frame.text, frame.fossil);
         if (reply === undefined) return;
         frame.protobufBytes = encodeBinaryFrame(reply);
       }

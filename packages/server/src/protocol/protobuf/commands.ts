@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { COMMAND_METHODS, type CommandMethod, type DecodedCommand } from '../codec.js';
 import { ErrorCode } from '../codes.js';
 import { depthMessage, jsonTextDepth } from '../json-depth.js';
@@ -71,14 +72,16 @@ const REQUESTS: readonly (readonly [CommandMethod, RequestSchema])[] = [
 ];
 if (REQUESTS.length !== COMMAND_METHODS.length) throw new Error('protobuf: a command method has no request schema');
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** The UTF-8 text of buf[start, end), or undefined when those bytes are not UTF-8. */
+function utf8(buf: Uint8Array, start: number, end: number): string | undefined {
+  const bytes = Buffer.from(buf.buffer, buf.byteOffset + start, end - start);
+  return isUtf8(bytes) ? bytes.toString('utf8') : undefined;
+}
 
 function text(buf: Uint8Array, start: number, end: number): string {
-  try {
-    return utf8.decode(buf.subarray(start, end));
-  } catch {
-    throw new ProtobufError('a string field is not UTF-8');
-  }
+  const s = utf8(buf, start, end);
+  if (s === undefined) throw new ProtobufError('a string field is not UTF-8');
+  return s;
 }
 
 /** A payload that is not JSON: the command is answered 107, the connection stays. */
@@ -138,12 +141,9 @@ function decodeMessage(r: Reader, end: number, schema: RequestSchema, o: DecodeO
 }
 
 function json(buf: Uint8Array, start: number, end: number, name: string, o: DecodeOptions): unknown {
-  let s: string;
-  try {
-    s = utf8.decode(buf.subarray(start, end));
-  } catch {
+  const s = utf8(buf, start, end);
+  if (s === undefined)
     throw new NotJson(`bad request: ${name} must be JSON (UTF-8 JSON text): Herald carries payloads as JSON`);
-  }
   if (o.maxDepth !== undefined && jsonTextDepth(s, o.maxDepth) > o.maxDepth)
     throw new NotJson(depthMessage(o.maxDepth));
   try {

@@ -1,3 +1,4 @@
+import type { ClientInfo, Publication } from '../../engine/types.js';
 import { REPLY, type FieldKind, type MessageSchema } from './schema.js';
 import { Writer } from './wire.js';
 
@@ -141,7 +142,7 @@ function value(c: Cursor, no: number, kind: FieldKind, fossil: boolean, w: Write
       return;
     case 'json': {
       const [start, end] = skipValue(c);
-      w.bytesField(no, Buffer.from(c.s.slice(start, end), 'utf8'));
+      w.utf8Field(no, c.s.slice(start, end));
       return;
     }
     case 'pubData': {
@@ -149,14 +150,14 @@ function value(c: Cursor, no: number, kind: FieldKind, fossil: boolean, w: Write
       const raw = c.s.slice(start, end);
       // In a fossil-delta subscription the JSON payload or patch travels as a JSON string; protobuf sends its bytes.
       const text = fossil && raw.charCodeAt(0) === QUOTE ? (JSON.parse(raw) as string) : raw;
-      w.bytesField(no, Buffer.from(text, 'utf8'), true);
+      w.utf8Field(no, text);
       return;
     }
   }
   if ('message' in kind) {
-    const inner = new Writer();
-    message(c, kind.message, fossil, inner);
-    w.messageField(no, inner);
+    w.forkField(no);
+    message(c, kind.message, fossil, w);
+    w.join();
   } else if ('repeated' in kind) {
     expect(c, 0x5b);
     ws(c);
@@ -165,9 +166,9 @@ function value(c: Cursor, no: number, kind: FieldKind, fossil: boolean, w: Write
       return;
     }
     for (;;) {
-      const inner = new Writer();
-      message(c, kind.repeated, fossil, inner);
-      w.messageField(no, inner);
+      w.forkField(no);
+      message(c, kind.repeated, fossil, w);
+      w.join();
       ws(c);
       const ch = c.s.charCodeAt(c.i++);
       if (ch === 0x5d) return;
@@ -181,16 +182,16 @@ function value(c: Cursor, no: number, kind: FieldKind, fossil: boolean, w: Write
       return;
     }
     for (;;) {
-      const entry = new Writer();
-      entry.stringField(1, readString(c));
+      w.forkField(no);
+      w.stringField(1, readString(c));
       expect(c, 0x3a);
-      if (kind.map === 'string') entry.stringField(2, readString(c));
+      if (kind.map === 'string') w.stringField(2, readString(c));
       else {
-        const inner = new Writer();
-        message(c, kind.map, false, inner);
-        entry.messageField(2, inner);
+        w.forkField(2);
+        message(c, kind.map, false, w);
+        w.join();
       }
-      w.messageField(no, entry);
+      w.join();
       ws(c);
       const ch = c.s.charCodeAt(c.i++);
       if (ch === 0x7d) return;
@@ -206,6 +207,46 @@ function value(c: Cursor, no: number, kind: FieldKind, fossil: boolean, w: Write
  */
 export function protobufReply(json: string, fossil = false): Buffer {
   const w = new Writer(json.length + 16);
+  w.fork();
   message({ s: json, i: 0 }, REPLY, fossil, w);
-  return w.finishDelimited();
+  w.join();
+  return w.finish();
+}
+
+function clientInfo(w: Writer, field: number, info: ClientInfo): void {
+  w.forkField(field);
+  w.stringField(1, info.user);
+  w.stringField(2, info.client);
+  if (info.connInfo !== undefined) w.utf8Field(3, info.connInfo);
+  if (info.chanInfo !== undefined) w.utf8Field(4, info.chanInfo);
+  w.join();
+}
+
+/**
+ * A publication push straight from the publication, for the hub's fan-out (the hot path): the same message as
+ * protobufReply(encodePubPush(...)) without the JSON text. `fossil` is the raw payload or patch (not JSON-quoted)
+ * for a fossil-delta subscriber.
+ */
+export function protobufPubPush(channel: string, pub: Publication, fossil?: { data: string; delta: boolean }): Buffer {
+  const w = new Writer(pub.data.length + channel.length + 128);
+  w.fork();
+  w.forkField(4); // Reply.push
+  w.stringField(2, channel);
+  w.forkField(4); // Push.pub
+  w.utf8Field(4, fossil ? fossil.data : pub.data);
+  if (fossil?.delta) w.boolField(8, true);
+  w.uintField(6, pub.offset);
+  if (pub.info) clientInfo(w, 5, pub.info);
+  if (pub.tags) {
+    for (const [k, v] of Object.entries(pub.tags)) {
+      w.forkField(7);
+      w.stringField(1, k);
+      w.stringField(2, v);
+      w.join();
+    }
+  }
+  w.join();
+  w.join();
+  w.join();
+  return w.finish();
 }

@@ -91,12 +91,30 @@ export class Reader {
   }
 }
 
-/** Growable byte buffer for one message; nested messages are encoded into their own Writer and copied in. */
+/** Bytes of `v` as a varint. */
+function varintSize(v: number): number {
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/** Strings up to this many UTF-16 units are encoded in JS; longer ones by Buffer#write (a native call). */
+const SHORT_STRING = 48;
+
+/**
+ * One growable buffer for a whole message. A nested message is opened with fork() and closed with join(): its
+ * length is written in front of it then, moving the body only when the length takes more than one byte. No nested
+ * buffers, no copies per level.
+ */
 export class Writer {
   private buf: Buffer;
   len = 0;
+  private readonly starts: number[] = [];
 
-  constructor(capacity = 64) {
+  constructor(capacity = 256) {
     this.buf = Buffer.allocUnsafe(capacity);
   }
 
@@ -110,11 +128,14 @@ export class Writer {
   /** A non-negative integer (uint32, uint64 up to 2^53). */
   varint(v: number): void {
     this.reserve(MAX_VARINT_BYTES);
+    const buf = this.buf;
+    let i = this.len;
     while (v >= 0x80) {
-      this.buf[this.len++] = (v % 128) | 0x80;
+      buf[i++] = (v % 128) | 0x80;
       v = Math.floor(v / 128);
     }
-    this.buf[this.len++] = v;
+    buf[i++] = v;
+    this.len = i;
   }
 
   tag(field: number, wireType: number): void {
@@ -140,48 +161,94 @@ export class Writer {
     this.buf[this.len++] = 1;
   }
 
-  bytesField(field: number, bytes: Uint8Array, always = false): void {
-    if (bytes.length === 0 && !always) return;
+  bytesField(field: number, bytes: Uint8Array): void {
     this.tag(field, WIRE_LEN);
     this.varint(bytes.length);
-    this.raw(bytes);
-  }
-
-  stringField(field: number, s: string): void {
-    if (s.length === 0) return;
-    const n = Buffer.byteLength(s, 'utf8');
-    this.tag(field, WIRE_LEN);
-    this.varint(n);
-    this.reserve(n);
-    this.buf.write(s, this.len, 'utf8');
-    this.len += n;
-  }
-
-  /** A nested message, written even when empty (its presence can mean something, e.g. `publish: {}`). */
-  messageField(field: number, w: Writer): void {
-    this.tag(field, WIRE_LEN);
-    this.varint(w.len);
-    this.reserve(w.len);
-    w.buf.copy(this.buf, this.len, 0, w.len);
-    this.len += w.len;
-  }
-
-  raw(bytes: Uint8Array): void {
     this.reserve(bytes.length);
     this.buf.set(bytes, this.len);
     this.len += bytes.length;
   }
 
-  /** The message's bytes (a view of the buffer). */
-  finish(): Buffer {
-    return this.buf.subarray(0, this.len);
+  stringField(field: number, s: string): void {
+    if (s.length === 0) return;
+    this.utf8Field(field, s);
   }
 
-  /** The message prefixed with its length, as frames carry it. */
-  finishDelimited(): Buffer {
-    const out = new Writer(this.len + 5);
-    out.varint(this.len);
-    out.raw(this.finish());
-    return out.finish();
+  /** A string, or a `bytes` field holding a string's UTF-8 bytes (JSON text), written even when empty. */
+  utf8Field(field: number, s: string): void {
+    this.tag(field, WIRE_LEN);
+    if (s.length <= SHORT_STRING) {
+      this.fork();
+      this.reserve(s.length * 3);
+      const buf = this.buf;
+      let i = this.len;
+      for (let k = 0; k < s.length; k++) {
+        let c = s.charCodeAt(k);
+        if (c < 0x80) buf[i++] = c;
+        else if (c < 0x800) {
+          buf[i++] = 0xc0 | (c >> 6);
+          buf[i++] = 0x80 | (c & 63);
+        } else {
+          const next = s.charCodeAt(k + 1);
+          if (c >= 0xd800 && c < 0xdc00 && next >= 0xdc00 && next < 0xe000) {
+            c = 0x10000 + ((c - 0xd800) << 10) + (next - 0xdc00);
+            k++;
+            buf[i++] = 0xf0 | (c >> 18);
+            buf[i++] = 0x80 | ((c >> 12) & 63);
+          } else {
+            // A lone surrogate becomes U+FFFD, as Buffer#write does.
+            if (c >= 0xd800 && c < 0xe000) c = 0xfffd;
+            buf[i++] = 0xe0 | (c >> 12);
+          }
+          buf[i++] = 0x80 | ((c >> 6) & 63);
+          buf[i++] = 0x80 | (c & 63);
+        }
+      }
+      this.len = i;
+      this.join();
+      return;
+    }
+    const n = Buffer.byteLength(s, 'utf8');
+    this.varint(n);
+    this.reserve(n);
+    this.len += this.buf.write(s, this.len, 'utf8');
+  }
+
+  /** Opens a length-delimited part (after its tag, or at the start for a delimited message). */
+  fork(): void {
+    this.reserve(1);
+    this.starts.push(this.len);
+    this.len += 1;
+  }
+
+  /** Opens a nested message field (written even when empty: its presence can mean something, e.g. `publish: {}`). */
+  forkField(field: number): void {
+    this.tag(field, WIRE_LEN);
+    this.fork();
+  }
+
+  /** Closes the part fork() opened: writes its length in front of it. */
+  join(): void {
+    const at = this.starts.pop()!;
+    const body = at + 1;
+    const n = this.len - body;
+    const size = varintSize(n);
+    if (size > 1) {
+      this.reserve(size - 1);
+      this.buf.copyWithin(body + size - 1, body, this.len);
+      this.len += size - 1;
+    }
+    let v = n;
+    let i = at;
+    while (v >= 0x80) {
+      this.buf[i++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.buf[i] = v;
+  }
+
+  /** The bytes written (a view of the buffer). */
+  finish(): Buffer {
+    return this.buf.subarray(0, this.len);
   }
 }
