@@ -2,7 +2,19 @@ import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Centrifuge, Subscription } from 'centrifuge';
 import { engineNames } from '../support/engines.js';
-import { RawClient, api, mintToken, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
+import {
+  RawClient,
+  api,
+  encodings,
+  mintToken,
+  newClient,
+  payload,
+  startHerald,
+  waitFor,
+  wire,
+  type Encoding,
+  type TestServer,
+} from '../support/herald.js';
 
 const config = {
   channel: {
@@ -32,8 +44,8 @@ interface Received {
   offset?: number;
 }
 
-async function connectClient(s: TestServer, user: string): Promise<Centrifuge> {
-  const c = newClient(s.wsUrl, { token: await mintToken({ sub: user }) });
+async function connectClient(s: TestServer, user: string, encoding: Encoding): Promise<Centrifuge> {
+  const c = newClient(s.wsUrl, { token: await mintToken({ sub: user }) }, encoding);
   const connected = new Promise((r) => c.once('connected', r));
   c.connect();
   await connected;
@@ -47,7 +59,7 @@ async function subscribe(
 ): Promise<{ sub: Subscription; got: Received[] }> {
   const sub = c.newSubscription(channel, opts);
   const got: Received[] = [];
-  sub.on('publication', (ctx) => got.push({ data: ctx.data, offset: ctx.offset }));
+  sub.on('publication', (ctx) => got.push({ data: payload(ctx.data), offset: ctx.offset }));
   const subscribed = new Promise((r) => sub.once('subscribed', r));
   sub.subscribe();
   await subscribed;
@@ -60,7 +72,13 @@ function refusal(sub: Subscription): Promise<number> {
 }
 
 for (const engineName of engineNames) {
-  describe(`channels, publications and recovery (${engineName} engine)`, { timeout: 60_000 }, () => {
+  for (const encoding of encodings) describeEngine(engineName, encoding);
+}
+
+function describeEngine(engineName: string, encoding: Encoding): void {
+  // Cases that drive the JSON protocol by hand (RawClient) run once, with the JSON suite.
+  const rawTest = encoding === 'json' ? test : () => undefined;
+  describe(`channels, publications and recovery (${engineName} engine, ${encoding})`, { timeout: 60_000 }, () => {
     let s: TestServer;
     const clients: Centrifuge[] = [];
     before(async () => {
@@ -71,7 +89,7 @@ for (const engineName of engineNames) {
       await s.close();
     });
     const client = async (user: string) => {
-      const c = await connectClient(s, user);
+      const c = await connectClient(s, user, encoding);
       clients.push(c);
       return c;
     };
@@ -106,14 +124,14 @@ for (const engineName of engineNames) {
       const infos: unknown[] = [];
       const { sub: bobSub } = await subscribe(bob, 'chat:room');
       bobSub.on('publication', (ctx) => infos.push(ctx.info?.user));
-      await sub.publish({ text: 'from alice' });
+      await sub.publish(wire(encoding, { text: 'from alice' }));
       await waitFor(() => infos.length === 1, 'bob receives');
       assert.equal(infos[0], 'alice');
     });
 
     test('publishing to a channel one is not subscribed to is refused with 103', async () => {
       const c = await client('eve');
-      await assert.rejects(c.publish('chat:room2', { x: 1 }), (e: { code: number }) => e.code === 103);
+      await assert.rejects(c.publish('chat:room2', wire(encoding, { x: 1 })), (e: { code: number }) => e.code === 103);
     });
 
     test('subscribing without permission is refused with 103 and to an unknown namespace with 102', async () => {
@@ -153,7 +171,7 @@ for (const engineName of engineNames) {
       assert.equal(await err, 103);
     });
 
-    test('a subscribe reply for a recoverable channel carries recoverable, offset and epoch', async () => {
+    rawTest('a subscribe reply for a recoverable channel carries recoverable, offset and epoch', async () => {
       const raw = await RawClient.open(s.wsUrl);
       raw.send(
         { id: 1, connect: { token: await mintToken({ sub: 'r' }) } },
@@ -211,7 +229,7 @@ for (const engineName of engineNames) {
       assert.equal(got.length, 1, 'no partial set of publications');
     });
 
-    test('a recovery with a stale epoch is not recovered', async () => {
+    rawTest('a recovery with a stale epoch is not recovered', async () => {
       const raw = await RawClient.open(s.wsUrl);
       await s.herald.publish('chat:epoch', { i: 1 });
       raw.send(
@@ -287,7 +305,7 @@ for (const engineName of engineNames) {
       for (let i = 1; i <= 5; i++) await s.herald.publish('chat:hist', { i });
       const h = await sub.history({ limit: 3 });
       assert.deepEqual(
-        h.publications.map((p) => (p.data as { i: number }).i),
+        h.publications.map((p) => (payload(p.data) as { i: number }).i),
         [1, 2, 3],
       );
       assert.equal(h.offset, 5);
@@ -304,10 +322,14 @@ for (const engineName of engineNames) {
     });
 
     test('server-side subscriptions from the token channels claim arrive in the connect reply', async () => {
-      const c = newClient(s.wsUrl, { token: await mintToken({ sub: 'srv', channels: ['chat:server-side'] }) });
+      const c = newClient(
+        s.wsUrl,
+        { token: await mintToken({ sub: 'srv', channels: ['chat:server-side'] }) },
+        encoding,
+      );
       clients.push(c);
       const got: unknown[] = [];
-      c.on('publication', (ctx) => got.push(ctx.data));
+      c.on('publication', (ctx) => got.push(payload(ctx.data)));
       const subscribed = new Promise<{ channel: string }>((r) => c.once('subscribed', r));
       c.connect();
       assert.equal((await subscribed).channel, 'chat:server-side');
@@ -316,17 +338,19 @@ for (const engineName of engineNames) {
     });
 
     test('server-side subscriptions from the token subs claim carry their data into the subscribed event', async () => {
-      const c = newClient(s.wsUrl, {
-        token: await mintToken({ sub: 'srv2', subs: { 'chat:subs-claim': { data: { welcome: true } } } }),
-      });
+      const c = newClient(
+        s.wsUrl,
+        { token: await mintToken({ sub: 'srv2', subs: { 'chat:subs-claim': { data: { welcome: true } } } }) },
+        encoding,
+      );
       clients.push(c);
       const subscribed = new Promise<{ channel: string; data?: unknown }>((r) => c.once('subscribed', r));
       c.connect();
       const ctx = await subscribed;
       assert.equal(ctx.channel, 'chat:subs-claim');
-      assert.deepEqual(ctx.data, { welcome: true });
+      assert.deepEqual(payload(ctx.data), { welcome: true });
       const got: unknown[] = [];
-      c.on('publication', (p) => got.push(p.data));
+      c.on('publication', (p) => got.push(payload(p.data)));
       await s.herald.publish('chat:subs-claim', { hi: 2 });
       await waitFor(() => got.length === 1, 'server-side publication');
     });
@@ -355,7 +379,7 @@ for (const engineName of engineNames) {
         },
       });
       try {
-        const c = await connectClient(hooked, 'hooky');
+        const c = await connectClient(hooked, 'hooky', encoding);
         const { sub } = await subscribe(c, 'chat:one');
         await subscribe(c, 'chat:two');
         sub.unsubscribe();
@@ -371,15 +395,15 @@ for (const engineName of engineNames) {
 
     test('rpc answers 108 without a handler and the handler result with one', async () => {
       const c = await client('rpc');
-      await assert.rejects(c.rpc('sum', { a: 1 }), (e: { code: number }) => e.code === 108);
+      await assert.rejects(c.rpc('sum', wire(encoding, { a: 1 })), (e: { code: number }) => e.code === 108);
       const withRpc = await startHerald({
         engineName,
         hooks: { onRpc: ({ method, data }) => ({ method, echo: data }) },
       });
       try {
-        const c2 = await connectClient(withRpc, 'rpc');
-        const r = await c2.rpc('sum', { a: 1 });
-        assert.deepEqual(r.data, { method: 'sum', echo: { a: 1 } });
+        const c2 = await connectClient(withRpc, 'rpc', encoding);
+        const r = await c2.rpc('sum', wire(encoding, { a: 1 }));
+        assert.deepEqual(payload(r.data), { method: 'sum', echo: { a: 1 } });
         c2.disconnect();
       } finally {
         await withRpc.close();
@@ -397,8 +421,8 @@ for (const engineName of engineNames) {
         },
       });
       try {
-        const c = await connectClient(h, 'sender');
-        await c.send({ ping: 1 });
+        const c = await connectClient(h, 'sender', encoding);
+        await c.send(wire(encoding, { ping: 1 }));
         await waitFor(() => got.length === 1, 'onMessage');
         assert.deepEqual(got[0], { ping: 1 });
         c.disconnect();
@@ -423,13 +447,16 @@ for (const engineName of engineNames) {
         },
       });
       try {
-        const c = await connectClient(h, 'x');
+        const c = await connectClient(h, 'x', encoding);
         const sub = c.newSubscription('open:ok');
         const subscribed = new Promise<{ data?: unknown }>((r) => sub.once('subscribed', r));
         sub.subscribe();
-        assert.deepEqual((await subscribed).data, { welcome: true });
-        await assert.rejects(c.publish('open:ok', { bad: true }), (e: { code: number }) => e.code === 103);
-        await c.publish('open:ok', { bad: false });
+        assert.deepEqual(payload((await subscribed).data), { welcome: true });
+        await assert.rejects(
+          c.publish('open:ok', wire(encoding, { bad: true })),
+          (e: { code: number }) => e.code === 103,
+        );
+        await c.publish('open:ok', wire(encoding, { bad: false }));
         const f = c.newSubscription('open:forbidden');
         const err = refusal(f);
         f.subscribe();

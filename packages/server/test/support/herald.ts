@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { Centrifuge, type Options as CentrifugeOptions } from 'centrifuge';
+import { Centrifuge as CentrifugeProtobuf } from 'centrifuge/build/protobuf';
 import { createHerald, type Herald, type HeraldOptions } from '../../src/index.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { engineFactories } from './engines.js';
@@ -46,8 +47,36 @@ export async function mintToken(
   return jwt.sign(new TextEncoder().encode(opts.secret ?? SECRET));
 }
 
-export function newClient(url: string, options: Partial<CentrifugeOptions> = {}): Centrifuge {
-  return new Centrifuge(url, {
+/** The client protocol's encodings: the SDK's default build speaks JSON, `centrifuge/build/protobuf` protobuf. */
+export type Encoding = 'json' | 'protobuf';
+
+/** The encodings the conformance suite runs its cases in (HERALD_TEST_ENCODINGS=json,protobuf). */
+export const encodings: Encoding[] = (process.env.HERALD_TEST_ENCODINGS ?? 'json,protobuf')
+  .split(',')
+  .map((e) => e.trim())
+  .filter((e): e is Encoding => e === 'json' || e === 'protobuf');
+
+/**
+ * What the application hands the SDK as data: JSON values in the JSON build, bytes in the protobuf build (an app
+ * speaking protobuf to Herald sends JSON text as bytes, docs/protocol.md "Mixed channels").
+ */
+export function wire(encoding: Encoding, value: unknown): unknown {
+  return encoding === 'json' ? value : new TextEncoder().encode(JSON.stringify(value));
+}
+
+/** The JSON value of data the SDK delivered: as is from the JSON build, parsed from the protobuf build's bytes. */
+export function payload(data: unknown): unknown {
+  return data instanceof Uint8Array ? JSON.parse(new TextDecoder().decode(data)) : data;
+}
+
+/** The official SDK in `encoding` (its protobuf build has the same API; only data are bytes). */
+export function newClient(
+  url: string,
+  options: Partial<CentrifugeOptions> = {},
+  encoding: Encoding = 'json',
+): Centrifuge {
+  const Sdk = encoding === 'json' ? Centrifuge : (CentrifugeProtobuf as unknown as typeof Centrifuge);
+  return new Sdk(url, {
     websocket: WebSocket as unknown as CentrifugeOptions['websocket'],
     minReconnectDelay: 50,
     maxReconnectDelay: 300,
