@@ -915,9 +915,9 @@ test('nginx closing upgrade requests without an answer (return 444): upgrade_fai
   assert.equal(f.saw, `the upgrade request (Origin: http://127.0.0.1:${port}) got a closed connection`);
 });
 
-test('nginx forcing the protobuf subprotocol on the upgrade: Herald closes with 3506, inappropriate_protocol', async () => {
+test('nginx forcing the protobuf subprotocol on the upgrade: Herald closes the JSON connect with 3501, inappropriate_protocol', async () => {
   // The doctor (like a JSON client) never offers centrifuge-protobuf; only something in between that sets
-  // Sec-WebSocket-Protocol makes Herald pick it, and Herald then closes with 3506 before any command.
+  // Sec-WebSocket-Protocol makes Herald pick it, and Herald then closes the doctor's JSON text frame with 3501.
   const h = await startHerald();
   const port = await closedPort();
   await startNginx(port, h.port, true, true, 'proxy_set_header Sec-WebSocket-Protocol "centrifuge-protobuf";');
@@ -925,5 +925,5 @@ test('nginx forcing the protobuf subprotocol on the upgrade: Herald closes with 
     await doctor([`ws://127.0.0.1:${port}/ws`, '--user', '42', '--json'], { HERALD_TOKEN_SECRET: SECRET }),
   );
   assert.deepEqual([f.step, f.code], ['connect', 'inappropriate_protocol']);
-  assert.match(f.saw, /^Herald closed the connection with 3506 "inappropriate protocol/);
+  assert.equal(f.saw, 'Herald closed the connection with 3501 "bad request: text frame on a protobuf connection"');
 });

@@ -285,13 +285,16 @@ function interpretClose(
       fix: 'Raise HERALD_USER_CONNECTION_LIMIT or close other tabs.',
     };
   }
-  if (code === 3506) {
+  if (code === 3506 || (code === 3501 && /text frame on a protobuf connection/.test(reason))) {
     return {
       ...base,
       code: 'inappropriate_protocol',
       saw,
-      means: 'Herald speaks the JSON protocol only.',
-      fix: 'Use the JSON protocol (the SDK default).',
+      means:
+        code === 3506
+          ? 'Herald took this connection as JSON and got binary frames.'
+          : 'The upgrade asked for the centrifuge-protobuf subprotocol, so Herald expected binary protobuf frames, and got JSON text. The doctor never asks for it: something in between (a proxy setting Sec-WebSocket-Protocol) did.',
+      fix: 'Let the client choose its encoding: remove the Sec-WebSocket-Protocol header the proxy sets (the SDK sends it for its protobuf build).',
     };
   }
   return {

@@ -187,12 +187,14 @@ for (const engineName of engineNames) {
       });
     });
 
-    test('the protobuf subprotocol is answered with close 3506', async () => {
+    test('a binary frame on a JSON connection (no protobuf subprotocol asked for) is answered with close 3506', async () => {
       await withServer(engineName, {}, async (s) => {
         const WebSocket = (await import('ws')).default;
-        const ws = new WebSocket(s.wsUrl, 'centrifuge-protobuf');
-        const code = await new Promise<number>((r) => ws.on('close', (c) => r(c)));
-        assert.equal(code, 3506);
+        const ws = new WebSocket(s.wsUrl);
+        await new Promise((r) => ws.once('open', r));
+        const closed = new Promise<number>((r) => ws.on('close', (c) => r(c)));
+        ws.send(Buffer.from([10, 0]));
+        assert.equal(await closed, 3506);
       });
     });
 
