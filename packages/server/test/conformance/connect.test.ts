@@ -2,12 +2,28 @@ import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT, generateKeyPair, exportSPKI } from 'jose';
 import { engineNames } from '../support/engines.js';
-import { RawClient, mintToken, newClient, startHerald, waitFor, SECRET, type TestServer } from '../support/herald.js';
+import {
+  RawClient,
+  encodings,
+  mintToken,
+  newClient,
+  startHerald,
+  waitFor,
+  SECRET,
+  type Encoding,
+  type TestServer,
+} from '../support/herald.js';
 
 const open = { channel: { withoutNamespace: { allow_subscribe_for_client: true } } };
 
 for (const engineName of engineNames) {
-  describe(`connect and auth (${engineName} engine)`, { timeout: 60_000 }, () => {
+  for (const encoding of encodings) describeEngine(engineName, encoding);
+}
+
+function describeEngine(engineName: string, encoding: Encoding): void {
+  // Cases that drive the JSON protocol by hand (RawClient) or only HTTP run once, with the JSON suite.
+  const rawTest = encoding === 'json' ? test : () => undefined;
+  describe(`connect and auth (${engineName} engine, ${encoding})`, { timeout: 60_000 }, () => {
     let s: TestServer;
     before(async () => {
       s = await startHerald({ engineName, config: open });
@@ -15,7 +31,7 @@ for (const engineName of engineNames) {
     after(() => s.close());
 
     test('a client with a valid token connects and gets a client id', async () => {
-      const c = newClient(s.wsUrl, { token: await mintToken({ sub: 'alice' }) });
+      const c = newClient(s.wsUrl, { token: await mintToken({ sub: 'alice' }) }, encoding);
       const connected = new Promise<{ client: string }>((r) => c.once('connected', r));
       c.connect();
       const ctx = await connected;
@@ -23,7 +39,7 @@ for (const engineName of engineNames) {
       c.disconnect();
     });
 
-    test('the connect reply carries ping, pong, version, and ttl for an expiring token', async () => {
+    rawTest('the connect reply carries ping, pong, version, and ttl for an expiring token', async () => {
       const raw = await RawClient.open(s.wsUrl);
       raw.send({ id: 1, connect: { token: await mintToken({ sub: 'alice' }, { ttlSec: 120 }), name: 'raw' } });
       const r = await raw.reply(1);
@@ -36,7 +52,7 @@ for (const engineName of engineNames) {
     });
 
     async function disconnectCodeFor(token: string): Promise<{ code: number; reason: string }> {
-      const c = newClient(s.wsUrl, { token });
+      const c = newClient(s.wsUrl, { token }, encoding);
       const disc = new Promise<{ code: number; reason: string }>((r) => c.once('disconnected', r));
       c.connect();
       const ctx = await disc;
@@ -73,13 +89,17 @@ for (const engineName of engineNames) {
       raw.close();
 
       let calls = 0;
-      const c = newClient(s.wsUrl, {
-        token: await mintToken({ sub: 'alice' }, { ttlSec: -60 }),
-        getToken: async () => {
-          calls++;
-          return mintToken({ sub: 'alice' });
+      const c = newClient(
+        s.wsUrl,
+        {
+          token: await mintToken({ sub: 'alice' }, { ttlSec: -60 }),
+          getToken: async () => {
+            calls++;
+            return mintToken({ sub: 'alice' });
+          },
         },
-      });
+        encoding,
+      );
       const connected = new Promise((r) => c.once('connected', r));
       c.connect();
       await connected;
@@ -87,7 +107,7 @@ for (const engineName of engineNames) {
       c.disconnect();
     });
 
-    test('a connection without a token is refused with 101 unless anonymous access is on', async () => {
+    rawTest('a connection without a token is refused with 101 unless anonymous access is on', async () => {
       const raw = await RawClient.open(s.wsUrl);
       raw.send({ id: 1, connect: {} });
       const r = await raw.reply(1);
@@ -109,12 +129,16 @@ for (const engineName of engineNames) {
       const short = await startHerald({ engineName, env: { HERALD_EXPIRED_CLOSE_DELAY: '3s' } });
       try {
         let refreshes = 0;
-        const c = newClient(short.wsUrl, {
-          getToken: async () => {
-            refreshes++;
-            return mintToken({ sub: 'alice' }, { ttlSec: 2 });
+        const c = newClient(
+          short.wsUrl,
+          {
+            getToken: async () => {
+              refreshes++;
+              return mintToken({ sub: 'alice' }, { ttlSec: 2 });
+            },
           },
-        });
+          encoding,
+        );
         let disconnected = false;
         c.on('disconnected', () => {
           disconnected = true;
@@ -131,7 +155,7 @@ for (const engineName of engineNames) {
       }
     });
 
-    test('a connection whose token lapses without refresh is closed with 3005', async () => {
+    rawTest('a connection whose token lapses without refresh is closed with 3005', async () => {
       const short = await startHerald({ engineName, env: { HERALD_EXPIRED_CLOSE_DELAY: '0' } });
       try {
         const raw = await RawClient.open(short.wsUrl);
@@ -145,7 +169,7 @@ for (const engineName of engineNames) {
       }
     });
 
-    test('a refresh command with a new token extends the connection and answers expires and ttl', async () => {
+    rawTest('a refresh command with a new token extends the connection and answers expires and ttl', async () => {
       const raw = await RawClient.open(s.wsUrl);
       raw.send({ id: 1, connect: { token: await mintToken({ sub: 'alice' }, { ttlSec: 30 }) } });
       await raw.reply(1);
@@ -157,7 +181,7 @@ for (const engineName of engineNames) {
       assert.equal((await raw.closed()).code, 3500);
     });
 
-    test('RS256 tokens verify against a configured PEM public key', async () => {
+    rawTest('RS256 tokens verify against a configured PEM public key', async () => {
       const { publicKey, privateKey } = await generateKeyPair('RS256');
       const rsa = await startHerald({
         engineName,
@@ -185,7 +209,7 @@ for (const engineName of engineNames) {
       }
     });
 
-    test('NEXTAUTH_SECRET is used when HERALD_TOKEN_SECRET is unset', async () => {
+    rawTest('NEXTAUTH_SECRET is used when HERALD_TOKEN_SECRET is unset', async () => {
       const na = await startHerald({
         engineName,
         env: { HERALD_TOKEN_SECRET: '', NEXTAUTH_SECRET: 'nextauth-secret' },
@@ -200,7 +224,7 @@ for (const engineName of engineNames) {
       }
     });
 
-    test('connect and subscribes sent in one frame are answered in order', async () => {
+    rawTest('connect and subscribes sent in one frame are answered in order', async () => {
       const raw = await RawClient.open(s.wsUrl);
       raw.send(
         { id: 1, connect: { token: await mintToken({ sub: 'alice' }) } },
@@ -217,7 +241,7 @@ for (const engineName of engineNames) {
       raw.close();
     });
 
-    test('a browser Origin from another site is refused with 403 before the upgrade', async () => {
+    rawTest('a browser Origin from another site is refused with 403 before the upgrade', async () => {
       await assert.rejects(RawClient.open(s.wsUrl, { origin: 'http://evil.example' }), /403/);
       const same = await RawClient.open(s.wsUrl, { origin: `http://127.0.0.1:${s.port}` });
       same.close();
@@ -258,7 +282,7 @@ for (const engineName of engineNames) {
       assert.match(body.text, new RegExp(`Host: 127\\.0\\.0\\.1:${s.port}`));
     });
 
-    test('an allowlist admits exactly its origins', async () => {
+    rawTest('an allowlist admits exactly its origins', async () => {
       const allow = await startHerald({ engineName, env: { HERALD_ALLOWED_ORIGINS: 'http://localhost:3000' } });
       try {
         const ok = await RawClient.open(allow.wsUrl, { origin: 'http://localhost:3000' });
@@ -272,7 +296,7 @@ for (const engineName of engineNames) {
       }
     });
 
-    test('a Next.js rewrite (Host changed, X-Forwarded-Host kept) passes the default Origin check', async () => {
+    rawTest('a Next.js rewrite (Host changed, X-Forwarded-Host kept) passes the default Origin check', async () => {
       const c = await RawClient.open(s.wsUrl, {
         origin: 'http://localhost:3000',
         headers: { 'x-forwarded-host': 'localhost:3000' },
@@ -280,7 +304,7 @@ for (const engineName of engineNames) {
       c.close();
     });
 
-    test('the onConnecting hook can authenticate from request headers', async () => {
+    rawTest('the onConnecting hook can authenticate from request headers', async () => {
       const hooked = await startHerald({
         engineName,
         hooks: {
@@ -305,7 +329,7 @@ for (const engineName of engineNames) {
       }
     });
 
-    test(`tokens are verified with the configured secret only (${SECRET.length} chars)`, async () => {
+    rawTest(`tokens are verified with the configured secret only (${SECRET.length} chars)`, async () => {
       const raw = await RawClient.open(s.wsUrl);
       raw.send({ id: 1, connect: { token: 'not-a-jwt' } });
       const closed = await raw.closed();

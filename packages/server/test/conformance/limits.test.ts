@@ -2,7 +2,15 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { engineNames } from '../support/engines.js';
-import { RawClient, mintToken, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
+import {
+  RawClient,
+  encodings,
+  mintToken,
+  newClient,
+  startHerald,
+  waitFor,
+  type TestServer,
+} from '../support/herald.js';
 
 const open = { channel: { withoutNamespace: { allow_subscribe_for_client: true } } };
 
@@ -81,20 +89,40 @@ for (const engineName of engineNames) {
       });
     });
 
-    test('a client that answers pings stays connected', async () => {
+    test('in protobuf, pings arrive as empty Replies and a client that never answers is closed with 3012', async () => {
       await withServer(engineName, { HERALD_PING_INTERVAL: '1s', HERALD_PONG_TIMEOUT: '1s' }, async (s) => {
-        const c = newClient(s.wsUrl, { token: await mintToken({ sub: 'u' }) });
-        let disconnects = 0;
-        c.on('disconnected', () => disconnects++);
-        const up = new Promise((r) => c.once('connected', r));
-        c.connect();
-        await up;
-        await new Promise((r) => setTimeout(r, 3500));
-        assert.equal(disconnects, 0);
-        assert.equal(c.state, 'connected');
-        c.disconnect();
+        const WebSocket = (await import('ws')).default;
+        const ws = new WebSocket(s.wsUrl, 'centrifuge-protobuf');
+        const frames: Buffer[] = [];
+        ws.on('message', (d) => frames.push(d as Buffer));
+        const closed = new Promise<number>((r) => ws.on('close', (c) => r(c)));
+        await new Promise((r) => ws.once('open', r));
+        // Command { id: 1, connect: { token } }, length-delimited, written by hand.
+        const varint = (n: number) => (n < 128 ? [n] : [0x80 | (n & 0x7f), n >> 7]);
+        const delimited = (b: Buffer) => Buffer.concat([Buffer.from(varint(b.length)), b]);
+        const token = Buffer.from(await mintToken({ sub: 'u' }));
+        const request = Buffer.concat([Buffer.from([10]), delimited(token)]);
+        ws.send(delimited(Buffer.concat([Buffer.from([8, 1, 0x22]), delimited(request)])));
+        await waitFor(() => frames.some((f) => f.equals(Buffer.from([0]))), 'an empty Reply (the ping)');
+        assert.equal(await closed, 3012);
       });
     });
+
+    for (const encoding of encodings)
+      test(`a ${encoding} client that answers pings stays connected`, async () => {
+        await withServer(engineName, { HERALD_PING_INTERVAL: '1s', HERALD_PONG_TIMEOUT: '1s' }, async (s) => {
+          const c = newClient(s.wsUrl, { token: await mintToken({ sub: 'u' }) }, encoding);
+          let disconnects = 0;
+          c.on('disconnected', () => disconnects++);
+          const up = new Promise((r) => c.once('connected', r));
+          c.connect();
+          await up;
+          await new Promise((r) => setTimeout(r, 3500));
+          assert.equal(disconnects, 0);
+          assert.equal(c.state, 'connected');
+          c.disconnect();
+        });
+      });
 
     test('bad commands get error replies and too many of them close with 3509', async () => {
       await withServer(engineName, { HERALD_MAX_ERRORS: '3' }, async (s) => {
