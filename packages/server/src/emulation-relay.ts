@@ -13,7 +13,7 @@ export const RELAY_TIMEOUT_MS = 5000;
 
 export class EmulationRelay {
   /** Set by the front (herald.ts): hands relayed commands to a local session; resolves with the HTTP status. */
-  target: ((session: string, data: string) => Promise<number>) | undefined;
+  target: ((session: string, data: string | Uint8Array) => Promise<number>) | undefined;
   private readonly waiting = new Map<number, (status: number) => void>();
   private seq = 0;
 
@@ -26,7 +26,7 @@ export class EmulationRelay {
   ) {}
 
   /** Relays commands to `session` on `node`; the HTTP status to answer, or undefined when the engine is not shared. */
-  relay(node: string, session: string, data: string): Promise<number> | undefined {
+  relay(node: string, session: string, data: string | Uint8Array): Promise<number> | undefined {
     if (!this.shared || node === this.uid) return undefined;
     const id = ++this.seq;
     return new Promise<number>((resolve) => {
@@ -39,7 +39,20 @@ export class EmulationRelay {
       };
       this.waiting.set(id, settle);
       this.broker
-        .publishControl({ type: 'emulation', node, session, data, from: this.uid, id })
+        .publishControl(
+          typeof data === 'string'
+            ? { type: 'emulation', node, session, data, from: this.uid, id }
+            : // Protobuf commands travel as base64 in the JSON control message.
+              {
+                type: 'emulation',
+                node,
+                session,
+                data: Buffer.from(data).toString('base64'),
+                binary: true,
+                from: this.uid,
+                id,
+              },
+        )
         .catch((err: unknown) => {
           this.onError(err);
           settle(503);
@@ -55,7 +68,8 @@ export class EmulationRelay {
       return;
     }
     const target = this.target;
-    const delivered = target ? target(msg.session, msg.data) : Promise.resolve(404);
+    const data = msg.binary ? Buffer.from(msg.data, 'base64') : msg.data;
+    const delivered = target ? target(msg.session, data) : Promise.resolve(404);
     delivered
       .catch((err: unknown) => {
         this.onError(err);

@@ -7,6 +7,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ReadableStream } from 'node:stream/web';
 import { Centrifuge } from 'centrifuge';
+import { Centrifuge as CentrifugeProtobuf } from 'centrifuge/build/protobuf';
 import { redisTestEngine, uniquePrefix } from './support/engines.js';
 import { api, mintToken, startHerald, waitFor, type TestServer } from './support/herald.js';
 
@@ -132,6 +133,32 @@ describe('emulation without sticky sessions (two nodes on Redis)', () => {
       await waitFor(() => a.herald.connectionCount === 0, 'the stream closed on A');
     });
   }
+
+  test('over http_stream in protobuf, a client streaming from node A and posting every command to node B subscribes, publishes and reads history', async () => {
+    const c = new CentrifugeProtobuf([{ transport: 'http_stream', endpoint: `${a.httpUrl}/connection/http_stream` }], {
+      fetch,
+      readableStream: ReadableStream,
+      emulationEndpoint: `${b.httpUrl}/emulation`,
+      timeout: 5000,
+    } as ConstructorParameters<typeof CentrifugeProtobuf>[1]);
+    clients.push(c as unknown as Centrifuge);
+    c.connect();
+    await c.ready(5000);
+    assert.equal(a.herald.connectionCount, 1, 'the stream is on node A');
+    const channel = `relay_protobuf_${Date.now()}`;
+    const sub = c.newSubscription(channel);
+    const got: string[] = [];
+    sub.on('publication', (ctx) => got.push(new TextDecoder().decode(ctx.data as Uint8Array)));
+    sub.subscribe();
+    await sub.ready(5000);
+    await sub.publish(new TextEncoder().encode('{"from":"client"}'));
+    await api(b, 'publish', { channel, data: { from: 'api on B' } });
+    await waitFor(() => got.length === 2, 'two publications');
+    assert.deepEqual(got, ['{"from":"client"}', '{"from":"api on B"}']);
+    assert.equal((await sub.history({ limit: 10 })).publications.length, 2);
+    c.disconnect();
+    await waitFor(() => a.herald.connectionCount === 0, 'the stream closed on A');
+  });
 
   test('behind a round-robin balancer (no sticky sessions) several emulated clients work across both nodes', async () => {
     const lb = await roundRobin([a, b]);

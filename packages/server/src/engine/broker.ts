@@ -68,7 +68,16 @@ export type ControlMessage =
   | { type: 'unsubscribe'; user: string; channel: string; client?: string }
   | { type: 'subscribe'; user: string; channel: string; client?: string }
   /** A `POST /emulation` relayed to the node holding the session's stream (emulation-relay.ts). */
-  | { type: 'emulation'; node: string; session: string; data: string; from: string; id: number }
+  | {
+      type: 'emulation';
+      node: string;
+      session: string;
+      /** The commands' JSON text, or base64 of protobuf Commands when `binary`. */
+      data: string;
+      binary?: boolean;
+      from: string;
+      id: number;
+    }
   /** The owning node's answer to a relayed `POST /emulation`: the HTTP status for the node that relayed it. */
   | { type: 'emulation_reply'; node: string; id: number; status: number }
   | { type: 'node'; node: NodeInfo };

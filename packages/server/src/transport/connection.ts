@@ -34,7 +34,9 @@ export interface SharedFrame {
   readonly text: string;
   /** The JSON WebSocket frame. */
   bytes?: Buffer;
-  /** The protobuf WebSocket frame (protocol/protobuf/replies.ts). */
+  /** The protobuf Reply, length-delimited (protocol/protobuf/replies.ts): what HTTP streams write. */
+  protobufReply?: Buffer;
+  /** The protobuf WebSocket frame (that Reply in a binary frame). */
   protobufBytes?: Buffer;
   /** A publication push for fossil-delta subscribers: its data is a JSON string that protobuf sends unquoted. */
   readonly fossil?: boolean;

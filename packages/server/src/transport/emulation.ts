@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './connection.js';
+import type { ClientTransport, ProtocolEncoding, SharedFrame, UpgradeRequestInfo } from './connection.js';
+import { decodeEmulationRequest } from '../protocol/protobuf/commands.js';
+import { protobufReply } from '../protocol/protobuf/replies.js';
+import { sharedProtobufReply } from './frame.js';
 import type { IpConnections } from './ip-connections.js';
 import { DEFAULT_MAX_JSON_DEPTH, depthMessage, jsonDepthProblem } from '../protocol/json-depth.js';
 import { encodeDisconnectPush } from '../protocol/replies.js';
@@ -38,7 +41,7 @@ export interface EmulationEndpointOptions {
    * control channel; resolves with the HTTP status the owning node reports. Undefined (or a call answering undefined):
    * no relay (memory engine), unknown sessions are 404. (emulation-relay.ts)
    */
-  relay?: (node: string, session: string, data: string) => Promise<number> | undefined;
+  relay?: (node: string, session: string, data: string | Uint8Array) => Promise<number> | undefined;
   /** This node's id, echoed by clients in emulation requests. */
   node: string;
   maxMessageBytes: number;
@@ -82,6 +85,8 @@ const EMULATION_ENVELOPE_BYTES = 1024;
 
 class StreamTransport implements ClientTransport {
   private pending: string[] = [];
+  /** Protobuf HTTP streaming: length-delimited Replies, written back to back. */
+  private pendingBinary: Buffer[] = [];
   /** UTF-16 units queued in `pending`: past EARLY_FLUSH_BYTES they are written at once (see websocket.ts). */
   private pendingBytes = 0;
   private scheduled = false;
@@ -99,12 +104,36 @@ class StreamTransport implements ClientTransport {
     private readonly onEnd: (code: number, reason: string) => void,
     /** The in-band close message: a `disconnect` push, bare on unidirectional streams. */
     private readonly disconnectMessage: (d: DisconnectInfo) => string = encodeDisconnectPush,
+    /** HTTP streaming in protobuf (the request was application/octet-stream); SSE and uni streams are JSON. */
+    private readonly encoding: ProtocolEncoding = 'json',
   ) {}
 
   send(text: string): void {
     if (this.closed) return;
+    if (this.encoding === 'protobuf') {
+      let reply: Buffer;
+      try {
+        reply = protobufReply(text);
+      } catch {
+        // Herald's own message not in its schema: a bug; the client reconnects.
+        this.close(Disconnect.serverError.code, Disconnect.serverError.reason);
+        return;
+      }
+      this.queue(reply);
+      return;
+    }
     this.pending.push(text);
     this.pendingBytes += text.length + 8;
+    this.scheduleFlush();
+  }
+
+  private queue(reply: Buffer): void {
+    this.pendingBinary.push(reply);
+    this.pendingBytes += reply.length;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (this.pendingBytes >= EARLY_FLUSH_BYTES) {
       this.flush();
       return;
@@ -116,7 +145,19 @@ class StreamTransport implements ClientTransport {
   }
 
   sendShared(frame: SharedFrame): void {
-    this.send(frame.text);
+    if (this.closed) return;
+    if (this.encoding === 'json') {
+      this.send(frame.text);
+      return;
+    }
+    let reply: Buffer;
+    try {
+      reply = sharedProtobufReply(frame);
+    } catch {
+      this.close(Disconnect.serverError.code, Disconnect.serverError.reason);
+      return;
+    }
+    this.queue(reply);
   }
 
   pause(): void {
@@ -149,7 +190,9 @@ class StreamTransport implements ClientTransport {
 
   close(code: number, reason: string): void {
     if (this.closed) return;
-    this.pending.push(this.disconnectMessage({ code, reason }));
+    const message = this.disconnectMessage({ code, reason });
+    if (this.encoding === 'protobuf') this.pendingBinary.push(protobufReply(message));
+    else this.pending.push(message);
     this.flush();
     // The flush may have found the reader too slow and closed with 3008 instead.
     if (!this.closed) this.end(code, reason);
@@ -163,6 +206,7 @@ class StreamTransport implements ClientTransport {
   private end(code: number, reason: string): void {
     this.closed = true;
     this.pending = [];
+    this.pendingBinary = [];
     this.pendingBytes = 0;
     this.res.end();
     this.onEnd(code, reason);
@@ -177,8 +221,11 @@ class StreamTransport implements ClientTransport {
   private closeSlow(): void {
     this.closed = true;
     this.pending = [];
+    this.pendingBinary = [];
     this.pendingBytes = 0;
-    if (!this.res.writableEnded) this.res.end(this.format([this.disconnectMessage(Disconnect.slow)]));
+    const message = this.disconnectMessage(Disconnect.slow);
+    if (!this.res.writableEnded)
+      this.res.end(this.encoding === 'protobuf' ? protobufReply(message) : this.format([message]));
     const cut = setTimeout(() => this.res.destroy(), 1000);
     cut.unref();
     this.res.once('close', () => clearTimeout(cut));
@@ -193,11 +240,13 @@ class StreamTransport implements ClientTransport {
   /** Writes what is queued; past HERALD_MAX_SEND_BUFFER waiting in the response, closes 3008. Also called mid-turn. */
   private flush(): void {
     this.scheduled = false;
-    if (this.pending.length === 0 || this.res.writableEnded) return;
+    if ((this.pending.length === 0 && this.pendingBinary.length === 0) || this.res.writableEnded) return;
     const msgs = this.pending;
+    const replies = this.pendingBinary;
     this.pending = [];
+    this.pendingBinary = [];
     this.pendingBytes = 0;
-    this.res.write(this.format(msgs));
+    this.res.write(replies.length > 0 ? Buffer.concat(replies) : this.format(msgs));
     if (!this.closed && this.res.writableLength > this.maxSendBufferBytes) this.closeSlow();
   }
 }
@@ -331,16 +380,19 @@ export class EmulationEndpoint {
       req.socket.destroy();
       return;
     }
-    // The protobuf SDK posts application/octet-stream; Herald speaks JSON only (WebSocket refuses it with 3506).
-    if (post && /octet-stream/i.test(req.headers['content-type'] ?? ''))
-      return plain(res, 415, 'Herald speaks the JSON protocol only');
+    // The protobuf SDK posts application/octet-stream: HTTP streaming in protobuf. SSE and the unidirectional streams
+    // speak JSON only, as in Centrifugo.
+    const protobuf = post && /octet-stream/i.test(req.headers['content-type'] ?? '');
+    if (protobuf && (sse || uni)) return plain(res, 415, 'SSE and unidirectional streams speak the JSON protocol only');
     const limit =
       (uni ? (sse ? o.uniSseMaxRequestBodyBytes : o.uniHttpStreamMaxRequestBodyBytes) : undefined) ?? o.maxMessageBytes;
     let initial = connectParam;
+    let initialBytes: Buffer | undefined;
     if (post) {
       const body = await readBoundedBody(req, limit);
       if (!body.ok) return body.tooLarge ? tooLarge(res, 'connect command', limit) : undefined;
-      initial = body.body.toString('utf8');
+      if (protobuf) initialBytes = body.body;
+      initial = protobuf ? (body.body.length > 0 ? '' : undefined) : body.body.toString('utf8');
     } else if (initial !== undefined && Buffer.byteLength(initial) > limit) {
       return tooLarge(res, 'cf_connect', limit);
     }
@@ -348,7 +400,7 @@ export class EmulationEndpoint {
       const cmd = uniConnectCommand(initial);
       if (!cmd.ok) return plain(res, 400, cmd.message);
       initial = cmd.frame;
-    } else if (!initial) {
+    } else if (!initial && !initialBytes?.length) {
       return plain(res, 400, sse ? 'cf_connect query parameter missing' : 'body missing: POST the connect command');
     }
     const socket = req.socket;
@@ -364,7 +416,11 @@ export class EmulationEndpoint {
             'cache-control': 'private, no-cache, no-store, must-revalidate, max-age=0',
             'x-accel-buffering': 'no',
           }
-        : { 'content-type': 'application/json', 'cache-control': 'no-store', 'x-accel-buffering': 'no' },
+        : {
+            'content-type': protobuf ? 'application/octet-stream' : 'application/json',
+            'cache-control': 'no-store',
+            'x-accel-buffering': 'no',
+          },
     );
     res.flushHeaders();
 
@@ -390,6 +446,7 @@ export class EmulationEndpoint {
         }
       },
       uni ? encodeUniDisconnect : undefined,
+      protobuf ? 'protobuf' : 'json',
     );
     const request = { headers: req.headers, remoteAddress, url: req.url ?? '' };
     handlers = o.onConnection(uni ? new UniTransport(transport, false) : transport, request);
@@ -398,7 +455,7 @@ export class EmulationEndpoint {
     // The session lives as long as its response and its socket, whichever ends first.
     res.on('close', onSocketClose);
     socket.on('close', onSocketClose);
-    handlers.onFrame(initial);
+    handlers.onFrame(initialBytes ?? initial ?? '');
   }
 
   private async onEmulation(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -406,6 +463,12 @@ export class EmulationEndpoint {
     const limit = this.opts.maxMessageBytes + EMULATION_ENVELOPE_BYTES;
     const body = await readBoundedBody(req, limit);
     if (!body.ok) return body.tooLarge ? tooLarge(res, 'emulation request', limit) : undefined;
+    if (/octet-stream/i.test(req.headers['content-type'] ?? '')) {
+      // The protobuf SDK: an EmulationRequest whose data are length-delimited Commands.
+      const r = decodeEmulationRequest(body.body);
+      if (!r) return plain(res, 400, 'expected a protobuf EmulationRequest {node, session, data}');
+      return this.answerEmulation(res, r.session, r.node, r.data);
+    }
     let msg: unknown;
     try {
       msg = JSON.parse(body.body.toString('utf8'));
@@ -415,14 +478,7 @@ export class EmulationEndpoint {
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg))
       return plain(res, 400, 'expected JSON {"session","node","data"}');
     const { session, node, data } = msg as { session?: unknown; node?: unknown; data?: unknown };
-    if (typeof session !== 'string') return plain(res, 404, 'unknown session');
-    const local = this.sessions.get(session);
-    // A session held by another node (round-robin balancing, no sticky sessions) is reached through the engine.
-    const relay =
-      !local && typeof node === 'string' && node !== '' && node.length <= 128 && node !== this.opts.node
-        ? this.opts.relay
-        : undefined;
-    if (!relay && (!local || local.transport.closed)) return plain(res, 404, 'unknown session');
+    if (typeof session !== 'string' || !this.reach(session, node)) return plain(res, 404, 'unknown session');
     // `data` as JSON (not text) is serialized again for the session: past what a command may nest (the data's limit plus
     // the command and its params, as on WebSocket) it is refused first, by an iterative walk, since JSON.stringify
     // recurses and overflows the stack on a few thousand levels, which a body within the size limit holds.
@@ -430,9 +486,39 @@ export class EmulationEndpoint {
     if (typeof data === 'object' && data !== null && jsonDepthProblem(data, maxDepth + 2))
       return plain(res, 400, depthMessage(maxDepth));
     const text = typeof data === 'string' ? data : JSON.stringify(data ?? null);
+    return this.answerEmulation(res, session, node, text);
+  }
+
+  /** Hands an emulation request's commands to their session, here or through the relay, and answers its status. */
+  private async answerEmulation(
+    res: ServerResponse,
+    session: string,
+    node: unknown,
+    data: string | Uint8Array,
+  ): Promise<void> {
+    const reach = this.reach(session, node);
+    if (!reach) return plain(res, 404, 'unknown session');
     const status =
-      (await (relay ? relay(node as string, session, text) : undefined)) ?? (await this.deliver(session, text));
+      (await (reach.relay ? reach.relay(node as string, session, data) : undefined)) ??
+      (await this.deliver(session, data));
     plain(res, status, STATUS_TEXT[status] ?? '');
+  }
+
+  /**
+   * How a session is reached: here, or (held by another node: round-robin balancing, no sticky sessions) through the
+   * engine's relay; undefined for a session that is neither.
+   */
+  private reach(
+    session: string,
+    node: unknown,
+  ): { relay?: NonNullable<EmulationEndpointOptions['relay']> } | undefined {
+    const local = this.sessions.get(session);
+    const relay =
+      !local && typeof node === 'string' && node !== '' && node.length <= 128 && node !== this.opts.node
+        ? this.opts.relay
+        : undefined;
+    if (relay) return { relay };
+    return local && !local.transport.closed ? {} : undefined;
   }
 
   /**
@@ -441,7 +527,7 @@ export class EmulationEndpoint {
    * While the session's queue is full the request waits (its answer too) and is let in when the queue drains, in
    * arrival order: a client posting faster than its commands are handled is slowed down, never refused.
    */
-  deliver(session: string, text: string): Promise<number> {
+  deliver(session: string, text: string | Uint8Array): Promise<number> {
     const entry = this.sessions.get(session);
     if (!entry || entry.transport.closed) return Promise.resolve(404);
     return new Promise<number>((resolve) => {

@@ -1,3 +1,15 @@
+import { protobufReply } from '../protocol/protobuf/replies.js';
+import type { SharedFrame } from './connection.js';
+
+/**
+ * A shared frame's protobuf Reply, built by the first protobuf transport that writes it and kept on the frame:
+ * straight from the publication for the hub's pushes, transcoded from the JSON text otherwise. Throws only on a bug
+ * (Herald's own JSON text that is not its schema's).
+ */
+export function sharedProtobufReply(frame: SharedFrame): Buffer {
+  return (frame.protobufReply ??= frame.protobuf ? frame.protobuf() : protobufReply(frame.text, frame.fossil));
+}
+
 /**
  * Server-to-client WebSocket frames (RFC 6455 section 5.2: FIN, opcode 1 for text, 2 for binary, no mask). Built
  * once per shared message so that a broadcast costs one socket write per subscriber and no per-subscriber framing.

@@ -4,7 +4,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { Disconnect } from '../protocol/codes.js';
 import { protobufReply } from '../protocol/protobuf/replies.js';
 import type { ClientTransport, ProtocolEncoding, SharedFrame, UpgradeRequestInfo } from './connection.js';
-import { encodeBinaryFrame, encodeTextFrame } from './frame.js';
+import { encodeBinaryFrame, encodeTextFrame, sharedProtobufReply } from './frame.js';
 import type { IpConnections } from './ip-connections.js';
 import { checkRequestOrigin } from './origin.js';
 import { parseRequestTarget, requestPath } from './request-target.js';
@@ -112,7 +112,7 @@ class WsTransport implements ClientTransport {
   send(text: string): void {
     if (this.closing) return;
     if (this.encoding === 'protobuf') {
-      const reply = this.transcode(text, false);
+      const reply = this.transcode(text);
       if (reply === undefined) return;
       this.pendingBinary.push(reply);
       this.queuedBytes += reply.length;
@@ -125,9 +125,9 @@ class WsTransport implements ClientTransport {
   }
 
   /** Herald's JSON text of a message as a protobuf Reply; a failure is a bug in Herald: the connection closes 3004. */
-  private transcode(text: string, fossil: boolean | undefined): Buffer | undefined {
+  private transcode(text: string): Buffer | undefined {
     try {
-      return protobufReply(text, fossil);
+      return protobufReply(text);
     } catch {
       this.close(Disconnect.serverError.code, Disconnect.serverError.reason);
       return undefined;
@@ -140,8 +140,13 @@ class WsTransport implements ClientTransport {
     let bytes: Buffer;
     if (this.encoding === 'protobuf') {
       if (frame.protobufBytes === undefined) {
-        const reply = frame.protobuf ? frame.protobuf() : this.transcode(frame.text, frame.fossil);
-        if (reply === undefined) return;
+        let reply: Buffer;
+        try {
+          reply = sharedProtobufReply(frame);
+        } catch {
+          this.close(Disconnect.serverError.code, Disconnect.serverError.reason);
+          return;
+        }
         frame.protobufBytes = encodeBinaryFrame(reply);
       }
       bytes = frame.protobufBytes;

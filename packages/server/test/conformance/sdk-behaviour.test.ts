@@ -6,6 +6,7 @@ import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReadableStream } from 'node:stream/web';
 import { Centrifuge, type Subscription } from 'centrifuge';
+import { Centrifuge as CentrifugeProtobuf } from 'centrifuge/build/protobuf';
 import { RawClient, api, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
 
 /**
@@ -212,13 +213,47 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
     });
   }
 
-  test('an HTTP-streaming connect in protobuf is refused with 415 at once (Herald speaks JSON only)', async () => {
-    const res = await fetch(`${s.httpUrl}/connection/http_stream`, {
+  test("over http_stream emulation in protobuf (the SDK's protobuf build) a client connects, subscribes, publishes, receives publications and answers presence", async () => {
+    const emulated = new CentrifugeProtobuf(
+      [{ transport: 'http_stream', endpoint: `${s.httpUrl}/connection/http_stream` }],
+      {
+        fetch,
+        readableStream: ReadableStream,
+        emulationEndpoint: `${s.httpUrl}/emulation`,
+        timeout: 5000,
+      } as ConstructorParameters<typeof CentrifugeProtobuf>[1],
+    );
+    clients.push(emulated as unknown as Centrifuge);
+    emulated.connect();
+    await emulated.ready(5000);
+    const channel = `emulated_protobuf_${Date.now()}`;
+    const sub = emulated.newSubscription(channel);
+    const got: string[] = [];
+    sub.on('publication', (ctx) => got.push(new TextDecoder().decode(ctx.data as Uint8Array)));
+    sub.subscribe();
+    await sub.ready(5000);
+    await sub.publish(new TextEncoder().encode('{"from":"client"}'));
+    await api(s, 'publish', { channel, data: { from: 'api' } });
+    await waitFor(() => got.length === 2, 'two publications');
+    assert.deepEqual(got, ['{"from":"client"}', '{"from":"api"}']);
+    const presence = await sub.presence();
+    assert.equal(Object.keys(presence.clients).length, 1);
+    const disconnected = new Promise((r) => emulated.once('disconnected', r));
+    emulated.disconnect();
+    await disconnected;
+    await waitFor(
+      async () => (await api(s, 'presence_stats', { channel })).json.result?.num_clients === 0,
+      'presence cleared after disconnect',
+    );
+  });
+
+  test('a protobuf POST /emulation that is not an EmulationRequest is refused with 400', async () => {
+    const res = await fetch(`${s.httpUrl}/emulation`, {
       method: 'POST',
       headers: { 'content-type': 'application/octet-stream' },
-      body: new Uint8Array([10, 0]),
+      body: new Uint8Array([0x0a, 0x05, 0x01]),
     });
-    assert.equal(res.status, 415);
+    assert.equal(res.status, 400);
     await res.text();
   });
 
@@ -258,6 +293,21 @@ test('the HTTP emulation endpoints are off unless http_stream.enabled / sse.enab
     const sse = await fetch(`${s.httpUrl}/connection/sse?cf_connect=${encodeURIComponent('{"id":1,"connect":{}}')}`);
     assert.equal(sse.status, 404);
     await sse.text();
+  } finally {
+    await s.close();
+  }
+});
+
+test('a unidirectional HTTP-stream connect in protobuf is refused with 415 (SSE and unidirectional streams speak JSON only, as in Centrifugo)', async () => {
+  const s = await startHerald({ fileConfig: { client: { insecure: true }, uni_http_stream: { enabled: true } } });
+  try {
+    const res = await fetch(`${s.httpUrl}/connection/uni_http_stream`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array([10, 0]),
+    });
+    assert.equal(res.status, 415);
+    assert.equal(await res.text(), 'SSE and unidirectional streams speak the JSON protocol only');
   } finally {
     await s.close();
   }

@@ -202,6 +202,33 @@ function decodeCommand(r: Reader, end: number, o: DecodeOptions): DecodedCommand
   }
 }
 
+/**
+ * `POST /emulation` in protobuf: an EmulationRequest { node = 1, session = 2, data = 3 } whose data are the
+ * commands' frame (length-delimited Commands). Undefined when the body is not one.
+ */
+export function decodeEmulationRequest(
+  buf: Uint8Array,
+): { node: string; session: string; data: Uint8Array } | undefined {
+  const r = new Reader(buf);
+  const out: { node: string; session: string; data: Uint8Array } = { node: '', session: '', data: new Uint8Array(0) };
+  try {
+    while (!r.done) {
+      const tag = r.varint();
+      const no = Math.floor(tag / 8);
+      if (no >= 1 && no <= 3) {
+        if (tag % 8 !== WIRE_LEN) return undefined;
+        const [start, end] = r.lengthDelimited();
+        if (no === 3) out.data = buf.subarray(start, end);
+        else out[no === 1 ? 'node' : 'session'] = text(buf, start, end);
+      } else r.skip(tag % 8);
+    }
+  } catch (err) {
+    if (err instanceof ProtobufError) return undefined;
+    throw err;
+  }
+  return out;
+}
+
 export type ProtobufFrame = { ok: true; commands: DecodedCommand[] } | { ok: false; message: string };
 
 /**
