@@ -160,6 +160,32 @@ function describeEngine(engineName: string, encoding: Encoding): void {
       assert.equal(await err, 103);
     });
 
+    test('a subscription with a short-lived token is kept alive by sub_refresh with fresh tokens', async () => {
+      const short = await startHerald({ engineName, config, env: { HERALD_EXPIRED_CLOSE_DELAY: '3s' } });
+      try {
+        const c = await connectClient(short, 'alice', encoding);
+        let refreshes = 0;
+        const sub = c.newSubscription('private:refreshing', {
+          getToken: async () => {
+            refreshes++;
+            return mintToken({ sub: 'alice', channel: 'private:refreshing' }, { ttlSec: 2 });
+          },
+        });
+        let unsubscribed = false;
+        sub.on('unsubscribed', () => {
+          unsubscribed = true;
+        });
+        sub.subscribe();
+        await sub.ready(5000);
+        await waitFor(() => refreshes >= 3, 'two sub_refresh rounds', 8000);
+        assert.equal(unsubscribed, false);
+        assert.equal(sub.state, 'subscribed');
+        c.disconnect();
+      } finally {
+        await short.close();
+      }
+    });
+
     test('a user-limited channel admits only the users it names', async () => {
       const alice = await client('alice');
       const { sub } = await subscribe(alice, 'dm:talk#alice,bob');
