@@ -14,6 +14,75 @@ function scanTimes(text, sample) {
   }
 }
 
+// Protobuf (client.proto at centrifugal/protocol a578daf7), written by hand: varints and length-delimited fields.
+function varint(n) {
+  const out = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return out;
+}
+const pbString = (field, s) => {
+  const b = Buffer.from(s);
+  return Buffer.concat([Buffer.from([(field << 3) | 2, ...varint(b.length)]), b]);
+};
+const pbMessage = (field, body) => Buffer.concat([Buffer.from([(field << 3) | 2, ...varint(body.length)]), body]);
+/** A length-delimited Command { id, <method field>: request }. */
+const pbCommand = (id, field, request) => {
+  const c = Buffer.concat([Buffer.from([0x08, ...varint(id)]), pbMessage(field, request)]);
+  return Buffer.concat([Buffer.from(varint(c.length)), c]);
+};
+/** One varint at `at`: [value, next offset]. */
+function readVarint(b, at) {
+  let v = 0;
+  let mul = 1;
+  for (;;) {
+    const x = b[at++];
+    v += (x & 0x7f) * mul;
+    if ((x & 0x80) === 0) return [v, at];
+    mul *= 128;
+  }
+}
+/** Calls `fn(id, pushIsPub, reply)` for each length-delimited Reply of a binary frame (id 0 and no fields: a ping). */
+function eachReply(buf, fn) {
+  let at = 0;
+  while (at < buf.length) {
+    const [len, start] = readVarint(buf, at);
+    const end = start + len;
+    let id = 0;
+    let pub = false;
+    let error = false;
+    let p = start;
+    while (p < end) {
+      const [tag, q] = readVarint(buf, p);
+      const wire = tag & 7;
+      if (wire === 0) {
+        const [v, r] = readVarint(buf, q);
+        if (tag >> 3 === 1) id = v;
+        p = r;
+      } else {
+        const [l, r] = readVarint(buf, q);
+        if (tag >> 3 === 2) error = true;
+        // Reply.push (4) whose Push holds pub (4): the Push's first field is channel (2), then pub.
+        if (tag >> 3 === 4) {
+          let k = r;
+          while (k < r + l) {
+            const [t2, k2] = readVarint(buf, k);
+            const [l2, k3] = readVarint(buf, k2);
+            if (t2 >> 3 === 4) pub = true;
+            k = k3 + l2;
+          }
+        }
+        p = r + l;
+      }
+    }
+    fn(id, pub, error, buf.subarray(start, end));
+    at = end;
+  }
+}
+
 export const protocols = {
   // Herald: Centrifugo JSON protocol. connect + subscribe in one frame, as the centrifuge SDK does.
   herald: {
@@ -64,6 +133,42 @@ export const protocols = {
     },
     publish(...args) {
       protocols.herald.publish(...args);
+    },
+  },
+
+  // Herald in the protobuf encoding (`centrifuge-protobuf`): the same commands as `herald`, binary frames.
+  'herald-protobuf': {
+    subprotocol: 'centrifuge-protobuf',
+    hello(token, channel) {
+      const connect = pbCommand(1, 4, Buffer.concat([pbString(1, token), pbString(4, 'bench')]));
+      return channel ? Buffer.concat([connect, pbCommand(2, 5, pbString(1, channel))]) : connect;
+    },
+    handshake(ws, bytes, channel) {
+      if (typeof bytes === 'string') return new Error('herald-protobuf: a text frame');
+      let outcome;
+      eachReply(bytes, (id, _pub, error) => {
+        if (error) outcome = new Error(`herald refused: ${bytes.toString('latin1').slice(0, 200)}`);
+        else if (id === (channel ? 2 : 1) && outcome === undefined) outcome = 'ok';
+      });
+      return outcome;
+    },
+    onMessage(ws, bytes, st) {
+      if (typeof bytes === 'string') return;
+      let n = 0;
+      eachReply(bytes, (id, pub, _error, reply) => {
+        if (reply.length === 0)
+          ws.send(Buffer.from([0])); // the ping: an empty Reply; the pong: an empty Command
+        else if (pub) n++;
+      });
+      if (n > 0) {
+        // Payloads are JSON bytes inside the protobuf: the "t" fields read as ASCII.
+        if (st.sample) scanTimes(bytes.toString('latin1'), st.sample);
+        st.delivered += n;
+        if (st.after) st.after();
+      }
+    },
+    publish(ws, id, channel, data) {
+      ws.send(pbCommand(id, 7, Buffer.concat([pbString(1, channel), pbString(2, data)])));
     },
   },
 
@@ -145,20 +250,25 @@ export function open(protoName, url, token, channel, st) {
       onText = (t) => p.onMessage(ws, t, st);
       resolve(ws);
     };
-    ws = new LeanWebSocket(url, {
-      onOpen() {
-        const hello = p.hello(token, channel);
-        if (hello !== undefined) ws.send(hello);
+    ws = new LeanWebSocket(
+      url,
+      {
+        onOpen() {
+          const hello = p.hello(token, channel);
+          if (hello !== undefined) ws.send(hello);
+        },
+        onMessage: (text) => onText(text),
+        onBinary: (bytes) => onText(bytes),
+        onClose(code, reason) {
+          if (!done) fail(new Error(`closed ${code} ${reason}`));
+          else st.closed++;
+        },
+        onError(err) {
+          if (done) console.error(`bench client: ${err.message}`);
+          fail(err);
+        },
       },
-      onMessage: (text) => onText(text),
-      onClose(code, reason) {
-        if (!done) fail(new Error(`closed ${code} ${reason}`));
-        else st.closed++;
-      },
-      onError(err) {
-        if (done) console.error(`bench client: ${err.message}`);
-        fail(err);
-      },
-    });
+      p.subprotocol,
+    );
   });
 }

@@ -102,9 +102,12 @@ async function connectStorm(name, cfg) {
 }
 
 export const scenarios = {
-  /** 2. Fan-out: 1,000 subscribers on one channel; (a) fixed open-loop rate, latency; (b) saturation, CPU/delivery. */
+  /**
+   * 2. Fan-out: 1,000 subscribers on one channel; (a) fixed open-loop rate, latency; (b) saturation, CPU/delivery.
+   * `herald-protobuf` is the same server with the load client speaking the protobuf encoding.
+   */
   fanout: {
-    targets: ['herald', 'ws-raw', 'socketio'],
+    targets: ['herald', 'herald-protobuf', 'ws-raw', 'socketio'],
     async run(name, cfg) {
       return withTarget(name, {}, async (t, c) => {
         const subscribers = 1000;

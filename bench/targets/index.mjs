@@ -60,6 +60,8 @@ let runCounter = 0;
  */
 export const TARGETS = {
   herald: { protocol: 'herald', channelPrefix: 'bench:', kind: 'herald' },
+  // The same server; the load client speaks the protobuf encoding (the `centrifuge-protobuf` subprotocol).
+  'herald-protobuf': { protocol: 'herald-protobuf', channelPrefix: 'bench:', kind: 'herald' },
   'herald-history': { protocol: 'herald', channelPrefix: 'benchh:', kind: 'herald' },
   'ws-raw': { protocol: 'raw', channelPrefix: '', kind: 'ws-raw' },
   socketio: { protocol: 'sio', channelPrefix: '', kind: 'socketio' },
