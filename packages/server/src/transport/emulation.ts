@@ -392,7 +392,7 @@ export class EmulationEndpoint {
       const body = await readBoundedBody(req, limit);
       if (!body.ok) return body.tooLarge ? tooLarge(res, 'connect command', limit) : undefined;
       if (protobuf) initialBytes = body.body;
-      initial = protobuf ? (body.body.length > 0 ? '' : undefined) : body.body.toString('utf8');
+      else initial = body.body.toString('utf8');
     } else if (initial !== undefined && Buffer.byteLength(initial) > limit) {
       return tooLarge(res, 'cf_connect', limit);
     }
@@ -455,7 +455,8 @@ export class EmulationEndpoint {
     // The session lives as long as its response and its socket, whichever ends first.
     res.on('close', onSocketClose);
     socket.on('close', onSocketClose);
-    handlers.onFrame(initialBytes ?? initial ?? '');
+    // The checks above leave one of them non-empty.
+    handlers.onFrame(initialBytes ?? initial!);
   }
 
   private async onEmulation(req: IncomingMessage, res: ServerResponse): Promise<void> {
