@@ -4,7 +4,17 @@ import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Centrifuge, PublicationContext, SubscribedContext } from 'centrifuge';
 import { engineNames } from '../support/engines.js';
-import { api, mintToken, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
+import {
+  api,
+  encodings,
+  mintToken,
+  newClient,
+  payload,
+  startHerald,
+  waitFor,
+  type Encoding,
+  type TestServer,
+} from '../support/herald.js';
 
 const fileConfig = {
   uni_http_stream: { enabled: true },
@@ -32,8 +42,8 @@ const fileConfig = {
   },
 };
 
-async function connectClient(s: TestServer, user: string): Promise<Centrifuge> {
-  const c = newClient(s.wsUrl, { token: await mintToken({ sub: user }) });
+async function connectClient(s: TestServer, user: string, encoding: Encoding): Promise<Centrifuge> {
+  const c = newClient(s.wsUrl, { token: await mintToken({ sub: user }) }, encoding);
   const connected = new Promise((r) => c.once('connected', r));
   c.connect();
   await connected;
@@ -45,14 +55,21 @@ function track(c: Centrifuge, channel: string, options: Record<string, unknown> 
   const pubs: PublicationContext[] = [];
   const subscribed: SubscribedContext[] = [];
   const sub = c.newSubscription(channel, options);
-  sub.on('publication', (ctx) => pubs.push(ctx));
+  // The protobuf build delivers data as bytes: read as the JSON they are.
+  sub.on('publication', (ctx) => pubs.push({ ...ctx, data: payload(ctx.data) }));
   sub.on('subscribed', (ctx) => subscribed.push(ctx));
   sub.subscribe();
   return { sub, pubs, subscribed };
 }
 
 for (const engineName of engineNames) {
-  describe(`cache recovery [${engineName}]`, () => {
+  for (const encoding of encodings) describeEngine(engineName, encoding);
+}
+
+function describeEngine(engineName: string, encoding: Encoding): void {
+  // The unidirectional case is JSON only (unidirectional transports speak JSON): it runs with the JSON suite.
+  const jsonTest = encoding === 'json' ? test : () => undefined;
+  describe(`cache recovery [${engineName}, ${encoding}]`, () => {
     let s: TestServer;
     before(async () => {
       s = await startHerald({ engineName, fileConfig });
@@ -66,11 +83,11 @@ for (const engineName of engineNames) {
     };
 
     test('a subscriber with since: {} gets only the latest publication, recovered, as its first publication', async () => {
-      const ch = `ticker:eur-${engineName}`;
+      const ch = `ticker:eur-${engineName}-${encoding}`;
       await publish(ch, { price: 1 });
       await publish(ch, { price: 2 });
       const last = await publish(ch, { price: 3 });
-      const c = await connectClient(s, 'cache-a');
+      const c = await connectClient(s, 'cache-a', encoding);
       try {
         const t = track(c, ch, { since: {} });
         await waitFor(() => t.subscribed.length === 1 && t.pubs.length === 1, 'subscribed with one publication');
@@ -87,9 +104,9 @@ for (const engineName of engineNames) {
     });
 
     test('after a reconnect the subscriber gets the latest value, not every publication it missed', async () => {
-      const ch = `ticker:usd-${engineName}`;
+      const ch = `ticker:usd-${engineName}-${encoding}`;
       await publish(ch, { price: 10 });
-      const c = await connectClient(s, 'cache-b');
+      const c = await connectClient(s, 'cache-b', encoding);
       try {
         const t = track(c, ch, { since: {} });
         await waitFor(() => t.pubs.length === 1, 'the latest value');
@@ -110,9 +127,9 @@ for (const engineName of engineNames) {
     });
 
     test('a client already holding the latest offset is recovered with nothing to replay', async () => {
-      const ch = `ticker:gbp-${engineName}`;
+      const ch = `ticker:gbp-${engineName}-${encoding}`;
       const last = await publish(ch, { price: 5 });
-      const c = await connectClient(s, 'cache-c');
+      const c = await connectClient(s, 'cache-c', encoding);
       try {
         const t = track(c, ch, { since: { offset: last.offset, epoch: last.epoch } });
         await waitFor(() => t.subscribed.length === 1, 'subscribed');
@@ -124,9 +141,9 @@ for (const engineName of engineNames) {
     });
 
     test('an empty channel answers recovered: false and no publication, as Centrifugo does', async () => {
-      const c = await connectClient(s, 'cache-d');
+      const c = await connectClient(s, 'cache-d', encoding);
       try {
-        const t = track(c, `ticker:empty-${engineName}`, { since: {} });
+        const t = track(c, `ticker:empty-${engineName}-${encoding}`, { since: {} });
         await waitFor(() => t.subscribed.length === 1, 'subscribed');
         assert.equal(t.subscribed[0]!.wasRecovering, true);
         assert.equal(t.subscribed[0]!.recovered, false);
@@ -137,10 +154,10 @@ for (const engineName of engineNames) {
     });
 
     test('with auto_cache_recover a plain subscribe gets the latest publication without asking', async () => {
-      const ch = `doc:1-${engineName}`;
+      const ch = `doc:1-${engineName}-${encoding}`;
       await publish(ch, { v: 'draft' });
       await publish(ch, { v: 'final' });
-      const c = await connectClient(s, 'cache-e');
+      const c = await connectClient(s, 'cache-e', encoding);
       try {
         const t = track(c, ch);
         await waitFor(() => t.pubs.length === 1, 'the latest value');
@@ -151,11 +168,11 @@ for (const engineName of engineNames) {
     });
 
     test('stream mode still replays every missed publication (cache mode is per namespace)', async () => {
-      const ch = `stream:1-${engineName}`;
+      const ch = `stream:1-${engineName}-${encoding}`;
       const first = await publish(ch, 1);
       await publish(ch, 2);
       await publish(ch, 3);
-      const c = await connectClient(s, 'cache-f');
+      const c = await connectClient(s, 'cache-f', encoding);
       try {
         const t = track(c, ch, { since: { offset: first.offset, epoch: first.epoch } });
         await waitFor(() => t.pubs.length === 2, 'both missed publications');
@@ -168,30 +185,33 @@ for (const engineName of engineNames) {
       }
     });
 
-    test('a unidirectional connection gets the latest value in its connect push for a server-side subscription', async () => {
-      const ch = `doc:2-${engineName}`;
-      await publish(ch, { v: 1 });
-      await publish(ch, { v: 2 });
-      const abort = new AbortController();
-      const res = await fetch(`${s.httpUrl}/connection/uni_http_stream`, {
-        method: 'POST',
-        body: JSON.stringify({ token: await mintToken({ sub: 'cache-uni', channels: [ch] }) }),
-        signal: abort.signal,
-      });
-      try {
-        const reader = res.body!.getReader();
-        let text = '';
-        while (!text.includes('\n')) text += new TextDecoder().decode((await reader.read()).value);
-        const sub = JSON.parse(text.split('\n')[0]!).connect.subs[ch];
-        assert.equal(sub.recovered, true);
-        assert.deepEqual(
-          sub.publications.map((p: { data: unknown }) => p.data),
-          [{ v: 2 }],
-        );
-      } finally {
-        abort.abort();
-      }
-    });
+    jsonTest(
+      'a unidirectional connection gets the latest value in its connect push for a server-side subscription',
+      async () => {
+        const ch = `doc:2-${engineName}-${encoding}`;
+        await publish(ch, { v: 1 });
+        await publish(ch, { v: 2 });
+        const abort = new AbortController();
+        const res = await fetch(`${s.httpUrl}/connection/uni_http_stream`, {
+          method: 'POST',
+          body: JSON.stringify({ token: await mintToken({ sub: 'cache-uni', channels: [ch] }) }),
+          signal: abort.signal,
+        });
+        try {
+          const reader = res.body!.getReader();
+          let text = '';
+          while (!text.includes('\n')) text += new TextDecoder().decode((await reader.read()).value);
+          const sub = JSON.parse(text.split('\n')[0]!).connect.subs[ch];
+          assert.equal(sub.recovered, true);
+          assert.deepEqual(
+            sub.publications.map((p: { data: unknown }) => p.data),
+            [{ v: 2 }],
+          );
+        } finally {
+          abort.abort();
+        }
+      },
+    );
   });
 }
 
