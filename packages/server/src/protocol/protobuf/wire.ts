@@ -161,14 +161,6 @@ export class Writer {
     this.buf[this.len++] = 1;
   }
 
-  bytesField(field: number, bytes: Uint8Array): void {
-    this.tag(field, WIRE_LEN);
-    this.varint(bytes.length);
-    this.reserve(bytes.length);
-    this.buf.set(bytes, this.len);
-    this.len += bytes.length;
-  }
-
   stringField(field: number, s: string): void {
     if (s.length === 0) return;
     this.utf8Field(field, s);
