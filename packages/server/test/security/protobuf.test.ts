@@ -63,6 +63,26 @@ describe('the protobuf command decoder', () => {
     });
   });
 
+  test('map keys such as __proto__ in connect subs and headers become own entries and pollute nothing', () => {
+    const entry = (key: string, value: number[]) => len(3, [...str(1, key), ...len(2, value)]);
+    const header = (key: string, value: string) => len(6, [...str(1, key), ...str(2, value)]);
+    const connect = [
+      ...entry('__proto__', uint(7, 5)),
+      ...entry('constructor', uint(3, 1)),
+      ...header('__proto__', 'x'),
+    ];
+    const decoded = decodeProtobufFrame(frameOf([...uint(1, 1), ...len(4, connect)]));
+    assert.ok(decoded.ok);
+    const cmd = decoded.commands[0]!;
+    assert.equal(cmd.kind, 'command');
+    const params = (cmd as { params: { subs: object; headers: object } }).params;
+    assert.deepEqual(Object.getOwnPropertyNames(params.subs), ['__proto__', 'constructor']);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(params.subs, '__proto__')?.value, { offset: 5 });
+    assert.deepEqual(Object.getOwnPropertyDescriptor(params.headers, '__proto__')?.value, 'x');
+    assert.equal(({} as Record<string, unknown>).offset, undefined);
+    assert.equal(Object.getPrototypeOf(params.subs), Object.prototype);
+  });
+
   test('an empty command is a pong, as the empty JSON object is', () => {
     assert.deepEqual(decodeProtobufFrame(frameOf([])), { ok: true, commands: [{ kind: 'pong' }] });
   });
