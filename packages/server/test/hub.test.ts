@@ -11,6 +11,8 @@ import { Hub, type HubSubscriber } from '../src/hub.js';
 import { encodePubPush } from '../src/protocol/replies.js';
 import { fossilPublicationData } from '../src/protocol/fossil-delta.js';
 import type { SharedFrame } from '../src/transport/connection.js';
+import { sharedProtobufReply } from '../src/transport/frame.js';
+import { protobufReply } from '../src/protocol/protobuf/replies.js';
 
 const CHANNEL = 'news';
 const E = 'epoch-1';
@@ -363,5 +365,23 @@ describe('hub: every subscriber gets its stream exactly once, whatever the order
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('hub: one serialized frame per publication per encoding', () => {
+  test('every subscriber gets the same frame, whose protobuf Reply is built once by the first protobuf transport and reused by the others', async () => {
+    const { feed, subscriber, join } = setup();
+    const subs = [subscriber(), subscriber(), subscriber()];
+    for (const s of subs) await join(s, { epoch: E, offset: 0 });
+    feed(1);
+    const frames = subs.map((s) => s.frames.at(-1)!);
+    assert.ok(frames.every((f) => f === frames[0]));
+    const replies = frames.map((f) => sharedProtobufReply(f));
+    assert.ok(
+      replies.every((r) => r === replies[0]),
+      'the same Buffer for every protobuf subscriber',
+    );
+    assert.deepEqual(replies[0], protobufReply(encodePubPush(JSON.stringify(CHANNEL), pub(1))));
+    assert.equal(frames[0]!.text, encodePubPush(JSON.stringify(CHANNEL), pub(1)));
   });
 });
