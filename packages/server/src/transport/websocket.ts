@@ -85,8 +85,11 @@ function clampReason(reason: string): string {
 
 class WsTransport implements ClientTransport {
   private pending: string[] = [];
-  /** Protobuf: the messages of this turn, each a length-delimited Reply, sent as one binary frame. */
-  private pendingBinary: Buffer[] = [];
+  /**
+   * Protobuf: the messages of this turn, each a length-delimited Reply, sent as one binary frame. Made on first use
+   * (an idle JSON connection carries no array for it).
+   */
+  private pendingBinary: Buffer[] | undefined;
   /** Size of `pending` (UTF-16 units) and of `out` (bytes): past EARLY_FLUSH_BYTES they are written at once. */
   private queuedBytes = 0;
   private out: Buffer[] = [];
@@ -114,7 +117,7 @@ class WsTransport implements ClientTransport {
     if (this.encoding === 'protobuf') {
       const reply = this.transcode(text);
       if (reply === undefined) return;
-      this.pendingBinary.push(reply);
+      (this.pendingBinary ??= []).push(reply);
       this.queuedBytes += reply.length;
     } else {
       this.pending.push(text);
@@ -136,7 +139,7 @@ class WsTransport implements ClientTransport {
 
   sendShared(frame: SharedFrame): void {
     if (this.closing) return;
-    if (this.pending.length > 0 || this.pendingBinary.length > 0) this.movePending();
+    if (this.pending.length > 0 || this.pendingBinary !== undefined) this.movePending();
     let bytes: Buffer;
     if (this.encoding === 'protobuf') {
       if (frame.protobufBytes === undefined) {
@@ -195,7 +198,7 @@ class WsTransport implements ClientTransport {
   flush(): void {
     this.isDirty = false;
     if (this.closing) return;
-    if (this.pending.length > 0 || this.pendingBinary.length > 0) this.movePending();
+    if (this.pending.length > 0 || this.pendingBinary !== undefined) this.movePending();
     const out = this.out;
     if (out.length === 0) return;
     this.out = [];
@@ -218,7 +221,7 @@ class WsTransport implements ClientTransport {
     this.closeReason = Disconnect.slow.reason;
     // What is still queued will not be sent: free it now.
     this.pending = [];
-    this.pendingBinary = [];
+    this.pendingBinary = undefined;
     this.out = [];
     this.queuedBytes = 0;
     // Tell the session at once (not when the peer finally closes), so it stops working through the connection's
@@ -243,9 +246,9 @@ class WsTransport implements ClientTransport {
   }
 
   private movePending(): void {
-    if (this.pendingBinary.length > 0) {
+    if (this.pendingBinary !== undefined) {
       const replies = this.pendingBinary;
-      this.pendingBinary = [];
+      this.pendingBinary = undefined;
       this.out.push(encodeBinaryFrame(replies.length === 1 ? replies[0]! : Buffer.concat(replies)));
       return;
     }
