@@ -295,7 +295,14 @@ for (const [name, open] of databases) {
       const dead = await db.dead();
       assert.equal(dead.length, 1);
       assert.match(dead[0]!.error, /since\.offset.*\(code 107\)/);
-      assert.equal(node.logs.filter((l) => /failed temporarily/.test(l.msg)).length, 0, 'never retried as temporary');
+      // The request's own error is never taken for a temporary one. (A Redis timeout of 500 ms on a loaded machine
+      // may retry a row once; that is a different error and is not what this test is about.)
+      const temporary = node.logs.filter((l) => /failed temporarily/.test(l.msg));
+      assert.deepEqual(
+        temporary.filter((l) => /since|offset|code 107/i.test(JSON.stringify(l.err ?? ''))).map((l) => l.err),
+        [],
+        'the error about the request was never retried as temporary',
+      );
     });
 
     test('a row over HERALD_OUTBOX_MAX_PAYLOAD is dead-lettered unread with the limit named, and no batch reads more than HERALD_OUTBOX_MAX_BATCH_BYTES', async (t) => {
