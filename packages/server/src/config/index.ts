@@ -94,6 +94,12 @@ export interface HeraldConfig {
   redisUrl: string;
   /** REDIS_URL split into its Redis instances: several, comma-separated, shard channels across them (docs/scaling.md). */
   redisUrls: string[];
+  /**
+   * HERALD_REDIS_CLUSTER_NODES: a Redis Cluster instead of REDIS_URL, given by some of its nodes (`host:port` or
+   * `redis[s]://[user:password@]host:port`, comma-separated; the client discovers the rest). Channels are spread over
+   * the cluster's hash slots (docs/scaling.md#redis-cluster).
+   */
+  redisClusterNodes?: string[];
   /** HERALD_REDIS_PREFIX. @default 'herald' */
   redisPrefix: string;
   /** HERALD_REDIS_TIMEOUT: a Redis command unanswered this long fails with code 100 (HTTP 503). @default 2s */
@@ -515,7 +521,7 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     );
   const redisUrl = envStr(env, 'REDIS_URL') ?? 'redis://127.0.0.1:6379';
   const redisUrls = splitRedisUrls(redisUrl);
-  if (engineRaw === 'redis') {
+  if (engineRaw === 'redis' && envStr(env, 'HERALD_REDIS_CLUSTER_NODES') === undefined) {
     const seen = new Set<string>();
     for (const [i, u] of redisUrls.entries()) {
       const which = redisUrls.length > 1 ? `REDIS_URL entry ${i + 1}` : 'REDIS_URL';
@@ -531,6 +537,31 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
       const id = redisTargetIdentity(target);
       if (seen.has(id)) problems.push(`REDIS_URL lists ${id} twice; each shard must be a different Redis`);
       seen.add(id);
+    }
+  }
+  const clusterRaw = envStr(env, 'HERALD_REDIS_CLUSTER_NODES');
+  const redisClusterNodes = clusterRaw === undefined ? undefined : splitClusterNodes(clusterRaw);
+  if (redisClusterNodes !== undefined) {
+    if (engineRaw !== 'redis')
+      problems.push(
+        'HERALD_REDIS_CLUSTER_NODES is set but HERALD_ENGINE is not "redis": set HERALD_ENGINE=redis to use the cluster, or unset HERALD_REDIS_CLUSTER_NODES',
+      );
+    if (envStr(env, 'REDIS_URL') !== undefined)
+      problems.push(
+        `HERALD_REDIS_CLUSTER_NODES and REDIS_URL are both set: a Redis Cluster is given by its nodes alone (${
+          /redis\+sentinel:/i.test(redisUrl)
+            ? 'a Cluster has no Sentinel: its replicas fail over by themselves'
+            : 'REDIS_URL shards would split channels a second time'
+        }); unset REDIS_URL`,
+      );
+    if (redisClusterNodes.length === 0)
+      problems.push('HERALD_REDIS_CLUSTER_NODES: no node; write host:port[,host:port…] (some nodes of the cluster)');
+    for (const node of redisClusterNodes) {
+      const problem = clusterNodeProblem(node);
+      if (problem)
+        problems.push(
+          `HERALD_REDIS_CLUSTER_NODES entry ${JSON.stringify(node.includes('://') ? redactRedisUrl(node, 'unreadable') : node)}: ${problem}; write host:port or redis[s]://[user:password@]host:port, comma-separated`,
+        );
     }
   }
   const logLevel = envStr(env, 'HERALD_LOG_LEVEL') ?? 'info';
@@ -601,6 +632,7 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     engine: engineRaw === 'redis' ? 'redis' : 'memory',
     redisUrl,
     redisUrls,
+    ...(redisClusterNodes ? { redisClusterNodes } : {}),
     redisPrefix: envStr(env, 'HERALD_REDIS_PREFIX') ?? 'herald',
     redisTimeoutMs: envDuration(env, 'HERALD_REDIS_TIMEOUT', problems) ?? 2000,
     redisMinReplicas: envInt(env, 'HERALD_REDIS_MIN_REPLICAS', problems) ?? 0,
@@ -707,4 +739,36 @@ export function splitRedisUrls(value: string): string[] {
     .split(/,(?=\s*(?:rediss?|redis\+sentinel):\/\/)/i)
     .map((u) => u.trim())
     .filter((u) => u !== '');
+}
+
+/** HERALD_REDIS_CLUSTER_NODES: comma-separated nodes. */
+export function splitClusterNodes(value: string): string[] {
+  return value
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+}
+
+/** Why one HERALD_REDIS_CLUSTER_NODES entry is not a node address, or undefined when it is one. */
+function clusterNodeProblem(node: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(node)) {
+    let u: URL;
+    try {
+      u = new URL(node);
+    } catch {
+      return 'not a URL';
+    }
+    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+      return /^redis\+sentinel:/i.test(node)
+        ? 'a Cluster has no Sentinel (its replicas fail over by themselves)'
+        : `${u.protocol}// is not a Redis node`;
+    if (!u.hostname || !u.port) return 'needs host and port';
+    if (u.pathname !== '' && u.pathname !== '/') return 'a Redis Cluster has only database 0: drop the /db';
+    return undefined;
+  }
+  const m = /^(\[[^\]]+\]|[^:[\]/]+):(\d+)$/.exec(node);
+  if (!m) return 'not host:port';
+  const port = Number(m[2]);
+  if (!(port >= 1 && port <= 65535)) return `port ${m[2]} is out of range`;
+  return undefined;
 }

@@ -73,6 +73,7 @@ const overridesShape = {
   engine: z.enum(['memory', 'redis']).optional(),
   redisUrl: str,
   redisUrls: z.array(z.string()).optional(),
+  redisClusterNodes: z.array(z.string()).optional(),
   redisPrefix: z
     .string()
     .regex(/^[^{}\s]*$/, 'must not contain { } or spaces')
