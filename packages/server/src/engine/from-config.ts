@@ -15,10 +15,13 @@ import { isInstalled, isMissing, missingDependency } from '../optional-deps.js';
 export function engineFromConfig(config: HeraldConfig, log: Logger): Engine {
   if (config.engine !== 'redis') return createMemoryEngine();
   if (!isInstalled('ioredis')) throw new ConfigError([missingDependency('redis-engine')]);
-  const many = config.redisUrls.length > 1;
-  const where = config.redisUrls.map((u, i) =>
-    redactRedisUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'),
-  );
+  const clusterNodes = config.redisClusterNodes;
+  const many = !clusterNodes && config.redisUrls.length > 1;
+  const where = (
+    clusterNodes
+      ? [`cluster ${clusterNodes.map((n) => (n.includes('://') ? redactRedisUrl(n, 'node') : n)).join(',')}`]
+      : config.redisUrls
+  ).map((u, i) => redactRedisUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'));
   return deferredEngine({
     name: 'redis',
     capabilities: { shared: true },
@@ -30,6 +33,7 @@ export function engineFromConfig(config: HeraldConfig, log: Logger): Engine {
         })
       ).createRedisEngine({
         url: config.redisUrls,
+        ...(clusterNodes ? { clusterNodes } : {}),
         prefix: config.redisPrefix,
         commandTimeoutMs: config.redisTimeoutMs,
         minReplicas: config.redisMinReplicas,
@@ -55,7 +59,12 @@ export function engineFromConfig(config: HeraldConfig, log: Logger): Engine {
           else if (e.type === 'topology') {
             if (e.ok) log.info({ ...at }, 'redis shard list agrees with the other nodes again');
             else log.error({ ...at, code: 'redis_shard_mismatch' }, `${e.message} Until then /ready is 503.`);
-          } else log.info({ ...at }, 'redis answers again');
+          } else if (e.type === 'feed-moved')
+            log.warn(
+              { ...at, why: e.message, code: 'redis_feed_moved' },
+              'redis cluster feed lost (a primary failed or a slot moved): subscribing again on the current primaries, then recovering clients from history',
+            );
+          else log.info({ ...at }, 'redis answers again');
         },
         onError: (what, err) => log.warn({ err, what }, 'redis engine error'),
       }),

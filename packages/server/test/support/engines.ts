@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import type { Engine } from '../../src/engine/engine.js';
 import { createMemoryEngine } from '../../src/engine/memory/index.js';
 import { createRedisEngine, type RedisEngineOptions } from '../../src/engine/redis/index.js';
+import { startRedisCluster } from './redis-cluster.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -31,7 +32,7 @@ export async function dropPrefix(prefix: string, url = REDIS_URL): Promise<void>
 export async function redisTestEngine(options: Partial<RedisEngineOptions> = {}): Promise<Engine> {
   const prefix = options.prefix ?? uniquePrefix();
   const url = options.url ?? REDIS_URL;
-  const urls = typeof url === 'string' ? [url] : url;
+  const urls = options.clusterNodes ?? (typeof url === 'string' ? [url] : url);
   const engine = createRedisEngine({ url, prefix, commandTimeoutMs: 2000, ...options });
   const deadline = Date.now() + 5000;
   while (!engine.isReady()) {
@@ -47,9 +48,27 @@ export async function redisTestEngine(options: Partial<RedisEngineOptions> = {})
   return Object.assign(engine, {
     async close() {
       await close();
-      await Promise.all(urls.map((u) => dropPrefix(prefix, u).catch(() => {})));
+      if (!options.clusterNodes) await Promise.all(urls.map((u) => dropPrefix(prefix, u).catch(() => {})));
     },
   });
+}
+
+/** A Redis engine on a 6-node Redis Cluster of its own (support/redis-cluster.ts), stopped when the engine closes. */
+export async function redisClusterTestEngine(options: Partial<RedisEngineOptions> = {}): Promise<Engine> {
+  const cluster = await startRedisCluster();
+  try {
+    const engine = await redisTestEngine({ clusterNodes: [cluster.nodesEnv.split(',')[0]!], ...options });
+    const close = engine.close.bind(engine);
+    return Object.assign(engine, {
+      async close() {
+        await close();
+        await cluster.stop();
+      },
+    });
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
 }
 
 /** REDIS_URL with another logical database: a second shard that shares the server but none of its keys. */
@@ -67,6 +86,8 @@ export const engineFactories: Record<string, () => Promise<Engine>> = {
   redis: () => redisTestEngine(),
   // Channels spread over two shards (databases 0 and 1 here; separate servers in tests/scaling/sharded.test.ts).
   'redis-sharded': () => redisTestEngine({ url: [redisDb(0), redisDb(1)] }),
+  // A 6-node Redis Cluster started for the suite (3 primaries, 3 replicas; sharded pub/sub).
+  'redis-cluster': () => redisClusterTestEngine(),
 };
 
 /** The engines to run (HERALD_TEST_ENGINES=memory,redis); an unknown name stops the run instead of dropping out. */

@@ -1,7 +1,7 @@
 import type { Broker, BrokerEventHandler, ControlMessage, PublishOptions } from '../broker.js';
 import { ErrorCode, HeraldError } from '../../protocol/codes.js';
 import type { ClientInfo, PublicationInput, StreamPosition } from '../types.js';
-import { errorText, redisFailure, withDeadline, type RedisConnections } from './connection.js';
+import { errorText, redisFailure, withDeadline, type RedisConnections, type ScriptedRedis } from './connection.js';
 import { decodeFeedMessage, encodeEnvelope, encodeJoin, encodeLeave, encodeUnstoredPublication } from './envelope.js';
 import type { RedisKeys } from './keys.js';
 
@@ -73,14 +73,14 @@ export class RedisBroker implements Broker {
   async run(handler: BrokerEventHandler): Promise<void> {
     this.handler = handler;
     const feed = this.redis.feed;
-    feed.on('message', (name: string, message: string) => this.onFeedMessage(name, message));
-    feed.on('close', () => {
+    feed.onMessage((name, message) => this.onFeedMessage(name, message));
+    feed.onLost(() => {
       if (this.feedWasReady) this.feedLost = true;
     });
-    feed.on('ready', () => {
+    feed.onReady(() => {
       this.restoreFeed().catch((err: unknown) => this.onError('feed resubscribe', err));
     });
-    if (feed.status === 'ready') await this.restoreFeed();
+    if (feed.ready()) await this.restoreFeed();
   }
 
   async publish(channel: string, input: PublicationInput, options: PublishOptions): Promise<StreamPosition> {
@@ -91,7 +91,7 @@ export class RedisBroker implements Broker {
     if (options.historySize <= 0) {
       try {
         if (idemTtl === 0) {
-          await this.redis.commands.publish(this.keys.feed(channel), encodeUnstoredPublication(input));
+          await this.pubsub(this.keys.feed(channel), encodeUnstoredPublication(input));
         } else {
           // The same dedup window as publishes with history, shared by every node: a seen key delivers nothing.
           await this.redis.commands.heraldPublishUnstored(
@@ -112,20 +112,28 @@ export class RedisBroker implements Broker {
       }
       return { offset: 0, epoch: '' };
     }
+    const args: [string, string, string, string, string, number, number, number, string, string, number] = [
+      this.keys.stream(channel),
+      this.keys.meta(channel),
+      this.keys.idempotency(channel, options.idempotencyKey ?? ''),
+      this.keys.registry(channel),
+      encodeEnvelope(input),
+      options.historySize,
+      Math.max(1, Math.round(options.historyTtlMs)),
+      Math.max(this.metaTtlMs, Math.round(options.historyTtlMs)),
+      this.keys.feed(channel),
+      this.nextEpoch(),
+      idemTtl,
+    ];
     let result: [number | string, string];
+    /** In a cluster, the WAIT that follows the script on its primary's connection (one per publish). */
+    let clusterAcks: Promise<number> | undefined;
     try {
-      result = await this.redis.commands.heraldPublish(
-        this.keys.stream(channel),
-        this.keys.meta(channel),
-        this.keys.idempotency(channel, options.idempotencyKey ?? ''),
-        encodeEnvelope(input),
-        options.historySize,
-        Math.max(1, Math.round(options.historyTtlMs)),
-        Math.max(this.metaTtlMs, Math.round(options.historyTtlMs)),
-        this.keys.feed(channel),
-        this.nextEpoch(),
-        idemTtl,
-      );
+      if (this.redis.cluster && this.minReplicas > 0) {
+        [result, clusterAcks] = await this.publishAndWait(args);
+      } else {
+        result = await this.redis.commands.heraldPublish(...args);
+      }
     } catch (err) {
       // Unanswered is not the same as refused: a frozen Redis may still run the script when it wakes up.
       const unanswered = err instanceof Error && /timed out/i.test(err.message);
@@ -139,7 +147,7 @@ export class RedisBroker implements Broker {
     if (this.minReplicas > 0) {
       let acked: number;
       try {
-        acked = await this.replicated();
+        acked = await (clusterAcks ?? this.replicated());
       } catch (err) {
         throw redisFailure(
           'publish (stored on the primary, replication unconfirmed: it may be lost in a failover or still be delivered; retry with an idempotency_key)',
@@ -164,6 +172,29 @@ export class RedisBroker implements Broker {
     return { offset: Number(first), epoch: second };
   }
 
+  /**
+   * A cluster has no single connection whose WAIT covers every publish: the script and its WAIT go together in one
+   * pipeline, which ioredis sends to the primary of the channel's slot. Resolves with the script's answer and the
+   * WAIT's (rejected when the WAIT failed); rejects when the script failed.
+   */
+  private async publishAndWait(
+    args: [string, string, string, string, string, number, number, number, string, string, number],
+  ): Promise<[[number | string, string], Promise<number>]> {
+    const pipeline = this.redis.commands.pipeline() as ReturnType<ScriptedRedis['pipeline']> & {
+      heraldPublish(...a: typeof args): unknown;
+    };
+    pipeline.heraldPublish(...args);
+    pipeline.wait(this.minReplicas, Math.max(1, Math.floor(this.redis.commandTimeoutMs / 2)));
+    const out = (await pipeline.exec()) ?? [];
+    const [script, wait] = out;
+    if (!script) throw new Error('Connection is closed.');
+    if (script[0]) throw script[0];
+    const acks =
+      wait && !wait[0] ? Promise.resolve(Number(wait[1])) : Promise.reject(wait?.[0] ?? new Error('no WAIT answer'));
+    acks.catch(() => {});
+    return [script[1] as [number | string, string], acks];
+  }
+
   async publishJoin(channel: string, info: ClientInfo): Promise<void> {
     await this.send(this.keys.feed(channel), encodeJoin(info), 'join');
   }
@@ -178,10 +209,10 @@ export class RedisBroker implements Broker {
 
   async subscribe(channel: string): Promise<void> {
     const name = this.keys.feed(channel);
-    if (this.redis.feed.status !== 'ready') throw redisFailure('subscribe', new Error('not connected'));
+    if (!this.redis.feed.ready()) throw redisFailure('subscribe', new Error('not connected'));
     const entry = { channel };
     this.wanted.set(name, entry);
-    const sent = this.redis.feed.subscribe(name);
+    const sent = this.redis.feed.subscribe([name]);
     try {
       await withDeadline(sent, this.redis.commandTimeoutMs);
     } catch (err) {
@@ -199,7 +230,7 @@ export class RedisBroker implements Broker {
 
   /** Unsubscribes a feed that Redis subscribed late (after its subscribe timed out), unless it is wanted again. */
   private dropUnwanted(name: string): void {
-    if (this.wanted.has(name) || this.redis.feed.status !== 'ready') return;
+    if (this.wanted.has(name) || !this.redis.feed.ready()) return;
     this.redis.feed
       .unsubscribe(name)
       .catch((err: unknown) => this.onError(`feed unsubscribe of ${name}`, new Error(errorText(err))));
@@ -208,7 +239,7 @@ export class RedisBroker implements Broker {
   async unsubscribe(channel: string): Promise<void> {
     const name = this.keys.feed(channel);
     this.wanted.delete(name);
-    if (this.redis.feed.status !== 'ready') return;
+    if (!this.redis.feed.ready()) return;
     try {
       // Unanswered, it is still applied when Redis answers: the node no longer wants the feed either way.
       await withDeadline(this.redis.feed.unsubscribe(name), this.redis.commandTimeoutMs);
@@ -224,10 +255,16 @@ export class RedisBroker implements Broker {
 
   private async send(name: string, text: string, what: string): Promise<void> {
     try {
-      await this.redis.commands.publish(name, text);
+      await this.pubsub(name, text);
     } catch (err) {
       throw redisFailure(what, err);
     }
+  }
+
+  /** PUBLISH on one Redis; SPUBLISH in a cluster (to the primary of the name's slot). */
+  private async pubsub(name: string, text: string): Promise<void> {
+    if (this.redis.cluster) await this.redis.commands.spublish(name, text);
+    else await this.redis.commands.publish(name, text);
   }
 
   private onFeedMessage(name: string, message: string): void {
@@ -254,7 +291,7 @@ export class RedisBroker implements Broker {
     const names = this.carriesControl ? [this.keys.control, ...this.wanted.keys()] : [...this.wanted.keys()];
     try {
       for (let i = 0; i < names.length; i += SUBSCRIBE_BATCH)
-        await this.redis.feed.subscribe(...names.slice(i, i + SUBSCRIBE_BATCH));
+        await this.redis.feed.subscribe(names.slice(i, i + SUBSCRIBE_BATCH));
     } catch (err) {
       // The connection dropped again; the next 'ready' retries.
       this.onError('feed resubscribe', new Error(errorText(err)));

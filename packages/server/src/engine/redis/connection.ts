@@ -1,18 +1,9 @@
-import { Redis, ReplyError, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, ReplyError, type ClusterNode, type RedisOptions } from 'ioredis';
 import { ErrorCode, HeraldError } from '../../protocol/codes.js';
+import { ClusterFeed } from './cluster-feed.js';
+import { StandaloneFeed, type Feed } from './feed.js';
+import { CLUSTER, redisScripts, STANDALONE } from './scripts.js';
 import { parseRedisTarget } from './url.js';
-import {
-  HISTORY_SCRIPT,
-  LIFECYCLE_HOLD_SCRIPT,
-  LIFECYCLE_RELEASE_SCRIPT,
-  LIFECYCLE_SWEEP_SCRIPT,
-  PRESENCE_ADD_SCRIPT,
-  PRESENCE_GET_SCRIPT,
-  PRESENCE_REMOVE_SCRIPT,
-  PUBLISH_SCRIPT,
-  PUBLISH_UNSTORED_SCRIPT,
-  ROTATE_EPOCH_SCRIPT,
-} from './scripts.js';
 
 /** How often the commands connection is probed with a PING (one at a time). */
 const HEALTH_INTERVAL_MS = 250;
@@ -21,7 +12,12 @@ const HEALTH_DEADLINE_MS = 1000;
 
 export interface RedisConnectionOptions {
   /** redis://[user:pass@]host:port[/db], rediss://, or redis+sentinel://host:port[,…]/<master name> (url.ts) */
-  url: string;
+  url?: string;
+  /**
+   * A Redis Cluster instead of `url`: some of its nodes, `host:port` or `redis[s]://[user:password@]host:port`
+   * (credentials and TLS of the first URL apply to every node).
+   */
+  clusterNodes?: string[];
   /** A command that gets no answer within this fails with code 100 (temporary). @default 2000 */
   commandTimeoutMs?: number;
   /** Reconnect delays grow to at most this. @default 2000 */
@@ -41,14 +37,37 @@ export type RedisConnectionEvent =
   | { type: 'unreachable'; role: 'commands' | 'feed'; error: string }
   | { type: 'unhealthy'; error: string }
   | { type: 'healthy' }
-  | { type: 'topology'; ok: boolean; message: string };
+  | { type: 'topology'; ok: boolean; message: string }
+  | { type: 'feed-moved'; message: string };
 
-/** The commands our scripts add to the client. */
-export interface ScriptedRedis extends Redis {
+/** The nodes of HERALD_REDIS_CLUSTER_NODES as ioredis takes them, with the options the first URL carries. */
+export function clusterStartup(nodes: string[]): { nodes: ClusterNode[]; options: RedisOptions } {
+  const options: RedisOptions = {};
+  let credentialsSeen = false;
+  const list = nodes.map((n): ClusterNode => {
+    if (!n.includes('://')) {
+      const colon = n.lastIndexOf(':');
+      return { host: n.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(n.slice(colon + 1)) };
+    }
+    const u = new URL(n);
+    if (!credentialsSeen) {
+      credentialsSeen = true;
+      if (u.username) options.username = decodeURIComponent(u.username);
+      if (u.password) options.password = decodeURIComponent(u.password);
+      if (u.protocol === 'rediss:') options.tls = {};
+    }
+    return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) };
+  });
+  return { nodes: list, options };
+}
+
+/** The commands our scripts add to the client (scripts.ts). */
+export interface HeraldCommands {
   heraldPublish(
     stream: string,
     meta: string,
     idem: string,
+    registry: string,
     envelope: string,
     size: number,
     ttlMs: number,
@@ -66,6 +85,7 @@ export interface ScriptedRedis extends Redis {
   heraldHistory(
     stream: string,
     meta: string,
+    registry: string,
     epoch: string,
     metaTtlMs: number,
     since: number,
@@ -98,15 +118,25 @@ export interface ScriptedRedis extends Redis {
   heraldLifecycleSweep(index: string, limit: number, prefix: string): Promise<string[]>;
 }
 
+/** One Redis (or the primary behind Sentinel) or a Redis Cluster, with the engine's scripts. */
+export type ScriptedRedis = (Redis | Cluster) & HeraldCommands;
+
 /**
  * The two connections a node keeps to Redis: `commands` (scripts, publishes; pipelined by the client) and `feed`
  * (pub/sub subscriptions). Both connect at construction and reconnect with backoff for as long as they live. Neither queues commands while disconnected: a publish during an outage fails at once
  * with a temporary error instead of waiting and maybe succeeding after the caller gave up.
+ *
+ * On a Redis Cluster `commands` is ioredis's cluster client (each command goes to the primary of its key's slot) and
+ * the feed is sharded pub/sub, one subscriber connection per primary (cluster-feed.ts).
  */
 export class RedisConnections {
   readonly commands: ScriptedRedis;
-  readonly feed: Redis;
+  readonly feed: Feed;
+  /** The standalone feed's connection (undefined on a cluster, where the feed holds one per primary). */
+  private readonly feedConn: Redis | undefined;
   readonly commandTimeoutMs: number;
+  /** Whether this is a Redis Cluster (sharded pub/sub, per-slot keys). */
+  readonly cluster: boolean;
   private healthy = true;
   /** Why this node's place in the shard list disagrees with the Redis's; undefined when it agrees. */
   private misplaced: string | undefined;
@@ -121,51 +151,87 @@ export class RedisConnections {
     const timeout = options.commandTimeoutMs ?? 2000;
     this.commandTimeoutMs = timeout;
     const maxDelay = options.maxReconnectDelayMs ?? 2000;
+    const retry = (times: number) => (this.closed ? null : Math.min(50 * 2 ** Math.min(times, 6), maxDelay));
     const common = {
       lazyConnect: false,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       autoResubscribe: false,
       connectTimeout: Math.max(timeout, 1000),
-      retryStrategy: (times: number) => (this.closed ? null : Math.min(50 * 2 ** Math.min(times, 6), maxDelay)),
+      retryStrategy: retry,
       // A primary demoted by a failover answers writes with READONLY: reconnect (through Sentinel, to the new
       // primary). The failed command itself is not resent; its caller got a temporary error.
       reconnectOnError: (err: Error) => (/^READONLY/.test(err.message) ? (1 as const) : (false as const)),
     };
-    const target = parseRedisTarget(options.url);
-    const open = (extra: RedisOptions): Redis => {
-      if (target.kind === 'direct') return new Redis(target.url, { ...common, ...extra });
-      return new Redis({
-        ...common,
-        ...extra,
-        sentinels: target.sentinels,
-        name: target.name,
-        db: target.db,
-        username: target.username,
-        password: target.password,
-        sentinelUsername: target.sentinelUsername,
-        sentinelPassword: target.sentinelPassword,
-        // Ask the Sentinels again on every reconnect, and keep asking while none answers.
-        sentinelRetryStrategy: (times: number) =>
-          this.closed ? null : Math.min(100 * 2 ** Math.min(times, 5), maxDelay),
-        // A primary that Sentinel replaced is dropped as soon as Sentinel announces the switch.
-        failoverDetector: true,
+    if (options.clusterNodes) {
+      this.cluster = true;
+      const startup = clusterStartup(options.clusterNodes);
+      const nodeOptions: RedisOptions = {
+        ...startup.options,
+        connectTimeout: Math.max(timeout, 1000),
+        maxRetriesPerRequest: 0,
+      };
+      const cluster = new Cluster(startup.nodes, {
+        redisOptions: { ...nodeOptions, commandTimeout: timeout, connectionName: 'herald-commands' },
+        enableOfflineQueue: false,
+        scaleReads: 'master',
+        // A command whose connection dropped is not resent: the primary may have applied it before it died, and a
+        // second run would publish twice. Its caller gets a temporary error (and may retry with an idempotency key).
+        retryDelayOnFailover: 0,
+        // Refused without being run (CLUSTERDOWN while a failover elects, TRYAGAIN, MOVED): safe to send again.
+        retryDelayOnClusterDown: 100,
+        retryDelayOnTryAgain: 100,
+        maxRedirections: 16,
+        slotsRefreshTimeout: Math.max(500, Math.min(timeout, 2000)),
+        // A failover moves slots: notice within a second even on a node that sends nothing to the moved slots.
+        slotsRefreshInterval: 1000,
+        clusterRetryStrategy: retry,
       });
-    };
-    this.commands = open({ commandTimeout: timeout, connectionName: 'herald-commands' }) as ScriptedRedis;
-    this.feed = open({ connectionName: 'herald-feed' });
-    this.commands.defineCommand('heraldPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
-    this.commands.defineCommand('heraldPublishUnstored', { numberOfKeys: 1, lua: PUBLISH_UNSTORED_SCRIPT });
-    this.commands.defineCommand('heraldHistory', { numberOfKeys: 2, lua: HISTORY_SCRIPT });
-    this.commands.defineCommand('heraldRotateEpoch', { numberOfKeys: 1, lua: ROTATE_EPOCH_SCRIPT });
-    this.commands.defineCommand('heraldPresenceAdd', { numberOfKeys: 2, lua: PRESENCE_ADD_SCRIPT });
-    this.commands.defineCommand('heraldPresenceRemove', { numberOfKeys: 2, lua: PRESENCE_REMOVE_SCRIPT });
-    this.commands.defineCommand('heraldPresenceGet', { numberOfKeys: 2, lua: PRESENCE_GET_SCRIPT });
-    this.commands.defineCommand('heraldLifecycleHold', { numberOfKeys: 3, lua: LIFECYCLE_HOLD_SCRIPT });
-    this.commands.defineCommand('heraldLifecycleRelease', { numberOfKeys: 3, lua: LIFECYCLE_RELEASE_SCRIPT });
-    this.commands.defineCommand('heraldLifecycleSweep', { numberOfKeys: 1, lua: LIFECYCLE_SWEEP_SCRIPT });
+      // The client connects to a node on its first command, and refuses commands for a node still connecting
+      // (enableOfflineQueue: false): connect to every node as soon as it is known instead.
+      // Not before the cluster is ready: its ready check is refused by a node that is connecting.
+      const connect = (node: Redis) => {
+        if (node.status === 'wait') node.connect().catch(() => {});
+      };
+      cluster.on('+node', (node: Redis) => {
+        if (cluster.status === 'ready') connect(node);
+      });
+      cluster.on('ready', () => cluster.nodes('all').forEach(connect));
+      this.commands = cluster as ScriptedRedis;
+      this.feedConn = undefined;
+      this.feed = new ClusterFeed(cluster, nodeOptions, (message) =>
+        this.options.onEvent?.({ type: 'feed-moved', message }),
+      );
+    } else {
+      this.cluster = false;
+      const target = parseRedisTarget(options.url ?? 'redis://127.0.0.1:6379');
+      const open = (extra: RedisOptions): Redis => {
+        if (target.kind === 'direct') return new Redis(target.url, { ...common, ...extra });
+        return new Redis({
+          ...common,
+          ...extra,
+          sentinels: target.sentinels,
+          name: target.name,
+          db: target.db,
+          username: target.username,
+          password: target.password,
+          sentinelUsername: target.sentinelUsername,
+          sentinelPassword: target.sentinelPassword,
+          // Ask the Sentinels again on every reconnect, and keep asking while none answers.
+          sentinelRetryStrategy: (times: number) =>
+            this.closed ? null : Math.min(100 * 2 ** Math.min(times, 5), maxDelay),
+          // A primary that Sentinel replaced is dropped as soon as Sentinel announces the switch.
+          failoverDetector: true,
+        });
+      };
+      this.commands = open({ commandTimeout: timeout, connectionName: 'herald-commands' }) as ScriptedRedis;
+      this.feedConn = open({ connectionName: 'herald-feed' });
+      this.feed = new StandaloneFeed(this.feedConn);
+    }
+    for (const [name, def] of Object.entries(redisScripts(this.cluster ? CLUSTER : STANDALONE)))
+      this.commands.defineCommand(name, def);
     this.watch(this.commands, 'commands');
-    this.watch(this.feed, 'feed');
+    if (this.feedConn) this.watch(this.feedConn, 'feed');
     this.pingTimer = setInterval(() => this.checkHealth(), HEALTH_INTERVAL_MS);
     this.pingTimer.unref();
   }
@@ -173,25 +239,34 @@ export class RedisConnections {
   /** Both connections up and the last health ping answered in time. */
   isReady(): boolean {
     const placed = this.options.identity === undefined || (this.identityChecked && this.misplaced === undefined);
-    return placed && this.healthy && this.commands.status === 'ready' && this.feed.status === 'ready';
+    return placed && this.healthy && this.commands.status === 'ready' && this.feed.ready() && this.primariesReady();
   }
 
   /** Why isReady() is false, in words for GET /ready. */
   problem(): string | undefined {
     if (this.misplaced !== undefined) return this.misplaced;
-    if (this.commands.status !== 'ready' || this.feed.status !== 'ready') return 'not connected';
+    if (this.commands.status !== 'ready' || !this.feed.ready()) return 'not connected';
+    if (!this.primariesReady()) return 'not connected to every cluster primary';
     if (!this.healthy) return `not answering a PING within ${this.healthDeadlineMs()} ms`;
     if (this.options.identity !== undefined && !this.identityChecked) return 'connecting';
     return undefined;
   }
 
+  /** On a cluster: the connection to every primary is up (one Redis: always true). */
+  private primariesReady(): boolean {
+    if (!(this.commands instanceof Cluster)) return true;
+    const primaries = this.commands.nodes('master');
+    return primaries.length > 0 && primaries.every((n) => n.status === 'ready');
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.pingTimer) clearInterval(this.pingTimer);
-    await Promise.allSettled([quitOrDrop(this.commands), quitOrDrop(this.feed)]);
+    await this.feed.close();
+    await Promise.allSettled([quitOrDrop(this.commands), ...(this.feedConn ? [quitOrDrop(this.feedConn)] : [])]);
   }
 
-  private watch(conn: Redis, role: 'commands' | 'feed'): void {
+  private watch(conn: Redis | Cluster, role: 'commands' | 'feed'): void {
     let everReady = false;
     conn.on('ready', () => {
       this.options.onEvent?.({ type: 'connected', role, reconnect: everReady });
@@ -282,7 +357,7 @@ export class RedisConnections {
   }
 }
 
-async function quitOrDrop(conn: Redis): Promise<void> {
+async function quitOrDrop(conn: Redis | Cluster): Promise<void> {
   if (conn.status === 'ready') {
     try {
       await Promise.race([conn.quit(), new Promise((_, reject) => setTimeout(reject, 500).unref())]);

@@ -19,6 +19,7 @@ export class RedisHistory implements History {
       reply = await this.redis.commands.heraldHistory(
         this.keys.stream(channel),
         this.keys.meta(channel),
+        this.keys.registry(channel),
         this.nextEpoch(),
         Math.max(1, query.historyMetaTtlMs, query.historyTtlMs),
         query.since ? query.since.offset : -1,

@@ -9,8 +9,13 @@ import { RedisPresence } from './presence.js';
 import { ShardedBroker, ShardedHistory, ShardedLifecycle, ShardedPresence, type Shard } from './shards.js';
 
 export interface RedisEngineOptions {
-  /** REDIS_URL: one Redis, or several (shards, in the same order on every node). */
-  url: string | string[];
+  /** REDIS_URL: one Redis, or several (shards, in the same order on every node). Ignored with `clusterNodes`. */
+  url?: string | string[];
+  /**
+   * HERALD_REDIS_CLUSTER_NODES: a Redis Cluster, given by some of its nodes (`host:port` or
+   * `redis[s]://[user:password@]host:port`). Every channel's keys share one hash slot; feeds use sharded pub/sub.
+   */
+  clusterNodes?: string[];
   /** HERALD_REDIS_PREFIX: every key and pub/sub channel starts with it. @default 'herald' */
   prefix?: string;
   /** A Redis command unanswered for this long fails with code 100. @default 2000 */
@@ -31,9 +36,11 @@ export interface RedisEngineOptions {
  * channels.
  */
 export function createRedisEngine(options: RedisEngineOptions): Engine {
-  const urls = typeof options.url === 'string' ? [options.url] : options.url;
+  const cluster = options.clusterNodes;
+  if (cluster !== undefined && cluster.length === 0) throw new Error('createRedisEngine: clusterNodes is empty');
+  const urls = cluster ? ['cluster'] : typeof options.url === 'string' ? [options.url] : (options.url ?? []);
   if (urls.length === 0) throw new Error('createRedisEngine: no Redis URL');
-  const keys = redisKeys(options.prefix ?? 'herald');
+  const keys = redisKeys(options.prefix ?? 'herald', { cluster: cluster !== undefined });
   const nextEpoch = epochSource(randomBytes(5).toString('base64url'));
   const metaTtlMs = options.historyMetaTtlMs ?? 30 * 24 * 3600 * 1000;
   const identityKey = `${options.prefix ?? 'herald'}.shard`;
@@ -41,17 +48,20 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
   const shards: Shard[] = urls.map((url, index) => {
     const place = `${index + 1}/${urls.length}`;
     const redis = new RedisConnections({
-      url,
+      ...(cluster ? { clusterNodes: cluster } : { url }),
       commandTimeoutMs: options.commandTimeoutMs,
       onEvent: options.onEvent && ((e) => options.onEvent!(e, index)),
-      identity: {
-        key: identityKey,
-        value: place,
-        describe: (found) =>
-          `REDIS_URL lists this Redis as shard ${place}, but other nodes use it as shard ${found} (key ${identityKey}). ` +
-          'Every node must list the same Redis instances in the same order. To re-shard on purpose, stop every node, ' +
-          `run DEL ${identityKey} on each Redis, and start them with the new list (@herald/server/docs/scaling.md).`,
-      },
+      // A cluster is one Redis to Herald: no shard list to agree on.
+      identity: cluster
+        ? undefined
+        : {
+            key: identityKey,
+            value: place,
+            describe: (found) =>
+              `REDIS_URL lists this Redis as shard ${place}, but other nodes use it as shard ${found} (key ${identityKey}). ` +
+              'Every node must list the same Redis instances in the same order. To re-shard on purpose, stop every node, ' +
+              `run DEL ${identityKey} on each Redis, and start them with the new list (@herald/server/docs/scaling.md).`,
+          },
     });
     connections.push(redis);
     return {

@@ -1,3 +1,5 @@
+import { keySlot, slotTag } from './slots.js';
+
 /**
  * Key layout of the Redis engine. Every key of one channel carries the channel as its hash tag (`{channel}`), so
  * all of them live in one Redis Cluster slot and one Lua script can touch them atomically. Channel names never
@@ -8,12 +10,18 @@
  *   <prefix>.idem.{ch}.<key> STRING  "<offset>:<epoch>" of an idempotent publish, for its result TTL
  *   <prefix>.presence.{ch}   HASH    client id -> ClientInfo JSON
  *   <prefix>.presexp.{ch}    ZSET    client id -> expiry (ms, Redis clock)
- *   <prefix>.pub.{ch}        PUBSUB  the channel's feed: publications, join and leave
- *   <prefix>.control         PUBSUB  node-to-node control messages
- *   <prefix>.epochs          STRING  first-life registry (scripts.ts FIRST_LIFE; named from the meta key inside Lua)
+ *   <prefix>.pub.{ch}        PUBSUB  the channel's feed: publications, join and leave (sharded pub/sub in a cluster)
+ *   <prefix>.control         PUBSUB  node-to-node control messages (sharded pub/sub in a cluster: one slot)
  *   <prefix>.wh.hold.{ch}    ZSET    webhook lifecycle holds: "<node uid>|<key>" -> expiry (ms, Redis clock)
  *   <prefix>.wh.count.{ch}   HASH    webhook lifecycle: key ("o", "p:<user>") -> number of nodes holding it
- *   <prefix>.wh.index        ZSET    channels with holds -> their earliest hold expiry (swept; named inside Lua)
+ * One Redis (standalone, Sentinel, each client-side shard):
+ *   <prefix>.epochs          STRING  first-life registry (scripts.ts FIRST_LIFE)
+ *   <prefix>.wh.index        ZSET    channels with holds -> their earliest hold expiry (swept)
+ * Redis Cluster: these two per hash slot, tagged with the slot's own tag (slots.ts slotTag), so that a script of one
+ * channel touches only keys of the channel's slot; and one set that lists the slots with lifecycle holds:
+ *   <prefix>.epochs.{<slot tag>}    STRING  the slot's first-life registry
+ *   <prefix>.wh.index.{<slot tag>}  ZSET    the slot's channels with holds
+ *   <prefix>.wh.slots               SET     slot tags whose index may hold channels (the sweep walks them)
  */
 export interface RedisKeys {
   stream(channel: string): string;
@@ -25,21 +33,36 @@ export interface RedisKeys {
   /** The Herald channel of a feed name, or undefined when the name is not a channel feed of this prefix. */
   channelOfFeed(feed: string): string | undefined;
   readonly control: string;
+  /** The first-life registry that holds the channel's bit (one per Redis, or per slot in a cluster). */
+  registry(channel: string): string;
   lifecycleHolds(channel: string): string;
   lifecycleCounts(channel: string): string;
-  readonly lifecycleIndex: string;
+  /** The lifecycle index that lists the channel (one per Redis, or per slot in a cluster). */
+  lifecycleIndex(channel: string): string;
+  /** Cluster only: the set of slot tags whose lifecycle index may list channels. */
+  readonly lifecycleSlots: string;
+  /** The lifecycle index of a slot tag (cluster) or the one index (standalone: the tag is ignored). */
+  lifecycleIndexOfTag(tag: string): string;
+  /** The slot tag of a channel (cluster; '' standalone). */
+  slotTagOf(channel: string): string;
   readonly prefix: string;
+  /** The layout of a Redis Cluster (per-slot registries and lifecycle indexes). */
+  readonly cluster: boolean;
 }
 
-export function redisKeys(prefix: string): RedisKeys {
+export function redisKeys(prefix: string, options: { cluster?: boolean } = {}): RedisKeys {
   if (/[{}]/.test(prefix))
     throw new Error(
       `HERALD_REDIS_PREFIX=${JSON.stringify(prefix)}: must not contain { or } (they are Redis Cluster hash tags)`,
     );
+  const cluster = options.cluster === true;
   const feedHead = `${prefix}.pub.{`;
+  const meta = (ch: string): string => `${prefix}.meta.{${ch}}`;
+  const slotTagOf = (ch: string): string => (cluster ? slotTag(keySlot(meta(ch))) : '');
+  const indexOfTag = (tag: string): string => (cluster ? `${prefix}.wh.index.{${tag}}` : `${prefix}.wh.index`);
   return {
     stream: (ch) => `${prefix}.stream.{${ch}}`,
-    meta: (ch) => `${prefix}.meta.{${ch}}`,
+    meta,
     idempotency: (ch, key) => `${prefix}.idem.{${ch}}.${key}`,
     presence: (ch) => `${prefix}.presence.{${ch}}`,
     presenceExpiry: (ch) => `${prefix}.presexp.{${ch}}`,
@@ -47,11 +70,16 @@ export function redisKeys(prefix: string): RedisKeys {
     channelOfFeed: (feed) =>
       feed.startsWith(feedHead) && feed.endsWith('}') ? feed.slice(feedHead.length, -1) : undefined,
     control: `${prefix}.control`,
+    registry: (ch) => (cluster ? `${prefix}.epochs.{${slotTagOf(ch)}}` : `${prefix}.epochs`),
     // LIFECYCLE_SWEEP_SCRIPT builds these two names from the prefix: change them together.
     lifecycleHolds: (ch) => `${prefix}.wh.hold.{${ch}}`,
     lifecycleCounts: (ch) => `${prefix}.wh.count.{${ch}}`,
-    lifecycleIndex: `${prefix}.wh.index`,
+    lifecycleIndex: (ch) => indexOfTag(slotTagOf(ch)),
+    lifecycleSlots: `${prefix}.wh.slots`,
+    lifecycleIndexOfTag: indexOfTag,
+    slotTagOf,
     prefix,
+    cluster,
   };
 }
 

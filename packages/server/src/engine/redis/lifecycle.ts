@@ -15,10 +15,12 @@ export class RedisLifecycle implements LifecycleStore {
 
   async hold(channel: string, key: string, node: string, ttlMs: number): Promise<boolean> {
     try {
+      // In a cluster, the sweep walks the slots listed here: list the slot before its index can hold the channel.
+      if (this.keys.cluster) await this.redis.commands.sadd(this.keys.lifecycleSlots, this.keys.slotTagOf(channel));
       const first = await this.redis.commands.heraldLifecycleHold(
         this.keys.lifecycleHolds(channel),
         this.keys.lifecycleCounts(channel),
-        this.keys.lifecycleIndex,
+        this.keys.lifecycleIndex(channel),
         `${node}|${key}`,
         key,
         Math.max(1, Math.round(ttlMs)),
@@ -35,7 +37,7 @@ export class RedisLifecycle implements LifecycleStore {
       const last = await this.redis.commands.heraldLifecycleRelease(
         this.keys.lifecycleHolds(channel),
         this.keys.lifecycleCounts(channel),
-        this.keys.lifecycleIndex,
+        this.keys.lifecycleIndex(channel),
         `${node}|${key}`,
         key,
         channel,
@@ -49,7 +51,22 @@ export class RedisLifecycle implements LifecycleStore {
   async sweep(limit: number): Promise<{ channel: string; key: string }[]> {
     let flat: string[];
     try {
-      flat = await this.redis.commands.heraldLifecycleSweep(this.keys.lifecycleIndex, limit, this.keys.prefix);
+      if (!this.keys.cluster) {
+        flat = await this.redis.commands.heraldLifecycleSweep(
+          this.keys.lifecycleIndexOfTag(''),
+          limit,
+          this.keys.prefix,
+        );
+      } else {
+        // One index per slot with holds (at most 16384; a slot stays listed once it had a hold).
+        const tags = await this.redis.commands.smembers(this.keys.lifecycleSlots);
+        const parts = await Promise.all(
+          tags.map((tag) =>
+            this.redis.commands.heraldLifecycleSweep(this.keys.lifecycleIndexOfTag(tag), limit, this.keys.prefix),
+          ),
+        );
+        flat = parts.flat();
+      }
     } catch (err) {
       throw redisFailure('lifecycle sweep', err);
     }

@@ -8,33 +8,47 @@
 const NOW_MS = `local __t = redis.call('TIME')
 local now = tonumber(__t[1]) * 1000 + math.floor(tonumber(__t[2]) / 1000)`;
 
-/** Bits of the first-life registry (1 MiB, after a 32-byte header); it starts over once this many are set. */
+/** Bits of the first-life registry of one Redis (1 MiB, after a 32-byte header); it starts over once this many are set. */
 export const FIRST_LIFE_BITS = 1 << 23;
 export const FIRST_LIFE_ROTATE_AT = 1 << 18;
+/** In a Redis Cluster each of the 16384 slots has its own registry, so each is smaller (2 KiB; 32 MiB in all). */
+export const FIRST_LIFE_BITS_PER_SLOT = 1 << 14;
+export const FIRST_LIFE_ROTATE_AT_PER_SLOT = 1 << 9;
+
+/** How the scripts differ between one Redis and a Redis Cluster. */
+export interface ScriptMode {
+  /** PUBLISH on one Redis; SPUBLISH (sharded pub/sub, the feed's slot) in a cluster. */
+  publish: 'PUBLISH' | 'SPUBLISH';
+  bits: number;
+  rotateAt: number;
+}
+
+export const STANDALONE: ScriptMode = { publish: 'PUBLISH', bits: FIRST_LIFE_BITS, rotateAt: FIRST_LIFE_ROTATE_AT };
+export const CLUSTER: ScriptMode = {
+  publish: 'SPUBLISH',
+  bits: FIRST_LIFE_BITS_PER_SLOT,
+  rotateAt: FIRST_LIFE_ROTATE_AT_PER_SLOT,
+};
 
 /**
- * The first-life registry (keys.ts: <prefix>.epochs, one string per Redis, no TTL): bytes 0-23 the generation,
- * 24-31 how many bits are set, then one bit per channel hash. It lets a channel that never had a publication have
- * a position without any key of its own: a read answers offset 0 and the channel's first epoch (derived from the
- * generation and the meta key's name) while its bit is clear, and the first publish creates the stream with exactly
- * that epoch and sets the bit. A set bit means the channel may have had a stream that ended (meta expired or
- * evicted): reads answer a stale epoch no stream ever gets, and the next stream gets a random one. Redis restarted
- * empty loses the registry with the streams, so the generation, and every first epoch, changes with them.
- *
- * The registry's name is derived from the meta key (KEYS[2], "<prefix>.meta.{ch}"; a prefix never holds "{"):
- * Herald does not speak Redis Cluster, where it would need a registry per hash slot.
+ * The first-life registry (keys.ts: <prefix>.epochs, or one per slot in a cluster; no TTL): bytes 0-23 the
+ * generation, 24-31 how many bits are set, then one bit per channel hash. It lets a channel that never had a
+ * publication have a position without any key of its own: a read answers offset 0 and the channel's first epoch
+ * (derived from the generation and the meta key's name) while its bit is clear, and the first publish creates the
+ * stream with exactly that epoch and sets the bit. A set bit means the channel may have had a stream that ended
+ * (meta expired or evicted): reads answer a stale epoch no stream ever gets, and the next stream gets a random one.
+ * Redis restarted empty loses the registry with the streams, so the generation, and every first epoch, changes with
+ * them. The registry is passed as a key (`regKey`), in the channel's slot in a cluster.
  * Defines: reg (key name), gen, bit (this channel's bit offset), firstEpoch, staleEpoch.
  */
-const FIRST_LIFE = (
-  candidateArg: string,
-) => `local reg = string.sub(KEYS[2], 1, string.find(KEYS[2], '.meta.{', 1, true) - 1) .. '.epochs'
+const FIRST_LIFE = (candidateArg: string, regKey: string, mode: ScriptMode) => `local reg = ${regKey}
 local head = redis.call('GETRANGE', reg, 0, 31)
 if #head < 32 then
   head = string.sub(${candidateArg} .. string.rep('.', 24), 1, 24) .. '00000000'
   redis.call('SET', reg, head)
 end
 local gen = string.sub(head, 1, 24)
-local bit = 256 + tonumber(string.sub(redis.sha1hex(KEYS[2]), 1, 8), 16) % ${FIRST_LIFE_BITS}
+local bit = 256 + tonumber(string.sub(redis.sha1hex(KEYS[2]), 1, 8), 16) % ${mode.bits}
 local firstEpoch = string.sub(redis.sha1hex(gen .. ':' .. KEYS[2]), 1, 16)
 local staleEpoch = 'x' .. string.sub(redis.sha1hex(gen .. ':x:' .. KEYS[2]), 1, 15)`;
 
@@ -42,14 +56,19 @@ local staleEpoch = 'x' .. string.sub(redis.sha1hex(gen .. ':x:' .. KEYS[2]), 1, 
  * Reads the stream's meta, creating it when absent (first publish): the channel's first epoch if its registry bit
  * was clear, else the candidate epoch. A stream left without meta is dropped.
  */
-const ENSURE_META = (newEpochArg: string, metaTtlArg: string) => `local epoch = redis.call('HGET', KEYS[2], 'e')
+const ENSURE_META = (
+  newEpochArg: string,
+  metaTtlArg: string,
+  regKey: string,
+  mode: ScriptMode,
+) => `local epoch = redis.call('HGET', KEYS[2], 'e')
 local top = 0
 if not epoch then
-  ${FIRST_LIFE(newEpochArg).replace(/\n/g, '\n  ')}
+  ${FIRST_LIFE(newEpochArg, regKey, mode).replace(/\n/g, '\n  ')}
   if redis.call('SETBIT', reg, bit, 1) == 0 then
     epoch = firstEpoch
     local used = tonumber(string.sub(head, 25, 32)) + 1
-    if used > ${FIRST_LIFE_ROTATE_AT} then
+    if used > ${mode.rotateAt} then
       redis.call('SET', reg, string.sub(${newEpochArg} .. '.' .. gen .. string.rep('.', 24), 1, 24) .. '00000000')
     else
       redis.call('SETRANGE', reg, 24, string.format('%08d', used))
@@ -68,32 +87,36 @@ end`;
  * Reads the stream's meta without creating anything: a channel without meta is at offset 0 of its first epoch
  * (or of its stale epoch, see FIRST_LIFE), and a stream left without meta is dropped.
  */
-const READ_META = (newEpochArg: string) => `local epoch = redis.call('HGET', KEYS[2], 'e')
+const READ_META = (
+  newEpochArg: string,
+  regKey: string,
+  mode: ScriptMode,
+) => `local epoch = redis.call('HGET', KEYS[2], 'e')
 if not epoch then
   redis.call('DEL', KEYS[1])
-  ${FIRST_LIFE(newEpochArg).replace(/\n/g, '\n  ')}
+  ${FIRST_LIFE(newEpochArg, regKey, mode).replace(/\n/g, '\n  ')}
   if redis.call('GETBIT', reg, bit) == 0 then return {0, firstEpoch} end
   return {0, staleEpoch}
 end
 local top = tonumber(redis.call('HGET', KEYS[2], 's') or '0')`;
 
 /**
- * KEYS: stream, meta, idempotency key. ARGV: envelope, history size, history TTL ms, meta TTL ms, feed channel,
+ * KEYS: stream, meta, idempotency key, first-life registry. ARGV: envelope, history size, history TTL ms, meta TTL ms, feed channel,
  * candidate epoch, idempotent result TTL ms (0: no idempotency).
  * Returns {offset, epoch}, or {0, "<offset>:<epoch>"} when the idempotency key was seen.
  */
-export const PUBLISH_SCRIPT = `
+const PUBLISH_SCRIPT = (mode: ScriptMode) => `
 if ARGV[7] ~= '0' then
   local seen = redis.call('GET', KEYS[3])
   if seen then return {0, seen} end
 end
-${ENSURE_META('ARGV[6]', 'ARGV[4]')}
+${ENSURE_META('ARGV[6]', 'ARGV[4]', 'KEYS[4]', mode)}
 ${NOW_MS}
 local offset = redis.call('HINCRBY', KEYS[2], 's', 1)
 redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], offset .. '-0', 't', string.format('%.0f', now), 'p', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', ARGV[5], 'p' .. offset .. ':' .. epoch .. ':' .. ARGV[1])
+redis.call('${mode.publish}', ARGV[5], 'p' .. offset .. ':' .. epoch .. ':' .. ARGV[1])
 if ARGV[7] ~= '0' then
   redis.call('SET', KEYS[3], offset .. ':' .. epoch, 'PX', ARGV[7])
 end
@@ -104,7 +127,7 @@ return {offset, epoch}
  * KEYS: meta. ARGV: the epoch to replace, the new epoch. Replaces the epoch only if it is still the given one (a
  * second node that noticed the same rewind changes nothing). Returns the epoch now current ('' without meta).
  */
-export const ROTATE_EPOCH_SCRIPT = `
+const ROTATE_EPOCH_SCRIPT = `
 local e = redis.call('HGET', KEYS[1], 'e')
 if not e then return '' end
 if e == ARGV[1] then
@@ -115,12 +138,12 @@ return e
 `;
 
 /**
- * KEYS: stream, meta. ARGV: candidate epoch (for a new registry generation), meta TTL ms (unused), since offset (-1: from the start), limit (-1: all,
+ * KEYS: stream, meta, first-life registry. ARGV: candidate epoch (for a new registry generation), meta TTL ms (unused), since offset (-1: from the start), limit (-1: all,
  * 0: position only), reverse ('1'), history TTL ms, history size.
  * Returns {top, epoch, offset1, envelope1, offset2, envelope2, ...} in the order asked for.
  */
-export const HISTORY_SCRIPT = `
-${READ_META('ARGV[1]')}
+const HISTORY_SCRIPT = (mode: ScriptMode) => `
+${READ_META('ARGV[1]', 'KEYS[3]', mode)}
 local limit = tonumber(ARGV[4])
 if limit == 0 then return {top, epoch} end
 if tonumber(ARGV[7]) > 0 then redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[7]) end
@@ -156,7 +179,7 @@ return out
 `;
 
 /** KEYS: presence hash, expiry zset. ARGV: client id, ClientInfo JSON, TTL ms. */
-export const PRESENCE_ADD_SCRIPT = `
+const PRESENCE_ADD_SCRIPT = `
 ${NOW_MS}
 redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[3])), ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -166,14 +189,14 @@ return 1
 `;
 
 /** KEYS: presence hash, expiry zset. ARGV: client id. */
-export const PRESENCE_REMOVE_SCRIPT = `
+const PRESENCE_REMOVE_SCRIPT = `
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 `;
 
 /** KEYS: presence hash, expiry zset. Drops expired entries, then returns HGETALL (ARGV[1] = '1') or HVALS. */
-export const PRESENCE_GET_SCRIPT = `
+const PRESENCE_GET_SCRIPT = `
 ${NOW_MS}
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', string.format('%.0f', now))
 for _, c in ipairs(expired) do redis.call('HDEL', KEYS[1], c) end
@@ -187,10 +210,10 @@ return redis.call('HVALS', KEYS[1])
  * node). KEYS: idempotency key. ARGV: feed channel, feed message, idempotent result TTL ms.
  * Returns {1, ''} when delivered, or {0, "0:"} when the key was seen (nothing delivered again).
  */
-export const PUBLISH_UNSTORED_SCRIPT = `
+const PUBLISH_UNSTORED_SCRIPT = (mode: ScriptMode) => `
 local seen = redis.call('GET', KEYS[1])
 if seen then return {0, seen} end
-redis.call('PUBLISH', ARGV[1], ARGV[2])
+redis.call('${mode.publish}', ARGV[1], ARGV[2])
 redis.call('SET', KEYS[1], '0:', 'PX', ARGV[3])
 return {1, ''}
 `;
@@ -209,7 +232,7 @@ end`;
  * Adds or refreshes the hold; returns 1 when no node held the key before (the caller sends the "up" event).
  * The channel's keys live three TTLs past the last hold, so the sweep always finds them first.
  */
-export const LIFECYCLE_HOLD_SCRIPT = `
+const LIFECYCLE_HOLD_SCRIPT = `
 ${NOW_MS}
 local first = 0
 if redis.call('ZADD', KEYS[1], string.format('%.0f', now + tonumber(ARGV[3])), ARGV[1]) == 1 then
@@ -225,7 +248,7 @@ return first
  * KEYS: holds zset, counts hash, index zset. ARGV: member, key, channel.
  * Returns 1 when this release left no node holding the key (the caller sends the "down" event).
  */
-export const LIFECYCLE_RELEASE_SCRIPT = `
+const LIFECYCLE_RELEASE_SCRIPT = `
 local last = 0
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
   if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
@@ -242,7 +265,7 @@ return last
  * earliest hold expired (a node that stopped refreshing: killed, or cut off for longer than the TTL). Returns
  * {channel1, key1, channel2, key2, ...}: the keys no node holds any more, each reported once.
  */
-export const LIFECYCLE_SWEEP_SCRIPT = `
+const LIFECYCLE_SWEEP_SCRIPT = `
 ${NOW_MS}
 local nowText = string.format('%.0f', now)
 local out = {}
@@ -268,3 +291,19 @@ for _, ch in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowText, 'LIMIT
 end
 return out
 `;
+
+/** The engine's scripts as ioredis commands: name -> keys and Lua, for one Redis or a Redis Cluster. */
+export function redisScripts(mode: ScriptMode): Record<string, { numberOfKeys: number; lua: string }> {
+  return {
+    heraldPublish: { numberOfKeys: 4, lua: PUBLISH_SCRIPT(mode) },
+    heraldPublishUnstored: { numberOfKeys: 1, lua: PUBLISH_UNSTORED_SCRIPT(mode) },
+    heraldHistory: { numberOfKeys: 3, lua: HISTORY_SCRIPT(mode) },
+    heraldRotateEpoch: { numberOfKeys: 1, lua: ROTATE_EPOCH_SCRIPT },
+    heraldPresenceAdd: { numberOfKeys: 2, lua: PRESENCE_ADD_SCRIPT },
+    heraldPresenceRemove: { numberOfKeys: 2, lua: PRESENCE_REMOVE_SCRIPT },
+    heraldPresenceGet: { numberOfKeys: 2, lua: PRESENCE_GET_SCRIPT },
+    heraldLifecycleHold: { numberOfKeys: 3, lua: LIFECYCLE_HOLD_SCRIPT },
+    heraldLifecycleRelease: { numberOfKeys: 3, lua: LIFECYCLE_RELEASE_SCRIPT },
+    heraldLifecycleSweep: { numberOfKeys: 1, lua: LIFECYCLE_SWEEP_SCRIPT },
+  };
+}
