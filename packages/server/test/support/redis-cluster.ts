@@ -30,8 +30,11 @@ export interface TestRedisCluster {
   primaryOfSlot(slot: number): Promise<number>;
   /** CLUSTER FAILOVER on a replica of the primary at `port`; waits until the replica is primary. */
   failover(primaryPort: number): Promise<{ from: number; to: number }>;
-  /** SIGKILL of the primary at `port`; waits until one of its replicas was promoted. */
-  killPrimary(primaryPort: number): Promise<{ from: number; to: number }>;
+  /**
+   * SIGKILL of the primary at `port`; waits until its replica was promoted, then starts the killed node again
+   * (empty: no persistence), which rejoins as the new primary's replica, and waits until it is in sync.
+   */
+  killPrimary(primaryPort: number): Promise<{ from: number; to: number; promotedAt: number }>;
   stop(): Promise<void>;
 }
 
@@ -73,7 +76,7 @@ export async function startRedisCluster(server = 'redis-server', cli = 'redis-cl
   const dir = mkdtempSync(join(tmpdir(), 'herald-cluster-'));
   const ports = await pickPorts();
   const children = new Map<number, ChildProcess>();
-  for (const port of ports) {
+  const launch = (port: number) => {
     const child = spawn(
       server,
       [
@@ -99,7 +102,8 @@ export async function startRedisCluster(server = 'redis-server', cli = 'redis-cl
       { stdio: 'ignore' },
     );
     children.set(port, child);
-  }
+  };
+  for (const port of ports) launch(port);
   const call = async (port: number, ...args: string[]) => {
     const r = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
     r.on('error', () => {});
@@ -144,6 +148,23 @@ export async function startRedisCluster(server = 'redis-server', cli = 'redis-cl
         return true;
       },
       'cluster_state:ok on every node',
+      20_000,
+    );
+    // Every replica has synced with its primary (a replica that never synced neither confirms a WAIT nor may take
+    // over from a failed primary).
+    await waitFor(
+      async () => {
+        let replicas = 0;
+        for (const port of ports) {
+          const info = String(await call(port, 'INFO', 'replication').catch(() => ''));
+          if (/role:slave/.test(info)) {
+            if (!/master_link_status:up/.test(info)) return false;
+            replicas++;
+          }
+        }
+        return replicas === 3;
+      },
+      'three replicas in sync with their primaries',
       20_000,
     );
   } catch (err) {
@@ -240,7 +261,17 @@ export async function startRedisCluster(server = 'redis-server', cli = 'redis-cl
         'cluster_state:ok after the failover',
         20_000,
       );
-      return { from: primaryPort, to: replica.port };
+      const promotedAt = Date.now();
+      launch(primaryPort);
+      await waitFor(
+        async () => {
+          const info = String(await call(primaryPort, 'INFO', 'replication').catch(() => ''));
+          return /role:slave/.test(info) && /master_link_status:up/.test(info);
+        },
+        `:${primaryPort} back as a replica in sync`,
+        20_000,
+      );
+      return { from: primaryPort, to: replica.port, promotedAt };
     },
     stop,
   };

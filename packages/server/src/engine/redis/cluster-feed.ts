@@ -182,12 +182,39 @@ export class ClusterFeed implements Feed {
       await new Promise((r) => setTimeout(r, RECOVER_DELAYS_MS[Math.min(attempt, RECOVER_DELAYS_MS.length - 1)]));
       if (this.closed) break;
       const refreshed = await new Promise<boolean>((resolve) => this.cluster.refreshSlotsCache((err) => resolve(!err)));
-      if (refreshed && this.cluster.status === 'ready') break;
+      if (refreshed && this.cluster.status === 'ready' && (await this.primariesAnswer())) break;
     }
     this.recovering = false;
     if (this.closed) return;
     this.broken = false;
     this.everReady = true;
     for (const h of this.readyHandlers) h();
+  }
+
+  /**
+   * Whether every primary the slot map names answers a PING on a subscriber connection. A primary that died keeps
+   * its slots in the map until the cluster promotes its replica (cluster-node-timeout and an election later): until
+   * then the feed waits rather than subscribe there and fail again.
+   */
+  private async primariesAnswer(): Promise<boolean> {
+    const owners = new Set<string>();
+    for (const nodes of this.cluster.slots) if (nodes?.[0] !== undefined) owners.add(nodes[0]);
+    const answers = await Promise.all(
+      [...owners].map(async (node) => {
+        const conn = this.connTo(node);
+        try {
+          await Promise.race([
+            conn.ping(),
+            new Promise((_, reject) => setTimeout(() => reject(new Error('no PONG')), 1000).unref()),
+          ]);
+          return true;
+        } catch {
+          if (this.conns.get(node) === conn) this.conns.delete(node);
+          conn.disconnect(false);
+          return false;
+        }
+      }),
+    );
+    return answers.every(Boolean);
   }
 }
