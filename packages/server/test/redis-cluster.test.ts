@@ -162,6 +162,39 @@ describe('the Redis engine on a 6-node Redis Cluster', { timeout: 60_000 }, () =
     assert.equal(await b.lifecycle!.release('life:1', 'o', 'node-b'), true);
   });
 
+  test('a subscribed channel whose slot moves to another primary: the feed follows it and reports the interruption, and the history moved along', async () => {
+    const ch = 'move:1';
+    const slot = keySlot(`{${ch}}`);
+    await b.broker.subscribe(ch);
+    await a.broker.publish(ch, { data: '"before"' }, opts);
+    await waitFor(() => eb.pubs.includes(`${ch}@1:"before"`), 'delivery before the move');
+    const before = eb.interrupted;
+    const from = await cluster.primaryOfSlot(slot);
+    const primaries = (await cluster.topology()).filter((n) => n.role === 'master').map((n) => n.port);
+    await cluster.moveSlot(
+      slot,
+      primaries.find((p) => p !== from)!,
+    );
+    await waitFor(() => eb.interrupted > before, 'feed interruption reported on b', 10_000);
+    await waitFor(() => b.isReady(), 'b ready again', 10_000);
+    let offset = 0;
+    await waitFor(
+      async () => {
+        offset = (await a.broker.publish(ch, { data: '"after"' }, opts).catch(() => ({ offset: 0 }))).offset;
+        return offset > 0;
+      },
+      'a publish accepted by the new owner of the slot',
+      10_000,
+    );
+    assert.equal(offset, 2);
+    await waitFor(() => eb.pubs.includes(`${ch}@2:"after"`), 'delivery after the move', 10_000);
+    const h = await b.history.history(ch, hq);
+    assert.deepEqual(
+      h.publications.map((p) => p.data),
+      ['"before"', '"after"'],
+    );
+  });
+
   test('a CLUSTER FAILOVER of the primary that holds a subscribed channel: the feed follows the new primary and reports the interruption', async () => {
     const ch = 'follow:1';
     await b.broker.subscribe(ch);

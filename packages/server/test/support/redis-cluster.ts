@@ -28,6 +28,8 @@ export interface TestRedisCluster {
   topology(port?: number): Promise<ClusterNodeInfo[]>;
   /** The port of the primary that owns `slot`, as the cluster sees it now. */
   primaryOfSlot(slot: number): Promise<number>;
+  /** Moves one slot with its keys to the primary at `toPort` (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE). */
+  moveSlot(slot: number, toPort: number): Promise<{ from: number; to: number }>;
   /** CLUSTER FAILOVER on a replica of the primary at `port`; waits until the replica is primary. */
   failover(primaryPort: number): Promise<{ from: number; to: number }>;
   /**
@@ -208,6 +210,35 @@ export async function startRedisCluster(server = 'redis-server', cli = 'redis-cl
       const owner = nodes.find((n) => n.role === 'master' && n.slots.some(([a, b]) => slot >= a && slot <= b));
       if (!owner) throw new Error(`no primary owns slot ${slot}`);
       return owner.port;
+    },
+    async moveSlot(slot, toPort) {
+      const nodes = await topology();
+      const from = await cluster.primaryOfSlot(slot);
+      const src = nodes.find((n) => n.port === from)!;
+      const dst = nodes.find((n) => n.port === toPort)!;
+      if (from === toPort) throw new Error(`slot ${slot} is on :${toPort} already`);
+      await call(toPort, 'CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', src.id);
+      await call(from, 'CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', dst.id);
+      for (let round = 0; round < 100; round++) {
+        const keys = (await call(from, 'CLUSTER', 'GETKEYSINSLOT', String(slot), '100')) as string[];
+        if (keys.length === 0) break;
+        await call(from, 'MIGRATE', '127.0.0.1', String(toPort), '', '0', '5000', 'KEYS', ...keys);
+      }
+      for (const port of [toPort, from, ...nodes.filter((n) => n.role === 'master').map((n) => n.port)])
+        await call(port, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', dst.id);
+      await waitFor(
+        async () => {
+          for (const p of ports) {
+            const view = await topology(p).catch(() => []);
+            const owner = view.find((n) => n.role === 'master' && n.slots.some(([a, b]) => slot >= a && slot <= b));
+            if (owner?.port !== toPort) return false;
+          }
+          return true;
+        },
+        `slot ${slot} on :${toPort}, as every node sees it`,
+        15_000,
+      );
+      return { from, to: toPort };
     },
     async failover(primaryPort) {
       const nodes = await topology(primaryPort);
