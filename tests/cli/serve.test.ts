@@ -141,3 +141,25 @@ test('herald token without --user explains what is missing', () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--user is required/);
 });
+
+test('--redis-cluster-nodes together with --redis-url stops herald serve with exit 2 and a message naming both', () => {
+  const env = { ...process.env, WS_PORT: '0' };
+  delete env.REDIS_URL;
+  delete env.HERALD_REDIS_CLUSTER_NODES;
+  const r = spawnSync(
+    process.execPath,
+    [
+      bin,
+      'serve',
+      '--engine',
+      'redis',
+      '--redis-cluster-nodes',
+      '127.0.0.1:7000,127.0.0.1:7001',
+      '--redis-url',
+      'redis+sentinel://127.0.0.1:26379/mymaster',
+    ],
+    { env, encoding: 'utf8', timeout: 10_000 },
+  );
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /HERALD_REDIS_CLUSTER_NODES and REDIS_URL are both set: .*a Cluster has no Sentinel/);
+});

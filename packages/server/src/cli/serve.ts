@@ -17,6 +17,7 @@ const FLAG_ENV: Record<string, string> = {
   'allowed-origins': 'HERALD_ALLOWED_ORIGINS',
   engine: 'HERALD_ENGINE',
   'redis-url': 'REDIS_URL',
+  'redis-cluster-nodes': 'HERALD_REDIS_CLUSTER_NODES',
   'redis-prefix': 'HERALD_REDIS_PREFIX',
   'database-url': 'HERALD_DATABASE_URL',
   'log-level': 'HERALD_LOG_LEVEL',
@@ -25,7 +26,7 @@ const FLAG_ENV: Record<string, string> = {
 
 export const serveUsage = `herald serve [--config FILE] [--env-file FILE] [--port N] [--host ADDR] [--token-secret S]
              [--api-key K] [--allowed-origins a,b] [--engine memory|redis] [--redis-url URL] [--database-url URL]
-             [--insecure] [--log-level LEVEL]
+             [--redis-cluster-nodes host:port,…] [--insecure] [--log-level LEVEL]
   Every flag mirrors an environment variable (see @herald/server/docs/configuration.md); flags win. --env-file reads
   NAME=value lines (herald init writes one); variables already in the environment win over the file.`;
 
