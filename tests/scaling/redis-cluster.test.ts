@@ -9,7 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { keySlot } from '../../packages/server/src/engine/redis/slots.js';
 import { startRedisCluster, type TestRedisCluster } from '../../packages/server/test/support/redis-cluster.js';
-import { newEpochOnly } from './support/checker.js';
+import { Redis } from 'ioredis';
+import { newEpochOnly, storeLost } from './support/checker.js';
 import { subscriber, type TrackedSub } from './support/clients.js';
 import { expectNothingLost } from './support/nothing-lost.js';
 import { Cluster, type HeraldNode } from './support/nodes.js';
@@ -19,6 +20,7 @@ import { sleep, waitFor } from './support/util.js';
 describe('Herald nodes on a Redis Cluster', { timeout: 90_000 }, () => {
   let redis: TestRedisCluster;
   let herald: Cluster;
+  let two: Cluster | undefined;
   let nodes: HeraldNode[];
   const subs: TrackedSub[] = [];
   const prefix = `herald-cluster-${process.pid}`;
@@ -32,6 +34,54 @@ describe('Herald nodes on a Redis Cluster', { timeout: 90_000 }, () => {
     throw new Error(`no channel ${stem}-* ${on ? 'on' : 'off'} :${port}`);
   }
 
+  /**
+   * Reads the replica at `port` every few ms until it is promoted: the last reading taken while it was still a
+   * replica gives, per channel, the epoch and top offset it held (READONLY: a cluster replica answers reads of its
+   * primary's slots). The meta is read before ROLE on the same connection, so a reading followed by `slave` was
+   * taken before the promotion. Anything at or below that offset is on the new primary.
+   */
+  function watchReplica(port: number, metaPrefix: string, channels: string[]) {
+    const r = new Redis(port, '127.0.0.1', { maxRetriesPerRequest: 1, retryStrategy: () => 20 }).on('error', () => {});
+    let last: Map<string, { epoch: string; offset: number }> | undefined;
+    let stopped = false;
+    const done = (async () => {
+      await r.call('READONLY');
+      for (let i = 0; !stopped && i < 20_000; i++) {
+        try {
+          const p = r.pipeline();
+          for (const ch of channels) p.hmget(`${metaPrefix}.meta.{${ch}}`, 'e', 's');
+          p.role();
+          const res = (await p.exec()) ?? [];
+          const role = res[channels.length]?.[1] as string[] | undefined;
+          if (role?.[0] !== 'slave') break;
+          // Once the cluster marks the primary failed, the replica answers CLUSTERDOWN until its promotion: the
+          // last reading it answered stands (nothing reaches it from the dead primary any more).
+          if (res.slice(0, channels.length).every(([err]) => !err))
+            last = new Map(
+              channels.map((ch, j) => {
+                const [e, o] = (res[j]?.[1] ?? []) as (string | null)[];
+                return [ch, { epoch: e ?? '', offset: Number(o ?? 0) }];
+              }),
+            );
+        } catch {
+          // Read again (the role tells).
+        }
+        await sleep(3);
+      }
+      r.disconnect();
+    })();
+    return {
+      async kept() {
+        await done;
+        if (!last) throw new Error(`no reading of the replica :${port} before its promotion`);
+        return last;
+      },
+      stop() {
+        stopped = true;
+      },
+    };
+  }
+
   before(async () => {
     redis = await startRedisCluster();
     herald = new Cluster('', prefix, {
@@ -43,6 +93,7 @@ describe('Herald nodes on a Redis Cluster', { timeout: 90_000 }, () => {
   after(async () => {
     for (const s of subs) s.client.disconnect();
     await herald?.stop();
+    await two?.stop();
     await redis?.stop();
   });
 
@@ -158,5 +209,55 @@ describe('Herald nodes on a Redis Cluster', { timeout: 90_000 }, () => {
     // The channels' history lives on the promoted replica now.
     assert.equal(await redis.command(to, 'EXISTS', `${prefix}.stream.{${chans[0]}}`), 1);
     for (const n of nodes) assert.ok(n.alive(), `node ${n.name} stayed up`);
+  });
+
+  test('a primary SIGKILLed under load without HERALD_REDIS_MIN_REPLICAS: publishes during the switch are refused, and a subscriber misses only acknowledged publications the replica did not have when it was promoted', async () => {
+    const prefix2 = `${prefix}-async`;
+    two = new Cluster('', prefix2, { HERALD_REDIS_CLUSTER_NODES: redis.nodesEnv });
+    const pair = await Promise.all([two.start('c'), two.start('d')]);
+    const victim = await redis.primaryOfSlot(keySlot('{room:async-0}'));
+    const chans = [await channelOn('room:async', victim), await channelOn('room:async-b', victim)];
+    const mine: TrackedSub[] = [];
+    for (const [i, ch] of chans.entries())
+      for (const node of pair) mine.push(await subscriber(`v${i}-${node.name}`, ch, () => node.wsUrl));
+    subs.push(...mine);
+    let k = 0;
+    const pub = startPublisher('async', chans, () => pair[k++ % 2], { intervalMs: 10 });
+    let faultAt = 0;
+    let failover = { from: 0, to: 0, promotedAt: 0 };
+    let resumedAt = 0;
+    let kept = new Map<string, { epoch: string; offset: number }>();
+    try {
+      await sleep(500);
+      const watch = watchReplica(await redis.replicaOf(victim), prefix2, chans);
+      await sleep(50);
+      faultAt = Date.now();
+      failover = await redis.killPrimary(victim).finally(() => watch.stop());
+      kept = await watch.kept();
+      await waitFor(
+        async () => (await Promise.all(pair.map((n) => n.ready()))).every((s) => s === 200),
+        'both nodes ready again',
+        20_000,
+      );
+      const acksBefore = pub.stats.acks.length;
+      await waitFor(() => pub.stats.acks.length > acksBefore + 20, 'publishes succeed on the new primary', 20_000);
+      resumedAt = Date.now();
+    } finally {
+      await pub.stop();
+    }
+    const { from, to } = failover;
+    await expectNothingLost(`cluster primary :${from} killed without min replicas, :${to} promoted`, pub.stats, mine, {
+      faultAt,
+      excused: storeLost({
+        what: `only offsets above what the replica held at its promotion (${[...kept].map(([ch, p]) => `${ch} ${p.offset}`).join(', ')}), told until 5 s after publishes succeed again`,
+        kept,
+        from: faultAt,
+        until: resumedAt + 5000,
+      }),
+      refused: 'some',
+      refusedWithin: { from: faultAt, until: resumedAt },
+      maxUnanswered: 0,
+    });
+    for (const n of pair) assert.ok(n.alive(), `node ${n.name} stayed up`);
   });
 });

@@ -28,6 +28,8 @@ export interface TestRedisCluster {
   topology(port?: number): Promise<ClusterNodeInfo[]>;
   /** The port of the primary that owns `slot`, as the cluster sees it now. */
   primaryOfSlot(slot: number): Promise<number>;
+  /** The port of the replica of the primary at `primaryPort`. */
+  replicaOf(primaryPort: number): Promise<number>;
   /** Moves one slot with its keys to the primary at `toPort` (SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE). */
   moveSlot(slot: number, toPort: number): Promise<{ from: number; to: number }>;
   /** CLUSTER FAILOVER on a replica of the primary at `port`; waits until the replica is primary. */
@@ -210,6 +212,13 @@ export async function startRedisCluster(server = 'redis-server', cli = 'redis-cl
       const owner = nodes.find((n) => n.role === 'master' && n.slots.some(([a, b]) => slot >= a && slot <= b));
       if (!owner) throw new Error(`no primary owns slot ${slot}`);
       return owner.port;
+    },
+    async replicaOf(primaryPort) {
+      const nodes = await topology(primaryPort);
+      const me = nodes.find((n) => n.port === primaryPort)!;
+      const replica = nodes.find((n) => n.primaryId === me.id);
+      if (!replica) throw new Error(`no replica of :${primaryPort}`);
+      return replica.port;
     },
     async moveSlot(slot, toPort) {
       const nodes = await topology();
