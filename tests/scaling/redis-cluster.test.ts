@@ -206,6 +206,10 @@ describe('Herald nodes on a Redis Cluster', { timeout: 90_000 }, () => {
       },
     });
     assert.ok(moved >= 2, 'each node rebuilt its feed on the new primary (redis_feed_moved)');
+    for (const n of nodes) {
+      const line = n.logs.find((l) => l.code === 'redis_feed_moved');
+      assert.equal(line?.redis, `cluster ${redis.nodesEnv}`, `node ${n.name}'s redis_feed_moved names the cluster`);
+    }
     // The channels' history lives on the promoted replica now.
     assert.equal(await redis.command(to, 'EXISTS', `${prefix}.stream.{${chans[0]}}`), 1);
     for (const n of nodes) assert.ok(n.alive(), `node ${n.name} stayed up`);

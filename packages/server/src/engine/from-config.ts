@@ -17,11 +17,11 @@ export function engineFromConfig(config: HeraldConfig, log: Logger): Engine {
   if (!isInstalled('ioredis')) throw new ConfigError([missingDependency('redis-engine')]);
   const clusterNodes = config.redisClusterNodes;
   const many = !clusterNodes && config.redisUrls.length > 1;
-  const where = (
-    clusterNodes
-      ? [`cluster ${clusterNodes.map((n) => (n.includes('://') ? redactRedisUrl(n, 'node') : n)).join(',')}`]
-      : config.redisUrls
-  ).map((u, i) => redactRedisUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'));
+  const where = clusterNodes
+    ? [`cluster ${clusterNodes.map((n) => (n.includes('://') ? redactRedisUrl(n, 'node') : n)).join(',')}`]
+    : config.redisUrls.map((u, i) =>
+        redactRedisUrl(u, many ? `REDIS_URL entry ${i + 1} (unparsable)` : 'REDIS_URL (unparsable)'),
+      );
   return deferredEngine({
     name: 'redis',
     capabilities: { shared: true },
