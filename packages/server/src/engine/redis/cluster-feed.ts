@@ -19,8 +19,10 @@ const RECOVER_DELAYS_MS = [50, 100, 200, 400, 800, 1000];
 export class ClusterFeed implements Feed {
   /** Subscriber connection per primary ("host:port"). */
   private readonly conns = new Map<string, Redis>();
-  /** Subscribed name -> the primary it was subscribed on. */
-  private readonly where = new Map<string, string>();
+  /** Subscribed name -> the primary it was subscribed on, and its slot. */
+  private readonly where = new Map<string, { node: string; slot: number }>();
+  /** Subscribed slot -> its primary and how many subscribed names it holds (the topology check walks these). */
+  private readonly slotsInUse = new Map<number, { node: string; names: number }>();
   private messageHandler: (name: string, message: string) => void = () => {};
   private readonly readyHandlers: (() => void)[] = [];
   private readonly lostHandlers: (() => void)[] = [];
@@ -65,7 +67,13 @@ export class ClusterFeed implements Feed {
       sent.push(
         conn.ssubscribe(...group).then(
           () => {
-            for (const name of group) this.where.set(name, node);
+            for (const name of group) {
+              if (this.where.has(name)) continue;
+              this.where.set(name, { node, slot });
+              const used = this.slotsInUse.get(slot);
+              if (used) used.names++;
+              else this.slotsInUse.set(slot, { node, names: 1 });
+            }
           },
           (err: unknown) => {
             // A MOVED answer: the slot map is out of date.
@@ -79,9 +87,12 @@ export class ClusterFeed implements Feed {
   }
 
   async unsubscribe(name: string): Promise<void> {
-    const node = this.where.get(name);
+    const at = this.where.get(name);
+    if (at === undefined) return;
     this.where.delete(name);
-    const conn = node === undefined ? undefined : this.conns.get(node);
+    const used = this.slotsInUse.get(at.slot);
+    if (used && --used.names <= 0) this.slotsInUse.delete(at.slot);
+    const conn = this.conns.get(at.node);
     if (conn?.status === 'ready') await conn.sunsubscribe(name);
   }
 
@@ -141,9 +152,9 @@ export class ClusterFeed implements Feed {
   /** After a slot map refresh: a subscribed name whose slot another primary owns now means the feed moved. */
   private checkTopology(): void {
     if (this.broken || this.closed) return;
-    for (const [name, node] of this.where) {
-      if (this.cluster.slots[keySlot(name)]?.[0] !== node) {
-        this.lost(`the slot of ${name} moved from ${node}`);
+    for (const [slot, { node }] of this.slotsInUse) {
+      if (this.cluster.slots[slot]?.[0] !== node) {
+        this.lost(`slot ${slot} moved from ${node}`);
         return;
       }
     }
@@ -153,6 +164,7 @@ export class ClusterFeed implements Feed {
     const conns = [...this.conns.values()];
     this.conns.clear();
     this.where.clear();
+    this.slotsInUse.clear();
     for (const c of conns) c.disconnect(false);
   }
 
