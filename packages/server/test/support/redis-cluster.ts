@@ -74,11 +74,23 @@ async function pickPorts(): Promise<number[]> {
   throw new Error('no 6 free ports (and bus ports) in 7100-7999');
 }
 
+/** A port picked as free was taken by another process before our server bound it: pick others. */
+class PortTaken extends Error {}
+
 export async function startRedisCluster(server = 'redis-server', cli = 'redis-cli'): Promise<TestRedisCluster> {
   if (spawnSync(server, ['--version']).status !== 0)
     throw new Error(`${server} is not installed (apt-get install -y redis-server)`);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(server, cli, await pickPorts());
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnce(server: string, cli: string, ports: number[]): Promise<TestRedisCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'herald-cluster-'));
-  const ports = await pickPorts();
   const children = new Map<number, ChildProcess>();
   const launch = (port: number) => {
     const child = spawn(
@@ -130,8 +142,21 @@ export async function startRedisCluster(server = 'redis-server', cli = 'redis-cl
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    for (const port of ports)
-      await waitFor(async () => (await call(port, 'PING').catch(() => '')) === 'PONG', `${server} on :${port}`, 10_000);
+    for (const port of ports) {
+      const child = children.get(port)!;
+      await waitFor(
+        async () => {
+          // Another test's server on the port (ours could not bind it) answers too: check whose it is.
+          if (child.exitCode !== null) throw new PortTaken(`${server} on :${port} exited (port taken)`);
+          const info = String(await call(port, 'INFO', 'server').catch(() => ''));
+          const pid = /process_id:(\d+)/.exec(info)?.[1];
+          if (pid !== undefined && Number(pid) !== child.pid) throw new PortTaken(`:${port} is another process's`);
+          return pid !== undefined;
+        },
+        `${server} on :${port}`,
+        10_000,
+      );
+    }
     const create = spawn(
       cli,
       ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '1', '--cluster-yes'],
