@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { BrokerEventHandler, ControlMessage } from '../src/engine/broker.js';
 import type { Engine } from '../src/engine/engine.js';
 import type { ClientInfo, Publication, StreamPosition } from '../src/engine/types.js';
-import { engineFactories, engineNames } from './support/engines.js';
+import { engineFactories, engineNames, heavyEngineNames } from './support/engines.js';
 import { waitFor } from './support/herald.js';
 
 /** The contracts written on engine/broker.ts, history.ts and presence.ts, checked through the interfaces alone. */
@@ -35,7 +35,11 @@ const hq = { historySize: 5, historyTtlMs: 60_000, historyMetaTtlMs: 3_600_000 }
 let seq = 0;
 const uniq = (name: string) => `contract-${process.pid}-${Date.now()}-${++seq}-${name}`;
 
-for (const engineName of engineNames) {
+// The contract takes one engine per suite: it runs on the heavy engines too unless HERALD_TEST_ENGINES chooses.
+const contractEngines =
+  process.env.HERALD_TEST_ENGINES === undefined ? [...engineNames, ...heavyEngineNames] : engineNames;
+
+for (const engineName of contractEngines) {
   describe(`engine contract (${engineName})`, { timeout: 30_000 }, () => {
     let engine: Engine;
     let rec: Recorder;
