@@ -152,6 +152,24 @@ test('an RS256 token is refused as alg_not_allowed when only a shared secret is 
   assert.match(err.message, /shared secret/);
 });
 
+test('a token whose signature text is altered in the unused bits of its last character is refused as malformed', async () => {
+  const a = auth();
+  const good = await hs({ sub: 'alice', exp: nowSec() + 60 });
+  assert.equal((await a.verifyConnectionToken(good)).user, 'alice');
+  // HS256's 32 bytes take 43 characters: the last one carries 2 unused bits, so 4 texts decode to the same bytes.
+  const last = good.at(-1)!;
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const base = alphabet.indexOf(last) & ~3;
+  const twins = [0, 1, 2, 3].map((i) => alphabet[base + i]!).filter((c) => c !== last);
+  assert.equal(twins.length, 3);
+  for (const c of twins) {
+    const altered = good.slice(0, -1) + c;
+    assert.deepEqual(Buffer.from(altered.split('.')[2]!, 'base64url'), Buffer.from(good.split('.')[2]!, 'base64url'));
+    const err = await refused(a.verifyConnectionToken(altered), 'malformed');
+    assert.match(err.message, /signature part is not canonical base64url/);
+  }
+});
+
 test('a token with an algorithm Herald does not know is refused as alg_not_allowed', async () => {
   const token = `${b64url('{"alg":"HS1"}')}.${b64url('{"sub":"x"}')}.c2ln`;
   await refused(auth().verifyConnectionToken(token), 'alg_not_allowed');

@@ -23,7 +23,10 @@ export function verifySession(secret: string, value: string | undefined, now = D
   const dot = value.lastIndexOf('.');
   if (dot < 0) return false;
   const payload = value.slice(0, dot);
-  const given = Buffer.from(value.slice(dot + 1), 'base64url');
+  const text = value.slice(dot + 1);
+  const given = Buffer.from(text, 'base64url');
+  // One text per signature: base64url's unused last bits must not make several cookie values that all verify.
+  if (given.toString('base64url') !== text) return false;
   const expected = mac(secret, payload);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return false;
   const expires = Number(payload.split('.')[0]);

@@ -77,6 +77,11 @@ function parseHeader(token: string, maxTokenBytes: number): ParsedHeader {
       'invalid token: unsigned token (alg none)',
     );
   }
+  // The signature's text must be the one encoding of its bytes: base64url leaves unused bits in the last character,
+  // and a decoder that ignores them would accept several texts for one token (a token that is not the one issued).
+  if (Buffer.from(s, 'base64url').toString('base64url') !== s) {
+    throw malformed('not a JWT: the signature part is not canonical base64url (the token was altered)');
+  }
   const kid = own(header, 'kid');
   if (kid !== undefined && typeof kid !== 'string') throw malformed('not a JWT: "kid" in the header is not a string');
   // Only the fields key selection needs; jose parses the header again itself for verification.
