@@ -160,7 +160,7 @@ export class HeraldNode implements HeraldCore {
 
     this.running = engine.broker.run({
       onPublication: (channel, pub, position) => {
-        this.metrics.delivered.inc(this.hub.onPublication(channel, pub, position));
+        this.metrics.countDelivered(this.hub.onPublication(channel, pub, position));
       },
       onJoin: (channel, info) => this.hub.onJoin(channel, info),
       onLeave: (channel, info) => this.hub.onLeave(channel, info),
@@ -260,7 +260,7 @@ export class HeraldNode implements HeraldCore {
     const input = opts.tags ? { data: text, tags: opts.tags } : { data: text };
     const pos = await this.engine.broker.publish(rules.channel, input, po);
     this.metrics.publishLatency.observe((performance.now() - started) / 1000);
-    this.metrics.published.inc({ source: opts.source ?? 'server' });
+    this.metrics.countPublished(opts.source ?? 'server');
     return pos;
   }
 
@@ -430,11 +430,11 @@ export class HeraldNode implements HeraldCore {
       },
       userConnectionCount: (user) => byUser.get(user)?.size ?? 0,
       metrics: {
-        command: (m) => metrics.commands.inc({ method: m }),
-        error: (c) => metrics.errors.inc({ code: String(c) }),
-        disconnect: (c) => metrics.disconnects.inc({ code: String(c) }),
-        delivered: (n) => metrics.delivered.inc(n),
-        published: () => metrics.published.inc({ source: 'client' }),
+        command: (m) => metrics.countCommand(m),
+        error: (c) => metrics.countError(c),
+        disconnect: (c) => metrics.countDisconnect(c),
+        delivered: (n) => metrics.countDelivered(n),
+        published: () => metrics.countPublished('client'),
       },
       logWarn: (obj, msg) => log.warn(obj, msg),
     };

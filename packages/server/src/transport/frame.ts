@@ -14,8 +14,14 @@ export function sharedProtobufReply(frame: SharedFrame): Buffer {
  * Server-to-client WebSocket frames (RFC 6455 section 5.2: FIN, opcode 1 for text, 2 for binary, no mask). Built
  * once per shared message so that a broadcast costs one socket write per subscriber and no per-subscriber framing.
  */
-export function encodeTextFrame(payload: Buffer): Buffer {
-  return encodeFrame(payload, 0x81);
+export function encodeTextFrame(text: string): Buffer {
+  // Encoded straight into the frame's buffer: no intermediate Buffer of the payload to copy.
+  const len = Buffer.byteLength(text);
+  const headerLen = frameHeaderLength(len);
+  const frame = Buffer.allocUnsafe(headerLen + len);
+  writeFrameHeader(frame, 0x81, len, headerLen);
+  frame.write(text, headerLen);
+  return frame;
 }
 
 /** A binary frame (the protobuf encoding). */
@@ -23,12 +29,21 @@ export function encodeBinaryFrame(payload: Buffer): Buffer {
   return encodeFrame(payload, 0x82);
 }
 
+function frameHeaderLength(len: number): number {
+  if (len > 0xffff) return 10;
+  return len > 125 ? 4 : 2;
+}
+
 function encodeFrame(payload: Buffer, first: number): Buffer {
   const len = payload.length;
-  let headerLen = 2;
-  if (len > 0xffff) headerLen = 10;
-  else if (len > 125) headerLen = 4;
+  const headerLen = frameHeaderLength(len);
   const frame = Buffer.allocUnsafe(headerLen + len);
+  writeFrameHeader(frame, first, len, headerLen);
+  payload.copy(frame, headerLen);
+  return frame;
+}
+
+function writeFrameHeader(frame: Buffer, first: number, len: number, headerLen: number): void {
   frame[0] = first;
   if (headerLen === 2) {
     frame[1] = len;
@@ -40,6 +55,4 @@ function encodeFrame(payload: Buffer, first: number): Buffer {
     frame.writeUInt32BE(Math.floor(len / 0x100000000), 2);
     frame.writeUInt32BE(len >>> 0, 6);
   }
-  payload.copy(frame, headerLen);
-  return frame;
 }

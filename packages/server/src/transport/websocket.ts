@@ -59,6 +59,19 @@ function flushAll(): void {
   for (const t of batch) t.flush();
 }
 
+/**
+ * Event-loop turns in which a frame went out at once, numbered: a socket that was written in this turn queues what
+ * follows for the end of the turn. One setImmediate per turn for all sockets, where a flush per written socket used
+ * to be scheduled.
+ */
+let turn = 0;
+let turnScheduled = false;
+
+function nextTurn(): void {
+  turn++;
+  turnScheduled = false;
+}
+
 function scheduleFlush(t: WsTransport): void {
   dirty.push(t);
   if (!flushScheduled) {
@@ -94,6 +107,8 @@ class WsTransport implements ClientTransport {
   private queuedBytes = 0;
   private out: Buffer[] = [];
   private isDirty = false;
+  /** The turn in which a frame was last written at once (see `turn`). */
+  private wroteInTurn = -1;
   private closing = false;
   /** The close code this side chose; reported instead of 1006 when the peer never answers the close frame. */
   closeCode: number | undefined;
@@ -153,13 +168,16 @@ class WsTransport implements ClientTransport {
         frame.protobufBytes = encodeBinaryFrame(reply);
       }
       bytes = frame.protobufBytes;
-    } else bytes = frame.bytes ??= encodeTextFrame(Buffer.from(frame.text));
-    if (!this.isDirty && this.out.length === 0 && this.ws.readyState === 1) {
+    } else bytes = frame.bytes ??= encodeTextFrame(frame.text);
+    if (!this.isDirty && this.wroteInTurn !== turn && this.out.length === 0 && this.ws.readyState === 1) {
       // First frame for this socket in this event-loop turn: write it now (lowest latency). Frames that follow in
       // the same turn are coalesced into one corked write at the end of the turn.
       this.socket.write(bytes);
-      this.isDirty = true;
-      scheduleFlush(this);
+      this.wroteInTurn = turn;
+      if (!turnScheduled) {
+        turnScheduled = true;
+        setImmediate(nextTurn);
+      }
       if (this.socket.writableLength > this.maxSendBufferBytes) this.closeSlow();
       return;
     }
@@ -253,13 +271,13 @@ class WsTransport implements ClientTransport {
       return;
     }
     if (!this.joinMessages) {
-      for (const text of this.pending) this.out.push(encodeTextFrame(Buffer.from(text)));
+      for (const text of this.pending) this.out.push(encodeTextFrame(text));
       this.pending = [];
       return;
     }
     const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('\n');
     this.pending = [];
-    this.out.push(encodeTextFrame(Buffer.from(text)));
+    this.out.push(encodeTextFrame(text));
   }
 
   private markDirty(): void {
