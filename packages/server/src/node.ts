@@ -20,6 +20,7 @@ import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInf
 import { EmulationRelay } from './emulation-relay.js';
 import { jsonDepthProblem } from './protocol/json-depth.js';
 import { Proxies } from './proxy/proxies.js';
+import { UserIndex } from './user-index.js';
 import { Session, type SessionNode } from './session.js';
 import type { ClientTransport, UpgradeRequestInfo } from './transport/connection.js';
 import { HERALD_VERSION } from './version.js';
@@ -78,7 +79,7 @@ export class HeraldNode implements HeraldCore {
   readonly proxies: Proxies | undefined;
   private readonly sessionNode: SessionNode;
   private readonly sessions = new Set<Session>();
-  private readonly byUser = new Map<string, Set<Session>>();
+  private readonly byUser = new UserIndex<Session>();
   private readonly byClient = new Map<string, Session>();
   private readonly remoteNodes = new Map<string, NodeInfo>();
   private readonly startedAt = Date.now();
@@ -360,12 +361,12 @@ export class HeraldNode implements HeraldCore {
         if (msg.node.uid !== this.uid) this.remoteNodes.set(msg.node.uid, msg.node);
         return;
       case 'disconnect':
-        for (const s of [...(this.byUser.get(msg.user) ?? [])]) {
+        for (const s of this.byUser.list(msg.user)) {
           if (!msg.client || s.id === msg.client) s.disconnect({ code: msg.code, reason: msg.reason });
         }
         return;
       case 'unsubscribe':
-        for (const s of this.byUser.get(msg.user) ?? []) {
+        for (const s of this.byUser.list(msg.user)) {
           if (!msg.client || s.id === msg.client)
             s.unsubscribeByServer(msg.channel, UnsubscribeCode.server, 'server unsubscribe');
         }
@@ -375,7 +376,7 @@ export class HeraldNode implements HeraldCore {
         this.emulationRelay.onControl(msg);
         return;
       case 'subscribe':
-        for (const s of this.byUser.get(msg.user) ?? []) {
+        for (const s of this.byUser.list(msg.user)) {
           if (!msg.client || s.id === msg.client)
             s.subscribeByServer(msg.channel).catch((err: unknown) =>
               this.log.warn({ err, channel: msg.channel }, 'server-side subscribe failed'),
@@ -416,19 +417,13 @@ export class HeraldNode implements HeraldCore {
       },
       register(s) {
         byClient.set(s.id, s);
-        let set = byUser.get(s.user);
-        if (!set) byUser.set(s.user, (set = new Set()));
-        set.add(s);
+        byUser.add(s.user, s);
       },
       unregister(s) {
         byClient.delete(s.id);
-        const set = byUser.get(s.user);
-        if (set) {
-          set.delete(s);
-          if (set.size === 0) byUser.delete(s.user);
-        }
+        byUser.delete(s.user, s);
       },
-      userConnectionCount: (user) => byUser.get(user)?.size ?? 0,
+      userConnectionCount: (user) => byUser.count(user),
       metrics: {
         command: (m) => metrics.countCommand(m),
         error: (c) => metrics.countError(c),

@@ -287,6 +287,22 @@ class WsTransport implements ClientTransport {
   }
 }
 
+/** Headers that only served the WebSocket handshake: a session does not keep them (about 200 bytes a connection). */
+const HANDSHAKE_HEADERS = new Set([
+  'upgrade',
+  'connection',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-extensions',
+]);
+
+/** The upgrade request's headers as a connection's session keeps them for hooks and proxies. */
+function sessionHeaders(headers: UpgradeRequestInfo['headers']): UpgradeRequestInfo['headers'] {
+  const kept: UpgradeRequestInfo['headers'] = {};
+  for (const name in headers) if (!HANDSHAKE_HEADERS.has(name)) kept[name] = headers[name];
+  return kept;
+}
+
 function statusText(status: number): string {
   return (
     (
@@ -459,7 +475,7 @@ export class WebSocketEndpoint {
       if (transport.closeCode !== undefined) transport.report(transport.closeCode, transport.closeReason);
       else transport.report(code, reason.toString('utf8'));
     });
-    const handlers = this.opts.onConnection(transport, info);
+    const handlers = this.opts.onConnection(transport, { ...info, headers: sessionHeaders(info.headers) });
     transport.onClosed = (code, reason) => {
       try {
         handlers.onClose(code, reason);
