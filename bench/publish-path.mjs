@@ -5,7 +5,8 @@
 // publication's bytes once as the real one does but write nowhere, so what is measured is Herald's
 // publish path: decode, checks, engine, hub, encode, reply. Compare with the `channels` scenario's server CPU per
 // delivery to see what the socket write (one syscall per delivery) adds.
-// Usage: node bench/publish-path.mjs [--n 2000] [--rounds 60] [--namespace bench|benchh] [--prof DIR]
+// Usage: node bench/publish-path.mjs [--n 2000] [--rounds 60] [--namespace bench|benchh] [--engine memory|redis]
+//        [--prof DIR]   (redis: BENCH_REDIS_URL or redis://127.0.0.1:6379, a key prefix of its own, removed after)
 //   (run `npm run build` first; --prof writes a .cpuprofile of the measured rounds)
 import { Session } from 'node:inspector/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ const { values: args } = parseArgs({
     n: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '60' },
     namespace: { type: 'string', default: 'bench' },
+    engine: { type: 'string', default: 'memory' },
     prof: { type: 'string' },
   },
 });
@@ -28,6 +30,7 @@ const ns = args.namespace;
 const dist = new URL('../packages/server/dist/', import.meta.url);
 const { loadConfig } = await import(new URL('config/index.js', dist).href);
 const { createMemoryEngine } = await import(new URL('engine/memory/index.js', dist).href);
+const { createRedisEngine } = await import(new URL('engine/redis/index.js', dist).href);
 const { createLogger } = await import(new URL('logger.js', dist).href);
 const { HeraldNode } = await import(new URL('node.js', dist).href);
 
@@ -48,15 +51,26 @@ const { warnings: _w, ...config } = loadConfig({
     },
   },
 });
-const node = new HeraldNode({
-  config,
-  engine: createMemoryEngine(),
-  log: createLogger('silent', false),
-  tickIntervalMs: 0,
-});
+const prefix = `herald-bench-pp-${process.pid}`;
+const engine =
+  args.engine === 'redis'
+    ? createRedisEngine({ url: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', prefix })
+    : createMemoryEngine();
+const node = new HeraldNode({ config, engine, log: createLogger('silent', false), tickIntervalMs: 0 });
+async function until(cond, what) {
+  const deadline = Date.now() + 10_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
 await node.running;
+await until(() => engine.isReady(), 'engine ready');
 
 let delivered = 0;
+/** A round waits on this (no polling loop spending the CPU being measured). */
+let waiter;
 let replies = 0;
 class NullTransport {
   remoteAddress = '127.0.0.1';
@@ -66,6 +80,7 @@ class NullTransport {
   sendShared(frame) {
     frame.bytes ??= Buffer.from(frame.text); // the frame's bytes, built once per publication as on a socket
     delivered++;
+    if (waiter && delivered >= waiter.target) waiter.resolve();
   }
   pause() {}
   resume() {}
@@ -80,14 +95,6 @@ function open(user, channel) {
   return h;
 }
 
-async function until(cond, what) {
-  const deadline = Date.now() + 10_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
-
 for (let i = 0; i < N; i++) open(`u${i}`, `${ns}:own${i}`);
 const publisher = open('publisher');
 await until(() => replies >= 2 * N + 1, 'connects and subscribes');
@@ -98,9 +105,14 @@ const frames = Array.from(
   (_, i) => `{"id":${i + 1},"publish":{"channel":"${ns}:own${i}","data":${data}}}`,
 );
 async function round() {
-  const d0 = delivered;
+  const target = delivered + N;
+  const done = new Promise((resolve) => (waiter = { target, resolve }));
   for (const f of frames) publisher.onFrame(f);
-  await until(() => delivered - d0 >= N, 'deliveries');
+  const timer = setTimeout(() => waiter?.resolve(), 10_000);
+  await done;
+  clearTimeout(timer);
+  waiter = undefined;
+  if (delivered < target) throw new Error(`timed out: ${target - delivered} deliveries missing`);
 }
 
 for (let r = 0; r < 5; r++) await round(); // warm-up
@@ -127,6 +139,7 @@ const pubs = ROUNDS * N;
 console.log(
   JSON.stringify({
     namespace: ns,
+    engine: args.engine,
     channels: N,
     publications: pubs,
     cpu_us_per_publication: Math.round(((c1.user + c1.system) / pubs) * 100) / 100,
@@ -134,3 +147,15 @@ console.log(
   }),
 );
 await node.close();
+if (args.engine === 'redis') {
+  // The run's keys (streams of benchh channels, meta): removed with a SCAN over the prefix.
+  const { Redis } = await import('ioredis');
+  const r = new Redis(process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379');
+  let cursor = '0';
+  do {
+    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await r.del(...keys);
+  } while (cursor !== '0');
+  await r.quit();
+}
