@@ -13,7 +13,7 @@ import { writeResults } from './lib/report.mjs';
 import { summarize } from './lib/stats.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { scenarios } from './scenarios/index.mjs';
-import { heraldMain, repoRoot, setRedisUrl } from './targets/index.mjs';
+import { heraldMain, repoRoot, setRedisUrl, TARGETS } from './targets/index.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values: opt } = parseArgs({
@@ -37,9 +37,11 @@ const cfg = quick
       idleCounts: [5000, 10000],
       settleMs: 700,
       fixedRate: 10,
+      fixedRate2: 40,
       fixedMs: 1500,
       satMs: 1200,
       roundsMs: 1200,
+      channelCounts: [2000, 20000],
       connectN: 5000,
       connectClients: 1,
       redisRate: 50,
@@ -51,9 +53,11 @@ const cfg = quick
       idleCounts: [5000, 10000],
       settleMs: 3000,
       fixedRate: 10,
+      fixedRate2: 40,
       fixedMs: 10_000,
       satMs: 5000,
       roundsMs: 5000,
+      channelCounts: [2000, 20000],
       connectN: 5000,
       connectClients: 1,
       redisRate: 50,
@@ -66,7 +70,7 @@ if (opt['max-quiet-wait']) cfg.quietWaitMs = Number(opt['max-quiet-wait']) * 100
 
 const log = (...a) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
 const started = Date.now();
-const QUICK_BUDGET_MS = 270_000;
+const QUICK_BUDGET_MS = 540_000;
 
 if (!opt['no-build']) {
   log('building @herald/server (tsc -b packages/server)');
@@ -80,14 +84,16 @@ if (!opt['no-build']) {
 
 const only = opt.only ? opt.only.split(',') : Object.keys(scenarios);
 const onlyTargets = opt.targets ? new Set(opt.targets.split(',')) : undefined;
-const redis = only.includes('multinode') ? await startRedis() : undefined;
-if (only.includes('multinode')) {
+// Scenarios with a target on Redis (multinode, redis-history, channels' herald-redis) share one Redis.
+const usesRedis = (name) =>
+  scenarios[name]?.targets.some((t) => TARGETS[t]?.redis && (!onlyTargets || onlyTargets.has(t)));
+const redis = only.some(usesRedis) ? await startRedis() : undefined;
+if (only.some(usesRedis)) {
   if (redis) {
     setRedisUrl(redis.url);
     cfg.redis = { port: redis.port, pid: redis.pid };
-    log(`multinode uses ${redis.private ? 'a private redis-server at' : 'the Redis at'} ${redis.url}`);
-  } else
-    log('no redis-server binary and no Redis at BENCH_REDIS_URL / 127.0.0.1:6379: the multinode scenario is skipped');
+    log(`Redis targets use ${redis.private ? 'a private redis-server at' : 'the Redis at'} ${redis.url}`);
+  } else log('no redis-server binary and no Redis at BENCH_REDIS_URL / 127.0.0.1:6379: Redis targets are skipped');
 }
 
 const machine = { ...machineInfo(), load_at_start: loadavg() };
@@ -105,8 +111,7 @@ const results = {
 for (const name of only) {
   const sc = scenarios[name];
   if (!sc) throw new Error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(', ')}`);
-  if (name === 'multinode' && !redis) continue;
-  const targets = sc.targets.filter((t) => !onlyTargets || onlyTargets.has(t));
+  const targets = sc.targets.filter((t) => (!onlyTargets || onlyTargets.has(t)) && (redis || !TARGETS[t]?.redis));
   if (targets.length === 0) continue;
   const q = await waitQuiet({ maxWaitMs: cfg.quietWaitMs, log });
   results.quiet[name] = q;
@@ -159,5 +164,5 @@ for (const name of only) {
 await redis?.stop();
 results.finished = new Date().toISOString();
 results.duration_s = Math.round((Date.now() - started) / 1000);
-const files = writeResults(results, { outDir: opt.out, latest: !opt['no-latest'] });
+const files = writeResults(results, { outDir: opt.out, latest: !opt['no-latest'], scenarioDefs: scenarios });
 log(`done in ${results.duration_s} s: ${files.join(', ')}`);

@@ -22,9 +22,21 @@ function publish(channel, seq) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Opens n connections with at most `concurrency` handshakes in flight. */
-async function connectMany({ protocol, urls, n, channel, ownChannelPrefix, concurrency = 200, userPrefix = 'u' }) {
-  const tokens = Array.from({ length: n }, (_, i) => signToken(`${userPrefix}${i}`));
+/**
+ * Opens n connections with at most `concurrency` handshakes in flight. With `ownChannelPrefix`, connection i
+ * subscribes to `<prefix><first + i>` (`first` continues a previous batch).
+ */
+async function connectMany({
+  protocol,
+  urls,
+  n,
+  channel,
+  ownChannelPrefix,
+  first = 0,
+  concurrency = 200,
+  userPrefix = 'u',
+}) {
+  const tokens = Array.from({ length: n }, (_, i) => signToken(`${userPrefix}${first + i}`));
   const cpu0 = cpuUs(process.pid);
   const t0 = performance.now();
   let next = 0;
@@ -34,7 +46,7 @@ async function connectMany({ protocol, urls, n, channel, ownChannelPrefix, concu
   const worker = async () => {
     while (next < n) {
       const i = next++;
-      const ch = ownChannelPrefix !== undefined ? `${ownChannelPrefix}${i}` : channel;
+      const ch = ownChannelPrefix !== undefined ? `${ownChannelPrefix}${first + i}` : channel;
       try {
         opened.push(await open(protocol, urls[i % urls.length], tokens[i], ch, st));
       } catch (err) {

@@ -8,6 +8,8 @@ const COLUMNS = {
   idle: [
     ['rss_kb_per_conn', 'KB/conn @10k'],
     ['rss_kb_per_conn_5k', 'KB/conn @5k'],
+    ['heap_kb_per_conn', 'heap KB/conn after GC @10k'],
+    ['heap_kb_per_conn_5k', 'heap KB/conn after GC @5k'],
   ],
   fanout: [
     ['cpu_us_per_delivery', 'CPU µs/delivery (sat.)'],
@@ -16,15 +18,20 @@ const COLUMNS = {
     ['p99_ms', 'p99 ms @10k/s'],
     ['max_ms', 'max ms @10k/s'],
     ['fixed_cpu_us_per_delivery', 'CPU µs/delivery @10k/s'],
+    ['fixed40_cpu_us_per_delivery', 'CPU µs/delivery @40k/s'],
+    ['p99_ms_40', 'p99 ms @40k/s'],
     ['client_cpu_pct', 'client CPU % (sat.)'],
   ],
   channels: [
-    ['rounds_per_s', 'rounds/s'],
-    ['deliveries_per_s', 'deliveries/s'],
-    ['cpu_us_per_delivery', 'CPU µs/delivery'],
-    ['p50_ms', 'p50 ms'],
-    ['p99_ms', 'p99 ms'],
-    ['client_cpu_pct', 'client CPU %'],
+    ['cpu_us_per_delivery', 'CPU µs/delivery @2k'],
+    ['cpu_us_per_delivery_20k', 'CPU µs/delivery @20k'],
+    ['deliveries_per_s', 'deliveries/s @2k'],
+    ['deliveries_per_s_20k', 'deliveries/s @20k'],
+    ['p50_ms', 'p50 ms @2k'],
+    ['p99_ms', 'p99 ms @2k'],
+    ['p99_ms_20k', 'p99 ms @20k'],
+    ['client_cpu_pct', 'client CPU % @2k'],
+    ['client_cpu_pct_20k', 'client CPU % @20k'],
   ],
   connect: [
     ['conns_per_s', 'conns/s'],
@@ -49,6 +56,17 @@ const COLUMNS = {
     ['redis_us_per_pub', 'Redis CPU µs/pub, 1000 subs'],
     ['redis_us_per_pub_100subs', 'Redis CPU µs/pub, 100 subs'],
   ],
+  'redis-history': [
+    ['deliveries_per_cpu_s', 'deliveries per server CPU s'],
+    ['cpu_us_per_pub', 'server CPU µs/pub'],
+    ['pubs_per_s', 'pubs/s (64 in flight)'],
+    ['deliveries_per_s', 'deliveries/s'],
+    ['redis_us_per_pub', 'Redis CPU µs/pub'],
+    ['redis_cmd_us_per_pub', 'Redis publish-path µs/pub'],
+    ['redis_calls_per_pub', 'Redis calls/pub'],
+    ['deliveries_per_cpu_s_with_redis', 'deliveries per server+Redis CPU s'],
+    ['client_cpu_pct', 'client CPU %'],
+  ],
 };
 
 const fmt = (v) =>
@@ -59,7 +77,8 @@ const fmt = (v) =>
       : String(+v.toFixed(v >= 10 ? 1 : 2));
 
 /** The target each scenario's ratios are taken against (the `×` column). */
-const BASE = { 'connect-proxy': 'herald' };
+const BASE = { 'connect-proxy': 'herald', 'redis-history': 'socketio-redis' };
+const LABEL = { 'ws-raw': 'ws', 'socketio-redis': 'sio-redis' };
 const baseOf = (scenario) => BASE[scenario] ?? 'ws-raw';
 
 function ratio(scen, target, metric, base = 'ws-raw') {
@@ -68,11 +87,16 @@ function ratio(scen, target, metric, base = 'ws-raw') {
   return Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : undefined;
 }
 
-/** The issue's targets for Herald, evaluated on medians. */
-export function evaluateTargets(s) {
-  const c = (scenario, metric, against, op, factor) => {
-    const r = ratio(s[scenario], 'herald', metric, against);
+/**
+ * The issue's targets for Herald, evaluated on medians. `defs` are the scenario definitions: a scenario may carry
+ * `check(scenarioResults, allResults)` returning `{ text, parts }` (parts shaped as `c()` returns them) for its own
+ * row; the `scale` scenario's row reads it when the scenario is there.
+ */
+export function evaluateTargets(s, defs = {}) {
+  const c = (scenario, metric, against, op, factor, { target = 'herald', label } = {}) => {
+    const r = ratio(s[scenario], target, metric, against);
     return {
+      label,
       against,
       op,
       factor,
@@ -148,6 +172,60 @@ export function evaluateTargets(s) {
       },
     ],
   });
+  // The five targets of issue #17 (performance).
+  checks.push({
+    id: 'cpu_per_delivery_preframed',
+    text: '#17 (1): server CPU per delivery ≤ 0.8× ws-preframed at 10/s, 40/s (1,000 subscribers) and saturation',
+    scenario: 'fanout',
+    metric: 'cpu_us_per_delivery',
+    parts: [
+      c('fanout', 'fixed_cpu_us_per_delivery', 'ws-preframed', '<=', 0.8, { label: '10/s' }),
+      c('fanout', 'fixed40_cpu_us_per_delivery', 'ws-preframed', '<=', 0.8, { label: '40/s' }),
+      c('fanout', 'cpu_us_per_delivery', 'ws-preframed', '<=', 0.8, { label: 'saturated' }),
+    ],
+  });
+  checks.push({
+    id: 'channels_cpu_per_delivery',
+    text: '#17 (2): channels: server CPU per delivery ≤ 0.8× ws-raw at 2k and 20k channels, memory and Redis engine',
+    scenario: 'channels',
+    metric: 'cpu_us_per_delivery',
+    parts: [
+      c('channels', 'cpu_us_per_delivery', 'ws-raw', '<=', 0.8, { label: 'herald 2k' }),
+      c('channels', 'cpu_us_per_delivery_20k', 'ws-raw', '<=', 0.8, { label: 'herald 20k' }),
+      c('channels', 'cpu_us_per_delivery', 'ws-raw', '<=', 0.8, { target: 'herald-redis', label: 'herald-redis 2k' }),
+      c('channels', 'cpu_us_per_delivery_20k', 'ws-raw', '<=', 0.8, {
+        target: 'herald-redis',
+        label: 'herald-redis 20k',
+      }),
+    ],
+  });
+  const scaleCheck = s.scale && defs.scale?.check ? defs.scale.check(s.scale, s) : undefined;
+  checks.push({
+    id: 'scale',
+    text: scaleCheck?.text ?? '#17 (3): the 100k-connection scenario (`scale`)',
+    scenario: 'scale',
+    metric: scaleCheck?.metric,
+    parts: scaleCheck?.parts ?? [{ against: 'the `scale` scenario', op: '', factor: '', ratio: null, holds: null }],
+  });
+  checks.push({
+    id: 'redis_history_throughput_per_cpu',
+    text: '#17 (4): Redis engine with history: deliveries per server CPU second ≥ 1.2× Socket.IO Redis adapter',
+    scenario: 'redis-history',
+    metric: 'deliveries_per_cpu_s',
+    parts: [
+      c('redis-history', 'deliveries_per_cpu_s', 'socketio-redis', '>=', 1.2, {
+        target: 'herald-redis-history',
+        label: 'herald-redis-history',
+      }),
+    ],
+  });
+  checks.push({
+    id: 'connect_cpu_per_conn',
+    text: '#17 (5): connect+auth+subscribe server CPU per connection ≤ 0.7× ws-raw',
+    scenario: 'connect',
+    metric: 'cpu_us_per_conn',
+    parts: [c('connect', 'cpu_us_per_conn', 'ws-raw', '<=', 0.7)],
+  });
   const stretch = c('fanout', 'cpu_us_per_delivery', 'ws-raw', '<=', 0.5);
   checks.push({
     id: 'stretch_half_floor',
@@ -194,7 +272,7 @@ export function markdown(results, checks, chartFile) {
         const v = metrics[k];
         if (!v) return '–';
         const r = name !== 'multinode' && target !== base ? ratio(scen, target, k, base) : undefined;
-        const label = base === 'ws-raw' ? 'ws' : base;
+        const label = LABEL[base] ?? base;
         return `${fmt(v.median)} (${fmt(v.min)}–${fmt(v.max)})${r !== undefined && !k.startsWith('client') ? ` ${r.toFixed(2)}×${label}` : ''}`;
       });
       L.push(`| ${target} | ${cells.join(' | ')} |`);
@@ -204,7 +282,13 @@ export function markdown(results, checks, chartFile) {
   L.push('## Targets for Herald', '');
   L.push('| target | measured | holds |', '|---|---|---|');
   for (const k of checks) {
-    const measured = k.parts.map((p) => `${p.ratio ?? '–'}× ${p.against} (needs ${p.op} ${p.factor})`).join('; ');
+    const measured = k.parts
+      .map((p) =>
+        p.op
+          ? `${p.label ? `${p.label}: ` : ''}${p.ratio ?? '–'}× ${p.against} (needs ${p.op} ${p.factor})`
+          : `${p.ratio ?? '–'} (${p.against})`,
+      )
+      .join('; ');
     L.push(`| ${k.text} | ${measured} | ${k.holds === null ? 'not measured' : k.holds ? 'yes' : '**no**'} |`);
   }
   L.push('');
@@ -218,10 +302,10 @@ export function markdown(results, checks, chartFile) {
   return L.join('\n');
 }
 
-export function writeResults(results, { outDir, latest = true }) {
+export function writeResults(results, { outDir, latest = true, scenarioDefs }) {
   mkdirSync(outDir, { recursive: true });
   const stamp = results.started.slice(0, 10) + (results.mode === 'quick' ? '-quick' : '');
-  const checks = evaluateTargets(results.scenarios);
+  const checks = evaluateTargets(results.scenarios, scenarioDefs);
   results.targets = checks;
   results.ratios_to_ws_raw = {};
   for (const [name, scen] of Object.entries(results.scenarios)) {

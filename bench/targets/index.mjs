@@ -1,10 +1,10 @@
 // How each target is started: every node is its own process on 127.0.0.1 with a fresh port.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BENCH_SECRET } from '../lib/jwt.mjs';
-import { freePort, spawnNode, stopChild, waitPort } from '../lib/proc.mjs';
+import { freePort, sleep, spawnNode, stopChild, waitPort } from '../lib/proc.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '../..');
@@ -64,9 +64,13 @@ export const TARGETS = {
   'herald-protobuf': { protocol: 'herald-protobuf', channelPrefix: 'bench:', kind: 'herald' },
   'herald-history': { protocol: 'herald', channelPrefix: 'benchh:', kind: 'herald' },
   'ws-raw': { protocol: 'raw', channelPrefix: '', kind: 'ws-raw' },
+  // ws-raw's protocol, each publication framed once and the same bytes written to every subscriber's socket.
+  'ws-preframed': { protocol: 'raw', channelPrefix: '', kind: 'ws-raw', script: 'ws-preframed-server.mjs' },
   socketio: { protocol: 'sio', channelPrefix: '', kind: 'socketio' },
   'socketio-redis': { protocol: 'sio', channelPrefix: '', kind: 'socketio', redis: true },
   'herald-redis': { protocol: 'herald', channelPrefix: 'bench:', kind: 'herald', redis: true },
+  // Redis engine, channels keeping 100 publications (a Redis stream per channel, appended by the publish script).
+  'herald-redis-history': { protocol: 'herald', channelPrefix: 'benchh:', kind: 'herald', redis: true },
   // No token: the connect proxy (a minimal Node HTTP backend, its own process) names the user from the session cookie
   // the client sends (as an emulated header: the lean client cannot set upgrade headers).
   'herald-connect-proxy': { protocol: 'herald-proxy', channelPrefix: 'bench:', kind: 'herald', connectProxy: true },
@@ -92,8 +96,14 @@ function connectProxyConfig(port) {
   return path;
 }
 
+/**
+ * Preloaded (`--require`) into every target process when `heapProbe` is set: on SIGUSR2 it runs a full GC
+ * (`--expose-gc`) and writes `process.memoryUsage()` to `<BENCH_HEAP_DIR>/<pid>.json` (see `heapAfterGc`).
+ */
+const heapProbe = join(here, 'heap-probe.cjs');
+
 /** Starts `nodes` processes of a target; resolves when all accept connections. */
-export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
+export async function startTarget(name, { nodes = 1, cpuProf, heapProbe: withHeapProbe = false } = {}) {
   const def = TARGETS[name];
   if (!def) throw new Error(`unknown target ${name}`);
   const runKey = `bench-${process.pid}-${++runCounter}`;
@@ -118,6 +128,8 @@ export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
       const env = { ...cleanEnv(), BENCH_SECRET, NODE_ENV: 'production' };
       let args;
       let path = '/';
+      const pre = withHeapProbe ? ['--expose-gc', '--require', heapProbe] : [];
+      if (withHeapProbe) env.BENCH_HEAP_DIR = configDir;
       if (def.kind === 'herald') {
         Object.assign(env, {
           WS_PORT: String(port),
@@ -131,13 +143,13 @@ export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
           HERALD_COMMAND_RATE: '1000000',
         });
         if (def.redis) Object.assign(env, { HERALD_ENGINE: 'redis', REDIS_URL, HERALD_REDIS_PREFIX: runKey });
-        args = [...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : []), heraldMain, 'serve'];
+        args = [...pre, ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : []), heraldMain, 'serve'];
         path = '/connection/websocket';
       } else if (def.kind === 'ws-raw') {
-        args = [join(here, 'ws-raw-server.mjs'), String(port)];
+        args = [...pre, join(here, def.script ?? 'ws-raw-server.mjs'), String(port)];
       } else {
         if (def.redis) Object.assign(env, { BENCH_REDIS_URL: REDIS_URL, BENCH_REDIS_KEY: runKey });
-        args = [join(here, 'socketio-server.mjs'), String(port)];
+        args = [...pre, join(here, 'socketio-server.mjs'), String(port)];
         path = '/socket.io/?EIO=4&transport=websocket';
       }
       const child = spawnNode(args, { env, cwd: repoRoot, label: `${name}#${i}` });
@@ -167,7 +179,28 @@ export async function startTarget(name, { nodes = 1, cpuProf } = {}) {
     /** Processes beside the target (the connect proxy's backend), measured apart. */
     backendPids: backend ? [backend.pid] : [],
     urls: started.map((n) => n.url),
+    /** Heap after a full GC, per node (only with `heapProbe`): `{ heapUsed, external, arrayBuffers, rss }` bytes. */
+    heapAfterGc: () => Promise.all(started.map((n) => heapAfterGc(n.pid))),
     stderr: () => [...started, ...(backend ? [backend] : [])].map((n) => n.child.stderrText()).join(''),
     stop: () => Promise.all([...started, ...(backend ? [backend] : [])].map((n) => stopChild(n.child))),
   };
+}
+
+/** Signals a target process started with the heap probe and reads what it wrote (bounded: 10 s). */
+async function heapAfterGc(pid) {
+  const file = join(configDir, `${pid}.json`);
+  rmSync(file, { force: true });
+  process.kill(pid, 'SIGUSR2');
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (existsSync(file)) {
+      try {
+        return JSON.parse(readFileSync(file, 'utf8'));
+      } catch {
+        /* being written: read again */
+      }
+    }
+    await sleep(20);
+  }
+  throw new Error(`heap probe of ${pid}: no answer in 10 s`);
 }
