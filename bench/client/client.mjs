@@ -24,7 +24,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Opens n connections with at most `concurrency` handshakes in flight. With `ownChannelPrefix`, connection i
- * subscribes to `<prefix><first + i>` (`first` continues a previous batch).
+ * subscribes to `<prefix><first + i>` (`first` continues a previous batch). With `localAddresses`, connection i
+ * binds to `localAddresses[i % length]` as its source address (loopback aliases: each has its own ~28k ports).
  */
 async function connectMany({
   protocol,
@@ -33,6 +34,7 @@ async function connectMany({
   channel,
   ownChannelPrefix,
   first = 0,
+  localAddresses,
   concurrency = 200,
   userPrefix = 'u',
 }) {
@@ -48,7 +50,8 @@ async function connectMany({
       const i = next++;
       const ch = ownChannelPrefix !== undefined ? `${ownChannelPrefix}${first + i}` : channel;
       try {
-        opened.push(await open(protocol, urls[i % urls.length], tokens[i], ch, st));
+        const local = localAddresses?.[i % localAddresses.length];
+        opened.push(await open(protocol, urls[i % urls.length], tokens[i], ch, st, local));
       } catch (err) {
         failed++;
         firstError ??= String(err?.message ?? err);
@@ -136,7 +139,8 @@ async function rounds({ prefix, n, ms }) {
   while (performance.now() - t0 < ms) {
     const base = st.delivered;
     for (let i = 0; i < n; i++) publish(`${prefix}${i}`, done);
-    const deadline = performance.now() + 5000;
+    // A round of n publications may take a while on a busy machine: 5 s plus 1 ms per publication (25 s at 20k).
+    const deadline = performance.now() + 5000 + n;
     await new Promise((resolve) => {
       const check = () => {
         if (st.delivered - base >= n) return resolve();

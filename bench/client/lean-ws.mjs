@@ -32,15 +32,16 @@ export class LeanWebSocket {
    * @param {string} url ws://host:port/path
    * @param {{ onOpen(): void, onMessage(text: string): void, onBinary?(bytes: Buffer): void, onClose(code: number, reason: string): void, onError(err: Error): void }} handlers
    * @param {string} [subprotocol] Sec-WebSocket-Protocol to ask for (`centrifuge-protobuf`)
+   * @param {string} [localAddress] loopback source address to bind (127.0.0.x), for counts near the port range
    */
-  constructor(url, handlers, subprotocol) {
+  constructor(url, handlers, subprotocol, localAddress) {
     const u = new URL(url);
     this.h = handlers;
     this.readyState = 0;
     this.buf = null;
     this.closeCode = 1006;
     this.closeReason = '';
-    this.socket = net.connect({ host: u.hostname, port: Number(u.port), noDelay: true });
+    this.socket = net.connect({ host: u.hostname, port: Number(u.port), noDelay: true, localAddress });
     this.socket.on('connect', () => {
       this.socket.write(
         `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +

@@ -228,7 +228,7 @@ export const protocols = {
 };
 
 /** Opens one connection and completes its handshake (auth + optional subscribe); then counts into `st`. */
-export function open(protoName, url, token, channel, st) {
+export function open(protoName, url, token, channel, st, localAddress) {
   const p = protocols[protoName];
   return new Promise((resolve, reject) => {
     let done = false;
@@ -269,6 +269,7 @@ export function open(protoName, url, token, channel, st) {
         },
       },
       p.subprotocol,
+      localAddress,
     );
   });
 }

@@ -32,6 +32,12 @@ export function rssKb(pid) {
   return m ? Number(m[1]) : NaN;
 }
 
+/** This process's hard limit on open files (children cannot raise theirs above it without CAP_SYS_RESOURCE). */
+export function fdHardLimit() {
+  const m = /Max open files\s+\S+\s+(\S+)/.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return m && m[1] !== 'unlimited' ? Number(m[1]) : Infinity;
+}
+
 export function loadavg() {
   const [l1, l5, l15] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
   return { l1, l5, l15 };

@@ -32,6 +32,7 @@ const COLUMNS = {
     ['p99_ms_20k', 'p99 ms @20k'],
     ['client_cpu_pct', 'client CPU % @2k'],
     ['client_cpu_pct_20k', 'client CPU % @20k'],
+    ['channels_n_20k', 'N used for 20k (fd limit)'],
   ],
   connect: [
     ['conns_per_s', 'conns/s'],
