@@ -8,7 +8,7 @@ import { open, protocols } from './protocols.mjs';
 
 const st = { delivered: 0, closed: 0, sample: null, after: null };
 let subs = [];
-let publisher = null; // { ws, proto, id }
+let publisher = null; // { ws, proto, id, pool }: pool holds `count` connections, used in turn (default one)
 const PAD = 'x'.repeat(60);
 
 /** ~100-byte JSON payload carrying the publish time (ms, performance.now of this process). */
@@ -17,7 +17,8 @@ function payload(seq) {
 }
 
 function publish(channel, seq) {
-  publisher.proto.publish(publisher.ws, ++publisher.id, channel, payload(seq));
+  const ws = publisher.pool.length === 1 ? publisher.ws : publisher.pool[publisher.id % publisher.pool.length];
+  publisher.proto.publish(ws, ++publisher.id, channel, payload(seq));
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -169,9 +170,11 @@ const ops = {
   async connect(a) {
     return connectMany(a);
   },
-  async publisher({ protocol, url }) {
-    const ws = await open(protocol, url, signToken('publisher'), undefined, st);
-    publisher = { ws, proto: protocols[protocol], id: 0 };
+  async publisher({ protocol, url, count = 1 }) {
+    const pool = [];
+    for (let k = 0; k < count; k++)
+      pool.push(await open(protocol, url, signToken(`publisher${k || ''}`), undefined, st));
+    publisher = { ws: pool[0], pool, proto: protocols[protocol], id: 0 };
     return {};
   },
   async fixed(a) {
@@ -200,7 +203,7 @@ const ops = {
   },
   async closeAll() {
     for (const ws of subs) ws.terminate();
-    publisher?.ws.terminate();
+    for (const ws of publisher?.pool ?? []) ws.terminate();
     subs = [];
     publisher = null;
     return { closedByServer: st.closed };

@@ -330,8 +330,8 @@ export const scenarios = {
 
   /**
    * 7. Redis engine with history: the publish path's cost when every publication is also stored. 100 subscribers on
-   * one channel, split evenly over 2 nodes on Redis (`herald` on the memory engine: 1 node), the publisher on node 1
-   * keeping 64 publications' deliveries outstanding (saturation with a window of 64). Server CPU (both nodes) per
+   * one channel, split evenly over 2 nodes on Redis (`herald` on the memory engine: 1 node), 8 publisher connections
+   * on node 1 keeping 64 publications' deliveries outstanding (saturation with a window of 64). Server CPU (both nodes) per
    * publication and per delivery, publications/s, deliveries per server CPU second, and Redis's own work.
    */
   'redis-history': {
@@ -346,7 +346,10 @@ export const scenarios = {
           await c.call('connect', { protocol: t.protocol, urls: t.urls, n: subscribers, channel }),
           'redis-history',
         );
-        await c.call('publisher', { protocol: t.protocol, url: t.urls[0] });
+        // 8 publisher connections on node 1, used in turn: Herald runs a connection's commands in order (a publish
+        // on Redis waits for its round trip before the next command of that connection), so one connection would
+        // keep one publication in flight whatever the window; 8 × 8 keeps 64 in flight for every target.
+        await c.call('publisher', { protocol: t.protocol, url: t.urls[0], count: 8 });
         await sleep(200);
         await c.call('fixed', { channel, rate: 50, ms: 300, expectPerPub: subscribers }); // warm-up
         const sat = await saturate(t, c, {
