@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [--only idle,fanout] [--targets herald,ws-raw] [--reps 3] [--connect-clients 2] [--no-build] [--out DIR]
+// npm run bench [-- --quick] [--only idle,fanout,redis-history] [--targets herald,ws-raw,ws-preframed] [--reps 3] [--connect-clients 2] [--no-build] [--out DIR]
 // Starts each target in its own process, drives it from a separate load client process over loopback, runs the
 // targets of each scenario interleaved (A B C, A B C, A B C) and writes bench/results/<date>.{json,md,svg} and
 // bench/results/latest.json. Never part of `npm test`.
