@@ -274,7 +274,8 @@ export function markdown(results, checks, chartFile) {
         if (!v) return '–';
         const r = name !== 'multinode' && target !== base ? ratio(scen, target, k, base) : undefined;
         const label = LABEL[base] ?? base;
-        return `${fmt(v.median)} (${fmt(v.min)}–${fmt(v.max)})${r !== undefined && !k.startsWith('client') ? ` ${r.toFixed(2)}×${label}` : ''}`;
+        const showRatio = r !== undefined && !k.startsWith('client') && !k.startsWith('channels_n');
+        return `${fmt(v.median)} (${fmt(v.min)}–${fmt(v.max)})${showRatio ? ` ${r.toFixed(2)}×${label}` : ''}`;
       });
       L.push(`| ${target} | ${cells.join(' | ')} |`);
     }
