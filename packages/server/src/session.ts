@@ -63,6 +63,9 @@ import { DEFAULT_CLOCK_TOLERANCE_SEC } from './auth/token-auth.js';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './transport/connection.js';
 import type { Proxies, ProxyConnection, RefreshOutcome } from './proxy/proxies.js';
 
+/** Publishes of one connection in the engine at once (see Session.drain). */
+export const PUBLISHES_IN_FLIGHT = 64;
+
 /** What a session needs from its node (herald.ts). */
 export interface SessionNode {
   readonly config: HeraldConfig;
@@ -157,6 +160,11 @@ export class Session implements HubSubscriber {
   private readonly subs = new Map<string, Subscription>();
   private readonly backlog: DecodedCommand[] = [];
   private processing = false;
+  /**
+   * Publishes handed to the engine and not answered yet (see drain); made at a connection's first publish. They never
+   * reject: handle() turns errors into replies.
+   */
+  private publishing: Set<Promise<void>> | undefined;
   /** The transport was asked to stop reading: the backlog reached queueCap (resumes at half of it). */
   private readingPaused = false;
   private errors = 0;
@@ -358,18 +366,42 @@ export class Session implements HubSubscriber {
 
   // ---- command loop ----------------------------------------------------------------------------------------
 
+  /**
+   * Commands run one after another, each finished before the next starts, except consecutive publishes: up to
+   * PUBLISHES_IN_FLIGHT of them are in the engine at once (on Redis, one round trip no longer bounds a connection's
+   * publishes per second). They reach the engine in the client's order, and the engine keeps that order per channel
+   * (one Redis connection per shard, commands answered in order). Any other command first waits for them, so a
+   * history read or a subscribe after a publish sees it. Not with an onPublish hook or a publish proxy: those run
+   * one at a time, as before.
+   */
   private async drain(): Promise<void> {
     this.processing = true;
     try {
       while (this.backlog.length > 0 && this.state !== 'closed') {
         const cmd = this.backlog.shift()!;
         if (this.readingPaused && this.backlog.length <= this.queueCap / 2) this.resumeReading();
+        const overlaps = cmd.kind === 'command' && cmd.method === 'publish' && this.publishesOverlap;
+        if (!overlaps && this.publishing !== undefined && this.publishing.size > 0) await Promise.all(this.publishing);
         const pending = this.handle(cmd);
-        if (pending) await pending;
+        if (!pending) continue;
+        if (!overlaps) {
+          await pending;
+          continue;
+        }
+        const publishing = (this.publishing ??= new Set());
+        publishing.add(pending);
+        const settled = () => publishing.delete(pending);
+        pending.then(settled, settled);
+        if (publishing.size >= PUBLISHES_IN_FLIGHT) await Promise.race(publishing);
       }
     } finally {
       this.processing = false;
     }
+  }
+
+  /** Publishes may overlap: nothing of the app's runs between parsing one and storing it (see drain). */
+  private get publishesOverlap(): boolean {
+    return this.node.hooks.onPublish === undefined && this.node.proxies?.publishConfigured !== true;
   }
 
   private rateLimited(): boolean {

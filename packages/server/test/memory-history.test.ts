@@ -48,3 +48,49 @@ test('reading a channel with no stream yet creates its epoch, kept by later appe
   assert.equal(pub.epoch, r.position.epoch);
   assert.equal(pub.offset, 1);
 });
+
+test('a full stream trimmed on every append keeps exactly its last history_size publications, read whole, from a position, reversed and limited', async () => {
+  let now = 1_000_000;
+  const h = new MemoryHistory(() => now);
+  const size = 100;
+  const opts = { historySize: size, historyTtlMs: 600_000, historyMetaTtlMs: 600_000 };
+  for (let n = 1; n <= 1000; n++) {
+    h.append('c', { data: String(n) }, size, 600_000, 600_000);
+    // Checked at every step across the points where dropped entries are cut off the arrays.
+    if (n % 7 === 0 || n === 1000) {
+      const r = await h.history('c', { ...opts, limit: -1 });
+      const first = Math.max(1, n - size + 1);
+      assert.deepEqual(
+        r.publications.map((p) => p.offset),
+        Array.from({ length: n - first + 1 }, (_, i) => first + i),
+        `after ${n} appends`,
+      );
+      assert.deepEqual(
+        r.publications.map((p) => p.data),
+        r.publications.map((p) => String(p.offset)),
+      );
+    }
+  }
+  const epoch = (await h.history('c', { ...opts, limit: 0 })).position.epoch;
+  const since = await h.history('c', { ...opts, limit: -1, since: { offset: 950, epoch } });
+  assert.deepEqual(
+    since.publications.map((p) => p.offset),
+    Array.from({ length: 50 }, (_, i) => 951 + i),
+  );
+  const fromBefore = await h.history('c', { ...opts, limit: -1, since: { offset: 10, epoch } });
+  assert.equal(fromBefore.publications[0]?.offset, 901, 'a position older than history starts at its first');
+  const reversed = await h.history('c', { ...opts, limit: 3, reverse: true });
+  assert.deepEqual(
+    reversed.publications.map((p) => p.offset),
+    [1000, 999, 998],
+  );
+  // Expiry drops from the front too: the last 10 appended later survive the first ones' TTL.
+  now += 1000;
+  for (let n = 1001; n <= 1010; n++) h.append('c', { data: String(n) }, size, 600_000, 600_000);
+  now += 600_000 - 500;
+  const expired = await h.history('c', { ...opts, limit: -1 });
+  assert.deepEqual(
+    expired.publications.map((p) => p.offset),
+    Array.from({ length: 10 }, (_, i) => 1001 + i),
+  );
+});

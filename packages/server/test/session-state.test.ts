@@ -3,10 +3,12 @@
 import { describe, it, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../src/config/index.js';
+import type { Engine } from '../src/engine/engine.js';
 import { createMemoryEngine } from '../src/engine/memory/index.js';
 import type { HeraldHooks } from '../src/hooks.js';
 import { createLogger } from '../src/logger.js';
 import { HeraldNode, type SessionCallbacks } from '../src/node.js';
+import { PUBLISHES_IN_FLIGHT } from '../src/session.js';
 import type { ClientTransport, SharedFrame } from '../src/transport/connection.js';
 import { mintToken, SECRET, waitFor } from './support/herald.js';
 
@@ -330,5 +332,119 @@ describe('Session: close', () => {
       t.sent.find((m) => m.id === 2),
       undefined,
     );
+  });
+});
+
+describe('Session: publishes in flight', () => {
+  /** The memory engine, with each publish held until the test releases it (in the order they came). */
+  function gatedNode(hooks?: HeraldHooks) {
+    const inner = createMemoryEngine();
+    const held: { data: string; release(): void }[] = [];
+    const engine: Engine = {
+      ...inner,
+      broker: {
+        ...inner.broker,
+        run: (h) => inner.broker.run(h),
+        subscribe: (c) => inner.broker.subscribe(c),
+        unsubscribe: (c) => inner.broker.unsubscribe(c),
+        publishJoin: (c, i) => inner.broker.publishJoin(c, i),
+        publishLeave: (c, i) => inner.broker.publishLeave(c, i),
+        publishControl: (m) => inner.broker.publishControl(m),
+        close: () => inner.broker.close(),
+        publish: (channel, input, options) =>
+          new Promise((resolve, reject) => {
+            held.push({
+              data: input.data,
+              release: () => inner.broker.publish(channel, input, options).then(resolve, reject),
+            });
+          }),
+      },
+    };
+    const { warnings: _w, ...config } = loadConfig({
+      env: { HERALD_TOKEN_SECRET: SECRET },
+      fileConfig: {
+        channel: {
+          namespaces: [
+            {
+              name: 'chat',
+              allow_publish_for_client: true,
+              allow_history_for_client: true,
+              history_size: 1000,
+              history_ttl: '300s',
+            },
+          ],
+        },
+      },
+    });
+    const node = new HeraldNode({ config, engine, log: silent, tickIntervalMs: 0, ...(hooks ? { hooks } : {}) });
+    nodes.push(node);
+    return { node, held };
+  }
+
+  const publish = (id: number, n: number) => ({ id, publish: { channel: 'chat:room', data: { n } } });
+
+  it(`has at most ${PUBLISHES_IN_FLIGHT} of one connection's publishes in the engine at once, handed over in the order sent`, async () => {
+    const { node, held } = gatedNode();
+    const t = await connected(node);
+    t.frame(...Array.from({ length: 100 }, (_, n) => publish(n + 10, n)));
+    await turns();
+    assert.equal(held.length, PUBLISHES_IN_FLIGHT);
+    assert.deepEqual(
+      held.map((h) => (JSON.parse(h.data) as { n: number }).n),
+      Array.from({ length: PUBLISHES_IN_FLIGHT }, (_, n) => n),
+    );
+    for (const h of held.slice(0, 10)) h.release();
+    await turns();
+    assert.equal(held.length, PUBLISHES_IN_FLIGHT + 10);
+    for (let released = 10; released < 100; released++) {
+      held[released]!.release();
+      await turns(2);
+    }
+    await waitFor(() => t.sent.filter((m) => m.id >= 10 && m.publish).length === 100, 'all 100 publish replies');
+    assert.deepEqual(
+      held.map((h) => (JSON.parse(h.data) as { n: number }).n),
+      Array.from({ length: 100 }, (_, n) => n),
+    );
+  });
+
+  it('answers a command that follows publishes only after they are stored, so a history read sees them', async () => {
+    const { node, held } = gatedNode();
+    const t = await connected(node);
+    t.frame(publish(10, 0), publish(11, 1), publish(12, 2), { id: 20, history: { channel: 'chat:room', limit: 10 } });
+    await turns();
+    assert.equal(held.length, 3);
+    assert.equal(
+      t.sent.find((m) => m.id === 20),
+      undefined,
+    );
+    for (const h of held) h.release();
+    const r = await t.reply(20);
+    assert.deepEqual(
+      r.history.publications.map((p: { data: { n: number } }) => p.data.n),
+      [0, 1, 2],
+    );
+  });
+
+  it('runs publishes one at a time when an onPublish hook is set', async () => {
+    let running = 0;
+    let most = 0;
+    const { node, held } = gatedNode({
+      onPublish: async () => {
+        running++;
+        most = Math.max(most, running);
+        await new Promise((r) => setImmediate(r));
+        running--;
+      },
+    });
+    const t = await connected(node);
+    t.frame(...Array.from({ length: 5 }, (_, n) => publish(n + 10, n)));
+    for (let i = 0; i < 5; i++) {
+      await waitFor(() => held.length === i + 1, `publish ${i} reaches the engine`);
+      await turns();
+      assert.equal(held.length, i + 1, 'the next publish waits for this one');
+      held[i]!.release();
+    }
+    await waitFor(() => t.sent.filter((m) => m.id >= 10 && m.publish).length === 5, 'all 5 publish replies');
+    assert.equal(most, 1);
   });
 });

@@ -140,6 +140,11 @@ export class Proxies {
     return o.subscribe_proxy_enabled;
   }
 
+  /** Some namespace may send its publications through the publish proxy. */
+  get publishConfigured(): boolean {
+    return this.config.publish !== undefined;
+  }
+
   publishEnabled(o: NamespaceOptions): boolean {
     return o.publish_proxy_enabled;
   }

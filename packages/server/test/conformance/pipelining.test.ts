@@ -3,6 +3,7 @@
 // the queue has drained. Only a client over HERALD_COMMAND_RATE is refused (111, then 3013).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { engineNames } from '../support/engines.js';
 import { RawClient, mintToken, startHerald, waitFor, type TestServer } from '../support/herald.js';
 import { MAX_WAITING_REQUESTS } from '../../src/transport/emulation.js';
 
@@ -257,3 +258,54 @@ describe('pipelined commands', { timeout: 120_000 }, () => {
     }
   });
 });
+
+const withHistory = {
+  channel: {
+    withoutNamespace: {
+      allow_publish_for_client: true,
+      allow_history_for_client: true,
+      history_size: 1000,
+      history_ttl_ms: 600_000,
+    },
+  },
+};
+
+for (const engineName of engineNames) {
+  describe(`publishes pipelined without an onPublish hook (${engineName} engine)`, { timeout: 60_000 }, () => {
+    test('600 publishes to two channels, sent one frame each without waiting, are all answered and stored in the order sent', async () => {
+      const s = await startHerald({ engineName, env: { HERALD_COMMAND_RATE: '0' }, config: withHistory });
+      try {
+        const raw = await RawClient.open(s.wsUrl);
+        raw.send({ id: 1, connect: { token: await mintToken({ sub: 'backend' }) } });
+        await raw.reply(1);
+        const count = 300;
+        for (let n = 0; n < count; n++) {
+          raw.ws.send(JSON.stringify({ id: 2 * n + 10, publish: { channel: 'left', data: { n } } }));
+          raw.ws.send(JSON.stringify({ id: 2 * n + 11, publish: { channel: 'right', data: { n } } }));
+        }
+        await waitFor(
+          () => raw.messages.filter((m) => m.id >= 10 && m.publish).length === 2 * count,
+          'every publish answered',
+          20_000,
+        );
+        assert.equal(raw.messages.filter((m) => m.error).length, 0, 'no publish failed');
+        for (const [i, channel] of ['left', 'right'].entries()) {
+          raw.send({ id: 5 + i, history: { channel, limit: 1000 } });
+          const pubs = (await raw.reply(5 + i)).history.publications as { data: { n: number }; offset: number }[];
+          assert.deepEqual(
+            pubs.map((p) => p.data.n),
+            Array.from({ length: count }, (_, n) => n),
+            `${channel}: stored in the order sent`,
+          );
+          assert.deepEqual(
+            pubs.map((p) => p.offset),
+            Array.from({ length: count }, (_, n) => n + 1),
+          );
+        }
+        raw.close();
+      } finally {
+        await s.close();
+      }
+    });
+  });
+}

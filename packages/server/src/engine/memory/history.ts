@@ -6,9 +6,14 @@ import type { Publication, StreamPosition } from '../types.js';
 interface Stream {
   epoch: string;
   top: number;
-  /** Publications in offset order; `expiresAt[i]` is when `pubs[i]` leaves history. */
+  /**
+   * Publications in offset order from index `head` on; `expiresAt[i]` is when `pubs[i]` leaves history. Entries
+   * before `head` are gone from history and are cut off the arrays once they are half of them (so trimming a full
+   * stream on every append costs no shift of the whole array).
+   */
   pubs: Publication[];
   expiresAt: number[];
+  head: number;
   /** When the whole stream (epoch and top included) is forgotten. */
   metaExpiresAt: number;
 }
@@ -111,7 +116,14 @@ export class MemoryHistory implements History {
     const now = this.now();
     let stream = this.live(channel, now);
     if (!stream) {
-      stream = { epoch: this.registry.claim(channel), top: 0, pubs: [], expiresAt: [], metaExpiresAt: now + metaTtlMs };
+      stream = {
+        epoch: this.registry.claim(channel),
+        top: 0,
+        pubs: [],
+        expiresAt: [],
+        head: 0,
+        metaExpiresAt: now + metaTtlMs,
+      };
       this.streams.set(channel, stream);
     }
     stream.top += 1;
@@ -136,14 +148,15 @@ export class MemoryHistory implements History {
     this.trim(stream, query.historySize, now);
     const position: StreamPosition = { offset: stream.top, epoch: stream.epoch };
     if (query.limit === 0) return { publications: [], position };
-    let pubs = stream.pubs;
-    if (query.since) {
+    const all = stream.pubs;
+    const head = stream.head;
+    let pubs: Publication[];
+    if (query.since && head < all.length) {
       const after = query.since.offset;
       // Offsets are consecutive, so the first wanted index is computed rather than searched.
-      const first = pubs.length === 0 ? 0 : Math.max(0, after - pubs[0]!.offset + 1);
-      pubs = pubs.slice(first);
+      pubs = all.slice(head + Math.max(0, after - all[head]!.offset + 1));
     } else {
-      pubs = pubs.slice();
+      pubs = all.slice(head);
     }
     if (query.reverse) pubs.reverse();
     if (query.limit > 0 && pubs.length > query.limit) pubs = pubs.slice(0, query.limit);
@@ -155,6 +168,7 @@ export class MemoryHistory implements History {
     if (!stream) return;
     stream.pubs = [];
     stream.expiresAt = [];
+    stream.head = 0;
   }
 
   async rotateEpoch(channel: string, epoch: string): Promise<string> {
@@ -180,12 +194,16 @@ export class MemoryHistory implements History {
   }
 
   private trim(stream: Stream, size: number, now: number): void {
-    let drop = 0;
-    if (size > 0 && stream.pubs.length > size) drop = stream.pubs.length - size;
-    while (drop < stream.expiresAt.length && stream.expiresAt[drop]! <= now) drop++;
-    if (drop > 0) {
-      stream.pubs.splice(0, drop);
-      stream.expiresAt.splice(0, drop);
+    const len = stream.pubs.length;
+    let head = stream.head;
+    if (size > 0 && len - head > size) head = len - size;
+    while (head < len && stream.expiresAt[head]! <= now) head++;
+    if (head === stream.head) return;
+    if (head >= 32 && head * 2 >= len) {
+      stream.pubs.splice(0, head);
+      stream.expiresAt.splice(0, head);
+      head = 0;
     }
+    stream.head = head;
   }
 }
