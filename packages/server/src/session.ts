@@ -161,10 +161,10 @@ export class Session implements HubSubscriber {
   private readonly backlog: DecodedCommand[] = [];
   private processing = false;
   /**
-   * Publishes handed to the engine and not answered yet (see drain); made at a connection's first publish. They never
-   * reject: handle() turns errors into replies.
+   * Publishes handed to the engine and not answered yet, by channel (see drain); made at a connection's first
+   * publish. They never reject: handle() turns errors into replies.
    */
-  private publishing: Set<Promise<void>> | undefined;
+  private publishing: Map<string, Promise<void>> | undefined;
   /** The transport was asked to stop reading: the backlog reached queueCap (resumes at half of it). */
   private readingPaused = false;
   private errors = 0;
@@ -367,12 +367,13 @@ export class Session implements HubSubscriber {
   // ---- command loop ----------------------------------------------------------------------------------------
 
   /**
-   * Commands run one after another, each finished before the next starts, except consecutive publishes: up to
-   * PUBLISHES_IN_FLIGHT of them are in the engine at once (on Redis, one round trip no longer bounds a connection's
-   * publishes per second). They reach the engine in the client's order, and the engine keeps that order per channel
-   * (one Redis connection per shard, commands answered in order). Any other command first waits for them, so a
-   * history read or a subscribe after a publish sees it. Not with an onPublish hook or a publish proxy: those run
-   * one at a time, as before.
+   * Commands run one after another, each finished before the next starts, except consecutive publishes to different
+   * channels: up to PUBLISHES_IN_FLIGHT of them are in the engine at once, so on Redis one round trip no longer
+   * bounds a connection that publishes to many channels (per-user notification channels). A publish to a channel
+   * that has one in flight waits for it: a connection's publications to one channel are stored in the order sent
+   * whatever the engine does on a retry. Any other command first waits for every publish in flight, so a history
+   * read or a subscribe after a publish sees it. Not with an onPublish hook or a publish proxy: those run one at a
+   * time, as before. Order across channels is not guaranteed (it never was across Redis shards).
    */
   private async drain(): Promise<void> {
     this.processing = true;
@@ -380,23 +381,36 @@ export class Session implements HubSubscriber {
       while (this.backlog.length > 0 && this.state !== 'closed') {
         const cmd = this.backlog.shift()!;
         if (this.readingPaused && this.backlog.length <= this.queueCap / 2) this.resumeReading();
-        const overlaps = cmd.kind === 'command' && cmd.method === 'publish' && this.publishesOverlap;
-        if (!overlaps && this.publishing !== undefined && this.publishing.size > 0) await Promise.all(this.publishing);
-        const pending = this.handle(cmd);
-        if (!pending) continue;
-        if (!overlaps) {
-          await pending;
+        const channel = this.overlappingPublish(cmd);
+        const publishing = this.publishing;
+        if (channel === undefined) {
+          if (publishing !== undefined && publishing.size > 0) await Promise.all(publishing.values());
+          const pending = this.handle(cmd);
+          if (pending) await pending;
           continue;
         }
-        const publishing = (this.publishing ??= new Set());
-        publishing.add(pending);
-        const settled = () => publishing.delete(pending);
+        const same = publishing?.get(channel);
+        if (same) await same;
+        const pending = this.handle(cmd);
+        if (!pending) continue;
+        const inFlight = (this.publishing ??= new Map());
+        inFlight.set(channel, pending);
+        const settled = () => {
+          if (inFlight.get(channel) === pending) inFlight.delete(channel);
+        };
         pending.then(settled, settled);
-        if (publishing.size >= PUBLISHES_IN_FLIGHT) await Promise.race(publishing);
+        if (inFlight.size >= PUBLISHES_IN_FLIGHT) await Promise.race(inFlight.values());
       }
     } finally {
       this.processing = false;
     }
+  }
+
+  /** The channel of a publish that may overlap others (see drain), or undefined: the command runs on its own. */
+  private overlappingPublish(cmd: DecodedCommand): string | undefined {
+    if (cmd.kind !== 'command' || cmd.method !== 'publish' || !this.publishesOverlap) return undefined;
+    const channel = cmd.params.channel;
+    return typeof channel === 'string' ? channel : undefined;
   }
 
   /** Publishes may overlap: nothing of the app's runs between parsing one and storing it (see drain). */

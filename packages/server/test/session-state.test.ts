@@ -381,12 +381,12 @@ describe('Session: publishes in flight', () => {
     return { node, held };
   }
 
-  const publish = (id: number, n: number) => ({ id, publish: { channel: 'chat:room', data: { n } } });
+  const publish = (id: number, n: number, channel = 'chat:room') => ({ id, publish: { channel, data: { n } } });
 
-  it(`has at most ${PUBLISHES_IN_FLIGHT} of one connection's publishes in the engine at once, handed over in the order sent`, async () => {
+  it(`has at most ${PUBLISHES_IN_FLIGHT} of one connection's publishes to different channels in the engine at once, handed over in the order sent`, async () => {
     const { node, held } = gatedNode();
     const t = await connected(node);
-    t.frame(...Array.from({ length: 100 }, (_, n) => publish(n + 10, n)));
+    t.frame(...Array.from({ length: 100 }, (_, n) => publish(n + 10, n, `chat:user${n}`)));
     await turns();
     assert.equal(held.length, PUBLISHES_IN_FLIGHT);
     assert.deepEqual(
@@ -407,21 +407,52 @@ describe('Session: publishes in flight', () => {
     );
   });
 
+  it('hands a publish to the engine only once the previous one to the same channel is stored', async () => {
+    const { node, held } = gatedNode();
+    const t = await connected(node);
+    t.frame(publish(10, 0, 'chat:a'), publish(11, 1, 'chat:b'), publish(12, 2, 'chat:a'), publish(13, 3, 'chat:c'));
+    await turns();
+    assert.deepEqual(
+      held.map((h) => (JSON.parse(h.data) as { n: number }).n),
+      [0, 1],
+      'the second publish to chat:a waits, and so does everything after it',
+    );
+    held[1]!.release();
+    await turns();
+    assert.equal(held.length, 2, 'chat:b stored changes nothing for chat:a');
+    held[0]!.release();
+    await waitFor(() => held.length === 4, 'the rest reach the engine');
+    assert.deepEqual(
+      held.map((h) => (JSON.parse(h.data) as { n: number }).n),
+      [0, 1, 2, 3],
+    );
+    for (const h of held.slice(2)) h.release();
+    await waitFor(() => t.sent.filter((m) => m.id >= 10 && m.publish).length === 4, 'all 4 publish replies');
+  });
+
   it('answers a command that follows publishes only after they are stored, so a history read sees them', async () => {
     const { node, held } = gatedNode();
     const t = await connected(node);
-    t.frame(publish(10, 0), publish(11, 1), publish(12, 2), { id: 20, history: { channel: 'chat:room', limit: 10 } });
+    t.frame(publish(10, 0), publish(11, 1, 'chat:other'), publish(12, 2), {
+      id: 20,
+      history: { channel: 'chat:room', limit: 10 },
+    });
     await turns();
-    assert.equal(held.length, 3);
+    assert.equal(held.length, 2);
+    held[1]!.release();
+    held[0]!.release();
+    await waitFor(() => held.length === 3, 'the second publish to chat:room reaches the engine');
+    await turns();
     assert.equal(
       t.sent.find((m) => m.id === 20),
       undefined,
+      'the history read waits for the publish in flight',
     );
-    for (const h of held) h.release();
+    held[2]!.release();
     const r = await t.reply(20);
     assert.deepEqual(
       r.history.publications.map((p: { data: { n: number } }) => p.data.n),
-      [0, 1, 2],
+      [0, 2],
     );
   });
 
