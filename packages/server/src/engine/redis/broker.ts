@@ -88,6 +88,7 @@ export class RedisBroker implements Broker {
     if (invalid)
       throw new HeraldError(ErrorCode.badRequest, `redis engine: publish refused, nothing stored: ${invalid}`);
     const idemTtl = options.idempotencyKey ? Math.max(1, Math.round(options.idempotentResultTtlMs ?? 300_000)) : 0;
+    this.redis.batchWrites();
     if (options.historySize <= 0) {
       try {
         if (idemTtl === 0) {
