@@ -12,17 +12,27 @@ export class IpConnections {
     return this.limit > 0 && (this.counts.get(ip) ?? 0) >= this.limit;
   }
 
+  /** Counts a connection of `ip`; `release(ip)` gives it back. */
+  add(ip: string): void {
+    this.counts.set(ip, (this.counts.get(ip) ?? 0) + 1);
+  }
+
   /** Counts a connection of `ip`; returns its release function (idempotent). */
   acquire(ip: string): () => void {
-    this.counts.set(ip, (this.counts.get(ip) ?? 0) + 1);
+    this.add(ip);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const n = (this.counts.get(ip) ?? 1) - 1;
-      if (n <= 0) this.counts.delete(ip);
-      else this.counts.set(ip, n);
+      this.release(ip);
     };
+  }
+
+  /** Gives back one connection of `ip` (the caller releases each connection once; see acquire for a guarded one). */
+  release(ip: string): void {
+    const n = (this.counts.get(ip) ?? 1) - 1;
+    if (n <= 0) this.counts.delete(ip);
+    else this.counts.set(ip, n);
   }
 
   /** The refusal message, naming the variable to change. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { Disconnect } from '../protocol/codes.js';
 import { protobufReply } from '../protocol/protobuf/replies.js';
 import type { ClientTransport, ProtocolEncoding, SharedFrame, UpgradeRequestInfo } from './connection.js';
@@ -96,8 +96,35 @@ function clampReason(reason: string): string {
   return r;
 }
 
+/** What a bidirectional connection's transport tells its endpoint (one object per endpoint, not per connection). */
+interface EndpointLink {
+  /** The socket closed: forget it and give its IP's slot back. */
+  ended(ws: WebSocket, ip: string): void;
+  /** A throw inside Herald while handling a frame or a close (a bug). */
+  bug(err: unknown, where: string): void;
+}
+
+/**
+ * Each socket's transport, for the listeners below: the same three functions serve every connection, where a
+ * closure per listener per connection (and the scope they share) cost about 300 bytes of heap per idle connection.
+ */
+const transportOf = new WeakMap<WebSocket, WsTransport>();
+
+function ignoreSocketError(): void {
+  // A bad frame makes ws emit 'error' and close with the right code (1002, 1007, 1008, 1009); never let it throw.
+}
+
+function onSocketClose(this: WebSocket, code: number, reason: Buffer): void {
+  transportOf.get(this)?.socketClosed(code, reason);
+}
+
+function onSocketMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  transportOf.get(this)?.message(data, isBinary);
+}
+
 class WsTransport implements ClientTransport {
-  private pending: string[] = [];
+  /** JSON messages of this turn (made on first use: an idle connection carries no array for them). */
+  private pending: string[] | undefined;
   /**
    * Protobuf: the messages of this turn, each a length-delimited Reply, sent as one binary frame. Made on first use
    * (an idle JSON connection carries no array for it).
@@ -105,7 +132,8 @@ class WsTransport implements ClientTransport {
   private pendingBinary: Buffer[] | undefined;
   /** Size of `pending` (UTF-16 units) and of `out` (bytes): past EARLY_FLUSH_BYTES they are written at once. */
   private queuedBytes = 0;
-  private out: Buffer[] = [];
+  /** Frames to write at the end of the turn (made on first use). */
+  private out: Buffer[] | undefined;
   private isDirty = false;
   /** The turn in which a frame was last written at once (see `turn`). */
   private wroteInTurn = -1;
@@ -116,6 +144,9 @@ class WsTransport implements ClientTransport {
   /** Told once that the connection is over: at a slow close right away, otherwise when the socket closes. */
   onClosed: ((code: number, reason: string) => void) | undefined;
   private reported = false;
+  /** A bidirectional connection's session callbacks and endpoint (accept); the unidirectional path uses onClosed. */
+  handlers: SessionHandlers | undefined;
+  link: EndpointLink | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -135,7 +166,7 @@ class WsTransport implements ClientTransport {
       (this.pendingBinary ??= []).push(reply);
       this.queuedBytes += reply.length;
     } else {
-      this.pending.push(text);
+      (this.pending ??= []).push(text);
       this.queuedBytes += text.length + 1;
     }
     if (this.queuedBytes >= EARLY_FLUSH_BYTES) this.flush();
@@ -154,7 +185,7 @@ class WsTransport implements ClientTransport {
 
   sendShared(frame: SharedFrame): void {
     if (this.closing) return;
-    if (this.pending.length > 0 || this.pendingBinary !== undefined) this.movePending();
+    if (this.pending !== undefined || this.pendingBinary !== undefined) this.movePending();
     let bytes: Buffer;
     if (this.encoding === 'protobuf') {
       if (frame.protobufBytes === undefined) {
@@ -169,7 +200,7 @@ class WsTransport implements ClientTransport {
       }
       bytes = frame.protobufBytes;
     } else bytes = frame.bytes ??= encodeTextFrame(frame.text);
-    if (!this.isDirty && this.wroteInTurn !== turn && this.out.length === 0 && this.ws.readyState === 1) {
+    if (!this.isDirty && this.wroteInTurn !== turn && this.out === undefined && this.ws.readyState === 1) {
       // First frame for this socket in this event-loop turn: write it now (lowest latency). Frames that follow in
       // the same turn are coalesced into one corked write at the end of the turn.
       this.socket.write(bytes);
@@ -181,7 +212,7 @@ class WsTransport implements ClientTransport {
       if (this.socket.writableLength > this.maxSendBufferBytes) this.closeSlow();
       return;
     }
-    this.out.push(bytes);
+    (this.out ??= []).push(bytes);
     this.queuedBytes += bytes.length;
     if (this.queuedBytes >= EARLY_FLUSH_BYTES) this.flush();
     else this.markDirty();
@@ -216,10 +247,10 @@ class WsTransport implements ClientTransport {
   flush(): void {
     this.isDirty = false;
     if (this.closing) return;
-    if (this.pending.length > 0 || this.pendingBinary !== undefined) this.movePending();
+    if (this.pending !== undefined || this.pendingBinary !== undefined) this.movePending();
     const out = this.out;
-    if (out.length === 0) return;
-    this.out = [];
+    if (out === undefined) return;
+    this.out = undefined;
     this.queuedBytes = 0;
     if (this.ws.readyState !== 1) return;
     if (out.length === 1) {
@@ -238,9 +269,9 @@ class WsTransport implements ClientTransport {
     this.closeCode = Disconnect.slow.code;
     this.closeReason = Disconnect.slow.reason;
     // What is still queued will not be sent: free it now.
-    this.pending = [];
+    this.pending = undefined;
     this.pendingBinary = undefined;
-    this.out = [];
+    this.out = undefined;
     this.queuedBytes = 0;
     // Tell the session at once (not when the peer finally closes), so it stops working through the connection's
     // backlog; after the current call stack, so no caller (hub fan-out, a subscribe in progress) sees it mid-way.
@@ -260,24 +291,57 @@ class WsTransport implements ClientTransport {
   report(code: number, reason: string): void {
     if (this.reported) return;
     this.reported = true;
-    this.onClosed?.(code, reason);
+    if (this.onClosed) {
+      this.onClosed(code, reason);
+      return;
+    }
+    try {
+      this.handlers?.onClose(code, reason);
+    } catch (err) {
+      this.link?.bug(err, 'connection close');
+    }
+  }
+
+  /** The socket closed (accept's listener): the close code this side chose, else the peer's. */
+  socketClosed(code: number, reason: Buffer): void {
+    this.link?.ended(this.ws, this.remoteAddress);
+    if (this.closeCode !== undefined) this.report(this.closeCode, this.closeReason);
+    else this.report(code, reason.toString('utf8'));
+  }
+
+  /** A message from the peer (accept's listener): JSON text, or binary frames on a protobuf connection. */
+  message(data: RawData, isBinary: boolean): void {
+    const protobuf = this.encoding === 'protobuf';
+    if (protobuf !== isBinary) {
+      if (protobuf) this.close(Disconnect.badRequest.code, 'bad request: text frame on a protobuf connection');
+      else this.close(Disconnect.inappropriateProtocol.code, 'inappropriate protocol: send JSON text frames');
+      return;
+    }
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    try {
+      this.handlers?.onFrame(protobuf ? bytes : bytes.toString('utf8'));
+    } catch (err) {
+      this.link?.bug(err, 'websocket message');
+      this.close(Disconnect.serverError.code, Disconnect.serverError.reason);
+    }
   }
 
   private movePending(): void {
+    const out = (this.out ??= []);
     if (this.pendingBinary !== undefined) {
       const replies = this.pendingBinary;
       this.pendingBinary = undefined;
-      this.out.push(encodeBinaryFrame(replies.length === 1 ? replies[0]! : Buffer.concat(replies)));
+      out.push(encodeBinaryFrame(replies.length === 1 ? replies[0]! : Buffer.concat(replies)));
       return;
     }
+    const pending = this.pending;
+    if (pending === undefined) return;
+    this.pending = undefined;
     if (!this.joinMessages) {
-      for (const text of this.pending) this.out.push(encodeTextFrame(text));
-      this.pending = [];
+      for (const text of pending) out.push(encodeTextFrame(text));
       return;
     }
-    const text = this.pending.length === 1 ? this.pending[0]! : this.pending.join('\n');
-    this.pending = [];
-    this.out.push(encodeTextFrame(text));
+    out.push(encodeTextFrame(pending.length === 1 ? pending[0]! : pending.join('\n')));
   }
 
   private markDirty(): void {
@@ -321,6 +385,12 @@ export class WebSocketEndpoint {
   private readonly wss: WebSocketServer;
   private readonly uniWss: WebSocketServer;
   private readonly sockets = new Set<WebSocket>();
+  private readonly link: EndpointLink = {
+    ended: (ws, ip) => {
+      if (this.sockets.delete(ws)) this.opts.ipConnections.release(ip);
+    },
+    bug: (err, where) => this.opts.onError?.(err, where),
+  };
 
   constructor(private readonly opts: WebSocketEndpointOptions) {
     this.uniWss = new WebSocketServer({
@@ -453,50 +523,22 @@ export class WebSocketEndpoint {
 
   private accept(ws: WebSocket, socket: Duplex, info: UpgradeRequestInfo): void {
     const ip = info.remoteAddress;
-    const releaseIp = this.opts.ipConnections.acquire(ip);
+    this.opts.ipConnections.add(ip);
     this.sockets.add(ws);
-    const release = () => {
-      this.sockets.delete(ws);
-      releaseIp();
-    };
-    const protobuf = ws.protocol === 'centrifuge-protobuf';
     const transport = new WsTransport(
       ws,
       socket as Duplex & { writableLength: number },
       this.opts.maxSendBufferBytes,
       ip,
       true,
-      protobuf ? 'protobuf' : 'json',
+      ws.protocol === 'centrifuge-protobuf' ? 'protobuf' : 'json',
     );
-    // A bad frame makes ws emit 'error' and close with the right code (1002, 1007, 1008, 1009); never let it throw.
-    ws.on('error', () => {});
-    ws.on('close', (code, reason) => {
-      release();
-      if (transport.closeCode !== undefined) transport.report(transport.closeCode, transport.closeReason);
-      else transport.report(code, reason.toString('utf8'));
-    });
-    const handlers = this.opts.onConnection(transport, { ...info, headers: sessionHeaders(info.headers) });
-    transport.onClosed = (code, reason) => {
-      try {
-        handlers.onClose(code, reason);
-      } catch (err) {
-        this.opts.onError?.(err, 'connection close');
-      }
-    };
-    ws.on('message', (data, isBinary) => {
-      if (protobuf !== isBinary) {
-        if (protobuf) transport.close(Disconnect.badRequest.code, 'bad request: text frame on a protobuf connection');
-        else transport.close(Disconnect.inappropriateProtocol.code, 'inappropriate protocol: send JSON text frames');
-        return;
-      }
-      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-      try {
-        handlers.onFrame(protobuf ? bytes : bytes.toString('utf8'));
-      } catch (err) {
-        this.opts.onError?.(err, 'websocket message');
-        transport.close(Disconnect.serverError.code, Disconnect.serverError.reason);
-      }
-    });
+    transport.link = this.link;
+    transportOf.set(ws, transport);
+    ws.on('error', ignoreSocketError);
+    ws.on('close', onSocketClose);
+    transport.handlers = this.opts.onConnection(transport, { ...info, headers: sessionHeaders(info.headers) });
+    ws.on('message', onSocketMessage);
   }
 
   /** A unidirectional connection: one connect request (the first message, unless in the URL), then pushes only. */
