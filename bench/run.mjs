@@ -12,7 +12,8 @@ import { loadavg, machineInfo, waitQuiet } from './lib/proc.mjs';
 import { writeResults } from './lib/report.mjs';
 import { summarize } from './lib/stats.mjs';
 import { startRedis } from './lib/redis.mjs';
-import { scenarios } from './scenarios/index.mjs';
+import { scenarios as defaultScenarios } from './scenarios/index.mjs';
+import { scale } from './scenarios/scale.mjs';
 import { heraldMain, repoRoot, setRedisUrl, TARGETS } from './targets/index.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,6 +28,11 @@ const { values: opt } = parseArgs({
     'max-quiet-wait': { type: 'string' },
     out: { type: 'string', default: join(here, 'results') },
     'no-latest': { type: 'boolean', default: false },
+    // The scale scenario (only with --only scale): N connections, load clients, publications/s and stop signal of the storm.
+    'scale-n': { type: 'string' },
+    'scale-clients': { type: 'string' },
+    'scale-rate': { type: 'string' },
+    'scale-signal': { type: 'string' },
   },
 });
 
@@ -66,6 +72,10 @@ const cfg = quick
     };
 if (opt.reps) cfg.reps = Number(opt.reps);
 if (opt['connect-clients']) cfg.connectClients = Number(opt['connect-clients']);
+if (opt['scale-n']) cfg.scaleN = Number(opt['scale-n']);
+if (opt['scale-clients']) cfg.scaleClients = Number(opt['scale-clients']);
+if (opt['scale-rate']) cfg.scaleRate = Number(opt['scale-rate']);
+if (opt['scale-signal']) cfg.scaleSignal = opt['scale-signal'];
 if (opt['max-quiet-wait']) cfg.quietWaitMs = Number(opt['max-quiet-wait']) * 1000;
 
 const log = (...a) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
@@ -82,7 +92,9 @@ if (!opt['no-build']) {
   if (r.status !== 0) log('warning: build failed; benchmarking the previous build in packages/server/dist');
 }
 
-const only = opt.only ? opt.only.split(',') : Object.keys(scenarios);
+// `scale` takes minutes (100k connections and a restart): only when asked for with --only.
+const scenarios = { ...defaultScenarios, scale };
+const only = opt.only ? opt.only.split(',') : Object.keys(defaultScenarios);
 const onlyTargets = opt.targets ? new Set(opt.targets.split(',')) : undefined;
 // Scenarios with a target on Redis (multinode, redis-history, channels' herald-redis) share one Redis.
 const usesRedis = (name) =>

@@ -6,12 +6,15 @@ import { stopChild } from './proc.mjs';
 
 const clientPath = join(dirname(fileURLToPath(import.meta.url)), '../client/client.mjs');
 
-/** `nodeArgs`: extra node flags for the client process (bench/profile.mjs passes --cpu-prof). */
-export async function startClient({ nodeArgs = [] } = {}) {
+/**
+ * `nodeArgs`: extra node flags for the client process (bench/profile.mjs passes --cpu-prof); `script`: another client
+ * program speaking the same IPC (bench/client/scale-client.mjs); `nofile`: the fd limit to ask for.
+ */
+export async function startClient({ nodeArgs = [], script = clientPath, nofile = 65536 } = {}) {
   const flags = nodeArgs.map((a) => `'${a}'`).join(' ');
   const child = spawn(
     'bash',
-    ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec node ${flags} '${clientPath}'`],
+    ['-c', `ulimit -n ${Number(nofile)} 2>/dev/null || ulimit -n $(ulimit -Hn); exec node ${flags} '${script}'`],
     {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     },

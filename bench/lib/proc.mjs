@@ -107,10 +107,14 @@ export async function waitPort(port, timeoutMs = 15_000) {
   throw new Error(`nothing listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
 }
 
-/** Starts a node process with a raised fd limit; the returned pid is node's own (bash execs it). */
-export function spawnNode(args, { env = {}, cwd, label } = {}) {
+/**
+ * Starts a node process with a raised fd limit (`nofile`, default 65536; the hard limit when that cannot be had); the
+ * returned pid is node's own (bash execs it).
+ */
+export function spawnNode(args, { env = {}, cwd, label, nofile = 65536 } = {}) {
   const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  const child = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec node ${quoted}`], {
+  const limit = `ulimit -n ${Number(nofile)} 2>/dev/null || ulimit -n $(ulimit -Hn)`;
+  const child = spawn('bash', ['-c', `${limit}; exec node ${quoted}`], {
     cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -131,6 +135,12 @@ export async function stopChild(child, timeoutMs = 5000) {
   const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   await done;
   clearTimeout(t);
+}
+
+/** The open-files limit (soft) a process runs with, from /proc/<pid>/limits. */
+export function fdLimit(pid) {
+  const m = /Max open files\s+(\d+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
 }
 
 export function machineInfo() {

@@ -11,6 +11,17 @@ const COLUMNS = {
     ['heap_kb_per_conn', 'heap KB/conn after GC @10k'],
     ['heap_kb_per_conn_5k', 'heap KB/conn after GC @5k'],
   ],
+  scale: [
+    ['rss_kb_per_conn', 'KB/conn'],
+    ['n', 'connections'],
+    ['conns_per_s', 'conns/s'],
+    ['storm_s', 'restart → all recovered, s'],
+    ['refused_connects', 'refused connects'],
+    ['lost_pubs', 'lost pubs'],
+    ['dupe_pubs', 'duplicate pubs'],
+    ['recovered_false', 'recovered: false'],
+    ['pubs_acked', 'acked pubs'],
+  ],
   fanout: [
     ['cpu_us_per_delivery', 'CPU µs/delivery (sat.)'],
     ['deliveries_per_s', 'deliveries/s (sat.)'],

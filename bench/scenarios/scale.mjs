@@ -1,0 +1,289 @@
+// The `scale` scenario (issue #17, target 3): N idle authenticated subscribed connections on one node (default
+// 100,000; --scale-n), from several load client processes, each connection bound to one of several loopback source
+// addresses (127.0.0.2, …) so one address's ephemeral port range is no limit. Server RSS growth per connection, as in
+// `idle`. For `herald-redis` it then restarts the node under the connections: a publisher keeps publishing
+// (acknowledged publications, one sequence per channel) while the node is stopped and started again on the same
+// port; every client reconnects with the SDK's backoff and resubscribes with `recover: true` and the offset and
+// epoch it last saw, and checks that it got every acknowledged publication of its channel exactly once.
+// Not in the default scenario set (it takes minutes): `npm run bench -- --only scale`.
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startClient } from '../lib/client-handle.mjs';
+import { BENCH_SECRET } from '../lib/jwt.mjs';
+import { cpuUs, fdLimit, freePort, rssKb, sleep, spawnNode, stopChild, waitPort } from '../lib/proc.mjs';
+import { startRedis } from '../lib/redis.mjs';
+import { heraldMain, repoRoot } from '../targets/index.mjs';
+
+const scaleClient = fileURLToPath(new URL('../client/scale-client.mjs', import.meta.url));
+const wsRawServer = fileURLToPath(new URL('../targets/ws-raw-server.mjs', import.meta.url));
+const r2 = (x) => Math.round(x * 100) / 100;
+const log = (...a) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] scale:`, ...a);
+
+/** `benchr`: history and forced recovery (history_size 100, 5 minutes); `bench`: no history, as the other scenarios. */
+const configPath = join(os.tmpdir(), `herald-bench-scale-${process.pid}.json`);
+writeFileSync(
+  configPath,
+  JSON.stringify({
+    channel: {
+      namespaces: [
+        { name: 'bench', allow_subscribe_for_client: true, allow_publish_for_client: true },
+        {
+          name: 'benchr',
+          allow_subscribe_for_client: true,
+          history_size: 100,
+          history_ttl: '300s',
+          force_recovery: true,
+        },
+      ],
+    },
+  }),
+);
+
+const TARGETS = {
+  herald: { kind: 'herald', protocol: 'herald', prefix: 'bench:scale-' },
+  'ws-raw': { kind: 'ws-raw', protocol: 'raw', prefix: 'scale-' },
+  'herald-redis': { kind: 'herald', protocol: 'herald', prefix: 'benchr:scale-', redis: true, storm: true },
+};
+
+function cleanEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (!k.startsWith('HERALD_') && !['REDIS_URL', 'WS_PORT', 'PORT', 'NODE_OPTIONS'].includes(k)) env[k] = v;
+  return env;
+}
+
+let runCounter = 0;
+
+/** One node of a target on a fixed port, restartable on the same port (Redis engine: the same prefix). */
+async function startNode(def, { nofile, redisUrl }) {
+  const port = await freePort();
+  const env = { ...cleanEnv(), BENCH_SECRET, NODE_ENV: 'production' };
+  let args;
+  let path = '/';
+  if (def.kind === 'herald') {
+    Object.assign(env, {
+      WS_PORT: String(port),
+      HERALD_HOST: '127.0.0.1',
+      HERALD_TOKEN_SECRET: BENCH_SECRET,
+      HERALD_API_KEY: 'bench-api-key',
+      HERALD_LOG_LEVEL: 'warn',
+      HERALD_CONFIG: configPath,
+      HERALD_NAME: `bench-scale-${process.pid}-${++runCounter}`,
+    });
+    if (def.redis)
+      Object.assign(env, {
+        HERALD_ENGINE: 'redis',
+        REDIS_URL: redisUrl,
+        HERALD_REDIS_PREFIX: `bench-scale-${process.pid}-${runCounter}`,
+      });
+    args = [heraldMain, 'serve'];
+    path = '/connection/websocket';
+  } else {
+    args = [wsRawServer, String(port)];
+  }
+  const node = {
+    port,
+    url: `ws://127.0.0.1:${port}${path}`,
+    base: `http://127.0.0.1:${port}`,
+    child: undefined,
+    stderr: '',
+    async start() {
+      const child = spawnNode(args, { env, cwd: repoRoot, label: def.kind, nofile });
+      node.child = child;
+      const exited = new Promise((_, reject) =>
+        child.once('exit', (code) => reject(new Error(`${def.kind} exited with ${code}: ${child.stderrText()}`))),
+      );
+      await Promise.race([waitPort(port, 30_000), exited]);
+      exited.catch(() => {});
+    },
+    get pid() {
+      return node.child.pid;
+    },
+    /** Stops the process with `signal` (SIGKILL: a crash; SIGTERM: Herald's graceful shutdown, bounded). */
+    async stop(signal = 'SIGTERM') {
+      const c = node.child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      node.stderr += c.stderrText();
+      if (signal === 'SIGKILL') {
+        const done = new Promise((r) => c.once('exit', r));
+        c.kill('SIGKILL');
+        await done;
+      } else await stopChild(c, 15_000);
+    },
+  };
+  await node.start();
+  return node;
+}
+
+/** Sum of a field over clients' status. */
+async function statusAll(clients) {
+  const ss = await Promise.all(clients.map((cl) => cl.call('status')));
+  return { up: ss.reduce((a, s) => a + s.up, 0), delivered: ss.reduce((a, s) => a + s.delivered, 0) };
+}
+
+async function run(name, cfg) {
+  const def = TARGETS[name];
+  const requested = cfg.scaleN ?? 100_000;
+  const nofile = requested + 1024;
+  let redis;
+  let node;
+  const clients = [];
+  try {
+    if (def.redis) {
+      redis = await startRedis();
+      if (!redis) throw new Error('no redis-server binary and no Redis at BENCH_REDIS_URL / 127.0.0.1:6379');
+    }
+    node = await startNode(def, { nofile, redisUrl: redis?.url });
+    // The fd limit the processes got: `ulimit -n` can only go up to the hard limit without CAP_SYS_RESOURCE. When the
+    // server cannot hold N sockets, N is lowered to what it can (and the result says so).
+    const serverFds = fdLimit(node.pid);
+    let n = requested;
+    if (serverFds < requested + 200) {
+      n = Math.floor((serverFds - 200) / 100) * 100;
+      log(`the server's fd limit is ${serverFds} (hard limit): N lowered from ${requested} to ${n}`);
+    }
+    const first = await startClient({ script: scaleClient, nofile });
+    clients.push(first);
+    const clientFds = fdLimit(first.pid);
+    const perClient = Math.max(1000, clientFds - 200);
+    const nClients = Math.max(cfg.scaleClients ?? 2, Math.ceil(n / perClient));
+    for (let k = 1; k < nClients; k++) clients.push(await startClient({ script: scaleClient, nofile }));
+    // Source addresses: ~28k ephemeral ports each (net.ipv4.ip_local_port_range 32768–60999); 25k per address.
+    const nAddrs = Math.max(2, Math.ceil(n / 25_000));
+    const addrs = Array.from({ length: nAddrs }, (_, k) => `127.0.0.${k + 2}`);
+    const channels = Math.max(1, Math.ceil(n / 100));
+    await sleep(1000);
+    const base = rssKb(node.pid);
+    const out = {
+      n,
+      n_requested: requested,
+      server_fd_limit: serverFds,
+      client_fd_limit: clientFds,
+      load_clients: nClients,
+      source_addrs: nAddrs,
+      channels,
+      rss_base_kb: base,
+    };
+    log(`${name}: ${n} connections, ${nClients} clients, ${nAddrs} source addresses, ${channels} channels`);
+
+    const share = Math.ceil(n / nClients);
+    const s0 = cpuUs(node.pid);
+    const t0 = Date.now();
+    const rs = await Promise.all(
+      clients.map((cl, k) =>
+        cl.call(
+          'connect',
+          {
+            protocol: def.protocol,
+            url: node.url,
+            n: Math.min(share, n - k * share),
+            first: k * share,
+            prefix: def.prefix,
+            channels,
+            addrs,
+            concurrency: Math.ceil(200 / nClients),
+          },
+          600_000,
+        ),
+      ),
+    );
+    const connectMs = Date.now() - t0;
+    const failed = rs.reduce((a, r) => a + r.failed, 0);
+    if (failed > 0) throw new Error(`${failed} of ${n} connections failed (${rs.find((r) => r.failed)?.firstError})`);
+    out.conns_per_s = Math.round((n / connectMs) * 1000);
+    out.cpu_us_per_conn = Math.round((cpuUs(node.pid) - s0) / n);
+    await sleep(cfg.scaleSettleMs ?? 5000);
+    const rss = rssKb(node.pid);
+    out.rss_kb = rss;
+    out.rss_kb_per_conn = r2((rss - base) / n);
+    log(`${name}: ${n} connected in ${connectMs} ms; RSS ${rss} KB, ${out.rss_kb_per_conn} KB/conn`);
+
+    if (def.storm) Object.assign(out, await storm(node, clients, { n, channels, prefix: def.prefix, cfg }));
+    return out;
+  } catch (err) {
+    const stderr = node ? (node.stderr + (node.child?.stderrText() ?? '')).trim() : '';
+    if (stderr) err.message += `\n--- ${name} stderr ---\n${stderr.slice(-1500)}`;
+    throw err;
+  } finally {
+    await node?.stop('SIGKILL');
+    for (const cl of clients) {
+      await cl.call('closeAll').catch(() => {});
+      await cl.stop();
+    }
+    await redis?.stop();
+  }
+}
+
+/**
+ * The restart: publish (acknowledged, `rate`/s round-robin over the channels), stop the node (`signal`), start it on
+ * the same port, wait (bounded) until every connection is back and subscribed, publish a little more, then check.
+ */
+async function storm(node, clients, { n, channels, prefix, cfg }) {
+  const rate = cfg.scaleRate ?? 100;
+  const signal = cfg.scaleSignal ?? 'SIGTERM';
+  const pubClient = clients[0];
+  await pubClient.call('pubStart', { base: node.base, apiKey: 'bench-api-key', prefix, channels, rate });
+  await sleep(3000);
+  await Promise.all(clients.map((cl) => cl.call('arm')));
+  const tStop = Date.now();
+  await node.stop(signal);
+  const tDown = Date.now();
+  await node.start();
+  const tUp = Date.now();
+  log(`node stopped (${signal}) in ${tDown - tStop} ms, listening again after ${tUp - tStop} ms`);
+  const deadline = Date.now() + (cfg.scaleStormMaxMs ?? 300_000);
+  let st = await statusAll(clients);
+  let lastLog = Date.now();
+  while (st.up < n && Date.now() < deadline) {
+    await sleep(250);
+    st = await statusAll(clients);
+    if (Date.now() - lastLog > 5000) {
+      log(`storm: ${st.up} of ${n} back after ${Math.round((Date.now() - tStop) / 1000)} s`);
+      lastLog = Date.now();
+    }
+  }
+  const tAll = Date.now();
+  const stormRss = rssKb(node.pid);
+  await sleep(3000); // publications after everyone is back
+  const p = await pubClient.call('pubStop', {}, 30_000);
+  await sleep(3000); // deliveries drain
+  const vs = await Promise.all(clients.map((cl) => cl.call('verify', { last: p.last, unacked: p.unacked }, 120_000)));
+  const sum = (k) => vs.reduce((a, v) => a + v[k], 0);
+  const out = {
+    storm_s: r2((tAll - tStop) / 1000),
+    storm_after_listen_s: r2((tAll - tUp) / 1000),
+    restart_s: r2((tUp - tStop) / 1000),
+    stop_s: r2((tDown - tStop) / 1000),
+    storm_back: st.up,
+    storm_complete: st.up >= n ? 1 : 0,
+    refused_connects: sum('refused'),
+    failed_connects: sum('errors'),
+    connect_attempts: sum('attempts'),
+    lost_pubs: sum('lost'),
+    lost_conns: sum('lostConns'),
+    dupe_pubs: sum('dupes'),
+    out_of_order_pubs: sum('outOfOrder'),
+    recovered_true: sum('recoveredTrue'),
+    recovered_false: sum('recoveredFalse'),
+    recovered_pubs: sum('recoveredPubs'),
+    pubs_acked: p.acked,
+    pubs_unacked: p.unacked.length,
+    pubs_refused: p.refused,
+    unacked_missed: sum('unackedMissed'),
+    deliveries: sum('delivered'),
+    rss_kb_after_storm: stormRss,
+  };
+  const fe = vs.find((v) => v.firstError)?.firstError;
+  if (fe) out.first_error = fe;
+  const fl = vs.find((v) => v.firstLost)?.firstLost;
+  if (fl) out.first_lost = fl;
+  log(`storm: ${JSON.stringify(out)}`);
+  return out;
+}
+
+export const scale = {
+  targets: ['herald', 'ws-raw', 'herald-redis'],
+  run,
+};
