@@ -13,6 +13,8 @@ const COLUMNS = {
   ],
   scale: [
     ['rss_kb_per_conn', 'KB/conn'],
+    ['heap_kb_per_conn', 'heap KB/conn after GC'],
+    ['rss_gc_kb_per_conn', 'RSS KB/conn after GC'],
     ['n', 'connections'],
     ['conns_per_s', 'conns/s'],
     ['storm_s', 'restart → all recovered, s'],

@@ -6,11 +6,12 @@
 // port; every client reconnects with the SDK's backoff and resubscribes with `recover: true` and the offset and
 // epoch it last saw, and checks that it got every acknowledged publication of its channel exactly once.
 // Not in the default scenario set (it takes minutes): `npm run bench -- --only scale`.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startClient } from '../lib/client-handle.mjs';
+import { memoryAfterGc } from '../lib/inspect.mjs';
 import { BENCH_SECRET } from '../lib/jwt.mjs';
 import { cpuUs, fdLimit, freePort, rssKb, sleep, spawnNode, stopChild, waitPort } from '../lib/proc.mjs';
 import { startRedis } from '../lib/redis.mjs';
@@ -55,10 +56,24 @@ function cleanEnv() {
 }
 
 let runCounter = 0;
+let addrCounter = 0;
+/** 2 … 254, then 2 again. */
+const nextAddr = () => 2 + (addrCounter++ % 253);
+
+/** TcpExt counters of the network namespace (accept queue overflows and drops), from /proc/net/netstat. */
+function tcpExt() {
+  const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+  const i = lines.findIndex((l) => l.startsWith('TcpExt:'));
+  const keys = lines[i].split(' ');
+  const vals = lines[i + 1].split(' ').map(Number);
+  return Object.fromEntries(keys.map((k, j) => [k, vals[j]]));
+}
 
 /** One node of a target on a fixed port, restartable on the same port (Redis engine: the same prefix). */
 async function startNode(def, { nofile, redisUrl }) {
   const port = await freePort();
+  // The inspector, for the heap after GC (bench/lib/inspect.mjs); the same for every target.
+  const inspectPort = await freePort();
   const env = { ...cleanEnv(), BENCH_SECRET, NODE_ENV: 'production' };
   let args;
   let path = '/';
@@ -78,13 +93,14 @@ async function startNode(def, { nofile, redisUrl }) {
         REDIS_URL: redisUrl,
         HERALD_REDIS_PREFIX: `bench-scale-${process.pid}-${runCounter}`,
       });
-    args = [heraldMain, 'serve'];
+    args = [`--inspect=127.0.0.1:${inspectPort}`, heraldMain, 'serve'];
     path = '/connection/websocket';
   } else {
-    args = [wsRawServer, String(port)];
+    args = [`--inspect=127.0.0.1:${inspectPort}`, wsRawServer, String(port)];
   }
   const node = {
     port,
+    inspectPort,
     url: `ws://127.0.0.1:${port}${path}`,
     base: `http://127.0.0.1:${port}`,
     child: undefined,
@@ -150,11 +166,15 @@ async function run(name, cfg) {
     const perClient = Math.max(1000, clientFds - 200);
     const nClients = Math.max(cfg.scaleClients ?? 2, Math.ceil(n / perClient));
     for (let k = 1; k < nClients; k++) clients.push(await startClient({ script: scaleClient, nofile }));
-    // Source addresses: ~28k ephemeral ports each (net.ipv4.ip_local_port_range 32768–60999); 25k per address.
-    const nAddrs = Math.max(2, Math.ceil(n / 25_000));
-    const addrs = Array.from({ length: nAddrs }, (_, k) => `127.0.0.${k + 2}`);
+    // Source addresses: ~28k ephemeral ports each (net.ipv4.ip_local_port_range 32768–60999), but bind() to port 0
+    // scans the range for a free port, and in a crowded range (the previous trial's ports linger 60 s in TIME_WAIT)
+    // it took 1.4 ms of kernel time per call, serializing the client. So: 5,000 connections per address, and every
+    // trial takes addresses the previous trials did not use (127.0.0.2 … 127.0.0.254, then round again).
+    const nAddrs = Math.max(2, Math.ceil(n / 5000));
+    const addrs = Array.from({ length: nAddrs }, () => `127.0.0.${nextAddr()}`);
     const channels = Math.max(1, Math.ceil(n / 100));
     await sleep(1000);
+    const gc0 = await memoryAfterGc(node.inspectPort);
     const base = rssKb(node.pid);
     const out = {
       n,
@@ -198,7 +218,15 @@ async function run(name, cfg) {
     const rss = rssKb(node.pid);
     out.rss_kb = rss;
     out.rss_kb_per_conn = r2((rss - base) / n);
-    log(`${name}: ${n} connected in ${connectMs} ms; RSS ${rss} KB, ${out.rss_kb_per_conn} KB/conn`);
+    const gc1 = await memoryAfterGc(node.inspectPort);
+    out.heap_kb_per_conn = r2((gc1.heapUsed - gc0.heapUsed) / n);
+    out.rss_gc_kb_per_conn = r2((gc1.rss - gc0.rss) / n);
+    out.external_kb_per_conn = r2((gc1.external - gc0.external) / n);
+    out.heap_used_kb = gc1.heapUsed;
+    log(
+      `${name}: ${n} connected in ${connectMs} ms; RSS ${rss} KB, ${out.rss_kb_per_conn} KB/conn; ` +
+        `after GC: heap ${out.heap_kb_per_conn} KB/conn, RSS ${out.rss_gc_kb_per_conn} KB/conn`,
+    );
 
     if (def.storm) Object.assign(out, await storm(node, clients, { n, channels, prefix: def.prefix, cfg }));
     return out;
@@ -223,10 +251,20 @@ async function run(name, cfg) {
 async function storm(node, clients, { n, channels, prefix, cfg }) {
   const rate = cfg.scaleRate ?? 100;
   const signal = cfg.scaleSignal ?? 'SIGTERM';
-  const pubClient = clients[0];
+  // The publisher in its own process, so that the reconnecting clients do not slow it down.
+  const pubClient = await startClient({ script: scaleClient });
+  try {
+    return await stormWith(node, clients, pubClient, { n, channels, prefix, rate, signal, cfg });
+  } finally {
+    await pubClient.stop();
+  }
+}
+
+async function stormWith(node, clients, pubClient, { n, channels, prefix, rate, signal, cfg }) {
   await pubClient.call('pubStart', { base: node.base, apiKey: 'bench-api-key', prefix, channels, rate });
   await sleep(3000);
   await Promise.all(clients.map((cl) => cl.call('arm')));
+  const x0 = tcpExt();
   const tStop = Date.now();
   await node.stop(signal);
   const tDown = Date.now();
@@ -245,6 +283,7 @@ async function storm(node, clients, { n, channels, prefix, cfg }) {
     }
   }
   const tAll = Date.now();
+  const x1 = tcpExt();
   const stormRss = rssKb(node.pid);
   await sleep(3000); // publications after everyone is back
   const p = await pubClient.call('pubStop', {}, 30_000);
@@ -274,6 +313,8 @@ async function storm(node, clients, { n, channels, prefix, cfg }) {
     unacked_missed: sum('unackedMissed'),
     deliveries: sum('delivered'),
     rss_kb_after_storm: stormRss,
+    listen_overflows: x1.ListenOverflows - x0.ListenOverflows,
+    listen_drops: x1.ListenDrops - x0.ListenDrops,
   };
   const fe = vs.find((v) => v.firstError)?.firstError;
   if (fe) out.first_error = fe;
