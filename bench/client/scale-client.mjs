@@ -28,6 +28,7 @@ const c = {
   dupes: 0,
   gaps: [], // [channelIndex, fromSeq, toSeq] of sequence numbers skipped by some connection (checked against acks)
   gapCount: 0,
+  announcedGap: 0,
   outOfOrder: 0,
   recoveredTrue: 0,
   recoveredFalse: 0,
@@ -42,6 +43,9 @@ const c = {
   connectErrorsAtUp: 0,
 };
 
+/** Failed connection attempts by kind (the message without numbers, at most 60 characters). */
+const errorKinds = new Map();
+
 function noteError(err) {
   const msg = String(err?.message ?? err);
   if (/ECONNREFUSED/.test(msg)) c.refused++;
@@ -49,6 +53,11 @@ function noteError(err) {
     c.errors++;
     c.firstError ??= msg;
   }
+  const kind = msg
+    .replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, '…')
+    .replace(/\d+/g, 'N')
+    .slice(0, 60);
+  if (errorKinds.size < 50 || errorKinds.has(kind)) errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
 }
 
 /** A publication for connection `k` (payload `{"c":<channel index>,"s":<seq>,…}`, `offset` from Herald). */
@@ -63,9 +72,15 @@ function onPub(k, pub) {
     return;
   }
   if (s > k.lastSeq + 1) {
-    c.gapCount += s - k.lastSeq - 1;
-    if (c.gaps.length < 100_000) c.gaps.push([k.ch, k.lastSeq + 1, s - 1]);
+    if (k.announced) {
+      // Herald said `recovered: false` (the outage outlasted the history): the client knows to reload; not silent.
+      c.announcedGap += s - k.lastSeq - 1;
+    } else {
+      c.gapCount += s - k.lastSeq - 1;
+      if (c.gaps.length < 100_000) c.gaps.push([k.ch, k.lastSeq + 1, s - 1]);
+    }
   }
+  k.announced = false;
   k.lastSeq = s;
 }
 
@@ -116,7 +131,10 @@ function heraldOpen(k) {
           const wasRecovering = k.epoch !== undefined;
           if (wasRecovering) {
             if (r.recovered) c.recoveredTrue++;
-            else c.recoveredFalse++;
+            else {
+              c.recoveredFalse++;
+              k.announced = true;
+            }
           }
           for (const pub of r.publications ?? []) {
             c.recoveredPubs++;
@@ -208,6 +226,8 @@ async function connectMany({ protocol, url, n, first = 0, prefix, channels, addr
 
 // The publisher: HTTP API publishes, at most one in flight per channel (so a channel's order is the publisher's),
 // `rate` per second round-robin over the channels. Only publications the API answered with a result count as sent.
+const pubFailures = new Map();
+const pubFail = (kind) => pubFailures.set(kind, (pubFailures.get(kind) ?? 0) + 1);
 const pub = { running: false, seq: [], inflight: [], acked: 0, refused: 0, unacked: [], failedOther: 0, timer: null };
 
 function pubStart({ base, apiKey, prefix, channels, rate }) {
@@ -242,6 +262,7 @@ function pubStart({ base, apiKey, prefix, channels, rate }) {
           } else {
             pub.failedOther++;
             pub.unacked.push([k, s]);
+            pubFail(`HTTP ${res.statusCode} ${text.slice(0, 80)}`);
           }
         });
       },
@@ -257,6 +278,7 @@ function pubStart({ base, apiKey, prefix, channels, rate }) {
       // Refused: never reached the server, not published. Anything else may or may not have been published.
       if (!sent && /ECONNREFUSED/.test(String(err.message))) pub.refused++;
       pub.unacked.push([k, s]);
+      pubFail(`${sent ? 'sent' : 'not sent'}: ${String(err.message).replace(/\d+/g, 'N').slice(0, 60)}`);
     });
     req.end(body);
   };
@@ -290,6 +312,7 @@ const ops = {
   async arm() {
     c.reconnecting = true;
     Object.assign(c, { refused: 0, errors: 0, firstError: undefined, attempts: 0 });
+    errorKinds.clear();
     for (const k of conns) if (!k.up) scheduleReconnect(k);
     return { now: performance.now() };
   },
@@ -308,6 +331,7 @@ const ops = {
       refused: pub.refused,
       failedOther: pub.failedOther,
       unacked: pub.unacked,
+      failures: Object.fromEntries(pubFailures),
       last: pub.seq,
     };
   },
@@ -335,7 +359,8 @@ const ops = {
     }
     for (const k of conns) {
       const tail = ackedIn(k.ch, k.lastSeq + 1, last[k.ch] ?? 0);
-      if (tail > 0) {
+      if (tail > 0 && k.announced) c.announcedGap += tail;
+      else if (tail > 0) {
         lost += tail;
         lostConns++;
         firstLost ??= { channel: k.ch, from: k.lastSeq + 1, to: last[k.ch], tail: true };
@@ -346,6 +371,7 @@ const ops = {
       lostConns,
       firstLost,
       unackedMissed,
+      announcedGap: c.announcedGap,
       dupes: c.dupes,
       outOfOrder: c.outOfOrder,
       gaps: c.gaps.length,
@@ -355,6 +381,7 @@ const ops = {
       refused: c.refused,
       errors: c.errors,
       firstError: c.firstError,
+      errorKinds: Object.fromEntries(errorKinds),
       attempts: c.attempts,
       closedByServer: c.closedByServer,
       delivered: st.delivered,

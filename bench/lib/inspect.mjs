@@ -45,3 +45,45 @@ export async function memoryAfterGc(inspectPort, timeoutMs = 60_000) {
     ws.close();
   }
 }
+
+/** A heap snapshot of the target summarized by constructor: Map name -> { size (self bytes), count }. */
+export async function heapByConstructor(inspectPort, timeoutMs = 120_000) {
+  const list = await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json();
+  const ws = new WebSocket(list[0].webSocketDebuggerUrl, { perMessageDeflate: false, maxPayload: 1 << 30 });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const chunks = [];
+  const done = new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('heap snapshot timed out')), timeoutMs);
+    ws.on('message', (raw) => {
+      const m = JSON.parse(raw.toString());
+      if (m.method === 'HeapProfiler.addHeapSnapshotChunk') chunks.push(m.params.chunk);
+      else if (m.id === 2) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+  ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+  ws.send(JSON.stringify({ id: 2, method: 'HeapProfiler.takeHeapSnapshot', params: { reportProgress: false } }));
+  await done;
+  ws.close();
+  const snap = JSON.parse(chunks.join(''));
+  const f = snap.snapshot.meta.node_fields;
+  const types = snap.snapshot.meta.node_types[0];
+  const [iType, iName, iSize] = ['type', 'name', 'self_size'].map((k) => f.indexOf(k));
+  const out = new Map();
+  const nodes = snap.nodes;
+  for (let i = 0; i < nodes.length; i += f.length) {
+    const type = types[nodes[i + iType]];
+    const name = type === 'object' || type === 'closure' ? snap.strings[nodes[i + iName]] : `(${type})`;
+    const key = type === 'closure' ? `closure ${name}` : name;
+    const e = out.get(key) ?? { size: 0, count: 0 };
+    e.size += nodes[i + iSize];
+    e.count++;
+    out.set(key, e);
+  }
+  return out;
+}

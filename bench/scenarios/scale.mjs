@@ -22,8 +22,10 @@ const wsRawServer = fileURLToPath(new URL('../targets/ws-raw-server.mjs', import
 const r2 = (x) => Math.round(x * 100) / 100;
 const log = (...a) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] scale:`, ...a);
 
-/** `benchr`: history and forced recovery (history_size 100, 5 minutes); `bench`: no history, as the other scenarios. */
-const configPath = join(os.tmpdir(), `herald-bench-scale-${process.pid}.json`);
+/**
+ * `benchr`: history and forced recovery (1,000 publications for 300 s: at the default 100 publications/s over N/100
+ * channels, a client away for up to min(300 s, N/100 × 10 s) still recovers); `bench`: no history, as the other scenarios. */
+export const configPath = join(os.tmpdir(), `herald-bench-scale-${process.pid}.json`);
 writeFileSync(
   configPath,
   JSON.stringify({
@@ -33,7 +35,7 @@ writeFileSync(
         {
           name: 'benchr',
           allow_subscribe_for_client: true,
-          history_size: 100,
+          history_size: 1000,
           history_ttl: '300s',
           force_recovery: true,
         },
@@ -274,10 +276,20 @@ async function stormWith(node, clients, pubClient, { n, channels, prefix, rate, 
   const deadline = Date.now() + (cfg.scaleStormMaxMs ?? 300_000);
   let st = await statusAll(clients);
   let lastLog = Date.now();
+  // Every ~5 s: seconds since the stop, connections back, server CPU % since the previous point.
+  const timeline = [];
+  let cpu0 = cpuUs(node.pid);
   while (st.up < n && Date.now() < deadline) {
     await sleep(250);
     st = await statusAll(clients);
     if (Date.now() - lastLog > 5000) {
+      const cpu = cpuUs(node.pid);
+      timeline.push([
+        Math.round((Date.now() - tStop) / 1000),
+        st.up,
+        Math.round((cpu - cpu0) / 10 / (Date.now() - lastLog)),
+      ]);
+      cpu0 = cpu;
       log(`storm: ${st.up} of ${n} back after ${Math.round((Date.now() - tStop) / 1000)} s`);
       lastLog = Date.now();
     }
@@ -306,6 +318,7 @@ async function stormWith(node, clients, pubClient, { n, channels, prefix, rate, 
     out_of_order_pubs: sum('outOfOrder'),
     recovered_true: sum('recoveredTrue'),
     recovered_false: sum('recoveredFalse'),
+    unrecovered_gap_pubs: sum('announcedGap'),
     recovered_pubs: sum('recoveredPubs'),
     pubs_acked: p.acked,
     pubs_unacked: p.unacked.length,
@@ -315,7 +328,15 @@ async function stormWith(node, clients, pubClient, { n, channels, prefix, rate, 
     rss_kb_after_storm: stormRss,
     listen_overflows: x1.ListenOverflows - x0.ListenOverflows,
     listen_drops: x1.ListenDrops - x0.ListenDrops,
+    timeline: JSON.stringify(timeline),
   };
+  // What the stopped node said (Herald logs at warn: a missed shutdown deadline shows here).
+  const stopLog = node.stderr.trim();
+  if (stopLog) out.stop_log = stopLog.slice(-600);
+  const kinds = {};
+  for (const v of vs) for (const [k, x] of Object.entries(v.errorKinds ?? {})) kinds[k] = (kinds[k] ?? 0) + x;
+  out.connect_errors = JSON.stringify(kinds);
+  out.pub_failures = JSON.stringify(p.failures ?? {});
   const fe = vs.find((v) => v.firstError)?.firstError;
   if (fe) out.first_error = fe;
   const fl = vs.find((v) => v.firstLost)?.firstLost;
