@@ -45,6 +45,8 @@ const c = {
 
 /** Failed connection attempts by kind (the message without numbers, at most 60 characters). */
 const errorKinds = new Map();
+/** Closes of subscribed connections by code and reason (the restart's, and any after it). */
+const closeKinds = new Map();
 
 function noteError(err) {
   const msg = String(err?.message ?? err);
@@ -155,9 +157,11 @@ function heraldOpen(k) {
       {
         onOpen: () => k.ws.send(hello(k)),
         onMessage: onText,
-        onClose: () => {
-          if (!done) return finish(false, new Error('closed during the handshake'));
+        onClose: (code, reason) => {
+          if (!done) return finish(false, new Error(`closed during the handshake: ${code} ${reason}`));
           if (k.up) {
+            const kind = `${code} ${reason}`.slice(0, 60);
+            closeKinds.set(kind, (closeKinds.get(kind) ?? 0) + 1);
             k.up = false;
             c.up--;
             c.closedByServer++;
@@ -382,6 +386,7 @@ const ops = {
       errors: c.errors,
       firstError: c.firstError,
       errorKinds: Object.fromEntries(errorKinds),
+      closeKinds: Object.fromEntries(closeKinds),
       attempts: c.attempts,
       closedByServer: c.closedByServer,
       delivered: st.delivered,

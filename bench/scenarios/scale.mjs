@@ -331,11 +331,17 @@ async function stormWith(node, clients, pubClient, { n, channels, prefix, rate, 
     timeline: JSON.stringify(timeline),
   };
   // What the stopped node said (Herald logs at warn: a missed shutdown deadline shows here).
-  const stopLog = node.stderr.trim();
+  const stopLog = node.stderr
+    .split('\n')
+    .filter((l) => l.trim() && !/Debugger|inspector/.test(l))
+    .join('\n');
   if (stopLog) out.stop_log = stopLog.slice(-600);
   const kinds = {};
   for (const v of vs) for (const [k, x] of Object.entries(v.errorKinds ?? {})) kinds[k] = (kinds[k] ?? 0) + x;
   out.connect_errors = JSON.stringify(kinds);
+  const closes = {};
+  for (const v of vs) for (const [k, x] of Object.entries(v.closeKinds ?? {})) closes[k] = (closes[k] ?? 0) + x;
+  out.closes = JSON.stringify(closes);
   out.pub_failures = JSON.stringify(p.failures ?? {});
   const fe = vs.find((v) => v.firstError)?.firstError;
   if (fe) out.first_error = fe;
