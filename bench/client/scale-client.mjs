@@ -63,7 +63,7 @@ function noteError(err) {
 }
 
 /** A publication for connection `k` (payload `{"c":<channel index>,"s":<seq>,…}`, `offset` from Herald). */
-function onPub(k, pub) {
+function onPub(k, pub, src = 'push') {
   const s = pub.data?.s;
   if (pub.offset !== undefined) k.offset = pub.offset;
   if (typeof s !== 'number') return;
@@ -71,6 +71,14 @@ function onPub(k, pub) {
   if (s <= k.lastSeq) {
     if (s === k.lastSeq) c.dupes++;
     else c.outOfOrder++;
+    c.firstOutOfOrder ??= {
+      channel: k.ch,
+      seq: s,
+      last: k.lastSeq,
+      offset: pub.offset,
+      src,
+      msSinceSubscribed: Math.round(performance.now() - (k.upAt ?? 0)),
+    };
     return;
   }
   if (s > k.lastSeq + 1) {
@@ -140,11 +148,12 @@ function heraldOpen(k) {
           }
           for (const pub of r.publications ?? []) {
             c.recoveredPubs++;
-            onPub(k, pub);
+            onPub(k, pub, 'recovery');
           }
           if (r.epoch !== undefined) k.epoch = r.epoch;
           if (r.offset !== undefined) k.offset = r.offset;
           k.up = true;
+          k.upAt = performance.now();
           k.attempt = 0;
           c.up++;
           c.lastUpAt = performance.now();
@@ -354,6 +363,7 @@ const ops = {
     let lost = 0;
     let lostConns = 0;
     let unackedMissed = 0;
+    let notBack = 0;
     let firstLost;
     for (const [k, from, to] of c.gaps) {
       const a = ackedIn(k, from, to);
@@ -364,6 +374,8 @@ const ops = {
     for (const k of conns) {
       const tail = ackedIn(k.ch, k.lastSeq + 1, last[k.ch] ?? 0);
       if (tail > 0 && k.announced) c.announcedGap += tail;
+      else if (tail > 0 && !k.up)
+        notBack += tail; // never came back: missing, not lost by the server
       else if (tail > 0) {
         lost += tail;
         lostConns++;
@@ -376,6 +388,9 @@ const ops = {
       firstLost,
       unackedMissed,
       announcedGap: c.announcedGap,
+      notBack,
+      notBackConns: conns.filter((k) => !k.up).length,
+      firstOutOfOrder: c.firstOutOfOrder,
       dupes: c.dupes,
       outOfOrder: c.outOfOrder,
       gaps: c.gaps.length,

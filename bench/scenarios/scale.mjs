@@ -319,6 +319,8 @@ async function stormWith(node, clients, pubClient, { n, channels, prefix, rate, 
     recovered_true: sum('recoveredTrue'),
     recovered_false: sum('recoveredFalse'),
     unrecovered_gap_pubs: sum('announcedGap'),
+    not_back_conns: sum('notBackConns'),
+    not_back_missing_pubs: sum('notBack'),
     recovered_pubs: sum('recoveredPubs'),
     pubs_acked: p.acked,
     pubs_unacked: p.unacked.length,
@@ -345,8 +347,10 @@ async function stormWith(node, clients, pubClient, { n, channels, prefix, rate, 
   out.pub_failures = JSON.stringify(p.failures ?? {});
   const fe = vs.find((v) => v.firstError)?.firstError;
   if (fe) out.first_error = fe;
+  const oo = vs.find((v) => v.firstOutOfOrder)?.firstOutOfOrder;
+  if (oo) out.first_out_of_order = JSON.stringify(oo);
   const fl = vs.find((v) => v.firstLost)?.firstLost;
-  if (fl) out.first_lost = fl;
+  if (fl) out.first_lost = JSON.stringify(fl);
   log(`storm: ${JSON.stringify(out)}`);
   return out;
 }
