@@ -180,7 +180,7 @@ function heraldOpen(k) {
         onError: (err) => finish(false, err),
       },
       undefined,
-      { localAddress: k.addr },
+      k.addr,
     );
   });
 }
@@ -224,7 +224,7 @@ async function connectMany({ protocol, url, n, first = 0, prefix, channels, addr
         }
       } else {
         try {
-          raw.push(await open(protocol, url, token, `${prefix}${ch}`, st, { localAddress: addr }));
+          raw.push(await open(protocol, url, token, `${prefix}${ch}`, st, addr));
         } catch (err) {
           failed++;
           firstError ??= String(err?.message ?? err);

@@ -149,11 +149,14 @@ async function run(name, cfg) {
   let node;
   const clients = [];
   try {
-    if (def.redis) {
+    // The orchestrator's Redis when it started one (cfg.redis), else a private one for this trial; a key prefix per run.
+    let redisUrl = cfg.redis ? `redis://127.0.0.1:${cfg.redis.port}` : undefined;
+    if (def.redis && !redisUrl) {
       redis = await startRedis();
       if (!redis) throw new Error('no redis-server binary and no Redis at BENCH_REDIS_URL / 127.0.0.1:6379');
+      redisUrl = redis.url;
     }
-    node = await startNode(def, { nofile, redisUrl: redis?.url });
+    node = await startNode(def, { nofile, redisUrl });
     // The fd limit the processes got: `ulimit -n` can only go up to the hard limit without CAP_SYS_RESOURCE. When the
     // server cannot hold N sockets, N is lowered to what it can (and the result says so).
     const serverFds = fdLimit(node.pid);
@@ -164,6 +167,7 @@ async function run(name, cfg) {
     }
     const first = await startClient({ script: scaleClient, nofile });
     clients.push(first);
+    await first.call('status'); // node runs (bash has exec'd it with its limit)
     const clientFds = fdLimit(first.pid);
     const perClient = Math.max(1000, clientFds - 200);
     const nClients = Math.max(cfg.scaleClients ?? 2, Math.ceil(n / perClient));
