@@ -359,7 +359,49 @@ async function stormWith(node, clients, pubClient, { n, channels, prefix, rate, 
   return out;
 }
 
+/**
+ * Issue #17, target 3, for the report's targets table: RSS per connection ≤ 1.1× ws-raw's at the same N, and a
+ * restart every client came back from with no lost or duplicated acknowledged publication (worst repeat).
+ */
+function check(scen) {
+  const m = (t, k) => scen?.[t]?.[k];
+  const n = m('herald', 'n')?.median ?? m('herald-redis', 'n')?.median;
+  const a = m('herald', 'rss_kb_per_conn')?.median;
+  const b = m('ws-raw', 'rss_kb_per_conn')?.median;
+  const r = Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : undefined;
+  const parts = [
+    {
+      label: 'herald RSS/conn',
+      against: 'ws-raw',
+      op: '<=',
+      factor: 1.1,
+      ratio: r === undefined ? null : +r.toFixed(3),
+      holds: r === undefined ? null : r <= 1.1,
+    },
+  ];
+  const lost = m('herald-redis', 'lost_pubs')?.max;
+  const dupes = m('herald-redis', 'dupe_pubs')?.max;
+  const complete = m('herald-redis', 'storm_complete')?.min;
+  const bad = Number.isFinite(lost) && Number.isFinite(dupes) ? lost + dupes : undefined;
+  parts.push({
+    against: 'lost + duplicated acknowledged publications in the restart, worst repeat',
+    op: '',
+    factor: '',
+    ratio: bad ?? null,
+    holds: bad === undefined ? null : bad === 0 && complete === 1,
+  });
+  if (complete !== undefined && complete !== 1)
+    parts.push({ against: 'a restart did not bring every client back', op: '', factor: '', ratio: 0, holds: false });
+  const at = n !== undefined && n < 100_000 ? ` (measured at N = ${n}: the fd limit)` : '';
+  return {
+    text: `#17 (3): 100k idle connections: RSS per connection ≤ 1.1× ws-raw; a restart loses nothing${at}`,
+    metric: 'rss_kb_per_conn',
+    parts,
+  };
+}
+
 export const scale = {
   targets: ['herald', 'ws-raw', 'herald-redis'],
   run,
+  check,
 };
