@@ -392,7 +392,11 @@ function check(scen) {
   });
   if (complete !== undefined && complete !== 1)
     parts.push({ against: 'a restart did not bring every client back', op: '', factor: '', ratio: 0, holds: false });
-  const at = n !== undefined && n < 100_000 ? ` (measured at N = ${n}: the fd limit)` : '';
+  const asked = m('herald', 'n_requested')?.median ?? m('herald-redis', 'n_requested')?.median;
+  const at =
+    n === undefined || n >= 100_000
+      ? ''
+      : ` (measured at N = ${n}${asked !== undefined && n < asked ? `, not ${asked}: the fd limit` : ''})`;
   return {
     text: `#17 (3): 100k idle connections: RSS per connection ≤ 1.1× ws-raw; a restart loses nothing${at}`,
     metric: 'rss_kb_per_conn',
