@@ -43,7 +43,7 @@ const c = {
   connectErrorsAtUp: 0,
 };
 
-/** Failed connection attempts by kind (the message without numbers, at most 60 characters). */
+/** Failed connection attempts by kind (the message without numbers, at most 200 characters). */
 const errorKinds = new Map();
 /** Closes of subscribed connections by code and reason (the restart's, and any after it). */
 const closeKinds = new Map();
@@ -58,7 +58,7 @@ function noteError(err) {
   const kind = msg
     .replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, '…')
     .replace(/\d+/g, 'N')
-    .slice(0, 60);
+    .slice(0, 200);
   if (errorKinds.size < 50 || errorKinds.has(kind)) errorKinds.set(kind, (errorKinds.get(kind) ?? 0) + 1);
 }
 
@@ -287,7 +287,10 @@ function pubStart({ base, apiKey, prefix, channels, rate }) {
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', (err) => {
-      pub.inflight[k] = false;
+      // A request sent and then timed out may still be stored by the node: the channel's next publication waits 30 s
+      // more, so that it is not stored before this one (which would reorder the channel's sequence numbers).
+      if (sent && /timeout/.test(String(err.message))) setTimeout(() => (pub.inflight[k] = false), 30_000).unref();
+      else pub.inflight[k] = false;
       // Refused: never reached the server, not published. Anything else may or may not have been published.
       if (!sent && /ECONNREFUSED/.test(String(err.message))) pub.refused++;
       pub.unacked.push([k, s]);

@@ -302,7 +302,7 @@ async function stormWith(node, clients, pubClient, { n, channels, prefix, rate, 
   const x1 = tcpExt();
   const stormRss = rssKb(node.pid);
   await sleep(3000); // publications after everyone is back
-  const p = await pubClient.call('pubStop', {}, 30_000);
+  const p = await pubClient.call('pubStop', {}, 60_000);
   await sleep(3000); // deliveries drain
   const vs = await Promise.all(clients.map((cl) => cl.call('verify', { last: p.last, unacked: p.unacked }, 120_000)));
   const sum = (k) => vs.reduce((a, v) => a + v[k], 0);
