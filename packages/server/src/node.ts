@@ -21,6 +21,7 @@ import { EmulationRelay } from './emulation-relay.js';
 import { jsonDepthProblem } from './protocol/json-depth.js';
 import { Proxies } from './proxy/proxies.js';
 import { UserIndex } from './user-index.js';
+import { OpenFilesWatch, openFilesLimit } from './fd-limit.js';
 import { Session, type SessionNode } from './session.js';
 import type { ClientTransport, UpgradeRequestInfo } from './transport/connection.js';
 import { HERALD_VERSION } from './version.js';
@@ -36,6 +37,8 @@ export interface HeraldNodeOptions {
   uid?: string;
   /** How often the ticker calls tick(); 0: no ticker (the owner calls tick itself, as the unit tests do). @default 1000 */
   tickIntervalMs?: number;
+  /** The open-files limit to warn against (tests); null: none. @default read from /proc/self/limits */
+  openFilesLimit?: number | null;
 }
 
 /** What a transport hands a connection's frames and close to (transport/websocket.ts, transport/emulation.ts). */
@@ -79,6 +82,8 @@ export class HeraldNode implements HeraldCore {
   readonly proxies: Proxies | undefined;
   private readonly sessionNode: SessionNode;
   private readonly sessions = new Set<Session>();
+  /** Connections against the process's open-files limit (undefined where it cannot be read). */
+  private readonly openFiles: OpenFilesWatch | undefined;
   private readonly byUser = new UserIndex<Session>();
   private readonly byClient = new Map<string, Session>();
   private readonly remoteNodes = new Map<string, NodeInfo>();
@@ -155,6 +160,16 @@ export class HeraldNode implements HeraldCore {
         })
       : undefined;
     this.sessionNode = this.createSessionNode();
+    const limit = opts.openFilesLimit === undefined ? openFilesLimit() : opts.openFilesLimit;
+    this.openFiles =
+      limit === undefined || limit === null
+        ? undefined
+        : new OpenFilesWatch(limit, (connections, max) =>
+            log.warn(
+              { connections, limit: max, code: 'open_files_near_limit' },
+              `${connections} connections on this node, near the process's limit of ${max} open files: past it new connections are closed at once without an error. Raise it (systemd LimitNOFILE, ulimit -n, Docker --ulimit nofile) or add nodes (docs/deployment.md)`,
+            ),
+          );
     this.emulationRelay = new EmulationRelay(engine.broker, this.uid, this.capabilities.shared, (err) =>
       log.warn({ err }, 'relaying an emulation request failed'),
     );
@@ -215,6 +230,7 @@ export class HeraldNode implements HeraldCore {
     for (const s of this.sessions) s.tick(now);
     this.lifecycle.tick();
     this.tickCount++;
+    this.openFiles?.check(this.sessions.size);
     if (!this.capabilities.shared) return;
     if (this.tickCount % Math.max(1, Math.floor(this.config.presenceTtlMs / 3000)) === 0) {
       for (const s of this.sessions) for (const p of s.refreshPresence()) p.catch(() => {});
