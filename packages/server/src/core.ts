@@ -13,6 +13,22 @@ export interface PublishCallOptions {
   source?: PublishSource;
 }
 
+export interface MapPublishCallOptions {
+  tags?: Record<string, string>;
+  idempotencyKey?: string;
+  /** @default 'server' */
+  source?: PublishSource;
+}
+
+/** The answer of map_publish and map_remove (Centrifugo's MapPublishResult / MapRemoveResult). */
+export interface MapUpdateAnswer {
+  offset: number;
+  epoch: string;
+  /** Nothing changed: a remove of a key that is not there, or an idempotency key seen before. */
+  suppressed: boolean;
+  suppressReason?: string;
+}
+
 /** Bounds on what one API call may make Herald do and build (config: HERALD_API_MAX_*, HERALD_MAX_JSON_DEPTH). */
 export interface ApiLimits {
   /** Nesting of `data` (HERALD_MAX_JSON_DEPTH); deeper is 400. */
@@ -41,6 +57,10 @@ export interface HeraldCore {
     opts?: { limit?: number; since?: StreamPosition; reverse?: boolean },
   ): Promise<HistoryResult>;
   removeHistory(channel: string): Promise<void>;
+  /** Sets `key` of a map channel (subscription_type "map"): state, stream and subscribers in one step. */
+  mapPublish(channel: string, key: string, data: unknown, opts?: MapPublishCallOptions): Promise<MapUpdateAnswer>;
+  /** Removes `key` of a map channel; `suppressed` when it was not there. */
+  mapRemove(channel: string, key: string, opts?: { idempotencyKey?: string }): Promise<MapUpdateAnswer>;
   channels(): Promise<Map<string, number>>;
   nodes(): Omit<NodeInfo, 'channels' | 'updatedAt' | 'uid'>[];
   /** Bounds on API calls (HERALD_API_MAX_*, HERALD_MAX_JSON_DEPTH); defaults when absent. */

@@ -228,6 +228,8 @@ export function createHerald(options: HeraldOptions = {}): Herald {
       return node.apiLimits;
     },
     publish: (channel, data, opts) => node.publish(channel, data, opts),
+    mapPublish: (channel, key, data, opts) => node.mapPublish(channel, key, data, opts),
+    mapRemove: (channel, key, opts) => node.mapRemove(channel, key, opts),
     subscribeUser: (user, channel, client) => node.subscribeUser(user, channel, client),
     unsubscribeUser: (user, channel, client) => node.unsubscribeUser(user, channel, client),
     disconnectUser: (user, opts) => node.disconnectUser(user, opts),

@@ -4,6 +4,7 @@ import { encodeJoinPush, encodeLeavePush, encodePubPush } from './protocol/repli
 import { protobufPubPush } from './protocol/protobuf/replies.js';
 import { fossilPublicationData } from './protocol/fossil-delta.js';
 import type { SharedFrame } from './transport/connection.js';
+import { matchesTags, type TagsFilter } from './protocol/tags-filter.js';
 
 /**
  * A publication push shared by every subscriber, built lazily once per encoding: JSON text when the first JSON socket
@@ -96,6 +97,8 @@ interface ChannelState {
   ahead: Map<HubSubscriber, Held>;
   joinLeave: Set<HubSubscriber>;
   delta: Map<HubSubscriber, DeltaState>;
+  /** Subscribers with a tags filter: they get only the publications whose tags match. */
+  filters: Map<HubSubscriber, TagsFilter>;
   seq: number;
   /** The last publication on the feed, for the next one's delta. */
   prev?: { seq: number; offset: number; data: string };
@@ -159,7 +162,13 @@ export class Hub {
    * Registers a subscriber in pending mode and resolves once the broker feeds the channel, so a history read
    * made after this cannot miss a publication: it is either in history or buffered here.
    */
-  async add(channel: string, sub: HubSubscriber, joinLeave: boolean, delta?: { publish: boolean }): Promise<void> {
+  async add(
+    channel: string,
+    sub: HubSubscriber,
+    joinLeave: boolean,
+    delta?: { publish: boolean },
+    filter?: TagsFilter,
+  ): Promise<void> {
     let st = this.channels.get(channel);
     if (!st) {
       st = {
@@ -169,6 +178,7 @@ export class Hub {
         ahead: new Map(),
         joinLeave: new Set(),
         delta: new Map(),
+        filters: new Map(),
         seq: 0,
         ready: Promise.resolve(),
         epoch: '',
@@ -187,6 +197,7 @@ export class Hub {
     st.pending.set(sub, []);
     if (joinLeave) st.joinLeave.add(sub);
     if (delta) st.delta.set(sub, { publish: delta.publish, baseSeq: -1, baseOffset: -1 });
+    if (filter) st.filters.set(sub, filter);
     this.subscriptionCount++;
     try {
       await st.ready;
@@ -194,6 +205,7 @@ export class Hub {
       st.pending.delete(sub);
       st.joinLeave.delete(sub);
       st.delta.delete(sub);
+      st.filters.delete(sub);
       this.subscriptionCount--;
       throw err;
     }
@@ -217,7 +229,7 @@ export class Hub {
     const d = st.delta.get(sub);
     if (d && deltaBase && deltaBase.offset > 0) d.baseOffset = deltaBase.offset;
     if (!position || position.epoch === '') {
-      for (const b of buffered) this.deliverTo(sub, b, d);
+      for (const b of buffered) this.deliverTo(sub, b, d, st.filters.get(sub));
       st.live.add(sub);
       return;
     }
@@ -225,7 +237,7 @@ export class Hub {
     let gap = false;
     for (const b of buffered) {
       const step = this.stepHeld(held, b);
-      if (step === 'deliver') this.deliverTo(sub, b, d);
+      if (step === 'deliver') this.deliverTo(sub, b, d, st.filters.get(sub));
       else if (step === 'gap') {
         gap = true;
         break;
@@ -276,6 +288,7 @@ export class Hub {
     const had = st.live.delete(sub) || st.pending.delete(sub) || st.ahead.delete(sub);
     st.joinLeave.delete(sub);
     st.delta.delete(sub);
+    st.filters.delete(sub);
     if (had) this.subscriptionCount--;
     if (st.live.size === 0 && st.pending.size === 0 && st.ahead.size === 0) {
       this.channels.delete(channel);
@@ -316,8 +329,8 @@ export class Hub {
     };
     st.prev = st.delta.size > 0 ? { seq: entry.seq, offset: pub.offset, data: pub.data } : undefined;
     let delivered = st.live.size;
-    if (st.delta.size === 0) for (const sub of st.live) sub.deliver(entry.frame);
-    else for (const sub of st.live) this.deliverTo(sub, entry, st.delta.get(sub));
+    if (st.delta.size === 0 && st.filters.size === 0) for (const sub of st.live) sub.deliver(entry.frame);
+    else for (const sub of st.live) this.deliverTo(sub, entry, st.delta.get(sub), st.filters.get(sub));
     if (st.ahead.size > 0) delivered += this.feedAhead(channel, st, entry);
     for (const buf of st.pending.values()) buf.push(entry);
     return delivered;
@@ -337,7 +350,7 @@ export class Hub {
         continue;
       }
       if (step === 'deliver') {
-        this.deliverTo(sub, entry, st.delta.get(sub));
+        this.deliverTo(sub, entry, st.delta.get(sub), st.filters.get(sub));
         delivered++;
       }
       if (entry.pub.offset === 0 || held.offset === entry.pub.offset) {
@@ -354,7 +367,9 @@ export class Hub {
    * (it received it here or in its subscribe reply); otherwise the full payload as a JSON string, which becomes its
    * new base. Frames are built once per publication and shared.
    */
-  private deliverTo(sub: HubSubscriber, e: FeedPub, d: DeltaState | undefined): void {
+  private deliverTo(sub: HubSubscriber, e: FeedPub, d: DeltaState | undefined, filter?: TagsFilter): void {
+    // A filtered-out publication is not delivered; a delta subscriber's base stays, so its next one is sent whole.
+    if (filter && !matchesTags(filter, e.pub.tags)) return;
     if (!d) {
       sub.deliver(e.frame);
       return;

@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createTokenAuth, loadPublicKey, TokenError, type TokenAuth } from './auth/index.js';
-import { publishOptions, streamOptions } from './channels/engine-options.js';
+import { mapWriteOptions, publishOptions, streamOptions } from './channels/engine-options.js';
 import { resolveChannel, type ChannelRules } from './channels/rules.js';
 import type { HeraldConfig } from './config/index.js';
-import type { ApiLimits, HeraldCore, PublishCallOptions } from './core.js';
+import type { ApiLimits, HeraldCore, MapPublishCallOptions, MapUpdateAnswer, PublishCallOptions } from './core.js';
 import type { ControlMessage, NodeInfo } from './engine/broker.js';
 import { engineCapabilities, type Engine, type EngineCapabilities } from './engine/engine.js';
 import type { HistoryResult } from './engine/history.js';
+import type { MapBroker, MapUpdateResult } from './engine/map-broker.js';
+import type { MapNamespaceOptions } from './config/namespace.js';
 import type { PresenceStats } from './engine/presence.js';
 import type { ClientInfo, StreamPosition } from './engine/types.js';
 import { createFeedContinuity, type FeedContinuity } from './feed-continuity.js';
@@ -262,6 +264,11 @@ export class HeraldNode implements HeraldCore {
 
   async publish(channel: string, data: unknown, opts: PublishCallOptions = {}): Promise<StreamPosition> {
     const rules = this.rulesOf(channel);
+    if (rules.options.subscription_type !== 'stream')
+      throw new HeraldError(
+        ErrorCode.notAvailable,
+        `not available: "${channel}" is a ${rules.options.subscription_type} channel; use map_publish / map_remove`,
+      );
     const started = performance.now();
     const po = publishOptions(rules.options);
     if (opts.idempotencyKey) po.idempotencyKey = opts.idempotencyKey;
@@ -279,6 +286,62 @@ export class HeraldNode implements HeraldCore {
     this.metrics.publishLatency.observe((performance.now() - started) / 1000);
     this.metrics.countPublished(opts.source ?? 'server');
     return pos;
+  }
+
+  async mapPublish(
+    channel: string,
+    key: string,
+    data: unknown,
+    opts: MapPublishCallOptions = {},
+  ): Promise<MapUpdateAnswer> {
+    const { rules, map } = this.mapOf(channel, key);
+    const tooDeep = jsonDepthProblem(data, this.config.maxJsonDepth);
+    if (tooDeep) throw new HeraldError(ErrorCode.badRequest, tooDeep);
+    let text: string;
+    try {
+      text = jsonText(data);
+    } catch {
+      throw new HeraldError(ErrorCode.badRequest, 'bad request: data is not JSON-serializable');
+    }
+    const started = performance.now();
+    const wo = mapWriteOptions(map);
+    if (opts.idempotencyKey) wo.idempotencyKey = opts.idempotencyKey;
+    const r = await this.mapBroker().publish(
+      rules.channel,
+      key,
+      opts.tags ? { data: text, tags: opts.tags } : { data: text },
+      wo,
+    );
+    this.metrics.publishLatency.observe((performance.now() - started) / 1000);
+    if (!r.suppressed) this.metrics.published.inc({ source: opts.source ?? 'server' });
+    return mapAnswer(r);
+  }
+
+  async mapRemove(channel: string, key: string, opts: { idempotencyKey?: string } = {}): Promise<MapUpdateAnswer> {
+    const { rules, map } = this.mapOf(channel, key);
+    const wo = mapWriteOptions(map);
+    if (opts.idempotencyKey) wo.idempotencyKey = opts.idempotencyKey;
+    return mapAnswer(await this.mapBroker().remove(rules.channel, key, wo));
+  }
+
+  /** The map options of a channel the server API may write (a "map" channel), or 108. */
+  private mapOf(channel: string, key: string): { rules: ChannelRules; map: MapNamespaceOptions } {
+    const rules = this.rulesOf(channel);
+    const map = rules.options.map;
+    if (!map || rules.options.subscription_type !== 'map')
+      throw new HeraldError(
+        ErrorCode.notAvailable,
+        `not available: "${channel}" is not a map channel (its namespace needs subscription_type "map" and map options)`,
+      );
+    if (key === '') throw new HeraldError(ErrorCode.badRequest, 'bad request: a map key must be a non-empty string');
+    return { rules, map };
+  }
+
+  private mapBroker(): MapBroker {
+    const m = this.engine.map;
+    if (!m)
+      throw new HeraldError(ErrorCode.notAvailable, `not available: the ${this.engine.name} engine has no map broker`);
+    return m;
   }
 
   async subscribeUser(user: string, channel: string, client?: string): Promise<void> {
@@ -457,4 +520,10 @@ function noKey(): TokenError {
     'no_key_configured',
     'this server has no token key configured: set HERALD_TOKEN_SECRET (or NEXTAUTH_SECRET, HERALD_TOKEN_PUBLIC_KEY, HERALD_TOKEN_JWKS_URL)',
   );
+}
+
+function mapAnswer(r: MapUpdateResult): MapUpdateAnswer {
+  const a: MapUpdateAnswer = { offset: r.position.offset, epoch: r.position.epoch, suppressed: r.suppressed };
+  if (r.suppressReason) a.suppressReason = r.suppressReason;
+  return a;
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ChannelRules } from './channels/rules.js';
 import {
   checkHistory,
+  checkMapWrite,
   checkPresence,
   checkPublish,
   checkSubscribe,
@@ -45,6 +46,7 @@ import {
   encodeConnectResult,
   encodeError,
   encodeHistoryResult,
+  encodeMapSubscribeResult,
   encodeMessagePush,
   encodePresenceResultWithin,
   encodePresenceStatsResult,
@@ -58,7 +60,9 @@ import {
   encodeUnsubscribePush,
   PING_FRAME,
 } from './protocol/replies.js';
-import { publishOptions, streamOptions } from './channels/engine-options.js';
+import { mapWriteOptions, publishOptions, streamOptions } from './channels/engine-options.js';
+import type { NamespaceOptions } from './config/namespace.js';
+import { parseTagsFilter, matchesTags, type TagsFilter } from './protocol/tags-filter.js';
 import { DEFAULT_CLOCK_TOLERANCE_SEC } from './auth/token-auth.js';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './transport/connection.js';
 import type { Proxies, ProxyConnection, RefreshOutcome } from './proxy/proxies.js';
@@ -120,6 +124,26 @@ interface Subscription {
   /** Herald refreshes it through the sub_refresh proxy at expireAt (the client is not told a ttl). */
   serverRefresh: boolean;
   refreshing: boolean;
+  /** A map subscription listed in this map_clients channel (map_clients_presence_channel_prefix) while active. */
+  mapPresence?: { channel: string; options: NonNullable<NamespaceOptions['map']>; refreshAt: number };
+}
+
+/**
+ * A map subscription between its first step and going live (state pages, or stream pages of a recovery): what the
+ * first step authorized, so that the next steps need no token or hook again.
+ */
+interface MapStep {
+  rules: ChannelRules;
+  /** The subscription type asked for: 1 map, 2 map clients. */
+  type: number;
+  chanInfo: string | undefined;
+  expireAt: number;
+  replyData: string | undefined;
+  filter: TagsFilter | undefined;
+  /** The stream position of the first state page (state pages), or of the last stream page (recovery). */
+  position: StreamPosition | undefined;
+  /** Paging through the stream (a recovery too far behind for one reply). */
+  stream: boolean;
 }
 
 /** What subscribeInternal is asked for: from a subscribe command, connect's `subs`, or a server-side subscribe. */
@@ -140,6 +164,14 @@ interface SubscribeOptions {
 
 const FLAG_REJECT_UNRECOVERED = 2;
 
+/** client.proto SubscribeRequest.type of each namespace subscription_type. */
+const SUBSCRIPTION_TYPES: Record<NamespaceOptions['subscription_type'], number> = { stream: 0, map: 1, map_clients: 2 };
+
+/** Map subscribe phases (client.proto SubscribeRequest.phase): live, stream pages, state pages. */
+const MAP_PHASE_LIVE = 0;
+const MAP_PHASE_STREAM = 1;
+const MAP_PHASE_STATE = 2;
+
 /** Each full 64 KiB of a reply costs one more command in the rate limit (HERALD_COMMAND_RATE). */
 const REPLY_BYTES_PER_COMMAND = 65_536;
 
@@ -158,6 +190,8 @@ export class Session implements HubSubscriber {
   private connInfo: string | undefined;
   private state: 'new' | 'connecting' | 'connected' | 'closed' = 'new';
   private readonly subs = new Map<string, Subscription>();
+  /** Map subscriptions paging through their state or stream (not in `subs` between two steps). */
+  private readonly mapSteps = new Map<string, MapStep>();
   private readonly backlog: DecodedCommand[] = [];
   private processing = false;
   /**
@@ -298,6 +332,11 @@ export class Session implements HubSubscriber {
       return;
     }
     for (const [channel, sub] of this.subs) {
+      const mp = sub.mapPresence;
+      if (mp && sub.active && mp.refreshAt > 0 && now >= mp.refreshAt)
+        this.mapPresencePublish(mp, sub.chanInfo).catch((err: unknown) =>
+          this.node.logWarn({ err, channel: mp.channel }, 'map presence refresh failed'),
+        );
       if (sub.expireAt > 0 && sub.serverRefresh && proxies) {
         if (now >= sub.expireAt * 1000 && !sub.refreshing && sub.active) this.subRefreshByProxy(proxies, channel, sub);
       } else if (sub.expireAt > 0 && now > sub.expireAt * 1000 + this.node.config.expiredCloseDelayMs) {
@@ -762,12 +801,17 @@ export class Session implements HubSubscriber {
     const cfg = this.node.config;
     let rules = resolveChannel(cfg, p.channel);
     const channel = rules.channel;
-    // `type` 1-3 (map, map clients, map users) and 4 (shared poll) are Centrifugo subscription kinds Herald lacks:
-    // answer 108 as Centrifugo does for a kind the channel does not offer, rather than a stream that looks empty.
-    if (p.type !== undefined && p.type !== 0) {
+    // `type` 1 (map) and 2 (map clients) go to a channel of that subscription_type; 3 (map users) and 4 (shared
+    // poll) are Centrifugo kinds Herald lacks: 108 as Centrifugo answers a kind the channel does not offer, rather
+    // than a stream that looks empty.
+    const type = p.type ?? 0;
+    const offered = SUBSCRIPTION_TYPES[rules.options.subscription_type];
+    if (type !== offered) {
       throw new HeraldError(
         ErrorCode.notAvailable,
-        `not available: subscription type ${JSON.stringify(p.type)} (map / shared poll) is not supported; only stream subscriptions`,
+        type === 3 || type === 4
+          ? `not available: subscription type ${type} (${type === 3 ? 'map users' : 'shared poll'}) is not supported`
+          : `not available: channel "${channel}" offers ${rules.options.subscription_type} subscriptions (type ${offered}), not type ${JSON.stringify(p.type)}`,
       );
     }
     if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
@@ -777,6 +821,50 @@ export class Session implements HubSubscriber {
         `limit exceeded: at most ${cfg.channelLimit} channels per connection (HERALD_CHANNEL_LIMIT)`,
       );
     }
+    if (offered !== 0) return this.onMapSubscribe(id, p, rules);
+    const auth = await this.authorizeSubscribe(p, rules);
+    if (!auth) return;
+    ({ rules } = auth);
+    const { chanInfo, expireAt, replyData } = auth;
+    const proxies = this.node.proxies;
+    if (this.state !== 'connected') return;
+    if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
+    if (p.delta === 'unknown') throw unknownDeltaType();
+    const body = await this.subscribeInternal(
+      rules,
+      {
+        recover: p.recover,
+        offset: p.offset,
+        epoch: p.epoch,
+        joinLeave: p.joinLeave,
+        recoverable: p.recoverable,
+        positioned: p.positioned,
+        rejectUnrecovered: (p.flag & FLAG_REJECT_UNRECOVERED) !== 0,
+        delta: p.delta === 'fossil',
+        data: replyData,
+        serverRefresh: proxies?.subRefreshEnabled(rules.options) === true,
+      },
+      chanInfo,
+      expireAt,
+      false,
+      { left: this.replyBudget - 1024 },
+    );
+    if (this.state !== 'connected') return;
+    this.reply(id, 'subscribe', body.json);
+    this.activate(channel, body.position, body.deltaBase);
+  }
+
+  /**
+   * The subscribe's permission: a subscription token, the subscribe proxy or the namespace's allow_* options, then
+   * the onSubscribe hook. Undefined when the connection closed meanwhile (nothing to answer).
+   */
+  private async authorizeSubscribe(
+    p: SubscribeParams,
+    rulesIn: ChannelRules,
+  ): Promise<{ rules: ChannelRules; chanInfo?: string; expireAt: number; replyData?: string } | undefined> {
+    let rules = rulesIn;
+    const cfg = this.node.config;
+    const channel = rules.channel;
     const token = p.token;
     if (token === null) throw tokenNotString();
     let chanInfo: string | undefined;
@@ -817,31 +905,8 @@ export class Session implements HubSubscriber {
       expireAt = g.expireAt;
       if (Object.keys(g.override).length > 0) rules = { ...rules, options: { ...rules.options, ...g.override } };
     }
-    if (this.state !== 'connected') return;
-    if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
-    if (p.delta === 'unknown') throw unknownDeltaType();
-    const body = await this.subscribeInternal(
-      rules,
-      {
-        recover: p.recover,
-        offset: p.offset,
-        epoch: p.epoch,
-        joinLeave: p.joinLeave,
-        recoverable: p.recoverable,
-        positioned: p.positioned,
-        rejectUnrecovered: (p.flag & FLAG_REJECT_UNRECOVERED) !== 0,
-        delta: p.delta === 'fossil',
-        data: replyData,
-        serverRefresh: proxies?.subRefreshEnabled(rules.options) === true,
-      },
-      chanInfo,
-      expireAt,
-      false,
-      { left: this.replyBudget - 1024 },
-    );
-    if (this.state !== 'connected') return;
-    this.reply(id, 'subscribe', body.json);
-    this.activate(channel, body.position, body.deltaBase);
+    if (this.state !== 'connected') return undefined;
+    return { rules, chanInfo, expireAt, replyData };
   }
 
   /**
@@ -951,6 +1016,305 @@ export class Session implements HubSubscriber {
     }
   }
 
+  // ---- map subscriptions -------------------------------------------------------------------------------------
+
+  /**
+   * One step of a map subscribe (docs/protocol.md#map-subscriptions). State pages (phase 2) give the state in key
+   * order; the last page goes live: the subscription is registered in the hub (pending) before the last page and the
+   * stream since the first page are read, so every change after the first page's position is either read or
+   * buffered, and Hub.activate skips what the reply already holds. A recovery (phase 1 or 0 with a position) reads
+   * the stream since it and goes live the same way, or answers a stream page (phase 1) when more changes than
+   * live_transition_max_publication_limit are missing. A position the stream no longer covers answers 112: the SDK
+   * starts over from the state.
+   */
+  private async onMapSubscribe(id: number, p: SubscribeParams, rulesIn: ChannelRules): Promise<void> {
+    const channel = rulesIn.channel;
+    const map = this.node.engine.map;
+    if (!map)
+      throw new HeraldError(ErrorCode.notAvailable, `not available: the ${this.node.engine.name} engine has no maps`);
+    let step = this.mapSteps.get(channel);
+    const continuing = p.cursor !== '' || (p.phase !== MAP_PHASE_STATE && step?.stream === true);
+    if (p.cursor !== '' && (!step || step.stream))
+      throw new HeraldError(ErrorCode.permissionDenied, 'permission denied: no map state pagination in progress');
+    if (!continuing || !step) {
+      if (p.phase !== MAP_PHASE_STATE && !p.recover)
+        throw new HeraldError(
+          ErrorCode.badRequest,
+          'bad request: a map subscribe starts with a state page (phase 2) or recovers from a position',
+        );
+      this.mapSteps.delete(channel);
+      const auth = await this.authorizeSubscribe(p, rulesIn);
+      if (!auth) return;
+      let filter: TagsFilter | undefined;
+      if (p.tf !== undefined) {
+        if (!auth.rules.options.allow_tags_filter)
+          throw new HeraldError(
+            ErrorCode.badRequest,
+            `bad request: tags filters are not allowed on "${channel}" (allow_tags_filter)`,
+          );
+        filter = parseTagsFilter(p.tf);
+      }
+      if (p.delta === 'unknown') throw unknownDeltaType();
+      step = {
+        rules: auth.rules,
+        type: p.type ?? 0,
+        chanInfo: auth.chanInfo,
+        expireAt: auth.expireAt,
+        replyData: auth.replyData,
+        filter,
+        position: undefined,
+        stream: false,
+      };
+      this.mapSteps.set(channel, step);
+    }
+    const current = step;
+    try {
+      if (p.phase === MAP_PHASE_STATE) await this.mapStatePage(id, p, current);
+      else await this.mapRecover(id, p, current);
+    } catch (err) {
+      if (this.mapSteps.get(channel) === current) this.mapSteps.delete(channel);
+      throw err;
+    }
+  }
+
+  private mapPageSize(m: NonNullable<NamespaceOptions['map']>, asked: number): number {
+    return Math.min(m.max_page_size, Math.max(m.min_page_size, asked > 0 ? asked : m.default_page_size));
+  }
+
+  private async mapStatePage(id: number, p: SubscribeParams, step: MapStep): Promise<void> {
+    const { rules } = step;
+    const channel = rules.channel;
+    const m = rules.options.map!;
+    const map = this.node.engine.map!;
+    const first = step.position;
+    const sub = await this.mapRegister(step);
+    let entries: Publication[];
+    let position: StreamPosition;
+    let pubs: Publication[] = [];
+    try {
+      const r = await map.readState(channel, {
+        cursor: p.cursor,
+        limit: this.mapPageSize(m, p.limit),
+        metaTtlMs: streamOptions(rules.options).historyMetaTtlMs,
+      });
+      this.mapCheckOpen(channel, sub);
+      entries = r.entries;
+      position = r.position;
+      if (first) {
+        // Later pages hold only what the first page's position covers; later changes come from the stream.
+        if (r.position.epoch !== first.epoch) throw new HeraldError(ErrorCode.unrecoverablePosition);
+        entries = entries.filter((e) => e.offset <= first.offset);
+      }
+      if (step.filter) entries = entries.filter((e) => matchesTags(step.filter!, e.tags));
+      if (r.cursor !== '') {
+        this.mapUnregister(channel, sub);
+        step.position = first ?? r.position;
+        const state = this.mapList(entries, 'state');
+        this.reply(
+          id,
+          'subscribe',
+          encodeMapSubscribeResult({
+            ...this.mapResultBase(step),
+            phase: MAP_PHASE_STATE,
+            cursor: r.cursor,
+            position: step.position,
+            state,
+          }),
+        );
+        return;
+      }
+      if (first) {
+        const caught = await this.mapStreamSince(step, first);
+        this.mapCheckOpen(channel, sub);
+        if (!caught.complete || caught.pubs.length > m.live_transition_max_publication_limit)
+          throw new HeraldError(ErrorCode.unrecoverablePosition);
+        pubs = caught.pubs;
+        position = caught.position;
+      }
+    } catch (err) {
+      this.mapUnregister(channel, sub);
+      throw err;
+    }
+    await this.mapGoLive(id, step, sub, position, entries, pubs, undefined);
+  }
+
+  private async mapRecover(id: number, p: SubscribeParams, step: MapStep): Promise<void> {
+    const { rules } = step;
+    const channel = rules.channel;
+    const m = rules.options.map!;
+    if (m.mode === 'ephemeral')
+      throw new HeraldError(
+        ErrorCode.badRequest,
+        `bad request: "${channel}" keeps no stream (map mode "ephemeral"): subscribe from the state (phase 2)`,
+      );
+    const since = { offset: p.offset, epoch: p.epoch };
+    if (step.position && since.epoch !== step.position.epoch) throw new HeraldError(ErrorCode.unrecoverablePosition);
+    const sub = await this.mapRegister(step);
+    let caught: { pubs: Publication[]; position: StreamPosition; complete: boolean };
+    try {
+      caught = await this.mapStreamSince(step, since);
+      this.mapCheckOpen(channel, sub);
+      if (!caught.complete) throw new HeraldError(ErrorCode.unrecoverablePosition);
+      if (caught.pubs.length > m.live_transition_max_publication_limit) {
+        // Too far behind for one reply: a stream page, and the client asks again from its last offset.
+        this.mapUnregister(channel, sub);
+        const page = caught.pubs.slice(0, this.mapPageSize(m, p.limit));
+        const last = page.at(-1)!;
+        step.stream = true;
+        step.position = { offset: last.offset, epoch: caught.position.epoch };
+        this.reply(
+          id,
+          'subscribe',
+          encodeMapSubscribeResult({
+            ...this.mapResultBase(step),
+            phase: MAP_PHASE_STREAM,
+            position: step.position,
+            publications: this.mapList(this.mapFiltered(step, page), 'publications'),
+          }),
+        );
+        return;
+      }
+    } catch (err) {
+      this.mapUnregister(channel, sub);
+      throw err;
+    }
+    await this.mapGoLive(id, step, sub, caught.position, [], caught.pubs, true);
+  }
+
+  /** The stream since `since`, at most live_transition_max_publication_limit + 1 changes, and whether nothing is missing. */
+  private async mapStreamSince(
+    step: MapStep,
+    since: StreamPosition,
+  ): Promise<{ pubs: Publication[]; position: StreamPosition; complete: boolean }> {
+    const o = step.rules.options;
+    const limit = o.map!.live_transition_max_publication_limit + 1;
+    const r = await this.node.engine.history.history(step.rules.channel, { since, limit, ...streamOptions(o) });
+    const missing = r.position.offset - since.offset;
+    const complete =
+      r.position.epoch === since.epoch &&
+      missing >= 0 &&
+      r.publications.length === Math.min(missing, limit) &&
+      (r.publications.length === 0 || r.publications[0]!.offset === since.offset + 1);
+    return { pubs: r.publications, position: r.position, complete };
+  }
+
+  private mapFiltered(step: MapStep, pubs: Publication[]): Publication[] {
+    return step.filter ? pubs.filter((e) => matchesTags(step.filter!, e.tags)) : pubs;
+  }
+
+  private mapList(pubs: Publication[], what: string): string {
+    const json = encodePublicationListWithin(pubs, this.replyBudget - 1024);
+    if (json === undefined)
+      throw new HeraldError(
+        ErrorCode.limitExceeded,
+        `limit exceeded: the map's ${what} is larger than one reply may be (HERALD_MAX_REPLY_SIZE); ask for smaller pages`,
+      );
+    return json;
+  }
+
+  private mapResultBase(step: MapStep) {
+    const o = step.rules.options;
+    return {
+      type: step.type,
+      recoverable: o.map!.mode !== 'ephemeral',
+      expireAt: step.expireAt,
+      nowSec: Date.now() / 1000,
+      delta: false,
+      publishDebounceMs: o.client_publish_debounce_interval_ms,
+      data: step.replyData,
+    };
+  }
+
+  /** Registers the map subscription in `subs` and, pending, in the hub (as subscribeInternal does for streams). */
+  private async mapRegister(step: MapStep): Promise<Subscription> {
+    const channel = step.rules.channel;
+    if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
+    const sub: Subscription = {
+      rules: step.rules,
+      chanInfo: step.chanInfo,
+      joinLeave: false,
+      presence: false,
+      expireAt: step.expireAt,
+      invalidated: false,
+      active: false,
+      serverSide: false,
+      serverRefresh: false,
+      refreshing: false,
+    };
+    this.subs.set(channel, sub);
+    try {
+      await this.node.hub.add(channel, this, false, undefined, step.filter);
+    } catch (err) {
+      if (this.subs.get(channel) === sub) this.subs.delete(channel);
+      throw err;
+    }
+    this.mapCheckOpen(channel, sub);
+    return sub;
+  }
+
+  private mapUnregister(channel: string, sub: Subscription): void {
+    if (this.subs.get(channel) !== sub) return;
+    this.subs.delete(channel);
+    this.node.hub.remove(channel, this);
+  }
+
+  private mapCheckOpen(channel: string, sub: Subscription): void {
+    if (this.state !== 'connected' || this.subs.get(channel) !== sub)
+      throw new HeraldError(ErrorCode.internal, 'connection closed during subscribe');
+  }
+
+  private async mapGoLive(
+    id: number,
+    step: MapStep,
+    sub: Subscription,
+    position: StreamPosition,
+    entries: Publication[],
+    pubs: Publication[],
+    recovered: boolean | undefined,
+  ): Promise<void> {
+    const channel = step.rules.channel;
+    let json: string;
+    try {
+      json = encodeMapSubscribeResult({
+        ...this.mapResultBase(step),
+        phase: MAP_PHASE_LIVE,
+        position,
+        state: this.mapList(entries, 'state'),
+        publications: this.mapList(this.mapFiltered(step, pubs), 'publications'),
+        recovered,
+      });
+      await this.mapPresenceAdd(sub);
+      this.mapCheckOpen(channel, sub);
+    } catch (err) {
+      this.mapUnregister(channel, sub);
+      throw err;
+    }
+    if (this.mapSteps.get(channel) === step) this.mapSteps.delete(channel);
+    this.reply(id, 'subscribe', json);
+    this.activate(channel, position);
+  }
+
+  /** Lists this client in the map_clients channel of a subscription's namespace (map_clients_presence_channel_prefix). */
+  private async mapPresenceAdd(sub: Subscription): Promise<void> {
+    const prefix = sub.rules.options.map_clients_presence_channel_prefix;
+    if (!prefix) return;
+    const channel = prefix + sub.rules.channel;
+    const options = resolveChannel(this.node.config, channel).options.map;
+    if (!options) return;
+    sub.mapPresence = { channel, options, refreshAt: 0 };
+    await this.mapPresencePublish(sub.mapPresence, sub.chanInfo);
+  }
+
+  private async mapPresencePublish(
+    presence: NonNullable<Subscription['mapPresence']>,
+    chanInfo: string | undefined,
+  ): Promise<void> {
+    const wo = mapWriteOptions(presence.options);
+    wo.ifNew = true;
+    presence.refreshAt = wo.keyTtlMs > 0 ? Date.now() + wo.keyTtlMs / 3 : 0;
+    await this.node.engine.map!.publish(presence.channel, this.id, { data: '', info: this.clientInfo(chanInfo) }, wo);
+  }
+
   private activate(channel: string, position: StreamPosition | undefined, deltaBase?: Publication): void {
     const sub = this.subs.get(channel);
     if (!sub) return;
@@ -971,11 +1335,14 @@ export class Session implements HubSubscriber {
     const engine = this.node.engine;
     const warn = (err: unknown) => this.node.logWarn({ err, channel }, 'leave cleanup failed');
     if (sub.presence) engine.presence.removePresence(channel, this.id, this.user).catch(warn);
+    const mp = sub.mapPresence;
+    if (mp) engine.map?.remove(mp.channel, this.id, mapWriteOptions(mp.options)).catch(warn);
     if (sub.rules.options.join_leave) engine.broker.publishLeave(channel, this.clientInfo(sub.chanInfo)).catch(warn);
     this.safeHook(() => this.node.hooks.onUnsubscribe?.({ ...this.context, channel, reason, code }));
   }
 
   private onUnsubscribe(id: number, p: UnsubscribeParams): void {
+    this.mapSteps.delete(p.channel);
     this.dropSubscription(p.channel, 'client', UnsubscribeCode.client);
     this.reply(id, 'unsubscribe', EMPTY_RESULT);
   }
@@ -1000,6 +1367,12 @@ export class Session implements HubSubscriber {
 
   private async onPublish(id: number, p: PublishParams): Promise<void> {
     const rules = resolveChannel(this.node.config, p.channel);
+    if (p.type === 1) return this.onMapPublish(id, p, rules);
+    if (rules.options.subscription_type !== 'stream')
+      throw new HeraldError(
+        ErrorCode.notAvailable,
+        `not available: "${rules.channel}" is a ${rules.options.subscription_type} channel; publish with type 1 and a key`,
+      );
     if (p.data === undefined) throw publishWithoutData();
     const sub = this.subs.get(rules.channel);
     // publish_proxy_enabled: the app decides instead of the allow_publish_* options.
@@ -1028,6 +1401,40 @@ export class Session implements HubSubscriber {
       options,
     );
     this.node.metrics.published();
+    this.reply(id, 'publish', EMPTY_RESULT);
+  }
+
+  /** A map publish or remove (`publish` with `type: 1`): map.allow_publish_* / allow_remove_*, then map.client_key. */
+  private async onMapPublish(id: number, p: PublishParams, rules: ChannelRules): Promise<void> {
+    const sub = this.subs.get(rules.channel);
+    checkMapWrite(rules, { user: this.user, insecure: this.node.config.insecure }, sub?.active === true, p.removed);
+    const m = rules.options.map!;
+    const map = this.node.engine.map;
+    if (!map)
+      throw new HeraldError(ErrorCode.notAvailable, `not available: the ${this.node.engine.name} engine has no maps`);
+    let key = p.key;
+    if (m.client_key === 'client_id') key = this.id;
+    else if (m.client_key === 'user_id') {
+      if (this.user === '')
+        throw new HeraldError(ErrorCode.permissionDenied, 'permission denied: map.client_key "user_id" needs a user');
+      key = this.user;
+    }
+    if (key === '') throw new HeraldError(ErrorCode.badRequest, 'bad request: a map publish needs a key');
+    const wo = mapWriteOptions(m);
+    if (p.removed) {
+      await map.remove(rules.channel, key, wo);
+    } else {
+      if (p.data === undefined) throw publishWithoutData();
+      let data: unknown = p.data;
+      const hook = this.node.hooks.onPublish;
+      if (hook) {
+        const r = await hook({ ...this.context, channel: rules.channel, data });
+        if (r && Object.hasOwn(r, 'data')) data = r.data;
+      }
+      if (this.state !== 'connected') return;
+      await map.publish(rules.channel, key, { data: jsonText(data), info: this.clientInfo(sub?.chanInfo) }, wo);
+      this.node.metrics.published();
+    }
     this.reply(id, 'publish', EMPTY_RESULT);
   }
 

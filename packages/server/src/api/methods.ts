@@ -15,6 +15,7 @@ import {
   encodePresenceResultWithin,
   encodePresenceStatsResult,
   encodePublicationListWithin,
+  encodeMapUpdateResult,
   encodePublishResult,
 } from '../protocol/replies.js';
 
@@ -148,6 +149,16 @@ async function run(
     }
     case 'info':
       return encodeInfoResult(core.nodes());
+    case 'map_publish': {
+      const p = c.params;
+      return encodeMapUpdateResult(
+        await core.mapPublish(p.channel, p.key, p.data, { tags: p.tags, idempotencyKey: p.idempotencyKey, source }),
+      );
+    }
+    case 'map_remove': {
+      const p = c.params;
+      return encodeMapUpdateResult(await core.mapRemove(p.channel, p.key, { idempotencyKey: p.idempotencyKey }));
+    }
     case 'batch': {
       const { commands, parallel } = c.params;
       // One budget for all the replies. A command is not started once it is spent (its reply says so: nothing was

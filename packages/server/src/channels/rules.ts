@@ -109,3 +109,25 @@ export function checkPresence(rules: ChannelRules, actor: Actor, subscribed: boo
     );
   checkAction('presence', rules, actor, subscribed);
 }
+
+/**
+ * A client's map publish (`publish` with `type: 1`) or map remove (`removed: true`), under the namespace's
+ * `map.allow_publish_*` / `map.allow_remove_*` options (the namespace-level allow_publish_* are for streams).
+ * 108 when the channel is not a map a client may write (a stream, or a map_clients channel Herald writes itself).
+ */
+export function checkMapWrite(rules: ChannelRules, actor: Actor, subscribed: boolean, remove: boolean): void {
+  const m = rules.options.map;
+  if (!m || rules.options.subscription_type !== 'map')
+    throw new HeraldError(
+      ErrorCode.notAvailable,
+      `not available: channel "${rules.channel}" is not a map channel (subscription_type "map")`,
+    );
+  if (actor.insecure) return;
+  if (userLimitedAllows(rules, actor.user) === false)
+    throw denied('this channel is limited to other users', rules.channel);
+  const verb = remove ? 'remove' : 'publish';
+  const anonOk = actor.user !== '' || m[`allow_${verb}_for_anonymous`];
+  if (m[`allow_${verb}_for_client`] && anonOk) return;
+  if (m[`allow_${verb}_for_subscriber`] && subscribed && anonOk) return;
+  throw denied(`map ${verb} needs map.allow_${verb}_for_client or map.allow_${verb}_for_subscriber`, rules.channel);
+}

@@ -8,6 +8,10 @@ import { stripJsonComments } from './jsonc.js';
 import {
   booleanNamespaceKeys,
   defaultNamespaceOptions,
+  MAP_DEFAULT_PAGE_SIZE,
+  MAP_MAX_PAGE_SIZE,
+  MAP_MIN_PAGE_SIZE,
+  type MapNamespaceOptions,
   proxyNameNamespaceKeys,
   type NamespaceOptions,
 } from './namespace.js';
@@ -210,6 +214,11 @@ Object.assign(nsSchemaShape, {
   history_meta_ttl: z.union([z.string(), z.number()]).optional(),
   allowed_delta_types: z.array(z.literal('fossil')).optional(),
   force_recovery_mode: z.enum(['stream', 'cache']).optional(),
+  // Checked key by key in mapOptionsFrom, so that a misspelt map option names the one meant.
+  subscription_type: z.unknown().optional(),
+  map: z.unknown().optional(),
+  map_clients_presence_channel_prefix: z.string().optional(),
+  client_publish_debounce_interval: z.union([z.string(), z.number()]).optional(),
 });
 for (const key of proxyNameNamespaceKeys) nsSchemaShape[key] = z.string().optional();
 const namespaceSchema = z.looseObject(nsSchemaShape);
@@ -267,6 +276,8 @@ const fileSchema = z.looseObject({
   webhooks: z.unknown().optional(),
   proxies: z.unknown().optional(),
   rpc: z.unknown().optional(),
+  // Centrifugo's choice of map storage; Herald keeps maps in its engine (memory or Redis), so its content is ignored.
+  map_broker: z.unknown().optional(),
   admin: adminFileSchema,
 });
 
@@ -320,12 +331,8 @@ const centrifugoOnlyNamespaceKeys = new Set([
   'subscribe_stream_proxy_enabled',
   'subscribe_stream_proxy_name',
   'subscribe_stream_proxy_bidirectional',
-  'subscription_type',
-  'map',
   'shared_poll',
-  'map_clients_presence_channel_prefix',
-  'client_publish_debounce_interval',
-  'allow_tags_filter',
+  'map_users_presence_channel_prefix',
   'allow_channel_compaction',
 ]);
 
@@ -352,6 +359,7 @@ function namespaceFrom(
   if (raw.force_recovery_mode === 'cache' || raw.force_recovery_mode === 'stream')
     ns.force_recovery_mode = raw.force_recovery_mode;
   for (const key of proxyNameNamespaceKeys) if (typeof raw[key] === 'string') ns[key] = raw[key];
+  mapNamespaceFrom(raw, where, ns, problems, warnings);
   for (const [src, dst] of [
     ['history_ttl', 'history_ttl_ms'],
     ['history_meta_ttl', 'history_meta_ttl_ms'],
@@ -385,6 +393,203 @@ function namespaceFrom(
     );
   }
   return ns;
+}
+
+const MAP_BOOLEAN_KEYS = [
+  'allow_publish_for_client',
+  'allow_publish_for_subscriber',
+  'allow_publish_for_anonymous',
+  'allow_remove_for_client',
+  'allow_remove_for_subscriber',
+  'allow_remove_for_anonymous',
+] as const;
+const MAP_INT_KEYS = [
+  'stream_size',
+  'default_page_size',
+  'min_page_size',
+  'max_page_size',
+  'live_transition_max_publication_limit',
+] as const;
+const MAP_DURATION_KEYS = [
+  ['key_ttl', 'key_ttl_ms'],
+  ['stream_ttl', 'stream_ttl_ms'],
+  ['meta_ttl', 'meta_ttl_ms'],
+] as const;
+/** Centrifugo v6.8 map options Herald does not implement (proxies, subscribe-time cleanup): a warning, not a typo. */
+const CENTRIFUGO_ONLY_MAP_KEYS = new Set([
+  'publish_proxy_enabled',
+  'publish_proxy_name',
+  'remove_proxy_enabled',
+  'remove_proxy_name',
+  'remove_client_on_unsubscribe',
+  'subscribe_catch_up_timeout',
+]);
+const KNOWN_MAP_KEYS = new Set<string>([
+  'mode',
+  'client_key',
+  ...MAP_BOOLEAN_KEYS,
+  ...MAP_INT_KEYS,
+  ...MAP_DURATION_KEYS.map(([k]) => k),
+]);
+
+/**
+ * `subscription_type`, `map: {...}`, `map_clients_presence_channel_prefix`, `client_publish_debounce_interval`:
+ * checked as Centrifugo v6.8 checks them (centrifuge's ResolveAndValidateMapChannelOptions), with the defaults it
+ * derives. Map presence by user (`map_users`) is not implemented: a problem, not a silent stream.
+ */
+function mapNamespaceFrom(
+  raw: Record<string, unknown>,
+  where: string,
+  ns: NamespaceOptions,
+  problems: string[],
+  warnings: string[],
+): void {
+  const type = raw.subscription_type;
+  if (type === 'map_users' || type === 'shared_poll') {
+    // A Centrifugo config for the SDK's suite has them: it loads, and subscribing with that type gets 108.
+    warnings.push(`${where}.subscription_type: "${type}" is not supported by Herald; its subscribes get 108`);
+    return;
+  }
+  if (type !== undefined && type !== 'stream' && type !== 'map' && type !== 'map_clients') {
+    problems.push(
+      `${where}.subscription_type: expected "stream", "map" or "map_clients" (or Centrifugo's "map_users", "shared_poll", not supported), got ${JSON.stringify(type)}`,
+    );
+  } else if (type !== undefined) ns.subscription_type = type;
+  if (typeof raw.map_clients_presence_channel_prefix === 'string')
+    ns.map_clients_presence_channel_prefix = raw.map_clients_presence_channel_prefix;
+  if (raw.client_publish_debounce_interval !== undefined) {
+    const ms = parseDurationMs(raw.client_publish_debounce_interval);
+    if (ms === undefined)
+      problems.push(
+        `${where}.client_publish_debounce_interval: expected a duration like "50ms" or a number of seconds, got ${JSON.stringify(raw.client_publish_debounce_interval)}`,
+      );
+    else ns.client_publish_debounce_interval_ms = ms;
+  }
+  const isMap = ns.subscription_type !== 'stream';
+  const m = raw.map;
+  if (m === undefined || m === null) {
+    if (isMap)
+      problems.push(
+        `${where}: subscription_type "${ns.subscription_type}" needs map options; add "map": {"mode": "ephemeral", "key_ttl": "60s"} (or mode "recoverable" / "persistent")`,
+      );
+    return;
+  }
+  if (typeof m !== 'object' || Array.isArray(m)) {
+    problems.push(`${where}.map: expected an object`);
+    return;
+  }
+  if (!isMap) {
+    problems.push(`${where}.map: map options need subscription_type "map" or "map_clients"`);
+    return;
+  }
+  const r = m as Record<string, unknown>;
+  for (const key of Object.keys(r)) {
+    if (KNOWN_MAP_KEYS.has(key)) continue;
+    const guess = CENTRIFUGO_ONLY_MAP_KEYS.has(key) ? undefined : closest(key, KNOWN_MAP_KEYS);
+    problems.push(
+      guess
+        ? `${where}.map.${key}: unknown option; did you mean "map.${guess}"?`
+        : CENTRIFUGO_ONLY_MAP_KEYS.has(key)
+          ? `${where}.map.${key}: not supported by Herald; remove it`
+          : `${where}.map.${key}: unknown option`,
+    );
+  }
+  const mode = r.mode;
+  if (mode !== 'ephemeral' && mode !== 'recoverable' && mode !== 'persistent') {
+    problems.push(
+      `${where}.map.mode: expected "ephemeral", "recoverable" or "persistent", got ${mode === undefined ? 'nothing' : JSON.stringify(mode)}`,
+    );
+    return;
+  }
+  const opts: MapNamespaceOptions = {
+    mode,
+    key_ttl_ms: 0,
+    stream_size: 0,
+    stream_ttl_ms: 0,
+    meta_ttl_ms: 0,
+    client_key: '',
+    allow_publish_for_client: false,
+    allow_publish_for_subscriber: false,
+    allow_publish_for_anonymous: false,
+    allow_remove_for_client: false,
+    allow_remove_for_subscriber: false,
+    allow_remove_for_anonymous: false,
+    default_page_size: MAP_DEFAULT_PAGE_SIZE,
+    min_page_size: MAP_MIN_PAGE_SIZE,
+    max_page_size: MAP_MAX_PAGE_SIZE,
+    live_transition_max_publication_limit: 0,
+  };
+  for (const key of MAP_BOOLEAN_KEYS) {
+    if (r[key] === undefined) continue;
+    if (typeof r[key] === 'boolean') opts[key] = r[key];
+    else problems.push(`${where}.map.${key}: expected true or false, got ${JSON.stringify(r[key])}`);
+  }
+  for (const key of MAP_INT_KEYS) {
+    const v = r[key];
+    if (v === undefined) continue;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 1_000_000) opts[key] = v;
+    else problems.push(`${where}.map.${key}: expected a whole number from 0 to 1000000, got ${JSON.stringify(v)}`);
+  }
+  const given = new Set<string>();
+  for (const [src, dst] of MAP_DURATION_KEYS) {
+    if (r[src] === undefined) continue;
+    const ms = parseDurationMs(r[src]);
+    if (ms === undefined)
+      problems.push(
+        `${where}.map.${src}: expected a duration like "60s", "5m" or a number of seconds, got ${JSON.stringify(r[src])}`,
+      );
+    else {
+      opts[dst] = ms;
+      given.add(src);
+    }
+  }
+  if (r.client_key !== undefined) {
+    if (r.client_key === '' || r.client_key === 'client_id' || r.client_key === 'user_id')
+      opts.client_key = r.client_key;
+    else
+      problems.push(`${where}.map.client_key: expected "client_id" or "user_id", got ${JSON.stringify(r.client_key)}`);
+  }
+  const expires = mode !== 'persistent';
+  if (expires && opts.key_ttl_ms <= 0)
+    problems.push(`${where}.map.key_ttl: mode "${mode}" needs key_ttl (e.g. "60s"): its keys expire`);
+  if (!expires && opts.key_ttl_ms > 0)
+    problems.push(
+      `${where}.map.key_ttl: mode "persistent" keys never expire; remove key_ttl or use mode "recoverable"`,
+    );
+  if (mode === 'ephemeral') {
+    for (const k of ['stream_size', 'stream_ttl', 'meta_ttl'])
+      if (k === 'stream_size' ? opts.stream_size > 0 : given.has(k))
+        problems.push(`${where}.map.${k}: mode "ephemeral" keeps no stream; remove ${k} or use mode "recoverable"`);
+  } else {
+    if (opts.stream_size === 0) opts.stream_size = 100;
+    if (opts.stream_ttl_ms === 0) opts.stream_ttl_ms = 60_000;
+    if (!given.has('meta_ttl')) {
+      opts.meta_ttl_ms =
+        mode === 'recoverable'
+          ? Math.max(opts.stream_ttl_ms * 10, opts.key_ttl_ms)
+          : defaultNamespaceOptions.history_meta_ttl_ms;
+    } else if (opts.meta_ttl_ms < opts.stream_ttl_ms || opts.meta_ttl_ms < opts.key_ttl_ms) {
+      problems.push(
+        `${where}.map.meta_ttl: must be at least stream_ttl and key_ttl (the stream's position must outlive them)`,
+      );
+    }
+  }
+  if (opts.min_page_size > opts.max_page_size)
+    problems.push(`${where}.map.min_page_size: larger than max_page_size (${opts.max_page_size})`);
+  if (opts.live_transition_max_publication_limit === 0) opts.live_transition_max_publication_limit = opts.max_page_size;
+  if (
+    ns.subscription_type === 'map_clients' &&
+    (opts.allow_publish_for_client ||
+      opts.allow_publish_for_subscriber ||
+      opts.allow_publish_for_anonymous ||
+      opts.allow_remove_for_client ||
+      opts.allow_remove_for_subscriber ||
+      opts.allow_remove_for_anonymous)
+  )
+    problems.push(
+      `${where}.map: a "map_clients" channel is written by Herald only (its subscribers' presence); remove the allow_publish_* / allow_remove_* options`,
+    );
+  ns.map = opts;
 }
 
 function envInt(env: HeraldEnv, name: string, problems: string[], min = 0): number | undefined {
@@ -490,6 +695,20 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
         warnings,
       ),
     );
+  }
+
+  for (const [where, ns] of [
+    ['channel.without_namespace', withoutNamespace] as const,
+    ...[...namespaces].map(([name, ns]) => [`channel.namespaces ("${name}")`, ns] as const),
+  ]) {
+    const prefix = ns.map_clients_presence_channel_prefix;
+    if (!prefix) continue;
+    const sep = prefix.indexOf(':');
+    const target = sep > 0 ? namespaces.get(prefix.slice(0, sep)) : withoutNamespace;
+    if (target?.subscription_type !== 'map_clients')
+      problems.push(
+        `${where}.map_clients_presence_channel_prefix: channels "${prefix}<channel>" must be in a namespace with subscription_type "map_clients"${sep > 0 ? ` (namespace "${prefix.slice(0, sep)}")` : ''}`,
+      );
   }
 
   const insecure = envBool(env, 'HERALD_CLIENT_INSECURE', problems) ?? file.client?.insecure ?? false;

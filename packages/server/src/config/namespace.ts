@@ -1,5 +1,60 @@
+/**
+ * A map channel's options (`map: {...}` of a namespace with `subscription_type` "map" or "map_clients"), named as
+ * in Centrifugo v6.8. docs/configuration.md#map-subscriptions.
+ */
+export interface MapNamespaceOptions {
+  /**
+   * 'ephemeral': keys expire after key_ttl, no change stream (a resubscribe gets the whole state again);
+   * 'recoverable': keys expire after key_ttl and changes are kept in a stream (a resubscribe gets what it missed);
+   * 'persistent': keys never expire, changes are kept in a stream. Required.
+   */
+  mode: 'ephemeral' | 'recoverable' | 'persistent';
+  /** How long a key lives after its last publish, ms; its expiry is a removal every subscriber sees. Required for 'ephemeral' and 'recoverable', 0 for 'persistent'. */
+  key_ttl_ms: number;
+  /** Changes kept in the stream (recoverable and persistent). @default 100 */
+  stream_size: number;
+  /** How long a change stays in the stream, ms. @default 60 s */
+  stream_ttl_ms: number;
+  /** How long the stream's epoch and top offset outlive the last change, ms. @default persistent: 30 days; recoverable: stream_ttl × 10, at least key_ttl */
+  meta_ttl_ms: number;
+  /** 'client_id' or 'user_id': a client's publish and remove use that key whatever key it sent. @default '' (the key sent) */
+  client_key: '' | 'client_id' | 'user_id';
+  allow_publish_for_client: boolean;
+  allow_publish_for_subscriber: boolean;
+  allow_publish_for_anonymous: boolean;
+  allow_remove_for_client: boolean;
+  allow_remove_for_subscriber: boolean;
+  allow_remove_for_anonymous: boolean;
+  /** Entries per state page when the client asks for none. @default 100 */
+  default_page_size: number;
+  /** A smaller page asked for is raised to this. @default 100 */
+  min_page_size: number;
+  /** A larger page asked for is lowered to this. @default 1000 */
+  max_page_size: number;
+  /** Most changes a subscriber may catch up on in its last subscribe step; more answers 112 (it starts over). @default max_page_size */
+  live_transition_max_publication_limit: number;
+}
+
+export const MAP_DEFAULT_PAGE_SIZE = 100;
+export const MAP_MIN_PAGE_SIZE = 100;
+export const MAP_MAX_PAGE_SIZE = 1000;
+
 /** Per-namespace channel options, named as in Centrifugo v6 (`channel.without_namespace`, `channel.namespaces[]`). */
 export interface NamespaceOptions {
+  /**
+   * 'stream': publications with history (the default); 'map': keyed state a subscriber receives whole and then as
+   * changes; 'map_clients': a map of the clients subscribed to a channel (map presence, server-written).
+   * @default 'stream'
+   */
+  subscription_type: 'stream' | 'map' | 'map_clients';
+  /** The map options; set exactly when subscription_type is 'map' or 'map_clients'. @default null */
+  map: MapNamespaceOptions | null;
+  /** A subscriber of a channel here is listed (key: its client ID) in the map_clients channel `<prefix><channel>`. @default '' (none) */
+  map_clients_presence_channel_prefix: string;
+  /** Subscribers may send a tags filter (`tf`) and receive only the entries and changes whose tags match. @default false */
+  allow_tags_filter: boolean;
+  /** Told to map subscribers (`publish_debounce`, ms): the SDK sends at most one publish per key per interval. @default 0 */
+  client_publish_debounce_interval_ms: number;
   /** Track who is subscribed. @default false */
   presence: boolean;
   /** Send join/leave pushes to subscribers that ask for them. @default false */
@@ -61,6 +116,11 @@ export interface NamespaceOptions {
 }
 
 export const defaultNamespaceOptions: NamespaceOptions = {
+  subscription_type: 'stream',
+  map: null,
+  map_clients_presence_channel_prefix: '',
+  allow_tags_filter: false,
+  client_publish_debounce_interval_ms: 0,
   presence: false,
   join_leave: false,
   force_push_join_leave: false,

@@ -1,6 +1,7 @@
 import type { Broker } from './broker.js';
 import type { History } from './history.js';
 import type { LifecycleStore } from './lifecycle.js';
+import type { MapBroker } from './map-broker.js';
 import type { PresenceManager } from './presence.js';
 
 /** What the node does on top of an engine's roles depends on these, never on the engine's name. */
@@ -31,6 +32,11 @@ export interface Engine {
   readonly broker: Broker;
   readonly history: History;
   readonly presence: PresenceManager;
+  /**
+   * Keyed state of map channels (map-broker.ts). An engine without it answers map subscriptions and map publishes
+   * with 108 (not available).
+   */
+  readonly map?: MapBroker;
   /**
    * Shared engines: who holds which channel and presence, so that occupied/vacated and presence webhook events are
    * sent once across nodes (lifecycle.ts). Without it a shared engine's nodes each send their own transitions.

@@ -19,6 +19,10 @@ export interface Publication {
   data: string;
   info?: ClientInfo;
   tags?: Record<string, string>;
+  /** Map channels: the key this publication sets (or removes). */
+  key?: string;
+  /** Map channels: the key was removed (by a remove or its TTL); `data` is then ''. */
+  removed?: boolean;
 }
 
 /**

@@ -25,6 +25,8 @@ export const API_METHODS = [
   'channels',
   'info',
   'batch',
+  'map_publish',
+  'map_remove',
 ] as const;
 export type ApiMethod = (typeof API_METHODS)[number];
 const methodSet = new Set<string>(API_METHODS);
@@ -83,6 +85,20 @@ export interface ApiChannelsParams {
   pattern: string | undefined;
 }
 
+export interface ApiMapPublishParams {
+  channel: string;
+  key: string;
+  data: unknown;
+  tags: Record<string, string> | undefined;
+  idempotencyKey: string | undefined;
+}
+
+export interface ApiMapRemoveParams {
+  channel: string;
+  key: string;
+  idempotencyKey: string | undefined;
+}
+
 export interface ApiBatchParams {
   /** Each is parsed when its turn comes (parseBatchItem, then parseApiCommand). */
   commands: unknown[];
@@ -103,6 +119,8 @@ export interface ApiParams {
   channels: ApiChannelsParams;
   info: Record<string, never>;
   batch: ApiBatchParams;
+  map_publish: ApiMapPublishParams;
+  map_remove: ApiMapRemoveParams;
 }
 
 export type ApiCommand = { [M in ApiMethod]: { method: M; params: ApiParams[M] } }[ApiMethod];
@@ -252,6 +270,17 @@ const PARSERS: Parsers = {
     return { pattern };
   },
   info: () => ({}),
+  map_publish: (p, limits) => {
+    const channel = channelOf(p.channel);
+    const key = reqString(p, 'key');
+    const data = dataOf(p, limits);
+    return { channel, key, data, tags: tagsOf(p), idempotencyKey: optString(p, 'idempotency_key') };
+  },
+  map_remove: (p) => ({
+    channel: channelOf(p.channel),
+    key: reqString(p, 'key'),
+    idempotencyKey: optString(p, 'idempotency_key'),
+  }),
   batch: (p, limits) => {
     const commands = p.commands;
     if (!Array.isArray(commands)) throw bad('"commands" must be an array');

@@ -49,6 +49,14 @@ export interface SubscribeParams {
   /** 'unknown' for any delta type but fossil (refused with unknownDeltaType after the subscribe hook). */
   delta: 'none' | 'fossil' | 'unknown';
   data: unknown;
+  /** Map subscriptions: the step asked for (2 state page, 1 stream page, 0 live). */
+  phase: number;
+  /** Map subscriptions: the state page after this cursor ('' for the first). */
+  cursor: string;
+  /** Map subscriptions: the page size asked for (0: the namespace's default). */
+  limit: number;
+  /** A tags filter (FilterNode, checked by tagsFilterOf when the channel allows filters). */
+  tf: unknown;
 }
 
 export interface ChannelParams {
@@ -63,6 +71,10 @@ export interface PublishParams {
   channel: string | undefined;
   /** Undefined when absent (refused with publishWithoutData once the channel is resolved); JSON never holds undefined. */
   data: unknown;
+  /** 1: a map publish (or remove, with `removed`) of `key`; 0 or absent: a stream publish. */
+  type: number;
+  key: string;
+  removed: boolean;
 }
 
 export interface HistoryParams {
@@ -179,13 +191,23 @@ const PARSERS: Parsers = {
     flag: num(p.flag) ?? 0,
     delta: p.delta === undefined || p.delta === '' ? 'none' : p.delta === 'fossil' ? 'fossil' : 'unknown',
     data: p.data,
+    phase: num(p.phase) ?? 0,
+    cursor: str(p.cursor) ?? '',
+    limit: num(p.limit) ?? 0,
+    tf: p.tf ?? undefined,
   }),
   unsubscribe: (p) => {
     const channel = channelOf(p);
     if (channel === undefined) throw badRequest('channel must be a string');
     return { channel };
   },
-  publish: (p) => ({ channel: channelOf(p), data: p.data }),
+  publish: (p) => ({
+    channel: channelOf(p),
+    data: p.data,
+    type: num(p.type) ?? 0,
+    key: str(p.key) ?? '',
+    removed: p.removed === true,
+  }),
   presence: (p) => ({ channel: channelOf(p) }),
   presence_stats: (p) => ({ channel: channelOf(p) }),
   history: (p) => {

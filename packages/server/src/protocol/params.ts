@@ -21,13 +21,18 @@ const SUBSCRIBE_FIELDS: Record<string, FieldType> = {
   delta: 'string',
   flag: 'int',
   type: 'int',
+  phase: 'int',
+  cursor: 'string',
+  limit: 'int',
+  asc: 'boolean',
+  tf: 'object',
 };
 
 const FIELDS: Record<CommandMethod, Record<string, FieldType>> = {
   connect: { token: 'string', data: 'any', subs: 'object', name: 'string', version: 'string', headers: 'object' },
   subscribe: SUBSCRIBE_FIELDS,
   unsubscribe: { channel: 'string' },
-  publish: { channel: 'string', data: 'any' },
+  publish: { channel: 'string', data: 'any', type: 'int', key: 'string', removed: 'boolean' },
   presence: { channel: 'string' },
   presence_stats: { channel: 'string' },
   history: { channel: 'string', limit: 'int', since: 'object', reverse: 'boolean' },

@@ -54,12 +54,17 @@ export function encodeClientInfo(info: ClientInfo): string {
  * for a subscriber that negotiated delta compression (see fossilPublicationData).
  */
 export function encodePublication(pub: Publication, fossil?: { data: string; delta: boolean }): string {
-  let s = `{"data":${fossil ? fossil.data : pub.data}`;
-  if (fossil?.delta) s += ',"delta":true';
-  if (pub.offset > 0) s += `,"offset":${pub.offset}`;
-  if (pub.info) s += `,"info":${encodeClientInfo(pub.info)}`;
-  if (pub.tags && Object.keys(pub.tags).length > 0) s += `,"tags":${JSON.stringify(pub.tags)}`;
-  return s + '}';
+  const parts: string[] = [];
+  // A map removal or a map presence entry has no data (client.proto's empty bytes, left out in JSON).
+  if (fossil) parts.push(`"data":${fossil.data}`);
+  else if (pub.data !== '') parts.push(`"data":${pub.data}`);
+  if (pub.key !== undefined) parts.push(`"key":${JSON.stringify(pub.key)}`);
+  if (pub.removed) parts.push('"removed":true');
+  if (fossil?.delta) parts.push('"delta":true');
+  if (pub.offset > 0) parts.push(`"offset":${pub.offset}`);
+  if (pub.info) parts.push(`"info":${encodeClientInfo(pub.info)}`);
+  if (pub.tags && Object.keys(pub.tags).length > 0) parts.push(`"tags":${JSON.stringify(pub.tags)}`);
+  return '{' + parts.join(',') + '}';
 }
 
 /**
@@ -161,6 +166,45 @@ export function encodeSubscribeResult(r: SubscribeResult): string {
   return '{' + parts.join(',') + '}';
 }
 
+/** A map subscribe step's result (client.proto SubscribeResult with type, phase, cursor, state). */
+export interface MapSubscribeResult {
+  /** The subscription type asked for, echoed (1 map, 2 map clients). */
+  type: number;
+  /** 2: a state page (more follow), 1: a stream page (more follow), 0: live (the subscription is active). */
+  phase: 0 | 1 | 2;
+  cursor?: string;
+  position: StreamPosition;
+  /** JSON list of state entries (encodePublicationListWithin). */
+  state?: string;
+  /** JSON list of stream publications. */
+  publications?: string;
+  recoverable: boolean;
+  /** Live after a recovery from a position. */
+  recovered?: boolean;
+  expireAt: number;
+  nowSec: number;
+  delta: boolean;
+  publishDebounceMs: number;
+  data?: string | undefined;
+}
+
+export function encodeMapSubscribeResult(r: MapSubscribeResult): string {
+  const parts: string[] = [`"type":${r.type}`];
+  if (r.phase !== 0) parts.push(`"phase":${r.phase}`);
+  if (r.cursor) parts.push(`"cursor":${JSON.stringify(r.cursor)}`);
+  const expires = r.phase === 0 ? expiresFields(r.expireAt, r.nowSec) : undefined;
+  if (expires) parts.push(expires);
+  if (r.recoverable) parts.push('"recoverable":true');
+  if (r.delta) parts.push('"delta":true');
+  parts.push(`"epoch":${JSON.stringify(r.position.epoch)},"offset":${r.position.offset}`);
+  if (r.recovered !== undefined) parts.push(`"was_recovering":true,"recovered":${r.recovered}`);
+  if (r.state && r.state !== '[]') parts.push(`"state":${r.state}`);
+  if (r.publications && r.publications !== '[]') parts.push(`"publications":${r.publications}`);
+  if (r.publishDebounceMs > 0) parts.push(`"publish_debounce":${r.publishDebounceMs}`);
+  if (r.data !== undefined) parts.push(`"data":${r.data}`);
+  return '{' + parts.join(',') + '}';
+}
+
 export function encodeSubRefreshResult(expireAt: number, nowSec: number): string {
   return `{${expiresFields(expireAt, nowSec) ?? ''}}`;
 }
@@ -253,6 +297,19 @@ export function encodePublishResult(position: StreamPosition): string {
 }
 
 /** `responses` are encodeApiResult / encodeApiError texts, one per channel in the broadcast's order. */
+/** map_publish / map_remove: Centrifugo's MapPublishResult / MapRemoveResult (suppressed fields only when set). */
+export function encodeMapUpdateResult(r: {
+  offset: number;
+  epoch: string;
+  suppressed: boolean;
+  suppressReason?: string;
+}): string {
+  let s = `{"offset":${r.offset},"epoch":${JSON.stringify(r.epoch)}`;
+  if (r.suppressed) s += ',"suppressed":true';
+  if (r.suppressReason) s += `,"suppress_reason":${JSON.stringify(r.suppressReason)}`;
+  return s + '}';
+}
+
 export function encodeBroadcastResult(responses: readonly string[]): string {
   return `{"responses":[${responses.join(',')}]}`;
 }

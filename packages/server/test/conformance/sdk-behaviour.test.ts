@@ -70,7 +70,12 @@ const centrifugoStyleConfig = {
         force_recovery: true,
         allow_subscribe_for_client: true,
       },
-      { name: 'streamless', subscription_type: 'map', map: { mode: 'ephemeral' }, allow_subscribe_for_client: true },
+      {
+        name: 'streamless',
+        subscription_type: 'map',
+        map: { mode: 'ephemeral', key_ttl: '60s' },
+        allow_subscribe_for_client: true,
+      },
       {
         name: 'poll',
         subscription_type: 'shared_poll',
@@ -99,7 +104,7 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
     return c;
   };
 
-  test('a Centrifugo config naming features Herald lacks (map, shared_poll) loads with warnings instead of typo errors', async () => {
+  test('a Centrifugo config naming features Herald lacks (shared_poll) loads with warnings instead of typo errors', async () => {
     const res = await api(s, 'info', {});
     assert.equal(res.status, 200);
   });
@@ -257,12 +262,12 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
     await res.text();
   });
 
-  test('a map or shared poll subscription is refused with 108 instead of being served as an empty stream', async () => {
+  test('a map subscription to a stream channel or a shared poll subscription is refused with 108 instead of being served as an empty stream', async () => {
     const raw = await RawClient.open(s.wsUrl);
     try {
       raw.send(
         { id: 1, connect: {} },
-        { id: 2, subscribe: { channel: 'streamless:m', type: 1 } },
+        { id: 2, subscribe: { channel: 'delta:m', type: 1 } },
         { id: 3, subscribe: { channel: 'poll:p', type: 4 } },
       );
       assert.equal((await raw.reply(2)).error?.code, 108);

@@ -1,5 +1,5 @@
 import type { Broker, BrokerEventHandler, ControlMessage, PublishOptions } from '../broker.js';
-import type { ClientInfo, PublicationInput, StreamPosition } from '../types.js';
+import type { ClientInfo, Publication, PublicationInput, StreamPosition } from '../types.js';
 import type { MemoryHistory } from './history.js';
 
 const DEFAULT_META_TTL_MS = 30 * 24 * 3600 * 1000;
@@ -48,6 +48,11 @@ export class MemoryBroker implements Broker {
       this.idempotent.set(idemKey, { position, expiresAt: this.now() + (options.idempotentResultTtlMs ?? 300_000) });
     }
     return position;
+  }
+
+  /** Delivers a change the map broker stored (memory/map-broker.ts), in the same step as its append. */
+  deliver(channel: string, pub: Publication, position: StreamPosition): void {
+    this.handler?.onPublication(channel, pub, position);
   }
 
   async publishJoin(channel: string, info: ClientInfo): Promise<void> {

@@ -135,16 +135,19 @@ export class MemoryHistory implements History {
     return Object.assign(stored, { epoch: stream.epoch });
   }
 
+  /** The stream's top position, read synchronously (map state reads pair it with the state in one step). */
+  position(channel: string): StreamPosition {
+    const stream = this.live(channel, this.now());
+    if (stream) return { offset: stream.top, epoch: stream.epoch };
+    // Nothing is created for a read: the position of a channel that never had a publication is computed.
+    const epoch = this.registry.isUsed(channel) ? this.registry.staleEpoch(channel) : this.registry.firstEpoch(channel);
+    return { offset: 0, epoch };
+  }
+
   async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
     const now = this.now();
     const stream = this.live(channel, now);
-    if (!stream) {
-      // Nothing is created for a read: the position of a channel that never had a publication is computed.
-      const epoch = this.registry.isUsed(channel)
-        ? this.registry.staleEpoch(channel)
-        : this.registry.firstEpoch(channel);
-      return { publications: [], position: { offset: 0, epoch } };
-    }
+    if (!stream) return { publications: [], position: this.position(channel) };
     this.trim(stream, query.historySize, now);
     const position: StreamPosition = { offset: stream.top, epoch: stream.epoch };
     if (query.limit === 0) return { publications: [], position };

@@ -1,6 +1,7 @@
 import type { Engine } from '../engine.js';
 import { MemoryBroker } from './broker.js';
 import { MemoryHistory } from './history.js';
+import { MemoryMapBroker } from './map-broker.js';
 import { MemoryPresence } from './presence.js';
 
 /** The embedded single-node engine: everything in this process; history is lost (new epochs) on restart. */
@@ -9,6 +10,8 @@ export function createMemoryEngine(): Engine {
   history.startSweeper();
   const broker = new MemoryBroker(history);
   const presence = new MemoryPresence();
+  const map = new MemoryMapBroker(history, broker);
+  map.startSweeper();
   return {
     name: 'memory',
     // One process: no other node shares its broker, history or presence.
@@ -16,9 +19,11 @@ export function createMemoryEngine(): Engine {
     broker,
     history,
     presence,
+    map,
     isReady: () => true,
     async close() {
       history.stopSweeper();
+      await map.close();
       await broker.close();
     },
   };

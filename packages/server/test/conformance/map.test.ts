@@ -1,0 +1,395 @@
+/**
+ * Map subscriptions (Centrifugo v6.8, docs/protocol.md#map-subscriptions) driven through the official SDK's
+ * newMapSubscription / newMapClientsSubscription, and by hand (RawClient) where the SDK's timing cannot be steered.
+ * Runs on every engine that has a map broker.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Centrifuge } from 'centrifuge';
+import { RawClient, api, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
+import { engineNames } from '../support/engines.js';
+
+const mapConfig = {
+  client: { insecure: true },
+  channel: {
+    namespaces: [
+      {
+        name: 'eph',
+        subscription_type: 'map',
+        map: { mode: 'ephemeral', key_ttl: '60s', allow_publish_for_client: true, allow_remove_for_client: true },
+        allow_subscribe_for_client: true,
+      },
+      {
+        name: 'paged',
+        subscription_type: 'map',
+        map: { mode: 'persistent', min_page_size: 1, allow_publish_for_client: true },
+        allow_subscribe_for_client: true,
+      },
+      {
+        name: 'pers',
+        subscription_type: 'map',
+        map: { mode: 'persistent', allow_publish_for_client: true, allow_remove_for_client: true },
+        allow_subscribe_for_client: true,
+      },
+      {
+        name: 'small',
+        subscription_type: 'map',
+        map: { mode: 'persistent', stream_size: 2, stream_ttl: '60s' },
+        allow_subscribe_for_client: true,
+      },
+      {
+        name: 'short',
+        subscription_type: 'map',
+        map: { mode: 'recoverable', key_ttl: '1s' },
+        allow_subscribe_for_client: true,
+      },
+      {
+        name: 'mine',
+        subscription_type: 'map',
+        map: { mode: 'ephemeral', key_ttl: '60s', client_key: 'client_id', allow_publish_for_subscriber: true },
+        allow_subscribe_for_client: true,
+      },
+      {
+        name: 'room',
+        subscription_type: 'map',
+        map_clients_presence_channel_prefix: 'who:',
+        map: { mode: 'ephemeral', key_ttl: '60s' },
+        allow_subscribe_for_client: true,
+      },
+      {
+        name: 'who',
+        subscription_type: 'map_clients',
+        map: { mode: 'ephemeral', key_ttl: '60s' },
+        allow_subscribe_for_client: true,
+      },
+      {
+        name: 'tagged',
+        subscription_type: 'map',
+        map: { mode: 'persistent' },
+        allow_tags_filter: true,
+        allow_subscribe_for_client: true,
+      },
+      {
+        name: 'debounced',
+        subscription_type: 'map',
+        map: { mode: 'ephemeral', key_ttl: '60s' },
+        client_publish_debounce_interval: '50ms',
+        allow_subscribe_for_client: true,
+      },
+    ],
+  },
+};
+
+interface Update {
+  key: string;
+  data?: unknown;
+  removed?: boolean;
+}
+
+let seq = 0;
+const channelIn = (ns: string) => `${ns}:m_${Date.now()}_${++seq}`;
+
+for (const engineName of engineNames) {
+  describe(`map subscriptions (${engineName} engine)`, () => {
+    let s: TestServer;
+    const clients: Centrifuge[] = [];
+    before(async () => {
+      s = await startHerald({ engineName, fileConfig: mapConfig });
+    });
+    after(async () => {
+      for (const c of clients) c.disconnect();
+      await s.close();
+    });
+
+    const client = async (): Promise<Centrifuge> => {
+      const c = newClient(s.wsUrl);
+      clients.push(c);
+      c.connect();
+      await c.ready(5000);
+      return c;
+    };
+    const mapPublish = async (channel: string, key: string, data: unknown, tags?: Record<string, string>) => {
+      const r = await api(s, 'map_publish', { channel, key, data, ...(tags ? { tags } : {}) });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      return r.json.result as { offset: number; epoch: string; suppressed?: boolean };
+    };
+    const mapRemove = async (channel: string, key: string) => {
+      const r = await api(s, 'map_remove', { channel, key });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      return r.json.result as { offset: number; epoch: string; suppressed?: boolean };
+    };
+
+    test('a map subscriber receives the whole state, then each publish and removal as an update', async () => {
+      const channel = channelIn('eph');
+      await mapPublish(channel, 'a', { v: 1 });
+      await mapPublish(channel, 'b', { v: 2 });
+      const c = await client();
+      const sub = c.newMapSubscription(channel);
+      const updates: Update[] = [];
+      sub.on('update', (u) => updates.push({ key: u.key, data: u.data, removed: u.removed }));
+      const synced = new Promise<{ key: string; data: unknown }[]>((r) => sub.once('sync', (ctx) => r(ctx.entries)));
+      sub.subscribe();
+      const entries = await synced;
+      assert.deepEqual(entries.map((e) => [e.key, e.data]).sort(), [
+        ['a', { v: 1 }],
+        ['b', { v: 2 }],
+      ]);
+      await mapPublish(channel, 'a', { v: 3 });
+      await mapRemove(channel, 'b');
+      await waitFor(() => updates.length === 2, 'two updates');
+      assert.deepEqual(updates, [
+        { key: 'a', data: { v: 3 }, removed: undefined },
+        { key: 'b', data: undefined, removed: true },
+      ]);
+      sub.unsubscribe();
+    });
+
+    test('map_remove of a key that is not there changes nothing and says so', async () => {
+      const channel = channelIn('pers');
+      const first = await mapPublish(channel, 'a', 1);
+      const r = await mapRemove(channel, 'zzz');
+      assert.equal(r.suppressed, true);
+      assert.equal(r.offset, first.offset);
+      const removed = await mapRemove(channel, 'a');
+      assert.equal(removed.offset, first.offset + 1);
+      assert.equal(removed.suppressed, undefined);
+    });
+
+    test('map_publish to a stream channel is refused with 108', async () => {
+      const r = await api(s, 'map_publish', { channel: 'plain', key: 'k', data: 1 });
+      assert.equal(r.json.error?.code, 108);
+    });
+
+    test('a state over several pages arrives whole, and changes made between pages arrive exactly once', async () => {
+      const channel = channelIn('paged');
+      for (const k of ['k1', 'k2', 'k3', 'k4', 'k5']) await mapPublish(channel, k, { k, n: 0 });
+      const raw = await RawClient.open(s.wsUrl);
+      try {
+        raw.send({ id: 1, connect: {} }, { id: 2, subscribe: { channel, type: 1, phase: 2, limit: 2 } });
+        const p1 = (await raw.reply(2)).subscribe;
+        assert.equal(p1.phase, 2);
+        assert.deepEqual(
+          p1.state.map((e: Update) => e.key),
+          ['k1', 'k2'],
+        );
+        // Between pages: k4 (not yet read) and k1 (already read) change, k6 appears, k2 goes.
+        await mapPublish(channel, 'k4', { k: 'k4', n: 1 });
+        await mapPublish(channel, 'k1', { k: 'k1', n: 1 });
+        await mapPublish(channel, 'k6', { k: 'k6', n: 1 });
+        await mapRemove(channel, 'k2');
+        const state = new Map<string, unknown>(p1.state.map((e: { key: string; data: unknown }) => [e.key, e.data]));
+        let cursor = p1.cursor as string;
+        let id = 3;
+        let live: any;
+        for (;;) {
+          raw.send({
+            id,
+            subscribe: { channel, type: 1, phase: 2, limit: 2, cursor, offset: p1.offset, epoch: p1.epoch },
+          });
+          const page = (await raw.reply(id++)).subscribe;
+          for (const e of page.state ?? []) state.set(e.key, e.data);
+          if (!page.phase) {
+            live = page;
+            break;
+          }
+          cursor = page.cursor;
+        }
+        const offsets = (live.publications ?? []).map((p: { offset: number }) => p.offset);
+        assert.deepEqual(offsets, [p1.offset + 1, p1.offset + 2, p1.offset + 3, p1.offset + 4]);
+        for (const p of live.publications) {
+          if (p.removed) state.delete(p.key);
+          else state.set(p.key, p.data);
+        }
+        assert.deepEqual([...state.entries()].sort(), [
+          ['k1', { k: 'k1', n: 1 }],
+          ['k3', { k: 'k3', n: 0 }],
+          ['k4', { k: 'k4', n: 1 }],
+          ['k5', { k: 'k5', n: 0 }],
+          ['k6', { k: 'k6', n: 1 }],
+        ]);
+        assert.equal(live.offset, p1.offset + 4);
+        // Live now: the next change is pushed once.
+        await mapPublish(channel, 'k7', 7);
+        const push = await waitFor(() => raw.messages.find((m) => m.push?.pub?.key === 'k7'), 'the push of k7');
+        assert.equal(push.push.pub.offset, p1.offset + 5);
+      } finally {
+        raw.close();
+      }
+    });
+
+    test('a persistent map subscriber that reconnects recovers exactly the changes it missed, without a new sync', async () => {
+      const channel = channelIn('pers');
+      const c = await client();
+      const sub = c.newMapSubscription(channel);
+      const updates: Update[] = [];
+      let syncs = 0;
+      sub.on('sync', () => syncs++);
+      sub.on('update', (u) => updates.push({ key: u.key, data: u.data, removed: u.removed }));
+      sub.subscribe();
+      await sub.ready(5000);
+      await mapPublish(channel, 'before', 1);
+      await waitFor(() => updates.length === 1, 'the first update');
+      c.disconnect();
+      await mapPublish(channel, 'during', 2);
+      await mapRemove(channel, 'before');
+      const resubscribed = new Promise<{ recovered: boolean }>((r) => sub.once('subscribed', r));
+      c.connect();
+      const ctx = await resubscribed;
+      assert.equal(ctx.recovered, true);
+      await waitFor(() => updates.length === 3, 'the missed updates');
+      assert.deepEqual(updates.slice(1), [
+        { key: 'during', data: 2, removed: undefined },
+        { key: 'before', data: undefined, removed: true },
+      ]);
+      assert.equal(syncs, 1);
+      sub.unsubscribe();
+    });
+
+    test('a position the stream no longer covers makes the subscriber start over from the whole state', async () => {
+      const channel = channelIn('small');
+      const c = await client();
+      const sub = c.newMapSubscription(channel);
+      const firstUpdate = new Promise((r) => sub.once('update', r));
+      sub.subscribe();
+      await sub.ready(5000);
+      await mapPublish(channel, 'initial', 0);
+      await firstUpdate;
+      sub.unsubscribe();
+      for (let i = 1; i <= 4; i++) await mapPublish(channel, `o${i}`, i);
+      const resubscribed = new Promise<{ recovered: boolean }>((r) => sub.once('subscribed', r));
+      const synced = new Promise<{ key: string }[]>((r) => sub.once('sync', (ctx) => r(ctx.entries)));
+      sub.subscribe();
+      assert.equal((await resubscribed).recovered, false);
+      assert.deepEqual((await synced).map((e) => e.key).sort(), ['initial', 'o1', 'o2', 'o3', 'o4']);
+      sub.unsubscribe();
+    });
+
+    test('a key not published again within its key_ttl is removed, and subscribers see the removal', async () => {
+      const channel = channelIn('short');
+      const c = await client();
+      const sub = c.newMapSubscription(channel);
+      const updates: Update[] = [];
+      sub.on('update', (u) => updates.push({ key: u.key, removed: u.removed }));
+      sub.subscribe();
+      await sub.ready(5000);
+      const published = await mapPublish(channel, 'brief', 1);
+      await waitFor(() => updates.length === 2, 'the removal by TTL', 5000);
+      assert.deepEqual(updates, [
+        { key: 'brief', removed: undefined },
+        { key: 'brief', removed: true },
+      ]);
+      // The expiry is a change of the stream like a remove: the next offset.
+      const again = await mapPublish(channel, 'brief', 2);
+      assert.equal(again.offset, published.offset + 2);
+    });
+
+    test('with client_key "client_id" a client publish is stored under the client ID whatever key it sent', async () => {
+      const channel = channelIn('mine');
+      const c = await client();
+      const clientId = await new Promise<string>((r) => {
+        const id = (c as unknown as { _client: string | null })._client;
+        if (id) r(id);
+        else c.once('connected', (ctx) => r(ctx.client));
+      });
+      const sub = c.newMapSubscription(channel);
+      const update = new Promise<Update>((r) => sub.once('update', (u) => r({ key: u.key, data: u.data })));
+      sub.subscribe();
+      await sub.ready(5000);
+      await sub.publish('chosen', { x: 1 });
+      assert.deepEqual(await update, { key: clientId, data: { x: 1 } });
+      sub.unsubscribe();
+    });
+
+    test('a client publish to a map_clients channel is refused with 108: Herald alone writes presence', async () => {
+      const c = await client();
+      await assert.rejects(c.mapPublish(channelIn('who'), 'k', 1), (err: { code?: number }) => err.code === 108);
+    });
+
+    test('a map subscription lists its client in the map_clients channel while it lasts', async () => {
+      const channel = channelIn('room');
+      const watcher = await client();
+      const who = watcher.newMapClientsSubscription('who:' + channel);
+      const updates: Update[] = [];
+      who.on('update', (u) => updates.push({ key: u.key, removed: u.removed }));
+      who.subscribe();
+      await who.ready(5000);
+      const member = await client();
+      const sub = member.newMapSubscription(channel);
+      sub.subscribe();
+      await sub.ready(5000);
+      await waitFor(() => updates.length === 1, 'the presence entry');
+      const memberId = updates[0]!.key;
+      assert.equal(updates[0]!.removed, undefined);
+      sub.unsubscribe();
+      await waitFor(() => updates.length === 2, 'the presence removal');
+      assert.deepEqual(updates[1], { key: memberId, removed: true });
+      who.unsubscribe();
+    });
+
+    test('a tags filter gives the subscriber only the entries and changes whose tags match', async () => {
+      const channel = channelIn('tagged');
+      await mapPublish(channel, 'e1', 1, { team: 'eng' });
+      await mapPublish(channel, 's1', 2, { team: 'sales' });
+      const c = await client();
+      const sub = c.newMapSubscription(channel, { tagsFilter: { key: 'team', cmp: 'eq', val: 'eng' } });
+      const updates: Update[] = [];
+      sub.on('update', (u) => updates.push({ key: u.key }));
+      const synced = new Promise<{ key: string }[]>((r) => sub.once('sync', (ctx) => r(ctx.entries)));
+      sub.subscribe();
+      assert.deepEqual(
+        (await synced).map((e) => e.key),
+        ['e1'],
+      );
+      await mapPublish(channel, 's2', 3, { team: 'sales' });
+      await mapPublish(channel, 'e2', 4, { team: 'eng' });
+      await waitFor(() => updates.length >= 1, 'the matching change');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(updates, [{ key: 'e2' }]);
+      sub.unsubscribe();
+    });
+
+    test('a tags filter on a namespace without allow_tags_filter is refused with 107', async () => {
+      const raw = await RawClient.open(s.wsUrl);
+      try {
+        raw.send(
+          { id: 1, connect: {} },
+          {
+            id: 2,
+            subscribe: { channel: channelIn('pers'), type: 1, phase: 2, tf: { key: 'a', cmp: 'eq', val: 'b' } },
+          },
+        );
+        assert.equal((await raw.reply(2)).error?.code, 107);
+      } finally {
+        raw.close();
+      }
+    });
+
+    test('a map subscribe tells the SDK the namespace client_publish_debounce_interval', async () => {
+      const raw = await RawClient.open(s.wsUrl);
+      try {
+        raw.send({ id: 1, connect: {} }, { id: 2, subscribe: { channel: channelIn('debounced'), type: 1, phase: 2 } });
+        const r = (await raw.reply(2)).subscribe;
+        assert.equal(r.publish_debounce, 50);
+        assert.equal(r.type, 1);
+        assert.equal(r.phase, undefined);
+      } finally {
+        raw.close();
+      }
+    });
+
+    test('a stream subscribe to a map channel and a map subscribe to a stream channel are refused with 108', async () => {
+      const raw = await RawClient.open(s.wsUrl);
+      try {
+        raw.send(
+          { id: 1, connect: {} },
+          { id: 2, subscribe: { channel: channelIn('pers') } },
+          { id: 3, subscribe: { channel: 'plain', type: 1, phase: 2 } },
+        );
+        assert.equal((await raw.reply(2)).error?.code, 108);
+        assert.equal((await raw.reply(3)).error?.code, 108);
+      } finally {
+        raw.close();
+      }
+    });
+  });
+}
