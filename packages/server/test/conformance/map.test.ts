@@ -44,6 +44,12 @@ const mapConfig = {
         allow_subscribe_for_client: true,
       },
       {
+        name: 'ephshort',
+        subscription_type: 'map',
+        map: { mode: 'ephemeral', key_ttl: '1s' },
+        allow_subscribe_for_client: true,
+      },
+      {
         name: 'mine',
         subscription_type: 'map',
         map: { mode: 'ephemeral', key_ttl: '60s', client_key: 'client_id', allow_publish_for_subscriber: true },
@@ -264,24 +270,28 @@ for (const engineName of engineNames) {
       sub.unsubscribe();
     });
 
-    test('a key not published again within its key_ttl is removed, and subscribers see the removal', async () => {
-      const channel = channelIn('short');
-      const c = await client();
-      const sub = c.newMapSubscription(channel);
-      const updates: Update[] = [];
-      sub.on('update', (u) => updates.push({ key: u.key, removed: u.removed }));
-      sub.subscribe();
-      await sub.ready(5000);
-      const published = await mapPublish(channel, 'brief', 1);
-      await waitFor(() => updates.length === 2, 'the removal by TTL', 5000);
-      assert.deepEqual(updates, [
-        { key: 'brief', removed: undefined },
-        { key: 'brief', removed: true },
-      ]);
-      // The expiry is a change of the stream like a remove: the next offset.
-      const again = await mapPublish(channel, 'brief', 2);
-      assert.equal(again.offset, published.offset + 2);
-    });
+    for (const [ns, mode] of [
+      ['short', 'recoverable'],
+      ['ephshort', 'ephemeral'],
+    ] as const)
+      test(`a key not published again within its key_ttl is removed, and subscribers see the removal (${mode} map)`, async () => {
+        const channel = channelIn(ns);
+        const c = await client();
+        const sub = c.newMapSubscription(channel);
+        const updates: Update[] = [];
+        sub.on('update', (u) => updates.push({ key: u.key, removed: u.removed }));
+        sub.subscribe();
+        await sub.ready(5000);
+        const published = await mapPublish(channel, 'brief', 1);
+        await waitFor(() => updates.length === 2, 'the removal by TTL', 5000);
+        assert.deepEqual(updates, [
+          { key: 'brief', removed: undefined },
+          { key: 'brief', removed: true },
+        ]);
+        // The expiry is a change of the stream like a remove: the next offset.
+        const again = await mapPublish(channel, 'brief', 2);
+        assert.equal(again.offset, published.offset + 2);
+      });
 
     test('with client_key "client_id" a client publish is stored under the client ID whatever key it sent', async () => {
       const channel = channelIn('mine');

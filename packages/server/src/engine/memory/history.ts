@@ -144,6 +144,16 @@ export class MemoryHistory implements History {
     return { offset: 0, epoch };
   }
 
+  /**
+   * Keeps the stream's epoch and top offset for at least `metaTtlMs` more (a map channel holding keys: its state's
+   * offsets belong to this stream, which must not end under them).
+   */
+  keepAlive(channel: string, metaTtlMs: number): void {
+    const now = this.now();
+    const stream = this.live(channel, now);
+    if (stream) stream.metaExpiresAt = Math.max(stream.metaExpiresAt, now + metaTtlMs);
+  }
+
   async history(channel: string, query: HistoryQuery): Promise<HistoryResult> {
     const now = this.now();
     const stream = this.live(channel, now);

@@ -46,6 +46,8 @@ export class MemoryMapBroker implements MapBroker {
   sweep(): void {
     const now = this.now();
     for (const [channel, state] of this.maps) {
+      // The stream lives as long as the state: its epoch is what the entries' offsets mean.
+      this.history.keepAlive(channel, state.options.metaTtlMs);
       for (const [key, entry] of state.entries) {
         if (entry.expiresAt > 0 && entry.expiresAt <= now) this.change(channel, state, key, undefined, state.options);
       }
