@@ -116,6 +116,39 @@ export interface HeraldCommands {
     channel: string,
   ): Promise<number>;
   heraldLifecycleSweep(index: string, limit: number, prefix: string): Promise<string[]>;
+  heraldMapWrite(
+    stream: string,
+    meta: string,
+    idem: string,
+    registry: string,
+    state: string,
+    keys: string,
+    expiry: string,
+    index: string,
+    op: 'p' | 'r' | 'x',
+    envelope: string,
+    size: number,
+    streamTtlMs: number,
+    metaTtlMs: number,
+    feed: string,
+    epoch: string,
+    idemTtlMs: number,
+    key: string,
+    keyTtlMs: number,
+    ifNew: '0' | '1',
+    channel: string,
+  ): Promise<[number | string, string, string]>;
+  heraldMapReadState(
+    stream: string,
+    meta: string,
+    registry: string,
+    state: string,
+    keys: string,
+    expiry: string,
+    epoch: string,
+    cursor: string,
+    limit: number,
+  ): Promise<(string | number)[]>;
 }
 
 /** One Redis (or the primary behind Sentinel) or a Redis Cluster, with the engine's scripts. */

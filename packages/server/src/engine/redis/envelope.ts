@@ -5,9 +5,10 @@ import type { ClientInfo, Publication, PublicationInput } from '../types.js';
  * is `n` characters of JSON holding info and tags (empty when there are none) and `data` is the payload's JSON
  * text as is. The payload is never parsed or re-serialized on its way through Redis.
  */
-export function encodeEnvelope(pub: PublicationInput): string {
+export function encodeEnvelope(pub: PublicationInput & { key?: string }): string {
   let header = '';
-  if (pub.info || pub.tags) header = JSON.stringify(pub.tags ? { i: pub.info, t: pub.tags } : { i: pub.info });
+  if (pub.key !== undefined) header = JSON.stringify({ i: pub.info, t: pub.tags, k: pub.key });
+  else if (pub.info || pub.tags) header = JSON.stringify(pub.tags ? { i: pub.info, t: pub.tags } : { i: pub.info });
   return `${header.length}:${header}${pub.data}`;
 }
 
@@ -18,9 +19,18 @@ export function decodeEnvelope(text: string, offset: number): Publication {
     throw new Error('malformed publication envelope');
   const pub: Publication = { offset, data: text.slice(colon + 1 + len) };
   if (len > 0) {
-    const header = JSON.parse(text.slice(colon + 1, colon + 1 + len)) as { i?: ClientInfo; t?: Record<string, string> };
+    const header = JSON.parse(text.slice(colon + 1, colon + 1 + len)) as {
+      i?: ClientInfo;
+      t?: Record<string, string>;
+      /** Map channels (map-broker.ts): the key, and a removal (set by the map script). */
+      k?: string;
+      r?: number;
+    };
     if (header.i) pub.info = header.i;
-    if (header.t) pub.tags = header.t;
+    // The map script encodes an empty tags table as [] (Lua cannot tell it from an empty array).
+    if (header.t && !Array.isArray(header.t)) pub.tags = header.t;
+    if (header.k !== undefined) pub.key = header.k;
+    if (header.r) pub.removed = true;
   }
   return pub;
 }

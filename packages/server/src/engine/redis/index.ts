@@ -6,7 +6,15 @@ import { RedisHistory } from './history.js';
 import { RedisLifecycle } from './lifecycle.js';
 import { epochSource, redisKeys } from './keys.js';
 import { RedisPresence } from './presence.js';
-import { ShardedBroker, ShardedHistory, ShardedLifecycle, ShardedPresence, type Shard } from './shards.js';
+import { RedisMapBroker } from './map-broker.js';
+import {
+  ShardedBroker,
+  ShardedHistory,
+  ShardedLifecycle,
+  ShardedMapBroker,
+  ShardedPresence,
+  type Shard,
+} from './shards.js';
 
 export interface RedisEngineOptions {
   /** REDIS_URL: one Redis, or several (shards, in the same order on every node). Ignored with `clusterNodes`. */
@@ -64,7 +72,10 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
           },
     });
     connections.push(redis);
+    const map = new RedisMapBroker(redis, keys, nextEpoch, options.onError ?? (() => {}));
+    map.startSweeper();
     return {
+      map,
       broker: new RedisBroker(
         redis,
         keys,
@@ -81,6 +92,7 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
   });
   const single = shards.length === 1 ? shards[0]! : undefined;
   const broker = single?.broker ?? new ShardedBroker(shards);
+  const map = single?.map ?? new ShardedMapBroker(shards);
   return {
     name: 'redis',
     // Every node with the same prefix shares it.
@@ -89,6 +101,7 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
     history: single?.history ?? new ShardedHistory(shards),
     presence: single?.presence ?? new ShardedPresence(shards),
     lifecycle: single?.lifecycle ?? new ShardedLifecycle(shards),
+    map,
     isReady: () => connections.every((c) => c.isReady()),
     notReadyReason() {
       const problems = connections.flatMap((c, i) => {
@@ -98,6 +111,7 @@ export function createRedisEngine(options: RedisEngineOptions): Engine {
       return problems.join('; ') || 'redis engine not ready';
     },
     async close() {
+      await map.close();
       await broker.close();
       await Promise.all(connections.map((c) => c.close()));
     },

@@ -12,16 +12,22 @@ import { keySlot, slotTag } from './slots.js';
  *   <prefix>.presexp.{ch}    ZSET    client id -> expiry (ms, Redis clock)
  *   <prefix>.pub.{ch}        PUBSUB  the channel's feed: publications, join and leave (sharded pub/sub in a cluster)
  *   <prefix>.control         PUBSUB  node-to-node control messages (sharded pub/sub in a cluster: one slot)
+ *   <prefix>.map.{ch}        HASH    map state: key -> "<offset>:<envelope>" (envelope.ts, key in its header)
+ *   <prefix>.mapkeys.{ch}    ZSET    map keys, all score 0 (ZRANGEBYLEX pages them in key order)
+ *   <prefix>.mapexp.{ch}     ZSET    map key -> expiry (ms, Redis clock), for keys with a TTL
  *   <prefix>.wh.hold.{ch}    ZSET    webhook lifecycle holds: "<node uid>|<key>" -> expiry (ms, Redis clock)
  *   <prefix>.wh.count.{ch}   HASH    webhook lifecycle: key ("o", "p:<user>") -> number of nodes holding it
  * One Redis (standalone, Sentinel, each client-side shard):
  *   <prefix>.epochs          STRING  first-life registry (scripts.ts FIRST_LIFE)
  *   <prefix>.wh.index        ZSET    channels with holds -> their earliest hold expiry (swept)
+ *   <prefix>.mapidx          ZSET    map channels with expiring keys -> their earliest key expiry (swept)
  * Redis Cluster: these two per hash slot, tagged with the slot's own tag (slots.ts slotTag), so that a script of one
  * channel touches only keys of the channel's slot; and one set that lists the slots with lifecycle holds:
  *   <prefix>.epochs.{<slot tag>}    STRING  the slot's first-life registry
  *   <prefix>.wh.index.{<slot tag>}  ZSET    the slot's channels with holds
  *   <prefix>.wh.slots               SET     slot tags whose index may hold channels (the sweep walks them)
+ *   <prefix>.mapidx.{<slot tag>}    ZSET    the slot's map channels with expiring keys
+ *   <prefix>.mapidx.slots           SET     slot tags whose map index may hold channels
  */
 export interface RedisKeys {
   stream(channel: string): string;
@@ -35,6 +41,14 @@ export interface RedisKeys {
   readonly control: string;
   /** The first-life registry that holds the channel's bit (one per Redis, or per slot in a cluster). */
   registry(channel: string): string;
+  mapState(channel: string): string;
+  mapKeys(channel: string): string;
+  mapExpiry(channel: string): string;
+  /** The index of map channels with expiring keys that lists the channel (one per Redis, or per slot). */
+  mapIndex(channel: string): string;
+  mapIndexOfTag(tag: string): string;
+  /** Cluster only: the set of slot tags whose map index may list channels. */
+  readonly mapSlots: string;
   lifecycleHolds(channel: string): string;
   lifecycleCounts(channel: string): string;
   /** The lifecycle index that lists the channel (one per Redis, or per slot in a cluster). */
@@ -71,6 +85,12 @@ export function redisKeys(prefix: string, options: { cluster?: boolean } = {}): 
       feed.startsWith(feedHead) && feed.endsWith('}') ? feed.slice(feedHead.length, -1) : undefined,
     control: `${prefix}.control`,
     registry: (ch) => (cluster ? `${prefix}.epochs.{${slotTagOf(ch)}}` : `${prefix}.epochs`),
+    mapState: (ch) => `${prefix}.map.{${ch}}`,
+    mapKeys: (ch) => `${prefix}.mapkeys.{${ch}}`,
+    mapExpiry: (ch) => `${prefix}.mapexp.{${ch}}`,
+    mapIndex: (ch) => (cluster ? `${prefix}.mapidx.{${slotTagOf(ch)}}` : `${prefix}.mapidx`),
+    mapIndexOfTag: (tag) => (cluster ? `${prefix}.mapidx.{${tag}}` : `${prefix}.mapidx`),
+    mapSlots: `${prefix}.mapidx.slots`,
     // LIFECYCLE_SWEEP_SCRIPT builds these two names from the prefix: change them together.
     lifecycleHolds: (ch) => `${prefix}.wh.hold.{${ch}}`,
     lifecycleCounts: (ch) => `${prefix}.wh.count.{${ch}}`,

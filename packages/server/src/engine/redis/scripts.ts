@@ -292,6 +292,145 @@ end
 return out
 `;
 
+/**
+ * A map change (map-broker.ts), atomically: state, stream, feed. KEYS: stream, meta, idempotency key, first-life
+ * registry, map state hash, map keys zset, map expiry zset, map index zset. ARGV: op ('p' publish, 'r' remove, 'x'
+ * remove the expired keys), envelope (with the key in its header), stream size, stream TTL ms, meta TTL ms, feed
+ * channel, candidate epoch, idempotent result TTL ms (0: none), key, key TTL ms, if-new ('1'), channel.
+ * Returns {offset, epoch, suppress reason ('' when something changed)}, or {0, "<offset>:<epoch>", 'idempotency'}.
+ * A change renews every key of the map for meta TTL + key TTL, so the stream's meta (its epoch: what the state's
+ * offsets mean) outlives every key. 'x' takes the stream options the last write stored in the meta hash.
+ */
+const MAP_WRITE_SCRIPT = (mode: ScriptMode) => `
+local op = ARGV[1]
+local key = ARGV[9]
+if ARGV[8] ~= '0' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then return {0, seen, 'idempotency'} end
+end
+${NOW_MS}
+local size, sttl, mttl, kttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[10])
+local function position()
+  local e = redis.call('HGET', KEYS[2], 'e')
+  if not e then return 0, '' end
+  return tonumber(redis.call('HGET', KEYS[2], 's') or '0'), e
+end
+local function alive(k)
+  if redis.call('HEXISTS', KEYS[5], k) == 0 then return false end
+  local exp = redis.call('ZSCORE', KEYS[7], k)
+  return (not exp) or tonumber(exp) > now
+end
+local function keep(ms)
+  for _, k in ipairs({KEYS[2], KEYS[5], KEYS[6], KEYS[7]}) do redis.call('PEXPIRE', k, ms) end
+end
+local function reindex()
+  local earliest = redis.call('ZRANGE', KEYS[7], 0, 0, 'WITHSCORES')
+  if #earliest == 0 then redis.call('ZREM', KEYS[8], ARGV[12]) else redis.call('ZADD', KEYS[8], earliest[2], ARGV[12]) end
+end
+if op == 'x' then
+  local o = redis.call('HMGET', KEYS[2], 'sz', 'st', 'mt')
+  if not o[1] then
+    redis.call('DEL', KEYS[5], KEYS[6], KEYS[7])
+    redis.call('ZREM', KEYS[8], ARGV[12])
+    return {0, '', 'key_not_found'}
+  end
+  size, sttl, mttl, kttl = tonumber(o[1]), tonumber(o[2]), tonumber(o[3]), 0
+end
+if op == 'r' and not alive(key) then
+  local top, e = position()
+  return {top, e, 'key_not_found'}
+end
+if op == 'p' and ARGV[11] == '1' and alive(key) then
+  if kttl > 0 then redis.call('ZADD', KEYS[7], string.format('%.0f', now + kttl), key) end
+  keep(mttl + kttl)
+  reindex()
+  local top, e = position()
+  return {top, e, 'key_exists'}
+end
+${ENSURE_META('ARGV[7]', 'ARGV[5]', 'KEYS[4]', mode)}
+redis.call('HSET', KEYS[2], 'sz', size, 'st', sttl, 'mt', mttl)
+local function change(k, removal)
+  local offset = redis.call('HINCRBY', KEYS[2], 's', 1)
+  local env
+  if removal then
+    local header = {k = k, r = 1}
+    local stored = redis.call('HGET', KEYS[5], k)
+    if stored then
+      local rest = string.sub(stored, string.find(stored, ':', 1, true) + 1)
+      local c = string.find(rest, ':', 1, true)
+      local n = tonumber(string.sub(rest, 1, c - 1))
+      if n > 0 then
+        local h = cjson.decode(string.sub(rest, c + 1, c + n))
+        if type(h) == 'table' and type(h.t) == 'table' then header.t = h.t end
+      end
+    end
+    local hj = cjson.encode(header)
+    env = #hj .. ':' .. hj
+    redis.call('HDEL', KEYS[5], k)
+    redis.call('ZREM', KEYS[6], k)
+    redis.call('ZREM', KEYS[7], k)
+  else
+    env = ARGV[2]
+    redis.call('HSET', KEYS[5], k, offset .. ':' .. env)
+    redis.call('ZADD', KEYS[6], 0, k)
+    if kttl > 0 then
+      redis.call('ZADD', KEYS[7], string.format('%.0f', now + kttl), k)
+    else
+      redis.call('ZREM', KEYS[7], k)
+    end
+  end
+  if size > 0 then
+    redis.call('XADD', KEYS[1], 'MAXLEN', size, offset .. '-0', 't', string.format('%.0f', now), 'p', env)
+    redis.call('PEXPIRE', KEYS[1], math.max(1, sttl))
+  end
+  redis.call('${mode.publish}', ARGV[6], 'p' .. offset .. ':' .. epoch .. ':' .. env)
+  return offset
+end
+local offset = 0
+if op == 'x' then
+  for _, k in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', string.format('%.0f', now), 'LIMIT', 0, 100)) do
+    offset = change(k, true)
+  end
+else
+  offset = change(key, op == 'r')
+end
+keep(mttl + kttl)
+reindex()
+if offset == 0 then
+  local top, e = position()
+  return {top, e, 'key_not_found'}
+end
+if ARGV[8] ~= '0' then redis.call('SET', KEYS[3], offset .. ':' .. epoch, 'PX', ARGV[8]) end
+return {offset, epoch, ''}
+`;
+
+/**
+ * A page of a map's state with the stream position it is consistent with. KEYS: stream, meta, first-life registry,
+ * map state hash, map keys zset, map expiry zset. ARGV: candidate epoch, cursor (the last key of the previous page,
+ * '' for the first), limit. Returns {top, epoch} for a map without meta, else {top, epoch, next cursor ('' on the
+ * last page), key1, "<offset>:<envelope>"1, ...}; keys past their TTL are left out.
+ */
+const MAP_READ_STATE_SCRIPT = (mode: ScriptMode) => `
+${READ_META('ARGV[1]', 'KEYS[3]', mode)}
+${NOW_MS}
+local min = '-'
+if ARGV[2] ~= '' then min = '(' .. ARGV[2] end
+local limit = tonumber(ARGV[3])
+local ks = redis.call('ZRANGEBYLEX', KEYS[5], min, '+', 'LIMIT', 0, limit + 1)
+local out = {top, epoch, ''}
+for i = 1, math.min(#ks, limit) do
+  local k = ks[i]
+  local v = redis.call('HGET', KEYS[4], k)
+  local exp = redis.call('ZSCORE', KEYS[6], k)
+  if v and ((not exp) or tonumber(exp) > now) then
+    out[#out + 1] = k
+    out[#out + 1] = v
+  end
+end
+if #ks > limit then out[3] = ks[limit] end
+return out
+`;
+
 /** The engine's scripts as ioredis commands: name -> keys and Lua, for one Redis or a Redis Cluster. */
 export function redisScripts(mode: ScriptMode): Record<string, { numberOfKeys: number; lua: string }> {
   return {
@@ -305,5 +444,7 @@ export function redisScripts(mode: ScriptMode): Record<string, { numberOfKeys: n
     heraldLifecycleHold: { numberOfKeys: 3, lua: LIFECYCLE_HOLD_SCRIPT },
     heraldLifecycleRelease: { numberOfKeys: 3, lua: LIFECYCLE_RELEASE_SCRIPT },
     heraldLifecycleSweep: { numberOfKeys: 1, lua: LIFECYCLE_SWEEP_SCRIPT },
+    heraldMapWrite: { numberOfKeys: 8, lua: MAP_WRITE_SCRIPT(mode) },
+    heraldMapReadState: { numberOfKeys: 6, lua: MAP_READ_STATE_SCRIPT(mode) },
   };
 }

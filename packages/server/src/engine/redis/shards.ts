@@ -1,6 +1,14 @@
 import type { Broker, BrokerEventHandler, ControlMessage, PublishOptions } from '../broker.js';
 import type { History, HistoryQuery, HistoryResult } from '../history.js';
 import type { LifecycleStore } from '../lifecycle.js';
+import type {
+  MapBroker,
+  MapChange,
+  MapStateQuery,
+  MapStateResult,
+  MapUpdateResult,
+  MapWriteOptions,
+} from '../map-broker.js';
 import type { PresenceManager, PresenceStats } from '../presence.js';
 import type { ClientInfo, PublicationInput, StreamPosition } from '../types.js';
 
@@ -52,6 +60,7 @@ function mix32(x: number): number {
 /** One Redis instance's part of the engine. */
 export interface Shard {
   broker: Broker;
+  map: MapBroker;
   history: History;
   presence: PresenceManager;
   lifecycle: LifecycleStore;
@@ -168,5 +177,30 @@ export class ShardedLifecycle implements LifecycleStore {
 
   async sweep(limit: number): Promise<{ channel: string; key: string }[]> {
     return (await Promise.all(this.shards.map((s) => s.lifecycle.sweep(limit)))).flat();
+  }
+}
+
+/** Routes each map channel's calls to its shard (the shard of its stream, meta and feed). */
+export class ShardedMapBroker implements MapBroker {
+  constructor(private readonly shards: Shard[]) {}
+
+  private of(channel: string): MapBroker {
+    return this.shards[shardOf(channel, this.shards.length)]!.map;
+  }
+
+  publish(channel: string, key: string, change: MapChange, options: MapWriteOptions): Promise<MapUpdateResult> {
+    return this.of(channel).publish(channel, key, change, options);
+  }
+
+  remove(channel: string, key: string, options: MapWriteOptions): Promise<MapUpdateResult> {
+    return this.of(channel).remove(channel, key, options);
+  }
+
+  readState(channel: string, query: MapStateQuery): Promise<MapStateResult> {
+    return this.of(channel).readState(channel, query);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.shards.map((s) => s.map.close()));
   }
 }

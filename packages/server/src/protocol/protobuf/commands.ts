@@ -17,8 +17,25 @@ import { ProtobufError, Reader, WIRE_LEN, WIRE_VARINT } from './wire.js';
  */
 
 type RequestKind =
-  'string' | 'bool' | 'uint' | 'int' | 'json' | { message: RequestSchema } | { map: RequestSchema | 'string' };
+  | 'string'
+  | 'bool'
+  | 'uint'
+  | 'int'
+  | 'json'
+  | { message: RequestSchema }
+  | { map: RequestSchema | 'string' }
+  | { repeated: RequestSchema | 'string' };
 type RequestSchema = { readonly [field: number]: readonly [jsonName: string, kind: RequestKind] };
+
+/** client.proto FilterNode (a tags filter): recursive through `nodes`. */
+const FILTER_NODE: { [field: number]: readonly [jsonName: string, kind: RequestKind] } = {
+  1: ['op', 'string'],
+  2: ['key', 'string'],
+  3: ['cmp', 'string'],
+  4: ['val', 'string'],
+  5: ['vals', { repeated: 'string' }],
+};
+FILTER_NODE[6] = ['nodes', { repeated: FILTER_NODE }];
 
 const SUBSCRIBE_REQUEST: RequestSchema = {
   1: ['channel', 'string'],
@@ -31,8 +48,13 @@ const SUBSCRIBE_REQUEST: RequestSchema = {
   10: ['recoverable', 'bool'],
   11: ['join_leave', 'bool'],
   12: ['delta', 'string'],
+  13: ['tf', { message: FILTER_NODE }],
   14: ['flag', 'int'],
   15: ['type', 'int'],
+  16: ['phase', 'int'],
+  17: ['cursor', 'string'],
+  18: ['limit', 'int'],
+  19: ['asc', 'bool'],
 };
 
 const CHANNEL: RequestSchema = { 1: ['channel', 'string'] };
@@ -52,7 +74,10 @@ const REQUESTS: readonly (readonly [CommandMethod, RequestSchema])[] = [
   ],
   ['subscribe', SUBSCRIBE_REQUEST],
   ['unsubscribe', CHANNEL],
-  ['publish', { 1: ['channel', 'string'], 2: ['data', 'json'] }],
+  [
+    'publish',
+    { 1: ['channel', 'string'], 2: ['data', 'json'], 3: ['type', 'int'], 4: ['key', 'string'], 5: ['removed', 'bool'] },
+  ],
   ['presence', CHANNEL],
   ['presence_stats', CHANNEL],
   [
@@ -117,6 +142,13 @@ function decodeMessage(r: Reader, end: number, schema: RequestSchema, o: DecodeO
         if (stop > start) out[name] = json(sub.buf, start, stop, name, o);
       } else if ('message' in kind) {
         out[name] = decodeMessage(new Reader(sub.buf, start, stop), stop, kind.message, o);
+      } else if ('repeated' in kind) {
+        const list = (out[name] ??= []) as unknown[];
+        list.push(
+          kind.repeated === 'string'
+            ? text(sub.buf, start, stop)
+            : decodeMessage(new Reader(sub.buf, start, stop), stop, kind.repeated, o),
+        );
       } else {
         const entry = new Reader(sub.buf, start, stop);
         let key = '';

@@ -240,6 +240,8 @@ export function protobufPubPush(channel: string, pub: Publication, fossil?: { da
   w.utf8Field(4, fossil ? fossil.data : pub.data);
   if (fossil?.delta) w.boolField(8, true);
   w.uintField(6, pub.offset);
+  if (pub.key !== undefined) w.stringField(11, pub.key);
+  if (pub.removed) w.boolField(12, true);
   if (pub.info) clientInfo(w, 5, pub.info);
   if (pub.tags) {
     for (const [k, v] of Object.entries(pub.tags)) {

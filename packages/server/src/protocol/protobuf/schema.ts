@@ -36,6 +36,8 @@ export const PUBLICATION: MessageSchema = {
   offset: [6, 'uint'],
   tags: [7, { map: 'string' }],
   delta: [8, 'bool'],
+  key: [11, 'string'],
+  removed: [12, 'bool'],
 };
 
 export const SUBSCRIBE_RESULT: MessageSchema = {
@@ -50,6 +52,11 @@ export const SUBSCRIBE_RESULT: MessageSchema = {
   data: [11, 'json'],
   was_recovering: [12, 'bool'],
   delta: [13, 'deltaFlag'],
+  type: [15, 'int'],
+  phase: [16, 'int'],
+  cursor: [17, 'string'],
+  state: [18, { repeated: PUBLICATION }],
+  publish_debounce: [19, 'uint'],
 };
 
 const ERROR: MessageSchema = { code: [1, 'uint'], message: [2, 'string'], temporary: [3, 'bool'] };
