@@ -66,6 +66,12 @@ test('each client command field of the wrong type is refused with 107 naming the
     ['subscribe', { channel: 'a', delta: 1 }, 'subscribe.delta must be a string'],
     ['subscribe', { channel: 'a', flag: '2' }, 'subscribe.flag must be an integer'],
     ['subscribe', { channel: 'a', type: 0.5 }, 'subscribe.type must be an integer'],
+    ['subscribe', { channel: 'a', phase: '2' }, 'subscribe.phase must be an integer'],
+    ['subscribe', { channel: 'a', cursor: 3 }, 'subscribe.cursor must be a string'],
+    ['subscribe', { channel: 'a', tf: 'x' }, 'subscribe.tf must be an object'],
+    ['publish', { channel: 'a', type: '1' }, 'publish.type must be an integer'],
+    ['publish', { channel: 'a', key: 1 }, 'publish.key must be a string'],
+    ['publish', { channel: 'a', removed: 1 }, 'publish.removed must be a boolean'],
     ['unsubscribe', { channel: [] }, 'unsubscribe.channel must be a string'],
     ['publish', { channel: 1, data: 1 }, 'publish.channel must be a string'],
     ['presence', { channel: {} }, 'presence.channel must be a string'],
@@ -156,7 +162,7 @@ test('a __proto__ key in connect subs is an ordinary channel name, not a prototy
   assert.deepEqual(p.subs.get('__proto__'), { recover: true, offset: 2, epoch: '' });
 });
 
-test('subscribe params: recovery position, options, flag, delta and type, with defaults', () => {
+test('subscribe params: recovery position, options, flag, delta, type and map steps, with defaults', () => {
   assert.deepEqual(params('subscribe', {}), {
     channel: undefined,
     token: '',
@@ -170,6 +176,10 @@ test('subscribe params: recovery position, options, flag, delta and type, with d
     flag: 0,
     delta: 'none',
     data: undefined,
+    phase: 0,
+    cursor: '',
+    limit: 0,
+    tf: undefined,
   });
   assert.deepEqual(
     params('subscribe', {
@@ -185,6 +195,10 @@ test('subscribe params: recovery position, options, flag, delta and type, with d
       flag: 2,
       delta: 'fossil',
       data: [1],
+      phase: 2,
+      cursor: 'k9',
+      limit: 50,
+      tf: { key: 'team', cmp: 'eq', val: 'eng' },
     }),
     {
       channel: 'chat:a',
@@ -199,6 +213,10 @@ test('subscribe params: recovery position, options, flag, delta and type, with d
       flag: 2,
       delta: 'fossil',
       data: [1],
+      phase: 2,
+      cursor: 'k9',
+      limit: 50,
+      tf: { key: 'team', cmp: 'eq', val: 'eng' },
     },
   );
   assert.equal(params('subscribe', { delta: '' }).delta, 'none');
@@ -211,8 +229,16 @@ test('subscribe params: recovery position, options, flag, delta and type, with d
 });
 
 test('publish, history, rpc, send, refresh and sub_refresh params', () => {
-  assert.deepEqual(params('publish', { channel: 'c', data: null }), { channel: 'c', data: null });
-  assert.deepEqual(params('publish', { channel: 'c' }), { channel: 'c', data: undefined });
+  const stream = { type: 0, key: '', removed: false };
+  assert.deepEqual(params('publish', { channel: 'c', data: null }), { channel: 'c', data: null, ...stream });
+  assert.deepEqual(params('publish', { channel: 'c' }), { channel: 'c', data: undefined, ...stream });
+  assert.deepEqual(params('publish', { channel: 'c', type: 1, key: 'k', removed: true }), {
+    channel: 'c',
+    data: undefined,
+    type: 1,
+    key: 'k',
+    removed: true,
+  });
   assert.deepEqual(params('history', { channel: 'c' }), { channel: 'c', limit: 0, since: undefined, reverse: false });
   assert.deepEqual(params('history', { channel: 'c', limit: -1, since: { offset: 3, epoch: 'e' }, reverse: true }), {
     channel: 'c',
