@@ -62,8 +62,8 @@ interface FeedPub {
   seq: number;
   /** The stream epoch the feed carried it with ('' for channels without history). */
   epoch: string;
-  /** The publication before it on the feed: the base of its fossil delta. */
-  prev?: { seq: number; offset: number; data: string };
+  /** The publication before it on the feed (map channels: before it for its key): the base of its fossil delta. */
+  prev?: { seq: number; offset: number; data: string; tags?: Record<string, string> };
   frame: SharedFrame;
   fullString?: SharedFrame;
   delta?: SharedFrame;
@@ -75,6 +75,15 @@ interface DeltaState {
   publish: boolean;
   baseSeq: number;
   baseOffset: number;
+}
+
+/** The latest change of one map key, as the delta base of its next change. */
+interface KeyedBase {
+  seq: number;
+  offset: number;
+  data: string;
+  tags?: Record<string, string>;
+  removed?: boolean;
 }
 
 /** What a subscriber holds of the channel's stream: every offset up to `offset` of `epoch`. */
@@ -102,6 +111,12 @@ interface ChannelState {
   seq: number;
   /** The last publication on the feed, for the next one's delta. */
   prev?: { seq: number; offset: number; data: string };
+  /**
+   * Map channels with fossil-delta subscribers: each key's latest change (from the feed, or seeded by a subscribe
+   * reply's state), the base of the key's next delta; a removal is kept as `removed` so a stale reply cannot seed it
+   * back. Cleared whenever a change passes with no delta subscriber (it would go stale).
+   */
+  prevByKey: Map<string, KeyedBase>;
   /** Resolves when the broker feeds this node the channel. */
   ready: Promise<void>;
   /**
@@ -179,6 +194,7 @@ export class Hub {
         joinLeave: new Set(),
         delta: new Map(),
         filters: new Map(),
+        prevByKey: new Map(),
         seq: 0,
         ready: Promise.resolve(),
         epoch: '',
@@ -220,13 +236,35 @@ export class Hub {
    * registered (nothing buffered covers the difference) makes it recover (unsubscribe 2500) instead of a silent gap.
    * `deltaBase`: the last publication of the reply, which a fossil-delta subscriber now holds as its base.
    */
-  activate(channel: string, sub: HubSubscriber, position: StreamPosition | undefined, deltaBase?: Publication): void {
+  activate(
+    channel: string,
+    sub: HubSubscriber,
+    position: StreamPosition | undefined,
+    deltaBase?: Publication,
+    keyedBases?: readonly Publication[],
+  ): void {
     const st = this.channels.get(channel);
     if (!st) return;
     const buffered = st.pending.get(sub);
     if (buffered === undefined) return;
     st.pending.delete(sub);
     const d = st.delta.get(sub);
+    // A map subscriber's reply holds each key's value as of its position: the base of the key's next delta, unless
+    // the feed already brought a later change of the key.
+    if (d && keyedBases && position && (st.epoch === '' || st.epoch === position.epoch)) {
+      for (const b of keyedBases) {
+        if (b.key === undefined) continue;
+        const known = st.prevByKey.get(b.key);
+        if (known && known.offset >= b.offset) continue;
+        st.prevByKey.set(b.key, {
+          seq: 0,
+          offset: b.offset,
+          data: b.data,
+          ...(b.tags ? { tags: b.tags } : {}),
+          ...(b.removed ? { removed: true } : {}),
+        });
+      }
+    }
     if (d && deltaBase && deltaBase.offset > 0) d.baseOffset = deltaBase.offset;
     if (!position || position.epoch === '') {
       for (const b of buffered) this.deliverTo(sub, b, d, st.filters.get(sub));
@@ -318,16 +356,34 @@ export class Hub {
         return 0;
       }
     }
+    const key = pub.key;
+    let prev: FeedPub['prev'] = st.prev;
+    if (key !== undefined) {
+      const base = st.prevByKey.get(key);
+      prev = base && !base.removed ? base : undefined;
+    }
     const entry: FeedPub = {
       channel,
       channelJson: st.json,
       pub,
       seq: ++st.seq,
       epoch: pub.offset > 0 ? position.epoch : '',
-      prev: st.prev,
+      prev,
       frame: lazyPubFrame(channel, st.json, pub),
     };
-    st.prev = st.delta.size > 0 ? { seq: entry.seq, offset: pub.offset, data: pub.data } : undefined;
+    if (key === undefined) {
+      st.prev = st.delta.size > 0 ? { seq: entry.seq, offset: pub.offset, data: pub.data } : undefined;
+    } else if (st.delta.size === 0) {
+      if (st.prevByKey.size > 0) st.prevByKey.clear();
+    } else {
+      st.prevByKey.set(key, {
+        seq: entry.seq,
+        offset: pub.offset,
+        data: pub.data,
+        ...(pub.tags ? { tags: pub.tags } : {}),
+        ...(pub.removed ? { removed: true } : {}),
+      });
+    }
     let delivered = st.live.size;
     if (st.delta.size === 0 && st.filters.size === 0) for (const sub of st.live) sub.deliver(entry.frame);
     else for (const sub of st.live) this.deliverTo(sub, entry, st.delta.get(sub), st.filters.get(sub));
@@ -375,6 +431,20 @@ export class Hub {
       return;
     }
     const prev = e.prev;
+    if (e.pub.key !== undefined) {
+      // A map change: the key's own chain. A live subscriber holds the key's latest change (its reply had it, or the
+      // feed brought it, unless its filter kept it out); a removal has no payload to patch (the SDK drops its base).
+      if (e.pub.removed) {
+        sub.deliver(e.frame);
+      } else if (d.publish && prev !== undefined && (!filter || matchesTags(filter, prev.tags))) {
+        e.delta ??= lazyPubFrame(e.channel, e.channelJson, e.pub, fossilPublicationData(prev.data, e.pub.data));
+        sub.deliver(e.delta);
+      } else {
+        e.fullString ??= lazyPubFrame(e.channel, e.channelJson, e.pub, fossilPublicationData(undefined, e.pub.data));
+        sub.deliver(e.fullString);
+      }
+      return;
+    }
     const holdsPrev =
       prev !== undefined &&
       (prev.offset > 0 ? d.baseOffset === prev.offset && e.pub.offset === prev.offset + 1 : d.baseSeq === prev.seq);
@@ -429,6 +499,7 @@ export class Hub {
     st.lastOffset = 0;
     st.suspended = false;
     st.prev = undefined;
+    st.prevByKey.clear();
     for (const sub of [...st.live, ...st.ahead.keys(), ...st.pending.keys()]) sub.onInsufficientState(channel);
   }
 }

@@ -46,6 +46,7 @@ import {
   encodeConnectResult,
   encodeError,
   encodeHistoryResult,
+  encodeMapListWithin,
   encodeMapSubscribeResult,
   encodeMessagePush,
   encodePresenceResultWithin,
@@ -144,6 +145,8 @@ interface MapStep {
   position: StreamPosition | undefined;
   /** Paging through the stream (a recovery too far behind for one reply). */
   stream: boolean;
+  /** Fossil delta negotiated: payloads go as JSON strings, each key's changes as patches of its previous value. */
+  delta: boolean;
 }
 
 /** What subscribeInternal is asked for: from a subscribe command, connect's `subs`, or a server-side subscribe. */
@@ -1064,6 +1067,7 @@ export class Session implements HubSubscriber {
         filter,
         position: undefined,
         stream: false,
+        delta: p.delta === 'fossil' && auth.rules.options.allowed_delta_types.includes('fossil'),
       };
       this.mapSteps.set(channel, step);
     }
@@ -1109,7 +1113,7 @@ export class Session implements HubSubscriber {
       if (r.cursor !== '') {
         this.mapUnregister(channel, sub);
         step.position = first ?? r.position;
-        const state = this.mapList(entries, 'state');
+        const state = this.mapList(step, entries, 'state');
         this.reply(
           id,
           'subscribe',
@@ -1169,7 +1173,7 @@ export class Session implements HubSubscriber {
             ...this.mapResultBase(step),
             phase: MAP_PHASE_STREAM,
             position: step.position,
-            publications: this.mapList(this.mapFiltered(step, page), 'publications'),
+            publications: this.mapList(step, this.mapFiltered(step, page), 'publications'),
           }),
         );
         return;
@@ -1202,8 +1206,8 @@ export class Session implements HubSubscriber {
     return step.filter ? pubs.filter((e) => matchesTags(step.filter!, e.tags)) : pubs;
   }
 
-  private mapList(pubs: Publication[], what: string): string {
-    const json = encodePublicationListWithin(pubs, this.replyBudget - 1024);
+  private mapList(step: MapStep, pubs: Publication[], what: string): string {
+    const json = encodeMapListWithin(pubs, this.replyBudget - 1024, step.delta);
     if (json === undefined)
       throw new HeraldError(
         ErrorCode.limitExceeded,
@@ -1219,7 +1223,7 @@ export class Session implements HubSubscriber {
       recoverable: o.map!.mode !== 'ephemeral',
       expireAt: step.expireAt,
       nowSec: Date.now() / 1000,
-      delta: false,
+      delta: step.delta,
       publishDebounceMs: o.client_publish_debounce_interval_ms,
       data: step.replyData,
     };
@@ -1243,7 +1247,8 @@ export class Session implements HubSubscriber {
     };
     this.subs.set(channel, sub);
     try {
-      await this.node.hub.add(channel, this, false, undefined, step.filter);
+      const o = step.rules.options;
+      await this.node.hub.add(channel, this, false, step.delta ? { publish: o.delta_publish } : undefined, step.filter);
     } catch (err) {
       if (this.subs.get(channel) === sub) this.subs.delete(channel);
       throw err;
@@ -1279,8 +1284,8 @@ export class Session implements HubSubscriber {
         ...this.mapResultBase(step),
         phase: MAP_PHASE_LIVE,
         position,
-        state: this.mapList(entries, 'state'),
-        publications: this.mapList(this.mapFiltered(step, pubs), 'publications'),
+        state: this.mapList(step, entries, 'state'),
+        publications: this.mapList(step, this.mapFiltered(step, pubs), 'publications'),
         recovered,
       });
       await this.mapPresenceAdd(sub);
@@ -1291,7 +1296,8 @@ export class Session implements HubSubscriber {
     }
     if (this.mapSteps.get(channel) === step) this.mapSteps.delete(channel);
     this.reply(id, 'subscribe', json);
-    this.activate(channel, position);
+    // A delta subscriber now holds each key's value of the reply: the bases of the keys' next patches.
+    this.activate(channel, position, undefined, step.delta ? [...entries, ...pubs] : undefined);
   }
 
   /** Lists this client in the map_clients channel of a subscription's namespace (map_clients_presence_channel_prefix). */
@@ -1315,11 +1321,16 @@ export class Session implements HubSubscriber {
     await this.node.engine.map!.publish(presence.channel, this.id, { data: '', info: this.clientInfo(chanInfo) }, wo);
   }
 
-  private activate(channel: string, position: StreamPosition | undefined, deltaBase?: Publication): void {
+  private activate(
+    channel: string,
+    position: StreamPosition | undefined,
+    deltaBase?: Publication,
+    keyedBases?: readonly Publication[],
+  ): void {
     const sub = this.subs.get(channel);
     if (!sub) return;
     sub.active = true;
-    this.node.hub.activate(channel, this, position, deltaBase);
+    this.node.hub.activate(channel, this, position, deltaBase, keyedBases);
     this.safeHook(() => this.node.hooks.onSubscribed?.({ ...this.context, channel }));
     if (sub.invalidated)
       this.unsubscribeByServer(channel, UnsubscribeCode.insufficientState, 'insufficient state', 'insufficient_state');

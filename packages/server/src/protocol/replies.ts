@@ -91,6 +91,27 @@ export function encodePublicationListWithin(
   return '[' + parts.join(',') + ']';
 }
 
+/**
+ * A map's entries or changes as a JSON list within `maxBytes` (undefined past it). `escaped` (a fossil-delta map
+ * subscription): every payload whole as a JSON string, the base of its key's next delta (a removal has none).
+ */
+export function encodeMapListWithin(
+  pubs: readonly Publication[],
+  maxBytes: number,
+  escaped: boolean,
+): string | undefined {
+  const parts: string[] = [];
+  let bytes = 2;
+  for (const p of pubs) {
+    const s =
+      escaped && !p.removed ? encodePublication(p, fossilPublicationData(undefined, p.data)) : encodePublication(p);
+    bytes += Buffer.byteLength(s, 'utf8') + (parts.length > 0 ? 1 : 0);
+    if (bytes > maxBytes) return undefined;
+    parts.push(s);
+  }
+  return '[' + parts.join(',') + ']';
+}
+
 // ---- client command results ---------------------------------------------------------------------------------------
 
 export interface ConnectResult {

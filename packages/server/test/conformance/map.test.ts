@@ -76,6 +76,14 @@ const mapConfig = {
         allow_subscribe_for_client: true,
       },
       {
+        name: 'dmap',
+        subscription_type: 'map',
+        map: { mode: 'persistent' },
+        allowed_delta_types: ['fossil'],
+        delta_publish: true,
+        allow_subscribe_for_client: true,
+      },
+      {
         name: 'debounced',
         subscription_type: 'map',
         map: { mode: 'ephemeral', key_ttl: '60s' },
@@ -372,6 +380,37 @@ for (const engineName of engineNames) {
       } finally {
         raw.close();
       }
+    });
+
+    test("a fossil-delta map subscriber gets each change as a patch of its own key's value, from the state on", async () => {
+      const channel = channelIn('dmap');
+      const pad = (c: string) => c.repeat(400);
+      await mapPublish(channel, 'a', { n: 1, pad: pad('a') });
+      await mapPublish(channel, 'b', { n: 1, pad: pad('b') });
+      const c = await client();
+      const sub = c.newMapSubscription(channel, { delta: 'fossil' });
+      const updates: Update[] = [];
+      sub.on('update', (u) => updates.push({ key: u.key, data: u.data, removed: u.removed }));
+      sub.subscribe();
+      await sub.ready(5000);
+      await mapPublish(channel, 'a', { n: 2, pad: pad('a') });
+      await mapPublish(channel, 'b', { n: 2, pad: pad('b') });
+      await mapPublish(channel, 'c', { n: 1, pad: pad('c') });
+      await mapRemove(channel, 'a');
+      await mapPublish(channel, 'a', { n: 3, pad: pad('a') });
+      await waitFor(() => updates.length === 5, 'five updates');
+      assert.deepEqual(updates, [
+        { key: 'a', data: { n: 2, pad: pad('a') }, removed: undefined },
+        { key: 'b', data: { n: 2, pad: pad('b') }, removed: undefined },
+        { key: 'c', data: { n: 1, pad: pad('c') }, removed: undefined },
+        { key: 'a', data: undefined, removed: true },
+        { key: 'a', data: { n: 3, pad: pad('a') }, removed: undefined },
+      ]);
+      // The two state entries and c's first value and a's value after its removal are whole; a and b's changes patches.
+      const stats = sub.deltaStats();
+      assert.equal(stats.numDeltaPayloads, 2);
+      assert.equal(stats.numFullPayloads, 4);
+      sub.unsubscribe();
     });
 
     test('a map subscribe tells the SDK the namespace client_publish_debounce_interval', async () => {
