@@ -2,6 +2,7 @@ import type { Broker } from './broker.js';
 import type { Engine, EngineCapabilities } from './engine.js';
 import type { History } from './history.js';
 import type { LifecycleStore } from './lifecycle.js';
+import type { MapBroker } from './map-broker.js';
 import type { PresenceManager } from './presence.js';
 
 /**
@@ -14,6 +15,8 @@ export function deferredEngine(opts: {
   capabilities: EngineCapabilities;
   /** The loaded engine has a `lifecycle` store. */
   lifecycle?: boolean;
+  /** The loaded engine has a map broker (`map`). */
+  map?: boolean;
   load: () => Promise<Engine>;
 }): Engine {
   let inner: Engine | undefined;
@@ -66,6 +69,17 @@ export function deferredEngine(opts: {
     release: (channel, key, node) => via((e) => lifecycleOf(e).release(channel, key, node)),
     sweep: (limit) => via((e) => lifecycleOf(e).sweep(limit)),
   };
+  function mapOf(e: Engine): MapBroker {
+    if (!e.map) throw new Error(`the ${opts.name} engine has no map broker`);
+    return e.map;
+  }
+  const map: MapBroker = {
+    publish: (channel, key, change, options) => via((e) => mapOf(e).publish(channel, key, change, options)),
+    remove: (channel, key, options) => via((e) => mapOf(e).remove(channel, key, options)),
+    readState: (channel, query) => via((e) => mapOf(e).readState(channel, query)),
+    // The loaded engine's close() closes its map broker.
+    close: async () => {},
+  };
   return {
     name: opts.name,
     capabilities: opts.capabilities,
@@ -73,6 +87,7 @@ export function deferredEngine(opts: {
     history,
     presence,
     ...(opts.lifecycle ? { lifecycle } : {}),
+    ...(opts.map ? { map } : {}),
     isReady: () => inner?.isReady() ?? false,
     notReadyReason: () => {
       if (inner) return inner.notReadyReason?.() ?? `${opts.name} engine not reachable`;

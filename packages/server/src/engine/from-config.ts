@@ -26,6 +26,7 @@ export function engineFromConfig(config: HeraldConfig, log: Logger): Engine {
     name: 'redis',
     capabilities: { shared: true },
     lifecycle: true,
+    map: true,
     load: async () =>
       (
         await import('./redis/index.js').catch((err: unknown) => {

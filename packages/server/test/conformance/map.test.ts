@@ -7,7 +7,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Centrifuge } from 'centrifuge';
 import { RawClient, api, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
-import { engineNames } from '../support/engines.js';
+import { REDIS_URL, dropPrefix, engineNames, uniquePrefix } from '../support/engines.js';
 
 const mapConfig = {
   client: { insecure: true },
@@ -442,3 +442,30 @@ for (const engineName of engineNames) {
     });
   });
 }
+
+test('a Redis engine chosen by configuration (HERALD_ENGINE=redis, as herald serve does) serves map subscriptions', async () => {
+  const prefix = uniquePrefix('map-env');
+  const s = await startHerald({
+    env: { HERALD_ENGINE: 'redis', REDIS_URL, HERALD_REDIS_PREFIX: prefix },
+    fileConfig: mapConfig,
+  });
+  const c = newClient(s.wsUrl);
+  try {
+    const channel = channelIn('pers');
+    // The configured engine loads (a dynamic import) and connects before the node serves the API.
+    await waitFor(async () => (await fetch(`${s.httpUrl}/ready`)).ok, 'the Redis engine ready');
+    assert.equal((await api(s, 'map_publish', { channel, key: 'a', data: 1 })).status, 200);
+    c.connect();
+    const sub = c.newMapSubscription(channel);
+    const synced = new Promise<{ key: string }[]>((r) => sub.once('sync', (ctx) => r(ctx.entries)));
+    sub.subscribe();
+    assert.deepEqual(
+      (await synced).map((e) => e.key),
+      ['a'],
+    );
+  } finally {
+    c.disconnect();
+    await s.close();
+    await dropPrefix(prefix);
+  }
+});
