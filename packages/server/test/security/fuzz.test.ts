@@ -136,7 +136,8 @@ test('property: frames of many lines decode line by line, in order, and never th
 type ModelType = 'string' | 'boolean' | 'uint' | 'int' | 'object';
 const modelFields: Record<string, Record<string, ModelType>> = {
   connect: { token: 'string', subs: 'object', name: 'string', version: 'string', headers: 'object' },
-  subscribe: { channel: 'string', token: 'string', recover: 'boolean', epoch: 'string', offset: 'uint' },
+  // `limit`: the page size of a map subscribe's state and stream steps (SubscribeRequest.limit, int32).
+  subscribe: { channel: 'string', token: 'string', recover: 'boolean', epoch: 'string', offset: 'uint', limit: 'int' },
   unsubscribe: { channel: 'string' },
   publish: { channel: 'string' },
   presence: { channel: 'string' },
