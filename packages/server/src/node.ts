@@ -345,7 +345,12 @@ export class HeraldNode implements HeraldCore {
   }
 
   async subscribeUser(user: string, channel: string, client?: string): Promise<void> {
-    this.rulesOf(channel);
+    const rules = this.rulesOf(channel);
+    if (rules.options.subscription_type !== 'stream')
+      throw new HeraldError(
+        ErrorCode.notAvailable,
+        `not available: "${channel}" is a ${rules.options.subscription_type} channel; clients subscribe to maps themselves (no server-side map subscription)`,
+      );
     await this.engine.broker.publishControl(
       client ? { type: 'subscribe', user, channel, client } : { type: 'subscribe', user, channel },
     );

@@ -382,6 +382,8 @@ export class Session implements HubSubscriber {
   async subscribeByServer(channel: string): Promise<void> {
     if (this.state !== 'connected' || this.subs.has(channel)) return;
     const rules = resolveChannel(this.node.config, channel);
+    // A map is subscribed in steps the client drives; the protocol has no server-side map subscription.
+    if (rules.options.subscription_type !== 'stream') return;
     const body = await this.subscribeInternal(
       rules,
       {
@@ -709,6 +711,14 @@ export class Session implements HubSubscriber {
         rules = resolveChannel(cfg, channel);
       } catch (err) {
         this.node.logWarn({ channel, err: (err as Error).message }, 'server-side channel from token skipped');
+        continue;
+      }
+      if (rules.options.subscription_type !== 'stream') {
+        // A map is subscribed in steps the client drives; the protocol has no server-side map subscription.
+        this.node.logWarn(
+          { channel },
+          'server-side channel from token skipped: map channels are subscribed by clients',
+        );
         continue;
       }
       const req = p.subs.get(channel);

@@ -169,9 +169,10 @@ for (const engineName of engineNames) {
       assert.equal(removed.suppressed, undefined);
     });
 
-    test('map_publish to a stream channel is refused with 108', async () => {
-      const r = await api(s, 'map_publish', { channel: 'plain', key: 'k', data: 1 });
-      assert.equal(r.json.error?.code, 108);
+    test('map_publish to a stream channel, a stream publish to a map channel and a server-side subscribe to a map channel are refused with 108', async () => {
+      assert.equal((await api(s, 'map_publish', { channel: 'plain', key: 'k', data: 1 })).json.error?.code, 108);
+      assert.equal((await api(s, 'publish', { channel: channelIn('pers'), data: 1 })).json.error?.code, 108);
+      assert.equal((await api(s, 'subscribe', { user: 'u', channel: channelIn('pers') })).json.error?.code, 108);
     });
 
     test('a state over several pages arrives whole, and changes made between pages arrive exactly once', async () => {
