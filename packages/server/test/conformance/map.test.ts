@@ -6,7 +6,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Centrifuge } from 'centrifuge';
-import { RawClient, api, newClient, startHerald, waitFor, type TestServer } from '../support/herald.js';
+import { RawClient, api, newClient, payload, startHerald, waitFor, type TestServer } from '../support/herald.js';
 import { REDIS_URL, dropPrefix, engineNames, uniquePrefix } from '../support/engines.js';
 
 const mapConfig = {
@@ -364,6 +364,48 @@ for (const engineName of engineNames) {
       await waitFor(() => updates.length >= 1, 'the matching change');
       await new Promise((r) => setTimeout(r, 50));
       assert.deepEqual(updates, [{ key: 'e2' }]);
+      sub.unsubscribe();
+    });
+
+    test('in protobuf, a map subscriber with a nested tags filter gets the matching state and changes, and removals', async () => {
+      const channel = channelIn('tagged');
+      await mapPublish(channel, 'e1', { n: 1 }, { team: 'eng', lvl: '3' });
+      await mapPublish(channel, 'e0', { n: 0 }, { team: 'eng', lvl: '1' });
+      await mapPublish(channel, 'o1', { n: 2 }, { team: 'ops', lvl: '5' });
+      await mapPublish(channel, 's1', { n: 3 }, { team: 'sales', lvl: '9' });
+      const c = newClient(s.wsUrl, {}, 'protobuf');
+      clients.push(c);
+      c.connect();
+      await c.ready(5000);
+      const sub = c.newMapSubscription(channel, {
+        tagsFilter: {
+          op: 'and',
+          nodes: [
+            { key: 'team', cmp: 'in', vals: ['eng', 'ops'] },
+            { op: 'not', nodes: [{ key: 'lvl', cmp: 'lt', val: '2' }] },
+          ],
+        },
+      });
+      const updates: Update[] = [];
+      sub.on('update', (u) =>
+        // A removal has no data: the protobuf build gives empty bytes.
+        updates.push({ key: u.key, data: u.removed ? undefined : payload(u.data), removed: u.removed }),
+      );
+      const synced = new Promise<{ key: string; data: unknown }[]>((r) => sub.once('sync', (ctx) => r(ctx.entries)));
+      sub.subscribe();
+      assert.deepEqual((await synced).map((e) => [e.key, payload(e.data)]).sort(), [
+        ['e1', { n: 1 }],
+        ['o1', { n: 2 }],
+      ]);
+      await mapPublish(channel, 's2', { n: 4 }, { team: 'sales', lvl: '5' });
+      await mapPublish(channel, 'o2', { n: 5 }, { team: 'ops', lvl: '7' });
+      await mapRemove(channel, 'e1');
+      await waitFor(() => updates.length >= 2, 'the matching change and removal');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(updates, [
+        { key: 'o2', data: { n: 5 }, removed: undefined },
+        { key: 'e1', data: undefined, removed: true },
+      ]);
       sub.unsubscribe();
     });
 
