@@ -119,3 +119,114 @@ test('durations read like Centrifugo writes them', () => {
   assert.equal(parseDurationMs('ten'), undefined);
   assert.equal(parseDurationMs('-5s'), undefined);
 });
+
+test('map namespaces load with the options Centrifugo v6.8 defines and the defaults it derives', () => {
+  const c = loadConfig({
+    env: {},
+    fileConfig: {
+      map_broker: {},
+      channel: {
+        namespaces: [
+          {
+            name: 'eph',
+            subscription_type: 'map',
+            map: { mode: 'ephemeral', key_ttl: '60s', client_key: 'client_id' },
+          },
+          { name: 'rec', subscription_type: 'map', map: { mode: 'recoverable', key_ttl: '10m', stream_ttl: '30s' } },
+          {
+            name: 'per',
+            subscription_type: 'map',
+            map_clients_presence_channel_prefix: 'who:',
+            allow_tags_filter: true,
+            client_publish_debounce_interval: '50ms',
+            map: { mode: 'persistent', allow_publish_for_subscriber: true, min_page_size: 1 },
+          },
+          { name: 'who', subscription_type: 'map_clients', map: { mode: 'ephemeral', key_ttl: '60s' } },
+        ],
+      },
+    },
+  });
+  const ns = (n: string) => c.channel.namespaces.get(n)!;
+  // Every key above is Herald's now: no "not supported" warning.
+  assert.deepEqual(
+    c.warnings.filter((w) => /not supported/.test(w)),
+    [],
+  );
+  assert.deepEqual(
+    [ns('eph').map?.key_ttl_ms, ns('eph').map?.stream_size, ns('eph').map?.client_key],
+    [60_000, 0, 'client_id'],
+  );
+  // recoverable: stream 100 changes by default, meta outlives the stream tenfold and the keys.
+  assert.deepEqual(
+    [ns('rec').map?.stream_size, ns('rec').map?.stream_ttl_ms, ns('rec').map?.meta_ttl_ms],
+    [100, 30_000, 600_000],
+  );
+  assert.deepEqual(
+    [
+      ns('per').map?.key_ttl_ms,
+      ns('per').map?.stream_ttl_ms,
+      ns('per').map?.min_page_size,
+      ns('per').map?.max_page_size,
+    ],
+    [0, 60_000, 1, 1000],
+  );
+  assert.equal(ns('per').map?.live_transition_max_publication_limit, 1000);
+  assert.equal(ns('per').allow_tags_filter, true);
+  assert.equal(ns('per').client_publish_debounce_interval_ms, 50);
+  assert.equal(ns('per').map_clients_presence_channel_prefix, 'who:');
+  assert.equal(ns('who').subscription_type, 'map_clients');
+});
+
+test('map options that Centrifugo would refuse are refused with what to fix', () => {
+  const map = (m: unknown, extra: Record<string, unknown> = {}) =>
+    problems({
+      env: {},
+      fileConfig: { channel: { namespaces: [{ name: 'm', subscription_type: 'map', map: m, ...extra }] } },
+    });
+  assert.match(
+    problems({ env: {}, fileConfig: { channel: { namespaces: [{ name: 'm', subscription_type: 'map' }] } } })[0]!,
+    /needs map options/,
+  );
+  assert.match(map({ mode: 'forever' })[0]!, /map\.mode: expected "ephemeral", "recoverable" or "persistent"/);
+  assert.match(map({ mode: 'ephemeral' })[0]!, /map\.key_ttl: mode "ephemeral" needs key_ttl/);
+  assert.match(map({ mode: 'persistent', key_ttl: '5s' })[0]!, /mode "persistent" keys never expire/);
+  assert.match(
+    map({ mode: 'ephemeral', key_ttl: '5s', stream_size: 10 })[0]!,
+    /map\.stream_size: mode "ephemeral" keeps no stream/,
+  );
+  assert.match(map({ mode: 'recoverable', key_ttl: '10m', meta_ttl: '1m' })[0]!, /map\.meta_ttl: must be at least/);
+  assert.match(
+    map({ mode: 'persistent', stream_sise: 5 })[0]!,
+    /map\.stream_sise: unknown option; did you mean "map\.stream_size"\?/,
+  );
+  assert.match(
+    map({ mode: 'persistent', publish_proxy_enabled: true })[0]!,
+    /map\.publish_proxy_enabled: not supported by Herald/,
+  );
+  assert.match(map({ mode: 'persistent', client_key: 'ip' })[0]!, /map\.client_key: expected "client_id" or "user_id"/);
+  assert.match(
+    map({ mode: 'persistent' }, { map_clients_presence_channel_prefix: 'nowhere:' })[0]!,
+    /must be in a namespace with subscription_type "map_clients"/,
+  );
+  assert.match(
+    problems({ env: {}, fileConfig: { channel: { namespaces: [{ name: 's', map: { mode: 'persistent' } }] } } })[0]!,
+    /map options need subscription_type "map" or "map_clients"/,
+  );
+  assert.match(
+    problems({ env: {}, fileConfig: { channel: { namespaces: [{ name: 's', subscription_type: 'mapp' }] } } })[0]!,
+    /subscription_type: expected "stream", "map" or "map_clients"/,
+  );
+});
+
+test('Centrifugo subscription types Herald lacks (map_users, shared_poll) load with a warning', () => {
+  const c = loadConfig({
+    env: {},
+    fileConfig: {
+      channel: {
+        namespaces: [{ name: 'u', subscription_type: 'map_users', map: { mode: 'ephemeral', key_ttl: '5s' } }],
+      },
+    },
+  });
+  assert.equal(c.channel.namespaces.get('u')!.subscription_type, 'stream');
+  assert.ok(c.warnings.some((w) => /"map_users" is not supported by Herald; its subscribes get 108/.test(w)));
+});
