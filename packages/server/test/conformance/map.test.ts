@@ -158,6 +158,17 @@ for (const engineName of engineNames) {
       sub.unsubscribe();
     });
 
+    test('the in-process API sets and removes keys like the HTTP API', async () => {
+      const channel = channelIn('pers');
+      const set = await s.herald.mapPublish(channel, 'k', { v: 1 }, { tags: { a: 'b' } });
+      assert.equal(set.suppressed, false);
+      const removed = await s.herald.mapRemove(channel, 'k');
+      assert.deepEqual([removed.offset, removed.epoch, removed.suppressed], [set.offset + 1, set.epoch, false]);
+      const again = await s.herald.mapRemove(channel, 'k');
+      assert.deepEqual([again.offset, again.suppressed, again.suppressReason], [removed.offset, true, 'key_not_found']);
+      await assert.rejects(s.herald.mapPublish('plain', 'k', 1), (err: { code?: number }) => err.code === 108);
+    });
+
     test('map_remove of a key that is not there changes nothing and says so', async () => {
       const channel = channelIn('pers');
       const first = await mapPublish(channel, 'a', 1);
