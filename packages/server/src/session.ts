@@ -1358,6 +1358,10 @@ export class Session implements HubSubscriber {
     if (sub.presence) engine.presence.removePresence(channel, this.id, this.user).catch(warn);
     const mp = sub.mapPresence;
     if (mp) engine.map?.remove(mp.channel, this.id, mapWriteOptions(mp.options)).catch(warn);
+    const m = sub.rules.options.map;
+    // map.remove_client_on_unsubscribe: the entry this client owns (map.client_key) goes with its subscription.
+    if (m?.remove_client_on_unsubscribe && (m.client_key === 'client_id' || this.user !== ''))
+      engine.map?.remove(channel, m.client_key === 'client_id' ? this.id : this.user, mapWriteOptions(m)).catch(warn);
     if (sub.rules.options.join_leave) engine.broker.publishLeave(channel, this.clientInfo(sub.chanInfo)).catch(warn);
     this.safeHook(() => this.node.hooks.onUnsubscribe?.({ ...this.context, channel, reason, code }));
   }

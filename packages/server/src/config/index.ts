@@ -396,6 +396,7 @@ function namespaceFrom(
 }
 
 const MAP_BOOLEAN_KEYS = [
+  'remove_client_on_unsubscribe',
   'allow_publish_for_client',
   'allow_publish_for_subscriber',
   'allow_publish_for_anonymous',
@@ -415,13 +416,16 @@ const MAP_DURATION_KEYS = [
   ['stream_ttl', 'stream_ttl_ms'],
   ['meta_ttl', 'meta_ttl_ms'],
 ] as const;
-/** Centrifugo v6.8 map options Herald does not implement (proxies, subscribe-time cleanup): a warning, not a typo. */
+/**
+ * Centrifugo v6.8 map options Herald does not implement: the map proxies (a config relying on them for who may
+ * write must not load as if writes were open) are refused; `subscribe_catch_up_timeout` is warned about (Herald's
+ * subscribe steps hold nothing that could time out but the first step's permission).
+ */
 const CENTRIFUGO_ONLY_MAP_KEYS = new Set([
   'publish_proxy_enabled',
   'publish_proxy_name',
   'remove_proxy_enabled',
   'remove_proxy_name',
-  'remove_client_on_unsubscribe',
   'subscribe_catch_up_timeout',
 ]);
 const KNOWN_MAP_KEYS = new Set<string>([
@@ -485,6 +489,10 @@ function mapNamespaceFrom(
   const r = m as Record<string, unknown>;
   for (const key of Object.keys(r)) {
     if (KNOWN_MAP_KEYS.has(key)) continue;
+    if (key === 'subscribe_catch_up_timeout') {
+      warnings.push(`${where}.map.${key}: not needed by Herald, ignored`);
+      continue;
+    }
     const guess = CENTRIFUGO_ONLY_MAP_KEYS.has(key) ? undefined : closest(key, KNOWN_MAP_KEYS);
     problems.push(
       guess
@@ -508,6 +516,7 @@ function mapNamespaceFrom(
     stream_ttl_ms: 0,
     meta_ttl_ms: 0,
     client_key: '',
+    remove_client_on_unsubscribe: false,
     allow_publish_for_client: false,
     allow_publish_for_subscriber: false,
     allow_publish_for_anonymous: false,
@@ -577,6 +586,10 @@ function mapNamespaceFrom(
   if (opts.min_page_size > opts.max_page_size)
     problems.push(`${where}.map.min_page_size: larger than max_page_size (${opts.max_page_size})`);
   if (opts.live_transition_max_publication_limit === 0) opts.live_transition_max_publication_limit = opts.max_page_size;
+  if (opts.remove_client_on_unsubscribe && opts.client_key === '')
+    problems.push(
+      `${where}.map.remove_client_on_unsubscribe: needs map.client_key ("client_id" or "user_id"): it removes the key the client owns`,
+    );
   if (
     ns.subscription_type === 'map_clients' &&
     (opts.allow_publish_for_client ||

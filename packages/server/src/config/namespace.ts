@@ -19,6 +19,8 @@ export interface MapNamespaceOptions {
   meta_ttl_ms: number;
   /** 'client_id' or 'user_id': a client's publish and remove use that key whatever key it sent. @default '' (the key sent) */
   client_key: '' | 'client_id' | 'user_id';
+  /** With client_key: the client's own key is removed when it unsubscribes or disconnects. @default false */
+  remove_client_on_unsubscribe: boolean;
   allow_publish_for_client: boolean;
   allow_publish_for_subscriber: boolean;
   allow_publish_for_anonymous: boolean;

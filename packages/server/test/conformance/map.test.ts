@@ -84,6 +84,17 @@ const mapConfig = {
         allow_subscribe_for_client: true,
       },
       {
+        name: 'own',
+        subscription_type: 'map',
+        map: {
+          mode: 'persistent',
+          client_key: 'client_id',
+          remove_client_on_unsubscribe: true,
+          allow_publish_for_subscriber: true,
+        },
+        allow_subscribe_for_client: true,
+      },
+      {
         name: 'debounced',
         subscription_type: 'map',
         map: { mode: 'ephemeral', key_ttl: '60s' },
@@ -328,6 +339,39 @@ for (const engineName of engineNames) {
       await sub.publish('chosen', { x: 1 });
       assert.deepEqual(await update, { key: clientId, data: { x: 1 } });
       sub.unsubscribe();
+    });
+
+    test('with remove_client_on_unsubscribe the entry a client owns goes when it unsubscribes or disconnects', async () => {
+      const channel = channelIn('own');
+      const watcher = await client();
+      const watch = watcher.newMapSubscription(channel);
+      const updates: Update[] = [];
+      watch.on('update', (u) => updates.push({ key: u.key, removed: u.removed }));
+      watch.subscribe();
+      await watch.ready(5000);
+      const a = await client();
+      const subA = a.newMapSubscription(channel);
+      subA.subscribe();
+      await subA.ready(5000);
+      await subA.publish('ignored', { mine: true });
+      const b = await client();
+      const subB = b.newMapSubscription(channel);
+      subB.subscribe();
+      await subB.ready(5000);
+      await subB.publish('ignored', { mine: true });
+      await waitFor(() => updates.length === 2, 'both entries');
+      const [keyA, keyB] = [updates[0]!.key, updates[1]!.key];
+      subA.unsubscribe();
+      b.disconnect();
+      await waitFor(() => updates.length === 4, 'both removals');
+      assert.deepEqual(
+        updates.slice(2).sort((x, y) => (x.key < y.key ? -1 : 1)),
+        [
+          { key: keyA, removed: true },
+          { key: keyB, removed: true },
+        ].sort((x, y) => (x.key < y.key ? -1 : 1)),
+      );
+      watch.unsubscribe();
     });
 
     test('a client publish to a map_clients channel is refused with 108: Herald alone writes presence', async () => {
