@@ -20,6 +20,8 @@ interface MapState {
   entries: Map<string, Entry>;
   /** The options of the last write, for the removals the TTL sweeper makes. */
   options: MapWriteOptions;
+  /** No key expires before this (ms; Infinity when none expires): the sweep skips the map until then. */
+  nextExpiry: number;
 }
 
 /**
@@ -48,9 +50,14 @@ export class MemoryMapBroker implements MapBroker {
     for (const [channel, state] of this.maps) {
       // The stream lives as long as the state: its epoch is what the entries' offsets mean.
       this.history.keepAlive(channel, state.options.metaTtlMs);
+      if (state.nextExpiry > now) continue;
+      let next = Infinity;
       for (const [key, entry] of state.entries) {
-        if (entry.expiresAt > 0 && entry.expiresAt <= now) this.change(channel, state, key, undefined, state.options);
+        if (entry.expiresAt === 0) continue;
+        if (entry.expiresAt <= now) this.change(channel, state, key, undefined, state.options);
+        else next = Math.min(next, entry.expiresAt);
       }
+      state.nextExpiry = next;
     }
   }
 
@@ -58,11 +65,12 @@ export class MemoryMapBroker implements MapBroker {
     return this.idempotently(channel, options, () => {
       let state = this.maps.get(channel);
       if (!state) {
-        state = { entries: new Map(), options };
+        state = { entries: new Map(), options, nextExpiry: Infinity };
         this.maps.set(channel, state);
       }
       const entry = state.entries.get(key);
       if (options.ifNew && entry && !this.expired(entry)) {
+        // Later than before: nextExpiry, a lower bound, stays valid.
         if (options.keyTtlMs > 0) entry.expiresAt = this.now() + options.keyTtlMs;
         return { position: this.history.position(channel), suppressed: true, suppressReason: 'key_exists' };
       }
@@ -137,7 +145,9 @@ export class MemoryMapBroker implements MapBroker {
     const position: StreamPosition = { offset: pub.offset, epoch };
     state.options = options;
     if (change) {
-      state.entries.set(key, { pub, expiresAt: options.keyTtlMs > 0 ? this.now() + options.keyTtlMs : 0 });
+      const expiresAt = options.keyTtlMs > 0 ? this.now() + options.keyTtlMs : 0;
+      state.entries.set(key, { pub, expiresAt });
+      if (expiresAt > 0) state.nextExpiry = Math.min(state.nextExpiry, expiresAt);
     } else {
       state.entries.delete(key);
       if (state.entries.size === 0) this.maps.delete(channel);
