@@ -4,7 +4,7 @@ import type { BrokerEventHandler } from '../src/engine/broker.js';
 import type { Engine } from '../src/engine/engine.js';
 import type { MapBroker, MapWriteOptions } from '../src/engine/map-broker.js';
 import type { Publication, StreamPosition } from '../src/engine/types.js';
-import { engineFactories, engineNames } from './support/engines.js';
+import { engineFactories, engineNames, heavyEngineNames } from './support/engines.js';
 import { waitFor } from './support/herald.js';
 
 /** The contract written on engine/map-broker.ts, checked through the interfaces alone, on every engine. */
@@ -15,7 +15,11 @@ const stream = { historySize: 100, historyTtlMs: 60_000, historyMetaTtlMs: 3_600
 let seq = 0;
 const uniq = (name: string) => `mapcontract-${process.pid}-${Date.now()}-${++seq}-${name}`;
 
-for (const engineName of engineNames) {
+// One engine per suite: it runs on the heavy engines (Redis Cluster) too unless HERALD_TEST_ENGINES chooses.
+const contractEngines =
+  process.env.HERALD_TEST_ENGINES === undefined ? [...engineNames, ...heavyEngineNames] : engineNames;
+
+for (const engineName of contractEngines) {
   describe(`map broker contract (${engineName})`, { timeout: 30_000 }, () => {
     let engine: Engine;
     let map: MapBroker;
