@@ -828,7 +828,9 @@ export class Session implements HubSubscriber {
       );
     }
     if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
-    if (this.subs.size >= cfg.channelLimit) {
+    // Map subscribes between two steps count too (each holds its channel's permission until it goes live).
+    const paging = this.mapSteps.size - (this.mapSteps.has(channel) ? 1 : 0);
+    if (this.subs.size + paging >= cfg.channelLimit) {
       throw new HeraldError(
         ErrorCode.limitExceeded,
         `limit exceeded: at most ${cfg.channelLimit} channels per connection (HERALD_CHANNEL_LIMIT)`,

@@ -464,6 +464,26 @@ for (const engineName of engineNames) {
       sub.unsubscribe();
     });
 
+    test('map subscribes left between two state pages count towards the channel limit', async () => {
+      const limited = await startHerald({ engineName, fileConfig: mapConfig, env: { HERALD_CHANNEL_LIMIT: '2' } });
+      const raw = await RawClient.open(limited.wsUrl);
+      try {
+        const channels = [channelIn('paged'), channelIn('paged'), channelIn('paged')];
+        for (const ch of channels)
+          for (const k of ['a', 'b']) await api(limited, 'map_publish', { channel: ch, key: k, data: 1 });
+        raw.send(
+          { id: 1, connect: {} },
+          ...channels.map((channel, i) => ({ id: i + 2, subscribe: { channel, type: 1, phase: 2, limit: 1 } })),
+        );
+        assert.equal((await raw.reply(2)).subscribe?.phase, 2);
+        assert.equal((await raw.reply(3)).subscribe?.phase, 2);
+        assert.equal((await raw.reply(4)).error?.code, 106);
+      } finally {
+        raw.close();
+        await limited.close();
+      }
+    });
+
     test('a tags filter on a namespace without allow_tags_filter is refused with 107', async () => {
       const raw = await RawClient.open(s.wsUrl);
       try {
