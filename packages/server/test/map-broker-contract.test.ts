@@ -4,7 +4,14 @@ import type { BrokerEventHandler } from '../src/engine/broker.js';
 import type { Engine } from '../src/engine/engine.js';
 import type { MapBroker, MapWriteOptions } from '../src/engine/map-broker.js';
 import type { Publication, StreamPosition } from '../src/engine/types.js';
-import { engineFactories, engineNames, heavyEngineNames } from './support/engines.js';
+import {
+  dropPrefix,
+  engineFactories,
+  engineNames,
+  heavyEngineNames,
+  redisTestEngine,
+  uniquePrefix,
+} from './support/engines.js';
 import { waitFor } from './support/herald.js';
 
 /** The contract written on engine/map-broker.ts, checked through the interfaces alone, on every engine. */
@@ -206,3 +213,40 @@ for (const engineName of contractEngines) {
     });
   });
 }
+
+test('two Redis nodes sweeping the same map remove an expired key once: one removal on each node, one offset', async () => {
+  const prefix = uniquePrefix('map-sweep');
+  const nodes = [await redisTestEngine({ prefix }), await redisTestEngine({ prefix })];
+  const seen: Publication[][] = [[], []];
+  try {
+    const ch = uniq('two-nodes');
+    for (const [i, node] of nodes.entries()) {
+      await node.broker.run({
+        onPublication: (channel, pub) => {
+          if (channel === ch) seen[i]!.push(pub);
+        },
+        onJoin: () => {},
+        onLeave: () => {},
+        onControl: () => {},
+        onFeedInterrupted: () => {},
+      });
+      await node.broker.subscribe(ch);
+    }
+    const short: MapWriteOptions = { keyTtlMs: 300, streamSize: 10, streamTtlMs: 60_000, metaTtlMs: 60_000 };
+    const a = await nodes[0]!.map!.publish(ch, 'a', { data: '1' }, short);
+    await waitFor(() => seen.every((s) => s.length === 2), 'the removal on both nodes', 5000);
+    // Both sweepers ran several times past the expiry: still one removal.
+    await new Promise((r) => setTimeout(r, 1200));
+    for (const s of seen)
+      assert.deepEqual(
+        s.map((p) => [p.offset, p.removed === true]),
+        [
+          [a.position.offset, false],
+          [a.position.offset + 1, true],
+        ],
+      );
+  } finally {
+    await Promise.all(nodes.map((n) => n.close()));
+    await dropPrefix(prefix);
+  }
+});
