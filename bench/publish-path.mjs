@@ -12,6 +12,7 @@ import { Session } from 'node:inspector/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { heraldConfig } from './lib/herald-config.mjs';
 import { BENCH_SECRET, signToken } from './lib/jwt.mjs';
 
 const { values: args } = parseArgs({
@@ -36,20 +37,7 @@ const { HeraldNode } = await import(new URL('node.js', dist).href);
 
 const { warnings: _w, ...config } = loadConfig({
   env: { HERALD_TOKEN_SECRET: BENCH_SECRET, HERALD_COMMAND_RATE: '1000000' },
-  fileConfig: {
-    channel: {
-      namespaces: [
-        { name: 'bench', allow_subscribe_for_client: true, allow_publish_for_client: true },
-        {
-          name: 'benchh',
-          allow_subscribe_for_client: true,
-          allow_publish_for_client: true,
-          history_size: 100,
-          history_ttl: '300s',
-        },
-      ],
-    },
-  },
+  fileConfig: heraldConfig,
 });
 const prefix = `herald-bench-pp-${process.pid}`;
 const engine =

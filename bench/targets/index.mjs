@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { heraldConfig } from '../lib/herald-config.mjs';
 import { BENCH_SECRET } from '../lib/jwt.mjs';
 import { freePort, sleep, spawnNode, stopChild, waitPort } from '../lib/proc.mjs';
 
@@ -14,21 +15,6 @@ export function setRedisUrl(url) {
   REDIS_URL = url;
 }
 
-/** Namespaces for the Herald targets: `bench` has no history (pure fan-out), `benchh` keeps 100 publications. */
-const heraldConfig = {
-  channel: {
-    namespaces: [
-      { name: 'bench', allow_subscribe_for_client: true, allow_publish_for_client: true },
-      {
-        name: 'benchh',
-        allow_subscribe_for_client: true,
-        allow_publish_for_client: true,
-        history_size: 100,
-        history_ttl: '300s',
-      },
-    ],
-  },
-};
 const configDir = join(os.tmpdir(), `herald-bench-${process.pid}`);
 mkdirSync(configDir, { recursive: true });
 const configPath = join(configDir, 'herald.json');

@@ -7,12 +7,8 @@
 // per-socket compression state) and ws writes each of its own frames whole (a cork/uncork around header and
 // payload), so a pre-built frame never lands inside another frame. Sockets that are not OPEN are skipped.
 // Usage: node ws-preframed-server.mjs <port>   env BENCH_SECRET
-import { jwtVerify } from 'jose';
-import { WebSocket, WebSocketServer } from 'ws';
-
-const port = Number(process.argv[2]);
-const key = new TextEncoder().encode(process.env.BENCH_SECRET);
-const rooms = new Map();
+import { WebSocket } from 'ws';
+import { serveRawProtocol } from './raw-protocol.mjs';
 
 /** One unmasked, final text frame holding `text`. */
 function textFrame(text) {
@@ -33,47 +29,7 @@ function textFrame(text) {
   return frame;
 }
 
-const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate: false, clientTracking: false });
-
-wss.on('connection', (ws) => {
-  let joined;
-  ws.on('error', () => {});
-  ws.on('message', async (raw) => {
-    let msg;
-    try {
-      msg = JSON.parse(raw.toString());
-    } catch {
-      ws.close(1003, 'bad json');
-      return;
-    }
-    if (msg.pub !== undefined) {
-      const room = rooms.get(msg.pub);
-      if (!room) return;
-      const frame = textFrame(JSON.stringify({ ch: msg.pub, data: msg.data }));
-      for (const s of room) if (s.readyState === WebSocket.OPEN) s._socket.write(frame);
-      return;
-    }
-    if (msg.token !== undefined) {
-      try {
-        await jwtVerify(msg.token, key, { algorithms: ['HS256'], requiredClaims: ['exp'] });
-      } catch {
-        ws.close(4001, 'bad token');
-        return;
-      }
-      if (typeof msg.sub === 'string') {
-        let room = rooms.get(msg.sub);
-        if (!room) rooms.set(msg.sub, (room = new Set()));
-        room.add(ws);
-        joined = msg.sub;
-      }
-      ws.send('{"ok":1}');
-    }
-  });
-  ws.on('close', () => {
-    const room = joined && rooms.get(joined);
-    if (room) {
-      room.delete(ws);
-      if (room.size === 0) rooms.delete(joined);
-    }
-  });
+serveRawProtocol(Number(process.argv[2]), (room, ch, data) => {
+  const frame = textFrame(JSON.stringify({ ch, data }));
+  for (const s of room) if (s.readyState === WebSocket.OPEN) s._socket.write(frame);
 });
