@@ -121,12 +121,26 @@ describe('Session: connect', () => {
     const t = open(node);
     const start = Date.now();
     node.tick(start + 4_000);
+    await turns();
     assert.equal(t.closes.length, 0);
     node.tick(start + 6_000);
+    await turns();
     assert.deepEqual(
       t.closes.map((c) => c.code),
       [3502],
     );
+  });
+
+  it('lets through a connect that was waiting to be read when HERALD_CONNECT_TIMEOUT passed (a node short of CPU reads it late)', async () => {
+    const node = newNode({ HERALD_CONNECT_TIMEOUT: '5s' });
+    const t = open(node);
+    node.tick(Date.now() + 6_000);
+    // The connect arrives in the same turn as the tick, before the loop gets back to I/O.
+    t.frame({ id: 1, connect: { token: await mintToken({ sub: 'alice' }) } });
+    const r = await t.reply(1);
+    assert.ok(r.connect, `connect answered ${JSON.stringify(r)}`);
+    await turns();
+    assert.equal(t.closes.length, 0);
   });
 });
 
@@ -141,12 +155,29 @@ describe('Session: pings and expiry on tick', () => {
       'a ping ({}) was sent',
     );
     node.tick(start + 14_000);
+    await turns();
     assert.equal(t.closes.length, 0);
     node.tick(start + 15_500);
+    await turns();
     assert.deepEqual(
       t.closes.map((c) => c.code),
       [3012],
     );
+  });
+
+  it('keeps a client whose pong was waiting to be read when the pong deadline passed (a node short of CPU reads it late)', async () => {
+    const node = newNode({ HERALD_PING_INTERVAL: '10s', HERALD_PONG_TIMEOUT: '5s' });
+    const t = await connected(node);
+    const start = Date.now();
+    node.tick(start + 10_000);
+    node.tick(start + 15_500);
+    // The pong is read in the same turn as the tick that found the deadline passed.
+    t.frame({});
+    await turns();
+    assert.equal(t.closes.length, 0);
+    node.tick(start + 20_000);
+    await turns();
+    assert.equal(t.closes.length, 0, 'the next ping has its own deadline');
   });
 
   it('does not close a client whose reading is paused past the pong deadline, and closes it with 3012 once reading resumed and the deadline passed', async () => {
@@ -173,14 +204,17 @@ describe('Session: pings and expiry on tick', () => {
     const start = Date.now();
     node.tick(start + 10_000);
     node.tick(start + 60_000);
+    await turns();
     assert.equal(t.closes.length, 0, 'no 3012 while the server is not reading the client');
     release();
     await t.reply(309);
     assert.equal(t.resumed, 1);
     // Resuming keeps the later of the old deadline and a full pong timeout from now.
     node.tick(Date.now() + 4_000);
+    await turns();
     assert.equal(t.closes.length, 0);
     node.tick(Math.max(start + 60_000, Date.now() + 5_000) + 1_000);
+    await turns();
     assert.deepEqual(
       t.closes.map((c) => c.code),
       [3012],
