@@ -210,13 +210,8 @@ export class HeraldNode implements HeraldCore {
   openSession(transport: ClientTransport, request: UpgradeRequestInfo): SessionCallbacks {
     const session = new Session(this.sessionNode, transport, request);
     this.sessions.add(session);
-    return {
-      onFrame: (frame) => session.onFrame(frame),
-      onClose: (code, reason) => {
-        this.sessions.delete(session);
-        session.onClose(code, reason);
-      },
-    };
+    // The session is its own callbacks (no closures per connection); its onClose tells the node through closed().
+    return session;
   }
 
   /** Closes every session with `info` (shutdown: 3001). */
@@ -506,6 +501,9 @@ export class HeraldNode implements HeraldCore {
       unregister(s) {
         byClient.delete(s.id);
         byUser.delete(s.user, s);
+      },
+      closed: (s) => {
+        this.sessions.delete(s);
       },
       userConnectionCount: (user) => byUser.count(user),
       metrics: {

@@ -67,6 +67,7 @@ import { parseTagsFilter, matchesTags, type TagsFilter } from './protocol/tags-f
 import { DEFAULT_CLOCK_TOLERANCE_SEC } from './auth/token-auth.js';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './transport/connection.js';
 import type { Proxies, ProxyConnection, RefreshOutcome } from './proxy/proxies.js';
+import { SmallMap } from './small-map.js';
 
 /** Publishes of one connection in the engine at once (see Session.drain). */
 export const PUBLISHES_IN_FLIGHT = 64;
@@ -89,6 +90,8 @@ export interface SessionNode {
   tokenFailure(err: unknown): { reply?: HeraldError; disconnect?: DisconnectInfo };
   register(session: Session): void;
   unregister(session: Session): void;
+  /** The transport reported the connection over: the node forgets the session (registered or not). */
+  closed(session: Session): void;
   userConnectionCount(user: string): number;
   metrics: SessionMetrics;
   logWarn(obj: object, msg: string): void;
@@ -192,9 +195,10 @@ export class Session implements HubSubscriber {
   user = '';
   private connInfo: string | undefined;
   private state: 'new' | 'connecting' | 'connected' | 'closed' = 'new';
-  private readonly subs = new Map<string, Subscription>();
-  /** Map subscriptions paging through their state or stream (not in `subs` between two steps). */
-  private readonly mapSteps = new Map<string, MapStep>();
+  /** Most connections hold one subscription: no Map until a second (SmallMap). */
+  private readonly subs: Map<string, Subscription> = new SmallMap();
+  /** Map subscriptions paging through their state or stream (not in `subs` between two steps); a SmallMap, as subs. */
+  private readonly mapSteps: Map<string, MapStep> = new SmallMap();
   private readonly backlog: DecodedCommand[] = [];
   private processing = false;
   /**
@@ -298,7 +302,13 @@ export class Session implements HubSubscriber {
     this.transport.resume();
   }
 
+  /** The transport's report that the connection is over (SessionCallbacks; the node hands sessions out as such). */
   onClose(code: number, reason: string): void {
+    this.node.closed(this);
+    this.ended(code, reason);
+  }
+
+  private ended(code: number, reason: string): void {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
@@ -397,7 +407,7 @@ export class Session implements HubSubscriber {
   disconnect(d: DisconnectInfo): void {
     if (this.state === 'closed') return;
     this.transport.close(d.code, d.reason);
-    this.onClose(d.code, d.reason);
+    this.ended(d.code, d.reason);
   }
 
   unsubscribeByServer(channel: string, code: number, reason: string, hookReason = 'server'): void {
