@@ -84,6 +84,8 @@ export class HeraldNode implements HeraldCore {
   readonly proxies: Proxies | undefined;
   private readonly sessionNode: SessionNode;
   private readonly sessions = new Set<Session>();
+  /** The app's own hooks (before webhooks wrap them). */
+  private readonly userHooks: HeraldHooks;
   /** Connections against the process's open-files limit (undefined where it cannot be read). */
   private readonly openFiles: OpenFilesWatch | undefined;
   private readonly byUser = new UserIndex<Session>();
@@ -135,8 +137,9 @@ export class HeraldNode implements HeraldCore {
       log,
       onStateError: () => this.webhooks.metrics?.stateErrors.inc(),
     });
+    this.userHooks = opts.hooks ?? {};
     this.hooks = withWebhookEvents(
-      opts.hooks ?? {},
+      this.userHooks,
       this.webhooks,
       this.lifecycle,
       (channel) => this.rulesOf(channel).options.presence,
@@ -475,6 +478,7 @@ export class HeraldNode implements HeraldCore {
       hub,
       hooks,
       proxies: this.proxies,
+      keepRequestHeaders: this.proxies !== undefined || Object.keys(this.userHooks).length > 0,
       version: HERALD_VERSION,
       async verifyConnectionToken(token) {
         if (!tokenAuth) throw noKey();

@@ -69,6 +69,9 @@ import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './transpo
 import type { Proxies, ProxyConnection, RefreshOutcome } from './proxy/proxies.js';
 import { SmallMap } from './small-map.js';
 
+/** The headers of a connected session nothing reads again (SessionNode.keepRequestHeaders). */
+const NO_HEADERS: UpgradeRequestInfo['headers'] = Object.freeze({});
+
 /** Publishes of one connection in the engine at once (see Session.drain). */
 export const PUBLISHES_IN_FLIGHT = 64;
 
@@ -80,6 +83,11 @@ export interface SessionNode {
   readonly hooks: HeraldHooks;
   /** The app's proxy backends (docs/proxy.md); undefined when none is configured. */
   readonly proxies?: Proxies;
+  /**
+   * The app's hooks or proxies may read a connection's request headers after connect; when neither can, a connected
+   * session drops them (a browser's Cookie header alone holds a NextAuth session of 1-4 KB, for as long as it stays).
+   */
+  readonly keepRequestHeaders: boolean;
   readonly version: string;
   verifyConnectionToken(token: string): Promise<ConnectionCredentialsLike>;
   verifySubscriptionToken(
@@ -228,7 +236,8 @@ export class Session implements HubSubscriber {
   constructor(
     private readonly node: SessionNode,
     private readonly transport: ClientTransport,
-    readonly request: UpgradeRequestInfo,
+    /** The upgrade request; its headers go at connect when nothing can read them later (keepRequestHeaders). */
+    public request: UpgradeRequestInfo,
   ) {
     this.tokens = node.config.commandRatePerSecond * 2;
   }
@@ -733,6 +742,8 @@ export class Session implements HubSubscriber {
     }
     this.expireAt = creds.expireAt && creds.expireAt > 0 ? creds.expireAt : 0;
     this.state = 'connected';
+    if (!this.node.keepRequestHeaders && this.request.headers !== NO_HEADERS)
+      this.request = { url: this.request.url, remoteAddress: this.request.remoteAddress, headers: NO_HEADERS };
     this.nextPingAt = Date.now() + cfg.pingIntervalMs;
     this.node.register(this);
 

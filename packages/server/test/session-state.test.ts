@@ -8,7 +8,7 @@ import { createMemoryEngine } from '../src/engine/memory/index.js';
 import type { HeraldHooks } from '../src/hooks.js';
 import { createLogger } from '../src/logger.js';
 import { HeraldNode, type SessionCallbacks } from '../src/node.js';
-import { PUBLISHES_IN_FLIGHT } from '../src/session.js';
+import { PUBLISHES_IN_FLIGHT, type Session } from '../src/session.js';
 import type { ClientTransport, SharedFrame } from '../src/transport/connection.js';
 import { mintToken, SECRET, waitFor } from './support/herald.js';
 
@@ -66,9 +66,9 @@ afterEach(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.close()));
 });
 
-function open(node: HeraldNode): FakeTransport {
+function open(node: HeraldNode, headers: Record<string, string> = {}): FakeTransport {
   const t = new FakeTransport();
-  t.handlers = node.openSession(t, { headers: {}, remoteAddress: t.remoteAddress, url: '/connection/websocket' });
+  t.handlers = node.openSession(t, { headers, remoteAddress: t.remoteAddress, url: '/connection/websocket' });
   return t;
 }
 
@@ -336,6 +336,36 @@ describe('Session: the command queue', () => {
       t.sent.map((m) => m.id),
       Array.from({ length: 258 }, (_, i) => i + 1),
     );
+  });
+});
+
+describe('Session: the upgrade request it keeps', () => {
+  const headers = { cookie: 'next-auth.session-token=' + 'x'.repeat(2000), 'user-agent': 'test' };
+
+  it('drops the request headers at connect when no hook or proxy can read them, and keeps the URL', async () => {
+    const t = open(newNode(), headers);
+    const session = t.handlers as Session;
+    assert.equal(session.request.headers.cookie, headers.cookie, 'kept until connect');
+    t.frame({ id: 1, connect: { token: await mintToken({ sub: 'alice' }) } });
+    await t.reply(1);
+    assert.deepEqual(session.request.headers, {});
+    assert.equal(session.request.url, '/connection/websocket');
+  });
+
+  it("keeps them for the app's hooks after connect", async () => {
+    let seen: Record<string, unknown> | undefined;
+    const node = newNode({}, { onSubscribed: (ctx) => void (seen = ctx.transport.headers) });
+    const t = open(node, headers);
+    t.frame(
+      { id: 1, connect: { token: await mintToken({ sub: 'alice' }) } },
+      {
+        id: 2,
+        subscribe: { channel: 'room', token: await mintToken({ sub: 'alice', channel: 'room' }, { ttlSec: 60 }) },
+      },
+    );
+    assert.ok((await t.reply(2)).subscribe, 'subscribed');
+    await waitFor(() => seen, 'onSubscribed ran');
+    assert.equal(seen!.cookie, headers.cookie);
   });
 });
 
