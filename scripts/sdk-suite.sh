@@ -47,8 +47,14 @@ if node -e "require('net').connect(8000,'127.0.0.1').on('connect',()=>process.ex
   exit 1
 fi
 
+# The suite's shared poll tests start their refresh backend on ports 3010/3011 of this machine; its config names it
+# http://host.docker.internal:3010 (Centrifugo runs in Docker there). A copy with that host as 127.0.0.1 is the only
+# change made to the file.
+config="$(mktemp -t herald-sdk-config.XXXXXX.json)"
+sed 's#//host\.docker\.internal:#//127.0.0.1:#g' "$sdk/centrifugo_test.json" >"$config"
+
 log="${HERALD_LOG:-$(mktemp -t herald-sdk-suite.XXXXXX.log)}"
-WS_PORT=8000 HERALD_HOST=127.0.0.1 HERALD_CONFIG="$sdk/centrifugo_test.json" HERALD_LOG_LEVEL="${HERALD_LOG_LEVEL:-warn}" \
+WS_PORT=8000 HERALD_HOST=127.0.0.1 HERALD_CONFIG="$config" HERALD_LOG_LEVEL="${HERALD_LOG_LEVEL:-warn}" \
   node "$here/packages/server/dist/cli/main.js" serve >"$log" 2>&1 &
 herald_pid=$!
 trap 'kill "$herald_pid" 2>/dev/null || true; wait "$herald_pid" 2>/dev/null || true' EXIT
@@ -58,7 +64,7 @@ for _ in $(seq 1 50); do
   if ! kill -0 "$herald_pid" 2>/dev/null; then echo "Herald did not start:" >&2; cat "$log" >&2; exit 1; fi
   sleep 0.2
 done
-echo "Herald (pid $herald_pid) on 127.0.0.1:8000 with $sdk/centrifugo_test.json; log: $log"
+echo "Herald (pid $herald_pid) on 127.0.0.1:8000 with $sdk/centrifugo_test.json (as $config); log: $log"
 
 cd "$sdk"
 set +e

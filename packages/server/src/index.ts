@@ -23,3 +23,4 @@ export {
   type NextAuthSession,
   type NextAuthSessionResult,
 } from './auth/index.js';
+export { signSharedPollKeys } from './shared-poll/signature.js';

@@ -22,6 +22,7 @@ import { Disconnect, ErrorCode, HeraldError, UnsubscribeCode, type DisconnectInf
 import { EmulationRelay } from './emulation-relay.js';
 import { jsonDepthProblem } from './protocol/json-depth.js';
 import { Proxies } from './proxy/proxies.js';
+import { SharedPolls } from './shared-poll/polls.js';
 import { UserIndex } from './user-index.js';
 import { OpenFilesWatch, openFilesLimit } from './fd-limit.js';
 import { Session, type SessionNode } from './session.js';
@@ -82,6 +83,8 @@ export class HeraldNode implements HeraldCore {
   private readonly tokenAuth: TokenAuth | undefined;
   /** The app's proxy backends (config client.proxy, channel.proxy, proxies, rpc); undefined when none. */
   readonly proxies: Proxies | undefined;
+  /** Shared poll channels of this node (docs/shared-poll.md). */
+  readonly sharedPolls: SharedPolls;
   private readonly sessionNode: SessionNode;
   private readonly sessions = new Set<Session>();
   /** The app's own hooks (before webhooks wrap them). */
@@ -164,6 +167,11 @@ export class HeraldNode implements HeraldCore {
           registry: this.metrics.registry,
         })
       : undefined;
+    this.sharedPolls = new SharedPolls({
+      config: config.sharedPoll,
+      proxies: this.proxies,
+      warn: (obj, msg) => log.warn(obj, msg),
+    });
     this.sessionNode = this.createSessionNode();
     const limit = opts.openFilesLimit === undefined ? openFilesLimit() : opts.openFilesLimit;
     this.openFiles =
@@ -246,6 +254,7 @@ export class HeraldNode implements HeraldCore {
     this.closed = true;
     clearInterval(this.ticker);
     this.emulationRelay.close();
+    this.sharedPolls.close();
     this.proxies?.close();
     // The last vacated / leave transitions (sessions just closed) are decided on the engine: wait for them, then give
     // the webhooks a last chance to send what is queued.
@@ -265,7 +274,9 @@ export class HeraldNode implements HeraldCore {
     if (rules.options.subscription_type !== 'stream')
       throw new HeraldError(
         ErrorCode.notAvailable,
-        `not available: "${channel}" is a ${rules.options.subscription_type} channel; use map_publish / map_remove`,
+        rules.options.subscription_type === 'shared_poll'
+          ? `not available: "${channel}" is a shared poll channel; its data comes from your backend's refresh proxy`
+          : `not available: "${channel}" is a ${rules.options.subscription_type} channel; use map_publish / map_remove`,
       );
     const started = performance.now();
     const po = publishOptions(rules.options);
@@ -347,7 +358,7 @@ export class HeraldNode implements HeraldCore {
     if (rules.options.subscription_type !== 'stream')
       throw new HeraldError(
         ErrorCode.notAvailable,
-        `not available: "${channel}" is a ${rules.options.subscription_type} channel; clients subscribe to maps themselves (no server-side map subscription)`,
+        `not available: "${channel}" is a ${rules.options.subscription_type} channel; clients subscribe to it themselves (no server-side subscription of that kind)`,
       );
     await this.engine.broker.publishControl(
       client ? { type: 'subscribe', user, channel, client } : { type: 'subscribe', user, channel },
@@ -478,6 +489,7 @@ export class HeraldNode implements HeraldCore {
       hub,
       hooks,
       proxies: this.proxies,
+      sharedPolls: this.sharedPolls,
       keepRequestHeaders: this.proxies !== undefined || Object.keys(this.userHooks).length > 0,
       version: HERALD_VERSION,
       async verifyConnectionToken(token) {

@@ -46,6 +46,8 @@ import {
   encodeConnectResult,
   encodeError,
   encodeHistoryResult,
+  encodeKeyedPublication,
+  encodeKeyedPubPush,
   encodeMapListWithin,
   encodeMapSubscribeResult,
   encodeMessagePush,
@@ -60,6 +62,7 @@ import {
   encodeSubscribeResult,
   encodeUnsubscribePush,
   PING_FRAME,
+  ttlSeconds,
 } from './protocol/replies.js';
 import { mapWriteOptions, publishOptions, streamOptions } from './channels/engine-options.js';
 import type { NamespaceOptions } from './config/namespace.js';
@@ -68,6 +71,7 @@ import { DEFAULT_CLOCK_TOLERANCE_SEC } from './auth/token-auth.js';
 import type { ClientTransport, SharedFrame, UpgradeRequestInfo } from './transport/connection.js';
 import type { Proxies, ProxyConnection, RefreshOutcome } from './proxy/proxies.js';
 import { SmallMap } from './small-map.js';
+import type { SharedPolls } from './shared-poll/polls.js';
 
 /** The headers of a connected session nothing reads again (SessionNode.keepRequestHeaders). */
 const NO_HEADERS: UpgradeRequestInfo['headers'] = Object.freeze({});
@@ -83,6 +87,8 @@ export interface SessionNode {
   readonly hooks: HeraldHooks;
   /** The app's proxy backends (docs/proxy.md); undefined when none is configured. */
   readonly proxies?: Proxies;
+  /** The node's shared poll channels (docs/shared-poll.md). */
+  readonly sharedPolls?: SharedPolls;
   /**
    * The app's hooks or proxies may read a connection's request headers after connect; when neither can, a connected
    * session drops them (a browser's Cookie header alone holds a NextAuth session of 1-4 KB, for as long as it stays).
@@ -136,6 +142,8 @@ interface Subscription {
   /** Herald refreshes it through the sub_refresh proxy at expireAt (the client is not told a ttl). */
   serverRefresh: boolean;
   refreshing: boolean;
+  /** A shared poll subscription: its keys are tracked in the node's SharedPolls, not in the hub. */
+  sharedPoll?: boolean;
   /** A map subscription listed in this map_clients channel (map_clients_presence_channel_prefix) while active. */
   mapPresence?: { channel: string; options: NonNullable<NamespaceOptions['map']>; refreshAt: number };
 }
@@ -179,7 +187,12 @@ interface SubscribeOptions {
 const FLAG_REJECT_UNRECOVERED = 2;
 
 /** client.proto SubscribeRequest.type of each namespace subscription_type. */
-const SUBSCRIPTION_TYPES: Record<NamespaceOptions['subscription_type'], number> = { stream: 0, map: 1, map_clients: 2 };
+const SUBSCRIPTION_TYPES: Record<NamespaceOptions['subscription_type'], number> = {
+  stream: 0,
+  map: 1,
+  map_clients: 2,
+  shared_poll: 4,
+};
 
 /** Map subscribe phases (client.proto SubscribeRequest.phase): live, stream pages, state pages. */
 const MAP_PHASE_LIVE = 0;
@@ -863,16 +876,16 @@ export class Session implements HubSubscriber {
     const cfg = this.node.config;
     let rules = resolveChannel(cfg, p.channel);
     const channel = rules.channel;
-    // `type` 1 (map) and 2 (map clients) go to a channel of that subscription_type; 3 (map users) and 4 (shared
-    // poll) are Centrifugo kinds Herald lacks: 108 as Centrifugo answers a kind the channel does not offer, rather
-    // than a stream that looks empty.
+    // `type` 1 (map), 2 (map clients) and 4 (shared poll) go to a channel of that subscription_type; 3 (map users) is
+    // a Centrifugo kind Herald lacks: 108 as Centrifugo answers a kind the channel does not offer, rather than a
+    // stream that looks empty.
     const type = p.type ?? 0;
     const offered = SUBSCRIPTION_TYPES[rules.options.subscription_type];
     if (type !== offered) {
       throw new HeraldError(
         ErrorCode.notAvailable,
-        type === 3 || type === 4
-          ? `not available: subscription type ${type} (${type === 3 ? 'map users' : 'shared poll'}) is not supported`
+        type === 3
+          ? `not available: subscription type 3 (map users) is not supported`
           : `not available: channel "${channel}" offers ${rules.options.subscription_type} subscriptions (type ${offered}), not type ${JSON.stringify(p.type)}`,
       );
     }
@@ -885,6 +898,7 @@ export class Session implements HubSubscriber {
         `limit exceeded: at most ${cfg.channelLimit} channels per connection (HERALD_CHANNEL_LIMIT)`,
       );
     }
+    if (offered === 4) return this.onSharedPollSubscribe(id, p, rules);
     if (offered !== 0) return this.onMapSubscribe(id, p, rules);
     const auth = await this.authorizeSubscribe(p, rules);
     if (!auth) return;
@@ -1402,7 +1416,8 @@ export class Session implements HubSubscriber {
     const sub = this.subs.get(channel);
     if (!sub) return;
     this.subs.delete(channel);
-    this.node.hub.remove(channel, this);
+    if (sub.sharedPoll) this.node.sharedPolls?.get(channel)?.leave(this);
+    else this.node.hub.remove(channel, this);
     if (!sub.active) return;
     const engine = this.node.engine;
     const warn = (err: unknown) => this.node.logWarn({ err, channel }, 'leave cleanup failed');
@@ -1424,6 +1439,7 @@ export class Session implements HubSubscriber {
   }
 
   private async onSubRefresh(id: number, p: SubRefreshParams): Promise<void> {
+    if (p.type !== 0) return this.onTrack(id, p);
     const { channel, token } = p;
     const sub = this.subscribed(channel);
     let c: { expireAt?: number; info?: string };
@@ -1439,6 +1455,102 @@ export class Session implements HubSubscriber {
     this.reply(id, 'sub_refresh', encodeSubRefreshResult(sub.expireAt, Date.now() / 1000));
   }
 
+  // ---- shared poll ------------------------------------------------------------------------------------------
+
+  /**
+   * A shared poll subscribe (type 4): permission as for any subscribe (token, subscribe proxy or allow_* options,
+   * onSubscribe hook), then the channel's state on this node is joined. The reply carries the channel's epoch; data
+   * flows only once keys are tracked (docs/shared-poll.md).
+   */
+  private async onSharedPollSubscribe(id: number, p: SubscribeParams, rulesIn: ChannelRules): Promise<void> {
+    const o = rulesIn.options.shared_poll;
+    const polls = this.node.sharedPolls;
+    if (!o || !polls)
+      throw new HeraldError(
+        ErrorCode.notAvailable,
+        `not available: channel "${rulesIn.channel}" has no shared_poll options (docs/shared-poll.md)`,
+      );
+    const auth = await this.authorizeSubscribe(p, rulesIn);
+    if (!auth) return;
+    const channel = rulesIn.channel;
+    if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
+    const ch = polls.open(channel, o);
+    const sub: Subscription = {
+      rules: auth.rules,
+      chanInfo: auth.chanInfo,
+      joinLeave: false,
+      presence: false,
+      expireAt: auth.expireAt,
+      invalidated: false,
+      active: true,
+      serverSide: false,
+      serverRefresh: false,
+      refreshing: false,
+      sharedPoll: true,
+    };
+    this.subs.set(channel, sub);
+    ch.join(this);
+    const parts = ['"type":4'];
+    if (ch.epoch) parts.push(`"epoch":${JSON.stringify(ch.epoch)}`);
+    if (auth.expireAt > 0) parts.push(`"expires":true,"ttl":${ttlSeconds(auth.expireAt, Date.now() / 1000)}`);
+    if (auth.replyData !== undefined) parts.push(`"data":${auth.replyData}`);
+    this.reply(id, 'subscribe', '{' + parts.join(',') + '}');
+    this.safeHook(() => this.node.hooks.onSubscribed?.({ ...this.context, channel }));
+  }
+
+  /**
+   * sub_refresh type 1 (track) and 2 (untrack) of a shared poll subscription. Every batch's signature is checked
+   * before anything changes: an expired one is 109 (the SDK gets a new one and tracks again), any other failure 103.
+   * The reply carries the data this node already holds for the keys; what does not fit in the reply follows as pushes.
+   */
+  private onTrack(id: number, p: Extract<SubRefreshParams, { type: 1 | 2 }>): void {
+    const { channel } = p;
+    const sub = this.subscribed(channel);
+    const ch = sub.sharedPoll ? this.node.sharedPolls?.get(channel) : undefined;
+    if (!ch)
+      throw new HeraldError(
+        ErrorCode.badRequest,
+        `bad request: track and untrack are for shared poll subscriptions; "${channel}" is not one`,
+      );
+    if (p.type === 2) {
+      ch.untrack(this, p.untrack);
+      this.reply(id, 'sub_refresh', EMPTY_RESULT);
+      return;
+    }
+    const nowSec = Math.floor(Date.now() / 1000);
+    let minExp = 0;
+    const batches = p.track.map((b) => {
+      const keys = b.items.map((it) => it.key);
+      const r = this.node.sharedPolls!.checkSignature(b.signature, { user: this.user, channel, keys, nowSec });
+      if (!r.ok) {
+        if (r.why === 'expired')
+          throw new HeraldError(
+            ErrorCode.tokenExpired,
+            'token expired: the track signature expired; get a new one from your backend (the SDK calls getSignature)',
+          );
+        throw new HeraldError(
+          ErrorCode.permissionDenied,
+          `permission denied: the track signature is ${r.why === 'malformed' ? 'not iat:exp:hmac' : r.why === 'not_yet_valid' ? 'issued in the future' : 'not valid for these keys, this user and this channel'} (docs/shared-poll.md#signatures)`,
+        );
+      }
+      if (r.exp > 0) minExp = minExp === 0 ? r.exp : Math.min(minExp, r.exp);
+      return { items: b.items, expiresAtMs: r.exp * 1000 };
+    });
+    const cached = ch.track(this, batches, p.untrack);
+    let left = this.replyBudget - 256;
+    const inReply: string[] = [];
+    const after: string[] = [];
+    const channelJson = JSON.stringify(channel);
+    for (const c of cached) {
+      const json = encodeKeyedPublication(c.key, c.data, c.version, false);
+      left -= Buffer.byteLength(json, 'utf8') + 1;
+      if (left >= 0) inReply.push(json);
+      else after.push(encodeKeyedPubPush(channelJson, c.key, c.data, c.version, false));
+    }
+    this.reply(id, 'sub_refresh', encodeSubRefreshResult(minExp, nowSec, inReply));
+    for (const push of after) this.transport.send(push);
+  }
+
   // ---- publish, history, presence, rpc, send ---------------------------------------------------------------
 
   private async onPublish(id: number, p: PublishParams): Promise<void> {
@@ -1447,7 +1559,9 @@ export class Session implements HubSubscriber {
     if (rules.options.subscription_type !== 'stream')
       throw new HeraldError(
         ErrorCode.notAvailable,
-        `not available: "${rules.channel}" is a ${rules.options.subscription_type} channel; publish with type 1 and a key`,
+        rules.options.subscription_type === 'shared_poll'
+          ? `not available: "${rules.channel}" is a shared poll channel; its data comes from your backend's refresh proxy`
+          : `not available: "${rules.channel}" is a ${rules.options.subscription_type} channel; publish with type 1 and a key`,
       );
     if (p.data === undefined) throw publishWithoutData();
     const sub = this.subs.get(rules.channel);

@@ -214,11 +214,90 @@ test('map options that Centrifugo would refuse are refused with what to fix', ()
   );
   assert.match(
     problems({ env: {}, fileConfig: { channel: { namespaces: [{ name: 's', subscription_type: 'mapp' }] } } })[0]!,
-    /subscription_type: expected "stream", "map" or "map_clients"/,
+    /subscription_type: expected "stream", "map", "map_clients" or "shared_poll"/,
   );
 });
 
-test('Centrifugo subscription types Herald lacks (map_users, shared_poll) load with a warning', () => {
+test('shared poll namespaces load with Centrifugo v6.8 names and defaults', () => {
+  const c = loadConfig({
+    env: {},
+    fileConfig: {
+      shared_poll: { hmac_secret_key: 'k', concurrency_limit: 8 },
+      proxies: [{ name: 'poll_backend', endpoint: 'http://127.0.0.1:3010/refresh' }],
+      channel: {
+        proxy: { shared_poll_refresh: { endpoint: 'http://127.0.0.1:3011/refresh' } },
+        namespaces: [
+          { name: 'a', subscription_type: 'shared_poll' },
+          {
+            name: 'b',
+            subscription_type: 'shared_poll',
+            shared_poll: {
+              proxy_name: 'poll_backend',
+              mode: 'versioned',
+              refresh_interval: '200ms',
+              refresh_batch_size: 50,
+            },
+          },
+        ],
+      },
+    },
+  });
+  assert.deepEqual(c.sharedPoll, { secret: 'k', previousSecret: '', previousValidUntil: 0, concurrencyLimit: 8 });
+  assert.deepEqual(c.channel.namespaces.get('a')!.shared_poll, {
+    proxy_name: '',
+    refresh_interval_ms: 10_000,
+    refresh_batch_size: 1000,
+    max_keys_per_connection: 5000,
+    mode: 'versionless',
+    channel_shutdown_delay_ms: 1000,
+    track_expired_extra_delay_ms: 25_000,
+  });
+  const b = c.channel.namespaces.get('b')!;
+  assert.equal(b.subscription_type, 'shared_poll');
+  assert.equal(b.shared_poll!.proxy_name, 'poll_backend');
+  assert.equal(b.shared_poll!.mode, 'versioned');
+  assert.equal(b.shared_poll!.refresh_interval_ms, 200);
+  assert.equal(b.shared_poll!.refresh_batch_size, 50);
+});
+
+test('a shared poll namespace without its HMAC key, its proxy or with options Herald lacks is refused, naming the fix', () => {
+  const out = problems({
+    env: {},
+    fileConfig: {
+      channel: {
+        namespaces: [
+          {
+            name: 'a',
+            subscription_type: 'shared_poll',
+            shared_poll: { proxy_name: 'missing', refresh_intervall: '1s' },
+          },
+          {
+            name: 'b',
+            subscription_type: 'shared_poll',
+            shared_poll: { publish_enabled: true, refresh_interval: '1ms' },
+          },
+          { name: 'c', shared_poll: {} },
+        ],
+      },
+    },
+  });
+  const want = [
+    /\("a"\): subscription_type "shared_poll" needs shared_poll.hmac_secret_key/,
+    /\("a"\).shared_poll.proxy_name: no proxy named "missing"/,
+    /\("a"\).shared_poll.refresh_intervall: unknown option; did you mean "shared_poll.refresh_interval"\?/,
+    /\("b"\).shared_poll.publish_enabled: direct publish \(shared_poll_publish\) is not supported/,
+    /\("b"\).shared_poll.refresh_interval: at least 50ms/,
+    /\("b"\): subscription_type "shared_poll" needs a refresh proxy/,
+    /\("c"\).shared_poll: shared poll options need subscription_type "shared_poll"/,
+  ];
+  for (const re of want)
+    assert.ok(
+      out.some((p) => re.test(p)),
+      `${re} in:\n${out.join('\n')}`,
+    );
+});
+
+test('Centrifugo subscription types Herald lacks (map_users) load with a warning', () => {
   const c = loadConfig({
     env: {},
     fileConfig: {

@@ -94,7 +94,22 @@ test('commands missing what they need are refused with 107 before anything runs'
   refused(() => parseCommand('refresh', {}), 107, 'bad request: refresh needs a token');
   refused(() => parseCommand('refresh', { token: '' }), 107, 'bad request: refresh needs a token');
   refused(() => parseCommand('sub_refresh', { channel: 'a' }), 107, 'bad request: sub_refresh needs channel and token');
-  refused(() => parseCommand('sub_refresh', { token: 't' }), 107, 'bad request: sub_refresh needs channel and token');
+  refused(() => parseCommand('sub_refresh', { token: 't' }), 107, 'bad request: sub_refresh needs a channel');
+  refused(
+    () => parseCommand('sub_refresh', { channel: 'a', type: 3 }),
+    107,
+    'bad request: sub_refresh.type must be 0 (refresh), 1 (track) or 2 (untrack)',
+  );
+  refused(
+    () => parseCommand('sub_refresh', { channel: 'a', type: 1 }),
+    107,
+    'bad request: sub_refresh type 1 (track) needs track batches',
+  );
+  refused(
+    () => parseCommand('sub_refresh', { channel: 'a', type: 2, untrack: [1] }),
+    107,
+    'bad request: sub_refresh.untrack[0] must be a non-empty string',
+  );
   refused(
     () => parseCommand('sub_refresh', { channel: 'a b', token: 't' }),
     107,
@@ -252,7 +267,29 @@ test('publish, history, rpc, send, refresh and sub_refresh params', () => {
   assert.deepEqual(params('rpc', { method: 'm', data: { x: 1 } }), { method: 'm', data: { x: 1 } });
   assert.deepEqual(params('send', { data: 'hi' }), { data: 'hi' });
   assert.deepEqual(params('refresh', { token: 't' }), { token: 't' });
-  assert.deepEqual(params('sub_refresh', { channel: 'c', token: 't' }), { channel: 'c', token: 't' });
+  assert.deepEqual(params('sub_refresh', { channel: 'c', token: 't' }), { type: 0, channel: 'c', token: 't' });
+  assert.deepEqual(
+    params('sub_refresh', {
+      channel: 'c',
+      type: 1,
+      track: [{ signature: 's', items: [{ key: 'a' }, { key: 'b', version: 3 }] }],
+      untrack: ['z'],
+    }),
+    {
+      type: 1,
+      channel: 'c',
+      track: [
+        {
+          signature: 's',
+          items: [
+            { key: 'a', version: 0 },
+            { key: 'b', version: 3 },
+          ],
+        },
+      ],
+      untrack: ['z'],
+    },
+  );
   assert.deepEqual(params('unsubscribe', { channel: 'anything at all' }), { channel: 'anything at all' });
   assert.deepEqual(params('presence', { channel: 'c' }), { channel: 'c' });
   assert.deepEqual(params('ping', { ignored: 1 }), {});

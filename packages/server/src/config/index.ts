@@ -17,6 +17,12 @@ import {
 } from './namespace.js';
 import { loadProxyConfig, type ProxyConfig } from './proxy.js';
 import { webhooksFrom } from './webhooks.js';
+import {
+  checkSharedPollNamespaces,
+  sharedPollConfigFrom,
+  sharedPollNamespaceFrom,
+  type SharedPollConfig,
+} from './shared-poll.js';
 import { adminFileSchema, adminFrom, type AdminConfig } from './admin.js';
 import type { WebhookTarget } from '../webhooks/sender.js';
 
@@ -174,6 +180,8 @@ export interface HeraldConfig {
   webhooks: WebhookTarget[];
   /** Proxies to the app's backend (file: client.proxy, channel.proxy, proxies, rpc; docs/proxy.md). */
   proxy: ProxyConfig;
+  /** file: shared_poll. The HMAC keys of shared poll subscriptions (docs/shared-poll.md); undefined when absent. */
+  sharedPoll?: SharedPollConfig | undefined;
   /** file: admin; HERALD_ADMIN_*. The admin web UI (docs/admin.md). */
   admin: AdminConfig;
 }
@@ -217,6 +225,7 @@ Object.assign(nsSchemaShape, {
   // Checked key by key in mapOptionsFrom, so that a misspelt map option names the one meant.
   subscription_type: z.unknown().optional(),
   map: z.unknown().optional(),
+  shared_poll: z.unknown().optional(),
   map_clients_presence_channel_prefix: z.string().optional(),
   client_publish_debounce_interval: z.union([z.string(), z.number()]).optional(),
 });
@@ -278,6 +287,8 @@ const fileSchema = z.looseObject({
   rpc: z.unknown().optional(),
   // Centrifugo's choice of map storage; Herald keeps maps in its engine (memory or Redis), so its content is ignored.
   map_broker: z.unknown().optional(),
+  // Checked key by key in shared-poll.ts.
+  shared_poll: z.unknown().optional(),
   admin: adminFileSchema,
 });
 
@@ -331,7 +342,6 @@ const centrifugoOnlyNamespaceKeys = new Set([
   'subscribe_stream_proxy_enabled',
   'subscribe_stream_proxy_name',
   'subscribe_stream_proxy_bidirectional',
-  'shared_poll',
   'map_users_presence_channel_prefix',
   'allow_channel_compaction',
 ]);
@@ -449,14 +459,21 @@ function mapNamespaceFrom(
   warnings: string[],
 ): void {
   const type = raw.subscription_type;
-  if (type === 'map_users' || type === 'shared_poll') {
-    // A Centrifugo config for the SDK's suite has them: it loads, and subscribing with that type gets 108.
+  if (type === 'map_users') {
+    // A Centrifugo config for the SDK's suite has it: it loads, and subscribing with that type gets 108.
     warnings.push(`${where}.subscription_type: "${type}" is not supported by Herald; its subscribes get 108`);
     return;
   }
+  if (type === 'shared_poll') {
+    if (raw.map !== undefined) problems.push(`${where}.map: map options need subscription_type "map" or "map_clients"`);
+    sharedPollNamespaceFrom(raw, where, ns, problems, warnings);
+    return;
+  }
+  if (raw.shared_poll !== undefined)
+    problems.push(`${where}.shared_poll: shared poll options need subscription_type "shared_poll"`);
   if (type !== undefined && type !== 'stream' && type !== 'map' && type !== 'map_clients') {
     problems.push(
-      `${where}.subscription_type: expected "stream", "map" or "map_clients" (or Centrifugo's "map_users", "shared_poll", not supported), got ${JSON.stringify(type)}`,
+      `${where}.subscription_type: expected "stream", "map", "map_clients" or "shared_poll" (or Centrifugo's "map_users", not supported), got ${JSON.stringify(type)}`,
     );
   } else if (type !== undefined) ns.subscription_type = type;
   if (typeof raw.map_clients_presence_channel_prefix === 'string')
@@ -910,6 +927,7 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
       problems,
       warnings,
     ),
+    sharedPoll: sharedPollConfigFrom(file.shared_poll, problems),
     admin: adminFrom(
       file.admin,
       {
@@ -939,6 +957,15 @@ export function loadConfig(input: LoadConfigInput = {}): HeraldConfig & { warnin
     }
   }
 
+  checkSharedPollNamespaces(
+    [
+      ['channel.without_namespace', config.channel.withoutNamespace],
+      ...[...config.channel.namespaces].map(([name, ns]) => [`channel.namespaces ("${name}")`, ns] as const),
+    ],
+    config.sharedPoll,
+    (name) => (name ? config.proxy.named.has(name) : config.proxy.sharedPollRefresh !== undefined),
+    problems,
+  );
   if (config.port < 0 || config.port > 65535) problems.push(`WS_PORT=${config.port}: expected 0-65535`);
   if (
     !config.insecure &&

@@ -37,6 +37,30 @@ export interface MapNamespaceOptions {
   live_transition_max_publication_limit: number;
 }
 
+/**
+ * A shared poll channel's options (`shared_poll: {...}` of a namespace with `subscription_type` "shared_poll"), named
+ * as in Centrifugo v6.8. docs/shared-poll.md.
+ */
+export interface SharedPollNamespaceOptions {
+  /** A `proxies[]` entry called for the tracked keys' current data; '' uses channel.proxy.shared_poll_refresh. @default '' */
+  proxy_name: string;
+  /** How often the backend is asked for the tracked keys, ms. @default 10 s */
+  refresh_interval_ms: number;
+  /** Keys per backend call. @default 1000 */
+  refresh_batch_size: number;
+  /** Keys one connection may track in one channel; more is error 106. @default 5000 */
+  max_keys_per_connection: number;
+  /**
+   * 'versionless': the backend answers data, Herald numbers each change (versions valid on this node, with an epoch);
+   * 'versioned': the backend answers data with a version that grows on every change. @default 'versionless'
+   */
+  mode: 'versionless' | 'versioned';
+  /** How long a channel's keys and versions outlive its last subscriber, ms. @default 1 s */
+  channel_shutdown_delay_ms: number;
+  /** How long a key stays tracked after its signature expired without a new track, ms. @default 25 s */
+  track_expired_extra_delay_ms: number;
+}
+
 export const MAP_DEFAULT_PAGE_SIZE = 100;
 export const MAP_MIN_PAGE_SIZE = 100;
 export const MAP_MAX_PAGE_SIZE = 1000;
@@ -45,12 +69,15 @@ export const MAP_MAX_PAGE_SIZE = 1000;
 export interface NamespaceOptions {
   /**
    * 'stream': publications with history (the default); 'map': keyed state a subscriber receives whole and then as
-   * changes; 'map_clients': a map of the clients subscribed to a channel (map presence, server-written).
+   * changes; 'map_clients': a map of the clients subscribed to a channel (map presence, server-written);
+   * 'shared_poll': keys a client tracks, whose data Herald polls from the app's backend (docs/shared-poll.md).
    * @default 'stream'
    */
-  subscription_type: 'stream' | 'map' | 'map_clients';
+  subscription_type: 'stream' | 'map' | 'map_clients' | 'shared_poll';
   /** The map options; set exactly when subscription_type is 'map' or 'map_clients'. @default null */
   map: MapNamespaceOptions | null;
+  /** The shared poll options; set exactly when subscription_type is 'shared_poll'. @default null */
+  shared_poll: SharedPollNamespaceOptions | null;
   /** A subscriber of a channel here is listed (key: its client ID) in the map_clients channel `<prefix><channel>`. @default '' (none) */
   map_clients_presence_channel_prefix: string;
   /** Subscribers may send a tags filter (`tf`) and receive only the entries and changes whose tags match. @default false */
@@ -120,6 +147,7 @@ export interface NamespaceOptions {
 export const defaultNamespaceOptions: NamespaceOptions = {
   subscription_type: 'stream',
   map: null,
+  shared_poll: null,
   map_clients_presence_channel_prefix: '',
   allow_tags_filter: false,
   client_publish_debounce_interval_ms: 0,

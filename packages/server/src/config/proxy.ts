@@ -53,6 +53,8 @@ export interface ProxyConfig {
   subscribe?: ProxyEndpoint;
   publish?: ProxyEndpoint;
   subRefresh?: ProxyEndpoint;
+  /** channel.proxy.shared_poll_refresh: the shared poll namespaces' refresh proxy when `shared_poll.proxy_name` is empty. */
+  sharedPollRefresh?: ProxyEndpoint;
   rpc?: ProxyEndpoint;
   /** `proxies[]` by name. */
   named: Map<string, ProxyEndpoint>;
@@ -364,6 +366,7 @@ export function loadProxyConfig(
       subscribe: proxySchema.optional(),
       publish: proxySchema.optional(),
       sub_refresh: proxySchema.optional(),
+      shared_poll_refresh: proxySchema.optional(),
     }),
     sections.channelProxy,
     'channel.proxy',
@@ -371,7 +374,7 @@ export function loadProxyConfig(
   );
   unknownKeys(
     sections.channelProxy,
-    ['subscribe', 'publish', 'sub_refresh', 'subscribe_stream', 'cache_empty', 'state'],
+    ['subscribe', 'publish', 'sub_refresh', 'shared_poll_refresh', 'subscribe_stream', 'cache_empty', 'state'],
     'channel.proxy',
     problems,
     warnings,
@@ -382,6 +385,14 @@ export function loadProxyConfig(
     config.publish = endpointFrom(channel.publish, 'default', 'channel.proxy.publish', problems, warnings);
   if (channel?.sub_refresh)
     config.subRefresh = endpointFrom(channel.sub_refresh, 'default', 'channel.proxy.sub_refresh', problems, warnings);
+  if (channel?.shared_poll_refresh)
+    config.sharedPollRefresh = endpointFrom(
+      channel.shared_poll_refresh,
+      'default',
+      'channel.proxy.shared_poll_refresh',
+      problems,
+      warnings,
+    );
 
   const checkRef = (
     where: string,

@@ -97,10 +97,21 @@ export interface RefreshParams {
   token: string;
 }
 
-export interface SubRefreshParams {
-  channel: string;
-  token: string;
+/** A shared poll track batch: keys with the versions the client holds, and the backend's signature over the keys. */
+export interface TrackBatchParams {
+  signature: string;
+  items: { key: string; version: number }[];
 }
+
+/**
+ * `type` 0: refresh the subscription token; 1: track shared poll keys (`track`, and `untrack` first); 2: untrack.
+ */
+export type SubRefreshParams =
+  | { type: 0; channel: string; token: string }
+  | { type: 1 | 2; channel: string; track: TrackBatchParams[]; untrack: string[] };
+
+/** Bytes of one shared poll key (UTF-8); a longer key is a bad request. */
+export const MAX_TRACK_KEY_BYTES = 1024;
 
 export interface CommandParams {
   connect: ConnectParams;
@@ -228,13 +239,54 @@ const PARSERS: Parsers = {
   },
   sub_refresh: (p) => {
     const channel = str(p.channel);
-    const token = str(p.token);
-    if (!channel || !token) throw badRequest('sub_refresh needs channel and token');
+    if (!channel) throw badRequest('sub_refresh needs a channel');
     const nameProblem = channelNameProblem(channel);
     if (nameProblem) throw badRequest(nameProblem);
-    return { channel, token };
+    const type = num(p.type) ?? 0;
+    if (type === 0) {
+      const token = str(p.token);
+      if (!token) throw badRequest('sub_refresh needs channel and token');
+      return { type: 0, channel, token };
+    }
+    if (type !== 1 && type !== 2) throw badRequest('sub_refresh.type must be 0 (refresh), 1 (track) or 2 (untrack)');
+    return { type, channel, track: type === 1 ? trackBatches(p.track) : [], untrack: trackKeys(p.untrack, 'untrack') };
   },
 };
+
+function trackKey(v: unknown, where: string): string {
+  if (typeof v !== 'string' || v === '') throw badRequest(`${where} must be a non-empty string`);
+  if (Buffer.byteLength(v, 'utf8') > MAX_TRACK_KEY_BYTES)
+    throw badRequest(`${where} is longer than ${MAX_TRACK_KEY_BYTES} bytes`);
+  return v;
+}
+
+function trackKeys(v: unknown, where: string): string[] {
+  if (v === undefined || v === null) return [];
+  return (v as unknown[]).map((k, i) => trackKey(k, `sub_refresh.${where}[${i}]`));
+}
+
+function trackBatches(v: unknown): TrackBatchParams[] {
+  if (v === undefined || v === null) throw badRequest('sub_refresh type 1 (track) needs track batches');
+  return (v as unknown[]).map((b, i) => {
+    const where = `sub_refresh.track[${i}]`;
+    if (typeof b !== 'object' || b === null || Array.isArray(b)) throw badRequest(`${where} must be an object`);
+    const batch = b as Record<string, unknown>;
+    if (typeof batch.signature !== 'string' || batch.signature === '')
+      throw badRequest(`${where}.signature must be the signature your backend gave for these keys`);
+    if (!Array.isArray(batch.items) || batch.items.length === 0)
+      throw badRequest(`${where}.items must be a non-empty array of {key, version}`);
+    const items = batch.items.map((it: unknown, j: number) => {
+      const at = `${where}.items[${j}]`;
+      if (typeof it !== 'object' || it === null || Array.isArray(it)) throw badRequest(`${at} must be an object`);
+      const item = it as Record<string, unknown>;
+      const version = item.version ?? 0;
+      if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0)
+        throw badRequest(`${at}.version must be a non-negative integer`);
+      return { key: trackKey(item.key, `${at}.key`), version };
+    });
+    return { signature: batch.signature, items };
+  });
+}
 
 /**
  * The typed command, or throws HeraldError 107 with the message the client gets (`bad request: <what to fix>`).

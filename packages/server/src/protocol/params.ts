@@ -6,7 +6,7 @@ import type { CommandMethod } from './codec.js';
  * that sends `recover: "yes"` or `offset: "1"` has a bug it should hear about, and a permissive reader is where
  * type confusion starts. Unknown fields are ignored (newer SDKs may send more); `null` counts as absent.
  */
-type FieldType = 'string' | 'boolean' | 'uint' | 'int' | 'object' | 'any';
+type FieldType = 'string' | 'boolean' | 'uint' | 'int' | 'object' | 'array' | 'any';
 
 const SUBSCRIBE_FIELDS: Record<string, FieldType> = {
   channel: 'string',
@@ -40,7 +40,7 @@ const FIELDS: Record<CommandMethod, Record<string, FieldType>> = {
   send: { data: 'any' },
   rpc: { method: 'string', data: 'any' },
   refresh: { token: 'string' },
-  sub_refresh: { channel: 'string', token: 'string' },
+  sub_refresh: { channel: 'string', token: 'string', type: 'int', track: 'array', untrack: 'array' },
 };
 
 /** Entries of connect's `subs` map: the recovery position of each server-side subscription. */
@@ -61,6 +61,8 @@ function fits(value: unknown, type: FieldType): boolean {
       return typeof value === 'number' && Number.isSafeInteger(value);
     case 'object':
       return typeof value === 'object' && value !== null && !Array.isArray(value);
+    case 'array':
+      return Array.isArray(value);
   }
 }
 
@@ -70,6 +72,7 @@ const TYPE_NAMES: Record<FieldType, string> = {
   uint: 'a non-negative integer',
   int: 'an integer',
   object: 'an object',
+  array: 'an array',
   any: 'any JSON',
 };
 

@@ -68,6 +68,19 @@ export function encodePublication(pub: Publication, fossil?: { data: string; del
 }
 
 /**
+ * A shared poll publication: a tracked key's data (JSON text) and version, or its removal (no data, no version).
+ */
+export function encodeKeyedPublication(
+  key: string,
+  data: string | undefined,
+  version: number,
+  removed: boolean,
+): string {
+  if (removed) return `{"key":${JSON.stringify(key)},"removed":true}`;
+  return `{"data":${data ?? 'null'},"key":${JSON.stringify(key)}${version > 0 ? `,"version":${version}` : ''}}`;
+}
+
+/**
  * A publication list (plain, or fossil-delta for a subscriber that negotiated it) built only while it stays within
  * `maxBytes` of UTF-8: undefined as soon as it would not fit, so an oversized reply is never built whole.
  */
@@ -226,8 +239,12 @@ export function encodeMapSubscribeResult(r: MapSubscribeResult): string {
   return '{' + parts.join(',') + '}';
 }
 
-export function encodeSubRefreshResult(expireAt: number, nowSec: number): string {
-  return `{${expiresFields(expireAt, nowSec) ?? ''}}`;
+export function encodeSubRefreshResult(expireAt: number, nowSec: number, items?: readonly string[]): string {
+  const parts: string[] = [];
+  const expires = expiresFields(expireAt, nowSec);
+  if (expires) parts.push(expires);
+  if (items && items.length > 0) parts.push(`"items":[${items.join(',')}]`);
+  return '{' + parts.join(',') + '}';
 }
 
 /** A history result (client `history` and API `history`): `publications` is a JSON list (encodePublicationListWithin). */
@@ -274,6 +291,17 @@ export function encodePubPush(
   fossil?: { data: string; delta: boolean },
 ): string {
   return `{"push":{"channel":${channelJson},"pub":${encodePublication(pub, fossil)}}}`;
+}
+
+/** A shared poll change pushed to the clients tracking its key. */
+export function encodeKeyedPubPush(
+  channelJson: string,
+  key: string,
+  data: string | undefined,
+  version: number,
+  removed: boolean,
+): string {
+  return `{"push":{"channel":${channelJson},"pub":${encodeKeyedPublication(key, data, version, removed)}}}`;
 }
 
 export function encodeJoinPush(channelJson: string, info: ClientInfo): string {

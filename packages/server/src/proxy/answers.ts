@@ -83,6 +83,20 @@ export const subRefreshResultSchema = z.looseObject({
   b64info: opt(z.string()),
 });
 
+/** One item of a shared poll refresh answer: its current data (or `removed`), with a version in versioned mode. */
+const sharedPollItemSchema = z.looseObject({
+  key: z.string(),
+  data: opt(z.unknown()),
+  b64data: opt(z.string()),
+  version: opt(z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)),
+  removed: opt(z.boolean()),
+});
+
+export const sharedPollRefreshResultSchema = z.looseObject({
+  items: opt(z.array(sharedPollItemSchema)),
+  epoch: opt(z.string().max(256)),
+});
+
 export const rpcResultSchema = z.looseObject({
   data: opt(z.unknown()),
   b64data: opt(z.string()),

@@ -4,7 +4,7 @@ import type { ProxyFailureReason } from './http-client.js';
 /** What one proxy call came to, as herald_proxy_requests_total's `outcome` label names it (docs/proxy.md, "Metrics"). */
 export type ProxyOutcome = 'ok' | 'error' | 'disconnect' | ProxyFailureReason;
 
-export type ProxyKind = 'connect' | 'refresh' | 'subscribe' | 'publish' | 'sub_refresh' | 'rpc';
+export type ProxyKind = 'connect' | 'refresh' | 'subscribe' | 'publish' | 'sub_refresh' | 'rpc' | 'shared_poll_refresh';
 
 /** The proxies' Prometheus metrics, on the Herald instance's registry, labelled by proxy name and kind. */
 export interface ProxyMetrics {

@@ -10,6 +10,7 @@ import {
   publishResultSchema,
   refreshResultSchema,
   rpcResultSchema,
+  sharedPollRefreshResultSchema,
   subRefreshResultSchema,
   subscribeResultSchema,
   type SubscribeOverride,
@@ -55,6 +56,27 @@ export interface PublishGrant {
   idempotencyKey?: string;
   skipHistory: boolean;
 }
+
+/** One key's state in a shared poll refresh answer; `data` is JSON text, absent when the backend sent none. */
+export interface SharedPollItem {
+  key: string;
+  data?: string;
+  version: number;
+  removed: boolean;
+}
+
+/** A shared poll refresh answer: the items the backend sent (others are unchanged) and its epoch when it gave one. */
+export interface SharedPollAnswer {
+  items: SharedPollItem[];
+  epoch?: string;
+}
+
+/** What a shared poll refresh call is made for: no client, the channel's poller. */
+const POLLER_CONNECTION: ProxyConnection = {
+  client: '',
+  user: '',
+  request: { headers: {}, remoteAddress: '', url: '' },
+};
 
 /** A refresh's outcome; a failed call keeps the connection for 60 s more and tries again (Centrifugo's rule). */
 export type RefreshOutcome =
@@ -122,6 +144,7 @@ export class Proxies {
       config.subscribe ||
       config.publish ||
       config.subRefresh ||
+      config.sharedPollRefresh ||
       config.rpc ||
       config.named.size > 0,
     );
@@ -268,6 +291,42 @@ export class Proxies {
     const body = this.base(conn, endpoint, true);
     body.channel = channel;
     return this.refreshLike('sub_refresh', endpoint, conn, body, subRefreshResultSchema);
+  }
+
+  /** True when the shared poll refresh proxy `name` ('' for channel.proxy.shared_poll_refresh) is configured. */
+  hasSharedPollRefresh(name: string): boolean {
+    return (name === '' ? this.config.sharedPollRefresh : this.config.named.get(name)) !== undefined;
+  }
+
+  /**
+   * Asks the app's backend for the current data of tracked keys (`items`: `{key}`, or `{key, version}` in versioned
+   * mode). Throws HeraldError 150 / 151 when the call fails or answers the wrong shape (logged), or the backend's own
+   * error.
+   */
+  async sharedPollRefresh(
+    name: string,
+    body: { channel: string; items: { key: string; version?: number }[] },
+  ): Promise<SharedPollAnswer> {
+    const endpoint = this.named('shared_poll_refresh', name, this.config.sharedPollRefresh);
+    return this.call(
+      'shared_poll_refresh',
+      endpoint,
+      POLLER_CONNECTION,
+      { channel: body.channel, items: body.items },
+      sharedPollRefreshResultSchema,
+      (r) => {
+        const out: SharedPollAnswer = { items: [] };
+        if (!r) return out;
+        if (r.epoch) out.epoch = r.epoch;
+        for (const it of r.items ?? []) {
+          const item: SharedPollItem = { key: it.key, version: it.version ?? 0, removed: it.removed === true };
+          const data = this.payload(it.data, it.b64data, `items.data of "${it.key.slice(0, 64)}"`);
+          if (data !== undefined) item.data = data;
+          out.items.push(item);
+        }
+        return out;
+      },
+    );
   }
 
   async rpc(conn: ProxyConnection, p: { method: string; data: unknown }): Promise<string> {

@@ -77,9 +77,9 @@ const centrifugoStyleConfig = {
         allow_subscribe_for_client: true,
       },
       {
-        name: 'poll',
-        subscription_type: 'shared_poll',
-        shared_poll: { proxy_name: 'x' },
+        name: 'users',
+        subscription_type: 'map_users',
+        map: { mode: 'ephemeral', key_ttl: '60s' },
         allow_subscribe_for_client: true,
       },
     ],
@@ -104,7 +104,7 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
     return c;
   };
 
-  test('a Centrifugo config naming features Herald lacks (shared_poll) loads with warnings instead of typo errors', async () => {
+  test('a Centrifugo config naming features Herald lacks (map_users) loads with warnings instead of typo errors', async () => {
     const res = await api(s, 'info', {});
     assert.equal(res.status, 200);
   });
@@ -262,13 +262,13 @@ describe('behaviours the centrifuge SDK test suite relies on', { timeout: 60_000
     await res.text();
   });
 
-  test('a map subscription to a stream channel or a shared poll subscription is refused with 108 instead of being served as an empty stream', async () => {
+  test('a map subscription to a stream channel or a map users subscription is refused with 108 instead of being served as an empty stream', async () => {
     const raw = await RawClient.open(s.wsUrl);
     try {
       raw.send(
         { id: 1, connect: {} },
         { id: 2, subscribe: { channel: 'delta:m', type: 1 } },
-        { id: 3, subscribe: { channel: 'poll:p', type: 4 } },
+        { id: 3, subscribe: { channel: 'users:p', type: 3 } },
       );
       assert.equal((await raw.reply(2)).error?.code, 108);
       assert.equal((await raw.reply(3)).error?.code, 108);

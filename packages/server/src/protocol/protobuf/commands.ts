@@ -93,7 +93,24 @@ const REQUESTS: readonly (readonly [CommandMethod, RequestSchema])[] = [
   ['send', { 1: ['data', 'json'] }],
   ['rpc', { 1: ['data', 'json'], 2: ['method', 'string'] }],
   ['refresh', { 1: ['token', 'string'] }],
-  ['sub_refresh', { 1: ['channel', 'string'], 2: ['token', 'string'] }],
+  [
+    'sub_refresh',
+    {
+      1: ['channel', 'string'],
+      2: ['token', 'string'],
+      3: ['type', 'int'],
+      4: [
+        'track',
+        {
+          repeated: {
+            1: ['signature', 'string'],
+            2: ['items', { repeated: { 1: ['key', 'string'], 2: ['version', 'uint'] } }],
+          },
+        },
+      ],
+      5: ['untrack', { repeated: 'string' }],
+    },
+  ],
 ];
 if (REQUESTS.length !== COMMAND_METHODS.length) throw new Error('protobuf: a command method has no request schema');
 

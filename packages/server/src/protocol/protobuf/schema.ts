@@ -38,6 +38,8 @@ export const PUBLICATION: MessageSchema = {
   delta: [8, 'bool'],
   key: [11, 'string'],
   removed: [12, 'bool'],
+  epoch: [14, 'string'],
+  version: [16, 'uint'],
 };
 
 export const SUBSCRIBE_RESULT: MessageSchema = {
@@ -123,5 +125,5 @@ export const REPLY: MessageSchema = {
   ping: [12, { message: EMPTY }],
   rpc: [13, { message: { data: [1, 'json'] } }],
   refresh: [14, { message: REFRESH_RESULT }],
-  sub_refresh: [15, { message: EXPIRY }],
+  sub_refresh: [15, { message: { expires: [1, 'bool'], ttl: [2, 'uint'], items: [3, { repeated: PUBLICATION }] } }],
 };
