@@ -13,7 +13,8 @@
 #
 # The suite expects Centrifugo on localhost:8000 with its file centrifugo_test.json (insecure client mode,
 # HMAC secret "secret", HTTP API key "test-api-key", namespaces with history, recovery and fossil delta).
-# Herald reads that file unchanged through HERALD_CONFIG and warns about the Centrifugo features it lacks.
+# Herald reads that file through HERALD_CONFIG (a copy: the shared poll proxies' host.docker.internal becomes
+# 127.0.0.1, nothing else changes) and warns about the Centrifugo features it lacks.
 # Environment: SKIP_BUILD=1 skips `npm run build`; PER_FILE=1 runs one jest process per test file (the map tests'
 # stray timers then cannot fail tests of other files); HERALD_LOG_LEVEL (default warn); the Herald log goes to
 # $HERALD_LOG (default: a temp file, printed on failure to start).
