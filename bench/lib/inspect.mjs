@@ -46,8 +46,12 @@ export async function memoryAfterGc(inspectPort, timeoutMs = 60_000) {
   }
 }
 
-/** A heap snapshot of the target summarized by constructor: Map name -> { size (self bytes), count }. */
-export async function heapByConstructor(inspectPort, timeoutMs = 120_000) {
+/**
+ * A heap snapshot of the target summarized by constructor: Map name -> { size (self bytes), count }. With
+ * `byRetainer`, the anonymous kinds (internal arrays, strings, numbers, plain objects and arrays) are split by what holds
+ * them: `(array) <- Session.subs` names the first strong retainer's constructor and the edge's name.
+ */
+export async function heapByConstructor(inspectPort, timeoutMs = 120_000, { byRetainer = false } = {}) {
   const list = await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json();
   const ws = new WebSocket(list[0].webSocketDebuggerUrl, { perMessageDeflate: false, maxPayload: 1 << 30 });
   await new Promise((resolve, reject) => {
@@ -73,13 +77,46 @@ export async function heapByConstructor(inspectPort, timeoutMs = 120_000) {
   const snap = JSON.parse(chunks.join(''));
   const f = snap.snapshot.meta.node_fields;
   const types = snap.snapshot.meta.node_types[0];
-  const [iType, iName, iSize] = ['type', 'name', 'self_size'].map((k) => f.indexOf(k));
+  const [iType, iName, iSize, iEdges] = ['type', 'name', 'self_size', 'edge_count'].map((k) => f.indexOf(k));
   const out = new Map();
   const nodes = snap.nodes;
-  for (let i = 0; i < nodes.length; i += f.length) {
+  const label = (i) => {
     const type = types[nodes[i + iType]];
     const name = type === 'object' || type === 'closure' ? snap.strings[nodes[i + iName]] : `(${type})`;
-    const key = type === 'closure' ? `closure ${name}` : name;
+    return type === 'closure' ? `closure ${name}` : name;
+  };
+  /** node index -> the first strong retainer's "label.edge". */
+  const retainer = new Map();
+  if (byRetainer) {
+    const ef = snap.snapshot.meta.edge_fields;
+    const etypes = snap.snapshot.meta.edge_types[0];
+    const [eType, eName, eTo] = ['type', 'name_or_index', 'to_node'].map((k) => ef.indexOf(k));
+    let e = 0;
+    for (let i = 0; i < nodes.length; i += f.length) {
+      const n = nodes[i + iEdges];
+      for (let k = 0; k < n; k++, e += ef.length) {
+        const et = etypes[snap.edges[e + eType]];
+        if (et === 'weak' || et === 'shortcut') continue;
+        const to = snap.edges[e + eTo];
+        if (retainer.has(to)) continue;
+        const nm =
+          et === 'element' || et === 'hidden' ? `[${snap.edges[e + eName]}]` : snap.strings[snap.edges[e + eName]];
+        retainer.set(to, `${label(i)}.${nm}`);
+      }
+    }
+  }
+  const anonymous = new Set([
+    '(array)',
+    '(string)',
+    '(number)',
+    '(hidden)',
+    '(concatenated string)',
+    'Object',
+    'Array',
+  ]);
+  for (let i = 0; i < nodes.length; i += f.length) {
+    let key = label(i);
+    if (byRetainer && anonymous.has(key)) key = `${key} <- ${retainer.get(i) ?? '?'}`;
     const e = out.get(key) ?? { size: 0, count: 0 };
     e.size += nodes[i + iSize];
     e.count++;

@@ -129,23 +129,107 @@ export interface SessionMetrics {
   published(): void;
 }
 
-interface Subscription {
-  rules: ChannelRules;
-  chanInfo?: string;
-  joinLeave: boolean;
-  presence: boolean;
-  expireAt: number;
-  /** The feed skipped publications while the subscribe reply was being prepared: recover right after it. */
-  invalidated: boolean;
-  active: boolean;
-  serverSide: boolean;
-  /** Herald refreshes it through the sub_refresh proxy at expireAt (the client is not told a ttl). */
-  serverRefresh: boolean;
-  refreshing: boolean;
-  /** A shared poll subscription: its keys are tracked in the node's SharedPolls, not in the hub. */
-  sharedPoll?: boolean;
+const F_JOIN_LEAVE = 1;
+const F_PRESENCE = 2;
+const F_INVALIDATED = 4;
+const F_ACTIVE = 8;
+const F_SERVER_SIDE = 16;
+const F_SERVER_REFRESH = 32;
+const F_REFRESHING = 64;
+const F_SHARED_POLL = 128;
+
+/**
+ * One subscription of a session. Its flags share one number, and it is its own channel rules (an idle connection holds
+ * one of these per channel, and nothing else for it).
+ */
+class Subscription implements ChannelRules {
+  private flags = 0;
+  readonly channel: string;
+  readonly namespace: string | undefined;
+  readonly options: NamespaceOptions;
   /** A map subscription listed in this map_clients channel (map_clients_presence_channel_prefix) while active. */
-  mapPresence?: { channel: string; options: NonNullable<NamespaceOptions['map']>; refreshAt: number };
+  mapPresence: { channel: string; options: NonNullable<NamespaceOptions['map']>; refreshAt: number } | undefined =
+    undefined;
+
+  constructor(
+    rules: ChannelRules,
+    public chanInfo: string | undefined,
+    public expireAt: number,
+    init: {
+      joinLeave?: boolean;
+      presence?: boolean;
+      active?: boolean;
+      serverSide?: boolean;
+      serverRefresh?: boolean;
+      sharedPoll?: boolean;
+    } = {},
+  ) {
+    this.channel = rules.channel;
+    this.namespace = rules.namespace;
+    this.options = rules.options;
+    this.flags =
+      (init.joinLeave ? F_JOIN_LEAVE : 0) |
+      (init.presence ? F_PRESENCE : 0) |
+      (init.active ? F_ACTIVE : 0) |
+      (init.serverSide ? F_SERVER_SIDE : 0) |
+      (init.serverRefresh ? F_SERVER_REFRESH : 0) |
+      (init.sharedPoll ? F_SHARED_POLL : 0);
+  }
+
+  get rules(): ChannelRules {
+    return this;
+  }
+
+  private flag(f: number, v: boolean): void {
+    this.flags = v ? this.flags | f : this.flags & ~f;
+  }
+
+  get joinLeave(): boolean {
+    return (this.flags & F_JOIN_LEAVE) !== 0;
+  }
+
+  get presence(): boolean {
+    return (this.flags & F_PRESENCE) !== 0;
+  }
+
+  /** The feed skipped publications while the subscribe reply was being prepared: recover right after it. */
+  get invalidated(): boolean {
+    return (this.flags & F_INVALIDATED) !== 0;
+  }
+
+  set invalidated(v: boolean) {
+    this.flag(F_INVALIDATED, v);
+  }
+
+  get active(): boolean {
+    return (this.flags & F_ACTIVE) !== 0;
+  }
+
+  set active(v: boolean) {
+    this.flag(F_ACTIVE, v);
+  }
+
+  get serverSide(): boolean {
+    return (this.flags & F_SERVER_SIDE) !== 0;
+  }
+
+  /** Herald refreshes it through the sub_refresh proxy at expireAt (the client is not told a ttl). */
+  get serverRefresh(): boolean {
+    return (this.flags & F_SERVER_REFRESH) !== 0;
+  }
+
+  get refreshing(): boolean {
+    return (this.flags & F_REFRESHING) !== 0;
+  }
+
+  set refreshing(v: boolean) {
+    this.flag(F_REFRESHING, v);
+  }
+
+  /** A shared poll subscription: its keys are tracked in the node's SharedPolls, not in the hub. */
+  get sharedPoll(): boolean {
+    return (this.flags & F_SHARED_POLL) !== 0;
+  }
 }
 
 /**
@@ -211,6 +295,27 @@ interface ReplyBudget {
  * One client connection's life: connect, subscribe, publish, recover, refresh, close. Commands run strictly in
  * arrival order; later commands wait while an earlier one (e.g. connect with an async key lookup) is pending.
  */
+/** A session's rarely used state (see Session.rare). */
+class SessionRare {
+  mapSteps: Map<string, MapStep> | undefined = undefined;
+  publishing: Map<string, Promise<void>> | undefined = undefined;
+  readingPaused = false;
+  errors = 0;
+  meta: unknown = undefined;
+  emulatedHeaders: Record<string, string> | undefined = undefined;
+  refreshing = false;
+  dueCheck = false;
+}
+
+const NO_MAP_STEPS: ReadonlyMap<string, MapStep> = new Map();
+
+/** The SDKs' names, so that every connection of one SDK holds the same string rather than its own copy. */
+const CLIENT_NAMES = new Map(['js', 'go', 'dart', 'swift', 'java', 'python', 'dotnet'].map((n) => [n, n]));
+
+function internClientName(name: string): string {
+  return CLIENT_NAMES.get(name) ?? name;
+}
+
 export class Session implements HubSubscriber {
   readonly id = randomUUID();
   user = '';
@@ -218,33 +323,19 @@ export class Session implements HubSubscriber {
   private state: 'new' | 'connecting' | 'connected' | 'closed' = 'new';
   /** Most connections hold one subscription: no Map until a second (SmallMap). */
   private readonly subs: Map<string, Subscription> = new SmallMap();
-  /** Map subscriptions paging through their state or stream (not in `subs` between two steps); a SmallMap, as subs. */
-  private readonly mapSteps: Map<string, MapStep> = new SmallMap();
-  private readonly backlog: DecodedCommand[] = [];
+  /** Commands read and not handled yet; made when a frame brings some, dropped when handled (most of the time). */
+  private backlog: DecodedCommand[] | undefined;
   private processing = false;
-  /**
-   * Publishes handed to the engine and not answered yet, by channel (see drain); made at a connection's first
-   * publish. They never reject: handle() turns errors into replies.
-   */
-  private publishing: Map<string, Promise<void>> | undefined;
-  /** The transport was asked to stop reading: the backlog reached queueCap (resumes at half of it). */
-  private readingPaused = false;
-  private errors = 0;
   private expireAt = 0;
   private readonly createdAt = Date.now();
   private nextPingAt = 0;
   private pongDeadline = 0;
   private tokens: number;
   private lastRefill = Date.now();
+  /** The connect command's `name` (the SDK's: "js", "go", ...). */
   private clientName = '';
-  /** `meta` from the connect or refresh proxy: never sent to the client. */
-  private meta: unknown;
-  /** The connect command's `headers` map (headers emulation), for proxies' emulated_headers. */
-  private emulatedHeaders: Record<string, string> | undefined;
-  /** A refresh proxy call is under way. */
-  private refreshing = false;
-  /** A close for a passed deadline waits for the input already sent to be read (closeIfStillDue). */
-  private dueCheck = false;
+  /** What few connections use, made on first use: an idle connection holds none of it (docs/benchmarks.md, target 3). */
+  private rare: SessionRare | undefined;
 
   constructor(
     private readonly node: SessionNode,
@@ -253,6 +344,84 @@ export class Session implements HubSubscriber {
     public request: UpgradeRequestInfo,
   ) {
     this.tokens = node.config.commandRatePerSecond * 2;
+  }
+
+  private get own(): SessionRare {
+    return (this.rare ??= new SessionRare());
+  }
+
+  /** Map subscriptions paging through their state or stream (not in `subs` between two steps). */
+  private get mapSteps(): ReadonlyMap<string, MapStep> {
+    return this.rare?.mapSteps ?? NO_MAP_STEPS;
+  }
+
+  private get ownMapSteps(): Map<string, MapStep> {
+    return (this.own.mapSteps ??= new SmallMap());
+  }
+
+  /**
+   * Publishes handed to the engine and not answered yet, by channel (see drain); made at a connection's first
+   * publish. They never reject: handle() turns errors into replies.
+   */
+  private get publishing(): Map<string, Promise<void>> | undefined {
+    return this.rare?.publishing;
+  }
+
+  private set publishing(v: Map<string, Promise<void>> | undefined) {
+    this.own.publishing = v;
+  }
+
+  /** The transport was asked to stop reading: the backlog reached queueCap (resumes at half of it). */
+  private get readingPaused(): boolean {
+    return this.rare?.readingPaused === true;
+  }
+
+  private set readingPaused(v: boolean) {
+    if (v || this.rare) this.own.readingPaused = v;
+  }
+
+  private get errors(): number {
+    return this.rare?.errors ?? 0;
+  }
+
+  private set errors(v: number) {
+    this.own.errors = v;
+  }
+
+  /** `meta` from the connect or refresh proxy: never sent to the client. */
+  private get meta(): unknown {
+    return this.rare?.meta;
+  }
+
+  private set meta(v: unknown) {
+    this.own.meta = v;
+  }
+
+  /** The connect command's `headers` map (headers emulation), for proxies' emulated_headers. */
+  private get emulatedHeaders(): Record<string, string> | undefined {
+    return this.rare?.emulatedHeaders;
+  }
+
+  private set emulatedHeaders(v: Record<string, string> | undefined) {
+    if (v !== undefined || this.rare) this.own.emulatedHeaders = v;
+  }
+
+  /** A refresh proxy call is under way. */
+  private get refreshing(): boolean {
+    return this.rare?.refreshing === true;
+  }
+
+  private set refreshing(v: boolean) {
+    if (v || this.rare) this.own.refreshing = v;
+  }
+
+  /** A close for a passed deadline waits for the input already sent to be read (closeIfStillDue). */
+  private get dueCheck(): boolean {
+    return this.rare?.dueCheck === true;
+  }
+
+  private set dueCheck(v: boolean) {
+    if (v || this.rare) this.own.dueCheck = v;
   }
 
   get isConnected(): boolean {
@@ -299,11 +468,12 @@ export class Session implements HubSubscriber {
       }
       commands = decoded.commands;
     }
-    for (const c of commands) this.backlog.push(c);
+    const backlog = (this.backlog ??= []);
+    for (const c of commands) backlog.push(c);
     // Backpressure, not a refusal: a client pipelining faster than its commands are handled is no longer read until
     // the backlog drains to half (one frame already read may take it past the cap: at most HERALD_MAX_MESSAGE_SIZE).
     // Only a client over HERALD_COMMAND_RATE is refused (rateLimited: 111, then 3013).
-    if (!this.readingPaused && this.backlog.length >= this.queueCap) {
+    if (!this.readingPaused && backlog.length >= this.queueCap) {
       this.readingPaused = true;
       this.transport.pause();
     }
@@ -334,7 +504,7 @@ export class Session implements HubSubscriber {
     if (this.state === 'closed') return;
     const wasConnected = this.state === 'connected';
     this.state = 'closed';
-    this.backlog.length = 0;
+    this.backlog = undefined;
     this.node.metrics.disconnect(code);
     for (const channel of [...this.subs.keys()]) this.dropSubscription(channel, 'disconnect', code);
     if (wasConnected) {
@@ -482,9 +652,11 @@ export class Session implements HubSubscriber {
   private async drain(): Promise<void> {
     this.processing = true;
     try {
-      while (this.backlog.length > 0 && this.state !== 'closed') {
-        const cmd = this.backlog.shift()!;
-        if (this.readingPaused && this.backlog.length <= this.queueCap / 2) this.resumeReading();
+      for (;;) {
+        const backlog = this.backlog;
+        if (!backlog || backlog.length === 0 || this.state === 'closed') break;
+        const cmd = backlog.shift()!;
+        if (this.readingPaused && backlog.length <= this.queueCap / 2) this.resumeReading();
         const channel = this.overlappingPublish(cmd);
         const publishing = this.publishing;
         if (channel === undefined) {
@@ -507,6 +679,7 @@ export class Session implements HubSubscriber {
       }
     } finally {
       this.processing = false;
+      if (this.backlog?.length === 0) this.backlog = undefined;
     }
   }
 
@@ -668,7 +841,7 @@ export class Session implements HubSubscriber {
     const token = p.token;
     if (token === null) throw tokenNotString();
     this.state = 'connecting';
-    this.clientName = p.name ?? '';
+    this.clientName = internClientName(p.name ?? '');
     const cfg = this.node.config;
     let creds: ConnectionCredentialsLike | undefined;
     let replyData: string | undefined;
@@ -1007,18 +1180,12 @@ export class Session implements HubSubscriber {
     const joinLeave = o.join_leave && (p.joinLeave || o.force_push_join_leave);
     // Fossil delta is negotiated when the namespace allows it; the SDK then reads every `pub.data` as a JSON string.
     const delta = p.delta && o.allowed_delta_types.includes('fossil');
-    const sub: Subscription = {
-      rules,
-      chanInfo,
+    const sub = new Subscription(rules, chanInfo, expireAt, {
       joinLeave,
       presence: o.presence,
-      expireAt,
-      invalidated: false,
-      active: false,
       serverSide,
       serverRefresh: p.serverRefresh === true,
-      refreshing: false,
-    };
+    });
     this.subs.set(channel, sub);
     try {
       await this.node.hub.add(channel, this, joinLeave, delta ? { publish: o.delta_publish } : undefined);
@@ -1120,7 +1287,7 @@ export class Session implements HubSubscriber {
           ErrorCode.badRequest,
           'bad request: a map subscribe starts with a state page (phase 2) or recovers from a position',
         );
-      this.mapSteps.delete(channel);
+      this.rare?.mapSteps?.delete(channel);
       const auth = await this.authorizeSubscribe(p, rulesIn);
       if (!auth) return;
       let filter: TagsFilter | undefined;
@@ -1144,14 +1311,14 @@ export class Session implements HubSubscriber {
         stream: false,
         delta: p.delta === 'fossil' && auth.rules.options.allowed_delta_types.includes('fossil'),
       };
-      this.mapSteps.set(channel, step);
+      this.ownMapSteps.set(channel, step);
     }
     const current = step;
     try {
       if (p.phase === MAP_PHASE_STATE) await this.mapStatePage(id, p, current);
       else await this.mapRecover(id, p, current);
     } catch (err) {
-      if (this.mapSteps.get(channel) === current) this.mapSteps.delete(channel);
+      if (this.mapSteps.get(channel) === current) this.rare?.mapSteps?.delete(channel);
       throw err;
     }
   }
@@ -1308,18 +1475,7 @@ export class Session implements HubSubscriber {
   private async mapRegister(step: MapStep): Promise<Subscription> {
     const channel = step.rules.channel;
     if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
-    const sub: Subscription = {
-      rules: step.rules,
-      chanInfo: step.chanInfo,
-      joinLeave: false,
-      presence: false,
-      expireAt: step.expireAt,
-      invalidated: false,
-      active: false,
-      serverSide: false,
-      serverRefresh: false,
-      refreshing: false,
-    };
+    const sub = new Subscription(step.rules, step.chanInfo, step.expireAt);
     this.subs.set(channel, sub);
     try {
       const o = step.rules.options;
@@ -1369,7 +1525,7 @@ export class Session implements HubSubscriber {
       this.mapUnregister(channel, sub);
       throw err;
     }
-    if (this.mapSteps.get(channel) === step) this.mapSteps.delete(channel);
+    if (this.mapSteps.get(channel) === step) this.rare?.mapSteps?.delete(channel);
     this.reply(id, 'subscribe', json);
     // A delta subscriber now holds each key's value of the reply: the bases of the keys' next patches.
     this.activate(channel, position, undefined, step.delta ? [...entries, ...pubs] : undefined);
@@ -1433,7 +1589,7 @@ export class Session implements HubSubscriber {
   }
 
   private onUnsubscribe(id: number, p: UnsubscribeParams): void {
-    this.mapSteps.delete(p.channel);
+    this.rare?.mapSteps?.delete(p.channel);
     this.dropSubscription(p.channel, 'client', UnsubscribeCode.client);
     this.reply(id, 'unsubscribe', EMPTY_RESULT);
   }
@@ -1475,19 +1631,7 @@ export class Session implements HubSubscriber {
     const channel = rulesIn.channel;
     if (this.subs.has(channel)) throw new HeraldError(ErrorCode.alreadySubscribed);
     const ch = polls.open(channel, o);
-    const sub: Subscription = {
-      rules: auth.rules,
-      chanInfo: auth.chanInfo,
-      joinLeave: false,
-      presence: false,
-      expireAt: auth.expireAt,
-      invalidated: false,
-      active: true,
-      serverSide: false,
-      serverRefresh: false,
-      refreshing: false,
-      sharedPoll: true,
-    };
+    const sub = new Subscription(auth.rules, auth.chanInfo, auth.expireAt, { active: true, sharedPoll: true });
     this.subs.set(channel, sub);
     ch.join(this);
     const parts = ['"type":4'];

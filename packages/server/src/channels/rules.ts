@@ -22,7 +22,18 @@ export function resolveChannel(config: Pick<HeraldConfig, 'channel'>, channel: u
       ErrorCode.unknownChannel,
       `unknown channel: namespace "${ns}" is not configured (add it to channel.namespaces)`,
     );
-  return { channel: name, namespace: ns, options };
+  return { channel: name, namespace: namespaceName(config.channel.namespaces, ns), options };
+}
+
+const namespaceNames = new WeakMap<ReadonlyMap<string, NamespaceOptions>, Map<string, string>>();
+
+/** The config's own string for a namespace name, so that rules held per subscription share it rather than a copy. */
+function namespaceName(namespaces: ReadonlyMap<string, NamespaceOptions>, ns: string): string {
+  let names = namespaceNames.get(namespaces);
+  if (!names) namespaceNames.set(namespaces, (names = new Map()));
+  let name = names.get(ns);
+  if (name === undefined) names.set(ns, (name = ns));
+  return name;
 }
 
 export interface Actor {

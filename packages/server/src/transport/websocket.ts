@@ -381,6 +381,11 @@ function statusText(status: number): string {
   );
 }
 
+/** Until the WebSocket takes the socket over, an error on it only destroys it (one function for every socket). */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 export class WebSocketEndpoint {
   private readonly wss: WebSocketServer;
   private readonly uniWss: WebSocketServer;
@@ -424,7 +429,7 @@ export class WebSocketEndpoint {
   /** Handles an upgrade on one of its paths; returns false (touching nothing) for any other path. Never throws. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     if (!this.ownsPath(req.url)) return false;
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     try {
       this.upgrade(req, socket, head);
     } catch (err) {
@@ -438,7 +443,8 @@ export class WebSocketEndpoint {
     const info: UpgradeRequestInfo = {
       headers: req.headers,
       remoteAddress: req.socket.remoteAddress ?? '',
-      url: req.url ?? '/',
+      // The endpoint's own path string when the URL is just that: every connection then shares one string.
+      url: this.opts.paths.find((p) => p === req.url) ?? req.url ?? '/',
     };
     if (!this.opts.isAccepting())
       return this.reject(socket, 503, 'server is shutting down; reconnect to another node', info);
@@ -522,6 +528,8 @@ export class WebSocketEndpoint {
   }
 
   private accept(ws: WebSocket, socket: Duplex, info: UpgradeRequestInfo): void {
+    // The WebSocket handles the socket's errors from now on.
+    socket.removeListener('error', destroyOnError);
     const ip = info.remoteAddress;
     this.opts.ipConnections.add(ip);
     this.sockets.add(ws);
@@ -543,6 +551,7 @@ export class WebSocketEndpoint {
 
   /** A unidirectional connection: one connect request (the first message, unless in the URL), then pushes only. */
   private acceptUni(ws: WebSocket, socket: Duplex, info: UpgradeRequestInfo, connectFrame: string | undefined): void {
+    socket.removeListener('error', destroyOnError);
     const ip = info.remoteAddress;
     const releaseIp = this.opts.ipConnections.acquire(ip);
     this.sockets.add(ws);
