@@ -104,6 +104,23 @@ describe('SharedPollChannel (fake clock, fake backend)', () => {
     assert.deepEqual(a.got, [{ data: { v: 1 }, key: 'k', version: 1 }]);
   });
 
+  test('immediate polls of keys without data are at most one per tenth of the interval, however often keys are re-tracked', async () => {
+    const h = harness({ mode: 'versioned', refresh_interval_ms: 10_000 });
+    const a = subscriber('a');
+    h.ch.join(a.sub);
+    for (let i = 0; i < 50; i++) {
+      h.ch.track(a.sub, [{ items: [{ key: 'unknown', version: 0 }], expiresAtMs: 0 }], []);
+      h.ch.untrack(a.sub, ['unknown']);
+      h.ch.track(a.sub, [{ items: [{ key: 'unknown', version: 0 }], expiresAtMs: 0 }], []);
+      await h.advance(10);
+      for (const c of h.calls.filter((c) => c.items.length > 0)) void c.answer({ items: [] });
+    }
+    // 500 ms of re-tracking: one poll at once, then one more after 1 s (a tenth of the 10 s interval).
+    assert.equal(h.calls.length, 1);
+    await h.advance(1000);
+    assert.equal(h.calls.length, 2);
+  });
+
   test('versioned: a subscriber is sent a key only when the version is newer than the one it holds, once', async () => {
     const h = harness({ mode: 'versioned' });
     const a = subscriber('a');

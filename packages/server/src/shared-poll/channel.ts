@@ -85,6 +85,7 @@ export class SharedPollChannel {
   private cancelShutdown: (() => void) | undefined;
   private readonly cold = new Set<string>();
   private cancelCold: (() => void) | undefined;
+  private lastColdAt = -Infinity;
   private readonly delays = new Set<() => void>();
   private lastWarnAt = -Infinity;
   private isClosed = false;
@@ -193,7 +194,12 @@ export class SharedPollChannel {
         }
       }
     }
-    if (this.cold.size > 0 && !this.cancelCold) this.cancelCold = this.deps.schedule(0, () => this.pollCold());
+    if (this.cold.size > 0 && !this.cancelCold) {
+      // At most one immediate poll per tenth of the interval: a client re-tracking keys the backend does not answer
+      // cannot turn its commands into backend calls.
+      const wait = Math.max(0, this.lastColdAt + this.coldGapMs - this.deps.now());
+      this.cancelCold = this.deps.schedule(wait, () => this.pollCold());
+    }
     this.ensureCycle();
     return out;
   }
@@ -284,8 +290,13 @@ export class SharedPollChannel {
     });
   }
 
+  private get coldGapMs(): number {
+    return this.opts.refresh_interval_ms / 10;
+  }
+
   private pollCold(): void {
     this.cancelCold = undefined;
+    this.lastColdAt = this.deps.now();
     const keys = [...this.cold].filter((k) => this.keys.get(k)?.data === undefined);
     this.cold.clear();
     const size = this.opts.refresh_batch_size;
