@@ -128,7 +128,8 @@ describe('shared poll subscriptions (memory engine)', { timeout: 60_000 }, () =>
     return `${ns}:t${++seq}`;
   }
 
-  function pollSub(c: Centrifuge, ch: string, user = 'u1') {
+  /** A shared poll subscription signing with the backend's key, subscribed, and the updates it receives. */
+  async function pollSub(c: Centrifuge, ch: string, user = 'u1') {
     const sub = c.newSharedPollSubscription(ch, {
       getSignature: async (ctx) => ({ keys: ctx.keys, signature: sign(user, ch, ctx.keys) }),
     });
@@ -136,6 +137,8 @@ describe('shared poll subscriptions (memory engine)', { timeout: 60_000 }, () =>
     sub.on('update', (ctx) =>
       updates.push({ key: ctx.key, data: payload(ctx.data), version: ctx.version, removed: ctx.removed || undefined }),
     );
+    sub.subscribe();
+    await sub.ready(5000);
     return { sub, updates };
   }
 
@@ -145,9 +148,7 @@ describe('shared poll subscriptions (memory engine)', { timeout: 60_000 }, () =>
       const ch = channel('votes');
       put(ch, 'a', { data: { votes: 1 }, version: 1 });
       put(ch, 'b', { data: { votes: 7 }, version: 3 });
-      const { sub, updates } = pollSub(c, ch);
-      sub.subscribe();
-      await sub.ready(5000);
+      const { sub, updates } = await pollSub(c, ch);
       sub.track(['a', 'b']);
       await waitFor(() => updates.length >= 2, 'the first data of a and b');
       assert.deepEqual(
@@ -171,9 +172,7 @@ describe('shared poll subscriptions (memory engine)', { timeout: 60_000 }, () =>
     const c = await client();
     const ch = channel('votes');
     put(ch, 'k', { data: { v: 5 }, version: 5 });
-    const { sub, updates } = pollSub(c, ch);
-    sub.subscribe();
-    await sub.ready(5000);
+    const { sub, updates } = await pollSub(c, ch);
     sub.track([{ key: 'k', version: 5 }], sign('u1', ch, ['k']));
     await waitFor(() => asked(ch).length >= 3, 'three polls of k');
     assert.deepEqual(updates, []);
@@ -185,16 +184,12 @@ describe('shared poll subscriptions (memory engine)', { timeout: 60_000 }, () =>
   test("a second client tracking a key gets this node's data in the track reply, without a poll", async () => {
     const ch = channel('slow');
     put(ch, 'cfg', { data: { theme: 'dark' }, version: 4 });
-    const a = pollSub(await client('json', 'ua'), ch, 'ua');
-    a.sub.subscribe();
-    await a.sub.ready(5000);
+    const a = await pollSub(await client('json', 'ua'), ch, 'ua');
     a.sub.track(['cfg']);
     // The first tracker's key is cold: polled at once rather than after the hour-long interval.
     await waitFor(() => a.updates.length === 1, 'the cold key polled at once');
     assert.deepEqual(asked(ch), ['cfg']);
-    const b = pollSub(await client('json', 'ub'), ch, 'ub');
-    b.sub.subscribe();
-    await b.sub.ready(5000);
+    const b = await pollSub(await client('json', 'ub'), ch, 'ub');
     b.sub.track(['cfg']);
     await waitFor(() => b.updates.length === 1, "the second client's data");
     assert.deepEqual(b.updates, [{ key: 'cfg', data: { theme: 'dark' }, version: 4, removed: undefined }]);
@@ -205,9 +200,7 @@ describe('shared poll subscriptions (memory engine)', { timeout: 60_000 }, () =>
     const c = await client();
     const ch = channel('scores');
     put(ch, 'x', { data: { score: 1 } });
-    const { sub, updates } = pollSub(c, ch);
-    sub.subscribe();
-    await sub.ready(5000);
+    const { sub, updates } = await pollSub(c, ch);
     sub.track(['x']);
     await waitFor(() => updates.length === 1, 'the first data of x');
     const first = updates[0]!;
@@ -224,9 +217,7 @@ describe('shared poll subscriptions (memory engine)', { timeout: 60_000 }, () =>
     const ch = channel('scores');
     put(ch, 'gone', { data: { n: 1 } });
     put(ch, 'stays', { data: { n: 2 } });
-    const { sub, updates } = pollSub(c, ch);
-    sub.subscribe();
-    await sub.ready(5000);
+    const { sub, updates } = await pollSub(c, ch);
     sub.track(['gone', 'stays']);
     await waitFor(() => updates.length === 2, 'both keys');
     put(ch, 'gone', { data: null, removed: true });
@@ -245,9 +236,7 @@ describe('shared poll subscriptions (memory engine)', { timeout: 60_000 }, () =>
     const c = await client();
     const ch = channel('votes');
     put(ch, 'p', { data: { price: 10 }, version: 1 });
-    const { sub, updates } = pollSub(c, ch);
-    sub.subscribe();
-    await sub.ready(5000);
+    const { sub, updates } = await pollSub(c, ch);
     sub.track(['p']);
     await waitFor(() => updates.length === 1, 'the first price');
     // The backend answers 503 for a while (its handler replaced), then recovers with a newer version.
@@ -271,9 +260,7 @@ describe('shared poll subscriptions (memory engine)', { timeout: 60_000 }, () =>
     const c = await client();
     const ch = channel('scores');
     put(ch, 'q', { data: { n: 1 } });
-    const { sub, updates } = pollSub(c, ch);
-    sub.subscribe();
-    await sub.ready(5000);
+    const { sub, updates } = await pollSub(c, ch);
     sub.track(['q']);
     await waitFor(() => updates.length === 1, 'q');
     c.disconnect();
