@@ -291,10 +291,6 @@ interface ReplyBudget {
   left: number;
 }
 
-/**
- * One client connection's life: connect, subscribe, publish, recover, refresh, close. Commands run strictly in
- * arrival order; later commands wait while an earlier one (e.g. connect with an async key lookup) is pending.
- */
 /** A session's rarely used state (see Session.rare). */
 class SessionRare {
   mapSteps: Map<string, MapStep> | undefined = undefined;
@@ -316,6 +312,10 @@ function internClientName(name: string): string {
   return CLIENT_NAMES.get(name) ?? name;
 }
 
+/**
+ * One client connection's life: connect, subscribe, publish, recover, refresh, close. Commands run strictly in
+ * arrival order; later commands wait while an earlier one (e.g. connect with an async key lookup) is pending.
+ */
 export class Session implements HubSubscriber {
   readonly id = randomUUID();
   user = '';

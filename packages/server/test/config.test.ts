@@ -277,6 +277,7 @@ test('a shared poll namespace without its HMAC key, its proxy or with options He
             shared_poll: { publish_enabled: true, refresh_interval: '1ms' },
           },
           { name: 'c', shared_poll: {} },
+          { name: 'd', subscription_type: 'shared_poll', presence: true, join_leave: true, history_size: 10 },
         ],
       },
     },
@@ -289,6 +290,9 @@ test('a shared poll namespace without its HMAC key, its proxy or with options He
     /\("b"\).shared_poll.refresh_interval: at least 50ms/,
     /\("b"\): subscription_type "shared_poll" needs a refresh proxy/,
     /\("c"\).shared_poll: shared poll options need subscription_type "shared_poll"/,
+    /\("d"\).presence: shared poll channels have no presence; remove it/,
+    /\("d"\).join_leave: shared poll channels have no join leave; remove it/,
+    /\("d"\).history_size: shared poll channels keep no history; remove it/,
   ];
   for (const re of want)
     assert.ok(

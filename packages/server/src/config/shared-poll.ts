@@ -43,6 +43,16 @@ const KNOWN_KEYS = new Set<string>([
   ...DURATION_KEYS.map(([k]) => k),
 ]);
 
+const STREAM_ONLY_KEYS = [
+  'presence',
+  'join_leave',
+  'force_push_join_leave',
+  'force_recovery',
+  'allow_recovery',
+  'force_positioning',
+  'allow_positioning',
+] as const;
+
 /** The shortest refresh interval taken: a backend polled faster than this is a misconfiguration, not a feature. */
 export const MIN_REFRESH_INTERVAL_MS = 50;
 
@@ -55,6 +65,14 @@ export function sharedPollNamespaceFrom(
   warnings: string[],
 ): void {
   ns.subscription_type = 'shared_poll';
+  // A shared poll channel carries tracked keys' data only: a stream option on it would be ignored, so it is refused.
+  for (const key of STREAM_ONLY_KEYS)
+    if (raw[key] === true)
+      problems.push(`${where}.${key}: shared poll channels have no ${key.replace(/_/g, ' ')}; remove it`);
+  if (typeof raw.history_size === 'number' && raw.history_size > 0)
+    problems.push(`${where}.history_size: shared poll channels keep no history; remove it`);
+  if (Array.isArray(raw.allowed_delta_types) && raw.allowed_delta_types.length > 0)
+    warnings.push(`${where}.allowed_delta_types: Herald sends shared poll data whole (no fossil delta); ignored`);
   const s = raw.shared_poll;
   const opts: SharedPollNamespaceOptions = { ...SHARED_POLL_DEFAULTS };
   ns.shared_poll = opts;
